@@ -1,0 +1,55 @@
+// The configuration file: JSON text in, validated plain structs out. Every
+// key has a default; every problem is reported with its key path
+// (e.g. `routes[2].service: no service named "ap"`). The structs the workers
+// use live in worker/settings.h; this file adds what only the supervisor needs.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/settings.h"
+
+namespace ringhttpd::master {
+
+struct ListenerConfig {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
+  int port = 8080;                      // 0 = any free port (tests)
+};
+
+struct AdminConfig {
+  std::string socket = "run/ringhttpd.sock";
+  unsigned mode = 0600;
+};
+
+struct LogConfig {
+  std::string access = "off";     // "off", "stderr" or a file path
+  std::string format = "combined"; // "combined" or "json"
+  std::string level = "info";      // "debug", "info", "warn", "error"
+};
+
+struct Config {
+  std::vector<ListenerConfig> listeners;
+  worker::NetworkSettings network;
+  std::vector<worker::ServiceSettings> services;
+  std::vector<worker::RouteSettings> routes;
+  AdminConfig admin;
+  LogConfig log;
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<std::string> errors;  // "key.path: problem", empty when valid
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses and validates JSON text. Never throws.
+ConfigResult parse_config(std::string_view json_text);
+
+// Reads a file and parses it; a read failure is reported as an error.
+ConfigResult load_config_file(const std::string& path);
+
+// The embedded default (etc/ringhttpd.json at build time).
+std::string_view default_config_text();
+
+}  // namespace ringhttpd::master

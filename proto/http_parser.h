@@ -1,0 +1,52 @@
+// Streaming HTTP/1.1 request parser over llhttp. Input may arrive split at any
+// byte boundary; complete requests come out in order (pipelining). On a
+// protocol error the parser stops for good and names the status to answer
+// (400, 413, 414, 431, 501, 505) -- the connection is then closed, so no byte
+// after the error is ever interpreted.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/http_request.h"
+
+namespace ringhttpd::proto {
+
+struct ParserLimits {
+  uint32_t max_header_bytes = 16384;  // request line + headers; over -> 431
+  uint32_t max_target_bytes = 8192;   // request-target; over -> 414
+  uint64_t max_body_bytes = 1048576;  // decoded body; over -> 413
+};
+
+class RequestParser {
+ public:
+  explicit RequestParser(ParserLimits limits = {});
+  ~RequestParser();
+  RequestParser(RequestParser&&) noexcept;
+  RequestParser& operator=(RequestParser&&) noexcept;
+
+  // Feeds bytes. Every request completed by them is appended to `out`.
+  // Returns false once the parser has failed (then error_status() != 0);
+  // all later calls return false and consume nothing.
+  bool feed(std::string_view data, std::vector<HttpRequest>& out);
+
+  int error_status() const;            // 0 while no error
+  std::string_view error_reason() const;  // short human text for logs/body
+  // True when bytes of an unfinished request have been consumed (so a
+  // timeout is a 408, not an idle keep-alive close).
+  bool mid_request() const;
+  // True when the head of the current request is complete and it carries
+  // "Expect: 100-continue" and a body is still to come (so the caller may
+  // send "100 Continue"). Cleared when the request completes.
+  bool wants_continue() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringhttpd::proto
