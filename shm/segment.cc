@@ -1,0 +1,162 @@
+// Segment layout arithmetic, naming, and the Boost.Interprocess calls that
+// create, map and unlink a segment. The shared_memory_object (and so its fd)
+// is dropped as soon as the region is mapped: a mapping needs no descriptor,
+// and none can leak into a child.
+#include "shm/segment.h"
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <charconv>
+#include <cstddef>
+#include <cstring>
+
+namespace bip = boost::interprocess;
+
+namespace ringhttpd::shm {
+namespace {
+
+constexpr uint64_t align64(uint64_t v) { return (v + 63) & ~uint64_t{63}; }
+
+uint32_t fnv1a(uint32_t h, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    h ^= static_cast<uint8_t>(v >> (i * 8));
+    h *= 16777619u;
+  }
+  return h;
+}
+
+}  // namespace
+
+uint32_t layout_tag() {
+  uint32_t h = 2166136261u;
+  for (uint64_t v : {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
+                     offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot),
+                     offsetof(ProcessSlot, inflight), sizeof(RingEntry), sizeof(RingHeader),
+                     offsetof(RingHeader, head), offsetof(RingHeader, tail),
+                     sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
+    h = fnv1a(h, v);
+  }
+  return h;
+}
+
+SegmentLayout compute_layout(const SegmentSpec& spec) {
+  SegmentLayout layout;
+  const uint64_t n_service = spec.service_ring_bytes.size();
+  layout.slots_offset = align64(sizeof(SegmentHeader));
+  layout.rings_offset = layout.slots_offset + (spec.n_network + n_service) * sizeof(ProcessSlot);
+  uint64_t at = align64(layout.rings_offset + spec.n_network * n_service * 2 * sizeof(RingEntry));
+  for (uint32_t n = 0; n < spec.n_network; ++n) {
+    for (uint64_t s = 0; s < n_service; ++s) {
+      for (int dir = 0; dir < 2; ++dir) {
+        layout.rings.push_back(RingEntry{at, spec.service_ring_bytes[s]});
+        at = align64(at + sizeof(RingHeader) + spec.service_ring_bytes[s]);
+      }
+    }
+  }
+  layout.total_bytes = at;
+  return layout;
+}
+
+std::string segment_name(uint32_t instance_pid, uint32_t generation) {
+  return "ringhttpd." + std::to_string(instance_pid) + ".g" + std::to_string(generation);
+}
+
+std::optional<uint32_t> segment_instance(std::string_view name) {
+  constexpr std::string_view prefix = "ringhttpd.";
+  if (!name.starts_with(prefix)) return std::nullopt;
+  name.remove_prefix(prefix.size());
+  uint32_t pid = 0;
+  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+  if (ec != std::errc{} || pid == 0) return std::nullopt;
+  std::string_view rest(end, name.data() + name.size() - end);
+  if (!rest.starts_with(".g") || rest.size() == 2) return std::nullopt;
+  for (char c : rest.substr(2)) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  return pid;
+}
+
+struct Segment::Mapping {
+  bip::mapped_region region;
+};
+
+Segment::Segment() = default;
+Segment::~Segment() = default;
+Segment::Segment(Segment&&) noexcept = default;
+Segment& Segment::operator=(Segment&&) noexcept = default;
+
+std::optional<Segment> Segment::create(const std::string& name, const SegmentSpec& spec,
+                                       std::string& error) {
+  const SegmentLayout layout = compute_layout(spec);
+  Segment seg;
+  try {
+    bip::shared_memory_object object(bip::create_only, name.c_str(), bip::read_write,
+                                     bip::permissions(0600));
+    object.truncate(static_cast<bip::offset_t>(layout.total_bytes));
+    seg.mapping_ = std::make_unique<Mapping>(Mapping{bip::mapped_region(object, bip::read_write)});
+  } catch (const bip::interprocess_exception& e) {
+    error = "cannot create shared memory segment " + name + ": " + e.what();
+    return std::nullopt;
+  }
+  seg.name_ = name;
+  seg.base_ = static_cast<std::byte*>(seg.mapping_->region.get_address());
+  seg.header_ = reinterpret_cast<SegmentHeader*>(seg.base_);
+  std::memset(seg.base_, 0, layout.slots_offset + (spec.n_network + spec.service_ring_bytes.size()) *
+                                                      sizeof(ProcessSlot));
+  auto* table = reinterpret_cast<RingEntry*>(seg.base_ + layout.rings_offset);
+  for (size_t i = 0; i < layout.rings.size(); ++i) {
+    table[i] = layout.rings[i];
+    Ring::init(reinterpret_cast<RingHeader*>(seg.base_ + layout.rings[i].offset),
+               layout.rings[i].capacity);
+  }
+  *seg.header_ = SegmentHeader{kSegmentMagic,
+                               kLayoutVersion,
+                               layout_tag(),
+                               layout.total_bytes,
+                               spec.generation,
+                               spec.n_network,
+                               static_cast<uint32_t>(spec.service_ring_bytes.size()),
+                               0,
+                               layout.slots_offset,
+                               layout.rings_offset};
+  return seg;
+}
+
+std::optional<Segment> Segment::open(const std::string& name, std::string& error) {
+  Segment seg;
+  try {
+    bip::shared_memory_object object(bip::open_only, name.c_str(), bip::read_write);
+    seg.mapping_ = std::make_unique<Mapping>(Mapping{bip::mapped_region(object, bip::read_write)});
+  } catch (const bip::interprocess_exception& e) {
+    error = "cannot open shared memory segment " + name + ": " + e.what();
+    return std::nullopt;
+  }
+  seg.name_ = name;
+  seg.base_ = static_cast<std::byte*>(seg.mapping_->region.get_address());
+  seg.header_ = reinterpret_cast<SegmentHeader*>(seg.base_);
+  const SegmentHeader& h = *seg.header_;
+  if (seg.mapping_->region.get_size() < sizeof(SegmentHeader) || h.magic != kSegmentMagic ||
+      h.layout_version != kLayoutVersion || h.layout_tag != layout_tag() ||
+      h.total_bytes > seg.mapping_->region.get_size()) {
+    error = "shared memory segment " + name + " has another layout (version or build mismatch)";
+    return std::nullopt;
+  }
+  return seg;
+}
+
+bool Segment::remove(const std::string& name) {
+  return bip::shared_memory_object::remove(name.c_str());
+}
+
+ProcessSlot& Segment::slot(uint32_t i) {
+  return reinterpret_cast<ProcessSlot*>(base_ + header_->slots_offset)[i];
+}
+
+Ring Segment::ring(uint32_t network, uint32_t service, Direction dir) {
+  const auto* table = reinterpret_cast<const RingEntry*>(base_ + header_->rings_offset);
+  const RingEntry& e = table[ring_index(header_->n_service, network, service, dir)];
+  auto* rh = reinterpret_cast<RingHeader*>(base_ + e.offset);
+  return Ring(rh, base_ + e.offset + sizeof(RingHeader));
+}
+
+}  // namespace ringhttpd::shm

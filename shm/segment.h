@@ -1,0 +1,135 @@
+// One shared-memory segment per generation: its layout (header, process
+// slots, ring table, rings), and creating, mapping and removing it with
+// Boost.Interprocess. The supervisor creates and removes it; workers inherit
+// the mapping across fork (or open it by name) and check the layout first.
+//
+//   offset 0     SegmentHeader   magic, layout version + tag, sizes, counts
+//   slots_off    ProcessSlot[n_network + n_service]       one 64-byte line each
+//   rings_off    RingEntry[n_network * n_service * 2]     offset + capacity
+//   ring_k       RingHeader (192 bytes) + data[capacity]  for every entry,
+//                aligned to 64 bytes
+//
+// Ring (n, s, dir) joins network process n and service process s; dir 0
+// carries requests (network -> service), dir 1 responses (service -> network).
+// Process slot i < n_network is network process i; n_network + s is service
+// process s (services in config order, processes of a service consecutive).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "shm/ring.h"
+
+namespace ringhttpd::shm {
+
+inline constexpr uint64_t kSegmentMagic = 0x52494e4748545450ull;  // "RINGHTTP"
+inline constexpr uint32_t kLayoutVersion = 1;
+
+struct SegmentHeader {
+  uint64_t magic;
+  uint32_t layout_version;
+  uint32_t layout_tag;  // from the sizes and offsets of the shared structs
+  uint64_t total_bytes;
+  uint32_t generation;
+  uint32_t n_network;
+  uint32_t n_service;
+  uint32_t reserved;
+  uint64_t slots_offset;
+  uint64_t rings_offset;
+};
+static_assert(std::is_trivially_copyable_v<SegmentHeader>);
+
+enum class ProcessRole : uint32_t { none = 0, network = 1, service = 2 };
+enum class ProcessState : uint32_t { empty = 0, starting = 1, ready = 2, stopping = 3 };
+
+// One process's line of the scoreboard. Counters are written by the process
+// itself; `inflight` by every network process (dispatch) and the service
+// process (completion), through atomic_ref.
+struct alignas(64) ProcessSlot {
+  uint32_t pid;
+  ProcessRole role;
+  uint32_t generation;
+  uint32_t index;        // within its role (network) or its service's pool
+  ProcessState state;
+  uint32_t incarnation;  // bumped each time a process takes this slot
+  uint64_t started_at_ms;
+  uint64_t requests;     // requests answered
+  uint64_t inflight;     // requests queued to (service) or being served by it
+  uint8_t reserved[16];
+};
+static_assert(sizeof(ProcessSlot) == 64);
+static_assert(std::is_trivially_copyable_v<ProcessSlot>);
+
+struct RingEntry {
+  uint64_t offset;    // of its RingHeader from the segment start
+  uint64_t capacity;  // data bytes
+};
+static_assert(std::is_trivially_copyable_v<RingEntry>);
+
+enum class Direction : uint32_t { request = 0, response = 1 };
+
+// What a segment must hold: the shape of one generation.
+struct SegmentSpec {
+  uint32_t generation = 1;
+  uint32_t n_network = 1;
+  std::vector<uint64_t> service_ring_bytes;  // one entry per service process
+};
+
+// Offsets computed from a spec; pure arithmetic, no memory touched.
+struct SegmentLayout {
+  uint64_t total_bytes = 0;
+  uint64_t slots_offset = 0;
+  uint64_t rings_offset = 0;
+  std::vector<RingEntry> rings;  // index ring_index(n, s, dir)
+};
+
+SegmentLayout compute_layout(const SegmentSpec& spec);
+uint32_t layout_tag();
+inline size_t ring_index(uint32_t n_service, uint32_t network, uint32_t service, Direction dir) {
+  return (static_cast<size_t>(network) * n_service + service) * 2 + static_cast<size_t>(dir);
+}
+
+// "ringhttpd.<pid>.g<generation>" (Boost adds the leading '/'; the file shows
+// up as /dev/shm/ringhttpd.<pid>.g<generation>).
+std::string segment_name(uint32_t instance_pid, uint32_t generation);
+// The instance pid of a name segment_name() made, or nullopt for other names.
+std::optional<uint32_t> segment_instance(std::string_view name);
+
+// A mapped segment. Move-only; unmaps on destruction, never removes (the
+// owner calls remove()).
+class Segment {
+ public:
+  Segment();
+  ~Segment();
+  Segment(Segment&&) noexcept;
+  Segment& operator=(Segment&&) noexcept;
+
+  // Creates (fails if the name exists), sizes, maps and formats a segment.
+  // On failure returns nullopt and sets `error`.
+  static std::optional<Segment> create(const std::string& name, const SegmentSpec& spec,
+                                       std::string& error);
+  // Maps an existing segment and checks magic, layout version and tag.
+  static std::optional<Segment> open(const std::string& name, std::string& error);
+  // Unlinks the name (mappings stay valid). True if it existed.
+  static bool remove(const std::string& name);
+
+  const std::string& name() const { return name_; }
+  const SegmentHeader& header() const { return *header_; }
+  ProcessSlot& slot(uint32_t i);
+  uint32_t slot_count() const { return header_->n_network + header_->n_service; }
+  Ring ring(uint32_t network, uint32_t service, Direction dir);
+
+ private:
+  struct Mapping;
+  std::unique_ptr<Mapping> mapping_;
+  std::string name_;
+  SegmentHeader* header_ = nullptr;
+  std::byte* base_ = nullptr;
+};
+
+}  // namespace ringhttpd::shm

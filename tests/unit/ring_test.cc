@@ -1,0 +1,187 @@
+// shm::Ring on ordinary memory: framing, empty/full, wrap-around with the
+// padding record, and the sleep/wake flags of both sides.
+#include "shm/ring.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ringhttpd::shm {
+namespace {
+
+struct TestRing {
+  explicit TestRing(uint64_t capacity)
+      : memory(static_cast<std::byte*>(std::aligned_alloc(64, sizeof(RingHeader) + capacity))) {
+    Ring::init(header(), capacity);
+  }
+  ~TestRing() { std::free(memory); }
+  RingHeader* header() { return reinterpret_cast<RingHeader*>(memory); }
+  Ring view() { return Ring(header(), memory + sizeof(RingHeader)); }
+  std::byte* memory;
+};
+
+std::string payload_of(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7);
+  return s;
+}
+
+TEST(Ring, EmptyRingHasNothingToPeek) {
+  TestRing t(4096);
+  Ring consumer = t.view();
+  RecordView rec;
+  EXPECT_TRUE(consumer.empty());
+  EXPECT_FALSE(consumer.peek(rec));
+  EXPECT_TRUE(Ring::valid(t.header(), 4096));
+  EXPECT_FALSE(Ring::valid(t.header(), 8192));
+}
+
+TEST(Ring, RecordRoundTripsTypeFlagsIdAndPayload) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  const std::string parts[] = {"hello, ", "ring"};
+  const std::string_view views[] = {parts[0], parts[1]};
+  ASSERT_TRUE(producer.try_push(7, 1, 0xabcdef0123ull, views, 2));
+  RecordView rec;
+  ASSERT_TRUE(consumer.peek(rec));
+  EXPECT_EQ(rec.type, 7);
+  EXPECT_EQ(rec.flags, 1);
+  EXPECT_EQ(rec.id, 0xabcdef0123ull);
+  EXPECT_EQ(rec.payload, "hello, ring");
+  consumer.pop();
+  EXPECT_TRUE(consumer.empty());
+  EXPECT_FALSE(consumer.peek(rec));
+}
+
+TEST(Ring, EmptyPayloadIsARecord) {
+  TestRing t(4096);
+  Ring ring = t.view();
+  ASSERT_TRUE(ring.try_push(3, 0, 9, std::string_view{}));
+  RecordView rec;
+  ASSERT_TRUE(ring.peek(rec));
+  EXPECT_EQ(rec.type, 3);
+  EXPECT_TRUE(rec.payload.empty());
+}
+
+TEST(Ring, FullRingRefusesWithoutWritingAndAcceptsAfterPop) {
+  TestRing t(4096);
+  Ring ring = t.view();
+  const std::string p = payload_of(1000, 'a');  // footprint 1024: four fill 4096
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ring.try_push(1, 0, i, p)) << i;
+  EXPECT_EQ(ring.used(), 4096u);
+  EXPECT_FALSE(ring.try_push(1, 0, 99, std::string_view("x")));
+  EXPECT_EQ(ring.used(), 4096u);
+  RecordView rec;
+  ASSERT_TRUE(ring.peek(rec));
+  EXPECT_EQ(rec.id, 0u);
+  ring.pop();
+  EXPECT_TRUE(ring.try_push(1, 0, 4, p));
+}
+
+TEST(Ring, OversizedRecordIsRefused) {
+  TestRing t(4096);
+  Ring ring = t.view();
+  EXPECT_FALSE(ring.try_push(1, 0, 0, payload_of(max_record_payload(4096) + 1, 'x')));
+  EXPECT_TRUE(ring.try_push(1, 0, 0, payload_of(max_record_payload(4096), 'x')));
+}
+
+TEST(Ring, WrapsAroundWithPaddingAndKeepsOrderAndContent) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  // Sizes chosen so records keep landing near the end of the area.
+  uint64_t next_push = 0, next_pop = 0;
+  RecordView rec;
+  for (int round = 0; round < 2000; ++round) {
+    const size_t size = static_cast<size_t>((round * 131) % 1500);
+    while (!producer.try_push(2, 0, next_push, payload_of(size, static_cast<char>(next_push)))) {
+      ASSERT_TRUE(consumer.peek(rec));
+      ASSERT_EQ(rec.id, next_pop);
+      ASSERT_EQ(rec.payload, payload_of(rec.payload.size(), static_cast<char>(next_pop)));
+      consumer.pop();
+      ++next_pop;
+    }
+    ++next_push;
+  }
+  while (consumer.peek(rec)) {
+    ASSERT_EQ(rec.id, next_pop++);
+    consumer.pop();
+  }
+  EXPECT_EQ(next_pop, next_push);
+  EXPECT_GT(t.header()->head, 100u * 4096u);  // it really wrapped many times
+}
+
+TEST(Ring, RecordExactlyToTheEndNeedsNoPadding) {
+  TestRing t(4096);
+  Ring ring = t.view();
+  RecordView rec;
+  ASSERT_TRUE(ring.try_push(1, 0, 1, payload_of(2048 - 16, 'a')));  // footprint 2048
+  ASSERT_TRUE(ring.peek(rec));
+  ring.pop();
+  ASSERT_TRUE(ring.try_push(1, 0, 2, payload_of(2048 - 16, 'b')));  // ends exactly at 4096
+  ASSERT_TRUE(ring.try_push(1, 0, 3, payload_of(100, 'c')));         // starts at 0
+  ASSERT_TRUE(ring.peek(rec));
+  EXPECT_EQ(rec.id, 2u);
+  ring.pop();
+  ASSERT_TRUE(ring.peek(rec));
+  EXPECT_EQ(rec.id, 3u);
+  EXPECT_EQ(rec.payload, payload_of(100, 'c'));
+}
+
+TEST(Ring, ConsumerSleepFlagIsSeenOnceByTheProducer) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  EXPECT_FALSE(producer.consumer_needs_wake());  // consumer awake
+  ASSERT_TRUE(consumer.prepare_sleep());          // empty: may sleep
+  ASSERT_TRUE(producer.try_push(1, 0, 1, std::string_view("x")));
+  EXPECT_TRUE(producer.consumer_needs_wake());    // must wake it, once
+  EXPECT_FALSE(producer.consumer_needs_wake());
+}
+
+TEST(Ring, ConsumerDoesNotSleepOnARecordThatArrived) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  ASSERT_TRUE(producer.try_push(1, 0, 1, std::string_view("x")));
+  EXPECT_FALSE(consumer.prepare_sleep());
+  EXPECT_FALSE(producer.consumer_needs_wake());  // the flag was withdrawn
+}
+
+TEST(Ring, CancelSleepStopsWakeups) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  ASSERT_TRUE(consumer.prepare_sleep());
+  consumer.cancel_sleep();
+  ASSERT_TRUE(producer.try_push(1, 0, 1, std::string_view("x")));
+  EXPECT_FALSE(producer.consumer_needs_wake());
+}
+
+TEST(Ring, ProducerWaitingForSpaceIsWokenAfterAPop) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  const std::string p = payload_of(2000, 'p');
+  ASSERT_TRUE(producer.try_push(1, 0, 1, p));
+  ASSERT_TRUE(producer.try_push(1, 0, 2, p));
+  ASSERT_FALSE(producer.try_push(1, 0, 3, p));
+  EXPECT_TRUE(producer.prepare_producer_wait(p.size()));
+  RecordView rec;
+  ASSERT_TRUE(consumer.peek(rec));
+  consumer.pop();
+  EXPECT_TRUE(consumer.producer_needs_wake());
+  EXPECT_FALSE(consumer.producer_needs_wake());
+  EXPECT_FALSE(producer.prepare_producer_wait(p.size()));  // space now: no wait
+}
+
+TEST(Ring, ResetEmptiesTheRing) {
+  TestRing t(4096);
+  Ring ring = t.view();
+  ASSERT_TRUE(ring.try_push(1, 0, 1, std::string_view("abc")));
+  ring.reset();
+  EXPECT_TRUE(ring.empty());
+  RecordView rec;
+  EXPECT_FALSE(ring.peek(rec));
+}
+
+}  // namespace
+}  // namespace ringhttpd::shm
