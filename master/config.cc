@@ -1,0 +1,715 @@
+// The configuration loader: the one place that turns JSON text into the plain
+// structs of master/config.h and worker/settings.h and checks every value, so
+// no other part of the server ever sees JSON or an unchecked setting.
+//
+// Every problem is reported as "key.path: problem" and all of them are
+// collected (not just the first), so one `ringhttpd check` shows everything
+// to fix. Shape, nginx-style: a strict JSON reader (a SAX builder that also
+// rejects duplicate keys, which plain json::parse silently resolves), then one
+// small reader per section built on generic helpers (check_object, read_uint,
+// read_string, read_enum) and tables of numeric limits. Sections are read in
+// a fixed order so that routes can be resolved against the services.
+
+#include "master/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace ringhttpd::master {
+namespace {
+
+using nlohmann::json;
+using worker::NetworkSettings;
+using worker::RespondSettings;
+using worker::RouteSettings;
+using worker::ServiceSettings;
+using Errors = std::vector<std::string>;
+using Keys = std::span<const std::string_view>;
+
+// ---- Key paths and messages ------------------------------------------------
+
+void fail(Errors* errors, std::string_view path, std::string_view problem) {
+  errors->push_back(std::string(path) + ": " + std::string(problem));
+}
+
+std::string join(std::string_view path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return std::string(path) + "." + std::string(key);
+}
+
+std::string index_path(std::string_view path, size_t i) {
+  return std::string(path) + "[" + std::to_string(i) + "]";
+}
+
+// A string as a JSON literal for messages: escaped, never throws on bad UTF-8.
+std::string quote(std::string_view s) {
+  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string quote_list(Keys values) {
+  std::string out;
+  for (std::string_view v : values) out += (out.empty() ? "" : ", ") + quote(v);
+  return out;
+}
+
+// " (got "value")" when the offending value is a string, else nothing.
+std::string got(const json& v) {
+  return v.is_string() ? " (got " + quote(v.get_ref<const std::string&>()) + ")" : "";
+}
+
+bool contains(Keys keys, std::string_view key) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// ---- Strict JSON reading ---------------------------------------------------
+
+// "[json.exception.parse_error.101] parse error at line 1, column 6: syntax
+// error ..." -> "line 1, column 6: syntax error ...". The "last read: '...'"
+// part quotes raw input: non-ASCII bytes become '?' so the message stays
+// valid UTF-8 (it may end up in a JSON reply) even when the input is not.
+std::string parse_error_detail(std::string detail) {
+  for (std::string_view prefix : {"parse error at ", "parse error: ", "parse error"}) {
+    if (size_t at = detail.find(prefix); at != std::string::npos) {
+      detail.erase(0, at + prefix.size());
+      break;
+    }
+  }
+  for (char& ch : detail) {
+    if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
+  }
+  return detail;
+}
+
+// Builds the document like json::parse, but reports each duplicate object key
+// with its path (the last value wins, as in json::parse). A syntax error
+// replaces everything collected so far with the one parse error.
+class StrictReader {
+ public:
+  StrictReader(json* root, Errors* errors) : root_(root), errors_(errors) {}
+
+  bool null() { return add(nullptr); }
+  bool boolean(bool v) { return add(v); }
+  bool number_integer(json::number_integer_t v) { return add(v); }
+  bool number_unsigned(json::number_unsigned_t v) { return add(v); }
+  bool number_float(json::number_float_t v, const json::string_t&) { return add(v); }
+  bool string(json::string_t& v) { return add(std::move(v)); }
+  bool binary(json::binary_t& v) { return add(json::binary(std::move(v))); }
+  bool start_object(std::size_t) { return open(json::object()); }
+  bool start_array(std::size_t) { return open(json::array()); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  bool key(json::string_t& k) {
+    Frame& f = stack_.back();
+    if (f.node->contains(k)) fail(errors_, join(f.path, k), "duplicate key");
+    f.key = std::move(k);
+    return true;
+  }
+
+  bool parse_error(std::size_t byte, const std::string&, const json::exception& e) {
+    errors_->assign(1, "config: parse error at byte " + std::to_string(byte) + ": " +
+                           parse_error_detail(e.what()));
+    return false;
+  }
+
+ private:
+  struct Frame {
+    json* node;        // the open object or array
+    std::string path;  // its key path
+    std::string key;   // the last key read (objects)
+  };
+
+  std::string child_path() const {
+    const Frame& f = stack_.back();
+    return f.node->is_array() ? index_path(f.path, f.node->size()) : join(f.path, f.key);
+  }
+
+  // Stores v where the document expects the next value; returns where it went.
+  json* place(json v) {
+    if (stack_.empty()) {
+      *root_ = std::move(v);
+      return root_;
+    }
+    json& parent = *stack_.back().node;
+    if (parent.is_array()) {
+      parent.push_back(std::move(v));
+      return &parent.back();
+    }
+    json& slot = parent[stack_.back().key];
+    slot = std::move(v);
+    return &slot;
+  }
+
+  bool add(json v) {
+    place(std::move(v));
+    return true;
+  }
+
+  bool open(json v) {
+    if (stack_.size() == kMaxDepth) {
+      errors_->assign(1,
+                      "config: JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+      return false;
+    }
+    std::string path = stack_.empty() ? std::string() : child_path();
+    stack_.push_back({place(std::move(v)), std::move(path), {}});
+    return true;
+  }
+
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+
+  // A config needs about 5 levels; the bound keeps the paths copied into
+  // each frame cheap on hostile input (a megabyte of '[').
+  static constexpr size_t kMaxDepth = 64;
+
+  json* root_;
+  Errors* errors_;
+  std::vector<Frame> stack_;
+};
+
+bool parse_json(std::string_view text, json* root, Errors* errors) {
+  StrictReader reader(root, errors);
+  if (json::sax_parse(text, &reader)) return true;
+  if (errors->empty()) errors->push_back("config: parse error");
+  return false;
+}
+
+// ---- Generic readers -------------------------------------------------------
+// Each reads obj[key] when present (absent keys keep the struct default) and
+// returns false only when it reported an error.
+
+const json* member(const json& obj, std::string_view key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+// True when v is an object; reports every key of it not in `allowed`.
+bool check_object(const json& v, std::string_view path, Keys allowed, Errors* errors) {
+  if (!v.is_object()) {
+    fail(errors, path, "must be an object");
+    return false;
+  }
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!contains(allowed, it.key())) fail(errors, join(path, it.key()), "unknown key");
+  }
+  return true;
+}
+
+// A JSON integer (not 1.0, not "1") in [min, max].
+bool integer_in(const json& v, uint64_t min, uint64_t max, uint64_t* out) {
+  if (!v.is_number_integer()) return false;
+  if (!v.is_number_unsigned() && v.get<int64_t>() < 0) return false;
+  uint64_t n = v.get<uint64_t>();
+  if (n < min || n > max) return false;
+  *out = n;
+  return true;
+}
+
+template <typename T>
+bool read_uint(const json& obj, std::string_view key, std::string_view path, uint64_t min,
+               uint64_t max, T* out, Errors* errors) {
+  const json* v = member(obj, key);
+  if (v == nullptr) return true;
+  uint64_t n = 0;
+  if (!integer_in(*v, min, max, &n)) {
+    fail(errors, join(path, key),
+         "must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
+    return false;
+  }
+  *out = static_cast<T>(n);
+  return true;
+}
+
+bool read_string(const json& obj, std::string_view key, std::string_view path, std::string* out,
+                 Errors* errors) {
+  const json* v = member(obj, key);
+  if (v == nullptr) return true;
+  if (!v->is_string()) {
+    fail(errors, join(path, key), "must be a string");
+    return false;
+  }
+  *out = v->get<std::string>();
+  return true;
+}
+
+// A string that must be one of `choices`.
+bool read_enum(const json& obj, std::string_view key, std::string_view path, Keys choices,
+               std::string* out, Errors* errors) {
+  const json* v = member(obj, key);
+  if (v == nullptr) return true;
+  if (!v->is_string() || !contains(choices, v->get_ref<const std::string&>())) {
+    fail(errors, join(path, key), "must be one of " + quote_list(choices) + got(*v));
+    return false;
+  }
+  *out = v->get<std::string>();
+  return true;
+}
+
+// A table row: an unsigned integer setting of struct S and its allowed range.
+template <typename S>
+struct UintField {
+  std::string_view key;
+  uint64_t min;
+  uint64_t max;
+  std::variant<int S::*, uint32_t S::*, uint64_t S::*> member;
+};
+
+template <typename S, size_t N>
+void read_uint_fields(const json& obj, std::string_view path,
+                      const std::array<UintField<S>, N>& fields, S* out, Errors* errors) {
+  for (const UintField<S>& f : fields) {
+    std::visit([&](auto m) { read_uint(obj, f.key, path, f.min, f.max, &(out->*m), errors); },
+               f.member);
+  }
+}
+
+template <typename S, size_t N>
+constexpr std::array<std::string_view, N> keys_of(const std::array<UintField<S>, N>& fields) {
+  std::array<std::string_view, N> keys{};
+  for (size_t i = 0; i < N; ++i) keys[i] = fields[i].key;
+  return keys;
+}
+
+constexpr uint64_t kMaxTimeoutMs = 3600000;  // one hour
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+
+// ---- "listeners" -----------------------------------------------------------
+
+// The address in canonical form, bracketed if IPv6 ("0::1" -> "[::1]"), or ""
+// when it is not an IP literal.
+std::string canonical_host(const std::string& address) {
+  if (address.find('\0') != std::string::npos) return "";
+  unsigned char bytes[sizeof(in6_addr)];
+  char text[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1 &&
+      inet_ntop(AF_INET, bytes, text, sizeof text) != nullptr) {
+    return text;
+  }
+  if (inet_pton(AF_INET6, address.c_str(), bytes) == 1 &&
+      inet_ntop(AF_INET6, bytes, text, sizeof text) != nullptr) {
+    return "[" + std::string(text) + "]";
+  }
+  return "";
+}
+
+void read_listener(const json& v, std::string_view path, ListenerConfig* l, Errors* errors) {
+  static constexpr std::array<std::string_view, 2> kKeys = {"address", "port"};
+  if (!check_object(v, path, kKeys, errors)) return;
+  if (read_string(v, "address", path, &l->address, errors) && canonical_host(l->address).empty()) {
+    fail(errors, join(path, "address"),
+         "must be an IPv4 or IPv6 address literal (got " + quote(l->address) + ")");
+  }
+  read_uint(v, "port", path, 0, 65535, &l->port, errors);  // 0 = any free port
+}
+
+// Two listeners on the same address and port cannot both bind. Port 0 (any
+// free port) never collides.
+void check_duplicate_listeners(const std::vector<ListenerConfig>& listeners, Errors* errors) {
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    std::string host = canonical_host(listeners[i].address);
+    if (host.empty() || listeners[i].port == 0) continue;
+    std::string endpoint = host + ":" + std::to_string(listeners[i].port);
+    auto [it, inserted] = seen.emplace(endpoint, i);
+    if (!inserted) {
+      fail(errors, index_path("listeners", i),
+           "duplicate listener " + endpoint + " (same as " + index_path("listeners", it->second) +
+               ")");
+    }
+  }
+}
+
+// Absent "listeners" means one listener on 127.0.0.1:8080 (see validate()).
+void read_listeners(const json& v, Config* c, Errors* errors) {
+  if (!v.is_array() || v.empty()) {
+    fail(errors, "listeners", "must be a non-empty array of objects");
+    return;
+  }
+  c->listeners.resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    read_listener(v[i], index_path("listeners", i), &c->listeners[i], errors);
+  }
+  check_duplicate_listeners(c->listeners, errors);
+}
+
+// ---- "network" -------------------------------------------------------------
+
+constexpr std::array<UintField<NetworkSettings>, 6> kNetworkFields = {{
+    {"processes", 0, 256, &NetworkSettings::processes},  // 0 = online CPUs
+    {"max_connections", 1, 1000000, &NetworkSettings::max_connections},
+    {"keepalive_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::keepalive_timeout_ms},
+    {"request_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::request_timeout_ms},
+    {"max_header_bytes", 1024, 1048576, &NetworkSettings::max_header_bytes},
+    {"max_body_bytes", 0, kGiB, &NetworkSettings::max_body_bytes},
+}};
+
+void read_network(const json& v, Config* c, Errors* errors) {
+  static constexpr auto kKeys = keys_of(kNetworkFields);
+  if (check_object(v, "network", kKeys, errors)) {
+    read_uint_fields(v, "network", kNetworkFields, &c->network, errors);
+  }
+}
+
+// ---- "services" ------------------------------------------------------------
+
+// The handler types a service process can run; keep in step with
+// worker/handlers/registry.cc (make_handler).
+constexpr std::array<std::string_view, 1> kServiceTypes = {"echo"};
+
+constexpr std::array<UintField<ServiceSettings>, 3> kServiceFields = {{
+    {"processes", 1, 256, &ServiceSettings::processes},
+    {"ring_bytes", 4096, kGiB, &ServiceSettings::ring_bytes},  // and a power of two
+    {"timeout_ms", 1, kMaxTimeoutMs, &ServiceSettings::timeout_ms},
+}};
+
+constexpr size_t kMaxServiceNameLength = 32;
+
+bool is_name_char(char ch) {
+  return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+         ch == '_' || ch == '-';
+}
+
+bool valid_service_name(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxServiceNameLength &&
+         std::all_of(name.begin(), name.end(), is_name_char);
+}
+
+// "name" is the one key without a default: routes refer to services by it.
+void read_service_name(const json& v, std::string_view path, std::string* name, Errors* errors) {
+  if (member(v, "name") == nullptr) {
+    fail(errors, join(path, "name"), "is required");
+    return;
+  }
+  if (read_string(v, "name", path, name, errors) && !valid_service_name(*name)) {
+    fail(errors, join(path, "name"),
+         "must be 1 to " + std::to_string(kMaxServiceNameLength) +
+             " characters of A-Z, a-z, 0-9, '_' or '-' (got " + quote(*name) + ")");
+  }
+}
+
+void read_service(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
+  static constexpr std::array<std::string_view, 5> kKeys = {"name", "type", "processes",
+                                                            "ring_bytes", "timeout_ms"};
+  if (!check_object(v, path, kKeys, errors)) return;
+  read_service_name(v, path, &s->name, errors);
+  read_enum(v, "type", path, kServiceTypes, &s->type, errors);
+  read_uint_fields(v, path, kServiceFields, s, errors);
+  if (!std::has_single_bit(s->ring_bytes)) {
+    fail(errors, join(path, "ring_bytes"),
+         "must be a power of two (got " + std::to_string(s->ring_bytes) + ")");
+  }
+}
+
+void check_duplicate_services(const std::vector<ServiceSettings>& services, Errors* errors) {
+  std::set<std::string> seen;
+  for (size_t i = 0; i < services.size(); ++i) {
+    const std::string& name = services[i].name;
+    if (!name.empty() && !seen.insert(name).second) {
+      fail(errors, join(index_path("services", i), "name"),
+           "duplicate service name " + quote(name));
+    }
+  }
+}
+
+// Absent "services" means none (then only "respond" routes are possible).
+void read_services(const json& v, Config* c, Errors* errors) {
+  if (!v.is_array()) {
+    fail(errors, "services", "must be an array of objects");
+    return;
+  }
+  c->services.resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    read_service(v[i], index_path("services", i), &c->services[i], errors);
+  }
+  check_duplicate_services(c->services, errors);
+}
+
+// ---- "routes" --------------------------------------------------------------
+
+using ServiceIndex = std::map<std::string, int, std::less<>>;
+
+// Name -> index into services[]; the first of duplicate names wins (the
+// duplicate itself is already reported).
+ServiceIndex index_services(const std::vector<ServiceSettings>& services) {
+  ServiceIndex index;
+  for (size_t i = 0; i < services.size(); ++i) index.emplace(services[i].name, static_cast<int>(i));
+  return index;
+}
+
+// An RFC 9110 token without lowercase letters: the router compares methods
+// exactly, and methods are case-sensitive, so "get" would never match.
+bool is_method_token(std::string_view s) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           kSymbols.find(ch) != std::string_view::npos;
+  });
+}
+
+void read_methods(const json& v, std::string_view path, std::vector<std::string>* out,
+                  Errors* errors) {
+  const json* methods = member(v, "methods");
+  if (methods == nullptr) return;
+  std::string mpath = join(path, "methods");
+  if (!methods->is_array()) {
+    fail(errors, mpath, "must be an array of method names");
+    return;
+  }
+  for (size_t i = 0; i < methods->size(); ++i) {
+    const json& m = (*methods)[i];
+    if (m.is_string() && is_method_token(m.get_ref<const std::string&>())) {
+      out->push_back(m.get<std::string>());
+    } else {
+      fail(errors, index_path(mpath, i), "must be an uppercase method name like \"GET\"" + got(m));
+    }
+  }
+}
+
+// Printable text and tabs only: the value goes into a response header.
+bool is_header_value(std::string_view s) {
+  return std::none_of(s.begin(), s.end(), [](char ch) {
+    auto c = static_cast<unsigned char>(ch);
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+  });
+}
+
+// 1xx, 204 and 304 responses have no content (RFC 9110 6.4.1).
+bool status_allows_body(int status) { return status >= 200 && status != 204 && status != 304; }
+
+void read_respond(const json& v, std::string_view path, RespondSettings* r, Errors* errors) {
+  static constexpr std::array<std::string_view, 3> kKeys = {"status", "body", "content_type"};
+  if (!check_object(v, path, kKeys, errors)) return;
+  read_uint(v, "status", path, 100, 599, &r->status, errors);
+  read_string(v, "body", path, &r->body, errors);
+  if (read_string(v, "content_type", path, &r->content_type, errors) &&
+      !is_header_value(r->content_type)) {
+    fail(errors, join(path, "content_type"), "must not contain control characters");
+  }
+  if (!r->body.empty() && !status_allows_body(r->status)) {
+    fail(errors, join(path, "body"), "must be empty for status " + std::to_string(r->status));
+  }
+}
+
+// A route either answers by itself ("respond") or forwards to a service.
+void read_route_target(const json& v, std::string_view path, const ServiceIndex& services,
+                       RouteSettings* r, Errors* errors) {
+  const json* respond = member(v, "respond");
+  if ((respond == nullptr) == (member(v, "service") == nullptr)) {
+    fail(errors, path, "a route needs exactly one of \"respond\" or \"service\"");
+    return;
+  }
+  if (respond != nullptr) {
+    r->kind = RouteSettings::Kind::respond;
+    read_respond(*respond, join(path, "respond"), &r->respond, errors);
+    return;
+  }
+  r->kind = RouteSettings::Kind::service;
+  if (!read_string(v, "service", path, &r->service, errors)) return;
+  auto it = services.find(r->service);
+  if (it == services.end()) {
+    fail(errors, join(path, "service"), "no service named " + quote(r->service));
+  } else {
+    r->service_index = it->second;
+  }
+}
+
+void read_route(const json& v, std::string_view path, const ServiceIndex& services,
+                RouteSettings* r, Errors* errors) {
+  static constexpr std::array<std::string_view, 5> kKeys = {"methods", "host", "path", "respond",
+                                                            "service"};
+  if (!check_object(v, path, kKeys, errors)) return;
+  read_methods(v, path, &r->methods, errors);
+  read_string(v, "host", path, &r->host, errors);
+  if (read_string(v, "path", path, &r->path, errors) && !r->path.starts_with('/')) {
+    fail(errors, join(path, "path"), "must start with \"/\" (got " + quote(r->path) + ")");
+  }
+  read_route_target(v, path, services, r, errors);
+}
+
+// Absent "routes" means an empty route table: every request then gets 404.
+// (The embedded default config has routes, so this only happens on purpose.)
+void read_routes(const json& v, Config* c, Errors* errors) {
+  if (!v.is_array()) {
+    fail(errors, "routes", "must be an array of objects");
+    return;
+  }
+  ServiceIndex services = index_services(c->services);
+  c->routes.resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    read_route(v[i], index_path("routes", i), services, &c->routes[i], errors);
+  }
+}
+
+// ---- "admin" ---------------------------------------------------------------
+
+constexpr unsigned kMaxMode = 0777;
+
+// A permission mode: an octal string ("0600", "644") or a JSON integer, which
+// is the numeric value itself (384 == 0600; JSON has no octal literals).
+bool parse_mode(const json& v, unsigned* mode) {
+  uint64_t n = 0;
+  if (integer_in(v, 0, kMaxMode, &n)) {
+    *mode = static_cast<unsigned>(n);
+    return true;
+  }
+  if (!v.is_string()) return false;
+  const std::string& s = v.get_ref<const std::string&>();
+  if (s.empty() || s.size() > 4 || s.find_first_not_of("01234567") != std::string::npos) {
+    return false;
+  }
+  for (char ch : s) n = n * 8 + static_cast<unsigned>(ch - '0');
+  if (n > kMaxMode) return false;
+  *mode = static_cast<unsigned>(n);
+  return true;
+}
+
+// sun_path holds the path and its terminating NUL.
+constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+
+void read_admin(const json& v, Config* c, Errors* errors) {
+  static constexpr std::array<std::string_view, 2> kKeys = {"socket", "mode"};
+  if (!check_object(v, "admin", kKeys, errors)) return;
+  AdminConfig& a = c->admin;
+  if (read_string(v, "socket", "admin", &a.socket, errors) &&
+      (a.socket.empty() || a.socket.size() > kMaxSocketPath)) {
+    fail(errors, "admin.socket",
+         "must be a non-empty path of at most " + std::to_string(kMaxSocketPath) + " bytes");
+  }
+  const json* mode = member(v, "mode");
+  if (mode != nullptr && !parse_mode(*mode, &a.mode)) {
+    fail(errors, "admin.mode",
+         "must be an octal string like \"0600\" or an integer between 0 and " +
+             std::to_string(kMaxMode));
+  }
+}
+
+// ---- "log" -----------------------------------------------------------------
+
+constexpr std::array<std::string_view, 2> kLogFormats = {"combined", "json"};
+constexpr std::array<std::string_view, 4> kLogLevels = {"debug", "info", "warn", "error"};
+
+void read_log(const json& v, Config* c, Errors* errors) {
+  static constexpr std::array<std::string_view, 3> kKeys = {"access", "format", "level"};
+  if (!check_object(v, "log", kKeys, errors)) return;
+  if (read_string(v, "access", "log", &c->log.access, errors) && c->log.access.empty()) {
+    fail(errors, "log.access", "must be \"off\", \"stderr\" or a file path");
+  }
+  read_enum(v, "format", "log", kLogFormats, &c->log.format, errors);
+  read_enum(v, "level", "log", kLogLevels, &c->log.level, errors);
+}
+
+// ---- Top level -------------------------------------------------------------
+
+struct Section {
+  std::string_view key;
+  void (*read)(const json& value, Config* config, Errors* errors);
+};
+
+// Read in this order: routes are resolved against the services before them.
+constexpr std::array<Section, 6> kSections = {{
+    {"listeners", read_listeners},
+    {"network", read_network},
+    {"services", read_services},
+    {"routes", read_routes},
+    {"admin", read_admin},
+    {"log", read_log},
+}};
+
+bool is_section(std::string_view key) {
+  return std::any_of(kSections.begin(), kSections.end(),
+                     [&](const Section& s) { return s.key == key; });
+}
+
+void validate(const json& root, Config* config, Errors* errors) {
+  if (!root.is_object()) {
+    errors->push_back("config: the top level must be a JSON object");
+    return;
+  }
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (!is_section(it.key())) fail(errors, it.key(), "unknown key");
+  }
+  for (const Section& s : kSections) {
+    if (const json* v = member(root, s.key)) s.read(*v, config, errors);
+  }
+  if (member(root, "listeners") == nullptr) config->listeners.emplace_back();  // 127.0.0.1:8080
+}
+
+// A config file is small; this bounds what a mistaken path (a device, a huge
+// log file) can make us read.
+constexpr size_t kMaxConfigBytes = 16 << 20;
+
+// Reads the whole file into *out; returns 0 or an errno value.
+int read_file(const std::string& path, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int err = 0;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : 0;
+      break;
+    }
+    out->append(buf, static_cast<size_t>(n));
+    if (out->size() > kMaxConfigBytes) {
+      err = EFBIG;
+      break;
+    }
+  }
+  ::close(fd);
+  return err;
+}
+
+}  // namespace
+
+// The config is meaningful only when the result is ok(); with errors it holds
+// whatever could be read, for nobody to use.
+ConfigResult parse_config(std::string_view json_text) {
+  ConfigResult result;
+  try {
+    json root;
+    if (parse_json(json_text, &root, &result.errors)) {
+      validate(root, &result.config, &result.errors);
+    }
+  } catch (const std::exception& e) {  // bad_alloc, or a bug here: still never throw
+    result.errors.push_back(std::string("config: internal error: ") + e.what());
+  }
+  return result;
+}
+
+ConfigResult load_config_file(const std::string& path) {
+  std::string text;
+  if (int err = read_file(path, &text); err != 0) {
+    ConfigResult result;
+    result.errors.push_back("config: cannot read " + path + ": " + std::strerror(err));
+    return result;
+  }
+  return parse_config(text);
+}
+
+}  // namespace ringhttpd::master

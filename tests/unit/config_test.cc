@@ -1,0 +1,501 @@
+// Unit tests for the configuration loader (master/config.cc): the embedded
+// default parses cleanly, absent keys take the struct defaults, and every kind
+// of problem is reported with its exact key path, all of them at once.
+#include "master/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace ringhttpd::master {
+namespace {
+
+using Errors = std::vector<std::string>;
+using worker::RouteSettings;
+
+Errors errors_of(std::string_view text) { return parse_config(text).errors; }
+
+// The config of a text that must be valid (a failed parse shows its errors).
+Config valid(std::string_view text) {
+  ConfigResult r = parse_config(text);
+  EXPECT_EQ(r.errors, Errors{}) << text;
+  return r.config;
+}
+
+TEST(Config, EmbeddedDefaultParsesWithExpectedValues) {
+  ConfigResult r = parse_config(default_config_text());
+  ASSERT_EQ(r.errors, Errors{});
+  ASSERT_TRUE(r.ok());
+  const Config& c = r.config;
+
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].port, 8080);
+
+  EXPECT_EQ(c.network.processes, 0);
+  EXPECT_EQ(c.network.max_connections, 10000u);
+  EXPECT_EQ(c.network.keepalive_timeout_ms, 30000u);
+  EXPECT_EQ(c.network.request_timeout_ms, 10000u);
+  EXPECT_EQ(c.network.max_header_bytes, 16384u);
+  EXPECT_EQ(c.network.max_body_bytes, 1048576u);
+
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_EQ(c.services[0].name, "app");
+  EXPECT_EQ(c.services[0].type, "echo");
+  EXPECT_EQ(c.services[0].processes, 2);
+  EXPECT_EQ(c.services[0].ring_bytes, 1048576u);
+  EXPECT_EQ(c.services[0].timeout_ms, 5000u);
+
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].path, "/healthz");
+  EXPECT_EQ(c.routes[0].kind, RouteSettings::Kind::respond);
+  EXPECT_EQ(c.routes[0].respond.status, 200);
+  EXPECT_EQ(c.routes[0].respond.body, "ok\n");
+  EXPECT_EQ(c.routes[0].respond.content_type, "text/plain");
+  EXPECT_TRUE(c.routes[0].methods.empty());
+  EXPECT_EQ(c.routes[0].host, "");
+  EXPECT_EQ(c.routes[0].service_index, -1);
+  EXPECT_EQ(c.routes[1].path, "/");
+  EXPECT_EQ(c.routes[1].kind, RouteSettings::Kind::service);
+  EXPECT_EQ(c.routes[1].service, "app");
+  EXPECT_EQ(c.routes[1].service_index, 0);
+
+  EXPECT_EQ(c.admin.socket, "run/ringhttpd.sock");
+  EXPECT_EQ(c.admin.mode, 0600u);
+  EXPECT_EQ(c.log.access, "off");
+  EXPECT_EQ(c.log.format, "combined");
+  EXPECT_EQ(c.log.level, "info");
+}
+
+TEST(Config, EmptyObjectTakesAllDefaults) {
+  Config c = valid("{}");
+  ASSERT_EQ(c.listeners.size(), 1u);  // absent listeners: one on 127.0.0.1:8080
+  EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].port, 8080);
+  worker::NetworkSettings n;
+  EXPECT_EQ(c.network.processes, n.processes);
+  EXPECT_EQ(c.network.max_connections, n.max_connections);
+  EXPECT_EQ(c.network.keepalive_timeout_ms, n.keepalive_timeout_ms);
+  EXPECT_EQ(c.network.request_timeout_ms, n.request_timeout_ms);
+  EXPECT_EQ(c.network.max_header_bytes, n.max_header_bytes);
+  EXPECT_EQ(c.network.max_body_bytes, n.max_body_bytes);
+  EXPECT_TRUE(c.services.empty());
+  EXPECT_TRUE(c.routes.empty());  // no routes: every request gets 404
+  EXPECT_EQ(c.admin.socket, "run/ringhttpd.sock");
+  EXPECT_EQ(c.admin.mode, 0600u);
+  EXPECT_EQ(c.log.access, "off");
+  EXPECT_EQ(c.log.format, "combined");
+  EXPECT_EQ(c.log.level, "info");
+}
+
+TEST(Config, NestedObjectsTakeDefaultsForAbsentKeys) {
+  Config c = valid(R"({"listeners": [{}], "network": {}, "admin": {}, "log": {},
+                       "services": [{"name": "s"}], "routes": [{"service": "s"}, {"respond": {}}]})");
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c.listeners[0].port, 8080);
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_EQ(c.services[0].type, "echo");
+  EXPECT_EQ(c.services[0].processes, 1);
+  EXPECT_EQ(c.services[0].ring_bytes, 1048576u);
+  EXPECT_EQ(c.services[0].timeout_ms, 5000u);
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].path, "/");
+  EXPECT_EQ(c.routes[0].service_index, 0);
+  EXPECT_EQ(c.routes[1].kind, RouteSettings::Kind::respond);
+  EXPECT_EQ(c.routes[1].respond.status, 200);
+  EXPECT_EQ(c.routes[1].respond.body, "");
+  EXPECT_EQ(c.routes[1].respond.content_type, "text/plain");
+}
+
+TEST(Config, ExplicitValuesAreStored) {
+  Config c = valid(R"({
+    "listeners": [{"address": "::1", "port": 0}, {"address": "0.0.0.0", "port": 443}],
+    "network": {"processes": 4, "max_connections": 1, "keepalive_timeout_ms": 1,
+                "request_timeout_ms": 3600000, "max_header_bytes": 1024,
+                "max_body_bytes": 1073741824},
+    "services": [{"name": "a", "processes": 256, "ring_bytes": 4096, "timeout_ms": 1},
+                 {"name": "b-2_X", "ring_bytes": 1073741824}],
+    "routes": [{"methods": ["GET", "HEAD", "M-SEARCH"], "host": "Example.com", "path": "/b",
+                "service": "b-2_X"},
+               {"path": "/a", "service": "a"},
+               {"respond": {"status": 404, "body": "{}", "content_type": "application/json"}}],
+    "admin": {"socket": "/run/x.sock", "mode": "0660"},
+    "log": {"access": "/var/log/ringhttpd/access.log", "format": "json", "level": "debug"}
+  })");
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].address, "::1");
+  EXPECT_EQ(c.listeners[0].port, 0);
+  EXPECT_EQ(c.listeners[1].port, 443);
+  EXPECT_EQ(c.network.processes, 4);
+  EXPECT_EQ(c.network.max_connections, 1u);
+  EXPECT_EQ(c.network.request_timeout_ms, 3600000u);
+  EXPECT_EQ(c.network.max_header_bytes, 1024u);
+  EXPECT_EQ(c.network.max_body_bytes, uint64_t{1} << 30);
+  ASSERT_EQ(c.services.size(), 2u);
+  EXPECT_EQ(c.services[0].processes, 256);
+  EXPECT_EQ(c.services[0].ring_bytes, 4096u);
+  EXPECT_EQ(c.services[0].timeout_ms, 1u);
+  EXPECT_EQ(c.services[1].ring_bytes, uint64_t{1} << 30);
+  ASSERT_EQ(c.routes.size(), 3u);
+  EXPECT_EQ(c.routes[0].methods, (std::vector<std::string>{"GET", "HEAD", "M-SEARCH"}));
+  EXPECT_EQ(c.routes[0].host, "Example.com");
+  EXPECT_EQ(c.routes[0].path, "/b");
+  EXPECT_EQ(c.routes[0].service_index, 1);
+  EXPECT_EQ(c.routes[1].service_index, 0);
+  EXPECT_EQ(c.routes[2].respond.status, 404);
+  EXPECT_EQ(c.routes[2].respond.body, "{}");
+  EXPECT_EQ(c.routes[2].respond.content_type, "application/json");
+  EXPECT_EQ(c.admin.socket, "/run/x.sock");
+  EXPECT_EQ(c.admin.mode, 0660u);
+  EXPECT_EQ(c.log.access, "/var/log/ringhttpd/access.log");
+  EXPECT_EQ(c.log.format, "json");
+  EXPECT_EQ(c.log.level, "debug");
+}
+
+TEST(Config, SyntaxErrorIsOneErrorWithBytePosition) {
+  EXPECT_EQ(errors_of(R"({"a":})"),
+            Errors{"config: parse error at byte 6: line 1, column 6: syntax error while parsing "
+                   "value - unexpected '}'; expected '[', '{', or a literal"});
+  Errors e = errors_of(R"({"network": {"processes": 1,}})");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("config: parse error at byte 29: ", 0), 0u) << e[0];
+  e = errors_of("");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("config: parse error at byte 1: ", 0), 0u) << e[0];
+  e = errors_of("{} trailing");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("config: parse error at byte 6: ", 0), 0u) << e[0];
+}
+
+TEST(Config, SyntaxErrorReplacesEarlierFindings) {
+  // The duplicate key is seen before the syntax error; only the latter counts.
+  Errors e = errors_of(R"({"log": {}, "log": {}, )");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("config: parse error at byte ", 0), 0u) << e[0];
+}
+
+TEST(Config, InvalidUtf8IsASyntaxErrorWithPrintableMessage) {
+  Errors e = errors_of("{\"log\": {\"access\": \"\xff\"}}");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("config: parse error at byte 21: ", 0), 0u) << e[0];
+  for (char ch : e[0]) EXPECT_LT(static_cast<unsigned char>(ch), 0x80) << e[0];
+}
+
+TEST(Config, DuplicateJsonKeysAreReportedWithPath) {
+  EXPECT_EQ(errors_of(R"({"network": {"processes": 1, "processes": 2}})"),
+            Errors{"network.processes: duplicate key"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"port": 1}, {"port": 1, "port": 2}]})"),
+            Errors{"listeners[1].port: duplicate key"});
+  EXPECT_EQ(errors_of(R"({"log": {}, "log": {}})"), Errors{"log: duplicate key"});
+}
+
+TEST(Config, TopLevelMustBeAnObject) {
+  for (const char* text : {"[]", "42", "\"x\"", "null", "true"}) {
+    EXPECT_EQ(errors_of(text), Errors{"config: the top level must be a JSON object"}) << text;
+  }
+}
+
+TEST(Config, UnknownKeysNameTheirPath) {
+  EXPECT_EQ(errors_of(R"({"bogus": 1})"), Errors{"bogus: unknown key"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"address": "127.0.0.1", "bogus": 1}]})"),
+            Errors{"listeners[0].bogus: unknown key"});
+  EXPECT_EQ(errors_of(R"({"network": {"max_conections": 5}})"),
+            Errors{"network.max_conections: unknown key"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "ring": 4096}]})"),
+            Errors{"services[0].ring: unknown key"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"stauts": 200}}]})"),
+            Errors{"routes[0].respond.stauts: unknown key"});
+  EXPECT_EQ(errors_of(R"({"admin": {"user": "www"}})"), Errors{"admin.user: unknown key"});
+  EXPECT_EQ(errors_of(R"({"log": {"error": "stderr"}})"), Errors{"log.error: unknown key"});
+}
+
+TEST(Config, UnknownKeyDoesNotHideOtherProblemsInTheSameObject) {
+  EXPECT_EQ(errors_of(R"({"network": {"procesess": 3, "processes": 300}})"),
+            (Errors{"network.procesess: unknown key",
+                    "network.processes: must be an integer between 0 and 256"}));
+}
+
+TEST(Config, WrongTypesNameTheirPath) {
+  const std::string body = "network.max_body_bytes: must be an integer between 0 and 1073741824";
+  for (const char* v : {"\"1M\"", "1.5", "1e3", "-1", "true", "null", "[]", "{}"}) {
+    EXPECT_EQ(errors_of(std::string(R"({"network": {"max_body_bytes": )") + v + "}}"), Errors{body})
+        << v;
+  }
+  EXPECT_EQ(errors_of(R"({"network": []})"), Errors{"network: must be an object"});
+  EXPECT_EQ(errors_of(R"({"admin": 1})"), Errors{"admin: must be an object"});
+  EXPECT_EQ(errors_of(R"({"log": null})"), Errors{"log: must be an object"});
+  EXPECT_EQ(errors_of(R"({"listeners": {}})"),
+            Errors{"listeners: must be a non-empty array of objects"});
+  EXPECT_EQ(errors_of(R"({"listeners": [1]})"), Errors{"listeners[0]: must be an object"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"address": 1}]})"),
+            Errors{"listeners[0].address: must be a string"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"port": "80"}]})"),
+            Errors{"listeners[0].port: must be an integer between 0 and 65535"});
+  EXPECT_EQ(errors_of(R"({"services": {}})"), Errors{"services: must be an array of objects"});
+  EXPECT_EQ(errors_of(R"({"services": ["app"]})"), Errors{"services[0]: must be an object"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": 7}]})"),
+            Errors{"services[0].name: must be a string"});
+  EXPECT_EQ(errors_of(R"({"routes": "x"})"), Errors{"routes: must be an array of objects"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"path": 1, "respond": {}}]})"),
+            Errors{"routes[0].path: must be a string"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"host": [], "respond": {}}]})"),
+            Errors{"routes[0].host: must be a string"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": "ok"}]})"),
+            Errors{"routes[0].respond: must be an object"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"body": 1}}]})"),
+            Errors{"routes[0].respond.body: must be a string"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"service": 1}]})"),
+            Errors{"routes[0].service: must be a string"});
+  EXPECT_EQ(errors_of(R"({"admin": {"socket": false}})"), Errors{"admin.socket: must be a string"});
+  EXPECT_EQ(errors_of(R"({"log": {"format": 3}})"),
+            Errors{R"(log.format: must be one of "combined", "json")"});
+  EXPECT_EQ(errors_of(R"({"log": {"access": 0}})"), Errors{"log.access: must be a string"});
+}
+
+// Every numeric setting: its bounds are accepted, one past them is not.
+TEST(Config, NumericRangesAreEnforcedAtBothEnds) {
+  struct Case {
+    std::string prefix;  // JSON up to the value
+    std::string suffix;  // JSON after it
+    std::string path;
+    uint64_t min;
+    uint64_t max;
+  };
+  auto net = [](std::string key, uint64_t min, uint64_t max) {
+    return Case{R"({"network": {")" + key + "\": ", "}}", "network." + key, min, max};
+  };
+  auto svc = [](std::string key, uint64_t min, uint64_t max) {
+    return Case{R"({"services": [{"name": "s", ")" + key + "\": ", "}]}", "services[0]." + key, min,
+                max};
+  };
+  const std::vector<Case> cases = {
+      net("processes", 0, 256),
+      net("max_connections", 1, 1000000),
+      net("keepalive_timeout_ms", 1, 3600000),
+      net("request_timeout_ms", 1, 3600000),
+      net("max_header_bytes", 1024, 1048576),
+      net("max_body_bytes", 0, 1073741824),
+      svc("processes", 1, 256),
+      svc("timeout_ms", 1, 3600000),
+      Case{R"({"listeners": [{"port": )", "}]}", "listeners[0].port", 0, 65535},
+      Case{R"({"routes": [{"respond": {"status": )", "}}]}", "routes[0].respond.status", 100, 599},
+  };
+  for (const Case& c : cases) {
+    auto text = [&](uint64_t v) { return c.prefix + std::to_string(v) + c.suffix; };
+    const Errors range{c.path + ": must be an integer between " + std::to_string(c.min) + " and " +
+                       std::to_string(c.max)};
+    EXPECT_EQ(errors_of(text(c.min)), Errors{}) << text(c.min);
+    EXPECT_EQ(errors_of(text(c.max)), Errors{}) << text(c.max);
+    EXPECT_EQ(errors_of(text(c.max + 1)), range) << text(c.max + 1);
+    if (c.min > 0) {
+      EXPECT_EQ(errors_of(text(c.min - 1)), range) << text(c.min - 1);
+    }
+  }
+  // Beyond 64 bits the number is a float, still reported as out of range.
+  EXPECT_EQ(errors_of(R"({"network": {"max_body_bytes": 99999999999999999999999}})"),
+            Errors{"network.max_body_bytes: must be an integer between 0 and 1073741824"});
+}
+
+TEST(Config, RingBytesMustBeAPowerOfTwoInRange) {
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "app", "ring_bytes": 5000}]})"),
+            Errors{"services[0].ring_bytes: must be a power of two (got 5000)"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "app", "ring_bytes": 2048}]})"),
+            Errors{"services[0].ring_bytes: must be an integer between 4096 and 1073741824"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "app", "ring_bytes": 2147483648}]})"),
+            Errors{"services[0].ring_bytes: must be an integer between 4096 and 1073741824"});
+  EXPECT_EQ(valid(R"({"services": [{"name": "app", "ring_bytes": 65536}]})").services[0].ring_bytes,
+            65536u);
+}
+
+TEST(Config, DanglingServiceReferenceNamesRouteAndService) {
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "app"}],
+                          "routes": [{"path": "/healthz", "respond": {"body": "ok"}},
+                                     {"path": "/", "service": "ap"}]})"),
+            Errors{R"(routes[1].service: no service named "ap")"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"service": "app"}]})"),
+            Errors{R"(routes[0].service: no service named "app")"});
+}
+
+TEST(Config, DuplicateServiceName) {
+  ConfigResult r = parse_config(R"({"services": [{"name": "app"}, {"name": "app"}],
+                                    "routes": [{"service": "app"}]})");
+  EXPECT_EQ(r.errors, Errors{R"(services[1].name: duplicate service name "app")"});
+  EXPECT_EQ(r.config.routes[0].service_index, 0);  // no second, cascading error
+}
+
+TEST(Config, ServiceNameRules) {
+  const std::string rule =
+      "services[0].name: must be 1 to 32 characters of A-Z, a-z, 0-9, '_' "
+      "or '-' (got ";
+  EXPECT_EQ(errors_of(R"({"services": [{}]})"), Errors{"services[0].name: is required"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": ""}]})"), Errors{rule + "\"\")"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "my app"}]})"), Errors{rule + "\"my app\")"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a\"b"}]})"), Errors{rule + R"("a\"b"))"});
+  const std::string n32(32, 'n');
+  EXPECT_EQ(errors_of(R"({"services": [{"name": ")" + n32 + "n\"}]}"),
+            Errors{rule + "\"" + n32 + "n\")"});
+  EXPECT_EQ(valid(R"({"services": [{"name": ")" + n32 + "\"}]}").services[0].name, n32);
+}
+
+TEST(Config, UnknownServiceType) {
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "php"}]})"),
+            Errors{R"(services[0].type: must be one of "echo" (got "php"))"});
+}
+
+TEST(Config, RouteNeedsExactlyOneOfRespondOrService) {
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "app"}],
+                          "routes": [{"path": "/", "respond": {}, "service": "app"},
+                                     {"path": "/x"}]})"),
+            (Errors{R"(routes[0]: a route needs exactly one of "respond" or "service")",
+                    R"(routes[1]: a route needs exactly one of "respond" or "service")"}));
+}
+
+TEST(Config, RouteFields) {
+  EXPECT_EQ(errors_of(R"({"routes": [{"path": "x", "respond": {}}]})"),
+            Errors{R"(routes[0].path: must start with "/" (got "x"))"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"methods": "GET", "respond": {}}]})"),
+            Errors{"routes[0].methods: must be an array of method names"});
+  EXPECT_EQ(
+      errors_of(R"({"routes": [{"methods": ["GET", "get", 1, ""], "respond": {}}]})"),
+      (Errors{R"(routes[0].methods[1]: must be an uppercase method name like "GET" (got "get"))",
+              R"(routes[0].methods[2]: must be an uppercase method name like "GET")",
+              R"(routes[0].methods[3]: must be an uppercase method name like "GET" (got ""))"}));
+  EXPECT_TRUE(valid(R"({"routes": [{"methods": [], "respond": {}}]})").routes[0].methods.empty());
+}
+
+TEST(Config, RespondChecks) {
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"status": 204, "body": "x"}}]})"),
+            Errors{"routes[0].respond.body: must be empty for status 204"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"status": 304, "body": "x"}}]})"),
+            Errors{"routes[0].respond.body: must be empty for status 304"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"content_type": "text/plain\r\nX: y"}}]})"),
+            Errors{"routes[0].respond.content_type: must not contain control characters"});
+  EXPECT_EQ(valid(R"({"routes": [{"respond": {"status": 204}}]})").routes[0].respond.status, 204);
+}
+
+TEST(Config, BadAddressesAreRejected) {
+  for (const char* a :
+       {"localhost", "1.2.3", "256.0.0.1", "::g", "", " 127.0.0.1", "[::1]", "fe80::1%eth0"}) {
+    EXPECT_EQ(errors_of(std::string(R"({"listeners": [{"address": ")") + a + "\"}]}"),
+              Errors{std::string("listeners[0].address: must be an IPv4 or IPv6 address literal "
+                                 "(got \"") +
+                     a + "\")"})
+        << a;
+  }
+  EXPECT_EQ(errors_of(R"({"listeners": [{"address": "127.0.0.1\u0000x"}]})").size(), 1u);
+  for (const char* a : {"127.0.0.1", "0.0.0.0", "::", "::1", "fe80::1", "::ffff:10.0.0.1"}) {
+    EXPECT_EQ(errors_of(std::string(R"({"listeners": [{"address": ")") + a + "\"}]}"), Errors{})
+        << a;
+  }
+}
+
+TEST(Config, DuplicateListeners) {
+  EXPECT_EQ(errors_of(R"({"listeners": [{"address": "127.0.0.1", "port": 8080}, {}]})"),
+            Errors{"listeners[1]: duplicate listener 127.0.0.1:8080 (same as listeners[0])"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"address": "::1", "port": 80},
+                                        {"address": "0:0::1", "port": 81},
+                                        {"address": "0:0:0:0:0:0:0:1", "port": 80}]})"),
+            Errors{"listeners[2]: duplicate listener [::1]:80 (same as listeners[0])"});
+  // Port 0 means any free port: those never collide.
+  EXPECT_EQ(valid(R"({"listeners": [{"port": 0}, {"port": 0}]})").listeners.size(), 2u);
+}
+
+TEST(Config, AdminModeAndSocket) {
+  auto mode = [](const std::string& v) {
+    return parse_config(R"({"admin": {"mode": )" + v + "}}");
+  };
+  EXPECT_EQ(mode("\"0600\"").config.admin.mode, 0600u);
+  EXPECT_EQ(mode("\"644\"").config.admin.mode, 0644u);
+  EXPECT_EQ(mode("\"0\"").config.admin.mode, 0u);
+  EXPECT_EQ(mode("384").config.admin.mode, 0600u);  // an integer is the numeric mode
+  EXPECT_EQ(mode("511").config.admin.mode, 0777u);
+  const Errors bad{
+      R"(admin.mode: must be an octal string like "0600" or an integer between 0 and 511)"};
+  for (const char* v :
+       {"\"0800\"", "\"rw\"", "\"\"", "\"01000\"", "\"00600\"", "512", "-1", "1.5", "null"}) {
+    EXPECT_EQ(mode(v).errors, bad) << v;
+  }
+  EXPECT_EQ(errors_of(R"({"admin": {"socket": ""}})"),
+            Errors{"admin.socket: must be a non-empty path of at most 107 bytes"});
+  const std::string p107(107, 's');
+  EXPECT_EQ(valid(R"({"admin": {"socket": ")" + p107 + "\"}}").admin.socket, p107);
+  EXPECT_EQ(errors_of(R"({"admin": {"socket": ")" + p107 + "s\"}}"),
+            Errors{"admin.socket: must be a non-empty path of at most 107 bytes"});
+}
+
+TEST(Config, LogSettings) {
+  EXPECT_EQ(valid(R"({"log": {"access": "stderr"}})").log.access, "stderr");
+  EXPECT_EQ(errors_of(R"({"log": {"access": ""}})"),
+            Errors{R"(log.access: must be "off", "stderr" or a file path)"});
+  EXPECT_EQ(
+      errors_of(R"({"log": {"level": "verbose"}})"),
+      Errors{R"(log.level: must be one of "debug", "info", "warn", "error" (got "verbose"))"});
+  EXPECT_EQ(errors_of(R"({"log": {"format": "xml"}})"),
+            Errors{R"(log.format: must be one of "combined", "json" (got "xml"))"});
+}
+
+TEST(Config, AllErrorsAreReportedInOrder) {
+  EXPECT_EQ(
+      errors_of(R"({
+    "listeners": [{"address": "localhost", "port": 70000}],
+    "network": {"max_body_bytes": -1},
+    "services": [{"name": "app", "ring_bytes": 5000}, {"name": "app"}],
+    "routes": [{"service": "ap"}, {"path": "/x"}],
+    "admin": {"mode": "999"},
+    "log": {"level": "loud"},
+    "extra": true
+  })"),
+      (Errors{
+          "extra: unknown key",
+          R"(listeners[0].address: must be an IPv4 or IPv6 address literal (got "localhost"))",
+          "listeners[0].port: must be an integer between 0 and 65535",
+          "network.max_body_bytes: must be an integer between 0 and 1073741824",
+          "services[0].ring_bytes: must be a power of two (got 5000)",
+          R"(services[1].name: duplicate service name "app")",
+          R"(routes[0].service: no service named "ap")",
+          R"(routes[1]: a route needs exactly one of "respond" or "service")",
+          R"(admin.mode: must be an octal string like "0600" or an integer between 0 and 511)",
+          R"(log.level: must be one of "debug", "info", "warn", "error" (got "loud"))",
+      }));
+}
+
+TEST(Config, NestingDepthIsBounded) {
+  auto arrays = [](size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_EQ(errors_of(arrays(64)), Errors{"config: the top level must be a JSON object"});
+  EXPECT_EQ(errors_of(arrays(65)), Errors{"config: JSON nested deeper than 64 levels"});
+  EXPECT_EQ(errors_of(R"({"log": )" + arrays(63) + "}"), Errors{"log: must be an object"});
+  EXPECT_EQ(errors_of(arrays(1000000)), Errors{"config: JSON nested deeper than 64 levels"});
+}
+
+TEST(Config, LoadConfigFile) {
+  EXPECT_EQ(load_config_file("/nonexistent-ringhttpd-dir/ringhttpd.json").errors,
+            Errors{"config: cannot read /nonexistent-ringhttpd-dir/ringhttpd.json: No such file or "
+                   "directory"});
+  const std::string dir = ::testing::TempDir();
+  EXPECT_EQ(load_config_file(dir).errors,
+            Errors{"config: cannot read " + dir + ": Is a directory"});
+
+  const std::string path = dir + "ringhttpd_config_test.json";
+  {
+    std::ofstream out(path);
+    out << R"({"listeners": [{"port": 9090}], "services": [{"name": "x"}],
+               "routes": [{"service": "x"}]})";
+  }
+  ConfigResult r = load_config_file(path);
+  ASSERT_EQ(r.errors, Errors{});
+  ASSERT_EQ(r.config.listeners.size(), 1u);
+  EXPECT_EQ(r.config.listeners[0].port, 9090);
+  EXPECT_EQ(r.config.routes.at(0).service_index, 0);
+
+  { std::ofstream(path) << "{\"network\": 1}"; }
+  EXPECT_EQ(load_config_file(path).errors, Errors{"network: must be an object"});
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace ringhttpd::master
