@@ -1,0 +1,81 @@
+// sendmsg/recvmsg with SCM_RIGHTS for the control channel (see control.h).
+#include "proto/control.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ringhttpd::proto {
+namespace {
+
+std::string errno_text(const char* call) { return std::string(call) + ": " + std::strerror(errno); }
+
+}  // namespace
+
+std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds) {
+  if (fds.size() > kMaxFdsPerMessage) return "send_control: too many descriptors";
+  iovec iov{const_cast<ControlMessage*>(&msg), sizeof msg};
+  msghdr hdr{};
+  hdr.msg_iov = &iov;
+  hdr.msg_iovlen = 1;
+  std::vector<char> control;
+  if (!fds.empty()) {
+    control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
+    hdr.msg_control = control.data();
+    hdr.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&hdr);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &hdr, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno_text("sendmsg(control)");
+  if (static_cast<size_t>(n) != sizeof msg) return "sendmsg(control): short write";
+  return {};
+}
+
+RecvStatus recv_control(int sock, ControlMessage& msg, std::vector<UniqueFd>& fds,
+                        std::string& error_text) {
+  iovec iov{&msg, sizeof msg};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  msghdr hdr{};
+  hdr.msg_iov = &iov;
+  hdr.msg_iovlen = 1;
+  hdr.msg_control = control;
+  hdr.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(sock, &hdr, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return RecvStatus::again;
+  if (n < 0) {
+    error_text = errno_text("recvmsg(control)");
+    return RecvStatus::error;
+  }
+  for (cmsghdr* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.emplace_back(fd);
+    }
+  }
+  if (n == 0) return RecvStatus::closed;
+  if (hdr.msg_flags & MSG_CTRUNC) {
+    error_text = "recvmsg(control): control data truncated, descriptors lost";
+    return RecvStatus::error;
+  }
+  if (static_cast<size_t>(n) != sizeof msg) {
+    error_text = "recvmsg(control): short message";
+    return RecvStatus::error;
+  }
+  return RecvStatus::ok;
+}
+
+}  // namespace ringhttpd::proto

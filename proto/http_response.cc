@@ -1,0 +1,115 @@
+// Response heads: reason phrases, framing rules and the byte layout of the
+// status line and headers the network process writes.
+#include "proto/http_response.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace ringhttpd::proto {
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+bool is_framing_header(std::string_view name) {
+  return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+         iequals(name, "connection") || iequals(name, "date") || iequals(name, "server") ||
+         iequals(name, "keep-alive");
+}
+
+bool response_has_body(std::string_view method, int status) {
+  return method != "HEAD" && status >= 200 && status != 204 && status != 304;
+}
+
+void append_response_head(std::string& out, int status, const std::vector<Header>& headers,
+                          uint64_t content_length, bool keep_alive, std::string_view date) {
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reason_phrase(status);
+  out += "\r\nServer: ringhttpd\r\nDate: ";
+  out += date;
+  out += "\r\n";
+  for (const Header& h : headers) {
+    if (is_framing_header(h.name)) continue;
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  if (status >= 200 && status != 204) {
+    out += "Content-Length: ";
+    out += std::to_string(content_length);
+    out += "\r\n";
+  }
+  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+}
+
+std::string make_simple_response(int status, bool keep_alive, std::string_view date,
+                                 std::string_view content_type, std::string_view body,
+                                 bool head_only, std::string_view extra_headers) {
+  std::string text;
+  if (body.empty() && status >= 400) {
+    text = std::to_string(status) + " " + std::string(reason_phrase(status)) + "\n";
+    body = text;
+  }
+  std::vector<Header> headers;
+  if (!body.empty()) headers.push_back({"Content-Type", std::string(content_type)});
+  std::string out;
+  out.reserve(160 + body.size() + extra_headers.size());
+  append_response_head(out, status, headers, body.size(), keep_alive, date);
+  if (!extra_headers.empty()) out.insert(out.size() - 2, extra_headers);
+  if (!head_only) out += body;
+  return out;
+}
+
+std::string http_date(int64_t unix_seconds) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const time_t t = static_cast<time_t>(unix_seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+}  // namespace ringhttpd::proto

@@ -1,0 +1,641 @@
+// RequestParser: parsed content of valid requests, identical results however
+// the bytes are split into feeds (whole, every two-way split, byte by byte),
+// and the exact status of every rejected input, also under every split.
+#include "proto/http_parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace ringhttpd::proto {
+namespace {
+
+std::string Describe(const HttpRequest& r) {
+  std::string s = r.method + " " + r.target + " HTTP/" + std::to_string(r.version_major) + "." +
+                  std::to_string(r.version_minor) + "\n";
+  for (const Header& h : r.headers) s += "[" + h.name + "]=[" + h.value + "]\n";
+  s += "body=[" + r.body + "] keep_alive=" + std::to_string(r.keep_alive) +
+       " expect_continue=" + std::to_string(r.expect_continue);
+  return s;
+}
+
+struct Outcome {
+  std::vector<HttpRequest> requests;
+  std::vector<std::string> described;
+  int status = 0;
+  bool ok = true;  // result of the last feed
+};
+
+// Feeds `input` cut at `cuts` (ascending offsets).
+Outcome FeedCuts(std::string_view input, const std::vector<size_t>& cuts,
+                 ParserLimits limits = {}) {
+  RequestParser parser(limits);
+  Outcome o;
+  size_t pos = 0;
+  bool failed = false;
+  auto feed = [&](size_t end) {
+    o.ok = parser.feed(input.substr(pos, end - pos), o.requests);
+    EXPECT_FALSE(failed && o.ok) << "feed() succeeded after a failure";
+    failed = failed || !o.ok;
+    pos = end;
+  };
+  for (size_t cut : cuts) feed(cut);
+  feed(input.size());
+  o.status = parser.error_status();
+  for (const HttpRequest& r : o.requests) o.described.push_back(Describe(r));
+  return o;
+}
+
+Outcome Whole(std::string_view in, ParserLimits l = {}) { return FeedCuts(in, {}, l); }
+
+Outcome Bytewise(std::string_view in, ParserLimits l = {}) {
+  std::vector<size_t> cuts;
+  for (size_t i = 1; i < in.size(); ++i) cuts.push_back(i);
+  return FeedCuts(in, cuts, l);
+}
+
+// Every way of feeding `in` must give the same outcome as feeding it whole.
+void ExpectSplitInvariant(std::string_view in, ParserLimits l = {}, size_t stride = 1) {
+  Outcome whole = Whole(in, l);
+  for (size_t k = 0; k <= in.size(); k += stride) {
+    Outcome split = FeedCuts(in, {k}, l);
+    ASSERT_EQ(split.described, whole.described) << "split at " << k;
+    ASSERT_EQ(split.status, whole.status) << "split at " << k;
+    ASSERT_EQ(split.ok, whole.ok) << "split at " << k;
+  }
+  Outcome bytes = Bytewise(in, l);
+  EXPECT_EQ(bytes.described, whole.described) << "byte by byte";
+  EXPECT_EQ(bytes.status, whole.status) << "byte by byte";
+  EXPECT_EQ(bytes.ok, whole.ok) << "byte by byte";
+}
+
+// ---------------------------------------------------------------------------
+// Valid requests
+
+const std::string kGet =
+    "GET /search?q=ring&lang=en HTTP/1.1\r\n"
+    "Host: Example.COM:8080\r\n"
+    "User-Agent: test/1.0\r\n"
+    "Accept: \t */* \t\r\n"
+    "X-Empty:\r\n"
+    "x-MiXeD-case: Value With  Spaces\r\n"
+    "\r\n";
+
+const std::string kPostLength =
+    "POST /submit HTTP/1.1\r\n"
+    "Host: a.example\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 11\r\n"
+    "\r\n"
+    "hello world";
+
+const std::string kPostChunked =
+    "POST /upload HTTP/1.1\r\n"
+    "Host: a.example\r\n"
+    "Transfer-Encoding: chunked\r\n"
+    "\r\n"
+    "5;name=value\r\n"
+    "hello\r\n"
+    "6;flag\r\n"
+    " world\r\n"
+    "A;q=\"quoted; ext\"\r\n"
+    "0123456789\r\n"
+    "0\r\n"
+    "X-Checksum: abc\r\n"
+    "X-Other: 1\r\n"
+    "\r\n";
+
+const std::string kPipelined =
+    "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"
+    "POST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz"
+    "GET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+
+const std::string kHttp10KeepAlive =
+    "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    "GET /b HTTP/1.0\r\n\r\n";
+
+const std::string kHttp10Close = "GET / HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+const std::string kExpectContinue =
+    "PUT /file HTTP/1.1\r\n"
+    "Host: a\r\n"
+    "Expect: 100-Continue\r\n"
+    "Content-Length: 4\r\n"
+    "\r\n"
+    "data";
+
+const std::string kLeadingEmptyLines = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+const std::string kUpgradeIgnored =
+    "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    "POST /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
+    "Content-Length: 2\r\n\r\nhi"
+    "GET /after HTTP/1.1\r\nHost: a\r\n\r\n";
+
+const std::string kChunkedThenGet =
+    "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    "3\r\nabc\r\n0\r\n\r\n"
+    "GET /d HTTP/1.1\r\nHost: a\r\n\r\n";
+
+const std::string kAbsoluteForm = "GET http://Example.com:81/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n";
+
+const std::string kOptionsStar = "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
+
+TEST(HttpParser, GetWithHeadersAndQuery) {
+  Outcome o = Whole(kGet);
+  ASSERT_TRUE(o.ok) << o.status;
+  ASSERT_EQ(o.requests.size(), 1u);
+  const HttpRequest& r = o.requests[0];
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.target, "/search?q=ring&lang=en");
+  EXPECT_EQ(r.version_major, 1);
+  EXPECT_EQ(r.version_minor, 1);
+  ASSERT_EQ(r.headers.size(), 5u);
+  EXPECT_EQ(r.headers[0].name, "Host");
+  EXPECT_EQ(r.headers[0].value, "Example.COM:8080");
+  EXPECT_EQ(r.headers[2].value, "*/*");  // SP and HTAB trimmed on both sides
+  EXPECT_EQ(r.headers[3].name, "X-Empty");
+  EXPECT_EQ(r.headers[3].value, "");
+  EXPECT_EQ(r.headers[4].name, "x-MiXeD-case");  // case preserved
+  EXPECT_EQ(r.headers[4].value, "Value With  Spaces");
+  EXPECT_EQ(r.header("X-MIXED-CASE"), "Value With  Spaces");
+  EXPECT_EQ(r.path(), "/search");
+  EXPECT_EQ(r.query(), "q=ring&lang=en");
+  EXPECT_EQ(r.host(), "example.com");
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_FALSE(r.expect_continue);
+  EXPECT_EQ(r.body, "");
+}
+
+TEST(HttpParser, PostWithContentLength) {
+  Outcome o = Whole(kPostLength);
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_EQ(o.requests[0].method, "POST");
+  EXPECT_EQ(o.requests[0].body, "hello world");
+  EXPECT_EQ(o.requests[0].header("content-length"), "11");
+}
+
+TEST(HttpParser, ChunkedWithExtensionsAndTrailers) {
+  Outcome o = Whole(kPostChunked);
+  ASSERT_TRUE(o.ok) << o.status;
+  ASSERT_EQ(o.requests.size(), 1u);
+  const HttpRequest& r = o.requests[0];
+  EXPECT_EQ(r.body, "hello world0123456789");
+  EXPECT_EQ(r.headers.size(), 2u);  // trailers are dropped, not merged
+  EXPECT_EQ(r.header("X-Checksum"), "");
+  EXPECT_TRUE(r.keep_alive);
+}
+
+TEST(HttpParser, PipelinedRequestsComeOutInOrder) {
+  Outcome o = Whole(kPipelined);
+  ASSERT_TRUE(o.ok);
+  ASSERT_EQ(o.requests.size(), 3u);
+  EXPECT_EQ(o.requests[0].target, "/one");
+  EXPECT_TRUE(o.requests[0].keep_alive);
+  EXPECT_EQ(o.requests[1].target, "/two");
+  EXPECT_EQ(o.requests[1].body, "xyz");
+  EXPECT_EQ(o.requests[2].target, "/three");
+  EXPECT_FALSE(o.requests[2].keep_alive);
+}
+
+TEST(HttpParser, Http10KeepAliveAndClose) {
+  Outcome o = Whole(kHttp10KeepAlive);
+  ASSERT_TRUE(o.ok);
+  ASSERT_EQ(o.requests.size(), 2u);
+  EXPECT_EQ(o.requests[0].version_minor, 0);
+  EXPECT_TRUE(o.requests[0].keep_alive);   // "Connection: keep-alive"
+  EXPECT_FALSE(o.requests[1].keep_alive);  // HTTP/1.0 default
+  Outcome c = Whole(kHttp10Close);
+  ASSERT_EQ(c.requests.size(), 1u);
+  EXPECT_FALSE(c.requests[0].keep_alive);
+}
+
+TEST(HttpParser, Http11ConnectionClose) {
+  Outcome o = Whole("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_FALSE(o.requests[0].keep_alive);
+}
+
+TEST(HttpParser, ExpectContinue) {
+  Outcome o = Whole(kExpectContinue);
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_TRUE(o.requests[0].expect_continue);
+  EXPECT_EQ(o.requests[0].body, "data");
+}
+
+TEST(HttpParser, LeadingEmptyLinesAreTolerated) {
+  Outcome o = Whole(kLeadingEmptyLines);
+  ASSERT_TRUE(o.ok);
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_EQ(o.requests[0].target, "/");
+}
+
+TEST(HttpParser, UpgradeIsIgnoredAndParsingGoesOn) {
+  Outcome o = Whole(kUpgradeIgnored);
+  ASSERT_TRUE(o.ok) << o.status;
+  ASSERT_EQ(o.requests.size(), 3u);
+  EXPECT_EQ(o.requests[0].target, "/ws");
+  EXPECT_EQ(o.requests[1].body, "hi");
+  EXPECT_EQ(o.requests[2].target, "/after");
+}
+
+TEST(HttpParser, ChunkedThenPipelinedGet) {
+  Outcome o = Whole(kChunkedThenGet);
+  ASSERT_EQ(o.requests.size(), 2u);
+  EXPECT_EQ(o.requests[0].body, "abc");
+  EXPECT_EQ(o.requests[1].target, "/d");
+}
+
+TEST(HttpParser, AbsoluteFormAndAsteriskForm) {
+  Outcome a = Whole(kAbsoluteForm);
+  ASSERT_EQ(a.requests.size(), 1u);
+  EXPECT_EQ(a.requests[0].path(), "/x");
+  EXPECT_EQ(a.requests[0].query(), "y=1");
+  EXPECT_EQ(a.requests[0].host(), "example.com");
+  Outcome s = Whole(kOptionsStar);
+  ASSERT_EQ(s.requests.size(), 1u);
+  EXPECT_EQ(s.requests[0].target, "*");
+}
+
+TEST(HttpParser, BodyExactlyAtLimitIsAccepted) {
+  ParserLimits l;
+  l.max_body_bytes = 11;
+  EXPECT_EQ(Whole(kPostLength, l).requests.size(), 1u);
+  l.max_body_bytes = 21;
+  EXPECT_EQ(Whole(kPostChunked, l).requests.size(), 1u);
+}
+
+class ValidSplits : public testing::TestWithParam<std::string> {};
+
+TEST_P(ValidSplits, EverySplitGivesTheSameRequests) {
+  Outcome whole = Whole(GetParam());
+  ASSERT_TRUE(whole.ok) << whole.status << " " << GetParam();
+  ASSERT_FALSE(whole.requests.empty());
+  ExpectSplitInvariant(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, ValidSplits,
+                         testing::Values(kGet, kPostLength, kPostChunked, kPipelined,
+                                         kHttp10KeepAlive, kHttp10Close, kExpectContinue,
+                                         kLeadingEmptyLines, kUpgradeIgnored, kChunkedThenGet,
+                                         kAbsoluteForm, kOptionsStar));
+
+TEST(HttpParser, AllValidRequestsConcatenatedAndFedAtEverySplit) {
+  std::string all = kGet + kPostLength + kPostChunked + kExpectContinue + kLeadingEmptyLines +
+                    kUpgradeIgnored + kChunkedThenGet + kAbsoluteForm + kOptionsStar + kPipelined;
+  Outcome whole = Whole(all);
+  ASSERT_TRUE(whole.ok) << whole.status;
+  EXPECT_EQ(whole.requests.size(), 15u);
+  ExpectSplitInvariant(all);
+}
+
+// ---------------------------------------------------------------------------
+// State queries
+
+TEST(HttpParser, MidRequestAndWantsContinue) {
+  RequestParser p;
+  std::vector<HttpRequest> out;
+  EXPECT_FALSE(p.mid_request());
+  ASSERT_TRUE(p.feed("\r\n", out));
+  EXPECT_FALSE(p.mid_request());  // an empty line is not part of a request
+  ASSERT_TRUE(p.feed("P", out));
+  EXPECT_TRUE(p.mid_request());
+  EXPECT_FALSE(p.wants_continue());
+  ASSERT_TRUE(
+      p.feed("UT /f HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n", out));
+  EXPECT_FALSE(p.wants_continue());  // head not complete yet
+  ASSERT_TRUE(p.feed("\r\n", out));
+  EXPECT_TRUE(p.wants_continue());
+  EXPECT_TRUE(p.mid_request());
+  ASSERT_TRUE(p.feed("da", out));
+  EXPECT_TRUE(p.wants_continue());
+  ASSERT_TRUE(p.feed("ta", out));
+  EXPECT_FALSE(p.wants_continue());
+  EXPECT_FALSE(p.mid_request());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].expect_continue);
+}
+
+TEST(HttpParser, NoContinueWithoutBodyOrForHttp10) {
+  RequestParser p;
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(p.feed("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", out));
+  EXPECT_FALSE(p.wants_continue());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].expect_continue);
+  ASSERT_TRUE(p.feed("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", out));
+  EXPECT_FALSE(p.wants_continue());
+  EXPECT_TRUE(p.mid_request());
+}
+
+TEST(HttpParser, BytesAfterConnectionCloseAreIgnored) {
+  RequestParser p;
+  std::vector<HttpRequest> out;
+  EXPECT_TRUE(
+      p.feed("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /x HTTP/1.1\r\n", out));
+  EXPECT_TRUE(p.feed("garbage that is never parsed\n\n", out));
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(p.error_status(), 0);
+  EXPECT_FALSE(p.mid_request());
+}
+
+TEST(HttpParser, RequestsBeforeAnErrorInTheSameFeedAreKept) {
+  RequestParser p;
+  std::vector<HttpRequest> out;
+  EXPECT_FALSE(
+      p.feed("GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /bad HTTP/1.1\r\nHost : a\r\n\r\n", out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].target, "/ok");
+  EXPECT_EQ(p.error_status(), 400);
+}
+
+TEST(HttpParser, MovedParserKeepsWorking) {
+  RequestParser a;
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(a.feed("GET / HTTP/1.1\r\nHo", out));
+  RequestParser b(std::move(a));
+  ASSERT_TRUE(b.feed("st: a\r\n\r\n", out));
+  RequestParser c;
+  c = std::move(b);
+  ASSERT_TRUE(c.feed("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n", out));
+  EXPECT_EQ(out.size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+struct ErrorCase {
+  const char* name;
+  std::string input;
+  int status;
+  ParserLimits limits = {};
+};
+
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
+ParserLimits Small() {
+  ParserLimits l;
+  l.max_header_bytes = 64;
+  l.max_target_bytes = 16;
+  l.max_body_bytes = 10;
+  return l;
+}
+
+std::vector<ErrorCase> ErrorCorpus() {
+  const std::string h = "Host: a\r\n";
+  const std::string chunked = "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n";
+  return {
+      {"bare_lf_ending_header_line", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400},
+      {"bare_lf_ending_request_line", "GET / HTTP/1.1\n" + h + "\r\n", 400},
+      {"bare_lf_as_final_empty_line", "GET / HTTP/1.1\r\n" + h + "\n", 400},
+      {"bare_lf_as_leading_empty_line", "\nGET / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"bare_cr_in_header", "GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", 400},
+      {"space_before_colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+      {"tab_before_colon", "GET / HTTP/1.1\r\n" + h + "X\t: y\r\n\r\n", 400},
+      {"obs_fold", "GET / HTTP/1.1\r\n" + h + "X: a\r\n  b\r\n\r\n", 400},
+      {"obs_fold_tab", "GET / HTTP/1.1\r\n" + h + "X: a\r\n\tb\r\n\r\n", 400},
+      {"space_before_first_header", "GET / HTTP/1.1\r\n " + h + "\r\n", 400},
+      {"double_space_after_method", "GET  / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"double_space_before_version", "GET /  HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"leading_space_in_request_line", " GET / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"trailing_space_in_request_line", "GET / HTTP/1.1 \r\n" + h + "\r\n", 400},
+      {"tab_in_request_line", "GET /a\tb HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"space_in_target", "GET /a b HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"http09_request_line", "GET /\r\n\r\n", 400},
+      {"http09_request_line_with_headers", "GET /\r\n" + h + "\r\n", 400},
+      {"rtsp_protocol", "GET / RTSP/1.0\r\n\r\n", 400},
+      {"lowercase_protocol", "GET / http/1.1\r\n" + h + "\r\n", 400},
+      {"malformed_version", "GET / HTTP/11\r\n" + h + "\r\n", 400},
+      {"version_with_extra_digit", "GET / HTTP/1.10\r\n" + h + "\r\n", 400},
+      {"unknown_method", "FOO / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"lowercase_method", "get / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"relative_target", "GET a/b HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"asterisk_outside_options", "GET * HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"missing_host_http11", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
+      {"two_hosts", "GET / HTTP/1.1\r\n" + h + "host: b\r\n\r\n", 400},
+      {"invalid_host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
+      {"invalid_header_name", "GET / HTTP/1.1\r\n" + h + "X(y): z\r\n\r\n", 400},
+      {"header_without_colon", "GET / HTTP/1.1\r\n" + h + "NoColon\r\n\r\n", 400},
+      {"cl_and_te",
+       "POST / HTTP/1.1\r\n" + h +
+           "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"te_and_cl",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+       400},
+      {"duplicate_cl",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
+      {"negative_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length: -1\r\n\r\n", 400},
+      {"cl_overflow", "POST / HTTP/1.1\r\n" + h + "Content-Length: 99999999999999999999999\r\n\r\n",
+       400},
+      {"bad_chunk_size", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\nxyz\r\n",
+       400},
+      {"chunked_not_last", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, gzip\r\n\r\n",
+       400},
+      {"empty_te", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding:\r\n\r\n", 400},
+      {"chunked_twice",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"chunk_data_not_followed_by_crlf", chunked + "5\r\nhelloXX0\r\n\r\n", 400},
+      {"chunk_data_followed_by_bare_lf", chunked + "5\r\nhello\n0\r\n\r\n", 400},
+      {"chunk_size_line_bare_lf", chunked + "5\nhello\r\n0\r\n\r\n", 400},
+      {"trailer_obs_fold", chunked + "0\r\nT: 1\r\n u\r\n\r\n", 400},
+      {"trailer_space_before_colon", chunked + "0\r\nT : 1\r\n\r\n", 400},
+      {"trailer_bare_lf", chunked + "0\r\nT: 1\nU: 2\r\n\r\n", 400},
+      {"trailers_end_with_bare_lf", chunked + "0\r\n\n", 400},
+      {"trailers_end_with_bare_cr", chunked + "0\r\n\r\r\n", 400},
+      {"te_in_http10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"te_gzip", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\n", 501},
+      {"te_gzip_then_chunked",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+      {"te_gzip_header_then_chunked_header",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       501},
+      {"connect", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", 501},
+      {"http20", "GET / HTTP/2.0\r\n" + h + "\r\n", 505},
+      {"http12", "GET / HTTP/1.2\r\n" + h + "\r\n", 505},
+      {"http30", "GET / HTTP/3.0\r\n" + h + "\r\n", 505},
+      {"http09_version", "GET / HTTP/0.9\r\n\r\n", 505},
+      {"h2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+      {"cl_above_limit", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1048577\r\n\r\n", 413},
+      {"cl_above_small_limit", "POST / HTTP/1.1\r\n" + h + "Content-Length: 11\r\n\r\n", 413,
+       Small()},
+      {"chunked_above_limit",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n",
+       413, Small()},
+      {"single_chunk_above_limit",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n100001\r\n", 413},
+      {"chunk_extensions_above_limit",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n1;" + std::string(70, 'e') +
+           "\r\n",
+       413, Small()},
+      {"target_above_limit", "GET /" + std::string(16, 'a') + " HTTP/1.1\r\n", 414, Small()},
+      {"head_above_limit", "GET / HTTP/1.1\r\n" + h + "X: " + std::string(40, 'v') + "\r\n\r\n",
+       431, Small()},
+      {"many_headers_above_limit",
+       "GET / HTTP/1.1\r\n" + h + "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\n\r\n",
+       431, Small()},
+      {"bare_cr_before_request_line", "\r\rGET / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"crlf_lines_above_limit",
+       [] {
+         std::string s;
+         for (int i = 0; i < 33; ++i) s += "\r\n";
+         return s;
+       }(),
+       431, Small()},
+      {"trailers_above_limit",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\r\n\r\n0\r\nT: " + std::string(70, 't') + "\r\n\r\n",
+       431, Small()},
+  };
+}
+
+class Errors : public testing::TestWithParam<ErrorCase> {};
+
+TEST_P(Errors, ExactStatusUnderEverySplit) {
+  const ErrorCase& c = GetParam();
+  Outcome whole = Whole(c.input, c.limits);
+  EXPECT_FALSE(whole.ok);
+  EXPECT_EQ(whole.status, c.status);
+  EXPECT_TRUE(whole.requests.empty());
+  ExpectSplitInvariant(c.input, c.limits);
+}
+
+TEST_P(Errors, FeedAfterErrorReturnsFalseAndProducesNothing) {
+  const ErrorCase& c = GetParam();
+  RequestParser p(c.limits);
+  std::vector<HttpRequest> out;
+  EXPECT_FALSE(p.feed(c.input, out));
+  EXPECT_FALSE(p.error_reason().empty());
+  EXPECT_FALSE(p.feed("GET / HTTP/1.1\r\nHost: a\r\n\r\n", out));
+  EXPECT_FALSE(p.feed("", out));
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(p.error_status(), c.status);
+  EXPECT_FALSE(p.mid_request());
+  EXPECT_FALSE(p.wants_continue());
+}
+
+INSTANTIATE_TEST_SUITE_P(Corpus, Errors, testing::ValuesIn(ErrorCorpus()),
+                         [](const testing::TestParamInfo<ErrorCase>& i) { return i.param.name; });
+
+TEST(HttpParser, ContentLengthAboveLimitRejectedBeforeAnyBody) {
+  RequestParser p;
+  std::vector<HttpRequest> out;
+  EXPECT_TRUE(p.feed("PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n", out));
+  EXPECT_FALSE(p.feed("\r\n", out));  // the head's last byte decides it
+  EXPECT_EQ(p.error_status(), 413);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(HttpParser, OversizedChunkRejectedFromItsSizeLine) {
+  ParserLimits l;
+  l.max_body_bytes = 10;
+  RequestParser p(l);
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(p.feed(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", out));
+  EXPECT_FALSE(p.feed("6\r\n", out));
+  EXPECT_EQ(p.error_status(), 413);
+}
+
+// A head of exactly `size` bytes (request line + headers + final CRLF).
+std::string HeadOfSize(size_t size) {
+  std::string head = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+  head += std::string(size - head.size() - 4, 'v');
+  head += "\r\n\r\n";
+  return head;
+}
+
+TEST(HttpParser, HeadLimitIsExactAndCountedAcrossFeeds) {
+  ParserLimits l;  // default 16384
+  std::string at_limit = HeadOfSize(l.max_header_bytes);
+  std::string over = HeadOfSize(l.max_header_bytes + 1);
+  ASSERT_EQ(at_limit.size(), 16384u);
+  EXPECT_EQ(Whole(at_limit).requests.size(), 1u);
+  EXPECT_EQ(Whole(over).status, 431);
+  for (size_t piece : {1u, 7u, 100u, 4096u}) {
+    std::vector<size_t> cuts;
+    for (size_t i = piece; i < over.size(); i += piece) cuts.push_back(i);
+    EXPECT_EQ(FeedCuts(at_limit, cuts).requests.size(), 1u) << piece;
+    Outcome o = FeedCuts(over, cuts);
+    EXPECT_EQ(o.status, 431) << piece;
+    EXPECT_TRUE(o.requests.empty());
+  }
+  // Leading empty lines count too, so they cannot be sent forever.
+  EXPECT_EQ(Whole("\r\n" + HeadOfSize(l.max_header_bytes - 2)).requests.size(), 1u);
+  EXPECT_EQ(Whole("\r\n" + at_limit).status, 431);
+  ExpectSplitInvariant(over, l, 97);
+}
+
+TEST(HttpParser, HeadLimitAppliesToEachPipelinedRequest) {
+  ParserLimits l;
+  std::string two = HeadOfSize(l.max_header_bytes) + HeadOfSize(l.max_header_bytes);
+  Outcome o = Whole(two);
+  EXPECT_TRUE(o.ok);
+  EXPECT_EQ(o.requests.size(), 2u);
+}
+
+TEST(HttpParser, TargetLimitIsExact) {
+  ParserLimits l;  // default 8192
+  auto request = [](size_t target_size) {
+    return "GET /" + std::string(target_size - 1, 'p') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  };
+  Outcome ok = Whole(request(l.max_target_bytes));
+  ASSERT_EQ(ok.requests.size(), 1u);
+  EXPECT_EQ(ok.requests[0].target.size(), 8192u);
+  EXPECT_EQ(Whole(request(l.max_target_bytes + 1)).status, 414);
+  EXPECT_EQ(Bytewise(request(l.max_target_bytes + 1)).status, 414);
+  ExpectSplitInvariant(request(l.max_target_bytes + 1), l, 61);
+}
+
+// Random byte edits of valid requests, under small and default limits: the
+// verdict and the requests must not depend on how the bytes are split.
+TEST(HttpParser, MutatedInputsGiveTheSameResultHoweverSplit) {
+  const std::vector<std::string> corpus = {kGet,         kPostLength,     kPostChunked,
+                                           kHttp10Close, kExpectContinue, kLeadingEmptyLines,
+                                           kOptionsStar, kUpgradeIgnored};
+  const std::string alphabet = std::string(" \t\r\n:;,0123456789aAHTP/.-\"=?*#@[]\x7f\xff") + '\0';
+  ParserLimits small;
+  small.max_header_bytes = 120;
+  small.max_target_bytes = 20;
+  small.max_body_bytes = 12;
+  std::mt19937 rng(20240601);
+  for (int iteration = 0; iteration < 3000; ++iteration) {
+    std::string in = corpus[rng() % corpus.size()] + corpus[rng() % corpus.size()];
+    for (int edits = static_cast<int>(rng() % 4); edits > 0; --edits) {
+      size_t pos = rng() % in.size();
+      char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          in[pos] = c;
+          break;
+        case 1:
+          in.insert(in.begin() + static_cast<std::ptrdiff_t>(pos), c);
+          break;
+        default:
+          in.erase(pos, 1);
+      }
+    }
+    ParserLimits limits = iteration % 2 == 0 ? small : ParserLimits{};
+    Outcome whole = Whole(in, limits);
+    std::vector<size_t> cuts;
+    for (size_t c = 1 + rng() % 7; c < in.size(); c += 1 + rng() % 7) cuts.push_back(c);
+    Outcome split = FeedCuts(in, cuts, limits);
+    Outcome bytes = Bytewise(in, limits);
+    ASSERT_EQ(split.described, whole.described) << testing::PrintToString(in);
+    ASSERT_EQ(split.status, whole.status) << testing::PrintToString(in);
+    ASSERT_EQ(bytes.described, whole.described) << testing::PrintToString(in);
+    ASSERT_EQ(bytes.status, whole.status) << testing::PrintToString(in);
+  }
+}
+
+}  // namespace
+}  // namespace ringhttpd::proto
