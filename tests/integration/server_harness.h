@@ -1,0 +1,98 @@
+// Test harness for integration tests: starts the real ringhttpd binary on a
+// config with port 0, learns the port from its "ready" line, talks to it over
+// raw sockets, and stops it. The test process is a child subreaper, so
+// workers orphaned by a killed supervisor come back to it and are reaped.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ringhttpd::testing {
+
+using Clock = std::chrono::steady_clock;
+
+// A config file in a temporary directory, removed on destruction.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& contents);
+  ~TempFile();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs the binary with `args`; captures stdout+stderr. Returns exit status.
+int run_binary(const std::vector<std::string>& args, std::string& output);
+
+class Server {
+ public:
+  // Starts `ringhttpd serve -c <config>` and waits for its ready line.
+  explicit Server(const std::string& config_json);
+  ~Server();  // SIGKILLs whatever is still running
+
+  bool ready() const { return port_ != 0; }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const;
+  // Waits until the log contains `text`.
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
+
+  // Pids whose parent is the supervisor, and their /proc cmdline titles.
+  std::map<pid_t, std::string> children() const;
+
+  // Sends `sig`, waits for the supervisor's exit; returns its status or -1.
+  int stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  std::string segment_path() const;
+
+ private:
+  void drain_output(int fd);
+
+  TempFile config_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::thread reader_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::string log_;
+};
+
+// True once every pid is gone (reaped or never ours), within the timeout.
+bool wait_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout);
+
+// A client connection to 127.0.0.1:port with receive timeouts.
+class Client {
+ public:
+  explicit Client(int port);
+  ~Client();
+  bool connected() const { return fd_ >= 0; }
+  bool send(const std::string& bytes);
+  // Reads one HTTP response (head + Content-Length body). nullopt on
+  // timeout or close before a full response.
+  struct Response {
+    int status = 0;
+    std::map<std::string, std::string> headers;  // names lower-cased
+    std::string body;
+  };
+  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // True when the server closed the connection (EOF) within the timeout.
+  bool closed_by_peer(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+ private:
+  bool fill(Clock::time_point deadline);
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+// A one-shot request: connect, send, read one response.
+std::optional<Client::Response> http_get(int port, const std::string& target);
+
+}  // namespace ringhttpd::testing

@@ -1,0 +1,285 @@
+// The real binary end to end: fast path, service path through the rings,
+// keep-alive, pipelining, a 1 MiB body, `check`, and clean stop / SIGKILL
+// leaving no process and no segment behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string make_config(int network = 2, int service = 2, uint64_t ring_bytes = 1048576,
+                        uint64_t max_body = 1048576) {
+  const json config = {
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", network}, {"max_body_bytes", max_body}}},
+      {"services",
+       {{{"name", "app"}, {"type", "echo"}, {"processes", service}, {"ring_bytes", ring_bytes}}}},
+      {"routes",
+       {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
+        {{"path", "/echo"}, {"service", "app"}}}},
+      {"log", {{"level", "info"}}},
+  };
+  return config.dump();
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string request(const std::string& method, const std::string& target,
+                    const std::string& body = "", const std::string& extra = "") {
+  std::string r = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\n" + extra;
+  if (!body.empty() || method == "POST") r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  return r + "\r\n" + body;
+}
+
+TEST(Server, FastPathAnswersFromTheNetworkProcess) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto r = http_get(server.port(), "/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "ok\n");
+  EXPECT_EQ(r->headers["content-type"], "text/plain");
+  auto missing = http_get(server.port(), "/nowhere");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST(Server, ServicePathEchoesTheRequestThroughTheRings) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(request("GET", "/echo/a?x=1&y=2", "", "X-Test: yes\r\n")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->headers["content-type"], "application/json");
+  const json doc = json::parse(r->body);
+  EXPECT_EQ(doc["method"], "GET");
+  EXPECT_EQ(doc["path"], "/echo/a");
+  EXPECT_EQ(doc["query"], "x=1&y=2");
+  EXPECT_EQ(doc["headers"]["X-Test"], "yes");
+  EXPECT_EQ(doc["body_length"], 0);
+  const auto kids = server.children();
+  const pid_t network_pid = doc["network"]["pid"].get<pid_t>();
+  const pid_t service_pid = doc["service"]["pid"].get<pid_t>();
+  ASSERT_TRUE(kids.count(network_pid)) << doc.dump();
+  ASSERT_TRUE(kids.count(service_pid)) << doc.dump();
+  EXPECT_TRUE(kids.at(network_pid).starts_with("ringhttpd: network g1 #"));
+  EXPECT_TRUE(kids.at(service_pid).starts_with("ringhttpd: service app g1 #"));
+  EXPECT_EQ(doc["network"]["generation"], 1);
+  EXPECT_EQ(doc["service"]["generation"], 1);
+}
+
+TEST(Server, ProcessTitlesShowRoleGenerationAndIndex) {
+  Server server(make_config(2, 2));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::multiset<std::string> titles;
+  for (const auto& [pid, title] : server.children()) titles.insert(title);
+  const std::multiset<std::string> expected = {
+      "ringhttpd: network g1 #0", "ringhttpd: network g1 #1", "ringhttpd: service app g1 #0",
+      "ringhttpd: service app g1 #1"};
+  EXPECT_EQ(titles, expected);
+}
+
+TEST(Server, KeepAliveServesManyRequestsOnOneConnection) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(c.send(request("GET", i % 2 ? "/healthz" : "/echo/" + std::to_string(i))));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->headers["connection"], "keep-alive");
+  }
+}
+
+TEST(Server, PipelinedRequestsAreAnsweredInOrder) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  std::string batch;
+  for (int i = 0; i < 30; ++i) {
+    batch += i % 3 == 0 ? request("GET", "/healthz") : request("GET", "/echo/" + std::to_string(i));
+  }
+  ASSERT_TRUE(c.send(batch));
+  for (int i = 0; i < 30; ++i) {
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << i;
+    ASSERT_EQ(r->status, 200);
+    if (i % 3 == 0) {
+      EXPECT_EQ(r->body, "ok\n");
+    } else {
+      EXPECT_EQ(json::parse(r->body)["path"], "/echo/" + std::to_string(i));
+    }
+  }
+}
+
+TEST(Server, OneMebibyteBodyTravelsThroughSmallRings) {
+  // 64 KiB rings: the body crosses in many records, the producer waits for
+  // space, and the response comes back in many records too.
+  Server server(make_config(1, 1, 65536));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::string body(1 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + (i * 7) % 26);
+  Client c(server.port());
+  ASSERT_TRUE(c.send(request("POST", "/echo/upload", body)));
+  auto r = c.read_response(30s);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 200);
+  const json doc = json::parse(r->body);
+  EXPECT_EQ(doc["body_length"], body.size());
+  EXPECT_TRUE(doc["body"] == body);
+}
+
+TEST(Server, BodyOverTheLimitIs413) {
+  Server server(make_config(1, 1, 65536, 1000));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(request("POST", "/echo", std::string(1001, 'x'))));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(Server, MalformedRequestGets400AndClose) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(Server, CurlGetsBothPaths) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  std::string out;
+  FILE* p = ::popen(("curl -sS -m 10 " + base + "/healthz " + base + "/echo/curl?q=1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ASSERT_EQ(::pclose(p), 0);
+  ASSERT_TRUE(out.starts_with("ok\n")) << out;
+  const json doc = json::parse(out.substr(3));
+  EXPECT_EQ(doc["path"], "/echo/curl");
+  EXPECT_EQ(doc["query"], "q=1");
+}
+
+TEST(Server, SigtermStopsEverythingAndRemovesTheSegment) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string segment = server.segment_path();
+  EXPECT_TRUE(exists(segment));
+  std::vector<pid_t> kids;
+  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+  ASSERT_EQ(kids.size(), 4u);
+  const int status = server.stop(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(wait_gone(kids, 10s));
+  EXPECT_FALSE(exists(segment));
+  EXPECT_NE(server.log().find("stopped"), std::string::npos) << server.log();
+}
+
+TEST(Server, SigintStopsEverythingToo) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string segment = server.segment_path();
+  std::vector<pid_t> kids;
+  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+  const int status = server.stop(SIGINT);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(wait_gone(kids, 10s));
+  EXPECT_FALSE(exists(segment));
+}
+
+TEST(Server, SigkillOfTheSupervisorLeavesNoProcessOrSegment) {
+  Server server(make_config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string segment = server.segment_path();
+  std::vector<pid_t> kids;
+  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+  ASSERT_EQ(kids.size(), 4u);
+  const int status = server.stop(SIGKILL);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_TRUE(wait_gone(kids, 10s)) << "orphaned workers survived the supervisor";
+  EXPECT_FALSE(exists(segment));
+}
+
+TEST(Server, StaleSegmentOfADeadInstanceIsRemovedOnStart) {
+  // A pid that is certainly not running: a child that has been reaped.
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  int status;
+  ::waitpid(dead, &status, 0);
+  const std::string stale = "/dev/shm/ringhttpd." + std::to_string(dead) + ".g1";
+  FILE* f = ::fopen(stale.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  ::fclose(f);
+  Server server(make_config(1, 1));
+  ASSERT_TRUE(server.ready()) << server.log();
+  EXPECT_FALSE(exists(stale));
+  ::unlink(stale.c_str());
+}
+
+TEST(Check, GoodFileExitsZero) {
+  std::string out;
+  const int status = run_binary({"check", "-c", RINGHTTPD_SOURCE_DIR "/etc/ringhttpd.json"}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  EXPECT_NE(out.find("ok"), std::string::npos);
+}
+
+TEST(Check, BadFileExitsOneNamingEachKey) {
+  TempFile bad(R"({"network": {"processes": -1},
+                   "services": [{"name": "app"}],
+                   "routes": [{"path": "/"}, {"path": "/x", "service": "ap"}],
+                   "bogus": 1})");
+  std::string out;
+  const int status = run_binary({"check", "-c", bad.path()}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_NE(out.find("network.processes"), std::string::npos) << out;
+  EXPECT_NE(out.find("routes[1].service: no service named \"ap\""), std::string::npos) << out;
+  EXPECT_NE(out.find("bogus"), std::string::npos) << out;
+}
+
+TEST(Serve, InvalidConfigDoesNotStart) {
+  TempFile bad(R"({"listeners": [{"address": "nowhere", "port": 0}]})");
+  std::string out;
+  const int status = run_binary({"serve", "-c", bad.path()}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_NE(out.find("listeners[0].address"), std::string::npos) << out;
+}
+
+TEST(Cli, VersionAndHelp) {
+  std::string out;
+  EXPECT_EQ(run_binary({"--version"}, out), 0);
+  EXPECT_NE(out.find("ringhttpd "), std::string::npos);
+  out.clear();
+  EXPECT_EQ(run_binary({"--help"}, out), 0);
+  EXPECT_NE(out.find("Examples:"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing

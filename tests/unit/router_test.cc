@@ -1,0 +1,79 @@
+// Route matching by method, host and path prefix, and the dispatch choice.
+#include "worker/router.h"
+
+#include <gtest/gtest.h>
+
+#include "worker/dispatch.h"
+
+namespace ringhttpd::worker {
+namespace {
+
+proto::HttpRequest request(std::string method, std::string target, std::string host = "") {
+  proto::HttpRequest req;
+  req.method = std::move(method);
+  req.target = std::move(target);
+  if (!host.empty()) req.headers.push_back({"Host", std::move(host)});
+  return req;
+}
+
+RouteSettings route(std::string path, std::vector<std::string> methods = {},
+                    std::string host = "") {
+  RouteSettings r;
+  r.path = std::move(path);
+  r.methods = std::move(methods);
+  r.host = std::move(host);
+  return r;
+}
+
+TEST(Router, PathPrefixMatchesOnSegmentBoundaries) {
+  EXPECT_TRUE(Router::path_matches("/api", "/api"));
+  EXPECT_TRUE(Router::path_matches("/api", "/api/x"));
+  EXPECT_FALSE(Router::path_matches("/api", "/apix"));
+  EXPECT_FALSE(Router::path_matches("/api", "/ap"));
+  EXPECT_TRUE(Router::path_matches("/", "/anything"));
+  EXPECT_TRUE(Router::path_matches("/static/", "/static/a.css"));
+}
+
+TEST(Router, FirstMatchingRouteWins) {
+  const std::vector<RouteSettings> routes = {route("/healthz"), route("/api", {"POST"}),
+                                             route("/", {}, "example.com"), route("/")};
+  const Router router(routes);
+  EXPECT_EQ(router.match(request("GET", "/healthz")), &routes[0]);
+  EXPECT_EQ(router.match(request("GET", "/healthz?x=1")), &routes[0]);
+  EXPECT_EQ(router.match(request("POST", "/api/items")), &routes[1]);
+  EXPECT_EQ(router.match(request("GET", "/api/items", "Example.COM:8080")), &routes[2]);
+  EXPECT_EQ(router.match(request("GET", "/api/items", "other.org")), &routes[3]);
+}
+
+TEST(Router, NoMatchGivesNull) {
+  const std::vector<RouteSettings> routes = {route("/only", {"GET"})};
+  const Router router(routes);
+  EXPECT_EQ(router.match(request("GET", "/other")), nullptr);
+  EXPECT_EQ(router.match(request("PUT", "/only")), nullptr);
+}
+
+TEST(Dispatch, ChoosesTheShortestQueue) {
+  const uint64_t inflight[] = {5, 2, 9};
+  const bool all[] = {true, true, true};
+  EXPECT_EQ(choose_service(inflight, all, 0), 1);
+  EXPECT_EQ(choose_service(inflight, all, 2), 1);
+}
+
+TEST(Dispatch, TiesGoRoundRobinFromStart) {
+  const uint64_t inflight[] = {0, 0, 0};
+  const bool all[] = {true, true, true};
+  EXPECT_EQ(choose_service(inflight, all, 0), 0);
+  EXPECT_EQ(choose_service(inflight, all, 1), 1);
+  EXPECT_EQ(choose_service(inflight, all, 5), 2);
+}
+
+TEST(Dispatch, PassesOverUnavailableProcesses) {
+  const uint64_t inflight[] = {0, 7, 3};
+  const bool some[] = {false, true, true};
+  EXPECT_EQ(choose_service(inflight, some, 0), 2);
+  const bool none[] = {false, false, false};
+  EXPECT_EQ(choose_service(inflight, none, 0), -1);
+}
+
+}  // namespace
+}  // namespace ringhttpd::worker

@@ -1,0 +1,105 @@
+// Child start-up shared by every role, and the one switch on role.
+#include "worker/child.h"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "worker/log.h"
+#include "worker/network_process.h"
+#include "worker/process_title.h"
+#include "worker/service_process.h"
+
+namespace ringhttpd::worker {
+
+void wake(int eventfd) {
+  const uint64_t one = 1;
+  ssize_t unused = ::write(eventfd, &one, sizeof one);
+  (void)unused;
+}
+
+void drain_eventfd(int eventfd) {
+  uint64_t value;
+  ssize_t unused = ::read(eventfd, &value, sizeof value);
+  (void)unused;
+}
+
+bool bind_to_supervisor(const WorkerEnv& env) {
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  // The supervisor may have died before prctl took effect.
+  return supervisor_alive(env);
+}
+
+bool supervisor_alive(const WorkerEnv& env) {
+  return static_cast<uint32_t>(::getppid()) == env.supervisor_pid;
+}
+
+proto::UniqueFd make_stop_signalfd() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  return proto::UniqueFd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+}
+
+bool read_stop_signal(int signal_fd, const WorkerEnv& env) {
+  signalfd_siginfo info{};
+  bool stop = false;
+  while (::read(signal_fd, &info, sizeof info) == sizeof info) {
+    // Ctrl-C reaches the whole process group; the supervisor then stops the
+    // children in order, so a child ignores SIGINT while it has one.
+    if (info.ssi_signo == SIGINT && supervisor_alive(env)) continue;
+    stop = stop || info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
+  }
+  return stop;
+}
+
+void supervisor_lost(const WorkerEnv& env) {
+  log_warn("the supervisor is gone; exiting");
+  shm::Segment::remove(env.segment->name());
+}
+
+namespace {
+
+std::string title_of(const WorkerEnv& env) {
+  std::string gen = " g" + std::to_string(env.generation) + " #" + std::to_string(env.index);
+  if (env.role == shm::ProcessRole::network) return "network" + gen;
+  return "service " + env.services[static_cast<size_t>(env.service)].name + gen;
+}
+
+}  // namespace
+
+void set_slot_state(WorkerEnv& env, shm::ProcessState state) {
+  shm::ProcessSlot& slot = env.segment->slot(env.slot());
+  slot.pid = static_cast<uint32_t>(::getpid());
+  std::atomic_ref<shm::ProcessState>(slot.state).store(state, std::memory_order_release);
+}
+
+int run_child(WorkerEnv& env) {
+  const std::string title = title_of(env);
+  set_log_role(title);
+  set_log_level(parse_log_level(env.log_level));
+  set_process_title("ringhttpd: " + title);
+  if (!bind_to_supervisor(env)) {
+    supervisor_lost(env);
+    return 1;
+  }
+  set_slot_state(env, shm::ProcessState::starting);
+  int status;
+  if (env.role == shm::ProcessRole::network) {
+    NetworkProcess process(env);
+    status = process.run();
+  } else {
+    ServiceProcess process(env);
+    status = process.run();
+  }
+  set_slot_state(env, shm::ProcessState::stopping);
+  return status;
+}
+
+}  // namespace ringhttpd::worker

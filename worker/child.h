@@ -1,0 +1,32 @@
+// What every child process does the same way, whatever its role: tie its
+// life to the supervisor's (PR_SET_PDEATHSIG, then a getppid() check because
+// the supervisor may already be gone), take SIGTERM/SIGINT through a
+// signalfd, wake other processes through their eventfds, and clean up the
+// segment's name when the supervisor died without doing it.
+#pragma once
+
+#include "proto/unique_fd.h"
+#include "worker/worker_env.h"
+
+namespace ringhttpd::worker {
+
+// Run first in the child, right after fork. Returns false when the
+// supervisor is already gone (the child must exit).
+bool bind_to_supervisor(const WorkerEnv& env);
+// A signalfd for the stop signals (they are blocked since the supervisor
+// blocked them before fork, so none can be lost in between).
+proto::UniqueFd make_stop_signalfd();
+// Reads the pending signals; true when they mean "stop" (SIGTERM, or SIGINT
+// once the supervisor is gone).
+bool read_stop_signal(int signal_fd, const WorkerEnv& env);
+// Called when a child finds its supervisor gone: remove the segment's name
+// (idempotent) so a SIGKILLed supervisor leaves nothing in /dev/shm.
+void supervisor_lost(const WorkerEnv& env);
+bool supervisor_alive(const WorkerEnv& env);
+// Publishes this process's state (and pid) in its scoreboard slot.
+void set_slot_state(WorkerEnv& env, shm::ProcessState state);
+
+// Runs the child's role; returns its exit status.
+int run_child(WorkerEnv& env);
+
+}  // namespace ringhttpd::worker

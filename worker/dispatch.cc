@@ -1,0 +1,18 @@
+// Shortest-queue choice (see dispatch.h).
+#include "worker/dispatch.h"
+
+namespace ringhttpd::worker {
+
+int choose_service(std::span<const uint64_t> inflight, std::span<const bool> available,
+                   uint32_t start) {
+  const size_t n = inflight.size();
+  int best = -1;
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (start + k) % n;
+    if (!available[i]) continue;
+    if (best < 0 || inflight[i] < inflight[static_cast<size_t>(best)]) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+}  // namespace ringhttpd::worker

@@ -1,0 +1,68 @@
+// Implementation of the stderr log (see log.h).
+#include "worker/log.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace ringhttpd::worker {
+namespace {
+
+LogLevel g_level = LogLevel::info;
+std::string g_role = "supervisor";
+
+const char* level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warn: return "warn";
+    case LogLevel::error: return "error";
+  }
+  return "?";
+}
+
+}  // namespace
+
+LogLevel parse_log_level(std::string_view text) {
+  if (text == "debug") return LogLevel::debug;
+  if (text == "warn") return LogLevel::warn;
+  if (text == "error") return LogLevel::error;
+  return LogLevel::info;
+}
+
+void set_log_level(LogLevel level) { g_level = level; }
+void set_log_role(std::string role) { g_role = std::move(role); }
+
+void log(LogLevel level, std::string_view message) {
+  if (level < g_level) return;
+  const int saved_errno = errno;
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm {};
+  gmtime_r(&ts.tv_sec, &tm);
+  char stamp[32];
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string line;
+  line.reserve(64 + message.size());
+  line += stamp;
+  line += "Z ringhttpd[";
+  line += std::to_string(getpid());
+  line += "] ";
+  line += g_role;
+  line += ' ';
+  line += level_name(level);
+  line += ": ";
+  line += message;
+  line += '\n';
+  ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)unused;
+  errno = saved_errno;
+}
+
+std::string errno_message(std::string_view call) {
+  return std::string(call) + ": " + std::strerror(errno);
+}
+
+}  // namespace ringhttpd::worker

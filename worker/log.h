@@ -1,0 +1,31 @@
+// The server's own log (not the access log): one line per event on stderr,
+// prefixed with the process's role so interleaved lines from several
+// processes stay readable. A line is written with a single write(2), so lines
+// from different processes never mix.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace ringhttpd::worker {
+
+enum class LogLevel { debug = 0, info = 1, warn = 2, error = 3 };
+
+// Parses "debug", "info", "warn", "error" (config log.level); info otherwise.
+LogLevel parse_log_level(std::string_view text);
+
+// Process-wide settings: the minimum level and the role prefix
+// (e.g. "network g1 #0"). Set once at process start, before any logging.
+void set_log_level(LogLevel level);
+void set_log_role(std::string role);
+
+void log(LogLevel level, std::string_view message);
+inline void log_debug(std::string_view m) { log(LogLevel::debug, m); }
+inline void log_info(std::string_view m) { log(LogLevel::info, m); }
+inline void log_warn(std::string_view m) { log(LogLevel::warn, m); }
+inline void log_error(std::string_view m) { log(LogLevel::error, m); }
+
+// "call: strerror(errno)" for error messages that name the failing syscall.
+std::string errno_message(std::string_view call);
+
+}  // namespace ringhttpd::worker

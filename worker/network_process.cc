@@ -1,0 +1,486 @@
+// The network process's loop, connections and ring traffic (see
+// network_process.h for the shape of one iteration).
+#include "worker/network_process.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <ctime>
+
+#include "proto/control.h"
+#include "proto/http_response.h"
+#include "proto/ring_codec.h"
+#include "worker/child.h"
+#include "worker/dispatch.h"
+#include "worker/log.h"
+
+namespace ringhttpd::worker {
+namespace {
+
+constexpr size_t kReadBufferBytes = 65536;
+constexpr size_t kMaxQueuedResponses = 64;  // per connection, then reading pauses
+constexpr int kMaxEvents = 256;
+constexpr int kMaxIov = 64;
+constexpr int64_t kStopGraceMs = 10000;
+constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+std::atomic_ref<uint64_t> inflight_of(shm::ProcessSlot& slot) {
+  return std::atomic_ref<uint64_t>(slot.inflight);
+}
+
+}  // namespace
+
+NetworkProcess::NetworkProcess(WorkerEnv& env) : env_(env), router_(env.routes) {
+  limits_.max_header_bytes = env.network.max_header_bytes;
+  limits_.max_body_bytes = env.network.max_body_bytes;
+  read_buffer_.resize(kReadBufferBytes);
+  const uint32_t n_service = env.segment->header().n_service;
+  for (uint32_t s = 0; s < n_service; ++s) {
+    RingWriter writer(env.segment->ring(env.index, s, shm::Direction::request));
+    writer.set_max_payload(std::min<uint64_t>(65536, writer.ring().capacity() / 4));
+    requests_.push_back(writer);
+    responses_.push_back(env.segment->ring(env.index, s, shm::Direction::response));
+  }
+}
+
+NetworkProcess::~NetworkProcess() = default;
+
+bool NetworkProcess::start() {
+  signal_fd_ = make_stop_signalfd();
+  const int wake_fd = env_.wake_fds[env_.slot()];
+  for (auto [fd, kind] : {std::pair{signal_fd_.get(), TokenKind::signal},
+                          std::pair{env_.control_fd, TokenKind::control},
+                          std::pair{wake_fd, TokenKind::wake}}) {
+    if (std::string err = loop_.add(fd, EPOLLIN, make_token(kind, 0)); !err.empty()) {
+      log_error(err);
+      return false;
+    }
+  }
+  // The supervisor sends the listening sockets first thing; wait for them.
+  pollfd pfd{env_.control_fd, POLLIN, 0};
+  if (::poll(&pfd, 1, 10000) <= 0) {
+    log_error("no listening sockets from the supervisor within 10 s");
+    return false;
+  }
+  handle_control();
+  if (listeners_.empty()) return false;
+  update_date();
+  set_slot_state(env_, shm::ProcessState::ready);
+  return proto::send_control(env_.control_fd, {proto::ControlType::ready, 0}).empty();
+}
+
+int NetworkProcess::run() {
+  if (!start()) return 1;
+  epoll_event events[kMaxEvents];
+  while (!stop_now_) {
+    const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
+    for (auto& ring : responses_) ring.cancel_sleep();
+    update_date();
+    for (int i = 0; i < n; ++i) handle_event(events[i]);
+    drain_responses();
+    flush_rings();
+    write_dirty();
+    const int64_t now = monotonic_ms();
+    if (now >= next_sweep_ms_) sweep(now);
+    if (stopping_ && (connections_.empty() || now >= stop_deadline_ms_)) stop_now_ = true;
+  }
+  return 0;
+}
+
+// Announces sleep on every response ring; any ring with data means no sleep.
+int NetworkProcess::sleep_timeout() {
+  bool can_sleep = true;
+  for (auto& ring : responses_) can_sleep = ring.prepare_sleep() && can_sleep;
+  if (!can_sleep || !dirty_.empty()) return 0;
+  return 1000;
+}
+
+void NetworkProcess::update_date() {
+  const int64_t now = ::time(nullptr);
+  if (now == date_second_) return;
+  date_second_ = now;
+  date_ = proto::http_date(now);
+}
+
+void NetworkProcess::handle_event(const epoll_event& ev) {
+  const uint64_t id = token_id(ev.data.u64);
+  switch (token_kind(ev.data.u64)) {
+    case TokenKind::signal: return handle_signal();
+    case TokenKind::control: return handle_control();
+    case TokenKind::wake: return drain_eventfd(env_.wake_fds[env_.slot()]);
+    case TokenKind::listener: return accept_all(listeners_[id].get());
+    case TokenKind::connection: {
+      auto it = connections_.find(id);
+      if (it == connections_.end()) return;
+      Connection& c = *it->second;
+      if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable = true;
+      if (c.readable && !c.read_paused) read_from(c);
+      if (connections_.count(id) != 0) write_to(c);
+      return;
+    }
+  }
+}
+
+void NetworkProcess::handle_signal() {
+  if (!read_stop_signal(signal_fd_.get(), env_)) return;
+  if (!supervisor_alive(env_)) {
+    supervisor_lost(env_);
+    stop_now_ = true;
+    return;
+  }
+  begin_stop();
+}
+
+void NetworkProcess::handle_control() {
+  proto::ControlMessage msg{};
+  std::vector<proto::UniqueFd> fds;
+  std::string err;
+  switch (proto::recv_control(env_.control_fd, msg, fds, err)) {
+    case proto::RecvStatus::again: return;
+    case proto::RecvStatus::closed:
+      supervisor_lost(env_);
+      stop_now_ = true;
+      return;
+    case proto::RecvStatus::error: log_error(err); return;
+    case proto::RecvStatus::ok: break;
+  }
+  if (msg.type == proto::ControlType::listeners) {
+    for (auto& fd : fds) {
+      const uint64_t token = make_token(TokenKind::listener, listeners_.size());
+      if (std::string e = loop_.add(fd.get(), EPOLLIN | EPOLLEXCLUSIVE, token); !e.empty()) {
+        log_error(e);
+        continue;
+      }
+      listeners_.push_back(std::move(fd));
+    }
+  } else if (msg.type == proto::ControlType::stop) {
+    if (msg.arg == 0) stop_now_ = true;
+    begin_stop();
+  }
+  // Descriptors that came with any other message close here, unused.
+}
+
+void NetworkProcess::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_ms_ = monotonic_ms() + kStopGraceMs;
+  for (auto& fd : listeners_) loop_.remove(fd.get());
+  listeners_.clear();
+  std::vector<Connection*> idle;
+  for (auto& [id, c] : connections_) {
+    c->no_more_requests = true;
+    if (c->slots.empty() && !c->parser.mid_request()) idle.push_back(c.get());
+  }
+  for (Connection* c : idle) close_connection(*c);
+}
+
+void NetworkProcess::accept_all(int listener) {
+  for (int i = 0; i < 128 && !stopping_; ++i) {
+    int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) log_warn(errno_message("accept4"));
+      return;  // EAGAIN (another process took it), or an error on that client
+    }
+    proto::UniqueFd owned(fd);
+    if (connections_.size() >= env_.network.max_connections) continue;  // closes it
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const uint64_t id = next_connection_id_++;
+    if (!loop_.add(fd, kConnectionEvents, make_token(TokenKind::connection, id)).empty()) continue;
+    auto c = std::make_unique<Connection>(id, std::move(owned), limits_);
+    c->last_active_ms = monotonic_ms();
+    connections_.emplace(id, std::move(c));
+  }
+}
+
+void NetworkProcess::read_from(Connection& c) {
+  while (c.readable && !c.read_paused && !c.no_more_requests) {
+    const ssize_t n = ::read(c.fd.get(), read_buffer_.data(), read_buffer_.size());
+    if (n > 0) {
+      c.last_active_ms = monotonic_ms();
+      parse(c, std::string_view(read_buffer_.data(), static_cast<size_t>(n)));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c.readable = false;
+      break;
+    }
+    c.peer_closed = true;  // EOF or error: answer what was asked, then close
+    c.no_more_requests = true;
+    c.readable = false;
+  }
+  if (c.no_more_requests && c.slots.empty()) close_connection(c);
+}
+
+void NetworkProcess::parse(Connection& c, std::string_view data) {
+  const bool was_mid = c.parser.mid_request();
+  parsed_.clear();
+  const bool ok = c.parser.feed(data, parsed_);
+  for (proto::HttpRequest& req : parsed_) {
+    c.continue_sent = false;
+    add_response(c, req);
+    if (!req.keep_alive) {
+      c.no_more_requests = true;
+      break;  // bytes after a "Connection: close" request are ignored
+    }
+  }
+  if (c.no_more_requests) return;
+  if (!ok) {
+    c.slots.emplace_back();
+    answer_error(c.slots.back(), c.parser.error_status(), false);
+    c.no_more_requests = true;
+    return;
+  }
+  if (c.parser.mid_request() && (!was_mid || !parsed_.empty())) {
+    c.request_start_ms = monotonic_ms();
+  }
+  maybe_send_continue(c);
+  if (c.slots.size() >= kMaxQueuedResponses) c.read_paused = true;
+}
+
+void NetworkProcess::maybe_send_continue(Connection& c) {
+  if (!c.parser.wants_continue() || c.continue_sent || !c.slots.empty()) return;
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  c.continue_sent = true;
+  // An empty output queue means nothing else is being written; a short
+  // send on a fresh socket buffer either takes all of it or nothing.
+  ssize_t unused = ::send(c.fd.get(), kContinue.data(), kContinue.size(), MSG_NOSIGNAL);
+  (void)unused;
+}
+
+void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
+  c.slots.emplace_back();
+  ResponseSlot& slot = c.slots.back();
+  slot.keep_alive = req.keep_alive && !stopping_;
+  slot.head_only = req.method == "HEAD";
+  const RouteSettings* route = router_.match(req);
+  if (route == nullptr) return answer_error(slot, 404, slot.keep_alive);
+  if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, req, *route);
+  dispatch(slot, c, req, *route);
+}
+
+void NetworkProcess::answer_fixed(ResponseSlot& slot, const proto::HttpRequest& req,
+                                  const RouteSettings& route) {
+  (void)req;
+  const RespondSettings& r = route.respond;
+  slot.data = proto::make_simple_response(r.status, slot.keep_alive, date_, r.content_type, r.body,
+                                          slot.head_only);
+  slot.ready = true;
+}
+
+void NetworkProcess::answer_error(ResponseSlot& slot, int status, bool keep_alive,
+                                  std::string_view extra_headers) {
+  slot.keep_alive = keep_alive;
+  slot.data = proto::make_simple_response(status, keep_alive, date_, "text/plain", {},
+                                          slot.head_only, extra_headers);
+  slot.ready = true;
+}
+
+void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
+                              const RouteSettings& route) {
+  const ServicePool& pool = env_.pools[static_cast<size_t>(route.service_index)];
+  inflight_scratch_.assign(pool.count, 0);
+  available_scratch_.assign(pool.count, 1);
+  const uint32_t n_network = env_.segment->header().n_network;
+  for (uint32_t k = 0; k < pool.count; ++k) {
+    inflight_scratch_[k] =
+        inflight_of(env_.segment->slot(n_network + pool.first + k)).load(std::memory_order_relaxed);
+  }
+  const uint32_t start = round_robin_++;
+  for (uint32_t attempt = 0; attempt < pool.count; ++attempt) {
+    const int k = choose_service(
+        inflight_scratch_,
+        std::span<const bool>(reinterpret_cast<const bool*>(available_scratch_.data()), pool.count),
+        start);
+    if (k < 0) break;
+    const uint32_t s = pool.first + static_cast<uint32_t>(k);
+    shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
+    const uint64_t id = (uint64_t{service_slot.incarnation} << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
+    if (send_request(s, id, req)) {
+      inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
+      slot.request_id = id;
+      slot.service = s;
+      slot.deadline_ms =
+          monotonic_ms() + env_.services[static_cast<size_t>(route.service_index)].timeout_ms;
+      pending_.emplace(id, Pending{c.id, &slot});
+      return;
+    }
+    available_scratch_[static_cast<size_t>(k)] = 0;
+  }
+  answer_error(slot, 503, slot.keep_alive, "Retry-After: 1\r\n");
+}
+
+bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req) {
+  RingWriter& writer = requests_[service];
+  encode_scratch_.clear();
+  const proto::RequestOrigin origin{static_cast<uint32_t>(::getpid()), env_.generation,
+                                    env_.index};
+  proto::encode_request_head(req, origin, req.body.size(), encode_scratch_);
+  const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
+  if (encode_scratch_.size() >= limit) return false;  // headers too large for this ring
+  const uint64_t chunk = writer.max_payload();
+  const std::string_view body = req.body;
+  const std::string_view first =
+      body.substr(0, std::min({chunk, limit - encode_scratch_.size(), uint64_t{body.size()}}));
+  const std::string_view parts[2] = {encode_scratch_, first};
+  const uint16_t flags = first.size() == body.size() ? proto::kRecordEnd : 0;
+  if (!writer.try_push(proto::kRequestHead, flags, id, parts, 2)) return false;
+  for (size_t at = first.size(); at < body.size(); at += chunk) {
+    const std::string_view piece = body.substr(at, chunk);
+    const bool last = at + piece.size() == body.size();
+    writer.push_or_queue(proto::kRequestBody, last ? proto::kRecordEnd : 0, id, piece);
+  }
+  return true;
+}
+
+void NetworkProcess::drain_responses() {
+  for (uint32_t s = 0; s < responses_.size(); ++s) {
+    shm::Ring& ring = responses_[s];
+    shm::RecordView rec;
+    bool any = false;
+    while (ring.peek(rec)) {
+      on_response_record(rec);
+      ring.pop();
+      any = true;
+    }
+    if (any && ring.producer_needs_wake()) {
+      wake(env_.wake_fds[env_.segment->header().n_network + s]);
+    }
+  }
+}
+
+void NetworkProcess::on_response_record(const shm::RecordView& rec) {
+  auto it = pending_.find(rec.id);
+  if (it == pending_.end()) return;  // timed out or its connection closed
+  ResponseSlot& slot = *it->second.slot;
+  std::string_view body = rec.payload;
+  if (rec.type == proto::kResponseHead) {
+    int status = 0;
+    std::vector<proto::Header> headers;
+    uint64_t length = 0;
+    const size_t used = proto::decode_response_head(rec.payload, status, headers, length);
+    if (used == 0) {
+      log_error("malformed response record from a service process");
+      status = 502;
+      headers.clear();
+      length = 0;
+    }
+    body.remove_prefix(used == 0 ? body.size() : used);
+    slot.data.reserve(256 + (slot.head_only ? 0 : length));
+    proto::append_response_head(slot.data, status, headers, length, slot.keep_alive, date_);
+  }
+  if (!slot.head_only) slot.data.append(body);
+  if (rec.flags & proto::kRecordEnd) {
+    slot.ready = true;
+    slot.request_id = 0;
+    dirty_.push_back(it->second.connection);
+    pending_.erase(it);
+  }
+}
+
+void NetworkProcess::flush_rings() {
+  const uint32_t n_network = env_.segment->header().n_network;
+  for (uint32_t s = 0; s < requests_.size(); ++s) {
+    requests_[s].flush();
+    if (requests_[s].take_wake()) wake(env_.wake_fds[n_network + s]);
+  }
+}
+
+void NetworkProcess::write_dirty() {
+  for (uint64_t id : dirty_) {
+    auto it = connections_.find(id);
+    if (it != connections_.end()) write_to(*it->second);
+  }
+  dirty_.clear();
+}
+
+void NetworkProcess::write_to(Connection& c) {
+  while (!c.slots.empty() && c.slots.front().ready) {
+    iovec iov[kMaxIov];
+    int n = 0;
+    for (auto it = c.slots.begin(); it != c.slots.end() && it->ready && n < kMaxIov; ++it) {
+      const size_t skip = n == 0 ? c.sent : 0;
+      iov[n++] = iovec{it->data.data() + skip, it->data.size() - skip};
+      if (!it->keep_alive) break;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    const ssize_t w = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
+    if (w < 0) return close_connection(c);
+    c.last_active_ms = monotonic_ms();
+    size_t left = static_cast<size_t>(w);
+    while (left > 0) {
+      ResponseSlot& front = c.slots.front();
+      const size_t rest = front.data.size() - c.sent;
+      if (left < rest) {
+        c.sent += left;
+        break;
+      }
+      left -= rest;
+      c.sent = 0;
+      const bool keep = front.keep_alive;
+      c.slots.pop_front();
+      if (!keep) return close_connection(c);
+    }
+  }
+  after_write(c);
+}
+
+void NetworkProcess::after_write(Connection& c) {
+  if (c.read_paused && c.slots.size() < kMaxQueuedResponses / 2) {
+    c.read_paused = false;
+    if (c.readable) read_from(c);  // read_from may close c
+    return;
+  }
+  if (c.slots.empty() && c.no_more_requests) close_connection(c);
+}
+
+void NetworkProcess::close_connection(Connection& c) {
+  for (ResponseSlot& slot : c.slots) {
+    if (slot.request_id != 0) pending_.erase(slot.request_id);
+  }
+  const uint64_t id = c.id;
+  connections_.erase(id);  // closes the socket, which leaves the epoll set
+}
+
+void NetworkProcess::sweep(int64_t now) {
+  next_sweep_ms_ = now + 250;
+  std::vector<Connection*> expired;
+  for (auto& [id, cp] : connections_) {
+    Connection& c = *cp;
+    for (ResponseSlot& slot : c.slots) {
+      if (slot.request_id == 0 || now < slot.deadline_ms) continue;
+      pending_.erase(slot.request_id);
+      slot.request_id = 0;
+      answer_error(slot, 504, slot.keep_alive);
+      dirty_.push_back(c.id);
+    }
+    const bool idle = c.slots.empty() && !c.parser.mid_request();
+    if (idle && now - c.last_active_ms >= env_.network.keepalive_timeout_ms) {
+      expired.push_back(&c);
+    } else if (c.parser.mid_request() && c.slots.empty() &&
+               now - c.request_start_ms >= env_.network.request_timeout_ms) {
+      c.slots.emplace_back();
+      answer_error(c.slots.back(), 408, false);
+      c.no_more_requests = true;
+      dirty_.push_back(c.id);
+    } else if (!c.slots.empty() && c.slots.front().ready &&
+               now - c.last_active_ms >= env_.network.keepalive_timeout_ms) {
+      expired.push_back(&c);  // the client stopped reading its responses
+    }
+  }
+  for (Connection* c : expired) close_connection(*c);
+}
+
+}  // namespace ringhttpd::worker

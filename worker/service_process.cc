@@ -1,0 +1,215 @@
+// The service process's loop, request reassembly and response encoding (see
+// service_process.h).
+#include "worker/service_process.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "proto/control.h"
+#include "proto/ring_codec.h"
+#include "worker/child.h"
+#include "worker/log.h"
+
+namespace ringhttpd::worker {
+namespace {
+
+constexpr int kMaxEvents = 16;
+
+// Answers through the ring the request came from; 500 if dropped unanswered.
+class RingResponder : public Responder {
+ public:
+  RingResponder(ServiceProcess& owner, uint32_t network, uint64_t id)
+      : owner_(owner), network_(network), id_(id) {}
+  ~RingResponder() override {
+    if (!done_) {
+      proto::HttpResponse failed;
+      failed.status = 500;
+      failed.body = "500 Internal Server Error\n";
+      respond(std::move(failed));
+    }
+  }
+  void respond(proto::HttpResponse response) override {
+    if (done_) return;
+    done_ = true;
+    owner_.send_response(network_, id_, std::move(response));
+  }
+
+ private:
+  ServiceProcess& owner_;
+  uint32_t network_;
+  uint64_t id_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
+  const uint32_t n_network = env.segment->header().n_network;
+  for (uint32_t n = 0; n < n_network; ++n) {
+    requests_.push_back(env.segment->ring(n, env.service_proc, shm::Direction::request));
+    RingWriter writer(env.segment->ring(n, env.service_proc, shm::Direction::response));
+    writer.set_max_payload(std::min<uint64_t>(65536, writer.ring().capacity() / 4));
+    responses_.push_back(writer);
+  }
+  partial_.resize(n_network);
+}
+
+ServiceProcess::~ServiceProcess() = default;
+
+bool ServiceProcess::start() {
+  const ServiceSettings& settings = env_.services[static_cast<size_t>(env_.service)];
+  handler_ = make_handler(settings, ServiceIdentity{settings.name,
+                                                    static_cast<uint32_t>(::getpid()),
+                                                    env_.generation, env_.index});
+  if (!handler_) {
+    log_error("unknown handler type \"" + settings.type + "\"");
+    return false;
+  }
+  signal_fd_ = make_stop_signalfd();
+  const int wake_fd = env_.wake_fds[env_.slot()];
+  for (auto [fd, kind] : {std::pair{signal_fd_.get(), TokenKind::signal},
+                          std::pair{env_.control_fd, TokenKind::control},
+                          std::pair{wake_fd, TokenKind::wake}}) {
+    if (std::string err = loop_.add(fd, EPOLLIN, make_token(kind, 0)); !err.empty()) {
+      log_error(err);
+      return false;
+    }
+  }
+  set_slot_state(env_, shm::ProcessState::ready);
+  return proto::send_control(env_.control_fd, {proto::ControlType::ready, 0}).empty();
+}
+
+int ServiceProcess::run() {
+  if (!start()) return 1;
+  epoll_event events[kMaxEvents];
+  while (!stop_) {
+    const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
+    for (auto& ring : requests_) ring.cancel_sleep();
+    for (int i = 0; i < n; ++i) handle_event(events[i]);
+    drain_requests();
+    flush_rings();
+  }
+  return 0;
+}
+
+int ServiceProcess::sleep_timeout() {
+  bool can_sleep = true;
+  for (auto& ring : requests_) can_sleep = ring.prepare_sleep() && can_sleep;
+  return can_sleep ? 1000 : 0;
+}
+
+void ServiceProcess::handle_event(const epoll_event& ev) {
+  switch (token_kind(ev.data.u64)) {
+    case TokenKind::signal:
+      if (read_stop_signal(signal_fd_.get(), env_)) {
+        if (!supervisor_alive(env_)) supervisor_lost(env_);
+        stop_ = true;
+      }
+      return;
+    case TokenKind::control: {
+      proto::ControlMessage msg{};
+      std::vector<proto::UniqueFd> fds;
+      std::string err;
+      const proto::RecvStatus st = proto::recv_control(env_.control_fd, msg, fds, err);
+      if (st == proto::RecvStatus::closed) {
+        supervisor_lost(env_);
+        stop_ = true;
+      } else if (st == proto::RecvStatus::error) {
+        log_error(err);
+      } else if (st == proto::RecvStatus::ok && msg.type == proto::ControlType::stop) {
+        stop_ = true;
+      }
+      return;
+    }
+    case TokenKind::wake: return drain_eventfd(env_.wake_fds[env_.slot()]);
+    default: return;
+  }
+}
+
+bool ServiceProcess::drain_requests() {
+  bool any = false;
+  for (uint32_t n = 0; n < requests_.size(); ++n) {
+    shm::Ring& ring = requests_[n];
+    shm::RecordView rec;
+    bool popped = false;
+    while (ring.peek(rec)) {
+      on_request_record(n, rec);
+      ring.pop();
+      popped = true;
+    }
+    if (popped && ring.producer_needs_wake()) wake(env_.wake_fds[n]);
+    any = any || popped;
+  }
+  return any;
+}
+
+void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& rec) {
+  auto& partial = partial_[network];
+  if (rec.type == proto::kRequestHead) {
+    Assembly a;
+    const size_t used =
+        proto::decode_request_head(rec.payload, a.request.http, a.request.origin, a.body_length);
+    if (used == 0) {
+      log_error("malformed request record; answering 500");
+      send_response(network, rec.id, proto::HttpResponse{500, {}, "malformed request record\n"});
+      return;
+    }
+    a.request.http.body.reserve(a.body_length);
+    a.request.http.body.append(rec.payload.substr(used));
+    if (rec.flags & proto::kRecordEnd) return complete(network, rec.id, std::move(a));
+    partial[rec.id] = std::move(a);
+    return;
+  }
+  auto it = partial.find(rec.id);
+  if (rec.type != proto::kRequestBody || it == partial.end()) return;
+  it->second.request.http.body.append(rec.payload);
+  if (rec.flags & proto::kRecordEnd) {
+    Assembly a = std::move(it->second);
+    partial.erase(it);
+    complete(network, rec.id, std::move(a));
+  }
+}
+
+void ServiceProcess::complete(uint32_t network, uint64_t id, Assembly assembly) {
+  handler_->handle(std::move(assembly.request),
+                   std::make_unique<RingResponder>(*this, network, id));
+}
+
+void ServiceProcess::send_response(uint32_t network, uint64_t id, proto::HttpResponse response) {
+  RingWriter& writer = responses_[network];
+  encode_scratch_.clear();
+  proto::encode_response_head(response.status, response.headers, response.body.size(),
+                              encode_scratch_);
+  const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
+  if (encode_scratch_.size() >= limit) {
+    log_error("response headers larger than the ring can carry; answering 500");
+    response = proto::HttpResponse{500, {}, "response headers too large\n"};
+    encode_scratch_.clear();
+    proto::encode_response_head(500, {}, response.body.size(), encode_scratch_);
+  }
+  const uint64_t chunk = writer.max_payload();
+  const std::string_view body = response.body;
+  const size_t first = std::min({uint64_t{body.size()}, chunk, limit - encode_scratch_.size()});
+  encode_scratch_.append(body.substr(0, first));
+  const uint16_t flags = first == body.size() ? proto::kRecordEnd : 0;
+  writer.push_or_queue(proto::kResponseHead, flags, id, encode_scratch_);
+  for (size_t at = first; at < body.size(); at += chunk) {
+    const std::string_view piece = body.substr(at, chunk);
+    const bool last = at + piece.size() == body.size();
+    writer.push_or_queue(proto::kResponseBody, last ? proto::kRecordEnd : 0, id, piece);
+  }
+  shm::ProcessSlot& slot = env_.segment->slot(env_.slot());
+  std::atomic_ref<uint64_t>(slot.inflight).fetch_sub(1, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(slot.requests).fetch_add(1, std::memory_order_relaxed);
+}
+
+void ServiceProcess::flush_rings() {
+  for (uint32_t n = 0; n < responses_.size(); ++n) {
+    responses_[n].flush();
+    if (responses_[n].take_wake()) wake(env_.wake_fds[n]);
+  }
+}
+
+}  // namespace ringhttpd::worker
