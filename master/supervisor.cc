@@ -35,7 +35,7 @@ constexpr int kKillWaitMs = 2000;
 sigset_t supervisor_signals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP}) sigaddset(&set, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
   return set;
 }
 
@@ -78,6 +78,10 @@ int Supervisor::run() {
   worker::set_process_title("ringhttpd: supervisor");
   worker::set_log_level(worker::parse_log_level(config_.log.level));
   const sigset_t set = supervisor_signals();
+  // A signal ignored at exec (a shell starts background jobs with SIGINT
+  // ignored; nohup ignores SIGHUP) is discarded, not queued for the signalfd:
+  // restore the default disposition first, then block.
+  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1}) ::signal(sig, SIG_DFL);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   signal_fd_ = proto::UniqueFd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
@@ -267,6 +271,7 @@ Supervisor::Outcome Supervisor::handle_signals() {
       case SIGTERM: outcome = Outcome::stop_graceful; break;
       case SIGINT: outcome = Outcome::stop_fast; break;
       case SIGHUP: log_warn("SIGHUP: reload is not available in this version; ignored"); break;
+      case SIGUSR1: log_info("SIGUSR1: no log file to reopen (the log goes to stderr)"); break;
       case SIGCHLD:
         if (reap() == Outcome::failed && outcome == Outcome::running) outcome = Outcome::failed;
         break;

@@ -400,10 +400,11 @@ size_t Parser::FeedChunkCrlf(std::string_view data) {
   return used;
 }
 
-// Runs llhttp; returns the bytes consumed (fewer than given only when a
-// chunk header or a whole request completed: both pause the parser so the
-// caller can switch phase exactly there). Upgrade/CONNECT pauses are resumed: Upgrade is ignored
-// (the request is answered as plain HTTP, RFC 9110 §7.8) and CONNECT never gets this far (501).
+// Runs llhttp; returns the bytes consumed (fewer than given only when a chunk
+// header or a whole request completed: both pause the parser so the caller
+// can switch phase exactly there). Upgrade pauses are resumed: Upgrade is
+// ignored and the request answered as plain HTTP (RFC 9110 §7.8), so the next
+// bytes are HTTP again. CONNECT, the other upgrade, never gets this far (501).
 size_t Parser::Execute(std::string_view bytes) {
   const char* p = bytes.data();
   const char* end = p + bytes.size();

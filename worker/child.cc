@@ -22,12 +22,6 @@ void wake(int eventfd) {
   (void)unused;
 }
 
-void drain_eventfd(int eventfd) {
-  uint64_t value;
-  ssize_t unused = ::read(eventfd, &value, sizeof value);
-  (void)unused;
-}
-
 bool bind_to_supervisor(const WorkerEnv& env) {
   ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
   // The supervisor may have died before prctl took effect.

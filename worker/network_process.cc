@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <tuple>
 #include <cerrno>
 #include <ctime>
 
@@ -37,7 +38,10 @@ std::atomic_ref<uint64_t> inflight_of(shm::ProcessSlot& slot) {
 
 }  // namespace
 
-NetworkProcess::NetworkProcess(WorkerEnv& env) : env_(env), router_(env.routes) {
+NetworkProcess::NetworkProcess(WorkerEnv& env)
+    : env_(env),
+      router_(env.routes),
+      origin_{static_cast<uint32_t>(::getpid()), env.generation, env.index} {
   limits_.max_header_bytes = env.network.max_header_bytes;
   limits_.max_body_bytes = env.network.max_body_bytes;
   read_buffer_.resize(kReadBufferBytes);
@@ -55,10 +59,13 @@ NetworkProcess::~NetworkProcess() = default;
 bool NetworkProcess::start() {
   signal_fd_ = make_stop_signalfd();
   const int wake_fd = env_.wake_fds[env_.slot()];
-  for (auto [fd, kind] : {std::pair{signal_fd_.get(), TokenKind::signal},
-                          std::pair{env_.control_fd, TokenKind::control},
-                          std::pair{wake_fd, TokenKind::wake}}) {
-    if (std::string err = loop_.add(fd, EPOLLIN, make_token(kind, 0)); !err.empty()) {
+  // The wake-up eventfd is edge-triggered: every write is an edge, so it
+  // never needs to be read (its counter cannot realistically overflow).
+  for (auto [fd, kind, events] :
+       {std::tuple{signal_fd_.get(), TokenKind::signal, uint32_t{EPOLLIN}},
+        std::tuple{env_.control_fd, TokenKind::control, uint32_t{EPOLLIN}},
+        std::tuple{wake_fd, TokenKind::wake, uint32_t{EPOLLIN | EPOLLET}}}) {
+    if (std::string err = loop_.add(fd, events, make_token(kind, 0)); !err.empty()) {
       log_error(err);
       return false;
     }
@@ -82,14 +89,14 @@ int NetworkProcess::run() {
   while (!stop_now_) {
     const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
     for (auto& ring : responses_) ring.cancel_sleep();
+    now_ms_ = monotonic_ms();
     update_date();
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_responses();
     flush_rings();
     write_dirty();
-    const int64_t now = monotonic_ms();
-    if (now >= next_sweep_ms_) sweep(now);
-    if (stopping_ && (connections_.empty() || now >= stop_deadline_ms_)) stop_now_ = true;
+    if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
+    if (stopping_ && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
   }
   return 0;
 }
@@ -114,7 +121,7 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
   switch (token_kind(ev.data.u64)) {
     case TokenKind::signal: return handle_signal();
     case TokenKind::control: return handle_control();
-    case TokenKind::wake: return drain_eventfd(env_.wake_fds[env_.slot()]);
+    case TokenKind::wake: return;  // the rings are read every iteration anyway
     case TokenKind::listener: return accept_all(listeners_[id].get());
     case TokenKind::connection: {
       auto it = connections_.find(id);
@@ -195,7 +202,7 @@ void NetworkProcess::accept_all(int listener) {
     const uint64_t id = next_connection_id_++;
     if (!loop_.add(fd, kConnectionEvents, make_token(TokenKind::connection, id)).empty()) continue;
     auto c = std::make_unique<Connection>(id, std::move(owned), limits_);
-    c->last_active_ms = monotonic_ms();
+    c->last_active_ms = now_ms_;
     connections_.emplace(id, std::move(c));
   }
 }
@@ -204,7 +211,10 @@ void NetworkProcess::read_from(Connection& c) {
   while (c.readable && !c.read_paused && !c.no_more_requests) {
     const ssize_t n = ::read(c.fd.get(), read_buffer_.data(), read_buffer_.size());
     if (n > 0) {
-      c.last_active_ms = monotonic_ms();
+      c.last_active_ms = now_ms_;
+      // A short read drained the socket: edge-triggered epoll reports the
+      // next arrival, so the EAGAIN read that would confirm it is skipped.
+      if (static_cast<size_t>(n) < read_buffer_.size()) c.readable = false;
       parse(c, std::string_view(read_buffer_.data(), static_cast<size_t>(n)));
       continue;
     }
@@ -240,7 +250,7 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
     return;
   }
   if (c.parser.mid_request() && (!was_mid || !parsed_.empty())) {
-    c.request_start_ms = monotonic_ms();
+    c.request_start_ms = now_ms_;
   }
   maybe_send_continue(c);
   if (c.slots.size() >= kMaxQueuedResponses) c.read_paused = true;
@@ -309,7 +319,7 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
       slot.request_id = id;
       slot.service = s;
       slot.deadline_ms =
-          monotonic_ms() + env_.services[static_cast<size_t>(route.service_index)].timeout_ms;
+          now_ms_ + env_.services[static_cast<size_t>(route.service_index)].timeout_ms;
       pending_.emplace(id, Pending{c.id, &slot});
       return;
     }
@@ -321,9 +331,7 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
 bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req) {
   RingWriter& writer = requests_[service];
   encode_scratch_.clear();
-  const proto::RequestOrigin origin{static_cast<uint32_t>(::getpid()), env_.generation,
-                                    env_.index};
-  proto::encode_request_head(req, origin, req.body.size(), encode_scratch_);
+  proto::encode_request_head(req, origin_, req.body.size(), encode_scratch_);
   const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
   if (encode_scratch_.size() >= limit) return false;  // headers too large for this ring
   const uint64_t chunk = writer.max_payload();
@@ -418,7 +426,7 @@ void NetworkProcess::write_to(Connection& c) {
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
     if (w < 0) return close_connection(c);
-    c.last_active_ms = monotonic_ms();
+    c.last_active_ms = now_ms_;
     size_t left = static_cast<size_t>(w);
     while (left > 0) {
       ResponseSlot& front = c.slots.front();

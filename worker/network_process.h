@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proto/ring_codec.h"
 #include "proto/unique_fd.h"
 #include "worker/connection.h"
 #include "worker/event_loop.h"
@@ -68,6 +69,7 @@ class NetworkProcess {
 
   WorkerEnv& env_;
   Router router_;
+  proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
@@ -87,6 +89,7 @@ class NetworkProcess {
   uint64_t next_connection_id_ = 1;
   uint64_t next_request_ = 1;
   uint32_t round_robin_ = 0;
+  int64_t now_ms_ = 0;  // monotonic time of the current loop iteration
   int64_t next_sweep_ms_ = 0;
   int64_t stop_deadline_ms_ = 0;
   bool stopping_ = false;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <tuple>
 
 #include "proto/control.h"
 #include "proto/ring_codec.h"
@@ -69,10 +70,13 @@ bool ServiceProcess::start() {
   }
   signal_fd_ = make_stop_signalfd();
   const int wake_fd = env_.wake_fds[env_.slot()];
-  for (auto [fd, kind] : {std::pair{signal_fd_.get(), TokenKind::signal},
-                          std::pair{env_.control_fd, TokenKind::control},
-                          std::pair{wake_fd, TokenKind::wake}}) {
-    if (std::string err = loop_.add(fd, EPOLLIN, make_token(kind, 0)); !err.empty()) {
+  // The wake-up eventfd is edge-triggered: every write is an edge, so it
+  // never needs to be read (its counter cannot realistically overflow).
+  for (auto [fd, kind, events] :
+       {std::tuple{signal_fd_.get(), TokenKind::signal, uint32_t{EPOLLIN}},
+        std::tuple{env_.control_fd, TokenKind::control, uint32_t{EPOLLIN}},
+        std::tuple{wake_fd, TokenKind::wake, uint32_t{EPOLLIN | EPOLLET}}}) {
+    if (std::string err = loop_.add(fd, events, make_token(kind, 0)); !err.empty()) {
       log_error(err);
       return false;
     }
@@ -123,7 +127,7 @@ void ServiceProcess::handle_event(const epoll_event& ev) {
       }
       return;
     }
-    case TokenKind::wake: return drain_eventfd(env_.wake_fds[env_.slot()]);
+    case TokenKind::wake: return;  // the rings are read every iteration anyway
     default: return;
   }
 }

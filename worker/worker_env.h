@@ -46,7 +46,5 @@ struct WorkerEnv {
 // Writes 1 to an eventfd (wakes its owner). Errors are ignored: EAGAIN means
 // the counter is already non-zero, which wakes the owner just as well.
 void wake(int eventfd);
-// Reads and discards an eventfd's counter.
-void drain_eventfd(int eventfd);
 
 }  // namespace ringhttpd::worker
