@@ -12,6 +12,8 @@
 
 #include "master/config.h"
 
+#include "proto/http_response.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -498,18 +500,18 @@ bool is_header_value(std::string_view s) {
 }
 
 // 1xx, 204 and 304 responses have no content (RFC 9110 6.4.1).
-bool status_allows_body(int status) { return status >= 200 && status != 204 && status != 304; }
 
 void read_respond(const json& v, std::string_view path, RespondSettings* r, Errors* errors) {
   static constexpr std::array<std::string_view, 3> kKeys = {"status", "body", "content_type"};
   if (!check_object(v, path, kKeys, errors)) return;
-  read_uint(v, "status", path, 100, 599, &r->status, errors);
+  // A fixed answer is a final response: 1xx would leave the client waiting.
+  read_uint(v, "status", path, 200, 599, &r->status, errors);
   read_string(v, "body", path, &r->body, errors);
   if (read_string(v, "content_type", path, &r->content_type, errors) &&
       !is_header_value(r->content_type)) {
     fail(errors, join(path, "content_type"), "must not contain control characters");
   }
-  if (!r->body.empty() && !status_allows_body(r->status)) {
+  if (!r->body.empty() && !proto::response_has_body("GET", r->status)) {
     fail(errors, join(path, "body"), "must be empty for status " + std::to_string(r->status));
   }
 }
@@ -543,7 +545,12 @@ void read_route(const json& v, std::string_view path, const ServiceIndex& servic
                                                             "service"};
   if (!check_object(v, path, kKeys, errors)) return;
   read_methods(v, path, &r->methods, errors);
-  read_string(v, "host", path, &r->host, errors);
+  if (read_string(v, "host", path, &r->host, errors) &&
+      r->host.find_first_of(":/ ") != std::string::npos && !r->host.starts_with('[')) {
+    fail(errors, join(path, "host"),
+         "must be a host name without port (the port is ignored when matching; got " +
+             quote(r->host) + ")");
+  }
   if (read_string(v, "path", path, &r->path, errors) && !r->path.starts_with('/')) {
     fail(errors, join(path, "path"), "must start with \"/\" (got " + quote(r->path) + ")");
   }
@@ -639,6 +646,20 @@ constexpr std::array<Section, 6> kSections = {{
     {"log", read_log},
 }};
 
+// A request head travels in one ring record of at most half the ring; its
+// encoding is a little larger than its text. Four times the header limit
+// always fits, so a legal request can never be refused for its headers.
+void check_rings_hold_heads(const Config& config, Errors* errors) {
+  const uint64_t need = uint64_t{4} * config.network.max_header_bytes;
+  for (size_t i = 0; i < config.services.size(); ++i) {
+    const uint64_t ring = config.services[i].ring_bytes;
+    if (ring >= need || !std::has_single_bit(ring)) continue;  // (the latter is reported)
+    fail(errors, join(index_path("services", i), "ring_bytes"),
+         "must be at least 4 x network.max_header_bytes (" + std::to_string(need) +
+             ") so that any request head fits in a record");
+  }
+}
+
 bool is_section(std::string_view key) {
   return std::any_of(kSections.begin(), kSections.end(),
                      [&](const Section& s) { return s.key == key; });
@@ -656,6 +677,7 @@ void validate(const json& root, Config* config, Errors* errors) {
     if (const json* v = member(root, s.key)) s.read(*v, config, errors);
   }
   if (member(root, "listeners") == nullptr) config->listeners.emplace_back();  // 127.0.0.1:8080
+  check_rings_hold_heads(*config, errors);
 }
 
 // A config file is small; this bounds what a mistaken path (a device, a huge

@@ -60,8 +60,7 @@ int main(int argc, char** argv) {
 
   std::string serve_path;
   CLI::App* serve_cmd = app.add_subcommand("serve", "run the server in the foreground");
-  serve_cmd->add_option("-c,--config", serve_path, "config file (default: the embedded config)")
-      ->check(CLI::ExistingFile);
+  serve_cmd->add_option("-c,--config", serve_path, "config file (default: the embedded config)");
 
   std::string check_path;
   CLI::App* check_cmd = app.add_subcommand("check", "validate a config file and exit");

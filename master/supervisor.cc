@@ -28,7 +28,7 @@ using worker::log_info;
 using worker::log_warn;
 
 constexpr int kReadyTimeoutMs = 10000;
-constexpr int kGracefulStopMs = 10000;
+constexpr int kGracefulStopMs = 12000;  // a network process drains for up to 10 s
 constexpr int kFastStopMs = 1000;
 constexpr int kKillWaitMs = 2000;
 
@@ -185,10 +185,7 @@ bool Supervisor::spawn(shm::ProcessRole role, uint32_t index, int service, uint3
   child.pid = pid;
   child.role = role;
   child.index = index;
-  child.title = role == shm::ProcessRole::network
-                    ? "network #" + std::to_string(index)
-                    : "service " + config_.services[static_cast<size_t>(service)].name + " #" +
-                          std::to_string(index);
+  child.title = worker::child_title(env);
   child.control = std::move(mine);
   children_.push_back(std::move(child));
   return true;
@@ -196,6 +193,8 @@ bool Supervisor::spawn(shm::ProcessRole role, uint32_t index, int service, uint3
 
 // In a new child: drop what belongs to the supervisor. The listening sockets
 // are closed too: network processes get them again over the control channel.
+// The sweep after the owned descriptors catches anything inherited from the
+// supervisor's own parent without O_CLOEXEC (ringhttpd opens none such).
 void Supervisor::close_in_child(int keep_control) {
   for (Listener& l : listeners_) l.fd.reset();
   for (Child& c : children_) c.control.reset();

@@ -3,8 +3,8 @@
 // service processes, passes each network process the listening sockets over
 // its control socketpair (SCM_RIGHTS), waits until every child reports
 // ready, logs one "ready" line, and then watches: signals arrive through a
-// signalfd (no code runs in signal context), children through SIGCHLD and
-// their control sockets. SIGTERM stops gracefully, SIGINT fast; either way
+// signalfd (no code runs in signal context), and a child's exit through
+// SIGCHLD on the same descriptor. SIGTERM stops gracefully, SIGINT fast; either way
 // the network processes stop first (they finish or fail what is in flight),
 // then the service processes, then the segment is removed.
 #pragma once

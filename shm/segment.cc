@@ -6,6 +6,8 @@
 
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
+#include <fcntl.h>
+
 #include <charconv>
 #include <cstddef>
 #include <cstring>
@@ -93,6 +95,16 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     bip::shared_memory_object object(bip::create_only, name.c_str(), bip::read_write,
                                      bip::permissions(0600));
     object.truncate(static_cast<bip::offset_t>(layout.total_bytes));
+    // Reserve the pages now: a sparse segment larger than what /dev/shm can
+    // hold would map fine and then kill a worker with SIGBUS on first touch.
+    const int err = ::posix_fallocate(object.get_mapping_handle().handle, 0,
+                                      static_cast<off_t>(layout.total_bytes));
+    if (err != 0) {
+      bip::shared_memory_object::remove(name.c_str());
+      error = "cannot reserve " + std::to_string(layout.total_bytes) +
+              " bytes of shared memory for " + name + ": " + std::strerror(err);
+      return std::nullopt;
+    }
     seg.mapping_ = std::make_unique<Mapping>(Mapping{bip::mapped_region(object, bip::read_write)});
   } catch (const bip::interprocess_exception& e) {
     error = "cannot create shared memory segment " + name + ": " + e.what();
@@ -134,14 +146,30 @@ std::optional<Segment> Segment::open(const std::string& name, std::string& error
   seg.name_ = name;
   seg.base_ = static_cast<std::byte*>(seg.mapping_->region.get_address());
   seg.header_ = reinterpret_cast<SegmentHeader*>(seg.base_);
-  const SegmentHeader& h = *seg.header_;
-  if (seg.mapping_->region.get_size() < sizeof(SegmentHeader) || h.magic != kSegmentMagic ||
-      h.layout_version != kLayoutVersion || h.layout_tag != layout_tag() ||
-      h.total_bytes > seg.mapping_->region.get_size()) {
-    error = "shared memory segment " + name + " has another layout (version or build mismatch)";
+  if (seg.mapping_->region.get_size() < sizeof(SegmentHeader) || !seg.verify(error)) {
+    error = "shared memory segment " + name + ": " + (error.empty() ? "too small" : error);
     return std::nullopt;
   }
   return seg;
+}
+
+bool Segment::verify(std::string& error) const {
+  const SegmentHeader& h = *header_;
+  if (h.magic != kSegmentMagic || h.layout_version != kLayoutVersion ||
+      h.layout_tag != layout_tag() || h.total_bytes > mapping_->region.get_size()) {
+    error = "another layout (version or build mismatch)";
+    return false;
+  }
+  const auto* table = reinterpret_cast<const RingEntry*>(base_ + h.rings_offset);
+  for (size_t i = 0; i < size_t{h.n_network} * h.n_service * 2; ++i) {
+    const RingEntry& e = table[i];
+    if (e.offset + sizeof(RingHeader) + e.capacity > h.total_bytes ||
+        !Ring::valid(reinterpret_cast<const RingHeader*>(base_ + e.offset), e.capacity)) {
+      error = "ring " + std::to_string(i) + " is not formatted";
+      return false;
+    }
+  }
+  return true;
 }
 
 bool Segment::remove(const std::string& name) {

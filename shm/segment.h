@@ -118,6 +118,10 @@ class Segment {
   // Unlinks the name (mappings stay valid). True if it existed.
   static bool remove(const std::string& name);
 
+  // Checks magic, layout version and tag, and that every ring is formatted
+  // for its capacity. open() runs it; a child runs it on its inherited mapping.
+  bool verify(std::string& error) const;
+
   const std::string& name() const { return name_; }
   const SegmentHeader& header() const { return *header_; }
   ProcessSlot& slot(uint32_t i);

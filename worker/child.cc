@@ -45,28 +45,28 @@ bool read_stop_signal(int signal_fd, const WorkerEnv& env) {
   signalfd_siginfo info{};
   bool stop = false;
   while (::read(signal_fd, &info, sizeof info) == sizeof info) {
-    // Ctrl-C reaches the whole process group; the supervisor then stops the
-    // children in order, so a child ignores SIGINT while it has one.
-    if (info.ssi_signo == SIGINT && supervisor_alive(env)) continue;
     stop = stop || info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT;
   }
-  return stop;
+  // Ctrl-C reaches the whole process group, and systemd's default KillMode
+  // sends SIGTERM to every process of the unit: the supervisor then stops
+  // the children in order (network processes drain first, services answer
+  // what they hold), so a child with a living supervisor waits for its word.
+  return stop && !supervisor_alive(env);
 }
 
 void supervisor_lost(const WorkerEnv& env) {
+  static bool reported = false;
+  if (reported) return;
+  reported = true;
   log_warn("the supervisor is gone; exiting");
   shm::Segment::remove(env.segment->name());
 }
 
-namespace {
-
-std::string title_of(const WorkerEnv& env) {
+std::string child_title(const WorkerEnv& env) {
   std::string gen = " g" + std::to_string(env.generation) + " #" + std::to_string(env.index);
   if (env.role == shm::ProcessRole::network) return "network" + gen;
   return "service " + env.services[static_cast<size_t>(env.service)].name + gen;
 }
-
-}  // namespace
 
 void set_slot_state(WorkerEnv& env, shm::ProcessState state) {
   shm::ProcessSlot& slot = env.segment->slot(env.slot());
@@ -75,12 +75,16 @@ void set_slot_state(WorkerEnv& env, shm::ProcessState state) {
 }
 
 int run_child(WorkerEnv& env) {
-  const std::string title = title_of(env);
+  const std::string title = child_title(env);
   set_log_role(title);
   set_log_level(parse_log_level(env.log_level));
   set_process_title("ringhttpd: " + title);
   if (!bind_to_supervisor(env)) {
     supervisor_lost(env);
+    return 1;
+  }
+  if (std::string error; !env.segment->verify(error)) {
+    log_error("shared memory segment " + env.segment->name() + ": " + error);
     return 1;
   }
   set_slot_state(env, shm::ProcessState::starting);

@@ -5,6 +5,8 @@
 // segment's name when the supervisor died without doing it.
 #pragma once
 
+#include <string>
+
 #include "proto/unique_fd.h"
 #include "worker/worker_env.h"
 
@@ -16,8 +18,8 @@ bool bind_to_supervisor(const WorkerEnv& env);
 // A signalfd for the stop signals (they are blocked since the supervisor
 // blocked them before fork, so none can be lost in between).
 proto::UniqueFd make_stop_signalfd();
-// Reads the pending signals; true when they mean "stop" (SIGTERM, or SIGINT
-// once the supervisor is gone).
+// Reads the pending signals; true when they mean "stop": SIGTERM or SIGINT
+// once the supervisor is gone (while it lives, it decides when children stop).
 bool read_stop_signal(int signal_fd, const WorkerEnv& env);
 // Called when a child finds its supervisor gone: remove the segment's name
 // (idempotent) so a SIGKILLed supervisor leaves nothing in /dev/shm.
@@ -25,6 +27,10 @@ void supervisor_lost(const WorkerEnv& env);
 bool supervisor_alive(const WorkerEnv& env);
 // Publishes this process's state (and pid) in its scoreboard slot.
 void set_slot_state(WorkerEnv& env, shm::ProcessState state);
+
+// "network g1 #0", "service app g1 #1": the title's role part, also used by
+// the supervisor's log lines about that child.
+std::string child_title(const WorkerEnv& env);
 
 // Runs the child's role; returns its exit status.
 int run_child(WorkerEnv& env);

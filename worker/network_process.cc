@@ -29,7 +29,7 @@ constexpr size_t kReadBufferBytes = 65536;
 constexpr size_t kMaxQueuedResponses = 64;  // per connection, then reading pauses
 constexpr int kMaxEvents = 256;
 constexpr int kMaxIov = 64;
-constexpr int64_t kStopGraceMs = 10000;
+constexpr int64_t kStopGraceMs = 10000;  // the supervisor waits a little longer
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 std::atomic_ref<uint64_t> inflight_of(shm::ProcessSlot& slot) {
@@ -106,7 +106,8 @@ int NetworkProcess::sleep_timeout() {
   bool can_sleep = true;
   for (auto& ring : responses_) can_sleep = ring.prepare_sleep() && can_sleep;
   if (!can_sleep || !dirty_.empty()) return 0;
-  return 1000;
+  if (connections_.empty() && !stopping_) return 1000;
+  return static_cast<int>(std::clamp<int64_t>(next_sweep_ms_ - monotonic_ms(), 0, 250));
 }
 
 void NetworkProcess::update_date() {
@@ -135,14 +136,11 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
   }
 }
 
+// Only a stop signal that finds the supervisor gone gets here: stop now.
 void NetworkProcess::handle_signal() {
   if (!read_stop_signal(signal_fd_.get(), env_)) return;
-  if (!supervisor_alive(env_)) {
-    supervisor_lost(env_);
-    stop_now_ = true;
-    return;
-  }
-  begin_stop();
+  supervisor_lost(env_);
+  stop_now_ = true;
 }
 
 void NetworkProcess::handle_control() {
@@ -180,9 +178,11 @@ void NetworkProcess::begin_stop() {
   stop_deadline_ms_ = monotonic_ms() + kStopGraceMs;
   for (auto& fd : listeners_) loop_.remove(fd.get());
   listeners_.clear();
+  // A request being received may still complete (parse() ends the
+  // connection after it); nothing new is read on the others.
   std::vector<Connection*> idle;
   for (auto& [id, c] : connections_) {
-    c->no_more_requests = true;
+    if (!c->parser.mid_request()) c->no_more_requests = true;
     if (c->slots.empty() && !c->parser.mid_request()) idle.push_back(c.get());
   }
   for (Connection* c : idle) close_connection(*c);
@@ -196,7 +196,10 @@ void NetworkProcess::accept_all(int listener) {
       return;  // EAGAIN (another process took it), or an error on that client
     }
     proto::UniqueFd owned(fd);
-    if (connections_.size() >= env_.network.max_connections) continue;  // closes it
+    if (connections_.size() >= env_.network.max_connections) {
+      refuse(fd);
+      continue;  // closes it
+    }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const uint64_t id = next_connection_id_++;
@@ -205,6 +208,16 @@ void NetworkProcess::accept_all(int listener) {
     c->last_active_ms = now_ms_;
     connections_.emplace(id, std::move(c));
   }
+}
+
+// Over max_connections: a best-effort 503 on the fresh socket (its send
+// buffer is empty, so the short answer goes out whole or not at all), then
+// close. Connections already held are not disturbed.
+void NetworkProcess::refuse(int fd) {
+  const std::string answer =
+      proto::make_simple_response(503, false, date_, "text/plain", {}, false, "Retry-After: 1\r\n");
+  ssize_t unused = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)unused;
 }
 
 void NetworkProcess::read_from(Connection& c) {
@@ -237,7 +250,7 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
   for (proto::HttpRequest& req : parsed_) {
     c.continue_sent = false;
     add_response(c, req);
-    if (!req.keep_alive) {
+    if (!req.keep_alive || stopping_) {
       c.no_more_requests = true;
       break;  // bytes after a "Connection: close" request are ignored
     }
@@ -375,12 +388,16 @@ void NetworkProcess::on_response_record(const shm::RecordView& rec) {
     std::vector<proto::Header> headers;
     uint64_t length = 0;
     const size_t used = proto::decode_response_head(rec.payload, status, headers, length);
-    if (used == 0) {
-      log_error("malformed response record from a service process");
+    if (used == 0 || status < 200) {
+      // Malformed, or an interim status a handler cannot give as final:
+      // answer 502 and drop the body records that follow.
+      log_error("malformed response record from a service process; answering 502");
       status = 502;
       headers.clear();
       length = 0;
+      slot.head_only = true;
     }
+    if (!proto::response_has_body("GET", status)) slot.head_only = true;  // 204, 304
     body.remove_prefix(used == 0 ? body.size() : used);
     slot.data.reserve(256 + (slot.head_only ? 0 : length));
     proto::append_response_head(slot.data, status, headers, length, slot.keep_alive, date_);

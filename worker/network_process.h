@@ -6,7 +6,7 @@
 //
 // One loop iteration: wait (epoll) -> handle events -> read all response
 // rings -> flush queued ring records -> wake each consumer that sleeps, once
-// -> write to connections that got responses -> (each second) timeouts.
+// -> write to connections that got responses -> (every 250 ms) timeouts.
 #pragma once
 
 #include <sys/epoll.h>
@@ -44,6 +44,7 @@ class NetworkProcess {
   void handle_signal();
   void handle_control();
   void accept_all(int listener);
+  void refuse(int fd);
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
   void add_response(Connection& c, proto::HttpRequest& req);

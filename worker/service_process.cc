@@ -108,7 +108,7 @@ void ServiceProcess::handle_event(const epoll_event& ev) {
   switch (token_kind(ev.data.u64)) {
     case TokenKind::signal:
       if (read_stop_signal(signal_fd_.get(), env_)) {
-        if (!supervisor_alive(env_)) supervisor_lost(env_);
+        supervisor_lost(env_);
         stop_ = true;
       }
       return;

@@ -169,9 +169,16 @@ std::map<pid_t, std::string> Server::children() const {
   return out;
 }
 
+pid_t Server::child(const std::string& title) const {
+  for (const auto& [pid, t] : children()) {
+    if (t == title) return pid;
+  }
+  return -1;
+}
+
 int Server::stop(int sig, std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
-  ::kill(pid_, sig);
+  if (sig != 0) ::kill(pid_, sig);
   int status = 0;
   if (!wait_pid(pid_, status, timeout)) return -1;
   pid_ = -1;
@@ -236,7 +243,8 @@ bool Client::fill(Clock::time_point deadline) {
   return true;
 }
 
-std::optional<Client::Response> Client::read_response(std::chrono::milliseconds timeout) {
+std::optional<Client::Response> Client::read_response(std::chrono::milliseconds timeout,
+                                                      bool head_request) {
   const auto deadline = Clock::now() + timeout;
   size_t head_end;
   while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
@@ -259,7 +267,7 @@ std::optional<Client::Response> Client::read_response(std::chrono::milliseconds 
   const size_t length = r.headers.count("content-length")
                             ? std::stoul(r.headers["content-length"])
                             : 0;
-  const bool has_body = r.status >= 200 && r.status != 204 && r.status != 304;
+  const bool has_body = !head_request && r.status >= 200 && r.status != 204 && r.status != 304;
   const size_t want = head_end + 4 + (has_body ? length : 0);
   while (buffer_.size() < want) {
     if (!fill(deadline)) return std::nullopt;

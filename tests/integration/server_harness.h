@@ -48,8 +48,11 @@ class Server {
 
   // Pids whose parent is the supervisor, and their /proc cmdline titles.
   std::map<pid_t, std::string> children() const;
+  // The pid of the child whose title is exactly `title`, or -1.
+  pid_t child(const std::string& title) const;
 
-  // Sends `sig`, waits for the supervisor's exit; returns its status or -1.
+  // Sends `sig` (0: none), waits for the supervisor's exit; returns its
+  // status or -1.
   int stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(20));
   std::string segment_path() const;
 
@@ -82,7 +85,9 @@ class Client {
     std::map<std::string, std::string> headers;  // names lower-cased
     std::string body;
   };
-  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // `head_request`: the response to a HEAD carries no body bytes.
+  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                        bool head_request = false);
   // True when the server closed the connection (EOF) within the timeout.
   bool closed_by_peer(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

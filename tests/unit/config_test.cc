@@ -283,7 +283,7 @@ TEST(Config, NumericRangesAreEnforcedAtBothEnds) {
       svc("processes", 1, 256),
       svc("timeout_ms", 1, 3600000),
       Case{R"({"listeners": [{"port": )", "}]}", "listeners[0].port", 0, 65535},
-      Case{R"({"routes": [{"respond": {"status": )", "}}]}", "routes[0].respond.status", 100, 599},
+      Case{R"({"routes": [{"respond": {"status": )", "}}]}", "routes[0].respond.status", 200, 599},
   };
   for (const Case& c : cases) {
     auto text = [&](uint64_t v) { return c.prefix + std::to_string(v) + c.suffix; };
@@ -299,6 +299,28 @@ TEST(Config, NumericRangesAreEnforcedAtBothEnds) {
   // Beyond 64 bits the number is a float, still reported as out of range.
   EXPECT_EQ(errors_of(R"({"network": {"max_body_bytes": 99999999999999999999999}})"),
             Errors{"network.max_body_bytes: must be an integer between 0 and 1073741824"});
+}
+
+TEST(Config, RingsMustHoldTheLargestRequestHead) {
+  EXPECT_EQ(errors_of(R"({"network": {"max_header_bytes": 2048},
+                          "services": [{"name": "app", "ring_bytes": 4096}]})"),
+            Errors{"services[0].ring_bytes: must be at least 4 x network.max_header_bytes (8192) "
+                   "so that any request head fits in a record"});
+  EXPECT_TRUE(parse_config(R"({"network": {"max_header_bytes": 1024},
+                               "services": [{"name": "app", "ring_bytes": 4096}]})")
+                  .ok());
+}
+
+TEST(Config, RespondStatusMustBeFinal) {
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"status": 101}}]})"),
+            Errors{"routes[0].respond.status: must be an integer between 200 and 599"});
+}
+
+TEST(Config, RouteHostHasNoPort) {
+  EXPECT_EQ(
+      errors_of(R"({"routes": [{"host": "example.com:80", "respond": {"status": 200}}]})"),
+      Errors{R"(routes[0].host: must be a host name without port (the port is ignored when matching; got "example.com:80"))"});
+  EXPECT_TRUE(parse_config(R"({"routes": [{"host": "[::1]", "respond": {"status": 200}}]})").ok());
 }
 
 TEST(Config, RingBytesMustBeAPowerOfTwoInRange) {

@@ -1,0 +1,255 @@
+// The real binary under the conditions a production server meets: a stuck
+// service (504), a full ring (503 + Retry-After), slow and idle clients (408,
+// keep-alive timeout), too many connections, a graceful stop with a request
+// in flight, a crashed child, SIGHUP, HEAD and Expect: 100-continue.
+// A service process is "stuck" by SIGSTOP; every test resumes it or leaves
+// it to the harness, which SIGKILLs everything it started.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Options {
+  int max_connections = 10000;
+  int keepalive_ms = 30000;
+  int request_ms = 10000;
+  int max_header = 16384;
+  uint64_t ring_bytes = 1048576;
+  int service_timeout_ms = 5000;
+};
+
+std::string config(const Options& o) {
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network",
+       {{"processes", 1},
+        {"max_connections", o.max_connections},
+        {"keepalive_timeout_ms", o.keepalive_ms},
+        {"request_timeout_ms", o.request_ms},
+        {"max_header_bytes", o.max_header}}},
+      {"services",
+       {{{"name", "app"},
+         {"processes", 1},
+         {"ring_bytes", o.ring_bytes},
+         {"timeout_ms", o.service_timeout_ms}}}},
+      {"routes",
+       {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
+        {{"path", "/echo"}, {"service", "app"}}}},
+  }
+      .dump();
+}
+
+const char kGetEcho[] = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n";
+const char kGetHealth[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+TEST(Limits, StuckServiceGets504AndTheConnectionLivesOn) {
+  Options o;
+  o.service_timeout_ms = 300;
+  Server server(config(o));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t service = server.child("ringhttpd: service app g1 #0");
+  ASSERT_GT(service, 0);
+  ::kill(service, SIGSTOP);
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetEcho));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 504);
+  ASSERT_TRUE(c.send(kGetHealth));
+  auto h = c.read_response();
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  ::kill(service, SIGCONT);
+  // The late answer to the timed-out request is dropped, not misdelivered.
+  ASSERT_TRUE(c.send(kGetEcho));
+  auto e = c.read_response();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 200);
+  EXPECT_EQ(json::parse(e->body)["path"], "/echo");
+}
+
+TEST(Limits, FullRingGets503WithRetryAfterAtOnce) {
+  Options o;
+  o.ring_bytes = 4096;
+  o.max_header = 1024;
+  o.service_timeout_ms = 1000;
+  Server server(config(o));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t service = server.child("ringhttpd: service app g1 #0");
+  ::kill(service, SIGSTOP);
+  Client c(server.port());
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += kGetEcho;
+  ASSERT_TRUE(c.send(batch));
+  int n504 = 0, n503 = 0;
+  bool order_ok = true;
+  for (int i = 0; i < 100; ++i) {
+    auto r = c.read_response(10s);
+    ASSERT_TRUE(r) << i;
+    if (r->status == 504) {
+      order_ok = order_ok && n503 == 0;  // queued ones come first, in order
+      ++n504;
+    } else {
+      ASSERT_EQ(r->status, 503) << i;
+      EXPECT_EQ(r->headers["retry-after"], "1");
+      ++n503;
+    }
+  }
+  ::kill(service, SIGCONT);
+  EXPECT_GT(n504, 0);
+  EXPECT_GT(n503, 0);
+  EXPECT_TRUE(order_ok);
+}
+
+TEST(Limits, IncompleteRequestGets408AndClose) {
+  Options o;
+  o.request_ms = 300;
+  Server server(config(o));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\n"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST(Limits, IdleKeepAliveConnectionClosesQuietly) {
+  Options o;
+  o.keepalive_ms = 300;
+  Server server(config(o));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetHealth));
+  ASSERT_TRUE(c.read_response());
+  EXPECT_TRUE(c.closed_by_peer(5s));
+}
+
+TEST(Limits, ConnectionsBeyondTheLimitGet503) {
+  Options o;
+  o.max_connections = 2;
+  Server server(config(o));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client a(server.port()), b(server.port());
+  for (Client* c : {&a, &b}) {
+    ASSERT_TRUE(c->send(kGetHealth));
+    ASSERT_TRUE(c->read_response());
+  }
+  Client extra(server.port());
+  auto r = extra.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_TRUE(extra.closed_by_peer());
+  ASSERT_TRUE(a.send(kGetHealth));  // the held ones are undisturbed
+  auto again = a.read_response();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 200);
+}
+
+TEST(Limits, GracefulStopAnswersTheRequestInFlight) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t service = server.child("ringhttpd: service app g1 #0");
+  ::kill(service, SIGSTOP);
+  Client c(server.port());
+  // Both requests are parsed in one read; the first answer proves the
+  // second was already sent to the (stopped) service.
+  ASSERT_TRUE(c.send(std::string(kGetHealth) + kGetEcho));
+  ASSERT_TRUE(c.read_response());
+  ::kill(server.pid(), SIGTERM);
+  ASSERT_TRUE(server.wait_for_log("stopping (graceful)", 5s));
+  ::kill(service, SIGCONT);
+  auto r = c.read_response(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(c.closed_by_peer());
+  const int status = server.stop(0);  // already signalled: just wait
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << server.log();
+}
+
+TEST(Limits, ACrashedChildStopsTheServerCleanly) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string segment = server.segment_path();
+  std::vector<pid_t> kids;
+  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+  ::kill(server.child("ringhttpd: service app g1 #0"), SIGKILL);
+  const int status = server.stop(0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_TRUE(wait_gone(kids, 10s));
+  EXPECT_FALSE(exists(segment));
+}
+
+TEST(Limits, SighupIsLoggedAndServingGoesOn) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("SIGHUP", 5s));
+  auto r = http_get(server.port(), "/echo");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(Http, HeadHasTheLengthButNoBody) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (const char* path : {"/healthz", "/echo"}) {
+    ASSERT_TRUE(c.send(std::string("HEAD ") + path + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response(10s, true);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->headers["content-length"], "0");
+  }
+  ASSERT_TRUE(c.send(kGetHealth));  // no stray body bytes desynchronised us
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "ok\n");
+}
+
+TEST(Http, ExpectContinueGets100ThenTheAnswer) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                     "Expect: 100-continue\r\n\r\n"));
+  auto interim = c.read_response();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->status, 100);
+  ASSERT_TRUE(c.send("hello"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["body"], "hello");
+}
+
+TEST(Http, RequestTrickledByteByByteIsServed) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  const std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+  for (char ch : req) ASSERT_TRUE(c.send(std::string(1, ch)));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["body"], "abc");
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing
