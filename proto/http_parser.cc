@@ -59,6 +59,13 @@ bool IsHostChar(char c) {
 // previous request (leading empty lines included) to its final empty line.
 class HeadLexer {
  public:
+  // Returned as Result::violation when the request-target passes its limit
+  // (414): found here, byte by byte, so the verdict is the same however the
+  // input is split (llhttp reports a target only in spans).
+  static constexpr const char* kTargetTooLong = "request target too long";
+
+  explicit HeadLexer(uint32_t max_target_bytes = 8192) : max_target_(max_target_bytes) {}
+
   struct Result {
     size_t ok = 0;                    // leading bytes llhttp may parse
     bool head_end = false;            // they end with the head's final LF
@@ -81,7 +88,7 @@ class HeadLexer {
   }
 
   bool done() const { return state_ == State::kDone; }
-  void Reset() { *this = HeadLexer(); }
+  void Reset() { *this = HeadLexer(max_target_); }
   // For a trailer section: header lines, then the final empty line.
   void StartTrailers() {
     Reset();
@@ -152,7 +159,7 @@ class HeadLexer {
     if (spaces_ == 2 && token_len_ < kHttpName.size() && c != kHttpName[token_len_]) {
       return "protocol is not HTTP";
     }
-    ++token_len_;
+    if (++token_len_ > max_target_ && spaces_ == 1) return kTargetTooLong;
     return nullptr;
   }
 
@@ -177,6 +184,7 @@ class HeadLexer {
     return c == '\n' ? kBareLf : nullptr;
   }
 
+  uint32_t max_target_;
   State state_ = State::kStart;
   uint8_t spaces_ = 0;      // SPs seen in the request line
   uint32_t token_len_ = 0;  // bytes of the current request-line token
@@ -315,7 +323,7 @@ const llhttp_settings_t& Settings() {
 
 // ---- feeding ----
 
-Parser::Parser(ParserLimits limits) : limits_(limits) {
+Parser::Parser(ParserLimits limits) : limits_(limits), lexer_(limits.max_target_bytes) {
   llhttp_init(&parser_, HTTP_REQUEST, &Settings());
   parser_.data = this;
 }
@@ -364,7 +372,7 @@ size_t Parser::FeedLexed(std::string_view data, uint32_t& counter, const char* t
   size_t used = r.ok == 0 ? 0 : Execute(data.substr(0, r.ok));
   if (status_ != 0) return used;
   if (r.violation != nullptr) {
-    Fail(kBadRequest, r.violation);
+    Fail(r.violation == HeadLexer::kTargetTooLong ? kUriTooLong : kBadRequest, r.violation);
   } else if (used != r.ok || (r.head_end && lexer_.done() && phase_ == before)) {
     Fail(kBadRequest, "malformed request head");  // lexer and llhttp disagree
   }
@@ -474,10 +482,7 @@ int Parser::OnMethodComplete() {
 }
 
 int Parser::OnUrl(std::string_view s) {
-  if (cur_.req.target.size() + s.size() > limits_.max_target_bytes) {
-    return Fail(kUriTooLong, "request target too long");
-  }
-  cur_.req.target.append(s);
+  cur_.req.target.append(s);  // its length is bounded by the lexer
   return 0;
 }
 
