@@ -88,6 +88,7 @@ class HeadLexer {
   }
 
   bool done() const { return state_ == State::kDone; }
+  bool at_start() const { return state_ == State::kStart; }
   void Reset() { *this = HeadLexer(max_target_); }
   // For a trailer section: header lines, then the final empty line.
   void StartTrailers() {
@@ -229,6 +230,12 @@ class Parser {
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
   bool wants_continue() const { return cur_.wants_continue && status_ == 0; }
+  // Nothing consumed since the last request ended (not even a CR): a new
+  // parser would behave exactly the same from here.
+  bool idle() const {
+    return status_ == 0 && !closed_ && !cur_.started && phase_ == Phase::kHead &&
+           lexer_.at_start() && cur_.head_bytes == 0;
+  }
 
   // Records the first failure; returns -1 so callbacks can `return Fail(...)`.
   int Fail(int status, std::string_view reason);
@@ -649,19 +656,23 @@ struct RequestParser::Impl {
   Parser parser;
 };
 
-RequestParser::RequestParser(ParserLimits limits) : impl_(std::make_unique<Impl>(limits)) {}
+RequestParser::RequestParser(ParserLimits limits) : limits_(limits) {}
 RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 
 bool RequestParser::feed(std::string_view data, std::vector<HttpRequest>& out) {
-  if (!impl_) return false;
   try {
+    if (!impl_) impl_ = std::make_unique<Impl>(limits_);
     return impl_->parser.Feed(data, out);
   } catch (...) {  // e.g. out.push_back failing outside a callback
-    impl_->parser.Fail(kInternalError, "out of memory");
+    if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
     return false;
   }
+}
+
+void RequestParser::release_if_idle() {
+  if (impl_ && impl_->parser.idle()) impl_.reset();
 }
 
 int RequestParser::error_status() const { return impl_ ? impl_->parser.status() : 0; }

@@ -44,9 +44,15 @@ class RequestParser {
   // send "100 Continue"). Cleared when the request completes.
   bool wants_continue() const;
 
+  // Frees the parsing state when nothing of a next request has been
+  // consumed; the next feed() starts a fresh one. An idle keep-alive
+  // connection then holds no parser memory.
+  void release_if_idle();
+
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  ParserLimits limits_;
+  std::unique_ptr<Impl> impl_;  // created by the first feed()
 };
 
 }  // namespace ringhttpd::proto

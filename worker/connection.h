@@ -6,8 +6,9 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "proto/http_parser.h"
 #include "proto/unique_fd.h"
@@ -24,6 +25,34 @@ struct ResponseSlot {
   bool head_only = false;    // HEAD request: head without body bytes
 };
 
+// The responses owed on one connection, oldest first. Each slot is its own
+// allocation, so its address stays valid while a service process fills it
+// in; the queue is a vector of pointers that an idle connection gives back
+// (trim), so an idle connection costs no queue memory.
+class SlotQueue {
+ public:
+  bool empty() const { return head_ == slots_.size(); }
+  size_t size() const { return slots_.size() - head_; }
+  ResponseSlot& operator[](size_t i) { return *slots_[head_ + i]; }
+  ResponseSlot& front() { return *slots_[head_]; }
+  ResponseSlot& back() { return *slots_.back(); }
+  ResponseSlot& emplace_back() { return *slots_.emplace_back(std::make_unique<ResponseSlot>()); }
+  void pop_front() {
+    slots_[head_++].reset();
+    if (head_ == slots_.size()) {
+      slots_.clear();
+      head_ = 0;
+    }
+  }
+  void trim() {
+    if (empty()) std::vector<std::unique_ptr<ResponseSlot>>().swap(slots_);
+  }
+
+ private:
+  std::vector<std::unique_ptr<ResponseSlot>> slots_;
+  size_t head_ = 0;  // slots_[0, head_) are already sent (null)
+};
+
 struct Connection {
   Connection(uint64_t id_, proto::UniqueFd fd_, proto::ParserLimits limits)
       : id(id_), fd(std::move(fd_)), parser(limits) {}
@@ -31,7 +60,7 @@ struct Connection {
   uint64_t id;
   proto::UniqueFd fd;
   proto::RequestParser parser;
-  std::deque<ResponseSlot> slots;
+  SlotQueue slots;
   size_t sent = 0;              // bytes of slots.front().data already written
   int64_t last_active_ms = 0;   // last read or write progress
   int64_t request_start_ms = 0; // valid while parser.mid_request()

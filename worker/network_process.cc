@@ -29,6 +29,7 @@ constexpr size_t kReadBufferBytes = 65536;
 constexpr size_t kMaxQueuedResponses = 64;  // per connection, then reading pauses
 constexpr int kMaxEvents = 256;
 constexpr int kMaxIov = 64;
+constexpr int64_t kTrimAfterMs = 200;  // idle this long: give back per-request memory
 constexpr int64_t kStopGraceMs = 10000;  // the supervisor waits a little longer
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
@@ -257,8 +258,7 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
   }
   if (c.no_more_requests) return;
   if (!ok) {
-    c.slots.emplace_back();
-    answer_error(c.slots.back(), c.parser.error_status(), false);
+    answer_error(c.slots.emplace_back(), c.parser.error_status(), false);
     c.no_more_requests = true;
     return;
   }
@@ -280,8 +280,7 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
 }
 
 void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
-  c.slots.emplace_back();
-  ResponseSlot& slot = c.slots.back();
+  ResponseSlot& slot = c.slots.emplace_back();
   slot.keep_alive = req.keep_alive && !stopping_;
   slot.head_only = req.method == "HEAD";
   const RouteSettings* route = router_.match(req);
@@ -431,10 +430,11 @@ void NetworkProcess::write_to(Connection& c) {
   while (!c.slots.empty() && c.slots.front().ready) {
     iovec iov[kMaxIov];
     int n = 0;
-    for (auto it = c.slots.begin(); it != c.slots.end() && it->ready && n < kMaxIov; ++it) {
+    for (size_t i = 0; i < c.slots.size() && c.slots[i].ready && n < kMaxIov; ++i) {
+      ResponseSlot& slot = c.slots[i];
       const size_t skip = n == 0 ? c.sent : 0;
-      iov[n++] = iovec{it->data.data() + skip, it->data.size() - skip};
-      if (!it->keep_alive) break;
+      iov[n++] = iovec{slot.data.data() + skip, slot.data.size() - skip};
+      if (!slot.keep_alive) break;
     }
     msghdr msg{};
     msg.msg_iov = iov;
@@ -472,8 +472,8 @@ void NetworkProcess::after_write(Connection& c) {
 }
 
 void NetworkProcess::close_connection(Connection& c) {
-  for (ResponseSlot& slot : c.slots) {
-    if (slot.request_id != 0) pending_.erase(slot.request_id);
+  for (size_t i = 0; i < c.slots.size(); ++i) {
+    if (c.slots[i].request_id != 0) pending_.erase(c.slots[i].request_id);
   }
   const uint64_t id = c.id;
   connections_.erase(id);  // closes the socket, which leaves the epoll set
@@ -482,30 +482,47 @@ void NetworkProcess::close_connection(Connection& c) {
 void NetworkProcess::sweep(int64_t now) {
   next_sweep_ms_ = now + 250;
   std::vector<Connection*> expired;
-  for (auto& [id, cp] : connections_) {
-    Connection& c = *cp;
-    for (ResponseSlot& slot : c.slots) {
-      if (slot.request_id == 0 || now < slot.deadline_ms) continue;
-      pending_.erase(slot.request_id);
-      slot.request_id = 0;
-      answer_error(slot, 504, slot.keep_alive);
-      dirty_.push_back(c.id);
-    }
-    const bool idle = c.slots.empty() && !c.parser.mid_request();
-    if (idle && now - c.last_active_ms >= env_.network.keepalive_timeout_ms) {
-      expired.push_back(&c);
-    } else if (c.parser.mid_request() && c.slots.empty() &&
-               now - c.request_start_ms >= env_.network.request_timeout_ms) {
-      c.slots.emplace_back();
-      answer_error(c.slots.back(), 408, false);
-      c.no_more_requests = true;
-      dirty_.push_back(c.id);
-    } else if (!c.slots.empty() && c.slots.front().ready &&
-               now - c.last_active_ms >= env_.network.keepalive_timeout_ms) {
-      expired.push_back(&c);  // the client stopped reading its responses
-    }
+  for (auto& [id, c] : connections_) {
+    expire_service_requests(*c, now);
+    if (!sweep_connection(*c, now)) expired.push_back(c.get());
   }
   for (Connection* c : expired) close_connection(*c);
+}
+
+// Requests a service process did not answer in time get 504.
+void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
+  for (size_t i = 0; i < c.slots.size(); ++i) {
+    ResponseSlot& slot = c.slots[i];
+    if (slot.request_id == 0 || now < slot.deadline_ms) continue;
+    pending_.erase(slot.request_id);
+    slot.request_id = 0;
+    answer_error(slot, 504, slot.keep_alive);
+    dirty_.push_back(c.id);
+  }
+}
+
+// The connection's timeouts; false when it must be closed now.
+bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
+  const int64_t quiet = now - c.last_active_ms;
+  if (c.parser.mid_request()) {
+    if (!c.slots.empty() || now - c.request_start_ms < env_.network.request_timeout_ms) {
+      return true;
+    }
+    answer_error(c.slots.emplace_back(), 408, false);  // slow or stalled request
+    c.no_more_requests = true;
+    dirty_.push_back(c.id);
+    return true;
+  }
+  if (c.slots.empty()) {  // idle keep-alive connection
+    if (quiet >= env_.network.keepalive_timeout_ms) return false;
+    if (quiet >= kTrimAfterMs) {
+      c.parser.release_if_idle();  // an idle connection keeps no parser
+      c.slots.trim();              // and no response queue
+    }
+    return true;
+  }
+  // A response is ready and the client does not take it (slow reader).
+  return !(c.slots.front().ready && quiet >= env_.network.send_timeout_ms);
 }
 
 }  // namespace ringhttpd::worker

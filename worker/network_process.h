@@ -64,6 +64,8 @@ class NetworkProcess {
   void after_write(Connection& c);
   void close_connection(Connection& c);
   void sweep(int64_t now);
+  void expire_service_requests(Connection& c, int64_t now);
+  bool sweep_connection(Connection& c, int64_t now);
   void begin_stop();
   int sleep_timeout();
   void update_date();

@@ -15,6 +15,7 @@ struct NetworkSettings {
   uint32_t max_connections = 10000;      // per network process
   uint32_t keepalive_timeout_ms = 30000; // idle keep-alive connection closes after this
   uint32_t request_timeout_ms = 10000;   // whole request must arrive within this
+  uint32_t send_timeout_ms = 30000;      // a response making no write progress this long: close
   uint32_t max_header_bytes = 16384;     // request line + header section
   uint64_t max_body_bytes = 1048576;     // request body limit
 };

@@ -40,6 +40,7 @@ TEST(Config, EmbeddedDefaultParsesWithExpectedValues) {
   EXPECT_EQ(c.network.max_connections, 10000u);
   EXPECT_EQ(c.network.keepalive_timeout_ms, 30000u);
   EXPECT_EQ(c.network.request_timeout_ms, 10000u);
+  EXPECT_EQ(c.network.send_timeout_ms, 30000u);
   EXPECT_EQ(c.network.max_header_bytes, 16384u);
   EXPECT_EQ(c.network.max_body_bytes, 1048576u);
 
@@ -81,6 +82,7 @@ TEST(Config, EmptyObjectTakesAllDefaults) {
   EXPECT_EQ(c.network.max_connections, n.max_connections);
   EXPECT_EQ(c.network.keepalive_timeout_ms, n.keepalive_timeout_ms);
   EXPECT_EQ(c.network.request_timeout_ms, n.request_timeout_ms);
+  EXPECT_EQ(c.network.send_timeout_ms, n.send_timeout_ms);
   EXPECT_EQ(c.network.max_header_bytes, n.max_header_bytes);
   EXPECT_EQ(c.network.max_body_bytes, n.max_body_bytes);
   EXPECT_TRUE(c.services.empty());
@@ -278,6 +280,7 @@ TEST(Config, NumericRangesAreEnforcedAtBothEnds) {
       net("max_connections", 1, 1000000),
       net("keepalive_timeout_ms", 1, 3600000),
       net("request_timeout_ms", 1, 3600000),
+      net("send_timeout_ms", 1, 3600000),
       net("max_header_bytes", 1024, 1048576),
       net("max_body_bytes", 0, 1073741824),
       svc("processes", 1, 256),

@@ -365,6 +365,23 @@ TEST(HttpParser, MovedParserKeepsWorking) {
   EXPECT_EQ(out.size(), 2u);
 }
 
+TEST(HttpParser, IdleParserIsReleasedAndRecreated) {
+  RequestParser p;
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(p.feed("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n", out));
+  p.release_if_idle();
+  EXPECT_FALSE(p.mid_request());
+  ASSERT_TRUE(p.feed("GET /2 HTTP/1.1\r\nHo", out));
+  p.release_if_idle();  // mid-request: kept
+  EXPECT_TRUE(p.mid_request());
+  ASSERT_TRUE(p.feed("st: a\r\n\r\n\r", out));
+  p.release_if_idle();  // a CR of the next request's leading line: kept
+  ASSERT_TRUE(p.feed("\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n", out));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].target, "/2");
+  EXPECT_EQ(out[2].target, "/3");
+}
+
 // ---------------------------------------------------------------------------
 // Errors
 
