@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "master/fd_limit.h"
 #include "proto/control.h"
 #include "worker/child.h"
 #include "worker/event_loop.h"
@@ -112,6 +113,11 @@ bool Supervisor::prepare() {
   const int cpus = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
   n_network_ = static_cast<uint32_t>(config_.network.processes > 0 ? config_.network.processes
                                                                    : std::max(cpus, 1));
+  size_t n_service = 0;
+  for (const auto& s : config_.services) n_service += static_cast<size_t>(s.processes);
+  error = raise_fd_limit(config_.network.max_connections, listeners_.size(),
+                         n_network_ + n_service);
+  if (!error.empty()) return log_error(error), false;
   shm::SegmentSpec spec{generation_, n_network_, {}};
   worker::WorkerEnv& env = env_template_;
   for (const worker::ServiceSettings& s : config_.services) {

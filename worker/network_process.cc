@@ -26,7 +26,8 @@ namespace ringhttpd::worker {
 namespace {
 
 constexpr size_t kReadBufferBytes = 65536;
-constexpr size_t kMaxQueuedResponses = 64;  // per connection, then reading pauses
+constexpr size_t kMaxQueuedResponses = 64;       // per connection, then reading pauses
+constexpr size_t kMaxQueuedBytes = 4 << 20;     // likewise, bytes of queued responses
 constexpr int kMaxEvents = 256;
 constexpr int kMaxIov = 64;
 constexpr int64_t kTrimAfterMs = 200;  // idle this long: give back per-request memory
@@ -221,8 +222,22 @@ void NetworkProcess::refuse(int fd) {
   (void)unused;
 }
 
+// Reading pauses while a connection owes too many responses or too many
+// bytes of them (a client that pipelines and does not read could otherwise
+// grow our memory without bound); it resumes below `1 / divisor` of that.
+bool NetworkProcess::over_budget(Connection& c, size_t divisor) {
+  if (c.slots.size() >= kMaxQueuedResponses / divisor) return true;
+  size_t bytes = 0;
+  for (size_t i = 0; i < c.slots.size(); ++i) bytes += c.slots[i].data.size();
+  return bytes >= kMaxQueuedBytes / divisor;
+}
+
 void NetworkProcess::read_from(Connection& c) {
   while (c.readable && !c.read_paused && !c.no_more_requests) {
+    if (over_budget(c, 1)) {  // the client is not reading what it asked for
+      c.read_paused = true;
+      break;
+    }
     const ssize_t n = ::read(c.fd.get(), read_buffer_.data(), read_buffer_.size());
     if (n > 0) {
       c.last_active_ms = now_ms_;
@@ -266,7 +281,7 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
     c.request_start_ms = now_ms_;
   }
   maybe_send_continue(c);
-  if (c.slots.size() >= kMaxQueuedResponses) c.read_paused = true;
+  if (over_budget(c, 1)) c.read_paused = true;
 }
 
 void NetworkProcess::maybe_send_continue(Connection& c) {
@@ -463,7 +478,7 @@ void NetworkProcess::write_to(Connection& c) {
 }
 
 void NetworkProcess::after_write(Connection& c) {
-  if (c.read_paused && c.slots.size() < kMaxQueuedResponses / 2) {
+  if (c.read_paused && !over_budget(c, 2)) {
     c.read_paused = false;
     if (c.readable) read_from(c);  // read_from may close c
     return;

@@ -45,6 +45,7 @@ class NetworkProcess {
   void handle_control();
   void accept_all(int listener);
   void refuse(int fd);
+  static bool over_budget(Connection& c, size_t divisor);
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
   void add_response(Connection& c, proto::HttpRequest& req);

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/server_harness.h"
@@ -204,6 +206,32 @@ TEST(Limits, SighupIsLoggedAndServingGoesOn) {
   auto r = http_get(server.port(), "/echo");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+TEST(Limits, ASlowReaderCannotGrowServerMemory) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t network = server.child("ringhttpd: network g1 #0");
+  const long before = rss_kib(network);
+  Client c(server.port());
+  const std::string body(2048, 'x');
+  const std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2048\r\n\r\n" + body;
+  // Pipeline requests and never read: the server must stop reading (our
+  // sends then block) instead of queueing responses without bound.
+  size_t sent = 0;
+  while (sent < (size_t{256} << 20) && c.send_nonblocking(req, 2s)) sent += req.size();
+  EXPECT_LT(sent, size_t{256} << 20) << "the server never stopped reading";
+  const long after = rss_kib(network);
+  EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " KiB to " << after;
 }
 
 TEST(Http, HeadHasTheLengthButNoBody) {

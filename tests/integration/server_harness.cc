@@ -230,6 +230,22 @@ bool Client::send(const std::string& bytes) {
   return true;
 }
 
+bool Client::send_nonblocking(const std::string& bytes, std::chrono::milliseconds stall) {
+  size_t at = 0;
+  while (at < bytes.size()) {
+    const ssize_t n =
+        ::send(fd_, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      at += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    pollfd pfd{fd_, POLLOUT, 0};
+    if (::poll(&pfd, 1, static_cast<int>(stall.count())) <= 0) return false;
+  }
+  return true;
+}
+
 bool Client::fill(Clock::time_point deadline) {
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();

@@ -78,6 +78,9 @@ class Client {
   ~Client();
   bool connected() const { return fd_ >= 0; }
   bool send(const std::string& bytes);
+  // Sends all of `bytes`, waiting at most `stall` each time the socket is
+  // full; false when the peer stopped taking bytes for that long.
+  bool send_nonblocking(const std::string& bytes, std::chrono::milliseconds stall);
   // Reads one HTTP response (head + Content-Length body). nullopt on
   // timeout or close before a full response.
   struct Response {

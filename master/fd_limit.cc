@@ -1,0 +1,48 @@
+// RLIMIT_NOFILE planning and setting (see fd_limit.h).
+#include "master/fd_limit.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+namespace ringhttpd::master {
+
+FdLimitPlan plan_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes,
+                          uint64_t soft, uint64_t hard, bool can_raise_hard, uint64_t ceiling) {
+  FdLimitPlan plan{soft, hard, false, {}};
+  const uint64_t need = max_connections + listeners + 2 * processes + kFdOverhead;
+  if (soft >= need) return plan;
+  if (hard < need && !(can_raise_hard && ceiling >= need)) {
+    plan.error = "network.max_connections: " + std::to_string(max_connections) + " needs " +
+                 std::to_string(need) + " open files per network process, but RLIMIT_NOFILE is " +
+                 std::to_string(soft) + " (hard " + std::to_string(hard) +
+                 "); raise it (ulimit -n, or LimitNOFILE= under systemd) or lower max_connections";
+    return plan;
+  }
+  plan.soft = need;
+  plan.hard = std::max(hard, need);
+  plan.change = true;
+  return plan;
+}
+
+std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
+  rlimit now{};
+  if (::getrlimit(RLIMIT_NOFILE, &now) < 0) return std::string("getrlimit: ") + std::strerror(errno);
+  uint64_t ceiling = 1048576;
+  std::ifstream("/proc/sys/fs/nr_open") >> ceiling;
+  const bool privileged = ::geteuid() == 0;  // CAP_SYS_RESOURCE in practice
+  const FdLimitPlan plan = plan_fd_limit(max_connections, listeners, processes, now.rlim_cur,
+                                         now.rlim_max, privileged, ceiling);
+  if (!plan.error.empty() || !plan.change) return plan.error;
+  const rlimit want{plan.soft, plan.hard};
+  if (::setrlimit(RLIMIT_NOFILE, &want) < 0) {
+    return "setrlimit(RLIMIT_NOFILE, " + std::to_string(plan.soft) + "): " + std::strerror(errno) +
+           " (network.max_connections: " + std::to_string(max_connections) + ")";
+  }
+  return {};
+}
+
+}  // namespace ringhttpd::master

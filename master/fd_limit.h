@@ -1,0 +1,31 @@
+// RLIMIT_NOFILE sized for network.max_connections: every network process
+// may hold that many client sockets plus its own descriptors, and the limit
+// is inherited across fork, so the supervisor raises it once at start. The
+// decision is a pure function (tested directly); applying it is a syscall.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ringhttpd::master {
+
+struct FdLimitPlan {
+  uint64_t soft = 0;   // the limits to set (unchanged when already enough)
+  uint64_t hard = 0;
+  bool change = false;
+  std::string error;   // set when the need cannot be met
+};
+
+// Descriptors a network process needs besides its clients: listeners,
+// eventfds, control, epoll, signalfd, log, and slack for accept bursts.
+inline constexpr uint64_t kFdOverhead = 64;
+
+// `can_raise_hard`: the process may raise its hard limit (CAP_SYS_RESOURCE),
+// up to `ceiling` (fs.nr_open).
+FdLimitPlan plan_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes,
+                          uint64_t soft, uint64_t hard, bool can_raise_hard, uint64_t ceiling);
+
+// Applies the plan for the running process; returns an error text or "".
+std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes);
+
+}  // namespace ringhttpd::master
