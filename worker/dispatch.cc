@@ -3,7 +3,7 @@
 
 namespace ringhttpd::worker {
 
-int choose_service(std::span<const uint64_t> inflight, std::span<const bool> available,
+int choose_service(std::span<const uint64_t> inflight, std::span<const uint8_t> available,
                    uint32_t start) {
   const size_t n = inflight.size();
   int best = -1;

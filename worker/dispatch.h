@@ -11,7 +11,8 @@
 namespace ringhttpd::worker {
 
 // Index into `inflight` of the chosen process, or -1 when none is available.
-int choose_service(std::span<const uint64_t> inflight, std::span<const bool> available,
+// `available[i]` is non-zero when process i may be tried.
+int choose_service(std::span<const uint64_t> inflight, std::span<const uint8_t> available,
                    uint32_t start);
 
 }  // namespace ringhttpd::worker

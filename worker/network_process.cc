@@ -300,14 +300,11 @@ void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   slot.head_only = req.method == "HEAD";
   const RouteSettings* route = router_.match(req);
   if (route == nullptr) return answer_error(slot, 404, slot.keep_alive);
-  if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, req, *route);
+  if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, route->respond);
   dispatch(slot, c, req, *route);
 }
 
-void NetworkProcess::answer_fixed(ResponseSlot& slot, const proto::HttpRequest& req,
-                                  const RouteSettings& route) {
-  (void)req;
-  const RespondSettings& r = route.respond;
+void NetworkProcess::answer_fixed(ResponseSlot& slot, const RespondSettings& r) {
   slot.data = proto::make_simple_response(r.status, slot.keep_alive, date_, r.content_type, r.body,
                                           slot.head_only);
   slot.ready = true;
@@ -333,10 +330,7 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
   }
   const uint32_t start = round_robin_++;
   for (uint32_t attempt = 0; attempt < pool.count; ++attempt) {
-    const int k = choose_service(
-        inflight_scratch_,
-        std::span<const bool>(reinterpret_cast<const bool*>(available_scratch_.data()), pool.count),
-        start);
+    const int k = choose_service(inflight_scratch_, available_scratch_, start);
     if (k < 0) break;
     const uint32_t s = pool.first + static_cast<uint32_t>(k);
     shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);

@@ -49,7 +49,7 @@ class NetworkProcess {
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
   void add_response(Connection& c, proto::HttpRequest& req);
-  void answer_fixed(ResponseSlot& slot, const proto::HttpRequest& req, const RouteSettings& route);
+  void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
   void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
                 const RouteSettings& route);
   bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req);
@@ -83,7 +83,7 @@ class NetworkProcess {
   std::vector<RingWriter> requests_;        // per service process
   std::vector<shm::Ring> responses_;        // per service process
   std::vector<uint64_t> inflight_scratch_;
-  std::vector<char> available_scratch_;
+  std::vector<uint8_t> available_scratch_;
   std::vector<proto::HttpRequest> parsed_;
   std::string encode_scratch_;
   std::string read_buffer_;

@@ -54,14 +54,14 @@ TEST(Router, NoMatchGivesNull) {
 
 TEST(Dispatch, ChoosesTheShortestQueue) {
   const uint64_t inflight[] = {5, 2, 9};
-  const bool all[] = {true, true, true};
+  const uint8_t all[] = {1, 1, 1};
   EXPECT_EQ(choose_service(inflight, all, 0), 1);
   EXPECT_EQ(choose_service(inflight, all, 2), 1);
 }
 
 TEST(Dispatch, TiesGoRoundRobinFromStart) {
   const uint64_t inflight[] = {0, 0, 0};
-  const bool all[] = {true, true, true};
+  const uint8_t all[] = {1, 1, 1};
   EXPECT_EQ(choose_service(inflight, all, 0), 0);
   EXPECT_EQ(choose_service(inflight, all, 1), 1);
   EXPECT_EQ(choose_service(inflight, all, 5), 2);
@@ -69,9 +69,9 @@ TEST(Dispatch, TiesGoRoundRobinFromStart) {
 
 TEST(Dispatch, PassesOverUnavailableProcesses) {
   const uint64_t inflight[] = {0, 7, 3};
-  const bool some[] = {false, true, true};
+  const uint8_t some[] = {0, 1, 1};
   EXPECT_EQ(choose_service(inflight, some, 0), 2);
-  const bool none[] = {false, false, false};
+  const uint8_t none[] = {0, 0, 0};
   EXPECT_EQ(choose_service(inflight, none, 0), -1);
 }
 
