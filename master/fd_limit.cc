@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <string>
 
 namespace ringhttpd::master {
 
@@ -28,12 +29,29 @@ FdLimitPlan plan_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t
   return plan;
 }
 
+namespace {
+
+// CAP_SYS_RESOURCE (bit 24) in the effective set: root in a container may
+// lack it, and then cannot raise the hard limit.
+bool has_sys_resource() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    const uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
+    return (caps >> 24) & 1;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
   rlimit now{};
   if (::getrlimit(RLIMIT_NOFILE, &now) < 0) return std::string("getrlimit: ") + std::strerror(errno);
   uint64_t ceiling = 1048576;
   std::ifstream("/proc/sys/fs/nr_open") >> ceiling;
-  const bool privileged = ::geteuid() == 0;  // CAP_SYS_RESOURCE in practice
+  const bool privileged = has_sys_resource();
   const FdLimitPlan plan = plan_fd_limit(max_connections, listeners, processes, now.rlim_cur,
                                          now.rlim_max, privileged, ceiling);
   if (!plan.error.empty() || !plan.change) return plan.error;

@@ -29,6 +29,10 @@ constexpr size_t kReadBufferBytes = 65536;
 constexpr size_t kMaxQueuedResponses = 64;       // per connection, then reading pauses
 constexpr size_t kMaxQueuedBytes = 4 << 20;     // likewise, bytes of queued responses
 constexpr int kMaxEvents = 256;
+// Few accepts per wake-up: with EPOLLEXCLUSIVE the kernel wakes one process per
+// arrival, so taking only what woke us spreads connections across processes
+// (taking the whole backlog let one process collect most of a burst).
+constexpr int kAcceptsPerWake = 2;
 constexpr int kMaxIov = 64;
 constexpr int64_t kTrimAfterMs = 200;  // idle this long: give back per-request memory
 constexpr int64_t kStopGraceMs = 10000;  // the supervisor waits a little longer
@@ -191,7 +195,7 @@ void NetworkProcess::begin_stop() {
 }
 
 void NetworkProcess::accept_all(int listener) {
-  for (int i = 0; i < 128 && !stopping_; ++i) {
+  for (int i = 0; i < kAcceptsPerWake && !stopping_; ++i) {
     int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) log_warn(errno_message("accept4"));
