@@ -360,13 +360,14 @@ void read_listeners(const json& v, Config* c, Errors* errors) {
 
 // ---- "network" -------------------------------------------------------------
 
-constexpr std::array<UintField<NetworkSettings>, 7> kNetworkFields = {{
+constexpr std::array<UintField<NetworkSettings>, 8> kNetworkFields = {{
     {"processes", 0, 256, &NetworkSettings::processes},  // 0 = online CPUs
     {"max_connections", 1, 1000000, &NetworkSettings::max_connections},
     {"keepalive_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::keepalive_timeout_ms},
     {"request_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::request_timeout_ms},
     {"send_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::send_timeout_ms},
     {"max_header_bytes", 1024, 1048576, &NetworkSettings::max_header_bytes},
+    {"max_target_bytes", 256, 1048576, &NetworkSettings::max_target_bytes},
     {"max_body_bytes", 0, kGiB, &NetworkSettings::max_body_bytes},
 }};
 

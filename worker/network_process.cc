@@ -49,6 +49,7 @@ NetworkProcess::NetworkProcess(WorkerEnv& env)
       router_(env.routes),
       origin_{static_cast<uint32_t>(::getpid()), env.generation, env.index} {
   limits_.max_header_bytes = env.network.max_header_bytes;
+  limits_.max_target_bytes = env.network.max_target_bytes;
   limits_.max_body_bytes = env.network.max_body_bytes;
   read_buffer_.resize(kReadBufferBytes);
   const uint32_t n_service = env.segment->header().n_service;
@@ -517,6 +518,11 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
 // The connection's timeouts; false when it must be closed now.
 bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
   const int64_t quiet = now - c.last_active_ms;
+  if (!c.slots.empty() && c.slots.front().ready) {
+    // A response is ready; a client that does not take it (slow reader) is
+    // closed, whatever else it has sent.
+    return quiet < env_.network.send_timeout_ms;
+  }
   if (c.parser.mid_request()) {
     if (!c.slots.empty() || now - c.request_start_ms < env_.network.request_timeout_ms) {
       return true;
@@ -532,10 +538,8 @@ bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
       c.parser.release_if_idle();  // an idle connection keeps no parser
       c.slots.trim();              // and no response queue
     }
-    return true;
   }
-  // A response is ready and the client does not take it (slow reader).
-  return !(c.slots.front().ready && quiet >= env_.network.send_timeout_ms);
+  return true;
 }
 
 }  // namespace ringhttpd::worker

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace ringhttpd::testing {
 namespace {
@@ -204,8 +205,9 @@ bool wait_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout
   return true;
 }
 
-Client::Client(int port) {
+Client::Client(int port, int rcvbuf) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -254,7 +256,10 @@ bool Client::fill(Clock::time_point deadline) {
   if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) return false;
   char buf[65536];
   const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-  if (n <= 0) return false;
+  if (n <= 0) {
+    eof_ = true;
+    return false;
+  }
   buffer_.append(buf, static_cast<size_t>(n));
   return true;
 }
@@ -291,6 +296,14 @@ std::optional<Client::Response> Client::read_response(std::chrono::milliseconds 
   r.body = buffer_.substr(head_end + 4, want - head_end - 4);
   buffer_.erase(0, want);
   return r;
+}
+
+std::optional<std::string> Client::read_until_close(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (fill(deadline)) {
+  }
+  if (!eof_) return std::nullopt;
+  return std::exchange(buffer_, std::string());
 }
 
 bool Client::closed_by_peer(std::chrono::milliseconds timeout) {

@@ -74,7 +74,8 @@ bool wait_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout
 // A client connection to 127.0.0.1:port with receive timeouts.
 class Client {
  public:
-  explicit Client(int port);
+  // `rcvbuf` > 0 sets SO_RCVBUF before connecting (a slow reader's window).
+  explicit Client(int port, int rcvbuf = 0);
   ~Client();
   bool connected() const { return fd_ >= 0; }
   bool send(const std::string& bytes);
@@ -93,10 +94,14 @@ class Client {
                                         bool head_request = false);
   // True when the server closed the connection (EOF) within the timeout.
   bool closed_by_peer(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Reads everything until the peer closes; nullopt if it did not within
+  // the timeout.
+  std::optional<std::string> read_until_close(std::chrono::milliseconds timeout);
 
  private:
   bool fill(Clock::time_point deadline);
   int fd_ = -1;
+  bool eof_ = false;  // the peer closed (recv returned 0 or failed)
   std::string buffer_;
 };
 

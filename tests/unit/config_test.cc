@@ -41,6 +41,7 @@ TEST(Config, EmbeddedDefaultParsesWithExpectedValues) {
   EXPECT_EQ(c.network.keepalive_timeout_ms, 30000u);
   EXPECT_EQ(c.network.request_timeout_ms, 10000u);
   EXPECT_EQ(c.network.send_timeout_ms, 30000u);
+  EXPECT_EQ(c.network.max_target_bytes, 8192u);
   EXPECT_EQ(c.network.max_header_bytes, 16384u);
   EXPECT_EQ(c.network.max_body_bytes, 1048576u);
 
@@ -312,6 +313,12 @@ TEST(Config, RingsMustHoldTheLargestRequestHead) {
   EXPECT_TRUE(parse_config(R"({"network": {"max_header_bytes": 1024},
                                "services": [{"name": "app", "ring_bytes": 4096}]})")
                   .ok());
+}
+
+TEST(Config, TargetLimitIsConfigurable) {
+  EXPECT_EQ(valid(R"({"network": {"max_target_bytes": 256}})").network.max_target_bytes, 256u);
+  EXPECT_EQ(errors_of(R"({"network": {"max_target_bytes": 255}})"),
+            Errors{"network.max_target_bytes: must be an integer between 256 and 1048576"});
 }
 
 TEST(Config, RespondStatusMustBeFinal) {
