@@ -110,9 +110,7 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     error = "cannot create shared memory segment " + name + ": " + e.what();
     return std::nullopt;
   }
-  seg.name_ = name;
-  seg.base_ = static_cast<std::byte*>(seg.mapping_->region.get_address());
-  seg.header_ = reinterpret_cast<SegmentHeader*>(seg.base_);
+  seg.attach(name);
   std::memset(seg.base_, 0, layout.slots_offset + (spec.n_network + spec.service_ring_bytes.size()) *
                                                       sizeof(ProcessSlot));
   auto* table = reinterpret_cast<RingEntry*>(seg.base_ + layout.rings_offset);
@@ -143,9 +141,7 @@ std::optional<Segment> Segment::open(const std::string& name, std::string& error
     error = "cannot open shared memory segment " + name + ": " + e.what();
     return std::nullopt;
   }
-  seg.name_ = name;
-  seg.base_ = static_cast<std::byte*>(seg.mapping_->region.get_address());
-  seg.header_ = reinterpret_cast<SegmentHeader*>(seg.base_);
+  seg.attach(name);
   if (seg.mapping_->region.get_size() < sizeof(SegmentHeader) || !seg.verify(error)) {
     error = "shared memory segment " + name + ": " + (error.empty() ? "too small" : error);
     return std::nullopt;
@@ -170,6 +166,12 @@ bool Segment::verify(std::string& error) const {
     }
   }
   return true;
+}
+
+void Segment::attach(const std::string& name) {
+  name_ = name;
+  base_ = static_cast<std::byte*>(mapping_->region.get_address());
+  header_ = reinterpret_cast<SegmentHeader*>(base_);
 }
 
 bool Segment::remove(const std::string& name) {

@@ -130,6 +130,8 @@ class Segment {
 
  private:
   struct Mapping;
+  void attach(const std::string& name);  // points the accessors at the mapping
+
   std::unique_ptr<Mapping> mapping_;
   std::string name_;
   SegmentHeader* header_ = nullptr;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <tuple>
 
 #include "worker/log.h"
 #include "worker/network_process.h"
@@ -39,6 +40,20 @@ proto::UniqueFd make_stop_signalfd() {
   sigaddset(&set, SIGINT);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   return proto::UniqueFd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+}
+
+bool watch_child_fds(EventLoop& loop, int signal_fd, const WorkerEnv& env) {
+  const int wake_fd = env.wake_fds[env.slot()];
+  for (auto [fd, kind, events] :
+       {std::tuple{signal_fd, TokenKind::signal, uint32_t{EPOLLIN}},
+        std::tuple{env.control_fd, TokenKind::control, uint32_t{EPOLLIN}},
+        std::tuple{wake_fd, TokenKind::wake, uint32_t{EPOLLIN | EPOLLET}}}) {
+    if (std::string err = loop.add(fd, events, make_token(kind, 0)); !err.empty()) {
+      log_error(err);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool read_stop_signal(int signal_fd, const WorkerEnv& env) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "proto/unique_fd.h"
+#include "worker/event_loop.h"
 #include "worker/worker_env.h"
 
 namespace ringhttpd::worker {
@@ -21,6 +22,11 @@ proto::UniqueFd make_stop_signalfd();
 // Reads the pending signals; true when they mean "stop": SIGTERM or SIGINT
 // once the supervisor is gone (while it lives, it decides when children stop).
 bool read_stop_signal(int signal_fd, const WorkerEnv& env);
+// Puts the descriptors every child watches into its loop: the stop
+// signalfd, the control socket and its wake-up eventfd (edge-triggered:
+// every write is an edge, so it never needs to be read). Logs and returns
+// false on failure.
+bool watch_child_fds(EventLoop& loop, int signal_fd, const WorkerEnv& env);
 // Called when a child finds its supervisor gone: remove the segment's name
 // (idempotent) so a SIGKILLed supervisor leaves nothing in /dev/shm.
 void supervisor_lost(const WorkerEnv& env);

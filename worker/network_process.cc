@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <tuple>
 #include <cerrno>
 #include <ctime>
 
@@ -65,18 +64,7 @@ NetworkProcess::~NetworkProcess() = default;
 
 bool NetworkProcess::start() {
   signal_fd_ = make_stop_signalfd();
-  const int wake_fd = env_.wake_fds[env_.slot()];
-  // The wake-up eventfd is edge-triggered: every write is an edge, so it
-  // never needs to be read (its counter cannot realistically overflow).
-  for (auto [fd, kind, events] :
-       {std::tuple{signal_fd_.get(), TokenKind::signal, uint32_t{EPOLLIN}},
-        std::tuple{env_.control_fd, TokenKind::control, uint32_t{EPOLLIN}},
-        std::tuple{wake_fd, TokenKind::wake, uint32_t{EPOLLIN | EPOLLET}}}) {
-    if (std::string err = loop_.add(fd, events, make_token(kind, 0)); !err.empty()) {
-      log_error(err);
-      return false;
-    }
-  }
+  if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
   // The supervisor sends the listening sockets first thing; wait for them.
   pollfd pfd{env_.control_fd, POLLIN, 0};
   if (::poll(&pfd, 1, 10000) <= 0) {

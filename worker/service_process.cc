@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <tuple>
 
 #include "proto/control.h"
 #include "proto/ring_codec.h"
@@ -69,18 +68,7 @@ bool ServiceProcess::start() {
     return false;
   }
   signal_fd_ = make_stop_signalfd();
-  const int wake_fd = env_.wake_fds[env_.slot()];
-  // The wake-up eventfd is edge-triggered: every write is an edge, so it
-  // never needs to be read (its counter cannot realistically overflow).
-  for (auto [fd, kind, events] :
-       {std::tuple{signal_fd_.get(), TokenKind::signal, uint32_t{EPOLLIN}},
-        std::tuple{env_.control_fd, TokenKind::control, uint32_t{EPOLLIN}},
-        std::tuple{wake_fd, TokenKind::wake, uint32_t{EPOLLIN | EPOLLET}}}) {
-    if (std::string err = loop_.add(fd, events, make_token(kind, 0)); !err.empty()) {
-      log_error(err);
-      return false;
-    }
-  }
+  if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
   set_slot_state(env_, shm::ProcessState::ready);
   return proto::send_control(env_.control_fd, {proto::ControlType::ready, 0}).empty();
 }
