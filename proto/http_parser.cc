@@ -5,17 +5,23 @@
 //    section) that runs ahead of llhttp and caps what llhttp may see. llhttp
 //    8.1 accepts things we must reject (DESIGN.md, last bullet): bare LF after
 //    the request line or as the final empty line, obs-fold, whitespace before
-//    the colon, doubled / leading / trailing spaces and tabs in the request
-//    line, HTTP/0.9 request lines and non-"HTTP/" protocols (RTSP/ICE). The
-//    lexer also finds the exact end of the head, so the 431 limit counts exact
-//    bytes across feeds,
+//    the colon, empty field names, doubled / leading / trailing spaces and
+//    tabs in the request line, HTTP/0.9 request lines and non-"HTTP/"
+//    protocols (RTSP/ICE). The lexer also finds the exact end of the head, so
+//    the 431 limit counts exact bytes across feeds, and checks that the method
+//    is a token: llhttp gets the method only once its SP has arrived, so an
+//    unknown token (501) is told from a non-token (400) however it is split,
 //  * the chunked-body framing llhttp 8.1 does not check: it takes any two
-//    bytes after chunk data as the CRLF ("5\r\nhelloXX0\r\n\r\n" passes) and
-//    is lax at the end of the trailers. We pause at each chunk header, verify
-//    the CRLF ourselves and run the lexer over the trailer section,
-//  * the semantic checks llhttp leaves to its user (Host, transfer codings,
-//    version, size limits, CONNECT) and the mapping of every failure to the
-//    status to answer.
+//    bytes after chunk data as the CRLF ("5\r\nhelloXX0\r\n\r\n" passes), any
+//    byte after a chunk line's CR as its LF ("5\rXhello" passes), and is lax
+//    at the end of the trailers. We pause at each chunk header, verify the
+//    CRLF ourselves, lex every chunk-size line ourselves (ChunkLineLexer: RFC
+//    9112 §7.1.1 extensions, quoted strings included, bounded) and hand llhttp
+//    only a canonical "<hex>\r\n", and run the lexer over the trailer section,
+//  * the semantic checks llhttp leaves to its user (Host, request-target form,
+//    transfer codings, Content-Length range, Expect, version, size limits,
+//    CONNECT, Connection: close on HTTP/1.0) and the mapping of every failure
+//    to the status to answer.
 // Every check is made on the byte that decides it and nothing after that byte
 // is looked at, so the verdict on a byte stream does not depend on how it was
 // split into feeds. Callbacks never let an exception into llhttp's C frames.
@@ -24,6 +30,9 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <limits>
 #include <utility>
 
 namespace ringhttpd::proto {
@@ -32,6 +41,7 @@ namespace {
 constexpr int kBadRequest = 400;
 constexpr int kPayloadTooLarge = 413;
 constexpr int kUriTooLong = 414;
+constexpr int kExpectationFailed = 417;
 constexpr int kHeadTooLarge = 431;
 constexpr int kInternalError = 500;
 constexpr int kNotImplemented = 501;
@@ -42,6 +52,32 @@ constexpr const char* kBareLf = "bare LF";
 
 bool IsWs(char c) { return c == ' ' || c == '\t'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+// tchar (RFC 9110 §5.6.2): method, field names, chunk extension names.
+bool IsTchar(char c) {
+  return IsAlpha(c) || IsDigit(c) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+int HexValue(char c) {
+  if (IsDigit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// qdtext (RFC 9110 §5.6.4): HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text.
+bool IsQdtext(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return c == '\t' || c == ' ' || c == '!' || (u >= 0x23 && u <= 0x7e && c != '\\') || u >= 0x80;
+}
+
+// What may follow "\" in a quoted-pair: HTAB / SP / VCHAR / obs-text.
+bool IsQuotedPairChar(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return c == '\t' || (u >= 0x20 && u != 0x7f);
+}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsWs(s.front())) s.remove_prefix(1);
@@ -51,8 +87,21 @@ std::string_view Trim(std::string_view s) {
 
 // Characters of a Host value: reg-name / IP-literal / IPv4 plus ":" port.
 bool IsHostChar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c)) return true;
+  if (IsAlpha(c) || IsDigit(c)) return true;
   return std::string_view("-._~!$&'()*+,;=%:[]").find(c) != std::string_view::npos;
+}
+
+// Calls f on each element of a comma-separated list, trimmed (empty ones
+// included: "a,,b" gives "a", "", "b"); stops at and returns f's first
+// non-zero result.
+template <typename F>
+int ForEachElement(std::string_view list, F f) {
+  for (;;) {
+    size_t comma = list.find(',');
+    if (int r = f(Trim(list.substr(0, comma))); r != 0) return r;
+    if (comma == std::string_view::npos) return 0;
+    list.remove_prefix(comma + 1);
+  }
 }
 
 // Lexical checks over one request head, from the first byte after the
@@ -67,28 +116,34 @@ class HeadLexer {
   explicit HeadLexer(uint32_t max_target_bytes = 8192) : max_target_(max_target_bytes) {}
 
   struct Result {
-    size_t ok = 0;                    // leading bytes llhttp may parse
+    size_t ok = 0;                    // leading bytes accepted
     bool head_end = false;            // they end with the head's final LF
+    bool method_end = false;          // they end with the SP after the method
     const char* violation = nullptr;  // if set, byte `ok` is rejected (400)
   };
 
-  // Consumes bytes up to the end of the head or the first bad byte.
+  // Consumes bytes up to the end of the head, the SP after the method, or
+  // the first bad byte.
   Result Scan(std::string_view bytes) {
     Result r;
     while (r.ok < bytes.size()) {
       r.violation = Step(bytes[r.ok]);
       if (r.violation != nullptr) return r;
       ++r.ok;
-      if (state_ == State::kDone) {
-        r.head_end = true;
-        return r;
-      }
+      r.head_end = state_ == State::kDone;
+      r.method_end = state_ == State::kRequestLine && spaces_ == 1 && token_len_ == 0;
+      if (r.head_end || r.method_end) return r;
     }
     return r;
   }
 
   bool done() const { return state_ == State::kDone; }
   bool at_start() const { return state_ == State::kStart; }
+  // Leading empty lines or the method: bytes llhttp has not been given yet.
+  bool before_target() const {
+    return state_ == State::kStart || state_ == State::kStartCr ||
+           (state_ == State::kRequestLine && spaces_ == 0);
+  }
   void Reset() { *this = HeadLexer(max_target_); }
   // For a trailer section: header lines, then the final empty line.
   void StartTrailers() {
@@ -157,6 +212,7 @@ class HeadLexer {
       token_len_ = 0;
       return nullptr;
     }
+    if (spaces_ == 0 && !IsTchar(c)) return "invalid character in method";
     if (spaces_ == 2 && token_len_ < kHttpName.size() && c != kHttpName[token_len_]) {
       return "protocol is not HTTP";
     }
@@ -174,6 +230,7 @@ class HeadLexer {
     if (c == '\r') return Go(State::kEndCr);
     if (c == '\n') return kBareLf;
     if (IsWs(c)) return "obs-fold or whitespace at start of header line";
+    if (c == ':') return "empty header name";
     state_ = State::kName;
     return StepName(c);
   }
@@ -191,27 +248,183 @@ class HeadLexer {
   uint32_t token_len_ = 0;  // bytes of the current request-line token
 };
 
+// One chunk-size line, byte by byte (RFC 9112 §7.1.1):
+//   chunk-size [ chunk-ext ] CRLF
+//   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//   chunk-ext-val = token / quoted-string
+// llhttp 8.1 takes any byte after the CR as the LF, accepts an empty
+// extension name and rejects BWS, quoted-pairs and empty quoted strings, so
+// it never sees these lines: the parser hands it "<size in hex>\r\n" instead.
+// Extensions are checked and dropped; their bytes over the whole request are
+// bounded (cf. CVE-2024-22019).
+class ChunkLineLexer {
+ public:
+  static constexpr const char* kExtensionsTooLarge = "chunk extensions too large";
+  static constexpr uint32_t kMaxSizeDigits = 32;  // leading zeros included
+
+  struct Result {
+    size_t ok = 0;                    // leading bytes accepted
+    bool line_end = false;            // they end with the line's LF
+    const char* violation = nullptr;  // if set, byte `ok` is rejected
+  };
+
+  // Consumes bytes up to the end of the line or the first bad byte;
+  // `extension_budget` bounds the extension bytes of all lines so far.
+  Result Scan(std::string_view bytes, uint64_t extension_budget) {
+    Result r;
+    while (r.ok < bytes.size()) {
+      r.violation = Step(bytes[r.ok]);
+      if (r.violation == nullptr && in_extension() && ++extension_bytes_ > extension_budget) {
+        r.violation = kExtensionsTooLarge;
+      }
+      if (r.violation != nullptr) return r;
+      ++r.ok;
+      r.line_end = state_ == State::kDone;
+      if (r.line_end) return r;
+    }
+    return r;
+  }
+
+  uint64_t size() const { return size_; }
+  bool in_extension() const {
+    return state_ != State::kSize && state_ != State::kCr && state_ != State::kDone;
+  }
+  // Ready for the next line; the extension bytes keep adding up.
+  void NextLine() {
+    state_ = State::kSize;
+    size_ = 0;
+    digits_ = 0;
+  }
+
+ private:
+  enum class State : uint8_t {
+    kSize,         // hex digits
+    kBeforeSemi,   // BWS, then ";"
+    kBeforeName,   // after ";": BWS, then a name
+    kName,         // chunk-ext-name
+    kAfterName,    // BWS, then "=" or ";"
+    kBeforeValue,  // after "=": BWS, then a token or a quoted string
+    kToken,        // token value
+    kQuoted,       // inside a quoted string
+    kQuotedPair,   // after "\" in a quoted string
+    kAfterQuoted,  // after the closing DQUOTE
+    kCr,           // CR seen, LF expected
+    kDone,
+  };
+
+  const char* Step(char c) {
+    switch (state_) {
+      case State::kSize:
+        return StepSize(c);
+      case State::kBeforeSemi:
+        return IsWs(c) ? nullptr : Semi(c);
+      case State::kBeforeName:
+        return IsWs(c) ? nullptr : Name(c);
+      case State::kName:
+        return IsTchar(c) ? nullptr : AfterName(c);
+      case State::kAfterName:
+        return IsWs(c) ? nullptr : AfterName(c);
+      case State::kBeforeValue:
+        return IsWs(c) ? nullptr : Value(c);
+      case State::kToken:
+        return IsTchar(c) ? nullptr : AfterValue(c);
+      case State::kQuoted:
+        return StepQuoted(c);
+      case State::kQuotedPair:
+        return IsQuotedPairChar(c) ? Go(State::kQuoted) : "invalid quoted-pair in chunk extension";
+      case State::kAfterQuoted:
+        return AfterValue(c);
+      case State::kCr:
+        return c == '\n' ? Go(State::kDone) : "chunk line not ended by CRLF";
+      case State::kDone:
+        break;
+    }
+    return "bytes after the end of the chunk line";
+  }
+
+  const char* Go(State next) {
+    state_ = next;
+    return nullptr;
+  }
+
+  const char* StepSize(char c) {
+    int digit = HexValue(c);
+    if (digit < 0) return digits_ == 0 ? "invalid chunk size" : AfterValue(c);
+    if (size_ > (std::numeric_limits<uint64_t>::max() >> 4)) return "chunk size overflow";
+    if (++digits_ > kMaxSizeDigits) return "chunk size too long";
+    size_ = (size_ << 4) | static_cast<uint64_t>(digit);
+    return nullptr;
+  }
+
+  // After the size or a value: BWS, ";" or the CR.
+  const char* AfterValue(char c) {
+    if (IsWs(c)) return Go(State::kBeforeSemi);
+    if (c == '\r') return Go(State::kCr);
+    return Semi(c);
+  }
+
+  const char* Semi(char c) {
+    return c == ';' ? Go(State::kBeforeName) : "invalid character in chunk line";
+  }
+
+  const char* Name(char c) {
+    return IsTchar(c) ? Go(State::kName) : "invalid chunk extension name";
+  }
+
+  // After a name, or BWS after it: "=", ";", BWS, or straight after the
+  // name the CR.
+  const char* AfterName(char c) {
+    if (c == '=') return Go(State::kBeforeValue);
+    if (c == ';') return Go(State::kBeforeName);
+    if (IsWs(c)) return Go(State::kAfterName);
+    if (c == '\r' && state_ == State::kName) return Go(State::kCr);
+    return "invalid chunk extension";
+  }
+
+  const char* Value(char c) {
+    if (c == '"') return Go(State::kQuoted);
+    return IsTchar(c) ? Go(State::kToken) : "invalid chunk extension value";
+  }
+
+  const char* StepQuoted(char c) {
+    if (c == '"') return Go(State::kAfterQuoted);
+    if (c == '\\') return Go(State::kQuotedPair);
+    return IsQdtext(c) ? nullptr : "invalid character in quoted chunk extension";
+  }
+
+  State state_ = State::kSize;
+  uint32_t digits_ = 0;
+  uint64_t size_ = 0;
+  uint64_t extension_bytes_ = 0;
+};
+
+// The longest method llhttp knows is 13 bytes; a longer token is unknown.
+constexpr uint32_t kMethodHold = 24;  // method + SP held back from llhttp
+
 // What is known about the request being parsed; reset when it completes.
 struct RequestState {
   HttpRequest req;
-  std::string version;        // on_version text, to tell 505 from 400
-  bool version_done = false;  // on_version_complete seen
-  bool in_field = false;      // last header span was a name
-  bool headers_done = false;  // header callbacks now carry trailers
-  bool started = false;       // on_message_begin seen
+  char method[kMethodHold] = {};  // method + SP, until the SP arrives
+  uint32_t method_len = 0;        // bytes of the method + SP (may pass kMethodHold)
+  std::string version;            // on_version text, to tell 505 from 400
+  bool version_done = false;      // on_version_complete seen
+  bool in_field = false;          // last header span was a name
+  bool headers_done = false;      // header callbacks now carry trailers
+  bool started = false;           // on_message_begin seen
   bool wants_continue = false;
   int hosts = 0;
   uint32_t head_bytes = 0;     // bytes since the previous request ended
   uint32_t trailer_bytes = 0;  // bytes of the trailer section so far
   uint64_t chunk_left = 0;     // data bytes of the current chunk still to come
   uint8_t crlf_seen = 0;       // bytes of the CRLF after chunk data seen
-  uint64_t extension_bytes = 0;
+  ChunkLineLexer chunk_line;   // the current chunk-size line
 };
 
 // Where in a request the next byte belongs; decides who looks at it first.
 enum class Phase : uint8_t {
-  kHead,       // lexer, then llhttp
-  kBody,       // llhttp alone: Content-Length body, chunk size lines
+  kHead,       // lexer, then llhttp (the method only once complete)
+  kBody,       // llhttp alone: Content-Length body
+  kChunkSize,  // ChunkLineLexer; llhttp gets a canonical size line
   kChunkData,  // llhttp, exactly chunk_left bytes
   kChunkCrlf,  // checked here, then llhttp
   kTrailers,   // lexer, then llhttp
@@ -252,21 +465,29 @@ class Parser {
   int OnHeaderValueComplete();
   int OnHeadersComplete();
   int OnChunkHeader();
-  int OnChunkExtension(std::string_view s);
   int OnBody(std::string_view s);
   int OnMessageComplete();
 
  private:
   size_t Step(std::string_view data);
   size_t FeedLexed(std::string_view data, uint32_t& counter, const char* too_large);
+  size_t FeedMethod(std::string_view data, uint32_t& counter);
+  void HoldMethodByte(char c);
+  void ReleaseMethod();
+  size_t FeedChunkSize(std::string_view data);
+  void ExecuteChunkSize(uint64_t size);
   size_t FeedChunkData(std::string_view data);
   size_t FeedChunkCrlf(std::string_view data);
   size_t Execute(std::string_view bytes);
   void FailFromLlhttp(llhttp_errno_t err);
   int VersionErrorStatus() const;
+  int CheckTarget();
+  int CheckAbsoluteForm(std::string_view target);
   int CheckHost();
   int CheckTransferEncoding();
   int CheckContentLength();
+  int CheckExpect();
+  bool KeepAlive() const;
   int CheckBodyGrowth(uint64_t more);
 
   ParserLimits limits_;
@@ -316,8 +537,6 @@ llhttp_settings_t MakeSettings() {
   s.on_header_value_complete = EventCallback<&Parser::OnHeaderValueComplete>;
   s.on_headers_complete = EventCallback<&Parser::OnHeadersComplete>;
   s.on_chunk_header = EventCallback<&Parser::OnChunkHeader>;
-  s.on_chunk_extension_name = DataCallback<&Parser::OnChunkExtension>;
-  s.on_chunk_extension_value = DataCallback<&Parser::OnChunkExtension>;
   s.on_body = DataCallback<&Parser::OnBody>;
   s.on_message_complete = EventCallback<&Parser::OnMessageComplete>;
   return s;
@@ -355,6 +574,8 @@ size_t Parser::Step(std::string_view data) {
       return FeedLexed(data, cur_.head_bytes, "request head too large");
     case Phase::kTrailers:
       return FeedLexed(data, cur_.trailer_bytes, "trailer section too large");
+    case Phase::kChunkSize:
+      return FeedChunkSize(data);
     case Phase::kChunkData:
       return FeedChunkData(data);
     case Phase::kChunkCrlf:
@@ -373,7 +594,9 @@ size_t Parser::FeedLexed(std::string_view data, uint32_t& counter, const char* t
     Fail(kHeadTooLarge, too_large);
     return 0;
   }
-  HeadLexer::Result r = lexer_.Scan(data.substr(0, budget));
+  data = data.substr(0, budget);
+  if (lexer_.before_target()) return FeedMethod(data, counter);
+  HeadLexer::Result r = lexer_.Scan(data);
   counter += static_cast<uint32_t>(r.ok);  // before Execute: completion resets it
   Phase before = phase_;
   size_t used = r.ok == 0 ? 0 : Execute(data.substr(0, r.ok));
@@ -384,6 +607,66 @@ size_t Parser::FeedLexed(std::string_view data, uint32_t& counter, const char* t
     Fail(kBadRequest, "malformed request head");  // lexer and llhttp disagree
   }
   return used;
+}
+
+// Leading empty lines and the method, held back from llhttp until the SP
+// after the method: a token llhttp does not know is then 501, and a byte that
+// cannot be in a token is 400, each decided on its own byte.
+size_t Parser::FeedMethod(std::string_view data, uint32_t& counter) {
+  HeadLexer::Result r = lexer_.Scan(data);
+  counter += static_cast<uint32_t>(r.ok);
+  for (char c : data.substr(0, r.ok)) HoldMethodByte(c);
+  if (r.violation != nullptr) {
+    Fail(kBadRequest, r.violation);
+  } else if (r.method_end) {
+    ReleaseMethod();
+  }
+  return r.ok;
+}
+
+void Parser::HoldMethodByte(char c) {
+  if (c == '\r' || c == '\n') return;  // a leading empty line: llhttp needs none
+  cur_.started = true;
+  if (cur_.method_len < kMethodHold) cur_.method[cur_.method_len] = c;
+  ++cur_.method_len;
+}
+
+// The method is a token (the lexer saw to it); llhttp knows it or it is 501.
+void Parser::ReleaseMethod() {
+  if (cur_.method_len > kMethodHold) {
+    Fail(kNotImplemented, "method not implemented");
+    return;
+  }
+  std::string_view method(cur_.method, cur_.method_len);
+  size_t used = Execute(method);  // HPE_INVALID_METHOD is 501 (FailFromLlhttp)
+  if (status_ == 0 && used != method.size()) Fail(kInternalError, "method not taken");
+}
+
+size_t Parser::FeedChunkSize(std::string_view data) {
+  ChunkLineLexer& line = cur_.chunk_line;
+  ChunkLineLexer::Result r = line.Scan(data, limits_.max_header_bytes);
+  if (r.violation == ChunkLineLexer::kExtensionsTooLarge) {
+    Fail(kPayloadTooLarge, r.violation);
+  } else if (r.violation != nullptr) {
+    Fail(kBadRequest, r.violation);
+  } else if (r.line_end) {
+    uint64_t size = line.size();
+    line.NextLine();
+    ExecuteChunkSize(size);
+  }
+  return r.ok;
+}
+
+// llhttp gets "<size in hex>\r\n" for a checked chunk-size line; it calls
+// OnChunkHeader at the LF, which pauses there.
+void Parser::ExecuteChunkSize(uint64_t size) {
+  char line[24];
+  char* end = std::to_chars(line, line + 16, size, 16).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  std::string_view bytes(line, static_cast<size_t>(end - line));
+  size_t used = Execute(bytes);
+  if (status_ == 0 && used != bytes.size()) Fail(kInternalError, "chunk size line not taken");
 }
 
 size_t Parser::FeedChunkData(std::string_view data) {
@@ -410,7 +693,7 @@ size_t Parser::FeedChunkCrlf(std::string_view data) {
   cur_.crlf_seen = static_cast<uint8_t>(cur_.crlf_seen + used);
   if (cur_.crlf_seen == kCrlf.size()) {
     cur_.crlf_seen = 0;
-    phase_ = Phase::kBody;
+    phase_ = Phase::kChunkSize;
   }
   return used;
 }
@@ -455,6 +738,9 @@ void Parser::FailFromLlhttp(llhttp_errno_t err) {
     Fail(VersionErrorStatus(), "invalid HTTP version");
   } else if (err == HPE_PAUSED_H2_UPGRADE) {
     Fail(kVersionNotSupported, "HTTP/2 connection preface");
+  } else if (err == HPE_INVALID_METHOD) {
+    // llhttp sees a method only once the lexer has found it a whole token.
+    Fail(kNotImplemented, "method not implemented");
   } else {
     const char* why = llhttp_get_error_reason(&parser_);
     Fail(kBadRequest, why != nullptr ? why : llhttp_errno_name(err));
@@ -485,6 +771,10 @@ int Parser::OnMethodComplete() {
   // We are an origin server, not a proxy; llhttp would also hand the rest of
   // the connection over as a tunnel.
   if (cur_.req.method == "CONNECT") return Fail(kNotImplemented, "CONNECT not supported");
+  // RTSP methods, which llhttp knows but refuses later on an HTTP/ line.
+  if (parser_.method >= HTTP_DESCRIBE && parser_.method <= HTTP_FLUSH) {
+    return Fail(kNotImplemented, "method not implemented");
+  }
   return 0;
 }
 
@@ -543,15 +833,48 @@ int Parser::OnHeadersComplete() {
   cur_.headers_done = true;
   HttpRequest& req = cur_.req;
   if (!cur_.version_done) return Fail(kBadRequest, "request line without HTTP version");
-  if (req.target == "*" && req.method != "OPTIONS") {
-    return Fail(kBadRequest, "asterisk-form target outside OPTIONS");
+  if (CheckTarget() != 0 || CheckHost() != 0 || CheckTransferEncoding() != 0 ||
+      CheckContentLength() != 0 || CheckExpect() != 0) {
+    return -1;
   }
-  if (CheckHost() != 0 || CheckTransferEncoding() != 0 || CheckContentLength() != 0) return -1;
-  bool has_body = (parser_.flags & F_CHUNKED) != 0 || parser_.content_length > 0;
-  req.expect_continue = iequals(req.header("Expect"), "100-continue");
+  bool chunked = (parser_.flags & F_CHUNKED) != 0;
+  bool has_body = chunked || parser_.content_length > 0;
   // RFC 9110 §10.1.1: never send 100 Continue to an HTTP/1.0 client.
   cur_.wants_continue = req.expect_continue && req.version_minor == 1 && has_body;
-  phase_ = Phase::kBody;
+  phase_ = chunked ? Phase::kChunkSize : Phase::kBody;
+  return 0;
+}
+
+// origin-form ("/x") or absolute-form ("http://h/x"); asterisk-form ("*")
+// only for OPTIONS. llhttp has refused authority-form outside CONNECT (which
+// is 501) and any other start, but it takes "*/x" and "http:///x".
+int Parser::CheckTarget() {
+  std::string_view target = cur_.req.target;
+  if (target.front() == '/') return 0;
+  if (target.front() == '*') {
+    if (target != "*") return Fail(kBadRequest, "invalid asterisk-form target");
+    if (cur_.req.method != "OPTIONS") {
+      return Fail(kBadRequest, "asterisk-form target outside OPTIONS");
+    }
+    return 0;
+  }
+  return CheckAbsoluteForm(target);
+}
+
+// RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid; §4.2.4:
+// userinfo is treated as an error. The authority then overrides Host.
+int Parser::CheckAbsoluteForm(std::string_view target) {
+  constexpr std::string_view kSep = "://";
+  size_t sep = target.find(kSep);
+  if (sep == std::string_view::npos) return Fail(kBadRequest, "invalid request target");
+  std::string_view authority = target.substr(sep + kSep.size());
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (authority.find('@') != std::string_view::npos) {
+    return Fail(kBadRequest, "userinfo in request target");
+  }
+  if (authority.empty() || authority.front() == ':') {
+    return Fail(kBadRequest, "empty host in request target");
+  }
   return 0;
 }
 
@@ -566,33 +889,57 @@ int Parser::CheckHost() {
   return 0;
 }
 
-// llhttp accepts "gzip, chunked" (chunked last) and an empty value, and
-// rejects "gzip" alone only after this callback; we decode nothing but
-// chunked, so any other coding is 501 (RFC 9112 §6.1). "chunked" not last or
-// twice is rejected by llhttp (400).
+// llhttp accepts "gzip, chunked" (chunked last), an empty value and empty
+// list elements (", chunked"), and rejects "gzip" alone only after this
+// callback. We decode nothing but chunked, so any other coding is 501 (RFC
+// 9112 §6.1), and an empty value or element -- a way to hide a coding from a
+// lax peer -- is 400. "chunked" not last or twice is rejected by llhttp (400),
+// and so is Transfer-Encoding with Content-Length.
 int Parser::CheckTransferEncoding() {
-  int codings = 0;
   for (const Header& h : cur_.req.headers) {
     if (!iequals(h.name, "Transfer-Encoding")) continue;
     if (cur_.req.version_minor == 0) return Fail(kBadRequest, "Transfer-Encoding in HTTP/1.0");
-    std::string_view list = h.value;
-    while (!list.empty()) {
-      size_t comma = list.find(',');
-      std::string_view coding = Trim(list.substr(0, comma));
-      list = comma == list.npos ? std::string_view() : list.substr(comma + 1);
-      if (coding.empty()) continue;
+    int r = ForEachElement(h.value, [this](std::string_view coding) {
+      if (coding.empty()) return Fail(kBadRequest, "empty element in Transfer-Encoding");
       if (!iequals(coding, "chunked")) return Fail(kNotImplemented, "unsupported transfer coding");
-      ++codings;
-    }
-    if (codings == 0) return Fail(kBadRequest, "empty Transfer-Encoding");
+      return 0;
+    });
+    if (r != 0) return r;
   }
   return 0;
 }
 
-// Rejected before any body byte arrives.
+// Content-Length is 1*DIGIT: llhttp rejects signs, spaces, empty values,
+// lists and values past 2^64, and any second Content-Length line. Decision:
+// a list of identical values ("5, 5") and repeated identical lines are
+// rejected (400) like differing ones, not folded into one (RFC 9112 §6.3
+// allows either). Values of 2^63 and above are malformed (400), not merely
+// too large; smaller ones over the limit are 413, before any body byte.
 int Parser::CheckContentLength() {
-  if ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > limits_.max_body_bytes) {
+  if ((parser_.flags & F_CONTENT_LENGTH) == 0) return 0;
+  if (parser_.content_length > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Fail(kBadRequest, "Content-Length out of range");
+  }
+  if (parser_.content_length > limits_.max_body_bytes) {
     return Fail(kPayloadTooLarge, "Content-Length above limit");
+  }
+  return 0;
+}
+
+// RFC 9110 §10.1.1: 100-continue (any case) is the only expectation; any
+// other member of any Expect line is 417. Empty members are ignored.
+int Parser::CheckExpect() {
+  for (const Header& h : cur_.req.headers) {
+    if (!iequals(h.name, "Expect")) continue;
+    int r = ForEachElement(h.value, [this](std::string_view expectation) {
+      if (expectation.empty()) return 0;
+      if (!iequals(expectation, "100-continue")) {
+        return Fail(kExpectationFailed, "unsupported expectation");
+      }
+      cur_.req.expect_continue = true;
+      return 0;
+    });
+    if (r != 0) return r;
   }
   return 0;
 }
@@ -621,15 +968,6 @@ int Parser::OnChunkHeader() {
   return HPE_PAUSED;
 }
 
-// Extensions are ignored but bounded (cf. CVE-2024-22019).
-int Parser::OnChunkExtension(std::string_view s) {
-  cur_.extension_bytes += s.size();
-  if (cur_.extension_bytes > limits_.max_header_bytes) {
-    return Fail(kPayloadTooLarge, "chunk extensions too large");
-  }
-  return 0;
-}
-
 int Parser::OnBody(std::string_view s) {
   if (CheckBodyGrowth(s.size()) != 0) return -1;
   cur_.req.body.append(s);
@@ -639,7 +977,7 @@ int Parser::OnBody(std::string_view s) {
 // Emits the request and pauses llhttp, so Execute() returns exactly where the
 // next request starts.
 int Parser::OnMessageComplete() {
-  cur_.req.keep_alive = llhttp_should_keep_alive(&parser_) != 0;
+  cur_.req.keep_alive = KeepAlive();
   // Bytes after a request that ends the connection are never interpreted.
   closed_ = !cur_.req.keep_alive;
   out_->push_back(std::move(cur_.req));
@@ -647,6 +985,13 @@ int Parser::OnMessageComplete() {
   lexer_.Reset();
   phase_ = Phase::kHead;
   return HPE_PAUSED;
+}
+
+// llhttp 8.1 keeps an HTTP/1.0 connection open on "Connection: keep-alive,
+// close"; "close" wins in every version (RFC 9112 §9.3). Its Connection
+// options are matched as a case-insensitive comma list.
+bool Parser::KeepAlive() const {
+  return llhttp_should_keep_alive(&parser_) != 0 && (parser_.flags & F_CONNECTION_CLOSE) == 0;
 }
 
 }  // namespace

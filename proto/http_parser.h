@@ -1,8 +1,10 @@
 // Streaming HTTP/1.1 request parser over llhttp. Input may arrive split at any
 // byte boundary; complete requests come out in order (pipelining). On a
 // protocol error the parser stops for good and names the status to answer
-// (400, 413, 414, 431, 501, 505) -- the connection is then closed, so no byte
-// after the error is ever interpreted.
+// (400, 413, 414, 417, 431, 501, 505) -- the connection is then closed, so no
+// byte after the error is ever interpreted. 501 is an unknown method (a token
+// that is not a known method) or transfer coding; 417 an Expect other than
+// 100-continue.
 #pragma once
 
 #include <cstddef>

@@ -145,6 +145,46 @@ const std::string kAbsoluteForm = "GET http://Example.com:81/x?y=1 HTTP/1.1\r\nH
 
 const std::string kOptionsStar = "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
 
+// RFC 9112 §7.1.1 chunk extensions: BWS around ";" and "=", token and
+// quoted-string values (quoted-pairs, HTAB and obs-text inside), valueless
+// names; leading zeros and both hex cases in sizes; "chunked" in odd case.
+const std::string kChunkedExtensions =
+    "POST /ext HTTP/1.1\r\n"
+    "Host: a\r\n"
+    "Transfer-Encoding: ChUnKeD\r\n"
+    "\r\n"
+    "5 ; a = b ;c; d=\"\"\r\n"
+    "hello\r\n"
+    "6;q=\"a \\\"quoted\\\" \\\\ \t \xc3\xa9\"\t;r\r\n"
+    " world\r\n"
+    "000A;x\r\n"
+    "0123456789\r\n"
+    "a\r\n"
+    "abcdefghij\r\n"
+    "0;last=\"y\"\r\n"
+    "T: 1\r\n"
+    "\r\n";
+
+// Field values may carry bytes >= 0x80 (obs-text).
+const std::string kHighBytesInValue =
+    "GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf\xc3\xa9 \xff\x80\r\n\r\n";
+
+// Methods llhttp knows beyond the common ones are parsed (routing decides).
+const std::string kOtherKnownMethods =
+    "PURGE /p HTTP/1.1\r\nHost: a\r\n\r\n"
+    "M-SEARCH /m HTTP/1.1\r\nHost: a\r\n\r\n"
+    "PROPFIND /f HTTP/1.1\r\nHost: a\r\n\r\n";
+
+// Connection is a comma list of case-insensitive options.
+const std::string kConnectionOptions =
+    "GET /1 HTTP/1.0\r\nConnection: foo, Keep-Alive\r\n\r\n"
+    "GET /2 HTTP/1.1\r\nHost: a\r\nConnection: KEEP-ALIVE\r\n\r\n"
+    "GET /3 HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n";
+
+// Expect is a list too; empty members are ignored.
+const std::string kExpectContinueInList =
+    "POST /e HTTP/1.1\r\nHost: a\r\nExpect: , 100-Continue ,\r\nContent-Length: 2\r\n\r\nhi";
+
 TEST(HttpParser, GetWithHeadersAndQuery) {
   Outcome o = Whole(kGet);
   ASSERT_TRUE(o.ok) << o.status;
@@ -261,6 +301,149 @@ TEST(HttpParser, AbsoluteFormAndAsteriskForm) {
   EXPECT_EQ(s.requests[0].target, "*");
 }
 
+TEST(HttpParser, ChunkExtensionsAreCheckedAndDropped) {
+  Outcome o = Whole(kChunkedExtensions);
+  ASSERT_TRUE(o.ok) << o.status;
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_EQ(o.requests[0].body, "hello world0123456789abcdefghij");
+  EXPECT_EQ(o.requests[0].headers.size(), 2u);  // the trailer is dropped
+}
+
+TEST(HttpParser, FieldValuesKeepBytesAbove0x7F) {
+  Outcome o = Whole(kHighBytesInValue);
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_EQ(o.requests[0].header("X-Name"), "caf\xc3\xa9 \xff\x80");
+}
+
+TEST(HttpParser, OtherKnownMethodsAreParsed) {
+  Outcome o = Whole(kOtherKnownMethods);
+  ASSERT_EQ(o.requests.size(), 3u);
+  EXPECT_EQ(o.requests[0].method, "PURGE");
+  EXPECT_EQ(o.requests[1].method, "M-SEARCH");
+  EXPECT_EQ(o.requests[2].method, "PROPFIND");
+}
+
+TEST(HttpParser, ExpectContinueMayBeAListMember) {
+  Outcome o = Whole(kExpectContinueInList);
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_TRUE(o.requests[0].expect_continue);
+  EXPECT_EQ(o.requests[0].body, "hi");
+  Outcome empty = Whole("GET / HTTP/1.1\r\nHost: a\r\nExpect:\r\n\r\n");
+  ASSERT_EQ(empty.requests.size(), 1u);
+  EXPECT_FALSE(empty.requests[0].expect_continue);
+}
+
+// "close" closes in any version and wherever it is in the list; HTTP/1.0
+// stays open only with "keep-alive" (any case) and without "close".
+TEST(HttpParser, ConnectionOptionsAreACaseInsensitiveList) {
+  struct Case {
+    const char* version;
+    const char* fields;
+    bool keep_alive;
+  };
+  const Case cases[] = {
+      {"1.1", "", true},
+      {"1.1", "Connection: close\r\n", false},
+      {"1.1", "Connection: CLOSE\r\n", false},
+      {"1.1", "Connection:close\r\n", false},
+      {"1.1", "Connection: foo, Close\r\n", false},
+      {"1.1", "Connection: close, foo\r\n", false},
+      {"1.1", "Connection: keep-alive, close\r\n", false},
+      {"1.1", "Connection: foo\r\nConnection: close\r\n", false},
+      {"1.1", "Connection: closed\r\n", true},
+      {"1.1", "Connection: foo\r\n", true},
+      {"1.0", "", false},
+      {"1.0", "Connection: keep-alive\r\n", true},
+      {"1.0", "Connection: Keep-Alive\r\n", true},
+      {"1.0", "Connection: foo,  keep-alive \r\n", true},
+      {"1.0", "Connection: keep-alives\r\n", false},
+      {"1.0", "Connection: keep-alive, close\r\n", false},
+      {"1.0", "Connection: close, keep-alive\r\n", false},
+      {"1.0", "Connection: keep-alive\r\nConnection: close\r\n", false},
+  };
+  for (const Case& c : cases) {
+    std::string in = std::string("GET / HTTP/") + c.version + "\r\nHost: a\r\n" + c.fields + "\r\n";
+    Outcome o = Whole(in);
+    ASSERT_EQ(o.requests.size(), 1u) << in;
+    EXPECT_EQ(o.requests[0].keep_alive, c.keep_alive) << testing::PrintToString(in);
+    ExpectSplitInvariant(in);
+  }
+}
+
+// Decision (RFC 9112 §6.3 allows folding identical values): a Content-Length
+// list or a repeated line is rejected even when the values agree.
+TEST(HttpParser, ContentLengthDecisions) {
+  const std::string post = "POST / HTTP/1.1\r\nHost: a\r\n";
+  EXPECT_EQ(Whole(post + "Content-Length: 5, 5\r\n\r\nhello").status, 400);
+  EXPECT_EQ(Whole(post + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello").status, 400);
+  EXPECT_EQ(Whole(post + "Content-Length: 5,5\r\n\r\nhello").status, 400);
+  // Leading zeros are digits; OWS around the value is not part of it.
+  Outcome zeros = Whole(post + "Content-Length: \t005 \r\n\r\nhello");
+  ASSERT_EQ(zeros.requests.size(), 1u);
+  EXPECT_EQ(zeros.requests[0].body, "hello");
+  // Below 2^63 a value over the limit is too large (413); from 2^63 on it is
+  // malformed (400).
+  EXPECT_EQ(Whole(post + "Content-Length: 9223372036854775807\r\n\r\n").status, 413);
+  EXPECT_EQ(Whole(post + "Content-Length: 9223372036854775808\r\n\r\n").status, 400);
+}
+
+// The verdict on a method is given by the byte that decides it: the SP
+// after an unknown token (501), or the first byte no token has (400).
+TEST(HttpParser, MethodVerdictComesWithTheByteThatDecidesIt) {
+  RequestParser unknown;
+  std::vector<HttpRequest> out;
+  ASSERT_TRUE(unknown.feed("\r\nFO", out));
+  EXPECT_TRUE(unknown.mid_request());
+  ASSERT_TRUE(unknown.feed("O", out));
+  EXPECT_FALSE(unknown.feed(" ", out));
+  EXPECT_EQ(unknown.error_status(), 501);
+  RequestParser bad;
+  ASSERT_TRUE(bad.feed("FO", out));
+  EXPECT_FALSE(bad.feed("(", out));
+  EXPECT_EQ(bad.error_status(), 400);
+  RequestParser long_token;
+  ASSERT_TRUE(long_token.feed(std::string(100, 'Y'), out));
+  EXPECT_FALSE(long_token.feed(" /", out));
+  EXPECT_EQ(long_token.error_status(), 501);
+  EXPECT_TRUE(out.empty());
+}
+
+// Extension bytes (";" on, after the size digits; CR and LF excluded) add up over
+// the request and may reach max_header_bytes exactly.
+TEST(HttpParser, ChunkExtensionBudgetIsCumulativeAndExact) {
+  ParserLimits l;
+  l.max_header_bytes = 64;
+  const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  const std::string at_limit = head + "1;" + std::string(31, 'e') + "\r\nx\r\n1;" +
+                               std::string(31, 'f') + "\r\ny\r\n0\r\n\r\n";
+  Outcome ok = Whole(at_limit, l);
+  ASSERT_EQ(ok.requests.size(), 1u) << ok.status;
+  EXPECT_EQ(ok.requests[0].body, "xy");
+  const std::string over = head + "1;" + std::string(31, 'e') + "\r\nx\r\n1;" +
+                           std::string(32, 'f') + "\r\ny\r\n0\r\n\r\n";
+  EXPECT_EQ(Whole(over, l).status, 413);
+  ExpectSplitInvariant(over, l);
+}
+
+// Chunk-size lines without extensions cost nothing against that budget.
+TEST(HttpParser, ManySmallChunksAreNotExtensionBytes) {
+  std::string in = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 20000; ++i) in += "1\r\nz\r\n";
+  in += "0\r\n\r\n";
+  Outcome o = Whole(in);
+  ASSERT_TRUE(o.ok) << o.status;
+  ASSERT_EQ(o.requests.size(), 1u);
+  EXPECT_EQ(o.requests[0].body, std::string(20000, 'z'));
+}
+
+TEST(HttpParser, TargetOf8000OctetsIsAcceptedByDefault) {
+  const std::string in = "GET /" + std::string(7999, 't') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  Outcome o = Whole(in);
+  ASSERT_EQ(o.requests.size(), 1u) << o.status;
+  EXPECT_EQ(o.requests[0].target.size(), 8000u);
+  ExpectSplitInvariant(in, {}, 397);
+}
+
 TEST(HttpParser, BodyExactlyAtLimitIsAccepted) {
   ParserLimits l;
   l.max_body_bytes = 11;
@@ -282,7 +465,9 @@ INSTANTIATE_TEST_SUITE_P(Corpus, ValidSplits,
                          testing::Values(kGet, kPostLength, kPostChunked, kPipelined,
                                          kHttp10KeepAlive, kHttp10Close, kExpectContinue,
                                          kLeadingEmptyLines, kUpgradeIgnored, kChunkedThenGet,
-                                         kAbsoluteForm, kOptionsStar));
+                                         kAbsoluteForm, kOptionsStar, kChunkedExtensions,
+                                         kHighBytesInValue, kOtherKnownMethods, kConnectionOptions,
+                                         kExpectContinueInList));
 
 TEST(HttpParser, AllValidRequestsConcatenatedAndFedAtEverySplit) {
   std::string all = kGet + kPostLength + kPostChunked + kExpectContinue + kLeadingEmptyLines +
@@ -405,6 +590,9 @@ ParserLimits Small() {
 std::vector<ErrorCase> ErrorCorpus() {
   const std::string h = "Host: a\r\n";
   const std::string chunked = "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\n";
+  auto chunked_with = [&](const std::string& te) {
+    return "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: " + te + "\r\n\r\n";
+  };
   return {
       {"bare_lf_ending_header_line", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400},
       {"bare_lf_ending_request_line", "GET / HTTP/1.1\n" + h + "\r\n", 400},
@@ -428,15 +616,60 @@ std::vector<ErrorCase> ErrorCorpus() {
       {"lowercase_protocol", "GET / http/1.1\r\n" + h + "\r\n", 400},
       {"malformed_version", "GET / HTTP/11\r\n" + h + "\r\n", 400},
       {"version_with_extra_digit", "GET / HTTP/1.10\r\n" + h + "\r\n", 400},
-      {"unknown_method", "FOO / HTTP/1.1\r\n" + h + "\r\n", 400},
-      {"lowercase_method", "get / HTTP/1.1\r\n" + h + "\r\n", 400},
+      // A method that is a token but unknown (methods are case-sensitive) is
+      // 501; a method with a byte no token has is 400.
+      {"unknown_method", "FOO / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"lowercase_method", "get / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"known_method_prefix", "GE / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"known_method_extended", "GETX / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"method_token_of_symbols", "!#$%&'*+-.^_`|~ / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"method_token_longer_than_any_known", std::string(40, 'X') + " / HTTP/1.1\r\n" + h + "\r\n",
+       501},
+      {"rtsp_method", "DESCRIBE / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"rtsp_method_setup", "SETUP / HTTP/1.1\r\n" + h + "\r\n", 501},
+      {"method_with_paren", "G(T / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method_with_at", "GE@T / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method_with_ctl", "GET\x01 / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method_with_high_byte", "G\xc3\x89T / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method_long_then_bad_byte", std::string(40, 'X') + "/ / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method_then_cr", "FOO\r\n" + h + "\r\n", 400},
       {"relative_target", "GET a/b HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"query_only_target", "GET ?x HTTP/1.1\r\n" + h + "\r\n", 400},
       {"asterisk_outside_options", "GET * HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"asterisk_with_path", "OPTIONS */x HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"authority_form_outside_connect", "GET a.example:80 HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"authority_form_options", "OPTIONS a.example:80 HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"absolute_form_empty_host", "GET http:///x HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"absolute_form_port_only", "GET http://:80/x HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"absolute_form_userinfo", "GET http://u:p@a/x HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"http10_two_hosts", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400},
       {"missing_host_http11", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
       {"two_hosts", "GET / HTTP/1.1\r\n" + h + "host: b\r\n\r\n", 400},
       {"invalid_host", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
       {"invalid_header_name", "GET / HTTP/1.1\r\n" + h + "X(y): z\r\n\r\n", 400},
+      {"header_name_with_slash", "GET / HTTP/1.1\r\n" + h + "X/Y: z\r\n\r\n", 400},
+      {"header_name_with_high_byte", "GET / HTTP/1.1\r\n" + h + "X\xc3\xa9: z\r\n\r\n", 400},
+      {"header_name_with_nul", "GET / HTTP/1.1\r\n" + h + std::string("X\0Y: z\r\n\r\n", 9), 400},
+      {"empty_header_name", "GET / HTTP/1.1\r\n" + h + ": z\r\n\r\n", 400},
+      {"empty_header_name_first", "GET / HTTP/1.1\r\n: z\r\n" + h + "\r\n", 400},
       {"header_without_colon", "GET / HTTP/1.1\r\n" + h + "NoColon\r\n\r\n", 400},
+      {"nul_in_value", "GET / HTTP/1.1\r\n" + h + std::string("X: a\0b\r\n\r\n", 10), 400},
+      {"ctl_in_value",
+       "GET / HTTP/1.1\r\n" + h +
+           "X: a\x01"
+           "b\r\n\r\n",
+       400},
+      {"del_in_value",
+       "GET / HTTP/1.1\r\n" + h +
+           "X: a\x7f"
+           "b\r\n\r\n",
+       400},
+      {"vertical_tab_in_value",
+       "GET / HTTP/1.1\r\n" + h +
+           "X: a\x0b"
+           "b\r\n\r\n",
+       400},
+      {"bare_cr_inside_value", "GET / HTTP/1.1\r\n" + h + "X: a\rb\r\n\r\n", 400},
       {"cl_and_te",
        "POST / HTTP/1.1\r\n" + h +
            "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -445,9 +678,30 @@ std::vector<ErrorCase> ErrorCorpus() {
        "POST / HTTP/1.1\r\n" + h +
            "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
        400},
+      // Decision: repeated identical Content-Length lines and lists of
+      // identical values are rejected, like differing ones (not folded).
       {"duplicate_cl",
        "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
+      {"cl_list_of_identical_values", "POST / HTTP/1.1\r\n" + h + "Content-Length: 3, 3\r\n\r\nabc",
+       400},
+      {"cl_list_of_differing_values", "POST / HTTP/1.1\r\n" + h + "Content-Length: 3, 4\r\n\r\nabc",
+       400},
+      {"cl_differing_lines",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400},
+      {"cl_same_value_other_spelling",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nContent-Length: 03\r\n\r\nabc", 400},
       {"negative_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length: -1\r\n\r\n", 400},
+      {"plus_signed_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length: +3\r\n\r\nabc", 400},
+      {"non_numeric_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length: abc\r\n\r\n", 400},
+      {"hex_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length: 0x3\r\n\r\nabc", 400},
+      {"cl_with_inner_space", "POST / HTTP/1.1\r\n" + h + "Content-Length: 1 2\r\n\r\n", 400},
+      {"empty_cl", "POST / HTTP/1.1\r\n" + h + "Content-Length:\r\n\r\n", 400},
+      {"cl_2_pow_63", "POST / HTTP/1.1\r\n" + h + "Content-Length: 9223372036854775808\r\n\r\n",
+       400},
+      {"cl_above_2_pow_63",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 9223372036854775809\r\n\r\n", 400},
+      {"cl_2_pow_64", "POST / HTTP/1.1\r\n" + h + "Content-Length: 18446744073709551616\r\n\r\n",
+       400},
       {"cl_overflow", "POST / HTTP/1.1\r\n" + h + "Content-Length: 99999999999999999999999\r\n\r\n",
        400},
       {"bad_chunk_size", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked\r\n\r\nxyz\r\n",
@@ -455,6 +709,31 @@ std::vector<ErrorCase> ErrorCorpus() {
       {"chunked_not_last", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked, gzip\r\n\r\n",
        400},
       {"empty_te", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding:\r\n\r\n", 400},
+      {"te_leading_comma", chunked_with(", chunked") + "0\r\n\r\n", 400},
+      {"te_leading_comma_no_space", chunked_with(",chunked") + "0\r\n\r\n", 400},
+      {"te_trailing_comma", chunked_with("chunked,") + "0\r\n\r\n", 400},
+      {"te_doubled_comma", chunked_with("chunked,,chunked") + "0\r\n\r\n", 400},
+      {"te_only_commas", chunked_with(" , ") + "0\r\n\r\n", 400},
+      {"te_vertical_tab_before",
+       chunked_with("\x0b"
+                    "chunked") +
+           "0\r\n\r\n",
+       400},
+      {"te_vertical_tab_after", chunked_with("chunked\x0b") + "0\r\n\r\n", 400},
+      {"te_chunked_twice_in_a_list", chunked_with("chunked, chunked") + "0\r\n\r\n", 400},
+      {"te_empty_line_then_chunked",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
+      {"te_chunked_with_cl_zero",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n0\r\n\r\n",
+       400},
+      {"te_identity_with_cl",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\r\nTransfer-Encoding: identity\r\n\r\nabc",
+       400},
+      {"te_space_in_header_name",
+       "POST / HTTP/1.1\r\n" + h + "Transfer Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
       {"chunked_twice",
        "POST / HTTP/1.1\r\n" + h +
            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -462,12 +741,52 @@ std::vector<ErrorCase> ErrorCorpus() {
       {"chunk_data_not_followed_by_crlf", chunked + "5\r\nhelloXX0\r\n\r\n", 400},
       {"chunk_data_followed_by_bare_lf", chunked + "5\r\nhello\n0\r\n\r\n", 400},
       {"chunk_size_line_bare_lf", chunked + "5\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_line_cr_then_other_byte", chunked + "5\rXhello\r\n0\r\n\r\n", 400},
+      {"last_chunk_line_bare_lf", chunked + "0\n\r\n", 400},
+      {"chunk_size_empty", chunked + "\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_negative", chunked + "-5\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_0x_prefix", chunked + "0x5\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_plus", chunked + "+5\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_leading_space", chunked + " 5\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_trailing_space", chunked + "5 \r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_size_overflow", chunked + "10000000000000000\r\n", 400},
+      {"chunk_size_too_many_digits", chunked + std::string(33, '0') + "5\r\nhello\r\n0\r\n\r\n",
+       400},
+      {"chunk_data_longer_than_size", chunked + "3\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_data_shorter_than_size", chunked + "7\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_empty_name", chunked + "5;=v\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_only_semicolon", chunked + "5;\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_bad_name_char", chunked + "5;a@b\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_bad_value_char", chunked + "5;a=b@c\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_empty_value", chunked + "5;a=\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_trailing_space", chunked + "5;a=b \r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_bare_lf", chunked + "5;a=b\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_name_bare_cr", chunked + "5;a\rb\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_nul", chunked + std::string("5;a=b\0\r\nhello\r\n0\r\n\r\n", 18), 400},
+      {"chunk_ext_quoted_lf", chunked + "5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_quoted_unterminated", chunked + "5;a=\"x\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_quoted_pair_ctl", chunked + "5;a=\"x\\\x01\"\r\nhello\r\n0\r\n\r\n", 400},
+      {"chunk_ext_after_quoted", chunked + "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n", 400},
+      {"trailer_empty_name", chunked + "0\r\n: v\r\n\r\n", 400},
+      {"trailer_nul", chunked + std::string("0\r\nT: a\0\r\n\r\n", 13), 400},
       {"trailer_obs_fold", chunked + "0\r\nT: 1\r\n u\r\n\r\n", 400},
       {"trailer_space_before_colon", chunked + "0\r\nT : 1\r\n\r\n", 400},
       {"trailer_bare_lf", chunked + "0\r\nT: 1\nU: 2\r\n\r\n", 400},
       {"trailers_end_with_bare_lf", chunked + "0\r\n\n", 400},
       {"trailers_end_with_bare_cr", chunked + "0\r\n\r\r\n", 400},
       {"te_in_http10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"expect_unknown", "GET / HTTP/1.1\r\n" + h + "Expect: something\r\n\r\n", 417},
+      {"expect_continue_and_unknown",
+       "POST / HTTP/1.1\r\n" + h + "Expect: 100-continue, foo\r\nContent-Length: 1\r\n\r\nx", 417},
+      {"expect_second_line_unknown",
+       "GET / HTTP/1.1\r\n" + h + "Expect: 100-continue\r\nExpect: 200-ok\r\n\r\n", 417},
+      {"expect_continue_with_parameter",
+       "GET / HTTP/1.1\r\n" + h + "Expect: 100-continue;x=1\r\n\r\n", 417},
+      {"expect_unknown_http10", "GET / HTTP/1.0\r\nExpect: something\r\n\r\n", 417},
+      {"te_unknown_coding", chunked_with("xchunked") + "0\r\n\r\n", 501},
+      {"te_identity", chunked_with("identity") + "0\r\n\r\n", 501},
+      {"te_quoted_chunked", chunked_with("\"chunked\"") + "0\r\n\r\n", 501},
+      {"te_chunked_with_parameter", chunked_with("chunked;q=1") + "0\r\n\r\n", 501},
       {"te_gzip", "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\n", 501},
       {"te_gzip_then_chunked",
        "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
@@ -616,9 +935,16 @@ TEST(HttpParser, TargetLimitIsExact) {
 // Random byte edits of valid requests, under small and default limits: the
 // verdict and the requests must not depend on how the bytes are split.
 TEST(HttpParser, MutatedInputsGiveTheSameResultHoweverSplit) {
-  const std::vector<std::string> corpus = {kGet,         kPostLength,     kPostChunked,
-                                           kHttp10Close, kExpectContinue, kLeadingEmptyLines,
-                                           kOptionsStar, kUpgradeIgnored};
+  const std::vector<std::string> corpus = {kGet,
+                                           kPostLength,
+                                           kPostChunked,
+                                           kHttp10Close,
+                                           kExpectContinue,
+                                           kLeadingEmptyLines,
+                                           kOptionsStar,
+                                           kUpgradeIgnored,
+                                           kChunkedExtensions,
+                                           kConnectionOptions};
   const std::string alphabet = std::string(" \t\r\n:;,0123456789aAHTP/.-\"=?*#@[]\x7f\xff") + '\0';
   ParserLimits small;
   small.max_header_bytes = 120;
