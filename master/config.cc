@@ -12,8 +12,6 @@
 
 #include "master/config.h"
 
-#include "proto/http_response.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,6 +35,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "proto/http_response.h"
 
 namespace ringhttpd::master {
 namespace {

@@ -14,7 +14,7 @@ namespace ringhttpd::master {
 
 struct ListenerConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
-  int port = 8080;                      // 0 = any free port (tests)
+  int port = 8080;                    // 0 = any free port (tests)
 };
 
 struct AdminConfig {
@@ -23,9 +23,9 @@ struct AdminConfig {
 };
 
 struct LogConfig {
-  std::string access = "off";     // "off", "stderr" or a file path
-  std::string format = "combined"; // "combined" or "json"
-  std::string level = "info";      // "debug", "info", "warn", "error"
+  std::string access = "off";       // "off", "stderr" or a file path
+  std::string format = "combined";  // "combined" or "json"
+  std::string level = "info";       // "debug", "info", "warn", "error"
 };
 
 struct Config {

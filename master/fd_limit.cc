@@ -48,7 +48,8 @@ bool has_sys_resource() {
 
 std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
   rlimit now{};
-  if (::getrlimit(RLIMIT_NOFILE, &now) < 0) return std::string("getrlimit: ") + std::strerror(errno);
+  if (::getrlimit(RLIMIT_NOFILE, &now) < 0)
+    return std::string("getrlimit: ") + std::strerror(errno);
   uint64_t ceiling = 1048576;
   std::ifstream("/proc/sys/fs/nr_open") >> ceiling;
   const bool privileged = has_sys_resource();

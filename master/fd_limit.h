@@ -10,10 +10,10 @@
 namespace ringhttpd::master {
 
 struct FdLimitPlan {
-  uint64_t soft = 0;   // the limits to set (unchanged when already enough)
+  uint64_t soft = 0;  // the limits to set (unchanged when already enough)
   uint64_t hard = 0;
   bool change = false;
-  std::string error;   // set when the need cannot be met
+  std::string error;  // set when the need cannot be met
 };
 
 // Descriptors a network process needs besides its clients: listeners,

@@ -69,7 +69,8 @@ bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<List
     if (!fd) return error = fail(i, cfg, "socket"), false;
     const int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ss.ss_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {
       return error = fail(i, cfg, "bind"), false;
     }

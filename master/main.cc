@@ -20,13 +20,15 @@ constexpr const char* kExamples = R"(Examples:
 )";
 
 ringhttpd::master::ConfigResult load(const std::string& path) {
-  if (path.empty()) return ringhttpd::master::parse_config(ringhttpd::master::default_config_text());
+  if (path.empty())
+    return ringhttpd::master::parse_config(ringhttpd::master::default_config_text());
   return ringhttpd::master::load_config_file(path);
 }
 
 void print_errors(const std::string& path, const ringhttpd::master::ConfigResult& result) {
   const std::string where = path.empty() ? "(embedded default)" : path;
-  for (const std::string& e : result.errors) std::fprintf(stderr, "%s: %s\n", where.c_str(), e.c_str());
+  for (const std::string& e : result.errors)
+    std::fprintf(stderr, "%s: %s\n", where.c_str(), e.c_str());
 }
 
 int check(const std::string& path) {

@@ -115,8 +115,8 @@ bool Supervisor::prepare() {
                                                                    : std::max(cpus, 1));
   size_t n_service = 0;
   for (const auto& s : config_.services) n_service += static_cast<size_t>(s.processes);
-  error = raise_fd_limit(config_.network.max_connections, listeners_.size(),
-                         n_network_ + n_service);
+  error =
+      raise_fd_limit(config_.network.max_connections, listeners_.size(), n_network_ + n_service);
   if (!error.empty()) return log_error(error), false;
   shm::SegmentSpec spec{generation_, n_network_, {}};
   worker::WorkerEnv& env = env_template_;
@@ -273,10 +273,18 @@ Supervisor::Outcome Supervisor::handle_signals() {
   signalfd_siginfo info{};
   while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
     switch (info.ssi_signo) {
-      case SIGTERM: outcome = Outcome::stop_graceful; break;
-      case SIGINT: outcome = Outcome::stop_fast; break;
-      case SIGHUP: log_warn("SIGHUP: reload is not available in this version; ignored"); break;
-      case SIGUSR1: log_info("SIGUSR1: no log file to reopen (the log goes to stderr)"); break;
+      case SIGTERM:
+        outcome = Outcome::stop_graceful;
+        break;
+      case SIGINT:
+        outcome = Outcome::stop_fast;
+        break;
+      case SIGHUP:
+        log_warn("SIGHUP: reload is not available in this version; ignored");
+        break;
+      case SIGUSR1:
+        log_info("SIGUSR1: no log file to reopen (the log goes to stderr)");
+        break;
       case SIGCHLD:
         if (reap() == Outcome::failed && outcome == Outcome::running) outcome = Outcome::failed;
         break;

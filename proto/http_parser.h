@@ -36,7 +36,7 @@ class RequestParser {
   // all later calls return false and consume nothing.
   bool feed(std::string_view data, std::vector<HttpRequest>& out);
 
-  int error_status() const;            // 0 while no error
+  int error_status() const;               // 0 while no error
   std::string_view error_reason() const;  // short human text for logs/body
   // True when bytes of an unfinished request have been consumed (so a
   // timeout is a 408, not an idle keep-alive close).

@@ -22,9 +22,9 @@ struct HttpRequest {
   uint8_t version_major = 1;
   uint8_t version_minor = 1;
   std::vector<Header> headers;
-  std::string body;  // decoded (chunked framing removed)
-  bool keep_alive = true;       // after this request, per version and Connection
-  bool expect_continue = false; // "Expect: 100-continue" was sent
+  std::string body;              // decoded (chunked framing removed)
+  bool keep_alive = true;        // after this request, per version and Connection
+  bool expect_continue = false;  // "Expect: 100-continue" was sent
 
   // First header with this name (ASCII case-insensitive), or "" if none.
   std::string_view header(std::string_view name) const;

@@ -74,8 +74,8 @@ void get_headers(Reader& in, uint16_t n, std::vector<Header>& headers) {
 
 }  // namespace
 
-void encode_request_head(const HttpRequest& req, const RequestOrigin& origin,
-                         uint64_t body_length, std::string& out) {
+void encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
+                         std::string& out) {
   put<uint32_t>(out, origin.network_pid);
   put<uint32_t>(out, origin.generation);
   put<uint32_t>(out, origin.network_index);

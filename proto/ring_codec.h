@@ -41,8 +41,8 @@ struct RequestOrigin {
 
 // Appends the encoded head of `req` (not its body); body_length is the size
 // of the whole body that follows.
-void encode_request_head(const HttpRequest& req, const RequestOrigin& origin,
-                         uint64_t body_length, std::string& out);
+void encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
+                         std::string& out);
 // Decodes a request head from the front of `payload`. On success fills `req`
 // (body left empty), `origin` and `body_length`, and returns the number of
 // bytes the head took (the rest of the payload is body). 0 means malformed.

@@ -29,13 +29,17 @@ void Ring::init(RingHeader* header, uint64_t capacity) {
 }
 
 bool Ring::valid(const RingHeader* header, uint64_t capacity) {
-  return header->magic == kRingMagic && header->capacity == capacity &&
-         capacity >= kMinRingBytes && (capacity & (capacity - 1)) == 0;
+  return header->magic == kRingMagic && header->capacity == capacity && capacity >= kMinRingBytes &&
+         (capacity & (capacity - 1)) == 0;
 }
 
-uint64_t Ring::load_head(std::memory_order order) const { return shared(header_->head).load(order); }
+uint64_t Ring::load_head(std::memory_order order) const {
+  return shared(header_->head).load(order);
+}
 
-uint64_t Ring::load_tail(std::memory_order order) const { return shared(header_->tail).load(order); }
+uint64_t Ring::load_tail(std::memory_order order) const {
+  return shared(header_->tail).load(order);
+}
 
 uint64_t Ring::used() const {
   const uint64_t tail = load_tail(std::memory_order_acquire);
@@ -60,8 +64,8 @@ bool Ring::try_push(uint16_t type, uint16_t flags, uint64_t id, const std::strin
   uint64_t offset = head & mask();
   const uint64_t to_end = header_->capacity - offset;
   if (footprint > to_end) {  // pad to the end; the record starts at data[0]
-    const RecordHeader pad{static_cast<uint32_t>(to_end - sizeof(RecordHeader)), kPaddingRecord,
-                           0, 0};
+    const RecordHeader pad{static_cast<uint32_t>(to_end - sizeof(RecordHeader)), kPaddingRecord, 0,
+                           0};
     std::memcpy(data_ + offset, &pad, sizeof pad);
     head += to_end;
     offset = 0;
@@ -113,8 +117,8 @@ bool Ring::peek(RecordView& out) {
     out.type = rec.type;
     out.flags = rec.flags;
     out.id = rec.id;
-    out.payload = std::string_view(reinterpret_cast<const char*>(data_ + offset + sizeof rec),
-                                   rec.length);
+    out.payload =
+        std::string_view(reinterpret_cast<const char*>(data_ + offset + sizeof rec), rec.length);
     peeked_end_ = tail + footprint;
     return true;
   }

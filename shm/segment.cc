@@ -4,10 +4,10 @@
 // and none can leak into a child.
 #include "shm/segment.h"
 
-#include <boost/interprocess/mapped_region.hpp>
-#include <boost/interprocess/shared_memory_object.hpp>
 #include <fcntl.h>
 
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
 #include <charconv>
 #include <cstddef>
 #include <cstring>
@@ -31,11 +31,11 @@ uint32_t fnv1a(uint32_t h, uint64_t v) {
 
 uint32_t layout_tag() {
   uint32_t h = 2166136261u;
-  for (uint64_t v : {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
-                     offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot),
-                     offsetof(ProcessSlot, inflight), sizeof(RingEntry), sizeof(RingHeader),
-                     offsetof(RingHeader, head), offsetof(RingHeader, tail),
-                     sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
+  for (uint64_t v :
+       {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
+        offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
+        sizeof(RingEntry), sizeof(RingHeader), offsetof(RingHeader, head),
+        offsetof(RingHeader, tail), sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
     h = fnv1a(h, v);
   }
   return h;
@@ -111,8 +111,9 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     return std::nullopt;
   }
   seg.attach(name);
-  std::memset(seg.base_, 0, layout.slots_offset + (spec.n_network + spec.service_ring_bytes.size()) *
-                                                      sizeof(ProcessSlot));
+  std::memset(seg.base_, 0,
+              layout.slots_offset +
+                  (spec.n_network + spec.service_ring_bytes.size()) * sizeof(ProcessSlot));
   auto* table = reinterpret_cast<RingEntry*>(seg.base_ + layout.rings_offset);
   for (size_t i = 0; i < layout.rings.size(); ++i) {
     table[i] = layout.rings[i];

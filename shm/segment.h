@@ -54,12 +54,12 @@ struct alignas(64) ProcessSlot {
   uint32_t pid;
   ProcessRole role;
   uint32_t generation;
-  uint32_t index;        // within its role (network) or its service's pool
+  uint32_t index;  // within its role (network) or its service's pool
   ProcessState state;
   uint32_t incarnation;  // bumped each time a process takes this slot
   uint64_t started_at_ms;
-  uint64_t requests;     // requests answered
-  uint64_t inflight;     // requests queued to (service) or being served by it
+  uint64_t requests;  // requests answered
+  uint64_t inflight;  // requests queued to (service) or being served by it
   uint8_t reserved[16];
 };
 static_assert(sizeof(ProcessSlot) == 64);

@@ -16,13 +16,13 @@
 namespace ringhttpd::worker {
 
 struct ResponseSlot {
-  std::string data;          // the bytes to send; complete once `ready`
-  uint64_t request_id = 0;   // != 0 while a service process owes the answer
-  uint32_t service = 0;      // valid while request_id != 0: which process
-  int64_t deadline_ms = 0;   // valid while request_id != 0: then 504
+  std::string data;         // the bytes to send; complete once `ready`
+  uint64_t request_id = 0;  // != 0 while a service process owes the answer
+  uint32_t service = 0;     // valid while request_id != 0: which process
+  int64_t deadline_ms = 0;  // valid while request_id != 0: then 504
   bool ready = false;
-  bool keep_alive = true;    // the connection stays open after this response
-  bool head_only = false;    // HEAD request: head without body bytes
+  bool keep_alive = true;  // the connection stays open after this response
+  bool head_only = false;  // HEAD request: head without body bytes
 };
 
 // The responses owed on one connection, oldest first. Each slot is its own
@@ -61,16 +61,16 @@ struct Connection {
   proto::UniqueFd fd;
   proto::RequestParser parser;
   SlotQueue slots;
-  size_t sent = 0;              // bytes of slots.front().data already written
-  int64_t last_active_ms = 0;   // last read or write progress
-  int64_t request_start_ms = 0; // valid while parser.mid_request()
-  bool no_more_requests = false;// error, Connection: close, peer EOF or stopping
-  bool peer_closed = false;     // read returned 0 or failed
-  bool read_paused = false;     // too many responses queued; resume when drained
-  bool readable = false;        // edge-triggered: data may be waiting
-  bool continue_sent = false;   // "100 Continue" sent for the current request
-  bool lingering = false;       // half-closed after the last response; input discarded
-  int64_t linger_until_ms = 0;  // valid while lingering
+  size_t sent = 0;                // bytes of slots.front().data already written
+  int64_t last_active_ms = 0;     // last read or write progress
+  int64_t request_start_ms = 0;   // valid while parser.mid_request()
+  bool no_more_requests = false;  // error, Connection: close, peer EOF or stopping
+  bool peer_closed = false;       // read returned 0 or failed
+  bool read_paused = false;       // too many responses queued; resume when drained
+  bool readable = false;          // edge-triggered: data may be waiting
+  bool continue_sent = false;     // "100 Continue" sent for the current request
+  bool lingering = false;         // half-closed after the last response; input discarded
+  int64_t linger_until_ms = 0;    // valid while lingering
 };
 
 }  // namespace ringhttpd::worker

@@ -23,7 +23,7 @@ struct ServiceIdentity {
   std::string service;  // service name
   uint32_t pid = 0;
   uint32_t generation = 0;
-  uint32_t index = 0;   // within the pool
+  uint32_t index = 0;  // within the pool
 };
 
 struct ServiceRequest {

@@ -3,8 +3,8 @@
 #include "worker/network_process.h"
 
 #include <netinet/in.h>
-#include <poll.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -25,16 +25,16 @@ namespace ringhttpd::worker {
 namespace {
 
 constexpr size_t kReadBufferBytes = 65536;
-constexpr size_t kMaxQueuedResponses = 64;       // per connection, then reading pauses
-constexpr size_t kMaxQueuedBytes = 4 << 20;     // likewise, bytes of queued responses
+constexpr size_t kMaxQueuedResponses = 64;   // per connection, then reading pauses
+constexpr size_t kMaxQueuedBytes = 4 << 20;  // likewise, bytes of queued responses
 constexpr int kMaxEvents = 256;
 // Few accepts per wake-up: with EPOLLEXCLUSIVE the kernel wakes one process per
 // arrival, so taking only what woke us spreads connections across processes
 // (taking the whole backlog let one process collect most of a burst).
 constexpr int kAcceptsPerWake = 2;
 constexpr int kMaxIov = 64;
-constexpr int64_t kLingerMs = 2000;    // lingering close: discard input at most this long
-constexpr int64_t kTrimAfterMs = 200;  // idle this long: give back per-request memory
+constexpr int64_t kLingerMs = 2000;      // lingering close: discard input at most this long
+constexpr int64_t kTrimAfterMs = 200;    // idle this long: give back per-request memory
 constexpr int64_t kStopGraceMs = 10000;  // the supervisor waits a little longer
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
@@ -116,10 +116,14 @@ void NetworkProcess::update_date() {
 void NetworkProcess::handle_event(const epoll_event& ev) {
   const uint64_t id = token_id(ev.data.u64);
   switch (token_kind(ev.data.u64)) {
-    case TokenKind::signal: return handle_signal();
-    case TokenKind::control: return handle_control();
-    case TokenKind::wake: return;  // the rings are read every iteration anyway
-    case TokenKind::listener: return accept_all(listeners_[id].get());
+    case TokenKind::signal:
+      return handle_signal();
+    case TokenKind::control:
+      return handle_control();
+    case TokenKind::wake:
+      return;  // the rings are read every iteration anyway
+    case TokenKind::listener:
+      return accept_all(listeners_[id].get());
     case TokenKind::connection: {
       auto it = connections_.find(id);
       if (it == connections_.end()) return;
@@ -145,13 +149,17 @@ void NetworkProcess::handle_control() {
   std::vector<proto::UniqueFd> fds;
   std::string err;
   switch (proto::recv_control(env_.control_fd, msg, fds, err)) {
-    case proto::RecvStatus::again: return;
+    case proto::RecvStatus::again:
+      return;
     case proto::RecvStatus::closed:
       supervisor_lost(env_);
       stop_now_ = true;
       return;
-    case proto::RecvStatus::error: log_error(err); return;
-    case proto::RecvStatus::ok: break;
+    case proto::RecvStatus::error:
+      log_error(err);
+      return;
+    case proto::RecvStatus::ok:
+      break;
   }
   if (msg.type == proto::ControlType::listeners) {
     for (auto& fd : fds) {
@@ -335,7 +343,8 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
     if (k < 0) break;
     const uint32_t s = pool.first + static_cast<uint32_t>(k);
     shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
-    const uint64_t id = (uint64_t{service_slot.incarnation} << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
+    const uint64_t id =
+        (uint64_t{service_slot.incarnation} << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
     if (send_request(s, id, req)) {
       inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
       slot.request_id = id;

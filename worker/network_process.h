@@ -81,9 +81,9 @@ class NetworkProcess {
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<uint64_t, Pending> pending_;
-  std::vector<uint64_t> dirty_;             // connections with new responses
-  std::vector<RingWriter> requests_;        // per service process
-  std::vector<shm::Ring> responses_;        // per service process
+  std::vector<uint64_t> dirty_;       // connections with new responses
+  std::vector<RingWriter> requests_;  // per service process
+  std::vector<shm::Ring> responses_;  // per service process
   std::vector<uint64_t> inflight_scratch_;
   std::vector<uint8_t> available_scratch_;
   std::vector<proto::HttpRequest> parsed_;

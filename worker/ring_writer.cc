@@ -3,8 +3,8 @@
 
 namespace ringhttpd::worker {
 
-bool RingWriter::try_push(uint16_t type, uint16_t flags, uint64_t id,
-                          const std::string_view* parts, size_t n) {
+bool RingWriter::try_push(uint16_t type, uint16_t flags, uint64_t id, const std::string_view* parts,
+                          size_t n) {
   if (!queue_.empty() || !ring_.try_push(type, flags, id, parts, n)) return false;
   published_ = true;
   return true;

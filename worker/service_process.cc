@@ -60,9 +60,9 @@ ServiceProcess::~ServiceProcess() = default;
 
 bool ServiceProcess::start() {
   const ServiceSettings& settings = env_.services[static_cast<size_t>(env_.service)];
-  handler_ = make_handler(settings, ServiceIdentity{settings.name,
-                                                    static_cast<uint32_t>(::getpid()),
-                                                    env_.generation, env_.index});
+  handler_ =
+      make_handler(settings, ServiceIdentity{settings.name, static_cast<uint32_t>(::getpid()),
+                                             env_.generation, env_.index});
   if (!handler_) {
     log_error("unknown handler type \"" + settings.type + "\"");
     return false;
@@ -115,8 +115,10 @@ void ServiceProcess::handle_event(const epoll_event& ev) {
       }
       return;
     }
-    case TokenKind::wake: return;  // the rings are read every iteration anyway
-    default: return;
+    case TokenKind::wake:
+      return;  // the rings are read every iteration anyway
+    default:
+      return;
   }
 }
 

@@ -47,8 +47,8 @@ class ServiceProcess {
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
   std::unique_ptr<Handler> handler_;
-  std::vector<shm::Ring> requests_;         // per network process
-  std::vector<RingWriter> responses_;       // per network process
+  std::vector<shm::Ring> requests_;                              // per network process
+  std::vector<RingWriter> responses_;                            // per network process
   std::vector<std::unordered_map<uint64_t, Assembly>> partial_;  // per network process
   std::string encode_scratch_;
   bool stop_ = false;

@@ -11,23 +11,23 @@ namespace ringhttpd::worker {
 
 // Limits and timeouts of a network process (config key "network").
 struct NetworkSettings {
-  int processes = 0;                     // 0 = online CPUs
-  uint32_t max_connections = 10000;      // per network process
-  uint32_t keepalive_timeout_ms = 30000; // idle keep-alive connection closes after this
-  uint32_t request_timeout_ms = 10000;   // whole request must arrive within this
-  uint32_t send_timeout_ms = 30000;      // a response making no write progress this long: close
-  uint32_t max_header_bytes = 16384;     // request line + header section
-  uint32_t max_target_bytes = 8192;      // request-target (414 beyond)
-  uint64_t max_body_bytes = 1048576;     // request body limit
+  int processes = 0;                      // 0 = online CPUs
+  uint32_t max_connections = 10000;       // per network process
+  uint32_t keepalive_timeout_ms = 30000;  // idle keep-alive connection closes after this
+  uint32_t request_timeout_ms = 10000;    // whole request must arrive within this
+  uint32_t send_timeout_ms = 30000;       // a response making no write progress this long: close
+  uint32_t max_header_bytes = 16384;      // request line + header section
+  uint32_t max_target_bytes = 8192;       // request-target (414 beyond)
+  uint64_t max_body_bytes = 1048576;      // request body limit
 };
 
 // One service pool (config "services[i]").
 struct ServiceSettings {
   std::string name;
-  std::string type = "echo";     // handler type: "echo" for now
+  std::string type = "echo";  // handler type: "echo" for now
   int processes = 1;
-  uint64_t ring_bytes = 1048576; // each direction, per (network, service) pair
-  uint32_t timeout_ms = 5000;    // a request not answered in time gets 504
+  uint64_t ring_bytes = 1048576;  // each direction, per (network, service) pair
+  uint32_t timeout_ms = 5000;     // a request not answered in time gets 504
 };
 
 // A fixed answer given by the network process itself (route "respond").
@@ -41,8 +41,8 @@ struct RespondSettings {
 // wins. An empty methods list or host matches any.
 struct RouteSettings {
   std::vector<std::string> methods;
-  std::string host;         // exact, case-insensitive, port ignored; "" = any
-  std::string path = "/";   // path prefix
+  std::string host;        // exact, case-insensitive, port ignored; "" = any
+  std::string path = "/";  // path prefix
   enum class Kind { respond, service } kind = Kind::respond;
   RespondSettings respond;  // valid when kind == respond
   std::string service;      // valid when kind == service

@@ -34,12 +34,11 @@ struct WorkerEnv {
   NetworkSettings network;
   std::vector<ServiceSettings> services;
   std::vector<RouteSettings> routes;
-  std::vector<ServicePool> pools;   // one per service
+  std::vector<ServicePool> pools;  // one per service
   std::string log_level = "info";
 
   uint32_t slot() const {
-    return role == shm::ProcessRole::network ? index
-                                             : segment->header().n_network + service_proc;
+    return role == shm::ProcessRole::network ? index : segment->header().n_network + service_proc;
   }
 };
 

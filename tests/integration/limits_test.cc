@@ -11,9 +11,8 @@
 #include <sys/wait.h>
 
 #include <fstream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tests/integration/server_harness.h"
 
@@ -301,8 +300,9 @@ TEST(Http, ExpectContinueGets100ThenTheAnswer) {
   Server server(config(Options{}));
   ASSERT_TRUE(server.ready()) << server.log();
   Client c(server.port());
-  ASSERT_TRUE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
-                     "Expect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+             "Expect: 100-continue\r\n\r\n"));
   auto interim = c.read_response();
   ASSERT_TRUE(interim);
   EXPECT_EQ(interim->status, 100);

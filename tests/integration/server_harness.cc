@@ -285,9 +285,8 @@ std::optional<Client::Response> Client::read_response(std::chrono::milliseconds 
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     r.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
   }
-  const size_t length = r.headers.count("content-length")
-                            ? std::stoul(r.headers["content-length"])
-                            : 0;
+  const size_t length =
+      r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
   const bool has_body = !head_request && r.status >= 200 && r.status != 204 && r.status != 304;
   const size_t want = head_end + 4 + (has_body ? length : 0);
   while (buffer_.size() < want) {

@@ -90,8 +90,8 @@ class Client {
     std::string body;
   };
   // `head_request`: the response to a HEAD carries no body bytes.
-  std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10),
-                                        bool head_request = false);
+  std::optional<Response> read_response(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10), bool head_request = false);
   // True when the server closed the connection (EOF) within the timeout.
   bool closed_by_peer(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Reads everything until the peer closes; nullopt if it did not within

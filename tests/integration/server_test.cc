@@ -41,7 +41,8 @@ bool exists(const std::string& path) {
 std::string request(const std::string& method, const std::string& target,
                     const std::string& body = "", const std::string& extra = "") {
   std::string r = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\n" + extra;
-  if (!body.empty() || method == "POST") r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST")
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   return r + "\r\n" + body;
 }
 
@@ -174,7 +175,8 @@ TEST(Server, CurlGetsBothPaths) {
   ASSERT_TRUE(server.ready()) << server.log();
   const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
   std::string out;
-  FILE* p = ::popen(("curl -sS -m 10 " + base + "/healthz " + base + "/echo/curl?q=1").c_str(), "r");
+  FILE* p =
+      ::popen(("curl -sS -m 10 " + base + "/healthz " + base + "/echo/curl?q=1").c_str(), "r");
   ASSERT_NE(p, nullptr);
   char buf[4096];
   size_t n;

@@ -70,7 +70,8 @@ int consume(Ring ring, int producer_wake, int consumer_wake) {
       ring.cancel_sleep();
       continue;
     }
-    if (rec.id != expected || rec.flags != (expected & 0xffff) || rec.payload != payload(expected)) {
+    if (rec.id != expected || rec.flags != (expected & 0xffff) ||
+        rec.payload != payload(expected)) {
       return 3;
     }
     ring.pop();
@@ -114,10 +115,10 @@ TEST(RingAcrossProcesses, MillionRecordsArriveInOrderAndIntact) {
   Ring ring = segment->ring(0, 0, Direction::request);
 
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kLimitSeconds);
-  const pid_t consumer = fork_child(
-      [&] { return consume(ring, producer_wake.get(), consumer_wake.get()); });
-  const pid_t producer = fork_child(
-      [&] { return produce(ring, producer_wake.get(), consumer_wake.get()); });
+  const pid_t consumer =
+      fork_child([&] { return consume(ring, producer_wake.get(), consumer_wake.get()); });
+  const pid_t producer =
+      fork_child([&] { return produce(ring, producer_wake.get(), consumer_wake.get()); });
   const int producer_status = reap(producer, deadline);
   const int consumer_status = reap(consumer, deadline);
   EXPECT_TRUE(WIFEXITED(producer_status) && WEXITSTATUS(producer_status) == 0) << producer_status;

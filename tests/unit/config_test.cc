@@ -329,7 +329,8 @@ TEST(Config, RespondStatusMustBeFinal) {
 TEST(Config, RouteHostHasNoPort) {
   EXPECT_EQ(
       errors_of(R"({"routes": [{"host": "example.com:80", "respond": {"status": 200}}]})"),
-      Errors{R"(routes[0].host: must be a host name without port (the port is ignored when matching; got "example.com:80"))"});
+      Errors{
+          R"(routes[0].host: must be a host name without port (the port is ignored when matching; got "example.com:80"))"});
   EXPECT_TRUE(parse_config(R"({"routes": [{"host": "[::1]", "respond": {"status": 200}}]})").ok());
 }
 

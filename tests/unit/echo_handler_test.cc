@@ -1,10 +1,10 @@
 // The echo handler's JSON: every byte of the request either round-trips or
 // (invalid UTF-8) becomes U+FFFD, and the output always parses.
-#include "worker/handlers/echo.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "worker/handlers/echo.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -66,7 +66,11 @@ TEST(EchoHandler, KeepsValidUtf8AndReplacesInvalidBytes) {
   proto::HttpRequest req = request("GET", "/");
   req.body = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";  // café € 😀
   EXPECT_EQ(echo(req)["body"], req.body);
-  req.body = "a\xff" "b\xc3" "c\xed\xa0\x80" "d\xc0\xaf";  // bad, truncated, surrogate, overlong
+  req.body =
+      "a\xff"
+      "b\xc3"
+      "c\xed\xa0\x80"
+      "d\xc0\xaf";  // bad, truncated, surrogate, overlong
   const auto doc = echo(req);
 #define FFFD "\xef\xbf\xbd"
   EXPECT_EQ(doc["body"], "a" FFFD "b" FFFD "c" FFFD FFFD FFFD "d" FFFD FFFD);

@@ -20,8 +20,10 @@ TEST(HttpResponse, HeadCarriesStatusLengthAndConnection) {
 TEST(HttpResponse, HandlerFramingHeadersAreDropped) {
   std::string out;
   append_response_head(out, 200,
-                       {{"Content-Length", "999"}, {"transfer-encoding", "chunked"},
-                        {"Connection", "upgrade"}, {"X-Ok", "1"}},
+                       {{"Content-Length", "999"},
+                        {"transfer-encoding", "chunked"},
+                        {"Connection", "upgrade"},
+                        {"X-Ok", "1"}},
                        3, false, kDate);
   EXPECT_EQ(out.find("999"), std::string::npos);
   EXPECT_EQ(out.find("chunked"), std::string::npos);
@@ -41,8 +43,8 @@ TEST(HttpResponse, NoContentHasNoLength) {
 }
 
 TEST(HttpResponse, SimpleErrorResponseHasABody) {
-  const std::string r = make_simple_response(503, true, kDate, "text/plain", {}, false,
-                                             "Retry-After: 1\r\n");
+  const std::string r =
+      make_simple_response(503, true, kDate, "text/plain", {}, false, "Retry-After: 1\r\n");
   EXPECT_TRUE(r.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   EXPECT_NE(r.find("Retry-After: 1\r\n\r\n503 Service Unavailable\n"), std::string::npos);
   EXPECT_NE(r.find("Content-Length: 24\r\n"), std::string::npos);

@@ -50,8 +50,7 @@ TEST(RingCodec, TruncatedRequestHeadIsRefusedAtEveryLength) {
     HttpRequest out;
     RequestOrigin origin;
     uint64_t len = 0;
-    EXPECT_EQ(decode_request_head(std::string_view(bytes).substr(0, n), out, origin, len), 0u)
-        << n;
+    EXPECT_EQ(decode_request_head(std::string_view(bytes).substr(0, n), out, origin, len), 0u) << n;
   }
 }
 

@@ -121,7 +121,7 @@ TEST(Ring, RecordExactlyToTheEndNeedsNoPadding) {
   ASSERT_TRUE(ring.peek(rec));
   ring.pop();
   ASSERT_TRUE(ring.try_push(1, 0, 2, payload_of(2048 - 16, 'b')));  // ends exactly at 4096
-  ASSERT_TRUE(ring.try_push(1, 0, 3, payload_of(100, 'c')));         // starts at 0
+  ASSERT_TRUE(ring.try_push(1, 0, 3, payload_of(100, 'c')));        // starts at 0
   ASSERT_TRUE(ring.peek(rec));
   EXPECT_EQ(rec.id, 2u);
   ring.pop();
@@ -134,9 +134,9 @@ TEST(Ring, ConsumerSleepFlagIsSeenOnceByTheProducer) {
   TestRing t(4096);
   Ring producer = t.view(), consumer = t.view();
   EXPECT_FALSE(producer.consumer_needs_wake());  // consumer awake
-  ASSERT_TRUE(consumer.prepare_sleep());          // empty: may sleep
+  ASSERT_TRUE(consumer.prepare_sleep());         // empty: may sleep
   ASSERT_TRUE(producer.try_push(1, 0, 1, std::string_view("x")));
-  EXPECT_TRUE(producer.consumer_needs_wake());    // must wake it, once
+  EXPECT_TRUE(producer.consumer_needs_wake());  // must wake it, once
   EXPECT_FALSE(producer.consumer_needs_wake());
 }
 
