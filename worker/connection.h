@@ -62,6 +62,7 @@ struct Connection {
   proto::RequestParser parser;
   SlotQueue slots;
   size_t sent = 0;                // bytes of slots.front().data already written
+  std::string stash;              // bytes read but not parsed yet (budget reached)
   int64_t last_active_ms = 0;     // last read or write progress
   int64_t request_start_ms = 0;   // valid while parser.mid_request()
   bool no_more_requests = false;  // error, Connection: close, peer EOF or stopping

@@ -27,6 +27,7 @@ namespace {
 constexpr size_t kReadBufferBytes = 65536;
 constexpr size_t kMaxQueuedResponses = 64;   // per connection, then reading pauses
 constexpr size_t kMaxQueuedBytes = 4 << 20;  // likewise, bytes of queued responses
+constexpr size_t kParseSlice = 4096;         // the budget is checked between slices
 constexpr int kMaxEvents = 256;
 // Few accepts per wake-up: with EPOLLEXCLUSIVE the kernel wakes one process per
 // arrival, so taking only what woke us spreads connections across processes
@@ -89,9 +90,10 @@ int NetworkProcess::run() {
     update_date();
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_responses();
-    flush_rings();
     write_dirty();
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
+    resume_accepting();
+    flush_rings();  // last: anything above may have published requests
     if (stopping_ && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
   }
   return 0;
@@ -123,7 +125,8 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
     case TokenKind::wake:
       return;  // the rings are read every iteration anyway
     case TokenKind::listener:
-      return accept_all(listeners_[id].get());
+      if (id < listeners_.size() && !stopping_) accept_all(listeners_[id].get());
+      return;
     case TokenKind::connection: {
       auto it = connections_.find(id);
       if (it == connections_.end()) return;
@@ -197,7 +200,7 @@ void NetworkProcess::accept_all(int listener) {
   for (int i = 0; i < kAcceptsPerWake && !stopping_; ++i) {
     int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) log_warn(errno_message("accept4"));
+      if (errno == EMFILE || errno == ENFILE) pause_accepting();
       return;  // EAGAIN (another process took it), or an error on that client
     }
     proto::UniqueFd owned(fd);
@@ -212,6 +215,27 @@ void NetworkProcess::accept_all(int listener) {
     auto c = std::make_unique<Connection>(id, std::move(owned), limits_);
     c->last_active_ms = now_ms_;
     connections_.emplace(id, std::move(c));
+  }
+}
+
+// Out of descriptors: the level-triggered listener would wake us again at
+// once, so stop watching it for a moment (as nginx does) instead of spinning.
+void NetworkProcess::pause_accepting() {
+  if (accept_resume_ms_ != 0) return;
+  log_warn(errno_message("accept4") + "; not accepting for 100 ms");
+  for (auto& fd : listeners_) loop_.remove(fd.get());
+  accept_resume_ms_ = now_ms_ + 100;
+}
+
+void NetworkProcess::resume_accepting() {
+  if (accept_resume_ms_ == 0 || now_ms_ < accept_resume_ms_) return;
+  accept_resume_ms_ = 0;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    const uint64_t token = make_token(TokenKind::listener, i);
+    if (std::string e = loop_.add(listeners_[i].get(), EPOLLIN | EPOLLEXCLUSIVE, token);
+        !e.empty()) {
+      log_error(e);
+    }
   }
 }
 
@@ -262,7 +286,24 @@ void NetworkProcess::read_from(Connection& c) {
   if (c.no_more_requests && c.slots.empty()) end_connection(c);
 }
 
+// Feeds the parser in slices and stops at the connection's budget, keeping
+// the rest of the bytes read: one read of tiny pipelined requests cannot
+// queue thousands of requests at once (and fill a service's ring that every
+// other connection shares).
 void NetworkProcess::parse(Connection& c, std::string_view data) {
+  while (!data.empty() && !c.no_more_requests) {
+    if (over_budget(c, 1)) {
+      c.stash.append(data);
+      c.read_paused = true;
+      return;
+    }
+    const size_t n = std::min(data.size(), kParseSlice);
+    parse_slice(c, data.substr(0, n));
+    data.remove_prefix(n);
+  }
+}
+
+void NetworkProcess::parse_slice(Connection& c, std::string_view data) {
   const bool was_mid = c.parser.mid_request();
   parsed_.clear();
   const bool ok = c.parser.feed(data, parsed_);
@@ -284,17 +325,17 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
     c.request_start_ms = now_ms_;
   }
   maybe_send_continue(c);
-  if (over_budget(c, 1)) c.read_paused = true;
 }
 
+// "100 Continue" goes into the ordered output like any response: after the
+// answers to earlier pipelined requests, before this request's own.
 void NetworkProcess::maybe_send_continue(Connection& c) {
-  if (!c.parser.wants_continue() || c.continue_sent || !c.slots.empty()) return;
-  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  if (!c.parser.wants_continue() || c.continue_sent) return;
   c.continue_sent = true;
-  // An empty output queue means nothing else is being written; a short
-  // send on a fresh socket buffer either takes all of it or nothing.
-  ssize_t unused = ::send(c.fd.get(), kContinue.data(), kContinue.size(), MSG_NOSIGNAL);
-  (void)unused;
+  ResponseSlot& slot = c.slots.emplace_back();
+  slot.data = "HTTP/1.1 100 Continue\r\n\r\n";
+  slot.ready = true;
+  dirty_.push_back(c.id);
 }
 
 void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
@@ -345,8 +386,10 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
     shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
     const uint64_t id =
         (uint64_t{service_slot.incarnation} << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
+    // Counted before the push: the service may answer (and count down)
+    // before this process runs again.
+    inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
     if (send_request(s, id, req)) {
-      inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
       slot.request_id = id;
       slot.service = s;
       slot.deadline_ms =
@@ -354,6 +397,7 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
       pending_.emplace(id, Pending{c.id, &slot});
       return;
     }
+    inflight_of(service_slot).fetch_sub(1, std::memory_order_relaxed);
     available_scratch_[static_cast<size_t>(k)] = 0;
   }
   answer_error(slot, 503, slot.keep_alive, "Retry-After: 1\r\n");
@@ -437,15 +481,32 @@ void NetworkProcess::flush_rings() {
   }
 }
 
+// Writing may read and queue more (resumed connections), which marks
+// connections dirty again: those wait for the next iteration (which then
+// does not sleep), so the list being walked never changes under the walk.
 void NetworkProcess::write_dirty() {
-  for (uint64_t id : dirty_) {
+  writing_.swap(dirty_);
+  for (uint64_t id : writing_) {
     auto it = connections_.find(id);
     if (it != connections_.end()) write_to(*it->second);
   }
-  dirty_.clear();
+  writing_.clear();
 }
 
+// Writes every ready response in order; when that frees the connection's
+// budget, reads on (stashed bytes first) and writes what that produced.
 void NetworkProcess::write_to(Connection& c) {
+  const uint64_t id = c.id;
+  do {
+    if (!write_ready(c)) return;  // would block, or the connection ended
+  } while (resume_reading(c) && connections_.count(id) != 0 && !c.lingering);
+  if (connections_.count(id) != 0 && !c.lingering && c.slots.empty() && c.no_more_requests) {
+    end_connection(c);
+  }
+}
+
+// True when every ready response is written and the connection lives on.
+bool NetworkProcess::write_ready(Connection& c) {
   while (!c.slots.empty() && c.slots.front().ready) {
     iovec iov[kMaxIov];
     int n = 0;
@@ -460,8 +521,11 @@ void NetworkProcess::write_to(Connection& c) {
     msg.msg_iovlen = static_cast<size_t>(n);
     const ssize_t w = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
-    if (w < 0) return close_connection(c);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;  // EPOLLOUT resumes
+    if (w < 0) {
+      close_connection(c);
+      return false;
+    }
     c.last_active_ms = now_ms_;
     size_t left = static_cast<size_t>(w);
     while (left > 0) {
@@ -475,19 +539,31 @@ void NetworkProcess::write_to(Connection& c) {
       c.sent = 0;
       const bool keep = front.keep_alive;
       c.slots.pop_front();
-      if (!keep) return end_connection(c);
+      if (!keep) {
+        end_connection(c);
+        return false;
+      }
     }
   }
-  after_write(c);
+  return true;
 }
 
-void NetworkProcess::after_write(Connection& c) {
-  if (c.read_paused && !over_budget(c, 2)) {
-    c.read_paused = false;
-    if (c.readable) read_from(c);  // read_from may close c
-    return;
+// A paused connection whose queue has drained to half reads again. True
+// when that happened (the caller writes again; the connection may be gone).
+bool NetworkProcess::resume_reading(Connection& c) {
+  if (!c.read_paused || over_budget(c, 2)) return false;
+  c.read_paused = false;
+  if (!c.stash.empty()) {
+    const std::string stash = std::move(c.stash);
+    c.stash.clear();
+    parse(c, stash);
   }
-  if (c.slots.empty() && c.no_more_requests) end_connection(c);
+  if (c.readable && !c.read_paused) {
+    read_from(c);
+  } else if (c.no_more_requests && c.slots.empty()) {
+    end_connection(c);
+  }
+  return true;
 }
 
 // Ends a connection after its last response. A peer that may still be

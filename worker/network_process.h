@@ -48,6 +48,9 @@ class NetworkProcess {
   static bool over_budget(Connection& c, size_t divisor);
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
+  void parse_slice(Connection& c, std::string_view data);
+  void pause_accepting();
+  void resume_accepting();
   void add_response(Connection& c, proto::HttpRequest& req);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
   void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
@@ -62,7 +65,8 @@ class NetworkProcess {
   void flush_rings();
   void write_dirty();
   void write_to(Connection& c);
-  void after_write(Connection& c);
+  bool write_ready(Connection& c);
+  bool resume_reading(Connection& c);
   void end_connection(Connection& c);
   void linger(Connection& c);
   void close_connection(Connection& c);
@@ -82,6 +86,7 @@ class NetworkProcess {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::vector<uint64_t> dirty_;       // connections with new responses
+  std::vector<uint64_t> writing_;     // dirty_ being written (see write_dirty)
   std::vector<RingWriter> requests_;  // per service process
   std::vector<shm::Ring> responses_;  // per service process
   std::vector<uint64_t> inflight_scratch_;
@@ -95,7 +100,8 @@ class NetworkProcess {
   uint64_t next_connection_id_ = 1;
   uint64_t next_request_ = 1;
   uint32_t round_robin_ = 0;
-  int64_t now_ms_ = 0;  // monotonic time of the current loop iteration
+  int64_t accept_resume_ms_ = 0;  // != 0: listeners unwatched until then (EMFILE)
+  int64_t now_ms_ = 0;            // monotonic time of the current loop iteration
   int64_t next_sweep_ms_ = 0;
   int64_t stop_deadline_ms_ = 0;
   bool stopping_ = false;
