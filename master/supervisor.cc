@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -95,6 +96,7 @@ int Supervisor::run() {
   const Outcome outcome = watch();
   const bool graceful = outcome == Outcome::stop_graceful;
   log_info(graceful ? "stopping (graceful)" : "stopping");
+  listeners_.clear();  // new connections are refused now, not left in the backlog
   stop_role(shm::ProcessRole::network, graceful, graceful ? kGracefulStopMs : kFastStopMs);
   stop_role(shm::ProcessRole::service, graceful, kFastStopMs);
   log_info("stopped");
@@ -205,11 +207,19 @@ void Supervisor::close_in_child(int keep_control) {
   for (Listener& l : listeners_) l.fd.reset();
   for (Child& c : children_) c.control.reset();
   signal_fd_.reset();
-  for (int fd = 3; fd < 1024; ++fd) {
-    // Descriptors the supervisor owns that a child must keep: its control
-    // socket and the wake-up eventfds. Anything else inherited is closed.
-    if (fd == keep_control) continue;
-    bool keep = false;
+  // Descriptors the supervisor owns that a child must keep: its control
+  // socket and the wake-up eventfds. Anything else open is closed, at any
+  // number (the fd limit may be high), as listed by /proc/self/fd.
+  std::vector<int> open_fds;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(dir)) {
+      const int fd = std::atoi(e->d_name);
+      if (fd > 2 && fd != ::dirfd(dir)) open_fds.push_back(fd);
+    }
+    ::closedir(dir);
+  }
+  for (int fd : open_fds) {
+    bool keep = fd == keep_control;
     for (const auto& w : wake_fds_) keep = keep || w.get() == fd;
     if (!keep) ::close(fd);
   }
@@ -322,29 +332,43 @@ void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
         proto::send_control(c.control.get(), {proto::ControlType::stop, graceful ? 1u : 0u});
     if (!err.empty()) ::kill(c.pid, SIGTERM);
   }
-  if (wait_exit(role, timeout_ms)) return;
+  Wait waited = wait_exit(role, timeout_ms, graceful);
+  if (waited == Wait::hurry && graceful) {
+    log_info("stopping now (signal during a graceful stop)");
+    for (Child& c : children_) {
+      if (c.role == role && !c.exited) {
+        proto::send_control(c.control.get(), {proto::ControlType::stop, 0});
+      }
+    }
+    waited = wait_exit(role, kFastStopMs, false);
+  }
+  if (waited == Wait::exited) return;
   for (Child& c : children_) {
     if (c.role != role || c.exited) continue;
     log_warn(c.title + " (pid " + std::to_string(c.pid) + ") did not stop in time; killing it");
     ::kill(c.pid, SIGKILL);
   }
-  wait_exit(role, kKillWaitMs);
+  wait_exit(role, kKillWaitMs, false);
 }
 
-bool Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms) {
+// `can_hurry`: a second SIGTERM or a SIGINT ends the wait early (hurry).
+Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bool can_hurry) {
   const int64_t deadline = worker::monotonic_ms() + timeout_ms;
   for (;;) {
     reap();
     bool all = true;
     for (const Child& c : children_) all = all && (c.role != role || c.exited);
-    if (all) return true;
+    if (all) return Wait::exited;
     const int64_t left = deadline - worker::monotonic_ms();
-    if (left <= 0) return false;
+    if (left <= 0) return Wait::timed_out;
     pollfd pfd{signal_fd_.get(), POLLIN, 0};
     ::poll(&pfd, 1, static_cast<int>(left));
     signalfd_siginfo info{};
+    bool again = false;  // a second SIGTERM, or SIGINT, asks for a fast stop
     while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
+      again = again || info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM;
     }
+    if (again && can_hurry) return Wait::hurry;
   }
 }
 

@@ -61,7 +61,8 @@ class Supervisor {
   Outcome handle_signals();
   Outcome reap();
   void stop_role(shm::ProcessRole role, bool graceful, int timeout_ms);
-  bool wait_exit(shm::ProcessRole role, int timeout_ms);
+  enum class Wait { exited, timed_out, hurry };
+  Wait wait_exit(shm::ProcessRole role, int timeout_ms, bool can_hurry);
   std::string ready_line() const;
 
   Config config_;

@@ -106,7 +106,9 @@ void append_response_head(std::string& out, int status, const std::vector<Header
     out += h.value;
     out += "\r\n";
   }
-  if (status >= 200 && status != 204) {
+  // 304 would have to state the length of the representation it stands for,
+  // which the writer does not know: no Content-Length (RFC 9110 8.6).
+  if (status >= 200 && status != 204 && status != 304) {
     out += "Content-Length: ";
     out += std::to_string(content_length);
     out += "\r\n";

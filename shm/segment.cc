@@ -91,9 +91,11 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
                                        std::string& error) {
   const SegmentLayout layout = compute_layout(spec);
   Segment seg;
+  bool created = false;  // the name is ours to remove on failure
   try {
     bip::shared_memory_object object(bip::create_only, name.c_str(), bip::read_write,
                                      bip::permissions(0600));
+    created = true;
     object.truncate(static_cast<bip::offset_t>(layout.total_bytes));
     // Reserve the pages now: a sparse segment larger than what /dev/shm can
     // hold would map fine and then kill a worker with SIGBUS on first touch.
@@ -107,6 +109,7 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     }
     seg.mapping_ = std::make_unique<Mapping>(Mapping{bip::mapped_region(object, bip::read_write)});
   } catch (const bip::interprocess_exception& e) {
+    if (created) bip::shared_memory_object::remove(name.c_str());
     error = "cannot create shared memory segment " + name + ": " + e.what();
     return std::nullopt;
   }
