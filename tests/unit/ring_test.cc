@@ -99,7 +99,8 @@ TEST(Ring, WrapsAroundWithPaddingAndKeepsOrderAndContent) {
     while (!producer.try_push(2, 0, next_push, payload_of(size, static_cast<char>(next_push)))) {
       ASSERT_TRUE(consumer.peek(rec));
       ASSERT_EQ(rec.id, next_pop);
-      ASSERT_EQ(rec.payload, payload_of(rec.payload.size(), static_cast<char>(next_pop)));
+      const size_t pushed_size = static_cast<size_t>((next_pop * 131) % 1500);
+      ASSERT_EQ(rec.payload, payload_of(pushed_size, static_cast<char>(next_pop)));
       consumer.pop();
       ++next_pop;
     }
