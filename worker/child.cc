@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <tuple>
 
+#include "proto/control.h"
 #include "worker/log.h"
 #include "worker/network_process.h"
 #include "worker/process_title.h"
@@ -87,6 +88,11 @@ void set_slot_state(WorkerEnv& env, shm::ProcessState state) {
   shm::ProcessSlot& slot = env.segment->slot(env.slot());
   slot.pid = static_cast<uint32_t>(::getpid());
   std::atomic_ref<shm::ProcessState>(slot.state).store(state, std::memory_order_release);
+}
+
+bool report_ready(WorkerEnv& env) {
+  set_slot_state(env, shm::ProcessState::ready);
+  return proto::send_control(env.control_fd, {proto::ControlType::ready, 0}).empty();
 }
 
 int run_child(WorkerEnv& env) {

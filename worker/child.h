@@ -33,6 +33,8 @@ void supervisor_lost(const WorkerEnv& env);
 bool supervisor_alive(const WorkerEnv& env);
 // Publishes this process's state (and pid) in its scoreboard slot.
 void set_slot_state(WorkerEnv& env, shm::ProcessState state);
+// Marks the slot ready and tells the supervisor; false if that failed.
+bool report_ready(WorkerEnv& env);
 
 // "network g1 #0", "service app g1 #1": the title's role part, also used by
 // the supervisor's log lines about that child.

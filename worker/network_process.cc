@@ -76,8 +76,7 @@ bool NetworkProcess::start() {
   handle_control();
   if (listeners_.empty()) return false;
   update_date();
-  set_slot_state(env_, shm::ProcessState::ready);
-  return proto::send_control(env_.control_fd, {proto::ControlType::ready, 0}).empty();
+  return report_ready(env_);
 }
 
 int NetworkProcess::run() {

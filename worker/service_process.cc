@@ -69,8 +69,7 @@ bool ServiceProcess::start() {
   }
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
-  set_slot_state(env_, shm::ProcessState::ready);
-  return proto::send_control(env_.control_fd, {proto::ControlType::ready, 0}).empty();
+  return report_ready(env_);
 }
 
 int ServiceProcess::run() {
