@@ -11,6 +11,7 @@
 // a fixed order so that routes can be resolved against the services.
 
 #include "master/config.h"
+#include "worker/handler.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -360,12 +361,13 @@ void read_listeners(const json& v, Config* c, Errors* errors) {
 
 // ---- "network" -------------------------------------------------------------
 
-constexpr std::array<UintField<NetworkSettings>, 8> kNetworkFields = {{
+constexpr std::array<UintField<NetworkSettings>, 9> kNetworkFields = {{
     {"processes", 0, 256, &NetworkSettings::processes},  // 0 = online CPUs
     {"max_connections", 1, 1000000, &NetworkSettings::max_connections},
     {"keepalive_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::keepalive_timeout_ms},
     {"request_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::request_timeout_ms},
     {"send_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::send_timeout_ms},
+    {"drain_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::drain_timeout_ms},
     {"max_header_bytes", 1024, 1048576, &NetworkSettings::max_header_bytes},
     {"max_target_bytes", 256, 1048576, &NetworkSettings::max_target_bytes},
     {"max_body_bytes", 0, kGiB, &NetworkSettings::max_body_bytes},
@@ -380,14 +382,12 @@ void read_network(const json& v, Config* c, Errors* errors) {
 
 // ---- "services" ------------------------------------------------------------
 
-// The handler types a service process can run; keep in step with
-// worker/handlers/registry.cc (make_handler).
-constexpr std::array<std::string_view, 1> kServiceTypes = {"echo"};
 
-constexpr std::array<UintField<ServiceSettings>, 3> kServiceFields = {{
+constexpr std::array<UintField<ServiceSettings>, 4> kServiceFields = {{
     {"processes", 1, 256, &ServiceSettings::processes},
     {"ring_bytes", 4096, kGiB, &ServiceSettings::ring_bytes},  // and a power of two
     {"timeout_ms", 1, kMaxTimeoutMs, &ServiceSettings::timeout_ms},
+    {"kill_after_ms", 0, kMaxTimeoutMs, &ServiceSettings::kill_after_ms},  // 0 = 2 x timeout_ms
 }};
 
 constexpr size_t kMaxServiceNameLength = 32;
@@ -416,15 +416,21 @@ void read_service_name(const json& v, std::string_view path, std::string* name, 
 }
 
 void read_service(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
-  static constexpr std::array<std::string_view, 5> kKeys = {"name", "type", "processes",
-                                                            "ring_bytes", "timeout_ms"};
+  static constexpr std::array<std::string_view, 6> kKeys = {
+      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms"};
   if (!check_object(v, path, kKeys, errors)) return;
   read_service_name(v, path, &s->name, errors);
-  read_enum(v, "type", path, kServiceTypes, &s->type, errors);
+  read_enum(v, "type", path, worker::handler_type_names(), &s->type, errors);
   read_uint_fields(v, path, kServiceFields, s, errors);
   if (!std::has_single_bit(s->ring_bytes)) {
     fail(errors, join(path, "ring_bytes"),
          "must be a power of two (got " + std::to_string(s->ring_bytes) + ")");
+  }
+  if (s->kill_after_ms == 0) {
+    s->kill_after_ms = static_cast<uint32_t>(std::min<uint64_t>(2ull * s->timeout_ms, kMaxTimeoutMs));
+  } else if (s->kill_after_ms < s->timeout_ms) {
+    fail(errors, join(path, "kill_after_ms"),
+         "must be at least timeout_ms (" + std::to_string(s->timeout_ms) + ")");
   }
 }
 

@@ -3,9 +3,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace ringhttpd::master {
@@ -56,9 +58,17 @@ std::string fail(size_t i, const ListenerConfig& cfg, const char* call) {
 }  // namespace
 
 bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<Listener>& out,
-                    std::string& error) {
+                    std::string& error, const std::vector<Listener>& keep) {
   for (size_t i = 0; i < configs.size(); ++i) {
     const ListenerConfig& cfg = configs[i];
+    const std::string key = cfg.address + ":" + std::to_string(cfg.port);
+    auto kept = std::find_if(keep.begin(), keep.end(), [&](const Listener& l) { return l.key == key; });
+    if (kept != keep.end()) {
+      proto::UniqueFd dup(::fcntl(kept->fd.get(), F_DUPFD_CLOEXEC, 3));
+      if (!dup) return error = fail(i, cfg, "fcntl(F_DUPFD_CLOEXEC)"), false;
+      out.push_back(Listener{std::move(dup), kept->address, key});
+      continue;
+    }
     sockaddr_storage ss;
     socklen_t len = 0;
     if (!make_address(cfg, ss, len)) {
@@ -77,7 +87,7 @@ bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<List
     if (::listen(fd.get(), kBacklog) < 0) return error = fail(i, cfg, "listen"), false;
     socklen_t got = sizeof ss;
     ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &got);
-    out.push_back(Listener{std::move(fd), format_address(ss)});
+    out.push_back(Listener{std::move(fd), format_address(ss), key});
   }
   return true;
 }

@@ -1,4 +1,5 @@
-// The supervisor's start, watch and stop sequences (see supervisor.h).
+// The supervisor's generations, loop, reload and stop (see supervisor.h; the
+// decisions it applies are in lifecycle.h).
 #include "master/supervisor.h"
 
 #include <dirent.h>
@@ -10,10 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 
 #include "master/fd_limit.h"
 #include "proto/control.h"
@@ -28,16 +32,22 @@ namespace {
 using worker::log_error;
 using worker::log_info;
 using worker::log_warn;
+using worker::monotonic_ms;
 
 constexpr int kReadyTimeoutMs = 10000;
-constexpr int kGracefulStopMs = 12000;  // a network process drains for up to 10 s
+constexpr int kStopMarginMs = 2000;  // beyond drain_timeout_ms before SIGKILL
 constexpr int kFastStopMs = 1000;
 constexpr int kKillWaitMs = 2000;
+// A live peer settles a dead one's requests within one loop iteration; one
+// that has not within this is hung, and is killed (and replaced) itself.
+constexpr int kReleaseTimeoutMs = 1000;
+
+constexpr int kSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1};
 
 sigset_t supervisor_signals() {
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1}) sigaddset(&set, sig);
+  for (int sig : kSignals) sigaddset(&set, sig);
   return set;
 }
 
@@ -46,6 +56,10 @@ std::string describe_status(int status) {
   if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
   return "stopped";
 }
+
+std::string pid_text(pid_t pid) { return " (pid " + std::to_string(pid) + ")"; }
+
+bool is_running(const auto& child) { return child.pid > 0; }
 
 }  // namespace
 
@@ -70,10 +84,13 @@ std::vector<std::string> remove_stale_segments() {
   return removed;
 }
 
-Supervisor::Supervisor(Config config) : config_(std::move(config)) {}
+Supervisor::Supervisor(Config config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)) {}
 
 Supervisor::~Supervisor() {
-  if (segment_) shm::Segment::remove(segment_->name());
+  for (auto& g : generations_) {
+    if (g->segment) shm::Segment::remove(g->segment->name());
+  }
 }
 
 int Supervisor::run() {
@@ -82,134 +99,195 @@ int Supervisor::run() {
   const sigset_t set = supervisor_signals();
   // A signal ignored at exec (a shell starts background jobs with SIGINT
   // ignored; nohup ignores SIGHUP) is discarded, not queued for the signalfd:
-  // restore the default disposition first, then block.
-  for (int sig : {SIGTERM, SIGINT, SIGCHLD, SIGHUP, SIGUSR1}) ::signal(sig, SIG_DFL);
+  // restore the default disposition first, then block. Children inherit the
+  // mask, so SIGQUIT or SIGHUP sent to the whole group does not kill them.
+  for (int sig : kSignals) ::signal(sig, SIG_DFL);
   sigprocmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   signal_fd_ = proto::UniqueFd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!signal_fd_ || !prepare() || !spawn_all() || !send_listeners() || !wait_ready()) {
-    stop_role(shm::ProcessRole::network, false, kFastStopMs);
-    stop_role(shm::ProcessRole::service, false, kFastStopMs);
-    return 1;
+  if (!signal_fd_) return log_error(worker::errno_message("signalfd")), 1;
+  for (const std::string& name : remove_stale_segments()) {
+    log_warn("removed stale shared memory segment /dev/shm/" + name);
   }
-  log_info(ready_line());
-  const Outcome outcome = watch();
-  const bool graceful = outcome == Outcome::stop_graceful;
+  std::string error;
+  std::unique_ptr<Generation> first = make_generation(config_, error);
+  if (!first) return log_error(error), 1;
+  Generation& g = *first;
+  generations_.push_back(std::move(first));
+  Outcome outcome = spawn_all(g) ? loop() : Outcome::failed;
+  if (start_failed_) outcome = Outcome::failed;
+  const bool graceful = outcome == Outcome::stop_graceful && current_ != nullptr;
   log_info(graceful ? "stopping (graceful)" : "stopping");
-  listeners_.clear();  // new connections are refused now, not left in the backlog
-  stop_role(shm::ProcessRole::network, graceful, graceful ? kGracefulStopMs : kFastStopMs);
+  // New connections are refused from now on, not left in the backlog.
+  for (auto& gen : generations_) gen->listeners.clear();
+  const int drain_ms = static_cast<int>(config_.network.drain_timeout_ms) + kStopMarginMs;
+  stop_role(shm::ProcessRole::network, graceful, graceful ? drain_ms : kFastStopMs);
   stop_role(shm::ProcessRole::service, graceful, kFastStopMs);
   log_info("stopped");
   return outcome == Outcome::failed ? 1 : 0;
 }
 
-bool Supervisor::prepare() {
-  std::string error;
-  if (!bind_listeners(config_.listeners, listeners_, error)) {
-    log_error(error);
-    return false;
-  }
-  for (const std::string& name : remove_stale_segments()) {
-    log_warn("removed stale shared memory segment /dev/shm/" + name);
+// ---- generations -------------------------------------------------------
+
+// Everything of a generation but its processes: listeners (the current
+// generation's sockets reused where the address is unchanged), the fd limit,
+// the segment, one eventfd per process, and the environment children inherit.
+std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config config,
+                                                                    std::string& error) {
+  auto g = std::make_unique<Generation>();
+  g->number = ++last_generation_;
+  g->config = std::move(config);
+  g->began_ms = monotonic_ms();
+  const std::vector<Listener> none;
+  if (!bind_listeners(g->config.listeners, g->listeners, error,
+                      current_ != nullptr ? current_->listeners : none)) {
+    return nullptr;
   }
   const int cpus = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
-  n_network_ = static_cast<uint32_t>(config_.network.processes > 0 ? config_.network.processes
-                                                                   : std::max(cpus, 1));
+  const int n = g->config.network.processes;
+  g->n_network = static_cast<uint32_t>(n > 0 ? n : std::max(cpus, 1));
   size_t n_service = 0;
-  for (const auto& s : config_.services) n_service += static_cast<size_t>(s.processes);
-  error =
-      raise_fd_limit(config_.network.max_connections, listeners_.size(), n_network_ + n_service);
-  if (!error.empty()) return log_error(error), false;
-  shm::SegmentSpec spec{generation_, n_network_, {}};
-  worker::WorkerEnv& env = env_template_;
-  for (const worker::ServiceSettings& s : config_.services) {
+  for (const auto& s : g->config.services) n_service += static_cast<size_t>(s.processes);
+  error = raise_fd_limit(g->config.network.max_connections, g->listeners.size(),
+                         g->n_network + n_service);
+  if (!error.empty()) return nullptr;
+  shm::SegmentSpec spec{g->number, g->n_network, {}};
+  worker::WorkerEnv& env = g->env_template;
+  for (const worker::ServiceSettings& s : g->config.services) {
     env.pools.push_back({static_cast<uint32_t>(spec.service_ring_bytes.size()),
                          static_cast<uint32_t>(s.processes)});
     for (int i = 0; i < s.processes; ++i) spec.service_ring_bytes.push_back(s.ring_bytes);
   }
-  segment_ = shm::Segment::create(shm::segment_name(static_cast<uint32_t>(::getpid()), generation_),
-                                  spec, error);
-  if (!segment_) {
-    log_error(error);
-    return false;
+  g->segment = shm::Segment::create(
+      shm::segment_name(static_cast<uint32_t>(::getpid()), g->number), spec, error);
+  if (!g->segment) return nullptr;
+  for (uint32_t i = 0; i < g->segment->slot_count(); ++i) {
+    g->wake_fds.emplace_back(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!g->wake_fds.back()) {
+      shm::Segment::remove(g->segment->name());
+      error = worker::errno_message("eventfd");
+      return nullptr;
+    }
+    env.wake_fds.push_back(g->wake_fds.back().get());
   }
-  for (uint32_t i = 0; i < segment_->slot_count(); ++i) {
-    wake_fds_.emplace_back(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!wake_fds_.back()) return log_error(worker::errno_message("eventfd")), false;
-    env.wake_fds.push_back(wake_fds_.back().get());
-  }
-  env.generation = generation_;
+  env.generation = g->number;
   env.supervisor_pid = static_cast<uint32_t>(::getpid());
-  env.segment = &*segment_;
-  env.network = config_.network;
-  env.services = config_.services;
-  env.routes = config_.routes;
-  env.log_level = config_.log.level;
-  return true;
-}
-
-bool Supervisor::spawn_all() {
-  for (uint32_t i = 0; i < n_network_; ++i) {
-    if (!spawn(shm::ProcessRole::network, i, -1, 0)) return false;
+  env.segment = &*g->segment;
+  env.network = g->config.network;
+  env.services = g->config.services;
+  env.routes = g->config.routes;
+  env.log_level = g->config.log.level;
+  // One Child per slot: network processes first, then services in order.
+  g->children.resize(g->segment->slot_count());
+  for (uint32_t i = 0; i < g->n_network; ++i) {
+    Child& c = g->children[i];
+    c.slot = i;
+    c.role = shm::ProcessRole::network;
+    c.index = i;
   }
-  uint32_t service_proc = 0;
-  for (size_t s = 0; s < config_.services.size(); ++s) {
-    for (int i = 0; i < config_.services[s].processes; ++i) {
-      if (!spawn(shm::ProcessRole::service, static_cast<uint32_t>(i), static_cast<int>(s),
-                 service_proc++)) {
-        return false;
-      }
+  uint32_t proc = 0;
+  for (size_t s = 0; s < g->config.services.size(); ++s) {
+    for (int i = 0; i < g->config.services[s].processes; ++i, ++proc) {
+      Child& c = g->children[g->n_network + proc];
+      c.slot = g->n_network + proc;
+      c.role = shm::ProcessRole::service;
+      c.index = static_cast<uint32_t>(i);
+      c.service = static_cast<int>(s);
+      c.service_proc = proc;
     }
   }
+  return g;
+}
+
+// Forks the processes of a new generation not forked yet. A signal that
+// arrives meanwhile pauses the forking, so that a stop during a large start
+// is acted on at once; the loop forks the rest after handling it.
+bool Supervisor::spawn_all(Generation& g) {
+  if (g.began_ms != 0 && g.deadline_ms == 0) g.deadline_ms = monotonic_ms() + kReadyTimeoutMs;
+  for (Child& c : g.children) {
+    if (c.started_ms != 0) continue;
+    if (signal_pending()) return true;
+    if (!spawn(g, c)) return false;
+  }
   return true;
 }
 
-bool Supervisor::spawn(shm::ProcessRole role, uint32_t index, int service, uint32_t service_proc) {
+bool Supervisor::signal_pending() const {
+  pollfd pfd{signal_fd_.get(), POLLIN, 0};
+  return ::poll(&pfd, 1, 0) > 0;
+}
+
+// A ring whose other end has no process now has no user at all, so it can
+// be emptied here; a ring whose other end lives was emptied by that process
+// when it released this slot (peer_gone).
+void Supervisor::reset_rings_without_peer(Generation& g, const Child& c) {
+  shm::Segment& seg = *g.segment;
+  const uint32_t n_service = seg.header().n_service;
+  for (const Child& peer : g.children) {
+    if (peer.role == c.role || is_running(peer)) continue;
+    const uint32_t network = c.role == shm::ProcessRole::network ? c.index : peer.index;
+    const uint32_t service =
+        c.role == shm::ProcessRole::service ? c.service_proc : peer.service_proc;
+    if (network >= g.n_network || service >= n_service) continue;
+    seg.ring(network, service, shm::Direction::request).reset();
+    seg.ring(network, service, shm::Direction::response).reset();
+  }
+}
+
+bool Supervisor::spawn(Generation& g, Child& c) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
     return log_error(worker::errno_message("socketpair")), false;
   }
   proto::UniqueFd mine(pair[0]), theirs(pair[1]);
-  worker::WorkerEnv env = env_template_;
-  env.role = role;
-  env.index = index;
-  env.service = service;
-  env.service_proc = service_proc;
+  reset_rings_without_peer(g, c);
+  worker::WorkerEnv env = g.env_template;
+  env.role = c.role;
+  env.index = c.index;
+  env.service = c.service;
+  env.service_proc = c.service_proc;
   env.control_fd = theirs.get();
-  shm::ProcessSlot& slot = segment_->slot(env.slot());
-  slot.role = role;
-  slot.generation = generation_;
-  slot.index = index;
+  shm::ProcessSlot& slot = g.segment->slot(c.slot);
+  slot.role = c.role;
+  slot.generation = g.number;
+  slot.index = c.index;
   slot.incarnation += 1;
-  slot.started_at_ms = static_cast<uint64_t>(worker::monotonic_ms());
+  slot.started_at_ms = static_cast<uint64_t>(monotonic_ms());
+  slot.pid = 0;
+  std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
+  std::atomic_ref<shm::ProcessState>(slot.state)
+      .store(shm::ProcessState::starting, std::memory_order_release);
   const pid_t pid = ::fork();
   if (pid < 0) return log_error(worker::errno_message("fork")), false;
   if (pid == 0) {
-    close_in_child(theirs.get());
+    close_in_child(g, theirs.get());
     mine.release();  // closed by close_in_child
     ::_exit(worker::run_child(env));
   }
-  Child child;
-  child.pid = pid;
-  child.role = role;
-  child.index = index;
-  child.title = worker::child_title(env);
-  child.control = std::move(mine);
-  children_.push_back(std::move(child));
+  c.pid = pid;
+  c.title = worker::child_title(env);
+  c.control = std::move(mine);
+  c.state = ChildState::starting;
+  c.started_ms = monotonic_ms();
+  if (c.role == shm::ProcessRole::network) return send_listeners(g, c);
   return true;
 }
 
 // In a new child: drop what belongs to the supervisor. The listening sockets
 // are closed too: network processes get them again over the control channel.
-// The sweep after the owned descriptors catches anything inherited from the
-// supervisor's own parent without O_CLOEXEC (ringhttpd opens none such).
-void Supervisor::close_in_child(int keep_control) {
-  for (Listener& l : listeners_) l.fd.reset();
-  for (Child& c : children_) c.control.reset();
+// Other generations' segments are unmapped. The sweep after the owned
+// descriptors catches anything inherited from the supervisor's own parent
+// without O_CLOEXEC (ringhttpd opens none such).
+void Supervisor::close_in_child(const Generation& own, int keep_control) {
+  for (auto& g : generations_) {
+    for (Listener& l : g->listeners) l.fd.reset();
+    for (Child& c : g->children) c.control.reset();
+    if (g.get() != &own) g->segment.reset();
+  }
   signal_fd_.reset();
-  // Descriptors the supervisor owns that a child must keep: its control
-  // socket and the wake-up eventfds. Anything else open is closed, at any
-  // number (the fd limit may be high), as listed by /proc/self/fd.
+  // Descriptors a child keeps: its control socket and its generation's
+  // wake-up eventfds. Anything else open is closed, at any number (the fd
+  // limit may be high), as listed by /proc/self/fd.
   std::vector<int> open_fds;
   if (DIR* dir = ::opendir("/proc/self/fd")) {
     while (dirent* e = ::readdir(dir)) {
@@ -220,61 +298,129 @@ void Supervisor::close_in_child(int keep_control) {
   }
   for (int fd : open_fds) {
     bool keep = fd == keep_control;
-    for (const auto& w : wake_fds_) keep = keep || w.get() == fd;
+    for (const auto& w : own.wake_fds) keep = keep || w.get() == fd;
     if (!keep) ::close(fd);
   }
 }
 
-bool Supervisor::send_listeners() {
+bool Supervisor::send_listeners(const Generation& g, Child& c) {
   std::vector<int> fds;
-  for (const Listener& l : listeners_) fds.push_back(l.fd.get());
-  for (Child& c : children_) {
-    if (c.role != shm::ProcessRole::network) continue;
-    for (size_t at = 0; at < fds.size(); at += proto::kMaxFdsPerMessage) {
-      const size_t n = std::min(proto::kMaxFdsPerMessage, fds.size() - at);
-      std::vector<int> batch(fds.begin() + static_cast<long>(at),
-                             fds.begin() + static_cast<long>(at + n));
-      const std::string err =
-          proto::send_control(c.control.get(), {proto::ControlType::listeners, 0}, batch);
-      if (!err.empty()) return log_error(c.title + ": " + err), false;
-    }
+  for (const Listener& l : g.listeners) fds.push_back(l.fd.get());
+  for (size_t at = 0; at < fds.size(); at += proto::kMaxFdsPerMessage) {
+    const size_t n = std::min(proto::kMaxFdsPerMessage, fds.size() - at);
+    std::vector<int> batch(fds.begin() + static_cast<long>(at),
+                           fds.begin() + static_cast<long>(at + n));
+    const std::string err =
+        proto::send_control(c.control.get(), {proto::ControlType::listeners, 0}, batch);
+    if (!err.empty()) return log_error(c.title + ": " + err), false;
   }
   return true;
 }
 
-bool Supervisor::wait_ready() {
-  const int64_t deadline = worker::monotonic_ms() + kReadyTimeoutMs;
-  for (;;) {
-    size_t waiting = 0;
-    std::vector<pollfd> fds{{signal_fd_.get(), POLLIN, 0}};
-    for (Child& c : children_) {
-      if (!c.ready) fds.push_back({c.control.get(), POLLIN, 0}), ++waiting;
-    }
-    if (waiting == 0) return true;
-    const int64_t left = deadline - worker::monotonic_ms();
-    if (left <= 0) return log_error("children not ready within 10 s"), false;
-    if (::poll(fds.data(), fds.size(), static_cast<int>(left)) < 0 && errno != EINTR) return false;
-    if (fds[0].revents && handle_signals() != Outcome::running) return false;
-    for (Child& c : children_) {
-      proto::ControlMessage msg{};
-      std::vector<proto::UniqueFd> unused;
-      std::string err;
-      if (c.ready || c.exited) continue;
-      const proto::RecvStatus st = proto::recv_control(c.control.get(), msg, unused, err);
-      if (st == proto::RecvStatus::ok && msg.type == proto::ControlType::ready) c.ready = true;
-      if (st == proto::RecvStatus::closed || st == proto::RecvStatus::error) {
-        return log_error(c.title + " failed to start"), false;
-      }
-    }
+// Every process of `g` reported ready: the first generation starts serving;
+// a reloaded one takes over, and the one it replaces drains.
+void Supervisor::on_generation_ready(Generation& g) {
+  g.phase = GenerationPhase::serving;
+  Generation* old = current_;
+  current_ = &g;
+  if (old == nullptr) {
+    log_info(ready_line(g));
+    return;
   }
+  const int64_t now = monotonic_ms();
+  old->phase = GenerationPhase::draining;
+  old->deadline_ms = now + old->config.network.drain_timeout_ms;
+  old->listeners.clear();  // the new generation holds its own copies
+  for (Child& c : old->children) {
+    if (c.role == shm::ProcessRole::network && is_running(c)) {
+      proto::send_control(c.control.get(), {proto::ControlType::drain, 0});
+    }
+    c.respawn = false;
+  }
+  log_info("reload: generation " + std::to_string(g.number) + " serving after " +
+           std::to_string(now - reload_began_ms_) + " ms; generation " +
+           std::to_string(old->number) + " drains. " + ready_line(g));
+  last_reload_error_.clear();
+  finish_reload();
 }
 
-Supervisor::Outcome Supervisor::watch() {
+void Supervisor::roll_back(Generation& g, const std::string& why) {
+  if (g.phase == GenerationPhase::discarding) return;
+  g.phase = GenerationPhase::discarding;
+  for (Child& c : g.children) {
+    c.respawn = false;
+    if (is_running(c)) ::kill(c.pid, SIGKILL);
+  }
+  g.listeners.clear();
+  if (current_ == nullptr) {  // the first generation: the server cannot start
+    log_error(why);
+    start_failed_ = true;
+    return;
+  }
+  last_reload_error_ = why;
+  log_error("reload failed: " + why + "; generation " + std::to_string(current_->number) +
+            " keeps serving");
+  finish_reload();
+}
+
+void Supervisor::finish_reload() {
+  if (reload_.finished()) start_reload();
+}
+
+// Reads the config again and starts the next generation beside the serving
+// one. Any failure before its processes run is logged and leaves the serving
+// generation as it was.
+void Supervisor::start_reload() {
+  reload_began_ms_ = monotonic_ms();
+  const std::string where = config_path_.empty() ? "(embedded default)" : config_path_;
+  log_info("reload: reading " + where);
+  ConfigResult result =
+      config_path_.empty() ? parse_config(default_config_text()) : load_config_file(config_path_);
+  if (!result.ok()) {
+    last_reload_error_ = where + ": " + result.errors.front();
+    for (const std::string& e : result.errors) log_error("reload failed: " + where + ": " + e);
+    log_error("reload failed; generation " + std::to_string(current_->number) + " keeps serving");
+    return finish_reload();
+  }
+  std::string error;
+  std::unique_ptr<Generation> next = make_generation(std::move(result.config), error);
+  if (!next) {
+    last_reload_error_ = error;
+    log_error("reload failed: " + error + "; generation " + std::to_string(current_->number) +
+              " keeps serving");
+    return finish_reload();
+  }
+  Generation& g = *next;
+  generations_.push_back(std::move(next));
+  if (!spawn_all(g)) roll_back(g, "could not start generation " + std::to_string(g.number));
+}
+
+// ---- the loop -----------------------------------------------------------
+
+Supervisor::Outcome Supervisor::loop() {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<Generation*, Child*>> owners;
   for (;;) {
-    pollfd pfd{signal_fd_.get(), POLLIN, 0};
-    if (::poll(&pfd, 1, -1) < 0 && errno != EINTR) return Outcome::failed;
-    const Outcome outcome = handle_signals();
-    if (outcome != Outcome::running) return outcome;
+    if (start_failed_) return Outcome::failed;
+    fds.assign(1, pollfd{signal_fd_.get(), POLLIN, 0});
+    owners.assign(1, {nullptr, nullptr});
+    for (auto& g : generations_) {
+      for (Child& c : g->children) {
+        if (!c.control) continue;
+        fds.push_back(pollfd{c.control.get(), POLLIN, 0});
+        owners.emplace_back(g.get(), &c);
+      }
+    }
+    const int n = ::poll(fds.data(), fds.size(), poll_timeout(monotonic_ms()));
+    if (n < 0 && errno != EINTR) return log_error(worker::errno_message("poll")), Outcome::failed;
+    for (size_t i = 1; n > 0 && i < fds.size(); ++i) {
+      if (fds[i].revents != 0) handle_control(*owners[i].first, *owners[i].second, 64);
+    }
+    if (fds[0].revents != 0) {
+      const Outcome outcome = handle_signals();
+      if (outcome != Outcome::running) return outcome;
+    }
+    run_timers(monotonic_ms());
   }
 }
 
@@ -284,100 +430,330 @@ Supervisor::Outcome Supervisor::handle_signals() {
   while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
     switch (info.ssi_signo) {
       case SIGTERM:
-        outcome = Outcome::stop_graceful;
+        if (outcome == Outcome::running) outcome = Outcome::stop_graceful;
         break;
       case SIGINT:
+      case SIGQUIT:
         outcome = Outcome::stop_fast;
         break;
       case SIGHUP:
-        log_warn("SIGHUP: reload is not available in this version; ignored");
+        if (current_ == nullptr) {
+          log_warn("SIGHUP during start-up: ignored");
+        } else if (reload_.request()) {
+          start_reload();
+        }
         break;
       case SIGUSR1:
         log_info("SIGUSR1: no log file to reopen (the log goes to stderr)");
         break;
       case SIGCHLD:
-        if (reap() == Outcome::failed && outcome == Outcome::running) outcome = Outcome::failed;
+        reap();
         break;
     }
   }
   return outcome;
 }
 
-// Reaps exited children. Outside a stop, a child exiting is a failure: the
-// core does not replace children yet, so the supervisor stops everything
-// rather than serve with a missing process.
-Supervisor::Outcome Supervisor::reap() {
-  Outcome outcome = Outcome::running;
+void Supervisor::reap() {
   int status = 0;
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-    for (Child& c : children_) {
-      if (c.pid != pid) continue;
-      c.exited = true;
-      if (!stopping_) {
-        log_error(c.title + " (pid " + std::to_string(pid) + ") " + describe_status(status) +
-                  "; stopping the server");
-        outcome = Outcome::failed;
+    for (auto& g : generations_) {
+      for (Child& c : g->children) {
+        if (c.pid == pid) on_death(*g, c, status);
       }
     }
   }
-  return outcome;
+}
+
+void Supervisor::on_death(Generation& g, Child& c, int status) {
+  // What it sent before dying is still queued (connections handed over by a
+  // draining network process that then exited): take it all first.
+  handle_control(g, c, std::numeric_limits<int>::max());
+  const pid_t pid = c.pid;
+  c.pid = -1;
+  c.control.reset();
+  c.state = ChildState::gone;
+  c.awaiting.clear();
+  shm::ProcessSlot& slot = g.segment->slot(c.slot);
+  std::atomic_ref<shm::ProcessState>(slot.state)
+      .store(shm::ProcessState::empty, std::memory_order_release);
+  std::atomic_ref<uint32_t>(slot.pid).store(0, std::memory_order_relaxed);
+  for (Child& other : g.children) other.awaiting.erase(c.slot);
+  const DeathAction action = decide_death(g.phase, stopping_);
+  const std::string what = c.title + pid_text(pid) + " " + describe_status(status);
+  switch (action) {
+    case DeathAction::nothing:
+      return;
+    case DeathAction::fail_reload:
+      return roll_back(g, what + " before it was ready");
+    case DeathAction::settle_only:
+      if (stopping_ || g.phase != GenerationPhase::serving) worker::log_debug(what);
+      return settle_with_peers(g, c);
+    case DeathAction::replace:
+      break;
+  }
+  const int64_t now = monotonic_ms();
+  const int64_t delay = c.restart.on_death(c.started_ms, now);
+  c.respawn = true;
+  c.restart_at_ms = now + delay;
+  if (delay == 0) {
+    log_error(what + "; replacing it");
+  } else {
+    log_error(what + "; crash loop (" + std::to_string(c.restart.streak()) +
+              " deaths in a row): replacing it in " + std::to_string(delay) + " ms");
+  }
+  settle_with_peers(g, c);
+}
+
+// Every live process on the other side of the dead one's rings settles what
+// the dead one owed (or was owed), empties their shared rings, and says so.
+void Supervisor::settle_with_peers(Generation& g, Child& dead) {
+  if (stopping_ && dead.role == shm::ProcessRole::network) return;
+  const uint32_t incarnation = g.segment->slot(dead.slot).incarnation;
+  for (Child& peer : g.children) {
+    if (peer.role == dead.role || !is_running(peer) || !peer.control) continue;
+    const std::string err = proto::send_control(
+        peer.control.get(), {proto::ControlType::peer_gone, dead.slot, incarnation});
+    if (err.empty()) dead.awaiting.insert(peer.slot);
+  }
+  dead.release_deadline_ms = monotonic_ms() + kReleaseTimeoutMs;
+}
+
+void Supervisor::handle_control(Generation& g, Child& c, int budget) {
+  for (; budget > 0 && c.control; --budget) {
+    proto::ControlMessage msg{};
+    std::vector<proto::UniqueFd> fds;
+    std::string payload, err;
+    const proto::RecvStatus st = proto::recv_control(c.control.get(), msg, fds, err, &payload);
+    if (st == proto::RecvStatus::again) return;
+    if (st == proto::RecvStatus::closed) {
+      c.control.reset();  // exiting; SIGCHLD follows
+      return;
+    }
+    if (st == proto::RecvStatus::error) {
+      log_error(c.title + ": " + err);
+      return;
+    }
+    switch (msg.type) {
+      case proto::ControlType::ready: {
+        c.state = ChildState::ready;
+        if (g.phase != GenerationPhase::starting) break;
+        const bool all = std::all_of(g.children.begin(), g.children.end(),
+                                     [](const Child& x) { return x.state == ChildState::ready; });
+        if (all) on_generation_ready(g);
+        break;
+      }
+      case proto::ControlType::peer_released:
+        if (msg.arg < g.children.size()) g.children[msg.arg].awaiting.erase(c.slot);
+        break;
+      case proto::ControlType::handoff:
+        if (fds.size() == 1 && c.role == shm::ProcessRole::network) {
+          relay_handoff(std::move(fds.front()), payload);
+        } else {
+          log_error(c.title + ": handoff message without exactly one descriptor; ignored");
+        }
+        break;
+      case proto::ControlType::overdue: {
+        if (msg.arg >= g.children.size()) break;
+        Child& s = g.children[msg.arg];
+        if (s.role != shm::ProcessRole::service || !is_running(s) ||
+            g.segment->slot(s.slot).incarnation != msg.arg2) {
+          break;  // already replaced
+        }
+        log_error(s.title + pid_text(s.pid) + " holds a request past kill_after_ms (" +
+                  std::to_string(g.config.services[static_cast<size_t>(s.service)].kill_after_ms) +
+                  " ms); killing it");
+        ::kill(s.pid, SIGKILL);
+        break;
+      }
+      default:
+        log_warn(c.title + ": unexpected control message " +
+                 std::to_string(static_cast<uint32_t>(msg.type)));
+    }
+  }
+}
+
+// A connection handed over by a draining network process goes to a ready
+// network process of the serving generation, in turn. With none ready the
+// descriptor closes here: the client sees the connection end between
+// requests, as after a keep-alive timeout.
+void Supervisor::relay_handoff(proto::UniqueFd fd, const std::string& bytes) {
+  if (current_ == nullptr) return;
+  std::vector<Child*> ready;
+  for (Child& c : current_->children) {
+    if (c.role == shm::ProcessRole::network && c.state == ChildState::ready && c.control) {
+      ready.push_back(&c);
+    }
+  }
+  for (size_t tries = 0; tries < ready.size(); ++tries) {
+    Child& target = *ready[relay_next_++ % ready.size()];
+    const std::string err = proto::send_control(
+        target.control.get(), {proto::ControlType::adopt, 0}, {fd.get()}, bytes);
+    if (err.empty()) return;
+    log_warn(target.title + ": " + err);
+  }
+  log_warn("a handed-over connection found no ready network process; closed");
+}
+
+void Supervisor::run_timers(int64_t now) {
+  for (auto& g : generations_) run_generation_timers(*g, now);
+  // Generations with no process left are gone; so is their segment.
+  std::erase_if(generations_, [&](const std::unique_ptr<Generation>& g) {
+    if (g.get() == current_ || g->phase == GenerationPhase::starting ||
+        g->phase == GenerationPhase::serving) {
+      return false;
+    }
+    const bool empty = std::none_of(g->children.begin(), g->children.end(),
+                                    [](const Child& c) { return is_running(c); });
+    if (!empty) return false;
+    shm::Segment::remove(g->segment->name());
+    log_info("generation " + std::to_string(g->number) + " ended");
+    return true;
+  });
+}
+
+void Supervisor::run_generation_timers(Generation& g, int64_t now) {
+  for (Child& c : g.children) {
+    if (!c.awaiting.empty() && now >= c.release_deadline_ms) {
+      for (uint32_t s : c.awaiting) {
+        Child& peer = g.children[s];
+        if (!is_running(peer)) continue;
+        log_error(peer.title + pid_text(peer.pid) + " did not settle with " + c.title +
+                  " within " + std::to_string(kReleaseTimeoutMs) + " ms; killing it");
+        ::kill(peer.pid, SIGKILL);
+      }
+      c.awaiting.clear();
+    }
+    if (c.respawn && !is_running(c) && c.awaiting.empty() && now >= c.restart_at_ms) {
+      c.respawn = false;
+      if (!spawn(g, c)) {  // fork failed: try again after the next back-off step
+        c.respawn = true;
+        c.restart_at_ms = now + c.restart.on_death(now, now);
+      }
+    }
+  }
+  if (g.phase == GenerationPhase::starting && !spawn_all(g)) {
+    roll_back(g, "could not start generation " + std::to_string(g.number));
+  }
+  if (g.phase == GenerationPhase::starting && now >= g.deadline_ms) {
+    std::string late;
+    for (const Child& c : g.children) {
+      if (c.state != ChildState::ready) late += (late.empty() ? "" : ", ") + c.title + pid_text(c.pid);
+    }
+    roll_back(g, "generation " + std::to_string(g.number) + " not ready within " +
+                     std::to_string(kReadyTimeoutMs) + " ms (waiting for " + late + ")");
+  }
+  if (g.phase != GenerationPhase::draining) return;
+  const bool networks_left = std::any_of(g.children.begin(), g.children.end(), [](const Child& c) {
+    return c.role == shm::ProcessRole::network && is_running(c);
+  });
+  if (!networks_left && !g.services_told) {
+    g.services_told = true;  // nothing can reach them any more
+    for (Child& c : g.children) {
+      if (c.role == shm::ProcessRole::service && is_running(c)) send_stop(c, true);
+    }
+  }
+  if (now >= g.deadline_ms && !g.hurried) {
+    g.hurried = true;
+    for (Child& c : g.children) {
+      if (is_running(c)) send_stop(c, false);
+    }
+  }
+  if (now >= g.deadline_ms + kStopMarginMs) {
+    for (Child& c : g.children) {
+      if (!is_running(c)) continue;
+      log_warn(c.title + pid_text(c.pid) + " did not drain in time; killing it");
+      ::kill(c.pid, SIGKILL);
+    }
+  }
+}
+
+int Supervisor::poll_timeout(int64_t now) const {
+  int64_t next = now + 1000;
+  for (const auto& g : generations_) {
+    for (const Child& c : g->children) {
+      if (c.respawn) next = std::min(next, c.restart_at_ms);
+      if (!c.awaiting.empty()) next = std::min(next, c.release_deadline_ms);
+    }
+    if (g->phase == GenerationPhase::starting || g->phase == GenerationPhase::draining) {
+      next = std::min(next, g->deadline_ms);
+      if (g->phase == GenerationPhase::draining) next = std::min(next, now + 100);
+    }
+  }
+  return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
+}
+
+// ---- stop ---------------------------------------------------------------
+
+void Supervisor::send_stop(Child& c, bool graceful) {
+  const std::string err = c.control ? proto::send_control(c.control.get(),
+                                                          {proto::ControlType::stop, graceful ? 1u : 0u})
+                                    : "no control socket";
+  if (!err.empty()) ::kill(c.pid, SIGTERM);
 }
 
 void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms) {
   stopping_ = true;
-  for (Child& c : children_) {
-    if (c.role != role || c.exited) continue;
-    const std::string err =
-        proto::send_control(c.control.get(), {proto::ControlType::stop, graceful ? 1u : 0u});
-    if (!err.empty()) ::kill(c.pid, SIGTERM);
+  for (auto& g : generations_) {
+    for (Child& c : g->children) {
+      c.respawn = false;
+      if (c.role == role && is_running(c)) send_stop(c, graceful);
+    }
   }
   Wait waited = wait_exit(role, timeout_ms, graceful);
   if (waited == Wait::hurry && graceful) {
     log_info("stopping now (signal during a graceful stop)");
-    for (Child& c : children_) {
-      if (c.role == role && !c.exited) {
-        proto::send_control(c.control.get(), {proto::ControlType::stop, 0});
+    for (auto& g : generations_) {
+      for (Child& c : g->children) {
+        if (c.role == role && is_running(c)) send_stop(c, false);
       }
     }
     waited = wait_exit(role, kFastStopMs, false);
   }
   if (waited == Wait::exited) return;
-  for (Child& c : children_) {
-    if (c.role != role || c.exited) continue;
-    log_warn(c.title + " (pid " + std::to_string(c.pid) + ") did not stop in time; killing it");
-    ::kill(c.pid, SIGKILL);
+  for (auto& g : generations_) {
+    for (Child& c : g->children) {
+      if (c.role != role || !is_running(c)) continue;
+      log_warn(c.title + pid_text(c.pid) + " did not stop in time; killing it");
+      ::kill(c.pid, SIGKILL);
+    }
   }
   wait_exit(role, kKillWaitMs, false);
 }
 
-// `can_hurry`: a second SIGTERM or a SIGINT ends the wait early (hurry).
+// `can_hurry`: a second SIGTERM, or SIGINT/SIGQUIT, ends the wait early.
 Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bool can_hurry) {
-  const int64_t deadline = worker::monotonic_ms() + timeout_ms;
+  const int64_t deadline = monotonic_ms() + timeout_ms;
   for (;;) {
     reap();
     bool all = true;
-    for (const Child& c : children_) all = all && (c.role != role || c.exited);
+    for (auto& g : generations_) {
+      for (const Child& c : g->children) all = all && (c.role != role || !is_running(c));
+    }
     if (all) return Wait::exited;
-    const int64_t left = deadline - worker::monotonic_ms();
+    const int64_t left = deadline - monotonic_ms();
     if (left <= 0) return Wait::timed_out;
     pollfd pfd{signal_fd_.get(), POLLIN, 0};
-    ::poll(&pfd, 1, static_cast<int>(left));
+    ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 100)));
     signalfd_siginfo info{};
-    bool again = false;  // a second SIGTERM, or SIGINT, asks for a fast stop
+    bool again = false;
     while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
-      again = again || info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM;
+      again = again || info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM ||
+              info.ssi_signo == SIGQUIT;
     }
     if (again && can_hurry) return Wait::hurry;
   }
 }
 
-std::string Supervisor::ready_line() const {
+std::string Supervisor::ready_line(const Generation& g) const {
   std::string line = "ready: listening on";
-  for (size_t i = 0; i < listeners_.size(); ++i) line += (i ? ", " : " ") + listeners_[i].address;
+  for (size_t i = 0; i < g.listeners.size(); ++i) {
+    line += (i ? ", " : " ") + g.listeners[i].address;
+  }
   size_t n_service = 0;
-  for (const auto& s : config_.services) n_service += static_cast<size_t>(s.processes);
-  line += "; generation " + std::to_string(generation_) + ", " + std::to_string(n_network_) +
+  for (const auto& s : g.config.services) n_service += static_cast<size_t>(s.processes);
+  line += "; generation " + std::to_string(g.number) + ", " + std::to_string(g.n_network) +
           " network and " + std::to_string(n_service) + " service processes";
   return line;
 }

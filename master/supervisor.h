@@ -1,21 +1,36 @@
 // The supervisor: the process the operator starts. It binds the listeners,
-// creates this generation's shared-memory segment, forks the network and
-// service processes, passes each network process the listening sockets over
-// its control socketpair (SCM_RIGHTS), waits until every child reports
-// ready, logs one "ready" line, and then watches: signals arrive through a
-// signalfd (no code runs in signal context), and a child's exit through
-// SIGCHLD on the same descriptor. SIGTERM stops gracefully, SIGINT fast; either way
-// the network processes stop first (they finish or fail what is in flight),
-// then the service processes, then the segment is removed.
+// and runs generations: a generation is one config, one shared-memory
+// segment, and the network and service processes forked for it. It passes
+// each network process the listening sockets over its control socketpair
+// (SCM_RIGHTS), waits until every child reports ready, logs one "ready"
+// line, and then watches, in one poll loop: signals (through a signalfd; no
+// code runs in signal context), children's exits (SIGCHLD on the same
+// descriptor), and the children's control messages.
+//
+// - A child that dies is replaced in its generation (master/lifecycle.h has
+//   the back-off); its peers first settle what it owed and reset the rings
+//   they shared with it (peer_gone, then peer_released), so the replacement
+//   starts on clean rings.
+// - SIGHUP reloads: the config is read again, generation g+1 is started
+//   beside g (same listening sockets where the address is unchanged), and
+//   only when all of it is ready does g drain: its network processes hand
+//   every connection over (through the supervisor, with SCM_RIGHTS) to the
+//   network processes of g+1. A reload that fails leaves g untouched.
+// - SIGTERM stops gracefully, SIGINT and SIGQUIT fast; either way the
+//   network processes stop first (they finish or fail what is in flight),
+//   then the service processes, then the segments are removed.
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "master/config.h"
+#include "master/lifecycle.h"
 #include "master/listeners.h"
 #include "proto/unique_fd.h"
 #include "shm/segment.h"
@@ -34,47 +49,95 @@ std::vector<std::string> remove_stale_segments();
 
 class Supervisor {
  public:
-  explicit Supervisor(Config config);
+  // `config_path` is re-read on reload; empty means the embedded default.
+  Supervisor(Config config, std::string config_path);
   ~Supervisor();
   // Runs until stopped; returns the process exit status.
   int run();
 
  private:
+  enum class ChildState { starting, ready, gone };
+  // One scoreboard slot of a generation and the process that holds it.
   struct Child {
-    pid_t pid = -1;
+    pid_t pid = -1;  // -1: no process holds the slot now
+    uint32_t slot = 0;
     shm::ProcessRole role = shm::ProcessRole::none;
-    uint32_t index = 0;
+    uint32_t index = 0;         // within its role (network) or its pool (service)
+    int service = -1;           // service processes: index into services
+    uint32_t service_proc = 0;  // service processes: index among all service processes
     std::string title;
-    proto::UniqueFd control;  // supervisor's end
-    bool ready = false;
-    bool exited = false;
+    proto::UniqueFd control;  // supervisor's end; valid while pid != -1
+    ChildState state = ChildState::gone;
+    int64_t started_ms = 0;
+    RestartPolicy restart;
+    bool respawn = false;            // a replacement is due (at restart_at_ms)
+    int64_t restart_at_ms = 0;       // valid while respawn
+    std::set<uint32_t> awaiting;     // peers that have not released this slot yet
+    int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()
+  };
+  struct Generation {
+    uint32_t number = 0;
+    Config config;
+    GenerationPhase phase = GenerationPhase::starting;
+    uint32_t n_network = 0;
+    std::vector<Listener> listeners;  // this generation's copies
+    std::optional<shm::Segment> segment;
+    std::vector<proto::UniqueFd> wake_fds;
+    worker::WorkerEnv env_template;
+    std::vector<Child> children;  // indexed by slot
+    int64_t began_ms = 0;
+    int64_t deadline_ms = 0;  // starting: ready by then; draining: drained by then
+    bool services_told = false;  // draining: the service processes were told to stop
+    bool hurried = false;        // draining: past the deadline, told to stop now
   };
   enum class Outcome { running, stop_graceful, stop_fast, failed };
 
-  bool prepare();
-  bool spawn_all();
-  bool spawn(shm::ProcessRole role, uint32_t index, int service, uint32_t service_proc);
-  void close_in_child(int keep_control);
-  bool send_listeners();
-  bool wait_ready();
-  Outcome watch();
+  // ---- generations ----
+  std::unique_ptr<Generation> make_generation(Config config, std::string& error);
+  bool spawn_all(Generation& g);
+  bool spawn(Generation& g, Child& c);
+  void reset_rings_without_peer(Generation& g, const Child& c);
+  void close_in_child(const Generation& g, int keep_control);
+  bool send_listeners(const Generation& g, Child& c);
+  void on_generation_ready(Generation& g);
+  void roll_back(Generation& g, const std::string& why);
+  void finish_reload();
+  void start_reload();
+
+  // ---- the loop ----
+  Outcome loop();
   Outcome handle_signals();
-  Outcome reap();
+  void reap();
+  void on_death(Generation& g, Child& c, int status);
+  void settle_with_peers(Generation& g, Child& dead);
+  // Reads up to `budget` messages from the child.
+  void handle_control(Generation& g, Child& c, int budget);
+  void relay_handoff(proto::UniqueFd fd, const std::string& bytes);
+  void run_timers(int64_t now);
+  void run_generation_timers(Generation& g, int64_t now);
+  int poll_timeout(int64_t now) const;
+  bool signal_pending() const;
+
+  // ---- stop ----
   void stop_role(shm::ProcessRole role, bool graceful, int timeout_ms);
   enum class Wait { exited, timed_out, hurry };
   Wait wait_exit(shm::ProcessRole role, int timeout_ms, bool can_hurry);
-  std::string ready_line() const;
+  void send_stop(Child& c, bool graceful);
 
-  Config config_;
-  uint32_t generation_ = 1;
-  uint32_t n_network_ = 0;
-  std::vector<Listener> listeners_;
-  std::optional<shm::Segment> segment_;
-  std::vector<proto::UniqueFd> wake_fds_;
+  std::string ready_line(const Generation& g) const;
+
+  Config config_;  // the config of the first generation
+  std::string config_path_;
   proto::UniqueFd signal_fd_;
-  std::vector<Child> children_;
-  worker::WorkerEnv env_template_;
+  std::vector<std::unique_ptr<Generation>> generations_;  // oldest first
+  Generation* current_ = nullptr;                         // the serving generation
+  uint32_t last_generation_ = 0;
+  ReloadMachine reload_;
+  int64_t reload_began_ms_ = 0;
+  std::string last_reload_error_;
+  uint32_t relay_next_ = 0;
   bool stopping_ = false;
+  bool start_failed_ = false;
 };
 
 }  // namespace ringhttpd::master

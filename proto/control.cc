@@ -13,12 +13,15 @@ std::string errno_text(const char* call) { return std::string(call) + ": " + std
 
 }  // namespace
 
-std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds) {
+std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds,
+                         std::string_view payload, bool dont_wait) {
   if (fds.size() > kMaxFdsPerMessage) return "send_control: too many descriptors";
-  iovec iov{const_cast<ControlMessage*>(&msg), sizeof msg};
+  if (payload.size() > kMaxControlPayload) return "send_control: payload too large";
+  iovec iov[2] = {{const_cast<ControlMessage*>(&msg), sizeof msg},
+                  {const_cast<char*>(payload.data()), payload.size()}};
   msghdr hdr{};
-  hdr.msg_iov = &iov;
-  hdr.msg_iovlen = 1;
+  hdr.msg_iov = iov;
+  hdr.msg_iovlen = payload.empty() ? 1 : 2;
   std::vector<char> control;
   if (!fds.empty()) {
     control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
@@ -32,20 +35,23 @@ std::string send_control(int sock, const ControlMessage& msg, const std::vector<
   }
   ssize_t n;
   do {
-    n = ::sendmsg(sock, &hdr, MSG_NOSIGNAL);
+    n = ::sendmsg(sock, &hdr, MSG_NOSIGNAL | (dont_wait ? MSG_DONTWAIT : 0));
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno_text("sendmsg(control)");
-  if (static_cast<size_t>(n) != sizeof msg) return "sendmsg(control): short write";
+  if (static_cast<size_t>(n) != sizeof msg + payload.size()) return "sendmsg(control): short write";
   return {};
 }
 
 RecvStatus recv_control(int sock, ControlMessage& msg, std::vector<UniqueFd>& fds,
-                        std::string& error_text) {
-  iovec iov{&msg, sizeof msg};
+                        std::string& error_text, std::string* payload) {
+  // One spare byte past the largest payload: a longer datagram shows as
+  // MSG_TRUNC rather than passing as a complete one.
+  static thread_local std::string buffer(kMaxControlPayload + 1, '\0');
+  iovec iov[2] = {{&msg, sizeof msg}, {buffer.data(), buffer.size()}};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
   msghdr hdr{};
-  hdr.msg_iov = &iov;
-  hdr.msg_iovlen = 1;
+  hdr.msg_iov = iov;
+  hdr.msg_iovlen = 2;
   hdr.msg_control = control;
   hdr.msg_controllen = sizeof control;
   ssize_t n;
@@ -71,10 +77,17 @@ RecvStatus recv_control(int sock, ControlMessage& msg, std::vector<UniqueFd>& fd
     error_text = "recvmsg(control): control data truncated, descriptors lost";
     return RecvStatus::error;
   }
-  if (static_cast<size_t>(n) != sizeof msg) {
+  if (static_cast<size_t>(n) < sizeof msg) {
     error_text = "recvmsg(control): short message";
     return RecvStatus::error;
   }
+  const size_t extra = static_cast<size_t>(n) - sizeof msg;
+  if ((hdr.msg_flags & MSG_TRUNC) || extra > kMaxControlPayload ||
+      (extra > 0 && payload == nullptr)) {
+    error_text = "recvmsg(control): unexpected payload of " + std::to_string(extra) + " bytes";
+    return RecvStatus::error;
+  }
+  if (payload != nullptr) payload->assign(buffer.data(), extra);
   return RecvStatus::ok;
 }
 

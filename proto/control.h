@@ -1,12 +1,19 @@
 // The control channel between the supervisor and each child: a small fixed
-// message over a unix socketpair, optionally carrying descriptors in
-// SCM_RIGHTS. Receiving checks MSG_CTRUNC (truncated control data means lost
-// descriptors), takes descriptors with MSG_CMSG_CLOEXEC, and never lets an
-// unexpected descriptor leak: every received fd lands in a UniqueFd.
+// message over a unix SOCK_SEQPACKET socketpair, optionally carrying
+// descriptors in SCM_RIGHTS and a short byte payload (a handed-over
+// connection's unparsed bytes). Receiving checks MSG_CTRUNC (truncated
+// control data means lost descriptors), takes descriptors with
+// MSG_CMSG_CLOEXEC, and never lets an unexpected descriptor leak: every
+// received fd lands in a UniqueFd. A message is one datagram:
+//
+//   +-----------+----------+-----------+---------------------------+
+//   | type u32  | arg u32  | arg2 u64  | payload (0..64 KiB)       |
+//   +-----------+----------+-----------+---------------------------+
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/unique_fd.h"
@@ -15,27 +22,43 @@ namespace ringhttpd::proto {
 
 // At most this many descriptors per message (the kernel's SCM_MAX_FD).
 inline constexpr size_t kMaxFdsPerMessage = 253;
+// At most this many payload bytes per message.
+inline constexpr size_t kMaxControlPayload = 65536;
 
 enum class ControlType : uint32_t {
-  listeners = 1,  // supervisor -> network: the listening sockets (fds attached)
-  ready = 2,      // child -> supervisor: initialised, serving
-  stop = 3,       // supervisor -> child: stop (arg 1 = graceful)
+  listeners = 1,      // supervisor -> network: the listening sockets (fds attached)
+  ready = 2,          // child -> supervisor: initialised, serving
+  stop = 3,           // supervisor -> child: stop (arg 1 = graceful)
+  peer_gone = 4,      // supervisor -> child: the peer at slot `arg` died (incarnation arg2);
+                      // settle what it owed and reset the rings shared with it
+  peer_released = 5,  // child -> supervisor: done with peer_gone for slot `arg`
+  drain = 6,          // supervisor -> network: stop accepting; hand every connection over
+  handoff = 7,        // network -> supervisor: a connection (1 fd) and its unparsed bytes
+  adopt = 8,          // supervisor -> network: continue this connection (1 fd + bytes)
+  overdue = 9,        // network -> supervisor: service slot `arg`, incarnation arg2,
+                      // holds a request past its kill_after_ms
 };
 
 struct ControlMessage {
   ControlType type;
   uint32_t arg;
+  uint64_t arg2 = 0;
 };
+static_assert(sizeof(ControlMessage) == 16);
 
 // Sends one message with up to kMaxFdsPerMessage descriptors (borrowed, not
-// closed). Returns an empty string or the error text naming the syscall.
-std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds = {});
+// closed) and up to kMaxControlPayload bytes. Returns an empty string or the
+// error text naming the syscall. `dont_wait`: fail with EAGAIN rather than
+// block when the peer's queue is full.
+std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds = {},
+                         std::string_view payload = {}, bool dont_wait = false);
 
 enum class RecvStatus { ok, closed, again, error };
 
-// Receives one message and its descriptors. On `error`, `error_text` says
-// what went wrong (including truncated control data).
+// Receives one message, its descriptors and (if `payload` is given) its
+// payload. On `error`, `error_text` says what went wrong (including
+// truncated control data or a payload where none was expected).
 RecvStatus recv_control(int sock, ControlMessage& msg, std::vector<UniqueFd>& fds,
-                        std::string& error_text);
+                        std::string& error_text, std::string* payload = nullptr);
 
 }  // namespace ringhttpd::proto

@@ -438,7 +438,9 @@ class Parser {
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
 
-  bool Feed(std::string_view data, std::vector<HttpRequest>& out);
+  // `consumed` (if given): stop after the first request completed and say
+  // how many bytes that took.
+  bool Feed(std::string_view data, std::vector<HttpRequest>& out, size_t* consumed = nullptr);
   int status() const { return status_; }
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
@@ -554,13 +556,17 @@ Parser::Parser(ParserLimits limits) : limits_(limits), lexer_(limits.max_target_
   parser_.data = this;
 }
 
-bool Parser::Feed(std::string_view data, std::vector<HttpRequest>& out) {
+bool Parser::Feed(std::string_view data, std::vector<HttpRequest>& out, size_t* consumed) {
+  if (consumed != nullptr) *consumed = 0;
   if (status_ != 0) return false;
   out_ = &out;
+  const size_t had = out.size();
   int stalls = 0;
   while (!data.empty() && status_ == 0 && !closed_) {
+    if (consumed != nullptr && out.size() != had) break;
     size_t used = Step(data);
     data.remove_prefix(used);
+    if (consumed != nullptr) *consumed += used;
     stalls = used == 0 ? stalls + 1 : 0;
     if (stalls > 1 && status_ == 0) Fail(kInternalError, "parser made no progress");
   }
@@ -1010,6 +1016,18 @@ bool RequestParser::feed(std::string_view data, std::vector<HttpRequest>& out) {
   try {
     if (!impl_) impl_ = std::make_unique<Impl>(limits_);
     return impl_->parser.Feed(data, out);
+  } catch (...) {  // e.g. out.push_back failing outside a callback
+    if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
+    return false;
+  }
+}
+
+bool RequestParser::feed_one(std::string_view data, std::vector<HttpRequest>& out,
+                             size_t& consumed) {
+  consumed = 0;
+  try {
+    if (!impl_) impl_ = std::make_unique<Impl>(limits_);
+    return impl_->parser.Feed(data, out, &consumed);
   } catch (...) {  // e.g. out.push_back failing outside a callback
     if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
     return false;

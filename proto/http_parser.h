@@ -36,6 +36,11 @@ class RequestParser {
   // all later calls return false and consume nothing.
   bool feed(std::string_view data, std::vector<HttpRequest>& out);
 
+  // Like feed(), but stops right after the first request that completes:
+  // `consumed` says how many bytes of `data` were used (the rest belongs to
+  // the next request). A connection handed to another process is cut here.
+  bool feed_one(std::string_view data, std::vector<HttpRequest>& out, size_t& consumed);
+
   int error_status() const;               // 0 while no error
   std::string_view error_reason() const;  // short human text for logs/body
   // True when bytes of an unfinished request have been consumed (so a

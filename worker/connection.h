@@ -23,6 +23,10 @@ struct ResponseSlot {
   bool ready = false;
   bool keep_alive = true;  // the connection stays open after this response
   bool head_only = false;  // HEAD request: head without body bytes
+  bool retried = false;    // sent again after its service process died
+  // The request's ring record, kept while request_id != 0 for a request
+  // that may be sent twice (is_retryable); empty otherwise.
+  std::string retry_record;
 };
 
 // The responses owed on one connection, oldest first. Each slot is its own

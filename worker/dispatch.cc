@@ -1,4 +1,4 @@
-// Shortest-queue choice (see dispatch.h).
+// Shortest-queue choice and recovery after a death (see dispatch.h).
 #include "worker/dispatch.h"
 
 namespace ringhttpd::worker {
@@ -13,6 +13,16 @@ int choose_service(std::span<const uint64_t> inflight, std::span<const uint8_t> 
     if (best < 0 || inflight[i] < inflight[static_cast<size_t>(best)]) best = static_cast<int>(i);
   }
   return best;
+}
+
+Recovery recover(bool taken, bool retryable, bool already_retried, bool sibling_ready) {
+  if (taken && (!retryable || already_retried)) return Recovery::bad_gateway;
+  if (!sibling_ready) return Recovery::unavailable;
+  return taken ? Recovery::retry : Recovery::move;
+}
+
+bool is_retryable(std::string_view method, bool has_body) {
+  return !has_body && (method == "GET" || method == "HEAD" || method == "OPTIONS");
 }
 
 }  // namespace ringhttpd::worker

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -45,7 +46,16 @@ class Handler {
   virtual void handle(ServiceRequest request, std::unique_ptr<Responder> responder) = 0;
 };
 
-// The one visible list of handler types (config "services[i].type").
+// The one visible list of handler types (config "services[i].type"): the
+// built-in ones in worker/handlers/registry.cc, plus any a program adds with
+// add_handler_type() before it reads a config (the test build adds handlers
+// that hang or crash on purpose; the shipped binary adds none).
+using HandlerFactory = std::unique_ptr<Handler> (*)(const ServiceSettings&,
+                                                    const ServiceIdentity&);
+void add_handler_type(std::string_view name, HandlerFactory factory);
+// The names, in registration order (the config loader validates against it).
+std::span<const std::string_view> handler_type_names();
+// A handler of `settings.type`, or nullptr for an unknown type.
 std::unique_ptr<Handler> make_handler(const ServiceSettings& settings,
                                       const ServiceIdentity& identity);
 

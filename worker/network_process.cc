@@ -36,11 +36,23 @@ constexpr int kAcceptsPerWake = 2;
 constexpr int kMaxIov = 64;
 constexpr int64_t kLingerMs = 2000;      // lingering close: discard input at most this long
 constexpr int64_t kTrimAfterMs = 200;    // idle this long: give back per-request memory
-constexpr int64_t kStopGraceMs = 10000;  // the supervisor waits a little longer
+// Stopping: an idle keep-alive connection quiet this long is closed.
+constexpr int64_t kStopIdleMs = 1000;
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 std::atomic_ref<uint64_t> inflight_of(shm::ProcessSlot& slot) {
   return std::atomic_ref<uint64_t>(slot.inflight);
+}
+
+bool slot_ready(shm::ProcessSlot& slot) {
+  return std::atomic_ref<shm::ProcessState>(slot.state).load(std::memory_order_acquire) ==
+         shm::ProcessState::ready;
+}
+
+// Bytes the client sent that are not read yet.
+bool input_waiting(const Connection& c) {
+  char byte;
+  return ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 }  // namespace
@@ -93,7 +105,9 @@ int NetworkProcess::run() {
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
     resume_accepting();
     flush_rings();  // last: anything above may have published requests
-    if (stopping_ && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
+    if ((stopping_ || draining_) && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) {
+      stop_now_ = true;
+    }
   }
   return 0;
 }
@@ -124,7 +138,7 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
     case TokenKind::wake:
       return;  // the rings are read every iteration anyway
     case TokenKind::listener:
-      if (id < listeners_.size() && !stopping_) accept_all(listeners_[id].get());
+      if (id < listeners_.size() && !stopping_ && !draining_) accept_all(listeners_[id].get());
       return;
     case TokenKind::connection: {
       auto it = connections_.find(id);
@@ -147,56 +161,158 @@ void NetworkProcess::handle_signal() {
 }
 
 void NetworkProcess::handle_control() {
-  proto::ControlMessage msg{};
-  std::vector<proto::UniqueFd> fds;
-  std::string err;
-  switch (proto::recv_control(env_.control_fd, msg, fds, err)) {
-    case proto::RecvStatus::again:
-      return;
-    case proto::RecvStatus::closed:
-      supervisor_lost(env_);
-      stop_now_ = true;
-      return;
-    case proto::RecvStatus::error:
-      log_error(err);
-      return;
-    case proto::RecvStatus::ok:
-      break;
-  }
-  if (msg.type == proto::ControlType::listeners) {
-    for (auto& fd : fds) {
-      const uint64_t token = make_token(TokenKind::listener, listeners_.size());
-      if (std::string e = loop_.add(fd.get(), EPOLLIN | EPOLLEXCLUSIVE, token); !e.empty()) {
-        log_error(e);
-        continue;
-      }
-      listeners_.push_back(std::move(fd));
+  for (;;) {
+    proto::ControlMessage msg{};
+    std::vector<proto::UniqueFd> fds;
+    std::string err, payload;
+    switch (proto::recv_control(env_.control_fd, msg, fds, err, &payload)) {
+      case proto::RecvStatus::again:
+        return;
+      case proto::RecvStatus::closed:
+        supervisor_lost(env_);
+        stop_now_ = true;
+        return;
+      case proto::RecvStatus::error:
+        log_error(err);
+        return;
+      case proto::RecvStatus::ok:
+        handle_control_message(msg, fds, payload);
+        break;
     }
-  } else if (msg.type == proto::ControlType::stop) {
-    if (msg.arg == 0) stop_now_ = true;
-    begin_stop();
+    // Descriptors that came with any other message close here, unused.
   }
-  // Descriptors that came with any other message close here, unused.
 }
 
+void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
+                                            std::vector<proto::UniqueFd>& fds,
+                                            std::string& payload) {
+  switch (msg.type) {
+    case proto::ControlType::listeners:
+      return add_listeners(fds);
+    case proto::ControlType::stop:
+      if (msg.arg == 0) stop_now_ = true;
+      return begin_stop();
+    case proto::ControlType::peer_gone:
+      return on_service_gone(msg.arg);
+    case proto::ControlType::drain:
+      return begin_drain();
+    case proto::ControlType::adopt:
+      if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload));
+      log_error("adopt message without exactly one descriptor; ignored");
+      return;
+    default:
+      log_warn("unexpected control message " + std::to_string(static_cast<uint32_t>(msg.type)));
+  }
+}
+
+void NetworkProcess::add_listeners(std::vector<proto::UniqueFd>& fds) {
+  if (stopping_ || draining_) return;  // closed here, unused
+  for (auto& fd : fds) {
+    const uint64_t token = make_token(TokenKind::listener, listeners_.size());
+    if (std::string e = loop_.add(fd.get(), EPOLLIN | EPOLLEXCLUSIVE, token); !e.empty()) {
+      log_error(e);
+      continue;
+    }
+    listeners_.push_back(std::move(fd));
+  }
+}
+
+// Graceful stop: no new connections; every response not yet formatted says
+// "Connection: close" and ends its connection; a connection whose answer
+// was already formatted with keep-alive stays open for the client's next
+// request, which is answered with close. Idle connections are closed once
+// quiet (see sweep_connection), never under a request that is arriving.
 void NetworkProcess::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
-  stop_deadline_ms_ = monotonic_ms() + kStopGraceMs;
+  stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
   for (auto& fd : listeners_) loop_.remove(fd.get());
   listeners_.clear();
-  // A request being received may still complete (parse() ends the
-  // connection after it); nothing new is read on the others.
-  std::vector<Connection*> idle;
   for (auto& [id, c] : connections_) {
-    if (!c->parser.mid_request()) c->no_more_requests = true;
-    if (c->slots.empty() && !c->parser.mid_request()) idle.push_back(c.get());
+    if (c->slots.empty() || c->lingering) continue;
+    ResponseSlot& last = c->slots.back();
+    if (!last.ready || last.request_id != 0) {
+      last.keep_alive = false;
+      c->no_more_requests = true;
+    }
   }
-  for (Connection* c : idle) close_connection(*c);
+}
+
+// Reload: the next generation is serving. Stop accepting, and hand every
+// connection over between two requests: at once when it is idle, otherwise
+// when its last response is written (reading stops after the request being
+// received, see parse()).
+void NetworkProcess::begin_drain() {
+  if (draining_ || stopping_) return;
+  draining_ = true;
+  stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
+  for (auto& fd : listeners_) loop_.remove(fd.get());
+  listeners_.clear();
+  std::vector<Connection*> ready;
+  for (auto& [id, c] : connections_) {
+    if (at_boundary(*c)) ready.push_back(c.get());
+  }
+  for (Connection* c : ready) hand_over(*c);
+}
+
+// Between two requests: nothing owed, nothing half parsed, still open both ways.
+bool NetworkProcess::at_boundary(const Connection& c) const {
+  return c.slots.empty() && !c.parser.mid_request() && !c.lingering && !c.no_more_requests &&
+         !c.peer_closed;
+}
+
+// Passes the socket and the bytes read but not parsed to the supervisor,
+// which gives them to a network process of the next generation. The socket
+// leaves this epoll set explicitly: the open socket lives on elsewhere, so
+// closing this descriptor alone would not remove it.
+void NetworkProcess::hand_over(Connection& c) {
+  if (c.stash.size() > proto::kMaxControlPayload) {
+    log_warn("a connection with more than 64 KiB unparsed cannot be handed over; closed");
+    return close_connection(c);
+  }
+  loop_.remove(c.fd.get());
+  const std::string err = proto::send_control(env_.control_fd, {proto::ControlType::handoff, 0},
+                                              {c.fd.get()}, c.stash);
+  if (!err.empty()) log_error("handoff: " + err);
+  close_connection(c);
+}
+
+// A connection handed over by a network process of the previous generation:
+// continue it as if it had been accepted here, starting with the bytes the
+// other process read and did not parse.
+void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes) {
+  if (stopping_) return;  // closed: the server is going away
+  Connection* c = add_connection(std::move(fd));
+  if (c == nullptr) return;
+  if (draining_) {  // this generation is being replaced too: pass it on
+    c->stash = std::move(bytes);
+    return hand_over(*c);
+  }
+  c->readable = true;
+  const uint64_t id = c->id;
+  if (!bytes.empty()) parse(*c, bytes);
+  if (connections_.count(id) != 0 && c->readable && !c->read_paused) read_from(*c);
+  if (connections_.count(id) != 0) dirty_.push_back(id);
+}
+
+Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
+  const int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const uint64_t id = next_connection_id_++;
+  if (std::string e = loop_.add(fd.get(), kConnectionEvents, make_token(TokenKind::connection, id));
+      !e.empty()) {
+    log_error(e);
+    return nullptr;
+  }
+  auto c = std::make_unique<Connection>(id, std::move(fd), limits_);
+  c->last_active_ms = now_ms_;
+  Connection* raw = c.get();
+  connections_.emplace(id, std::move(c));
+  return raw;
 }
 
 void NetworkProcess::accept_all(int listener) {
-  for (int i = 0; i < kAcceptsPerWake && !stopping_; ++i) {
+  for (int i = 0; i < kAcceptsPerWake && !stopping_ && !draining_; ++i) {
     int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EMFILE || errno == ENFILE) pause_accepting();
@@ -207,13 +323,7 @@ void NetworkProcess::accept_all(int listener) {
       refuse(fd);
       continue;  // closes it
     }
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    const uint64_t id = next_connection_id_++;
-    if (!loop_.add(fd, kConnectionEvents, make_token(TokenKind::connection, id)).empty()) continue;
-    auto c = std::make_unique<Connection>(id, std::move(owned), limits_);
-    c->last_active_ms = now_ms_;
-    connections_.emplace(id, std::move(c));
+    add_connection(std::move(owned));
   }
 }
 
@@ -289,23 +399,29 @@ void NetworkProcess::read_from(Connection& c) {
 // the rest of the bytes read: one read of tiny pipelined requests cannot
 // queue thousands of requests at once (and fill a service's ring that every
 // other connection shares).
+//
+// While draining for a reload, only the request already begun is parsed
+// (up to its last byte); what follows it is kept, unparsed, for the process
+// the connection is handed to.
 void NetworkProcess::parse(Connection& c, std::string_view data) {
   while (!data.empty() && !c.no_more_requests) {
-    if (over_budget(c, 1)) {
+    if (over_budget(c, 1) || (draining_ && !c.parser.mid_request())) {
       c.stash.append(data);
       c.read_paused = true;
       return;
     }
     const size_t n = std::min(data.size(), kParseSlice);
-    parse_slice(c, data.substr(0, n));
-    data.remove_prefix(n);
+    data.remove_prefix(parse_slice(c, data.substr(0, n)));
   }
 }
 
-void NetworkProcess::parse_slice(Connection& c, std::string_view data) {
+// Returns the bytes used: all of them, or (draining) up to the end of the
+// request that completed.
+size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
   const bool was_mid = c.parser.mid_request();
   parsed_.clear();
-  const bool ok = c.parser.feed(data, parsed_);
+  size_t used = data.size();
+  const bool ok = draining_ ? c.parser.feed_one(data, parsed_, used) : c.parser.feed(data, parsed_);
   for (proto::HttpRequest& req : parsed_) {
     c.continue_sent = false;
     add_response(c, req);
@@ -314,16 +430,17 @@ void NetworkProcess::parse_slice(Connection& c, std::string_view data) {
       break;  // bytes after a "Connection: close" request are ignored
     }
   }
-  if (c.no_more_requests) return;
+  if (c.no_more_requests) return data.size();
   if (!ok) {
     answer_error(c.slots.emplace_back(), c.parser.error_status(), false);
     c.no_more_requests = true;
-    return;
+    return data.size();
   }
   if (c.parser.mid_request() && (!was_mid || !parsed_.empty())) {
     c.request_start_ms = now_ms_;
   }
   maybe_send_continue(c);
+  return used;
 }
 
 // "100 Continue" goes into the ordered output like any response: after the
@@ -370,36 +487,167 @@ void NetworkProcess::answer_error(ResponseSlot& slot, int status, bool keep_aliv
 void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
                               const RouteSettings& route) {
   const ServicePool& pool = env_.pools[static_cast<size_t>(route.service_index)];
-  inflight_scratch_.assign(pool.count, 0);
-  available_scratch_.assign(pool.count, 1);
   const uint32_t n_network = env_.segment->header().n_network;
-  for (uint32_t k = 0; k < pool.count; ++k) {
-    inflight_scratch_[k] =
-        inflight_of(env_.segment->slot(n_network + pool.first + k)).load(std::memory_order_relaxed);
-  }
-  const uint32_t start = round_robin_++;
+  available_scratch_.assign(pool.count, 1);
   for (uint32_t attempt = 0; attempt < pool.count; ++attempt) {
-    const int k = choose_service(inflight_scratch_, available_scratch_, start);
-    if (k < 0) break;
-    const uint32_t s = pool.first + static_cast<uint32_t>(k);
-    shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
-    const uint64_t id =
-        (uint64_t{service_slot.incarnation} << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
+    const int chosen = pick_service(pool, -1);
+    if (chosen < 0) break;
+    const uint32_t s = static_cast<uint32_t>(chosen);
+    const uint64_t id = next_id(s);
     // Counted before the push: the service may answer (and count down)
     // before this process runs again.
+    shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
     inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
     if (send_request(s, id, req)) {
-      slot.request_id = id;
-      slot.service = s;
-      slot.deadline_ms =
-          now_ms_ + env_.services[static_cast<size_t>(route.service_index)].timeout_ms;
-      pending_.emplace(id, Pending{c.id, &slot});
+      if (is_retryable(req.method, !req.body.empty())) slot.retry_record = encode_scratch_;
+      track(slot, c.id, s, id);
       return;
     }
     inflight_of(service_slot).fetch_sub(1, std::memory_order_relaxed);
-    available_scratch_[static_cast<size_t>(k)] = 0;
+    available_scratch_[s - pool.first] = 0;
   }
   answer_error(slot, 503, slot.keep_alive, "Retry-After: 1\r\n");
+}
+
+// Passes over processes that are not ready (starting, or dead and not yet
+// replaced) and those already found full (available_scratch_).
+int NetworkProcess::pick_service(const ServicePool& pool, int exclude) {
+  const uint32_t n_network = env_.segment->header().n_network;
+  inflight_scratch_.assign(pool.count, 0);
+  if (available_scratch_.size() != pool.count) available_scratch_.assign(pool.count, 1);
+  for (uint32_t k = 0; k < pool.count; ++k) {
+    shm::ProcessSlot& slot = env_.segment->slot(n_network + pool.first + k);
+    if (!slot_ready(slot) || static_cast<int>(pool.first + k) == exclude) {
+      available_scratch_[k] = 0;
+      continue;
+    }
+    inflight_scratch_[k] = inflight_of(slot).load(std::memory_order_relaxed);
+  }
+  const int k = choose_service(inflight_scratch_, available_scratch_, round_robin_++);
+  return k < 0 ? -1 : static_cast<int>(pool.first) + k;
+}
+
+// Request ids carry the incarnation of the process they were sent to, so an
+// answer can never be taken for one sent to an earlier process of the slot.
+uint64_t NetworkProcess::next_id(uint32_t service) {
+  const uint32_t n_network = env_.segment->header().n_network;
+  const uint64_t incarnation = env_.segment->slot(n_network + service).incarnation;
+  return (incarnation << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
+}
+
+void NetworkProcess::track(ResponseSlot& slot, uint64_t connection, uint32_t service, uint64_t id) {
+  const uint32_t n_network = env_.segment->header().n_network;
+  const ServiceSettings& settings = env_.services[service_of(service)];
+  slot.request_id = id;
+  slot.service = service;
+  slot.deadline_ms = now_ms_ + settings.timeout_ms;
+  const uint32_t incarnation = env_.segment->slot(n_network + service).incarnation;
+  pending_[id] = Pending{connection, &slot, service, incarnation, now_ms_ + settings.kill_after_ms};
+}
+
+size_t NetworkProcess::service_of(uint32_t service_proc) const {
+  for (size_t i = 0; i < env_.pools.size(); ++i) {
+    const ServicePool& p = env_.pools[i];
+    if (service_proc >= p.first && service_proc < p.first + p.count) return i;
+  }
+  return 0;  // unreachable: every service process belongs to a pool
+}
+
+// ---- a service process died --------------------------------------------
+
+// Service process at scoreboard `slot` died (the supervisor says so and
+// waits for peer_released before starting its replacement). Its finished
+// answers are taken first; then every request that was on it is settled
+// (dispatch.h: recover), and both rings are emptied for the replacement.
+void NetworkProcess::on_service_gone(uint32_t slot) {
+  const uint32_t n_network = env_.segment->header().n_network;
+  if (slot < n_network || slot - n_network >= requests_.size()) {
+    log_error("peer_gone for slot " + std::to_string(slot) + ", not a service process; ignored");
+    return;
+  }
+  const uint32_t s = slot - n_network;
+  drain_ring(s);
+  const std::vector<HeldRecord> untaken = take_untaken(s);
+  responses_[s].reset();
+  std::vector<std::pair<uint64_t, Pending>> owed;
+  for (const auto& [id, p] : pending_) {
+    if (p.service == s) owed.emplace_back(id, p);
+  }
+  for (const auto& [id, p] : owed) pending_.erase(id);
+  for (const auto& [id, p] : owed) recover_request(id, p, untaken);
+  const std::string err =
+      proto::send_control(env_.control_fd, {proto::ControlType::peer_released, slot});
+  if (!err.empty()) log_error(err);
+}
+
+// The records of requests the dead process never read: those still in its
+// request ring (read here as its consumer would), then those queued behind
+// them in this process. The ring is left empty.
+std::vector<NetworkProcess::HeldRecord> NetworkProcess::take_untaken(uint32_t s) {
+  std::vector<HeldRecord> held;
+  shm::Ring reader = env_.segment->ring(env_.index, s, shm::Direction::request);
+  shm::RecordView rec;
+  while (reader.peek(rec)) {
+    held.push_back(HeldRecord{rec.type, rec.flags, rec.id, std::string(rec.payload)});
+    reader.pop();
+  }
+  for (RingWriter::Queued& q : requests_[s].reset()) {
+    held.push_back(HeldRecord{q.type, q.flags, q.id, std::move(q.payload)});
+  }
+  return held;
+}
+
+void NetworkProcess::recover_request(uint64_t id, Pending p,
+                                     const std::vector<HeldRecord>& untaken) {
+  if (p.slot == nullptr) return;  // answered 504 already, or its connection is gone
+  ResponseSlot& slot = *p.slot;
+  slot.data.clear();  // a response cut short by the death
+  slot.request_id = 0;
+  const bool taken = std::none_of(untaken.begin(), untaken.end(), [&](const HeldRecord& r) {
+    return r.id == id && r.type == proto::kRequestHead;
+  });
+  const ServicePool& pool = env_.pools[service_of(p.service)];
+  available_scratch_.assign(pool.count, 1);
+  const int sibling = pick_service(pool, static_cast<int>(p.service));
+  const Recovery what =
+      recover(taken, !slot.retry_record.empty(), slot.retried, sibling >= 0);
+  bool sent = false;
+  if (what == Recovery::move) {
+    sent = resend(slot, p.connection, static_cast<uint32_t>(sibling), untaken, id);
+  } else if (what == Recovery::retry) {
+    const std::vector<HeldRecord> again{
+        HeldRecord{proto::kRequestHead, proto::kRecordEnd, id, slot.retry_record}};
+    sent = resend(slot, p.connection, static_cast<uint32_t>(sibling), again, id);
+  }
+  if (!sent) {
+    slot.retry_record.clear();
+    if (what == Recovery::unavailable) {
+      answer_error(slot, 503, slot.keep_alive, "Retry-After: 1\r\n");
+    } else {
+      answer_error(slot, 502, slot.keep_alive);
+    }
+  }
+  dirty_.push_back(p.connection);
+}
+
+// Sends request `old_id`'s records to service process `to` under a new id.
+// Queued when its ring is full: the request was accepted already, and the
+// queue drains as the sibling reads.
+bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to,
+                            const std::vector<HeldRecord>& records, uint64_t old_id) {
+  const uint64_t id = next_id(to);
+  bool any = false;
+  for (const HeldRecord& r : records) {
+    if (r.id != old_id) continue;
+    requests_[to].push_or_queue(r.type, r.flags, id, r.payload);
+    any = true;
+  }
+  if (!any) return false;
+  const uint32_t n_network = env_.segment->header().n_network;
+  inflight_of(env_.segment->slot(n_network + to)).fetch_add(1, std::memory_order_relaxed);
+  slot.retried = true;
+  track(slot, connection, to, id);
+  return true;
 }
 
 bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req) {
@@ -424,24 +672,31 @@ bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::Ht
 }
 
 void NetworkProcess::drain_responses() {
-  for (uint32_t s = 0; s < responses_.size(); ++s) {
-    shm::Ring& ring = responses_[s];
-    shm::RecordView rec;
-    bool any = false;
-    while (ring.peek(rec)) {
-      on_response_record(rec);
-      ring.pop();
-      any = true;
-    }
-    if (any && ring.producer_needs_wake()) {
-      wake(env_.wake_fds[env_.segment->header().n_network + s]);
-    }
+  for (uint32_t s = 0; s < responses_.size(); ++s) drain_ring(s);
+}
+
+void NetworkProcess::drain_ring(uint32_t s) {
+  shm::Ring& ring = responses_[s];
+  shm::RecordView rec;
+  bool any = false;
+  while (ring.peek(rec)) {
+    on_response_record(s, rec);
+    ring.pop();
+    any = true;
+  }
+  if (any && ring.producer_needs_wake()) {
+    wake(env_.wake_fds[env_.segment->header().n_network + s]);
   }
 }
 
-void NetworkProcess::on_response_record(const shm::RecordView& rec) {
+void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView& rec) {
   auto it = pending_.find(rec.id);
-  if (it == pending_.end()) return;  // timed out or its connection closed
+  // Unknown (its connection closed), or not this process's to answer.
+  if (it == pending_.end() || it->second.service != service) return;
+  if (it->second.slot == nullptr) {  // answered 504 already; the late answer is dropped
+    if (rec.flags & proto::kRecordEnd) pending_.erase(it);
+    return;
+  }
   ResponseSlot& slot = *it->second.slot;
   std::string_view body = rec.payload;
   if (rec.type == proto::kResponseHead) {
@@ -467,6 +722,7 @@ void NetworkProcess::on_response_record(const shm::RecordView& rec) {
   if (rec.flags & proto::kRecordEnd) {
     slot.ready = true;
     slot.request_id = 0;
+    slot.retry_record.clear();
     dirty_.push_back(it->second.connection);
     pending_.erase(it);
   }
@@ -499,8 +755,11 @@ void NetworkProcess::write_to(Connection& c) {
   do {
     if (!write_ready(c)) return;  // would block, or the connection ended
   } while (resume_reading(c) && connections_.count(id) != 0 && !c.lingering);
-  if (connections_.count(id) != 0 && !c.lingering && c.slots.empty() && c.no_more_requests) {
+  if (connections_.count(id) == 0 || c.lingering || !c.slots.empty()) return;
+  if (c.no_more_requests) {
     end_connection(c);
+  } else if (draining_ && at_boundary(c)) {
+    hand_over(c);
   }
 }
 
@@ -550,7 +809,8 @@ bool NetworkProcess::write_ready(Connection& c) {
 // A paused connection whose queue has drained to half reads again. True
 // when that happened (the caller writes again; the connection may be gone).
 bool NetworkProcess::resume_reading(Connection& c) {
-  if (!c.read_paused || over_budget(c, 2)) return false;
+  // Draining: the stash is for the process the connection goes to.
+  if (!c.read_paused || over_budget(c, 2) || draining_) return false;
   c.read_paused = false;
   if (!c.stash.empty()) {
     const std::string stash = std::move(c.stash);
@@ -570,10 +830,11 @@ bool NetworkProcess::resume_reading(Connection& c) {
 // input until EOF or kLingerMs, so the kernel does not answer unread bytes
 // with a reset that could destroy the response still in flight.
 void NetworkProcess::end_connection(Connection& c) {
-  if (c.peer_closed || stopping_) return close_connection(c);
+  if (c.peer_closed) return close_connection(c);
   ::shutdown(c.fd.get(), SHUT_WR);
   c.lingering = true;
   c.linger_until_ms = now_ms_ + kLingerMs;
+  if (stopping_) c.linger_until_ms = std::min(c.linger_until_ms, stop_deadline_ms_);
   c.readable = true;
   linger(c);
 }
@@ -593,14 +854,40 @@ void NetworkProcess::linger(Connection& c) {
 
 void NetworkProcess::close_connection(Connection& c) {
   for (size_t i = 0; i < c.slots.size(); ++i) {
-    if (c.slots[i].request_id != 0) pending_.erase(c.slots[i].request_id);
+    if (c.slots[i].request_id != 0) forget(c.slots[i].request_id);
   }
   const uint64_t id = c.id;
   connections_.erase(id);  // closes the socket, which leaves the epoll set
 }
 
+// The slot no longer waits for the answer (closed, or 504). The entry stays
+// without a slot so that kill_after_ms is still watched.
+void NetworkProcess::forget(uint64_t id) {
+  auto it = pending_.find(id);
+  if (it != pending_.end()) it->second.slot = nullptr;
+}
+
+// A request held past kill_after_ms: the supervisor replaces that process
+// (once per process incarnation; the rest of its entries go with it).
+void NetworkProcess::watch_overdue(int64_t now) {
+  const uint32_t n_network = env_.segment->header().n_network;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const Pending& p = it->second;
+    if (p.slot != nullptr || now < p.kill_at_ms) {
+      ++it;
+      continue;
+    }
+    if (env_.segment->slot(n_network + p.service).incarnation == p.incarnation) {
+      proto::send_control(env_.control_fd,
+                          {proto::ControlType::overdue, n_network + p.service, p.incarnation});
+    }
+    it = pending_.erase(it);
+  }
+}
+
 void NetworkProcess::sweep(int64_t now) {
   next_sweep_ms_ = now + 250;
+  watch_overdue(now);
   std::vector<Connection*> expired;
   for (auto& [id, c] : connections_) {
     expire_service_requests(*c, now);
@@ -614,8 +901,9 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
   for (size_t i = 0; i < c.slots.size(); ++i) {
     ResponseSlot& slot = c.slots[i];
     if (slot.request_id == 0 || now < slot.deadline_ms) continue;
-    pending_.erase(slot.request_id);
+    forget(slot.request_id);
     slot.request_id = 0;
+    slot.retry_record.clear();
     answer_error(slot, 504, slot.keep_alive);
     dirty_.push_back(c.id);
   }
@@ -641,6 +929,9 @@ bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
   }
   if (c.slots.empty()) {  // idle keep-alive connection
     if (quiet >= env_.network.keepalive_timeout_ms) return false;
+    // Stopping: an idle client is closed once it has been quiet a while and
+    // nothing it sent waits unread, so the close does not cross a request.
+    if (stopping_ && quiet >= kStopIdleMs && !input_waiting(c)) return false;
     if (quiet >= kTrimAfterMs) {
       c.parser.release_if_idle();  // an idle connection keeps no parser
       c.slots.trim();              // and no response queue

@@ -4,6 +4,13 @@
 // rings to the least busy service process of the route's pool, collects
 // their responses, and writes everything back in request order with writev.
 //
+// A service process that dies is settled here (peer_gone): requests it never
+// took move to a sibling, safe ones it took are retried once, the rest get
+// 502; the rings are emptied for its replacement. On reload (drain) every
+// connection is handed, between two requests, to the next generation through
+// the supervisor; a graceful stop instead tells every client
+// "Connection: close" and waits for the connections to end.
+//
 // One loop iteration: wait (epoll) -> handle events -> read all response
 // rings -> flush queued ring records -> wake each consumer that sleeps, once
 // -> write to connections that got responses -> (every 250 ms) timeouts.
@@ -16,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proto/control.h"
 #include "proto/ring_codec.h"
 #include "proto/unique_fd.h"
 #include "worker/connection.h"
@@ -34,21 +42,30 @@ class NetworkProcess {
   int run();
 
  private:
+  // A request a service process owes an answer to. After a 504 the entry
+  // stays, without a slot, until the answer comes or kill_after passes (then
+  // the supervisor is told to replace the process).
   struct Pending {
     uint64_t connection;
-    ResponseSlot* slot;
+    ResponseSlot* slot;  // nullptr once answered 504
+    uint32_t service;
+    uint32_t incarnation;
+    int64_t kill_at_ms;
   };
 
   bool start();
   void handle_event(const epoll_event& ev);
   void handle_signal();
   void handle_control();
+  void handle_control_message(const proto::ControlMessage& msg, std::vector<proto::UniqueFd>& fds,
+                              std::string& payload);
+  void add_listeners(std::vector<proto::UniqueFd>& fds);
   void accept_all(int listener);
   void refuse(int fd);
   static bool over_budget(Connection& c, size_t divisor);
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
-  void parse_slice(Connection& c, std::string_view data);
+  size_t parse_slice(Connection& c, std::string_view data);
   void pause_accepting();
   void resume_accepting();
   void add_response(Connection& c, proto::HttpRequest& req);
@@ -56,12 +73,41 @@ class NetworkProcess {
   void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
                 const RouteSettings& route);
   bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req);
+  // The ready service process of `pool` with the shortest queue, other than
+  // `exclude`, or -1.
+  int pick_service(const ServicePool& pool, int exclude);
+  void track(ResponseSlot& slot, uint64_t connection, uint32_t service, uint64_t id);
+  uint64_t next_id(uint32_t service);
+
+  // ---- a service process died (peer_gone) ----
+  struct HeldRecord {
+    uint16_t type;
+    uint16_t flags;
+    uint64_t id;
+    std::string payload;
+  };
+  void on_service_gone(uint32_t slot);
+  std::vector<HeldRecord> take_untaken(uint32_t service);
+  void recover_request(uint64_t id, Pending pending, const std::vector<HeldRecord>& untaken);
+  bool resend(ResponseSlot& slot, uint64_t connection, uint32_t from,
+              const std::vector<HeldRecord>& records, uint64_t old_id);
+  void drain_ring(uint32_t service);
+
+  // ---- reload: hand connections over; take them over ----
+  void begin_drain();
+  bool at_boundary(const Connection& c) const;
+  void hand_over(Connection& c);
+  void adopt(proto::UniqueFd fd, std::string bytes);
+  Connection* add_connection(proto::UniqueFd fd);
+  void watch_overdue(int64_t now);
   void answer_error(ResponseSlot& slot, int status, bool keep_alive,
                     std::string_view extra_headers = {});
   void maybe_send_continue(Connection& c);
 
   void drain_responses();
-  void on_response_record(const shm::RecordView& rec);
+  void forget(uint64_t id);
+  void on_response_record(uint32_t service, const shm::RecordView& rec);
+  size_t service_of(uint32_t service_proc) const;
   void flush_rings();
   void write_dirty();
   void write_to(Connection& c);
@@ -105,6 +151,7 @@ class NetworkProcess {
   int64_t next_sweep_ms_ = 0;
   int64_t stop_deadline_ms_ = 0;
   bool stopping_ = false;
+  bool draining_ = false;  // reload: connections go to the next generation
   bool stop_now_ = false;
 };
 

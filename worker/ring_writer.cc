@@ -30,6 +30,14 @@ bool RingWriter::flush() {
   }
 }
 
+std::deque<RingWriter::Queued> RingWriter::reset() {
+  std::deque<Queued> queued;
+  queued.swap(queue_);
+  published_ = false;
+  ring_.reset();
+  return queued;
+}
+
 bool RingWriter::take_wake() {
   if (!published_) return false;
   published_ = false;

@@ -44,13 +44,17 @@ class RingWriter {
 
   shm::Ring& ring() { return ring_; }
 
- private:
   struct Queued {
     uint16_t type;
     uint16_t flags;
     uint64_t id;
     std::string payload;
   };
+  // The peer is gone: hands back the records still queued (oldest first),
+  // and empties the ring. Only while the peer has no process.
+  std::deque<Queued> reset();
+
+ private:
   shm::Ring ring_;
   std::deque<Queued> queue_;
   uint64_t max_payload_ = 65536;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include "proto/control.h"
 #include "proto/ring_codec.h"
@@ -20,8 +21,8 @@ constexpr int kMaxEvents = 16;
 // Answers through the ring the request came from; 500 if dropped unanswered.
 class RingResponder : public Responder {
  public:
-  RingResponder(ServiceProcess& owner, uint32_t network, uint64_t id)
-      : owner_(owner), network_(network), id_(id) {}
+  RingResponder(ServiceProcess& owner, uint32_t network, uint64_t epoch, uint64_t id)
+      : owner_(owner), network_(network), epoch_(epoch), id_(id) {}
   ~RingResponder() override {
     if (!done_) {
       proto::HttpResponse failed;
@@ -33,12 +34,13 @@ class RingResponder : public Responder {
   void respond(proto::HttpResponse response) override {
     if (done_) return;
     done_ = true;
-    owner_.send_response(network_, id_, std::move(response));
+    owner_.send_response(network_, epoch_, id_, std::move(response));
   }
 
  private:
   ServiceProcess& owner_;
   uint32_t network_;
+  uint64_t epoch_;
   uint64_t id_;
   bool done_ = false;
 };
@@ -54,6 +56,7 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
     responses_.push_back(writer);
   }
   partial_.resize(n_network);
+  epochs_.assign(n_network, 0);
 }
 
 ServiceProcess::~ServiceProcess() = default;
@@ -99,25 +102,72 @@ void ServiceProcess::handle_event(const epoll_event& ev) {
         stop_ = true;
       }
       return;
-    case TokenKind::control: {
-      proto::ControlMessage msg{};
-      std::vector<proto::UniqueFd> fds;
-      std::string err;
-      const proto::RecvStatus st = proto::recv_control(env_.control_fd, msg, fds, err);
-      if (st == proto::RecvStatus::closed) {
-        supervisor_lost(env_);
-        stop_ = true;
-      } else if (st == proto::RecvStatus::error) {
-        log_error(err);
-      } else if (st == proto::RecvStatus::ok && msg.type == proto::ControlType::stop) {
-        stop_ = true;
-      }
-      return;
-    }
+    case TokenKind::control:
+      return handle_control();
     case TokenKind::wake:
       return;  // the rings are read every iteration anyway
     default:
       return;
+  }
+}
+
+void ServiceProcess::handle_control() {
+  for (;;) {
+    proto::ControlMessage msg{};
+    std::vector<proto::UniqueFd> fds;
+    std::string err;
+    const proto::RecvStatus st = proto::recv_control(env_.control_fd, msg, fds, err);
+    if (st == proto::RecvStatus::again) return;
+    if (st == proto::RecvStatus::closed) {
+      supervisor_lost(env_);
+      stop_ = true;
+      return;
+    }
+    if (st == proto::RecvStatus::error) return log_error(err);
+    if (msg.type == proto::ControlType::stop) stop_ = true;
+    if (msg.type == proto::ControlType::peer_gone) on_network_gone(msg.arg);
+  }
+}
+
+// Network process `slot` died. What it had sent and this process had not
+// finished will never be answered to anyone: drop it (and its share of the
+// in-flight count), empty both rings, and tell the supervisor, which then
+// starts the replacement on clean rings. Handlers still holding one of its
+// requests answer into the void (the epoch changed).
+void ServiceProcess::on_network_gone(uint32_t slot) {
+  if (slot >= requests_.size()) {
+    log_error("peer_gone for slot " + std::to_string(slot) + ", not a network process; ignored");
+    return;
+  }
+  ++epochs_[slot];
+  uint64_t dropped = partial_[slot].size();
+  partial_[slot].clear();
+  shm::Ring& ring = requests_[slot];
+  shm::RecordView rec;
+  while (ring.peek(rec)) {
+    if (rec.type == proto::kRequestHead) ++dropped;
+    ring.pop();
+  }
+  ring.reset();
+  responses_[slot].reset();
+  count_done(dropped, 0);
+  const std::string err =
+      proto::send_control(env_.control_fd, {proto::ControlType::peer_released, slot});
+  if (!err.empty()) log_error(err);
+}
+
+// In-flight requests finished (answered or dropped), on the scoreboard. A
+// count that would go below zero stops at zero: the counter is shared memory
+// other processes write, not something to trust blindly.
+void ServiceProcess::count_done(uint64_t inflight_delta, uint64_t answered) {
+  shm::ProcessSlot& slot = env_.segment->slot(env_.slot());
+  std::atomic_ref<uint64_t> inflight(slot.inflight);
+  uint64_t now = inflight.load(std::memory_order_relaxed);
+  while (!inflight.compare_exchange_weak(now, now - std::min(now, inflight_delta),
+                                         std::memory_order_relaxed)) {
+  }
+  if (answered != 0) {
+    std::atomic_ref<uint64_t>(slot.requests).fetch_add(answered, std::memory_order_relaxed);
   }
 }
 
@@ -128,8 +178,15 @@ bool ServiceProcess::drain_requests() {
     shm::RecordView rec;
     bool popped = false;
     while (ring.peek(rec)) {
-      on_request_record(n, rec);
+      // The record is copied out and released before the handler runs: a
+      // request this process took is off the ring, so if the handler kills
+      // the process, the network process knows it was taken (see
+      // NetworkProcess::on_service_gone) and never sends it a second time
+      // unless that is safe.
+      std::optional<Assembly> done = on_request_record(n, rec);
+      const uint64_t id = rec.id;
       ring.pop();
+      if (done) complete(n, id, std::move(*done));
       popped = true;
     }
     if (popped && ring.producer_needs_wake()) wake(env_.wake_fds[n]);
@@ -138,7 +195,8 @@ bool ServiceProcess::drain_requests() {
   return any;
 }
 
-void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& rec) {
+std::optional<ServiceProcess::Assembly> ServiceProcess::on_request_record(
+    uint32_t network, const shm::RecordView& rec) {
   auto& partial = partial_[network];
   if (rec.type == proto::kRequestHead) {
     Assembly a;
@@ -146,31 +204,33 @@ void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& 
         proto::decode_request_head(rec.payload, a.request.http, a.request.origin, a.body_length);
     if (used == 0) {
       log_error("malformed request record; answering 500");
-      send_response(network, rec.id, proto::HttpResponse{500, {}, "malformed request record\n"});
-      return;
+      send_response(network, epochs_[network], rec.id,
+                    proto::HttpResponse{500, {}, "malformed request record\n"});
+      return std::nullopt;
     }
     a.request.http.body.reserve(a.body_length);
     a.request.http.body.append(rec.payload.substr(used));
-    if (rec.flags & proto::kRecordEnd) return complete(network, rec.id, std::move(a));
+    if (rec.flags & proto::kRecordEnd) return a;
     partial[rec.id] = std::move(a);
-    return;
+    return std::nullopt;
   }
   auto it = partial.find(rec.id);
-  if (rec.type != proto::kRequestBody || it == partial.end()) return;
+  if (rec.type != proto::kRequestBody || it == partial.end()) return std::nullopt;
   it->second.request.http.body.append(rec.payload);
-  if (rec.flags & proto::kRecordEnd) {
-    Assembly a = std::move(it->second);
-    partial.erase(it);
-    complete(network, rec.id, std::move(a));
-  }
+  if (!(rec.flags & proto::kRecordEnd)) return std::nullopt;
+  Assembly a = std::move(it->second);
+  partial.erase(it);
+  return a;
 }
 
 void ServiceProcess::complete(uint32_t network, uint64_t id, Assembly assembly) {
   handler_->handle(std::move(assembly.request),
-                   std::make_unique<RingResponder>(*this, network, id));
+                   std::make_unique<RingResponder>(*this, network, epochs_[network], id));
 }
 
-void ServiceProcess::send_response(uint32_t network, uint64_t id, proto::HttpResponse response) {
+void ServiceProcess::send_response(uint32_t network, uint64_t epoch, uint64_t id,
+                                   proto::HttpResponse response) {
+  if (epoch != epochs_[network]) return count_done(1, 0);  // its network process died
   RingWriter& writer = responses_[network];
   encode_scratch_.clear();
   proto::encode_response_head(response.status, response.headers, response.body.size(),
@@ -193,9 +253,7 @@ void ServiceProcess::send_response(uint32_t network, uint64_t id, proto::HttpRes
     const bool last = at + piece.size() == body.size();
     writer.push_or_queue(proto::kResponseBody, last ? proto::kRecordEnd : 0, id, piece);
   }
-  shm::ProcessSlot& slot = env_.segment->slot(env_.slot());
-  std::atomic_ref<uint64_t>(slot.inflight).fetch_sub(1, std::memory_order_relaxed);
-  std::atomic_ref<uint64_t>(slot.requests).fetch_add(1, std::memory_order_relaxed);
+  count_done(1, 1);
 }
 
 void ServiceProcess::flush_rings() {

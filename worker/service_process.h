@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,8 +27,11 @@ class ServiceProcess {
   int run();
 
   // Called by a Responder: encodes the response into the ring back to
-  // `network` (queued if the ring is full) and updates the scoreboard.
-  void send_response(uint32_t network, uint64_t id, proto::HttpResponse response);
+  // `network` (queued if the ring is full) and updates the scoreboard. An
+  // answer for a network process that died since (`epoch` is older) is
+  // dropped: its rings now belong to the replacement.
+  void send_response(uint32_t network, uint64_t epoch, uint64_t id,
+                     proto::HttpResponse response);
 
  private:
   struct Assembly {
@@ -37,11 +41,15 @@ class ServiceProcess {
 
   bool start();
   bool drain_requests();
-  void on_request_record(uint32_t network, const shm::RecordView& rec);
+  // Takes one record; returns the request it completed, if any.
+  std::optional<Assembly> on_request_record(uint32_t network, const shm::RecordView& rec);
   void complete(uint32_t network, uint64_t id, Assembly assembly);
   void flush_rings();
   int sleep_timeout();
   void handle_event(const epoll_event& ev);
+  void handle_control();
+  void on_network_gone(uint32_t network);
+  void count_done(uint64_t inflight_delta, uint64_t answered);
 
   WorkerEnv& env_;
   EventLoop loop_;
@@ -50,6 +58,7 @@ class ServiceProcess {
   std::vector<shm::Ring> requests_;                              // per network process
   std::vector<RingWriter> responses_;                            // per network process
   std::vector<std::unordered_map<uint64_t, Assembly>> partial_;  // per network process
+  std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
   std::string encode_scratch_;
   bool stop_ = false;
 };

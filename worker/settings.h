@@ -16,6 +16,7 @@ struct NetworkSettings {
   uint32_t keepalive_timeout_ms = 30000;  // idle keep-alive connection closes after this
   uint32_t request_timeout_ms = 10000;    // whole request must arrive within this
   uint32_t send_timeout_ms = 30000;       // a response making no write progress this long: close
+  uint32_t drain_timeout_ms = 10000;      // stop or reload: connections finish within this
   uint32_t max_header_bytes = 16384;      // request line + header section
   uint32_t max_target_bytes = 8192;       // request-target (414 beyond)
   uint64_t max_body_bytes = 1048576;      // request body limit
@@ -28,6 +29,8 @@ struct ServiceSettings {
   int processes = 1;
   uint64_t ring_bytes = 1048576;  // each direction, per (network, service) pair
   uint32_t timeout_ms = 5000;     // a request not answered in time gets 504
+  uint32_t kill_after_ms = 0;     // a request held this long: the process is replaced
+                                  // (0 in the file = 2 x timeout_ms, resolved by the loader)
 };
 
 // A fixed answer given by the network process itself (route "respond").

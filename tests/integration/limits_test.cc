@@ -1,7 +1,7 @@
 // The real binary under the conditions a production server meets: a stuck
 // service (504), a full ring (503 + Retry-After), slow and idle clients (408,
 // keep-alive timeout), too many connections, a graceful stop with a request
-// in flight, a crashed child, SIGHUP, HEAD and Expect: 100-continue.
+// in flight, HEAD and Expect: 100-continue.
 // A service process is "stuck" by SIGSTOP; every test resumes it or leaves
 // it to the harness, which SIGKILLs everything it started.
 #include <gtest/gtest.h>
@@ -57,10 +57,6 @@ std::string config(const Options& o) {
 const char kGetEcho[] = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n";
 const char kGetHealth[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 
-bool exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
 
 TEST(Limits, StuckServiceGets504AndTheConnectionLivesOn) {
   Options o;
@@ -205,29 +201,6 @@ TEST(Limits, ASecondSignalHurriesAGracefulStop) {
   const int status = server.stop(0, 5s);  // well before the 10 s drain
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << server.log();
   EXPECT_NE(server.log().find("stopping now"), std::string::npos) << server.log();
-}
-
-TEST(Limits, ACrashedChildStopsTheServerCleanly) {
-  Server server(config(Options{}));
-  ASSERT_TRUE(server.ready()) << server.log();
-  const std::string segment = server.segment_path();
-  std::vector<pid_t> kids;
-  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
-  ::kill(server.child("ringhttpd: service app g1 #0"), SIGKILL);
-  const int status = server.stop(0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
-  EXPECT_TRUE(wait_gone(kids, 10s));
-  EXPECT_FALSE(exists(segment));
-}
-
-TEST(Limits, SighupIsLoggedAndServingGoesOn) {
-  Server server(config(Options{}));
-  ASSERT_TRUE(server.ready()) << server.log();
-  ::kill(server.pid(), SIGHUP);
-  ASSERT_TRUE(server.wait_for_log("SIGHUP", 5s));
-  auto r = http_get(server.port(), "/echo");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
 }
 
 long rss_kib(pid_t pid) {

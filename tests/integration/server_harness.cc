@@ -22,9 +22,9 @@
 namespace ringhttpd::testing {
 namespace {
 
-pid_t spawn_binary(const std::vector<std::string>& args, int out_fd) {
+pid_t spawn_binary(const std::vector<std::string>& args, int out_fd, Binary which) {
   std::vector<char*> argv;
-  std::string binary = RINGHTTPD_BINARY;
+  std::string binary = which == Binary::shipped ? RINGHTTPD_BINARY : RINGHTTPD_TEST_BINARY;
   argv.push_back(binary.data());
   std::vector<std::string> copy = args;
   for (std::string& a : copy) argv.push_back(a.data());
@@ -85,10 +85,22 @@ TempFile::TempFile(const std::string& contents) {
 
 TempFile::~TempFile() { ::unlink(path_.c_str()); }
 
-int run_binary(const std::vector<std::string>& args, std::string& output) {
+// Written to a new file renamed over the old one, so a reader never sees
+// half of it.
+void TempFile::write(const std::string& contents) {
+  const std::string tmp = path_ + ".new";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  ssize_t unused = ::write(fd, contents.data(), contents.size());
+  (void)unused;
+  ::close(fd);
+  ::rename(tmp.c_str(), path_.c_str());
+}
+
+int run_binary(const std::vector<std::string>& args, std::string& output, Binary binary) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return -1;
-  const pid_t pid = spawn_binary(args, pipefd[1]);
+  const pid_t pid = spawn_binary(args, pipefd[1], binary);
   ::close(pipefd[1]);
   char buf[4096];
   ssize_t n;
@@ -103,11 +115,11 @@ int run_binary(const std::vector<std::string>& args, std::string& output) {
   return status;
 }
 
-Server::Server(const std::string& config_json) : config_(config_json) {
+Server::Server(const std::string& config_json, Binary binary) : config_(config_json) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return;
-  pid_ = spawn_binary({"serve", "-c", config_.path()}, pipefd[1]);
+  pid_ = spawn_binary({"serve", "-c", config_.path()}, pipefd[1], binary);
   ::close(pipefd[1]);
   reader_ = std::thread([this, fd = pipefd[0]] { drain_output(fd); });
   if (!wait_for_log("ready: listening on ", std::chrono::seconds(20))) return;
@@ -130,7 +142,7 @@ Server::~Server() {
       pids.push_back(p);
     }
     wait_gone(pids, std::chrono::seconds(10));
-    ::unlink(segment_path().c_str());
+    for (const std::string& seg : segments()) ::unlink(seg.c_str());
   }
   if (reader_.joinable()) reader_.join();
 }
@@ -189,6 +201,20 @@ int Server::stop(int sig, std::chrono::milliseconds timeout) {
 std::string Server::segment_path() const {
   return "/dev/shm/ringhttpd." + std::to_string(pid_) + ".g1";
 }
+
+std::vector<std::string> Server::segments() const {
+  std::vector<std::string> out;
+  const std::string prefix = "ringhttpd." + std::to_string(pid_) + ".g";
+  if (DIR* dir = ::opendir("/dev/shm")) {
+    while (dirent* e = ::readdir(dir)) {
+      if (std::string(e->d_name).rfind(prefix, 0) == 0) out.push_back("/dev/shm/" + std::string(e->d_name));
+    }
+    ::closedir(dir);
+  }
+  return out;
+}
+
+void Server::rewrite_config(const std::string& config_json) { config_.write(config_json); }
 
 bool wait_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;

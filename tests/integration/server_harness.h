@@ -19,24 +19,30 @@ namespace ringhttpd::testing {
 
 using Clock = std::chrono::steady_clock;
 
+// Which executable: the shipped one, or the test build's (with the
+// misbehaving handler types of tests/support/test_handlers.h).
+enum class Binary { shipped, with_test_handlers };
+
 // A config file in a temporary directory, removed on destruction.
 class TempFile {
  public:
   explicit TempFile(const std::string& contents);
   ~TempFile();
   const std::string& path() const { return path_; }
+  void write(const std::string& contents);
 
  private:
   std::string path_;
 };
 
 // Runs the binary with `args`; captures stdout+stderr. Returns exit status.
-int run_binary(const std::vector<std::string>& args, std::string& output);
+int run_binary(const std::vector<std::string>& args, std::string& output,
+               Binary binary = Binary::shipped);
 
 class Server {
  public:
   // Starts `ringhttpd serve -c <config>` and waits for its ready line.
-  explicit Server(const std::string& config_json);
+  explicit Server(const std::string& config_json, Binary binary = Binary::shipped);
   ~Server();  // SIGKILLs whatever is still running
 
   bool ready() const { return port_ != 0; }
@@ -55,6 +61,10 @@ class Server {
   // status or -1.
   int stop(int sig, std::chrono::milliseconds timeout = std::chrono::seconds(20));
   std::string segment_path() const;
+  // Every /dev/shm segment of this instance (any generation).
+  std::vector<std::string> segments() const;
+  // Replaces the config file's contents (then SIGHUP reloads it).
+  void rewrite_config(const std::string& config_json);
 
  private:
   void drain_output(int fd);

@@ -1,0 +1,77 @@
+// ringhttpd's command line (CLI11) and the one place that decides what this
+// process is. `serve` becomes the supervisor (which forks the workers);
+// `check` validates a config file and exits. main() is in master/main.cc;
+// the test build's binary calls run_cli() too, after adding its handlers.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "master/cli.h"
+#include "master/config.h"
+#include "master/supervisor.h"
+#include "worker/log.h"
+#include "worker/process_title.h"
+
+namespace {
+
+constexpr const char* kExamples = R"(Examples:
+  ringhttpd serve                          serve on the embedded default config (127.0.0.1:8080)
+  ringhttpd serve -c etc/ringhttpd.json    serve with a config file
+  ringhttpd check -c /etc/ringhttpd.json   validate a config file: exit 0, or 1 listing each problem
+  ringhttpd --version
+)";
+
+ringhttpd::master::ConfigResult load(const std::string& path) {
+  if (path.empty())
+    return ringhttpd::master::parse_config(ringhttpd::master::default_config_text());
+  return ringhttpd::master::load_config_file(path);
+}
+
+void print_errors(const std::string& path, const ringhttpd::master::ConfigResult& result) {
+  const std::string where = path.empty() ? "(embedded default)" : path;
+  for (const std::string& e : result.errors)
+    std::fprintf(stderr, "%s: %s\n", where.c_str(), e.c_str());
+}
+
+int check(const std::string& path) {
+  const auto result = load(path);
+  if (!result.ok()) {
+    print_errors(path, result);
+    return 1;
+  }
+  std::printf("%s: ok\n", path.empty() ? "(embedded default)" : path.c_str());
+  return 0;
+}
+
+int serve(const std::string& path) {
+  auto result = load(path);
+  if (!result.ok()) {
+    print_errors(path, result);
+    return 1;
+  }
+  ringhttpd::master::Supervisor supervisor(std::move(result.config), path);
+  return supervisor.run();
+}
+
+}  // namespace
+
+int ringhttpd::master::run_cli(int argc, char** argv) {
+  ringhttpd::worker::init_process_title(argc, argv);
+  CLI::App app{"ringhttpd: a multi-process HTTP/1.1 server with shared-memory rings"};
+  app.footer(kExamples);
+  app.set_version_flag("--version", std::string("ringhttpd ") + RINGHTTPD_VERSION);
+  app.require_subcommand(1);
+
+  std::string serve_path;
+  CLI::App* serve_cmd = app.add_subcommand("serve", "run the server in the foreground");
+  serve_cmd->add_option("-c,--config", serve_path, "config file (default: the embedded config)");
+
+  std::string check_path;
+  CLI::App* check_cmd = app.add_subcommand("check", "validate a config file and exit");
+  check_cmd->add_option("-c,--config", check_path, "config file (default: the embedded config)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*serve_cmd) return serve(serve_path);
+  if (*check_cmd) return check(check_path);
+  return 1;
+}

@@ -1,0 +1,452 @@
+// The lifecycle against the real binary: children replaced after kill -9
+// (under load, with nothing lost), a request on a dying service (502 or a
+// retry), a hanging handler (504, then the process is replaced), reload by
+// SIGHUP with connections handed to the new generation, failed reloads that
+// leave the old generation serving, coalesced SIGHUP storms, and SIGTERM
+// under load losing no request. Loads are bounded in connections and time.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Shape {
+  int network = 2;
+  int service = 2;
+  std::string type = "echo";
+  int timeout_ms = 5000;
+  int kill_after_ms = 0;
+  int drain_ms = 10000;
+  std::vector<int> extra_ports;  // more listeners on 127.0.0.1
+};
+
+std::string config(const Shape& s) {
+  json listeners = json::array({{{"address", "127.0.0.1"}, {"port", 0}}});
+  for (int p : s.extra_ports) listeners.push_back({{"address", "127.0.0.1"}, {"port", p}});
+  json service = {{"name", "app"},
+                  {"type", s.type},
+                  {"processes", s.service},
+                  {"timeout_ms", s.timeout_ms}};
+  if (s.kill_after_ms > 0) service["kill_after_ms"] = s.kill_after_ms;
+  return json{
+      {"listeners", listeners},
+      {"network", {{"processes", s.network}, {"drain_timeout_ms", s.drain_ms}}},
+      {"services", json::array({service})},
+      {"routes",
+       {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
+        {{"path", "/"}, {"service", "app"}}}},
+  }
+      .dump();
+}
+
+const std::string kGetEcho = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n";
+const std::string kGetHealth = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+// The echo JSON's "network" or "service" object.
+json served_by(const Client::Response& r, const char* which) {
+  const json j = json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains(which) ? j[which] : json();
+}
+
+// Keep-alive connections, each sending requests back to back (echo and the
+// fast path in turn) until stopped. A connection ends only when the server
+// says "Connection: close" (counted), or fails (counted).
+class Load {
+ public:
+  Load(int port, int connections) {
+    for (int i = 0; i < connections; ++i) {
+      threads_.emplace_back([this, port, i] { run(port, i); });
+    }
+  }
+  ~Load() { stop(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Waits until at least `n` more responses have arrived.
+  bool wait_responses(int n, std::chrono::milliseconds timeout) {
+    const int until = ok_ + n;
+    const auto deadline = Clock::now() + timeout;
+    while (ok_ < until && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    return ok_ >= until;
+  }
+  int ok() const { return ok_; }
+  int failed() const { return failed_; }
+  int closed() const { return closed_; }
+  std::string first_failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_;
+  }
+
+ private:
+  void run(int port, int i) {
+    Client c(port);
+    for (uint64_t n = 0; !stop_; ++n) {
+      const bool echo = (n + static_cast<uint64_t>(i)) % 2 == 0;
+      if (!c.send(echo ? kGetEcho : kGetHealth)) return fail("send failed");
+      auto r = c.read_response(10s);
+      if (!r) return fail("no response (connection closed or timed out)");
+      if (r->status != 200) return fail("status " + std::to_string(r->status));
+      ++ok_;
+      if (r->headers["connection"] == "close") {
+        ++closed_;
+        return;
+      }
+    }
+  }
+  void fail(const std::string& why) {
+    ++failed_;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.empty()) failure_ = why;
+  }
+
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0}, closed_{0};
+  std::mutex mu_;
+  std::string failure_;
+};
+
+// Waits until the child titled `title` has a pid other than `old`.
+pid_t wait_replaced(const Server& server, const std::string& title, pid_t old,
+                    std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    const pid_t now = server.child(title);
+    if (now > 0 && now != old) return now;
+    if (Clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// Number of times `text` occurs in the server's log.
+size_t count_in_log(const Server& server, const std::string& text) {
+  const std::string log = server.log();
+  size_t n = 0;
+  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+  return n;
+}
+
+bool wait_log_count(const Server& server, const std::string& text, size_t n,
+                    std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (count_in_log(server, text) < n) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+// ---- self-healing --------------------------------------------------------
+
+TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Load load(server.port(), 32);
+  ASSERT_TRUE(load.wait_responses(200, 10s));
+  for (int kill = 0; kill < 5; ++kill) {
+    const std::string title = "ringhttpd: service app g1 #" + std::to_string(kill % 2);
+    const pid_t victim = server.child(title);
+    ASSERT_GT(victim, 0);
+    ::kill(victim, SIGKILL);
+    ASSERT_GT(wait_replaced(server, title, victim, 5s), 0) << server.log();
+    ASSERT_TRUE(load.wait_responses(100, 10s)) << server.log();
+  }
+  load.stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure() << "\n" << server.log();
+  EXPECT_EQ(load.closed(), 0);
+  EXPECT_EQ(count_in_log(server, "replacing it"), 5u) << server.log();
+}
+
+TEST(Lifecycle, KilledNetworkProcessLosesOnlyItsOwnConnections) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t victim = server.child("ringhttpd: network g1 #0");
+  // Connections opened together, so that both network processes hold some
+  // (EPOLLEXCLUSIVE spreads them, in no fixed order); then asked who serves.
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<bool> on_victim;
+  for (int i = 0; i < 32; ++i) clients.push_back(std::make_unique<Client>(server.port()));
+  for (auto& c : clients) {
+    ASSERT_TRUE(c->send(kGetEcho));
+    auto r = c->read_response();
+    ASSERT_TRUE(r);
+    on_victim.push_back(served_by(*r, "network")["pid"] == victim);
+  }
+  ASSERT_GT(std::count(on_victim.begin(), on_victim.end(), true), 0);
+  ASSERT_GT(std::count(on_victim.begin(), on_victim.end(), false), 0);
+  ::kill(victim, SIGKILL);
+  const auto killed_at = Clock::now();
+  ASSERT_GT(wait_replaced(server, "ringhttpd: network g1 #0", victim, 5s), 0) << server.log();
+  const auto replaced_in = Clock::now() - killed_at;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    if (on_victim[i]) {
+      EXPECT_TRUE(clients[i]->closed_by_peer(5s));
+      continue;
+    }
+    ASSERT_TRUE(clients[i]->send(kGetEcho));
+    auto r = clients[i]->read_response();
+    ASSERT_TRUE(r) << "a connection of the other network process was affected";
+    EXPECT_EQ(r->status, 200);
+  }
+  for (int i = 0; i < 10; ++i) {
+    auto r = http_get(server.port(), "/echo");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  std::printf("network process replaced in %lld ms (title seen)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(replaced_in).count()));
+}
+
+TEST(Lifecycle, APostTakenByAServiceThatDiesGets502OnAConnectionThatStaysOpen) {
+  Shape shape;
+  shape.type = "crash";
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("POST /crash HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"));
+  const auto sent = Clock::now();
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502);
+  EXPECT_LT(Clock::now() - sent, 2s);
+  EXPECT_NE(r->headers["connection"], "close");
+  ASSERT_TRUE(wait_log_count(server, "replacing it", 1, 5s));
+  ASSERT_TRUE(c.send("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n"));
+  r = c.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(Lifecycle, AGetTakenByAServiceThatDiesIsRetriedOnceOnASibling) {
+  Shape shape;
+  shape.type = "crash";
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /crash HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  // The retry reaches the sibling, which crashes too: then 502, not a third try.
+  EXPECT_EQ(r->status, 502);
+  ASSERT_TRUE(wait_log_count(server, "replacing it", 2, 5s)) << server.log();
+  EXPECT_EQ(count_in_log(server, "killed by signal"), 2u);
+}
+
+TEST(Lifecycle, AHandlerThatNeverAnswersGets504AndItsProcessIsReplaced) {
+  Shape shape;
+  shape.type = "hang";
+  shape.service = 1;
+  shape.network = 1;
+  shape.timeout_ms = 300;
+  shape.kill_after_ms = 600;
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string title = "ringhttpd: service app g1 #0";
+  const pid_t hung = server.child(title);
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 504);
+  auto other = http_get(server.port(), "/fast");  // the process still answers others
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  const pid_t replacement = wait_replaced(server, title, hung, 5s);
+  ASSERT_GT(replacement, 0) << server.log();
+  EXPECT_NE(server.log().find("past kill_after_ms"), std::string::npos);
+  auto after = http_get(server.port(), "/fast");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+  EXPECT_EQ(after->body, "pid " + std::to_string(replacement) + "\n");
+}
+
+// ---- reload ----------------------------------------------------------------
+
+TEST(Reload, SighupStartsANewGenerationAndTheSameConnectionMovesToIt) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetEcho));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1);
+  const std::string g1_segment = server.segment_path();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  ASSERT_TRUE(c.send(kGetEcho));
+  r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(served_by(*r, "network")["generation"], 2);
+  EXPECT_EQ(served_by(*r, "service")["generation"], 2);
+  EXPECT_EQ(server.segments().size(), 1u);
+  for (const auto& [pid, title] : server.children()) {
+    EXPECT_NE(title.find(" g2 "), std::string::npos) << title;
+  }
+}
+
+TEST(Reload, AnInvalidConfigKeepsTheOldGenerationServing) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  json bad = json::parse(config(Shape{}));
+  bad["routes"][1]["service"] = "ap";
+  server.rewrite_config(bad.dump());
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("keeps serving", 10s)) << server.log();
+  EXPECT_NE(server.log().find("routes[1].service: no service named \"ap\""), std::string::npos)
+      << server.log();
+  auto r = http_get(server.port(), "/echo");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1);
+  server.rewrite_config(config(Shape{}));
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+}
+
+TEST(Reload, AListenerThatCannotBeBoundFailsTheReloadCleanly) {
+  // A port held by this test: binding it again fails with EADDRINUSE.
+  const int held = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(held, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(held, reinterpret_cast<sockaddr*>(&a), &len);
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Shape more;
+  more.extra_ports = {ntohs(a.sin_port)};
+  server.rewrite_config(config(more));
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("keeps serving", 10s)) << server.log();
+  EXPECT_NE(server.log().find("listeners[1]: bind"), std::string::npos) << server.log();
+  EXPECT_EQ(server.segments().size(), 1u);
+  auto r = http_get(server.port(), "/echo");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1);
+  ::close(held);
+}
+
+TEST(Reload, UnderLoadNoRequestFailsAndTheConnectionsReachTheLastGeneration) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Load load(server.port(), 50);
+  ASSERT_TRUE(load.wait_responses(200, 10s));
+  std::vector<long long> latencies;
+  for (int i = 0; i < 20; ++i) {
+    Shape next;
+    next.network = 1 + i % 2;
+    next.service = 1 + (i / 2) % 2;
+    server.rewrite_config(config(next));
+    const auto at = Clock::now();
+    ::kill(server.pid(), SIGHUP);
+    ASSERT_TRUE(server.wait_for_log("generation " + std::to_string(i + 2) + " serving", 15s))
+        << server.log();
+    latencies.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - at).count());
+    ASSERT_TRUE(load.wait_responses(100, 10s)) << server.log();
+  }
+  ASSERT_TRUE(server.wait_for_log("generation 20 ended", 20s)) << server.log();
+  load.stop();
+  EXPECT_EQ(load.failed(), 0) << load.first_failure() << "\n" << server.log();
+  EXPECT_EQ(load.closed(), 0);
+  std::sort(latencies.begin(), latencies.end());
+  std::printf("SIGHUP to 'serving' over 20 reloads: p50 %lld us, p99 %lld us, max %lld us\n",
+              latencies[latencies.size() / 2], latencies[latencies.size() * 99 / 100],
+              latencies.back());
+}
+
+TEST(Reload, AHandedOverConnectionKeepsItsPipelinedBytes) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetEcho));
+  ASSERT_TRUE(c.read_response());
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  // Three requests in one write, the last one split: whichever generation
+  // reads them, each is answered once and in order.
+  ASSERT_TRUE(c.send(kGetEcho + kGetHealth + "GET /echo HTTP/1.1\r\nHo"));
+  ASSERT_TRUE(c.send("st: t\r\n\r\n"));
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << i << "\n" << server.log();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body == "ok\n", i == 1);
+  }
+}
+
+TEST(Reload, AStormOfSighupsEndsInOneGenerationWithNothingLeftOver) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (int i = 0; i < 100; ++i) {
+    ::kill(server.pid(), SIGHUP);
+    std::this_thread::sleep_for(10ms);  // spread over one second, as the issue asks
+  }
+  // Settled: one segment, and every child of one generation, which serves.
+  const auto deadline = Clock::now() + 30s;
+  std::set<std::string> gens;
+  for (;;) {
+    gens.clear();
+    for (const auto& [pid, title] : server.children()) {
+      gens.insert(title.substr(title.find(" g") + 1, title.find(" #") - title.find(" g") - 1));
+    }
+    if ((gens.size() == 1 && server.segments().size() == 1 && server.children().size() == 4) ||
+        Clock::now() > deadline) {
+      break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(gens.size(), 1u) << server.log();
+  EXPECT_EQ(server.segments().size(), 1u);
+  EXPECT_EQ(server.children().size(), 4u);
+  auto r = http_get(server.port(), "/echo");
+  ASSERT_TRUE(r);
+  EXPECT_EQ("g" + std::to_string(served_by(*r, "network")["generation"].get<int>()), *gens.begin());
+  EXPECT_EQ(server.log().find("reload failed"), std::string::npos) << server.log();
+}
+
+// ---- stop -----------------------------------------------------------------
+
+TEST(Stop, SigtermUnderLoadLosesNoRequestAndEveryLaterResponseSaysClose) {
+  for (int round = 0; round < 10; ++round) {
+    Server server(config(Shape{}));
+    ASSERT_TRUE(server.ready()) << server.log();
+    std::vector<pid_t> kids;
+    for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+    Load load(server.port(), 64);
+    ASSERT_TRUE(load.wait_responses(300, 10s));
+    const int status = server.stop(SIGTERM, 20s);
+    load.stop();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    EXPECT_EQ(load.failed(), 0) << "round " << round << ": " << load.first_failure() << "\n"
+                                << server.log();
+    EXPECT_TRUE(wait_gone(kids, 10s));
+    EXPECT_TRUE(server.segments().empty());
+    if (load.failed() != 0) break;
+  }
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing
