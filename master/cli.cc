@@ -7,6 +7,7 @@
 #include <string>
 
 #include "master/cli.h"
+#include "master/capacity.h"
 #include "master/config.h"
 #include "master/supervisor.h"
 #include "worker/log.h"
@@ -34,7 +35,12 @@ void print_errors(const std::string& path, const ringhttpd::master::ConfigResult
 }
 
 int check(const std::string& path) {
-  const auto result = load(path);
+  auto result = load(path);
+  if (result.ok()) {
+    if (std::string e = ringhttpd::master::check_capacity(result.config); !e.empty()) {
+      result.errors.push_back(e);
+    }
+  }
   if (!result.ok()) {
     print_errors(path, result);
     return 1;

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <limits>
 
+#include "master/capacity.h"
 #include "master/fd_limit.h"
 #include "proto/control.h"
 #include "worker/child.h"
@@ -120,7 +121,11 @@ int Supervisor::run() {
   log_info(graceful ? "stopping (graceful)" : "stopping");
   // New connections are refused from now on, not left in the backlog.
   for (auto& gen : generations_) gen->listeners.clear();
-  const int drain_ms = static_cast<int>(config_.network.drain_timeout_ms) + kStopMarginMs;
+  uint32_t drain_timeout = 0;
+  for (auto& gen : generations_) {
+    drain_timeout = std::max(drain_timeout, gen->config.network.drain_timeout_ms);
+  }
+  const int drain_ms = static_cast<int>(drain_timeout) + kStopMarginMs;
   stop_role(shm::ProcessRole::network, graceful, graceful ? drain_ms : kFastStopMs);
   stop_role(shm::ProcessRole::service, graceful, kFastStopMs);
   log_info("stopped");
@@ -143,9 +148,8 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
                       current_ != nullptr ? current_->listeners : none)) {
     return nullptr;
   }
-  const int cpus = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
-  const int n = g->config.network.processes;
-  g->n_network = static_cast<uint32_t>(n > 0 ? n : std::max(cpus, 1));
+  g->n_network = network_process_count(g->config);
+  if (error = check_capacity(g->config); !error.empty()) return nullptr;
   size_t n_service = 0;
   for (const auto& s : g->config.services) n_service += static_cast<size_t>(s.processes);
   error = raise_fd_limit(g->config.network.max_connections, g->listeners.size(),
@@ -255,6 +259,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   slot.started_at_ms = static_cast<uint64_t>(monotonic_ms());
   slot.pid = 0;
   std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
+  std::atomic_ref<uint32_t>(slot.connections).store(0, std::memory_order_relaxed);
   std::atomic_ref<shm::ProcessState>(slot.state)
       .store(shm::ProcessState::starting, std::memory_order_release);
   const pid_t pid = ::fork();
@@ -269,7 +274,11 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   c.control = std::move(mine);
   c.state = ChildState::starting;
   c.started_ms = monotonic_ms();
-  if (c.role == shm::ProcessRole::network) return send_listeners(g, c);
+  // A generation that replaces another gets its listeners only once all of
+  // it is ready (on_generation_ready): until then no client reaches it, so
+  // a reload that fails touches no connection.
+  const bool accepting = current_ == nullptr || g.phase == GenerationPhase::serving;
+  if (c.role == shm::ProcessRole::network && accepting) return send_listeners(g, c);
   return true;
 }
 
@@ -286,21 +295,18 @@ void Supervisor::close_in_child(const Generation& own, int keep_control) {
   }
   signal_fd_.reset();
   // Descriptors a child keeps: its control socket and its generation's
-  // wake-up eventfds. Anything else open is closed, at any number (the fd
-  // limit may be high), as listed by /proc/self/fd.
-  std::vector<int> open_fds;
-  if (DIR* dir = ::opendir("/proc/self/fd")) {
-    while (dirent* e = ::readdir(dir)) {
-      const int fd = std::atoi(e->d_name);
-      if (fd > 2 && fd != ::dirfd(dir)) open_fds.push_back(fd);
-    }
-    ::closedir(dir);
+  // wake-up eventfds. Everything else above stderr is closed, at any number
+  // (the fd limit may be high), with close_range over the gaps between the
+  // kept ones: one syscall per gap instead of a close per descriptor.
+  std::vector<unsigned> keep{static_cast<unsigned>(keep_control)};
+  for (const auto& w : own.wake_fds) keep.push_back(static_cast<unsigned>(w.get()));
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (unsigned fd : keep) {
+    if (fd > from) ::close_range(from, fd - 1, 0);
+    from = std::max(from, fd + 1);
   }
-  for (int fd : open_fds) {
-    bool keep = fd == keep_control;
-    for (const auto& w : own.wake_fds) keep = keep || w.get() == fd;
-    if (!keep) ::close(fd);
-  }
+  ::close_range(from, ~0u, 0);
 }
 
 bool Supervisor::send_listeners(const Generation& g, Child& c) {
@@ -326,6 +332,9 @@ void Supervisor::on_generation_ready(Generation& g) {
   if (old == nullptr) {
     log_info(ready_line(g));
     return;
+  }
+  for (Child& c : g.children) {
+    if (c.role == shm::ProcessRole::network && is_running(c)) send_listeners(g, c);
   }
   const int64_t now = monotonic_ms();
   old->phase = GenerationPhase::draining;
@@ -363,8 +372,10 @@ void Supervisor::roll_back(Generation& g, const std::string& why) {
   finish_reload();
 }
 
+// The next reload (a coalesced request) starts from the top of the loop,
+// never from inside a walk over the generations.
 void Supervisor::finish_reload() {
-  if (reload_.finished()) start_reload();
+  if (reload_.finished()) reload_due_ = true;
 }
 
 // Reads the config again and starts the next generation beside the serving
@@ -402,6 +413,11 @@ Supervisor::Outcome Supervisor::loop() {
   std::vector<std::pair<Generation*, Child*>> owners;
   for (;;) {
     if (start_failed_) return Outcome::failed;
+    if (reload_due_) {
+      reload_due_ = false;
+      start_reload();
+    }
+    flush_adopts();
     fds.assign(1, pollfd{signal_fd_.get(), POLLIN, 0});
     owners.assign(1, {nullptr, nullptr});
     for (auto& g : generations_) {
@@ -440,7 +456,7 @@ Supervisor::Outcome Supervisor::handle_signals() {
         if (current_ == nullptr) {
           log_warn("SIGHUP during start-up: ignored");
         } else if (reload_.request()) {
-          start_reload();
+          reload_due_ = true;
         }
         break;
       case SIGUSR1:
@@ -517,7 +533,17 @@ void Supervisor::settle_with_peers(Generation& g, Child& dead) {
         peer.control.get(), {proto::ControlType::peer_gone, dead.slot, incarnation});
     if (err.empty()) dead.awaiting.insert(peer.slot);
   }
-  dead.release_deadline_ms = monotonic_ms() + kReleaseTimeoutMs;
+  // A service process reads control messages between handler calls, so it
+  // gets as long as a handler may legitimately run.
+  int64_t allowed = kReleaseTimeoutMs;
+  for (const Child& peer : g.children) {
+    if (peer.role == shm::ProcessRole::service && dead.awaiting.count(peer.slot) != 0) {
+      allowed = std::max<int64_t>(
+          allowed, g.config.services[static_cast<size_t>(peer.service)].kill_after_ms);
+    }
+  }
+  dead.release_deadline_ms = monotonic_ms() + allowed;
+  dead.release_killed = false;
 }
 
 void Supervisor::handle_control(Generation& g, Child& c, int budget) {
@@ -549,21 +575,29 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
         break;
       case proto::ControlType::handoff:
         if (fds.size() == 1 && c.role == shm::ProcessRole::network) {
-          relay_handoff(std::move(fds.front()), payload);
+          relay_handoff(std::move(fds.front()), std::move(payload));
         } else {
           log_error(c.title + ": handoff message without exactly one descriptor; ignored");
         }
         break;
-      case proto::ControlType::overdue: {
+      case proto::ControlType::overdue:
+      case proto::ControlType::peer_broken: {
         if (msg.arg >= g.children.size()) break;
         Child& s = g.children[msg.arg];
-        if (s.role != shm::ProcessRole::service || !is_running(s) ||
-            g.segment->slot(s.slot).incarnation != msg.arg2) {
-          break;  // already replaced
+        const bool overdue = msg.type == proto::ControlType::overdue;
+        if (s.role == c.role || (overdue && s.role != shm::ProcessRole::service) ||
+            !is_running(s) || g.segment->slot(s.slot).incarnation != msg.arg2) {
+          break;  // not a peer of the reporter, or already replaced
         }
-        log_error(s.title + pid_text(s.pid) + " holds a request past kill_after_ms (" +
-                  std::to_string(g.config.services[static_cast<size_t>(s.service)].kill_after_ms) +
-                  " ms); killing it");
+        if (overdue) {
+          log_error(s.title + pid_text(s.pid) + " holds a request past kill_after_ms (" +
+                    std::to_string(
+                        g.config.services[static_cast<size_t>(s.service)].kill_after_ms) +
+                    " ms); killing it");
+        } else {
+          log_error(s.title + pid_text(s.pid) + " wrote a ring " + c.title +
+                    " cannot read; killing it");
+        }
         ::kill(s.pid, SIGKILL);
         break;
       }
@@ -578,22 +612,34 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
 // network process of the serving generation, in turn. With none ready the
 // descriptor closes here: the client sees the connection end between
 // requests, as after a keep-alive timeout.
-void Supervisor::relay_handoff(proto::UniqueFd fd, const std::string& bytes) {
-  if (current_ == nullptr) return;
+// Queued, then sent without blocking: a network process with a full
+// control queue must not stall the supervisor (it retries within a few ms).
+void Supervisor::relay_handoff(proto::UniqueFd fd, std::string bytes) {
+  adopts_.push_back(PendingAdopt{std::move(fd), std::move(bytes)});
+  flush_adopts();
+}
+
+void Supervisor::flush_adopts() {
+  if (adopts_.empty() || current_ == nullptr) return;
   std::vector<Child*> ready;
   for (Child& c : current_->children) {
     if (c.role == shm::ProcessRole::network && c.state == ChildState::ready && c.control) {
       ready.push_back(&c);
     }
   }
-  for (size_t tries = 0; tries < ready.size(); ++tries) {
-    Child& target = *ready[relay_next_++ % ready.size()];
-    const std::string err = proto::send_control(
-        target.control.get(), {proto::ControlType::adopt, 0}, {fd.get()}, bytes);
-    if (err.empty()) return;
-    log_warn(target.title + ": " + err);
+  while (!adopts_.empty() && !ready.empty()) {
+    PendingAdopt& a = adopts_.front();
+    bool sent = false;
+    for (size_t tries = 0; tries < ready.size() && !sent; ++tries) {
+      Child& target = *ready[relay_next_++ % ready.size()];
+      const std::string err = proto::send_control(target.control.get(),
+                                                  {proto::ControlType::adopt, 0}, {a.fd.get()},
+                                                  a.bytes, /*dont_wait=*/true);
+      sent = err.empty();  // EAGAIN: its queue is full; a dying target is reaped anyway
+    }
+    if (!sent) return;  // every target is busy: again on the next iteration
+    adopts_.pop_front();
   }
-  log_warn("a handed-over connection found no ready network process; closed");
 }
 
 void Supervisor::run_timers(int64_t now) {
@@ -615,15 +661,18 @@ void Supervisor::run_timers(int64_t now) {
 
 void Supervisor::run_generation_timers(Generation& g, int64_t now) {
   for (Child& c : g.children) {
-    if (!c.awaiting.empty() && now >= c.release_deadline_ms) {
+    // A peer that did not settle in time is hung: it is killed, and the
+    // replacement waits until it has been reaped (then no process uses the
+    // rings they shared, and spawn() empties them).
+    if (!c.awaiting.empty() && now >= c.release_deadline_ms && !c.release_killed) {
+      c.release_killed = true;
       for (uint32_t s : c.awaiting) {
         Child& peer = g.children[s];
         if (!is_running(peer)) continue;
         log_error(peer.title + pid_text(peer.pid) + " did not settle with " + c.title +
-                  " within " + std::to_string(kReleaseTimeoutMs) + " ms; killing it");
+                  " in time; killing it");
         ::kill(peer.pid, SIGKILL);
       }
-      c.awaiting.clear();
     }
     if (c.respawn && !is_running(c) && c.awaiting.empty() && now >= c.restart_at_ms) {
       c.respawn = false;
@@ -660,7 +709,8 @@ void Supervisor::run_generation_timers(Generation& g, int64_t now) {
       if (is_running(c)) send_stop(c, false);
     }
   }
-  if (now >= g.deadline_ms + kStopMarginMs) {
+  if (now >= g.deadline_ms + kStopMarginMs && !g.killed) {
+    g.killed = true;
     for (Child& c : g.children) {
       if (!is_running(c)) continue;
       log_warn(c.title + pid_text(c.pid) + " did not drain in time; killing it");
@@ -673,14 +723,19 @@ int Supervisor::poll_timeout(int64_t now) const {
   int64_t next = now + 1000;
   for (const auto& g : generations_) {
     for (const Child& c : g->children) {
-      if (c.respawn) next = std::min(next, c.restart_at_ms);
-      if (!c.awaiting.empty()) next = std::min(next, c.release_deadline_ms);
+      if (!c.awaiting.empty()) {
+        if (!c.release_killed) next = std::min(next, c.release_deadline_ms);
+      } else if (c.respawn) {
+        next = std::min(next, c.restart_at_ms);
+      }
     }
-    if (g->phase == GenerationPhase::starting || g->phase == GenerationPhase::draining) {
-      next = std::min(next, g->deadline_ms);
-      if (g->phase == GenerationPhase::draining) next = std::min(next, now + 100);
+    if (g->phase == GenerationPhase::starting) next = std::min(next, g->deadline_ms);
+    if (g->phase == GenerationPhase::draining) {
+      next = std::min(next, g->hurried ? g->deadline_ms + kStopMarginMs : g->deadline_ms);
+      next = std::min(next, now + 100);
     }
   }
+  if (!adopts_.empty()) next = std::min(next, now + 2);
   return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
 }
 
@@ -734,8 +789,23 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     if (all) return Wait::exited;
     const int64_t left = deadline - monotonic_ms();
     if (left <= 0) return Wait::timed_out;
-    pollfd pfd{signal_fd_.get(), POLLIN, 0};
-    ::poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, 100)));
+    // Children are still read meanwhile: one blocked on a full control
+    // socket (a draining network process handing connections over) would
+    // otherwise never finish.
+    std::vector<pollfd> fds{{signal_fd_.get(), POLLIN, 0}};
+    std::vector<std::pair<Generation*, Child*>> owners{{nullptr, nullptr}};
+    for (auto& g : generations_) {
+      for (Child& c : g->children) {
+        if (!c.control) continue;
+        fds.push_back(pollfd{c.control.get(), POLLIN, 0});
+        owners.emplace_back(g.get(), &c);
+      }
+    }
+    flush_adopts();
+    ::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left, adopts_.empty() ? 100 : 2)));
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents != 0) handle_control(*owners[i].first, *owners[i].second, 64);
+    }
     signalfd_siginfo info{};
     bool again = false;
     while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {

@@ -23,6 +23,7 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <set>
@@ -74,6 +75,7 @@ class Supervisor {
     int64_t restart_at_ms = 0;       // valid while respawn
     std::set<uint32_t> awaiting;     // peers that have not released this slot yet
     int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()
+    bool release_killed = false;      // the peers still awaited were killed (hung)
   };
   struct Generation {
     uint32_t number = 0;
@@ -89,6 +91,7 @@ class Supervisor {
     int64_t deadline_ms = 0;  // starting: ready by then; draining: drained by then
     bool services_told = false;  // draining: the service processes were told to stop
     bool hurried = false;        // draining: past the deadline, told to stop now
+    bool killed = false;         // draining: past deadline + margin, SIGKILLed
   };
   enum class Outcome { running, stop_graceful, stop_fast, failed };
 
@@ -112,7 +115,8 @@ class Supervisor {
   void settle_with_peers(Generation& g, Child& dead);
   // Reads up to `budget` messages from the child.
   void handle_control(Generation& g, Child& c, int budget);
-  void relay_handoff(proto::UniqueFd fd, const std::string& bytes);
+  void relay_handoff(proto::UniqueFd fd, std::string bytes);
+  void flush_adopts();
   void run_timers(int64_t now);
   void run_generation_timers(Generation& g, int64_t now);
   int poll_timeout(int64_t now) const;
@@ -136,6 +140,14 @@ class Supervisor {
   int64_t reload_began_ms_ = 0;
   std::string last_reload_error_;
   uint32_t relay_next_ = 0;
+  // Handed-over connections not yet taken by a network process of the
+  // serving generation (its control queue was full).
+  struct PendingAdopt {
+    proto::UniqueFd fd;
+    std::string bytes;
+  };
+  std::deque<PendingAdopt> adopts_;
+  bool reload_due_ = false;  // a (coalesced) reload starts at the top of the loop
   bool stopping_ = false;
   bool start_failed_ = false;
 };

@@ -37,6 +37,8 @@ enum class ControlType : uint32_t {
   adopt = 8,          // supervisor -> network: continue this connection (1 fd + bytes)
   overdue = 9,        // network -> supervisor: service slot `arg`, incarnation arg2,
                       // holds a request past its kill_after_ms
+  peer_broken = 10,   // child -> supervisor: the peer at slot `arg`, incarnation arg2,
+                      // wrote a ring that cannot be read (it is replaced)
 };
 
 struct ControlMessage {

@@ -15,11 +15,6 @@ std::atomic_ref<T> shared(T& field) {
   return std::atomic_ref<T>(field);
 }
 
-[[noreturn]] void corrupt(const char* what) {
-  std::fprintf(stderr, "ringhttpd: shared ring corrupt: %s\n", what);
-  std::abort();
-}
-
 }  // namespace
 
 void Ring::init(RingHeader* header, uint64_t capacity) {
@@ -32,6 +27,13 @@ bool Ring::valid(const RingHeader* header, uint64_t capacity) {
   return header->magic == kRingMagic && header->capacity == capacity && capacity >= kMinRingBytes &&
          (capacity & (capacity - 1)) == 0;
 }
+
+Ring::Ring(RingHeader* header, std::byte* data)
+    : header_(header),
+      data_(data),
+      capacity_(header->capacity),
+      own_head_(shared(header->head).load(std::memory_order_acquire)),
+      own_tail_(shared(header->tail).load(std::memory_order_acquire)) {}
 
 uint64_t Ring::load_head(std::memory_order order) const {
   return shared(header_->head).load(order);
@@ -47,22 +49,22 @@ uint64_t Ring::used() const {
 }
 
 bool Ring::fits(uint64_t head, uint64_t footprint, uint64_t tail) const {
-  const uint64_t to_end = header_->capacity - (head & mask());
+  const uint64_t to_end = capacity_ - (head & mask());
   const uint64_t pad = footprint > to_end ? to_end : 0;
-  return head + pad + footprint - tail <= header_->capacity;
+  return head + pad + footprint - tail <= capacity_;
 }
 
 bool Ring::try_push(uint16_t type, uint16_t flags, uint64_t id, const std::string_view* parts,
                     size_t n_parts) {
   uint64_t payload = 0;
   for (size_t i = 0; i < n_parts; ++i) payload += parts[i].size();
-  if (payload > max_record_payload(header_->capacity)) return false;
+  if (payload > max_record_payload(capacity_)) return false;
   const uint64_t footprint = record_footprint(payload);
-  uint64_t head = load_head(std::memory_order_relaxed);
+  uint64_t head = own_head_;
   if (!fits(head, footprint, load_tail(std::memory_order_acquire))) return false;
 
   uint64_t offset = head & mask();
-  const uint64_t to_end = header_->capacity - offset;
+  const uint64_t to_end = capacity_ - offset;
   if (footprint > to_end) {  // pad to the end; the record starts at data[0]
     const RecordHeader pad{static_cast<uint32_t>(to_end - sizeof(RecordHeader)), kPaddingRecord, 0,
                            0};
@@ -77,7 +79,8 @@ bool Ring::try_push(uint16_t type, uint16_t flags, uint64_t id, const std::strin
     if (!parts[i].empty()) std::memcpy(out, parts[i].data(), parts[i].size());
     out += parts[i].size();
   }
-  shared(header_->head).store(head + footprint, std::memory_order_release);
+  own_head_ = head + footprint;
+  shared(header_->head).store(own_head_, std::memory_order_release);
   return true;
 }
 
@@ -92,8 +95,7 @@ bool Ring::prepare_producer_wait(uint64_t need_payload) {
   auto flag = shared(header_->producer_waiting);
   flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  const uint64_t head = load_head(std::memory_order_relaxed);
-  if (fits(head, record_footprint(need_payload), load_tail(std::memory_order_acquire))) {
+  if (fits(own_head_, record_footprint(need_payload), load_tail(std::memory_order_acquire))) {
     flag.store(0, std::memory_order_relaxed);
     return false;
   }
@@ -101,16 +103,27 @@ bool Ring::prepare_producer_wait(uint64_t need_payload) {
 }
 
 bool Ring::peek(RecordView& out) {
-  uint64_t tail = load_tail(std::memory_order_relaxed);
+  if (broken_) return false;
+  uint64_t tail = own_tail_;
   const uint64_t head = load_head(std::memory_order_acquire);
+  // The producer publishes whole, aligned records and never more than the
+  // capacity ahead of the tail; anything else is a peer gone wrong.
+  if (head - tail > capacity_ || (head - tail) % kRecordAlign != 0) {
+    broken_ = true;
+    return false;
+  }
   while (tail != head) {
     const uint64_t offset = tail & mask();
     RecordHeader rec;
     std::memcpy(&rec, data_ + offset, sizeof rec);
     const uint64_t footprint = record_footprint(rec.length);
-    if (footprint > head - tail || footprint > header_->capacity - offset) corrupt("bad length");
+    if (footprint > head - tail || footprint > capacity_ - offset) {
+      broken_ = true;
+      return false;
+    }
     if (rec.type == kPaddingRecord) {
       tail += footprint;
+      own_tail_ = tail;
       shared(header_->tail).store(tail, std::memory_order_release);
       continue;
     }
@@ -125,13 +138,24 @@ bool Ring::peek(RecordView& out) {
   return false;
 }
 
-void Ring::pop() { shared(header_->tail).store(peeked_end_, std::memory_order_release); }
+Ring Ring::reader_after_consumer() const {
+  Ring reader = *this;
+  reader.own_tail_ = load_tail(std::memory_order_acquire);
+  reader.peeked_end_ = reader.own_tail_;
+  reader.broken_ = reader.own_tail_ % kRecordAlign != 0;
+  return reader;
+}
+
+void Ring::pop() {
+  own_tail_ = peeked_end_;
+  shared(header_->tail).store(own_tail_, std::memory_order_release);
+}
 
 bool Ring::prepare_sleep() {
   auto flag = shared(header_->consumer_sleeping);
   flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (load_head(std::memory_order_acquire) != load_tail(std::memory_order_relaxed)) {
+  if (load_head(std::memory_order_acquire) != own_tail_) {
     flag.store(0, std::memory_order_relaxed);
     return false;
   }
@@ -150,6 +174,10 @@ bool Ring::producer_needs_wake() {
 }
 
 void Ring::reset() {
+  broken_ = false;
+  peeked_end_ = 0;
+  own_head_ = 0;
+  own_tail_ = 0;
   shared(header_->tail).store(0, std::memory_order_relaxed);
   shared(header_->head).store(0, std::memory_order_relaxed);
   shared(header_->producer_waiting).store(0, std::memory_order_relaxed);

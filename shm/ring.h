@@ -103,14 +103,20 @@ struct RecordView {
 class Ring {
  public:
   Ring() = default;
-  Ring(RingHeader* header, std::byte* data) : header_(header), data_(data) {}
+  // The capacity is read once, here (after the segment was verified): the
+  // header lives in memory the peer can write, so a later change to it must
+  // not move this process's reads or writes outside the data area.
+  // Likewise each side keeps its own position (the producer its head, the
+  // consumer its tail) and only publishes it: a peer that overwrites it in
+  // shared memory cannot make this side write or read out of place.
+  Ring(RingHeader* header, std::byte* data);
 
   // Formats an empty ring over `capacity` bytes (a power of two >= 4096).
   static void init(RingHeader* header, uint64_t capacity);
   // True when the header looks like one init() wrote for this capacity.
   static bool valid(const RingHeader* header, uint64_t capacity);
 
-  uint64_t capacity() const { return header_->capacity; }
+  uint64_t capacity() const { return capacity_; }
   // Bytes published and not yet consumed (either side may ask).
   uint64_t used() const;
   bool empty() const { return used() == 0; }
@@ -131,8 +137,14 @@ class Ring {
   bool prepare_producer_wait(uint64_t need_payload);
 
   // ---- consumer side ----
-  // The next record, or false when the ring is empty. Skips padding.
+  // The next record, or false when the ring is empty or broken. Skips
+  // padding. Positions and lengths come from the peer and are checked: a
+  // ring whose head or record lengths do not fit is broken (see broken()),
+  // never read past.
   bool peek(RecordView& out);
+  // The peer wrote something impossible; nothing more is read from this
+  // ring until reset(). The caller reports the peer (it gets replaced).
+  bool broken() const { return broken_; }
   // Releases the record returned by the last peek().
   void pop();
   // Announces the consumer goes to sleep. Returns false when a record arrived
@@ -145,18 +157,31 @@ class Ring {
   // (the flag is cleared; the caller must wake it).
   bool producer_needs_wake();
 
-  // Empties the ring (only while neither peer uses it, e.g. peer replaced).
+  // The producer's way to read what its dead consumer left: a copy of this
+  // view that reads from the tail that consumer last published (checked like
+  // any position the peer wrote; see broken()).
+  Ring reader_after_consumer() const;
+
+  // The shared header, for tests that play a misbehaving peer.
+  RingHeader* header_for_tests() { return header_; }
+
+  // Empties the ring (only while neither peer uses it, e.g. peer replaced);
+  // a broken ring is usable again.
   void reset();
 
  private:
   uint64_t load_head(std::memory_order order) const;
   uint64_t load_tail(std::memory_order order) const;
-  uint64_t mask() const { return header_->capacity - 1; }
+  uint64_t mask() const { return capacity_ - 1; }
   bool fits(uint64_t head, uint64_t footprint, uint64_t tail) const;
 
   RingHeader* header_ = nullptr;
   std::byte* data_ = nullptr;
+  uint64_t capacity_ = 0;
+  uint64_t own_head_ = 0;    // producer: the head it published last
+  uint64_t own_tail_ = 0;    // consumer: the tail it published last
   uint64_t peeked_end_ = 0;  // consumer: tail after the peeked record
+  bool broken_ = false;      // consumer: the peer's data made no sense
 };
 
 }  // namespace ringhttpd::shm

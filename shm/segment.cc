@@ -34,6 +34,7 @@ uint32_t layout_tag() {
   for (uint64_t v :
        {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
         offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
+        offsetof(ProcessSlot, connections),
         sizeof(RingEntry), sizeof(RingHeader), offsetof(RingHeader, head),
         offsetof(RingHeader, tail), sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
     h = fnv1a(h, v);
@@ -154,20 +155,54 @@ std::optional<Segment> Segment::open(const std::string& name, std::string& error
 }
 
 bool Segment::verify(std::string& error) const {
+  if (!verify_header(error)) return false;
+  const SegmentHeader& h = *header_;
+  for (size_t i = 0; i < size_t{h.n_network} * h.n_service * 2; ++i) {
+    if (!verify_ring(i, error)) return false;
+  }
+  return true;
+}
+
+// A child checks only the rings it will use: one row (network process) or
+// one column (service process) of the table. Checking every ring made each
+// of N + M children touch N x M pages, which dominated start-up at scale.
+bool Segment::verify_for(ProcessRole role, uint32_t index, std::string& error) const {
+  if (!verify_header(error)) return false;
+  const SegmentHeader& h = *header_;
+  const bool network = role == ProcessRole::network;
+  if (index >= (network ? h.n_network : h.n_service)) {
+    error = "process index " + std::to_string(index) + " is outside the segment";
+    return false;
+  }
+  const uint32_t others = network ? h.n_service : h.n_network;
+  for (uint32_t k = 0; k < others; ++k) {
+    for (Direction dir : {Direction::request, Direction::response}) {
+      const size_t i = network ? ring_index(h.n_service, index, k, dir)
+                               : ring_index(h.n_service, k, index, dir);
+      if (!verify_ring(i, error)) return false;
+    }
+  }
+  return true;
+}
+
+bool Segment::verify_header(std::string& error) const {
   const SegmentHeader& h = *header_;
   if (h.magic != kSegmentMagic || h.layout_version != kLayoutVersion ||
       h.layout_tag != layout_tag() || h.total_bytes > mapping_->region.get_size()) {
     error = "another layout (version or build mismatch)";
     return false;
   }
+  return true;
+}
+
+bool Segment::verify_ring(size_t i, std::string& error) const {
+  const SegmentHeader& h = *header_;
   const auto* table = reinterpret_cast<const RingEntry*>(base_ + h.rings_offset);
-  for (size_t i = 0; i < size_t{h.n_network} * h.n_service * 2; ++i) {
-    const RingEntry& e = table[i];
-    if (e.offset + sizeof(RingHeader) + e.capacity > h.total_bytes ||
-        !Ring::valid(reinterpret_cast<const RingHeader*>(base_ + e.offset), e.capacity)) {
-      error = "ring " + std::to_string(i) + " is not formatted";
-      return false;
-    }
+  const RingEntry& e = table[i];
+  if (e.offset + sizeof(RingHeader) + e.capacity > h.total_bytes ||
+      !Ring::valid(reinterpret_cast<const RingHeader*>(base_ + e.offset), e.capacity)) {
+    error = "ring " + std::to_string(i) + " is not formatted";
+    return false;
   }
   return true;
 }

@@ -28,7 +28,7 @@
 namespace ringhttpd::shm {
 
 inline constexpr uint64_t kSegmentMagic = 0x52494e4748545450ull;  // "RINGHTTP"
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -60,7 +60,8 @@ struct alignas(64) ProcessSlot {
   uint64_t started_at_ms;
   uint64_t requests;  // requests answered
   uint64_t inflight;  // requests queued to (service) or being served by it
-  uint8_t reserved[16];
+  uint32_t connections;  // network: client connections open (siblings read it)
+  uint8_t reserved[12];
 };
 static_assert(sizeof(ProcessSlot) == 64);
 static_assert(std::is_trivially_copyable_v<ProcessSlot>);
@@ -121,6 +122,9 @@ class Segment {
   // Checks magic, layout version and tag, and that every ring is formatted
   // for its capacity. open() runs it; a child runs it on its inherited mapping.
   bool verify(std::string& error) const;
+  // The same for the rings one process uses (network: its row; service: its
+  // column; `index` is the network index or the service process index).
+  bool verify_for(ProcessRole role, uint32_t index, std::string& error) const;
 
   const std::string& name() const { return name_; }
   const SegmentHeader& header() const { return *header_; }
@@ -131,6 +135,8 @@ class Segment {
  private:
   struct Mapping;
   void attach(const std::string& name);  // points the accessors at the mapping
+  bool verify_header(std::string& error) const;
+  bool verify_ring(size_t i, std::string& error) const;
 
   std::unique_ptr<Mapping> mapping_;
   std::string name_;

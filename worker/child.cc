@@ -95,6 +95,15 @@ bool report_ready(WorkerEnv& env) {
   return proto::send_control(env.control_fd, {proto::ControlType::ready, 0}).empty();
 }
 
+void report_broken_peer(WorkerEnv& env, uint32_t peer_slot) {
+  const uint32_t incarnation = env.segment->slot(peer_slot).incarnation;
+  log_error("a ring shared with slot " + std::to_string(peer_slot) +
+            " holds impossible positions or lengths; asking for that process to be replaced");
+  const std::string err = proto::send_control(
+      env.control_fd, {proto::ControlType::peer_broken, peer_slot, incarnation});
+  if (!err.empty()) log_error(err);
+}
+
 int run_child(WorkerEnv& env) {
   const std::string title = child_title(env);
   set_log_role(title);
@@ -104,7 +113,9 @@ int run_child(WorkerEnv& env) {
     supervisor_lost(env);
     return 1;
   }
-  if (std::string error; !env.segment->verify(error)) {
+  const uint32_t ring_index =
+      env.role == shm::ProcessRole::network ? env.index : env.service_proc;
+  if (std::string error; !env.segment->verify_for(env.role, ring_index, error)) {
     log_error("shared memory segment " + env.segment->name() + ": " + error);
     return 1;
   }

@@ -35,6 +35,10 @@ bool supervisor_alive(const WorkerEnv& env);
 void set_slot_state(WorkerEnv& env, shm::ProcessState state);
 // Marks the slot ready and tells the supervisor; false if that failed.
 bool report_ready(WorkerEnv& env);
+// A ring shared with the process at scoreboard `peer_slot` is broken: ask the
+// supervisor to replace that process (its incarnation is read now, so a
+// report that arrives after the replacement is ignored).
+void report_broken_peer(WorkerEnv& env, uint32_t peer_slot);
 
 // "network g1 #0", "service app g1 #1": the title's role part, also used by
 // the supervisor's log lines about that child.

@@ -22,7 +22,8 @@ struct ResponseSlot {
   int64_t deadline_ms = 0;  // valid while request_id != 0: then 504
   bool ready = false;
   bool keep_alive = true;  // the connection stays open after this response
-  bool head_only = false;  // HEAD request: head without body bytes
+  bool head_only = false;  // head without body bytes (HEAD, 204, 304, or a 502 in place)
+  bool head_request = false;  // the request was HEAD
   bool retried = false;    // sent again after its service process died
   // The request's ring record, kept while request_id != 0 for a request
   // that may be sent twice (is_retryable); empty otherwise.

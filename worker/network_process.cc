@@ -72,6 +72,12 @@ NetworkProcess::NetworkProcess(WorkerEnv& env)
     requests_.push_back(writer);
     responses_.push_back(env.segment->ring(env.index, s, shm::Direction::response));
   }
+  broken_reported_.assign(n_service, false);
+  overdue_reported_.assign(n_service, 0);
+  // Request ids: the service's incarnation (bits 40-63), this process's
+  // incarnation (bits 28-39) and a counter, so no two network incarnations
+  // of a slot ever use the same id with the same service incarnation.
+  next_request_ = uint64_t{env.segment->slot(env.index).incarnation & 0xfff} << 28;
 }
 
 NetworkProcess::~NetworkProcess() = default;
@@ -79,14 +85,8 @@ NetworkProcess::~NetworkProcess() = default;
 bool NetworkProcess::start() {
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
-  // The supervisor sends the listening sockets first thing; wait for them.
-  pollfd pfd{env_.control_fd, POLLIN, 0};
-  if (::poll(&pfd, 1, 10000) <= 0) {
-    log_error("no listening sockets from the supervisor within 10 s");
-    return false;
-  }
-  handle_control();
-  if (listeners_.empty()) return false;
+  // The listening sockets arrive on the control socket: at once in the first
+  // generation, and only when the whole generation is ready after a reload.
   update_date();
   return report_ready(env_);
 }
@@ -103,7 +103,7 @@ int NetworkProcess::run() {
     drain_responses();
     write_dirty();
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
-    resume_accepting();
+    update_accepting();
     flush_rings();  // last: anything above may have published requests
     if ((stopping_ || draining_) && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) {
       stop_now_ = true;
@@ -193,7 +193,7 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
       if (msg.arg == 0) stop_now_ = true;
       return begin_stop();
     case proto::ControlType::peer_gone:
-      return on_service_gone(msg.arg);
+      return on_service_gone(msg.arg, msg.arg2);
     case proto::ControlType::drain:
       return begin_drain();
     case proto::ControlType::adopt:
@@ -225,17 +225,34 @@ void NetworkProcess::add_listeners(std::vector<proto::UniqueFd>& fds) {
 void NetworkProcess::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
+  draining_ = false;  // a stop during a reload's drain: serve here, with close
   stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
-  for (auto& fd : listeners_) loop_.remove(fd.get());
+  update_accepting();
   listeners_.clear();
   for (auto& [id, c] : connections_) {
     if (c->slots.empty() || c->lingering) continue;
     ResponseSlot& last = c->slots.back();
-    if (!last.ready || last.request_id != 0) {
+    const bool unsent = c->slots.size() > 1 || c->sent == 0;
+    if (!last.ready || last.request_id != 0 || (unsent && say_close(last))) {
       last.keep_alive = false;
       c->no_more_requests = true;
     }
   }
+}
+
+// A response formatted before the stop, not written yet: its
+// "Connection: keep-alive" (always the head's last line, see
+// proto/http_response.cc) becomes "close". False when it has no such line
+// (100 Continue, an error that already says close).
+bool NetworkProcess::say_close(ResponseSlot& slot) {
+  constexpr std::string_view kKeep = "Connection: keep-alive\r\n\r\n";
+  constexpr std::string_view kClose = "Connection: close\r\n\r\n";
+  const size_t end = slot.data.find("\r\n\r\n");
+  if (end == std::string::npos || end + 4 < kKeep.size()) return false;
+  const size_t at = end + 4 - kKeep.size();
+  if (std::string_view(slot.data).substr(at, kKeep.size()) != kKeep) return false;
+  slot.data.replace(at, kKeep.size(), kClose);
+  return true;
 }
 
 // Reload: the next generation is serving. Stop accepting, and hand every
@@ -246,7 +263,7 @@ void NetworkProcess::begin_drain() {
   if (draining_ || stopping_) return;
   draining_ = true;
   stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
-  for (auto& fd : listeners_) loop_.remove(fd.get());
+  update_accepting();
   listeners_.clear();
   std::vector<Connection*> ready;
   for (auto& [id, c] : connections_) {
@@ -280,8 +297,8 @@ void NetworkProcess::hand_over(Connection& c) {
 // A connection handed over by a network process of the previous generation:
 // continue it as if it had been accepted here, starting with the bytes the
 // other process read and did not parse.
+// While stopping, it is served here too (with Connection: close).
 void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes) {
-  if (stopping_) return;  // closed: the server is going away
   Connection* c = add_connection(std::move(fd));
   if (c == nullptr) return;
   if (draining_) {  // this generation is being replaced too: pass it on
@@ -308,6 +325,7 @@ Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
   c->last_active_ms = now_ms_;
   Connection* raw = c.get();
   connections_.emplace(id, std::move(c));
+  publish_connections();
   return raw;
 }
 
@@ -324,6 +342,7 @@ void NetworkProcess::accept_all(int listener) {
       continue;  // closes it
     }
     add_connection(std::move(owned));
+    if (connections_.size() >= env_.network.max_connections) return update_accepting();
   }
 }
 
@@ -332,20 +351,48 @@ void NetworkProcess::accept_all(int listener) {
 void NetworkProcess::pause_accepting() {
   if (accept_resume_ms_ != 0) return;
   log_warn(errno_message("accept4") + "; not accepting for 100 ms");
-  for (auto& fd : listeners_) loop_.remove(fd.get());
   accept_resume_ms_ = now_ms_ + 100;
+  update_accepting();
 }
 
-void NetworkProcess::resume_accepting() {
-  if (accept_resume_ms_ == 0 || now_ms_ < accept_resume_ms_) return;
-  accept_resume_ms_ = 0;
+// Whether this process should be accepting now, and making it so. A
+// process at max_connections leaves the listeners to its siblings (they get
+// the EPOLLEXCLUSIVE wake-ups instead); only when every network process is
+// full does it take connections again, to refuse them with 503.
+void NetworkProcess::update_accepting() {
+  if (accept_resume_ms_ != 0 && now_ms_ >= accept_resume_ms_) accept_resume_ms_ = 0;
+  const bool full = connections_.size() >= env_.network.max_connections;
+  const bool want = !stopping_ && !draining_ && accept_resume_ms_ == 0 &&
+                    (!full || !sibling_has_room());
+  if (want == listening_) return;
+  listening_ = want;
   for (size_t i = 0; i < listeners_.size(); ++i) {
+    if (!want) {
+      loop_.remove(listeners_[i].get());
+      continue;
+    }
     const uint64_t token = make_token(TokenKind::listener, i);
     if (std::string e = loop_.add(listeners_[i].get(), EPOLLIN | EPOLLEXCLUSIVE, token);
         !e.empty()) {
       log_error(e);
     }
   }
+}
+
+bool NetworkProcess::sibling_has_room() {
+  const uint32_t n_network = env_.segment->header().n_network;
+  for (uint32_t i = 0; i < n_network; ++i) {
+    if (i == env_.index) continue;
+    shm::ProcessSlot& slot = env_.segment->slot(i);
+    const uint32_t open = std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
+    if (slot_ready(slot) && open < env_.network.max_connections) return true;
+  }
+  return false;
+}
+
+void NetworkProcess::publish_connections() {
+  std::atomic_ref<uint32_t>(env_.segment->slot(env_.index).connections)
+      .store(static_cast<uint32_t>(connections_.size()), std::memory_order_relaxed);
 }
 
 // Over max_connections: a best-effort 503 on the fresh socket (its send
@@ -457,7 +504,8 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
 void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   ResponseSlot& slot = c.slots.emplace_back();
   slot.keep_alive = req.keep_alive && !stopping_;
-  slot.head_only = req.method == "HEAD";
+  slot.head_request = req.method == "HEAD";
+  slot.head_only = slot.head_request;
   if (req.target == "*") {  // OPTIONS * (the parser allows "*" for nothing else)
     slot.data = proto::make_simple_response(200, slot.keep_alive, date_, "text/plain", {}, false,
                                             "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n");
@@ -532,7 +580,10 @@ int NetworkProcess::pick_service(const ServicePool& pool, int exclude) {
 uint64_t NetworkProcess::next_id(uint32_t service) {
   const uint32_t n_network = env_.segment->header().n_network;
   const uint64_t incarnation = env_.segment->slot(n_network + service).incarnation;
-  return (incarnation << 40) | (next_request_++ & ((uint64_t{1} << 40) - 1));
+  const uint64_t own = next_request_ & ~((uint64_t{1} << 28) - 1);
+  const uint64_t counter = ++next_request_ & ((uint64_t{1} << 28) - 1);
+  next_request_ = own | counter;
+  return (incarnation << 40) | own | counter;
 }
 
 void NetworkProcess::track(ResponseSlot& slot, uint64_t connection, uint32_t service, uint64_t id) {
@@ -559,14 +610,17 @@ size_t NetworkProcess::service_of(uint32_t service_proc) const {
 // waits for peer_released before starting its replacement). Its finished
 // answers are taken first; then every request that was on it is settled
 // (dispatch.h: recover), and both rings are emptied for the replacement.
-void NetworkProcess::on_service_gone(uint32_t slot) {
+void NetworkProcess::on_service_gone(uint32_t slot, uint64_t incarnation) {
   const uint32_t n_network = env_.segment->header().n_network;
   if (slot < n_network || slot - n_network >= requests_.size()) {
     log_error("peer_gone for slot " + std::to_string(slot) + ", not a service process; ignored");
     return;
   }
+  // Stale (the slot was given to a new process since): its rings are in use.
+  if (env_.segment->slot(slot).incarnation != incarnation) return;
   const uint32_t s = slot - n_network;
   drain_ring(s);
+  broken_reported_[s] = false;
   const std::vector<HeldRecord> untaken = take_untaken(s);
   responses_[s].reset();
   std::vector<std::pair<uint64_t, Pending>> owed;
@@ -585,7 +639,7 @@ void NetworkProcess::on_service_gone(uint32_t slot) {
 // them in this process. The ring is left empty.
 std::vector<NetworkProcess::HeldRecord> NetworkProcess::take_untaken(uint32_t s) {
   std::vector<HeldRecord> held;
-  shm::Ring reader = env_.segment->ring(env_.index, s, shm::Direction::request);
+  shm::Ring reader = requests_[s].ring().reader_after_consumer();
   shm::RecordView rec;
   while (reader.peek(rec)) {
     held.push_back(HeldRecord{rec.type, rec.flags, rec.id, std::string(rec.payload)});
@@ -601,7 +655,8 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
                                      const std::vector<HeldRecord>& untaken) {
   if (p.slot == nullptr) return;  // answered 504 already, or its connection is gone
   ResponseSlot& slot = *p.slot;
-  slot.data.clear();  // a response cut short by the death
+  slot.data.clear();  // a response cut short by the death, and what it set
+  slot.head_only = slot.head_request;
   slot.request_id = 0;
   const bool taken = std::none_of(untaken.begin(), untaken.end(), [&](const HeldRecord& r) {
     return r.id == id && r.type == proto::kRequestHead;
@@ -618,6 +673,7 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
     const std::vector<HeldRecord> again{
         HeldRecord{proto::kRequestHead, proto::kRecordEnd, id, slot.retry_record}};
     sent = resend(slot, p.connection, static_cast<uint32_t>(sibling), again, id);
+    slot.retried = true;
   }
   if (!sent) {
     slot.retry_record.clear();
@@ -645,7 +701,6 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
   if (!any) return false;
   const uint32_t n_network = env_.segment->header().n_network;
   inflight_of(env_.segment->slot(n_network + to)).fetch_add(1, std::memory_order_relaxed);
-  slot.retried = true;
   track(slot, connection, to, id);
   return true;
 }
@@ -686,6 +741,10 @@ void NetworkProcess::drain_ring(uint32_t s) {
   }
   if (any && ring.producer_needs_wake()) {
     wake(env_.wake_fds[env_.segment->header().n_network + s]);
+  }
+  if (ring.broken() && !broken_reported_[s]) {
+    broken_reported_[s] = true;
+    report_broken_peer(env_, env_.segment->header().n_network + s);
   }
 }
 
@@ -858,6 +917,7 @@ void NetworkProcess::close_connection(Connection& c) {
   }
   const uint64_t id = c.id;
   connections_.erase(id);  // closes the socket, which leaves the epoll set
+  publish_connections();
 }
 
 // The slot no longer waits for the answer (closed, or 504). The entry stays
@@ -877,7 +937,9 @@ void NetworkProcess::watch_overdue(int64_t now) {
       ++it;
       continue;
     }
-    if (env_.segment->slot(n_network + p.service).incarnation == p.incarnation) {
+    const uint32_t incarnation = env_.segment->slot(n_network + p.service).incarnation;
+    if (incarnation == p.incarnation && overdue_reported_[p.service] != incarnation) {
+      overdue_reported_[p.service] = incarnation;
       proto::send_control(env_.control_fd,
                           {proto::ControlType::overdue, n_network + p.service, p.incarnation});
     }

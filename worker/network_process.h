@@ -67,7 +67,9 @@ class NetworkProcess {
   void parse(Connection& c, std::string_view data);
   size_t parse_slice(Connection& c, std::string_view data);
   void pause_accepting();
-  void resume_accepting();
+  void update_accepting();
+  bool sibling_has_room();
+  void publish_connections();
   void add_response(Connection& c, proto::HttpRequest& req);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
   void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
@@ -86,7 +88,7 @@ class NetworkProcess {
     uint64_t id;
     std::string payload;
   };
-  void on_service_gone(uint32_t slot);
+  void on_service_gone(uint32_t slot, uint64_t incarnation);
   std::vector<HeldRecord> take_untaken(uint32_t service);
   void recover_request(uint64_t id, Pending pending, const std::vector<HeldRecord>& untaken);
   bool resend(ResponseSlot& slot, uint64_t connection, uint32_t from,
@@ -120,6 +122,7 @@ class NetworkProcess {
   void expire_service_requests(Connection& c, int64_t now);
   bool sweep_connection(Connection& c, int64_t now);
   void begin_stop();
+  static bool say_close(ResponseSlot& slot);
   int sleep_timeout();
   void update_date();
 
@@ -135,6 +138,8 @@ class NetworkProcess {
   std::vector<uint64_t> writing_;     // dirty_ being written (see write_dirty)
   std::vector<RingWriter> requests_;  // per service process
   std::vector<shm::Ring> responses_;  // per service process
+  std::vector<bool> broken_reported_;  // per service process: its ring was reported broken
+  std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue
   std::vector<uint64_t> inflight_scratch_;
   std::vector<uint8_t> available_scratch_;
   std::vector<proto::HttpRequest> parsed_;
@@ -152,6 +157,7 @@ class NetworkProcess {
   int64_t stop_deadline_ms_ = 0;
   bool stopping_ = false;
   bool draining_ = false;  // reload: connections go to the next generation
+  bool listening_ = true;  // the listeners are in the epoll set
   bool stop_now_ = false;
 };
 

@@ -57,6 +57,7 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
   }
   partial_.resize(n_network);
   epochs_.assign(n_network, 0);
+  broken_reported_.assign(n_network, false);
 }
 
 ServiceProcess::~ServiceProcess() = default;
@@ -125,7 +126,7 @@ void ServiceProcess::handle_control() {
     }
     if (st == proto::RecvStatus::error) return log_error(err);
     if (msg.type == proto::ControlType::stop) stop_ = true;
-    if (msg.type == proto::ControlType::peer_gone) on_network_gone(msg.arg);
+    if (msg.type == proto::ControlType::peer_gone) on_network_gone(msg.arg, msg.arg2);
   }
 }
 
@@ -134,12 +135,15 @@ void ServiceProcess::handle_control() {
 // in-flight count), empty both rings, and tell the supervisor, which then
 // starts the replacement on clean rings. Handlers still holding one of its
 // requests answer into the void (the epoch changed).
-void ServiceProcess::on_network_gone(uint32_t slot) {
+void ServiceProcess::on_network_gone(uint32_t slot, uint64_t incarnation) {
   if (slot >= requests_.size()) {
     log_error("peer_gone for slot " + std::to_string(slot) + ", not a network process; ignored");
     return;
   }
+  // Stale (the slot was given to a new process since): its rings are in use.
+  if (env_.segment->slot(slot).incarnation != incarnation) return;
   ++epochs_[slot];
+  broken_reported_[slot] = false;
   uint64_t dropped = partial_[slot].size();
   partial_[slot].clear();
   shm::Ring& ring = requests_[slot];
@@ -148,7 +152,7 @@ void ServiceProcess::on_network_gone(uint32_t slot) {
     if (rec.type == proto::kRequestHead) ++dropped;
     ring.pop();
   }
-  ring.reset();
+  ring.reset();  // also when broken: the replacement starts clean
   responses_[slot].reset();
   count_done(dropped, 0);
   const std::string err =
@@ -190,6 +194,10 @@ bool ServiceProcess::drain_requests() {
       popped = true;
     }
     if (popped && ring.producer_needs_wake()) wake(env_.wake_fds[n]);
+    if (ring.broken() && !broken_reported_[n]) {
+      broken_reported_[n] = true;
+      report_broken_peer(env_, n);
+    }
     any = any || popped;
   }
   return any;

@@ -48,7 +48,7 @@ class ServiceProcess {
   int sleep_timeout();
   void handle_event(const epoll_event& ev);
   void handle_control();
-  void on_network_gone(uint32_t network);
+  void on_network_gone(uint32_t network, uint64_t incarnation);
   void count_done(uint64_t inflight_delta, uint64_t answered);
 
   WorkerEnv& env_;
@@ -59,6 +59,7 @@ class ServiceProcess {
   std::vector<RingWriter> responses_;                            // per network process
   std::vector<std::unordered_map<uint64_t, Assembly>> partial_;  // per network process
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
+  std::vector<bool> broken_reported_;  // per network process: its ring was reported broken
   std::string encode_scratch_;
   bool stop_ = false;
 };

@@ -12,12 +12,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <fstream>
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include "shm/segment.h"
 #include "tests/integration/server_harness.h"
 
 namespace ringhttpd::testing {
@@ -33,6 +37,7 @@ struct Shape {
   int timeout_ms = 5000;
   int kill_after_ms = 0;
   int drain_ms = 10000;
+  int max_connections = 10000;
   std::vector<int> extra_ports;  // more listeners on 127.0.0.1
 };
 
@@ -46,7 +51,10 @@ std::string config(const Shape& s) {
   if (s.kill_after_ms > 0) service["kill_after_ms"] = s.kill_after_ms;
   return json{
       {"listeners", listeners},
-      {"network", {{"processes", s.network}, {"drain_timeout_ms", s.drain_ms}}},
+      {"network",
+       {{"processes", s.network},
+        {"drain_timeout_ms", s.drain_ms},
+        {"max_connections", s.max_connections}}},
       {"services", json::array({service})},
       {"routes",
        {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
@@ -177,11 +185,13 @@ TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest)
 }
 
 TEST(Lifecycle, KilledNetworkProcessLosesOnlyItsOwnConnections) {
-  Server server(config(Shape{}));
+  Shape shape;
+  shape.max_connections = 16;  // 32 connections: each network process holds 16
+  Server server(config(shape));
   ASSERT_TRUE(server.ready()) << server.log();
   const pid_t victim = server.child("ringhttpd: network g1 #0");
-  // Connections opened together, so that both network processes hold some
-  // (EPOLLEXCLUSIVE spreads them, in no fixed order); then asked who serves.
+  // Both network processes hold some (a full one leaves the listener to its
+  // sibling); each connection is asked who serves it.
   std::vector<std::unique_ptr<Client>> clients;
   std::vector<bool> on_victim;
   for (int i = 0; i < 32; ++i) clients.push_back(std::make_unique<Client>(server.port()));
@@ -189,6 +199,7 @@ TEST(Lifecycle, KilledNetworkProcessLosesOnlyItsOwnConnections) {
     ASSERT_TRUE(c->send(kGetEcho));
     auto r = c->read_response();
     ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
     on_victim.push_back(served_by(*r, "network")["pid"] == victim);
   }
   ASSERT_GT(std::count(on_victim.begin(), on_victim.end(), true), 0);
@@ -278,6 +289,37 @@ TEST(Lifecycle, AHandlerThatNeverAnswersGets504AndItsProcessIsReplaced) {
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(after->body, "pid " + std::to_string(replacement) + "\n");
+}
+
+TEST(Lifecycle, AServiceThatCorruptsItsRingIsReplacedAndTheReaderLivesOn) {
+  Shape shape;
+  shape.network = 1;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string title = "ringhttpd: service app g1 #0";
+  const pid_t writer = server.child(title);
+  const pid_t reader = server.child("ringhttpd: network g1 #0");
+  std::string error;
+  auto segment = shm::Segment::open(
+      server.segment_path().substr(std::string("/dev/shm/").size()), error);
+  ASSERT_TRUE(segment) << error;
+  // Play the buggy service: publish a head that is not on a record boundary.
+  shm::RingHeader* h = segment->ring(0, 0, shm::Direction::response).header_for_tests();
+  std::atomic_ref<uint64_t>(h->head).fetch_add(8);
+  int ok = 0;
+  for (int i = 0; i < 40 && server.child(title) == writer; ++i) {
+    auto r = http_get(server.port(), "/echo");
+    ASSERT_TRUE(r);
+    ok += r->status == 200;
+  }
+  ASSERT_GT(wait_replaced(server, title, writer, 5s), 0) << server.log();
+  EXPECT_EQ(server.child("ringhttpd: network g1 #0"), reader) << "the reader must survive";
+  EXPECT_NE(server.log().find("wrote a ring"), std::string::npos) << server.log();
+  for (int i = 0; i < 10; ++i) {
+    auto r = http_get(server.port(), "/echo");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
 }
 
 // ---- reload ----------------------------------------------------------------
@@ -425,6 +467,81 @@ TEST(Reload, AStormOfSighupsEndsInOneGenerationWithNothingLeftOver) {
   ASSERT_TRUE(r);
   EXPECT_EQ("g" + std::to_string(served_by(*r, "network")["generation"].get<int>()), *gens.begin());
   EXPECT_EQ(server.log().find("reload failed"), std::string::npos) << server.log();
+}
+
+// ---- start and scale ----
+
+TEST(Scale, NetworkProcessesFillUpTogetherBeforeAnyoneIsRefused) {
+  Shape shape;
+  shape.max_connections = 100;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 200; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    ASSERT_TRUE(clients.back()->send(kGetHealth));
+    auto r = clients.back()->read_response();
+    ASSERT_TRUE(r) << i;
+    ASSERT_EQ(r->status, 200) << "connection " << i << " refused before both were full";
+  }
+  Client extra(server.port());
+  ASSERT_TRUE(extra.send(kGetHealth));
+  auto r = extra.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  // One closes: the next client is served again.
+  clients.front().reset();
+  const auto deadline = Clock::now() + 5s;
+  for (;;) {
+    Client again(server.port());
+    ASSERT_TRUE(again.send(kGetHealth));
+    auto a = again.read_response();
+    ASSERT_TRUE(a);
+    if (a->status == 200) break;
+    ASSERT_LT(Clock::now(), deadline) << "no room after a connection closed";
+  }
+}
+
+TEST(Scale, ASigtermDuringALargeStartEndsItAtOnce) {
+  Shape shape;
+  shape.network = 64;
+  shape.service = 64;
+  json big = json::parse(config(shape));
+  big["services"][0]["ring_bytes"] = 65536;
+  TempFile file(big.dump());
+  int pipefd[2];
+  ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], STDERR_FILENO);
+    ::execl(RINGHTTPD_BINARY, RINGHTTPD_BINARY, "serve", "-c", file.path().c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  // Wait until it has begun forking (its first child exists), then stop it.
+  const auto began = Clock::now();
+  std::string log;
+  char buf[4096];
+  ::usleep(0);
+  for (;;) {
+    std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                           "/children");
+    pid_t first = 0;
+    if (children >> first && first > 0) break;
+    ASSERT_LT(Clock::now() - began, 10s);
+    std::this_thread::sleep_for(1ms);
+  }
+  const auto signalled = Clock::now();
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const auto took = Clock::now() - signalled;
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) log.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  EXPECT_LT(took, 3s) << log;
+  EXPECT_EQ(log.find("ready: listening"), std::string::npos) << "the start was not cut short";
+  EXPECT_TRUE(WIFEXITED(status)) << status;
 }
 
 // ---- stop -----------------------------------------------------------------

@@ -2,6 +2,10 @@
 // means, reload coalescing (master/lifecycle.h).
 #include "master/lifecycle.h"
 
+#include "master/capacity.h"
+#include "proto/http_parser.h"
+#include "worker/dispatch.h"
+
 #include <gtest/gtest.h>
 
 namespace ringhttpd::master {
@@ -52,6 +56,98 @@ TEST(ReloadMachine, RequestsDuringAReloadCoalesceIntoOne) {
   EXPECT_FALSE(m.finished());
   EXPECT_FALSE(m.running());
   EXPECT_TRUE(m.request());
+}
+
+TEST(Capacity, ASegmentLargerThanDevShmIsRefusedNamingTheKeys) {
+  EXPECT_EQ(capacity_error(100, 100, 2), "");
+  const std::string e = capacity_error(uint64_t{32} << 30, uint64_t{12} << 30, 128);
+  EXPECT_NE(e.find("services[*].ring_bytes"), std::string::npos) << e;
+  EXPECT_NE(e.find("network.processes (128)"), std::string::npos) << e;
+  EXPECT_NE(e.find("32768 MiB"), std::string::npos) << e;
+}
+
+TEST(Capacity, SegmentGrowsWithTheProductOfTheCounts) {
+  Config c;
+  c.network.processes = 4;
+  c.services.push_back({});
+  c.services[0].processes = 3;
+  c.services[0].ring_bytes = 1 << 20;
+  const uint64_t bytes = segment_bytes(c);
+  EXPECT_GE(bytes, uint64_t{4} * 3 * 2 * (1 << 20));
+  EXPECT_LT(bytes, uint64_t{4} * 3 * 2 * ((1 << 20) + 4096) + 65536);
+}
+
+// ---- the network process's decision for requests on a dead service ----
+
+TEST(Recover, NeverTakenRequestsMoveWhateverTheirMethod) {
+  using worker::Recovery;
+  EXPECT_EQ(worker::recover(false, false, false, true), Recovery::move);
+  EXPECT_EQ(worker::recover(false, true, false, true), Recovery::move);
+  EXPECT_EQ(worker::recover(false, false, false, false), Recovery::unavailable);
+}
+
+TEST(Recover, TakenRequestsAreRetriedOnceOnlyWhenSafe) {
+  using worker::Recovery;
+  EXPECT_EQ(worker::recover(true, true, false, true), Recovery::retry);
+  EXPECT_EQ(worker::recover(true, true, true, true), Recovery::bad_gateway);
+  EXPECT_EQ(worker::recover(true, false, false, true), Recovery::bad_gateway);
+  EXPECT_EQ(worker::recover(true, false, false, false), Recovery::bad_gateway);
+  EXPECT_EQ(worker::recover(true, true, false, false), Recovery::unavailable);
+}
+
+TEST(Recover, OnlyBodilessSafeMethodsAreRetryable) {
+  EXPECT_TRUE(worker::is_retryable("GET", false));
+  EXPECT_TRUE(worker::is_retryable("HEAD", false));
+  EXPECT_TRUE(worker::is_retryable("OPTIONS", false));
+  EXPECT_FALSE(worker::is_retryable("GET", true));
+  EXPECT_FALSE(worker::is_retryable("POST", false));
+  EXPECT_FALSE(worker::is_retryable("PUT", false));
+  EXPECT_FALSE(worker::is_retryable("DELETE", false));
+}
+
+// ---- cutting a connection between two requests (handoff) ----
+
+TEST(FeedOne, StopsRightAfterTheFirstCompleteRequest) {
+  proto::RequestParser parser;
+  const std::string first = "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
+  const std::string second = "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string all = first + second + "GET /c HT";
+  std::vector<proto::HttpRequest> out;
+  size_t used = 0;
+  ASSERT_TRUE(parser.feed_one(all, out, used));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].body, "abc");
+  EXPECT_EQ(used, first.size());
+  EXPECT_FALSE(parser.mid_request());
+  // The rest, fed to a fresh parser (another process), parses the same.
+  proto::RequestParser next;
+  out.clear();
+  ASSERT_TRUE(next.feed(std::string_view(all).substr(used), out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].path(), "/b");
+  EXPECT_TRUE(next.mid_request());
+}
+
+TEST(FeedOne, AtEveryByteSplitTheCutIsAtTheSamePlace) {
+  const std::string first = "GET /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "3\r\nabc\r\n0\r\n\r\n";
+  const std::string all = first + "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+  for (size_t split = 0; split <= all.size(); ++split) {
+    proto::RequestParser parser;
+    std::vector<proto::HttpRequest> out;
+    size_t used = 0, total = 0;
+    std::string_view rest(all);
+    for (std::string_view piece : {rest.substr(0, split), rest.substr(split)}) {
+      while (!piece.empty() && out.empty()) {
+        ASSERT_TRUE(parser.feed_one(piece, out, used)) << split;
+        total += used;
+        piece.remove_prefix(used);
+        if (used == 0) break;
+      }
+    }
+    ASSERT_EQ(out.size(), 1u) << split;
+    EXPECT_EQ(total, first.size()) << split;
+  }
 }
 
 }  // namespace

@@ -39,6 +39,74 @@ TEST(Ring, EmptyRingHasNothingToPeek) {
   EXPECT_FALSE(Ring::valid(t.header(), 8192));
 }
 
+// What the peer writes is input: every impossible position or length makes
+// the ring broken for the reader (never a read outside the data area, never
+// an abort), until reset() empties it for the peer's replacement. The tail is
+// the reader's own: a peer that overwrites it changes nothing for the reader.
+TEST(Ring, ImpossiblePositionsOrLengthsBreakTheRingNotTheReader) {
+  struct Case {
+    const char* what;
+    void (*damage)(RingHeader*, std::byte*);
+  };
+  const Case cases[] = {
+      {"head not on a record boundary", [](RingHeader* h, std::byte*) { h->head += 8; }},
+      {"head more than the capacity ahead", [](RingHeader* h, std::byte*) { h->head += 8192; }},
+      {"head behind the tail", [](RingHeader* h, std::byte*) { h->head = ~uint64_t{0} - 15; }},
+      {"record longer than what was published",
+       [](RingHeader*, std::byte* data) { reinterpret_cast<RecordHeader*>(data)->length = 64; }},
+      {"record longer than the ring",
+       [](RingHeader*, std::byte* data) {
+         reinterpret_cast<RecordHeader*>(data)->length = 0xfffffff0u;
+       }},
+      {"capacity changed under the reader", [](RingHeader* h, std::byte*) { h->capacity = 1 << 30; }},
+  };
+  for (const Case& c : cases) {
+    TestRing t(4096);
+    Ring producer = t.view(), consumer = t.view();
+    ASSERT_TRUE(producer.try_push(1, 0, 1, "abc"));
+    c.damage(t.header(), t.memory + sizeof(RingHeader));
+    RecordView rec;
+    for (int i = 0; i < 3 && consumer.peek(rec); ++i) {
+      // A damage the reader cannot see (capacity) must still read in bounds.
+      EXPECT_LE(rec.payload.size(), 4096u) << c.what;
+      consumer.pop();
+    }
+    if (std::string_view(c.what).starts_with("capacity")) continue;
+    EXPECT_TRUE(consumer.broken()) << c.what;
+    EXPECT_FALSE(consumer.peek(rec)) << c.what;
+    consumer.reset();  // as the survivor does; the peer's replacement starts afresh
+    producer.reset();
+    EXPECT_FALSE(consumer.broken()) << c.what;
+    ASSERT_TRUE(producer.try_push(1, 0, 2, "xyz")) << c.what;
+    ASSERT_TRUE(consumer.peek(rec)) << c.what;
+    EXPECT_EQ(rec.payload, "xyz") << c.what;
+  }
+}
+
+// After its consumer died, the producer reads what that consumer had not
+// taken: exactly the records after the tail it last published.
+TEST(Ring, TheProducerReadsWhatADeadConsumerLeft) {
+  TestRing t(4096);
+  Ring producer = t.view();
+  {
+    Ring consumer = t.view();
+    for (uint64_t id = 1; id <= 3; ++id) ASSERT_TRUE(producer.try_push(1, 0, id, "r"));
+    RecordView rec;
+    ASSERT_TRUE(consumer.peek(rec));
+    consumer.pop();  // took 1; then "died" holding 2 peeked but not popped
+    ASSERT_TRUE(consumer.peek(rec));
+  }
+  Ring reader = producer.reader_after_consumer();
+  std::vector<uint64_t> left;
+  RecordView rec;
+  while (reader.peek(rec)) {
+    left.push_back(rec.id);
+    reader.pop();
+  }
+  EXPECT_EQ(left, (std::vector<uint64_t>{2, 3}));
+  EXPECT_FALSE(reader.broken());
+}
+
 TEST(Ring, RecordRoundTripsTypeFlagsIdAndPayload) {
   TestRing t(4096);
   Ring producer = t.view(), consumer = t.view();
