@@ -1,12 +1,25 @@
 // Encoding and bounds-checked decoding of the message heads carried in ring
-// records (format drawn in ring_codec.h). Decoding never reads past the
-// payload: a malformed record is refused, not trusted.
+// records (format drawn in ring_codec.h). The record comes from another
+// process, so decoding trusts nothing in it: every count and length is
+// checked against the bytes actually present before it is used, nothing is
+// allocated for a size the payload cannot back, and a misfit is refused.
+// Encoding never narrows a value that does not fit its field.
 #include "proto/ring_codec.h"
 
 #include <cstring>
+#include <limits>
 
 namespace ringhttpd::proto {
 namespace {
+
+// What the encoder writes into a head's reserved field when it could not
+// represent the head; decoders refuse any reserved field that is not 0.
+constexpr uint8_t kUnrepresentable = 1;
+
+// The smallest header entry: its two lengths, with an empty name and value.
+constexpr size_t kMinHeaderEntry = 2 * sizeof(uint32_t);
+
+bool fits_u32(uint64_t n) { return n <= std::numeric_limits<uint32_t>::max(); }
 
 template <typename T>
 void put(std::string& out, T v) {
@@ -15,7 +28,8 @@ void put(std::string& out, T v) {
   out.append(buf, sizeof(T));
 }
 
-// A cursor over a payload; any read past the end marks it failed.
+// A cursor over a payload; any read past the end marks it failed, and every
+// read after a failure is refused too, so callers check ok() once at the end.
 class Reader {
  public:
   explicit Reader(std::string_view data) : data_(data) {}
@@ -23,7 +37,7 @@ class Reader {
   template <typename T>
   T get() {
     T v{};
-    if (!ok_ || data_.size() - pos_ < sizeof(T)) {
+    if (!ok_ || remaining() < sizeof(T)) {
       ok_ = false;
       return v;
     }
@@ -32,8 +46,10 @@ class Reader {
     return v;
   }
 
-  std::string bytes(size_t n) {
-    if (!ok_ || data_.size() - pos_ < n) {
+  // The check comes before the string exists: a length the payload cannot
+  // hold allocates nothing.
+  std::string bytes(uint64_t n) {
+    if (!ok_ || remaining() < n) {
       ok_ = false;
       return {};
     }
@@ -42,8 +58,10 @@ class Reader {
     return s;
   }
 
+  void fail() { ok_ = false; }
   bool ok() const { return ok_; }
   size_t pos() const { return pos_; }
+  size_t remaining() const { return data_.size() - pos_; }
 
  private:
   std::string_view data_;
@@ -51,45 +69,72 @@ class Reader {
   bool ok_ = true;
 };
 
+bool headers_fit(const std::vector<Header>& headers) {
+  if (!fits_u32(headers.size())) return false;
+  for (const Header& h : headers) {
+    if (!fits_u32(h.name.size()) || !fits_u32(h.value.size())) return false;
+  }
+  return true;
+}
+
+// Only after headers_fit(headers): the casts below then lose nothing.
 void put_headers(const std::vector<Header>& headers, std::string& out) {
   for (const Header& h : headers) {
-    put<uint16_t>(out, static_cast<uint16_t>(h.name.size()));
+    put<uint32_t>(out, static_cast<uint32_t>(h.name.size()));
     put<uint32_t>(out, static_cast<uint32_t>(h.value.size()));
     out += h.name;
     out += h.value;
   }
 }
 
-void get_headers(Reader& in, uint16_t n, std::vector<Header>& headers) {
+void get_headers(Reader& in, uint32_t n, std::vector<Header>& headers) {
   headers.clear();
+  // A count the rest of the payload cannot hold even with empty entries is
+  // refused before anything is reserved for it: the reservation is then at
+  // most a small multiple of the bytes the peer really sent.
+  if (!in.ok() || n > in.remaining() / kMinHeaderEntry) return in.fail();
   headers.reserve(n);
-  for (uint16_t i = 0; i < n && in.ok(); ++i) {
-    const auto name_len = in.get<uint16_t>();
+  for (uint32_t i = 0; i < n; ++i) {
+    const auto name_len = in.get<uint32_t>();
     const auto value_len = in.get<uint32_t>();
     std::string name = in.bytes(name_len);
     std::string value = in.bytes(value_len);
+    if (!in.ok()) return;
     headers.push_back({std::move(name), std::move(value)});
   }
 }
 
+// The head ends where the reader is; what follows is the first piece of the
+// body, so more of it than body_length is a misfit too.
+size_t finish(const Reader& in, uint64_t body_length) {
+  if (!in.ok() || in.remaining() > body_length) return 0;
+  return in.pos();
+}
+
 }  // namespace
 
-void encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
+bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
                          std::string& out) {
+  const bool fits =
+      fits_u32(req.method.size()) && fits_u32(req.target.size()) && headers_fit(req.headers);
   put<uint32_t>(out, origin.network_pid);
   put<uint32_t>(out, origin.generation);
   put<uint32_t>(out, origin.network_index);
   put<uint8_t>(out, req.version_major);
   put<uint8_t>(out, req.version_minor);
   put<uint8_t>(out, req.keep_alive ? 1 : 0);
-  put<uint8_t>(out, 0);
+  put<uint8_t>(out, fits ? 0 : kUnrepresentable);
   put<uint64_t>(out, body_length);
-  put<uint16_t>(out, static_cast<uint16_t>(req.method.size()));
-  put<uint16_t>(out, static_cast<uint16_t>(req.headers.size()));
-  put<uint32_t>(out, static_cast<uint32_t>(req.target.size()));
+  // An unrepresentable head keeps its fixed part (all lengths 0) so that it
+  // is still a well-framed record, one the reserved byte makes refused.
+  put<uint32_t>(out, fits ? static_cast<uint32_t>(req.method.size()) : 0);
+  put<uint32_t>(out, fits ? static_cast<uint32_t>(req.headers.size()) : 0);
+  put<uint32_t>(out, fits ? static_cast<uint32_t>(req.target.size()) : 0);
+  if (!fits) return false;
   out += req.method;
   out += req.target;
   put_headers(req.headers, out);
+  return true;
 }
 
 size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOrigin& origin,
@@ -100,38 +145,45 @@ size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOr
   origin.network_index = in.get<uint32_t>();
   req.version_major = in.get<uint8_t>();
   req.version_minor = in.get<uint8_t>();
-  req.keep_alive = in.get<uint8_t>() != 0;
-  in.get<uint8_t>();
+  const auto keep_alive = in.get<uint8_t>();
+  const auto reserved = in.get<uint8_t>();
   body_length = in.get<uint64_t>();
-  const auto method_len = in.get<uint16_t>();
-  const auto n_headers = in.get<uint16_t>();
+  const auto method_len = in.get<uint32_t>();
+  const auto n_headers = in.get<uint32_t>();
   const auto target_len = in.get<uint32_t>();
+  if (!in.ok() || keep_alive > 1 || reserved != 0) return 0;
+  req.keep_alive = keep_alive == 1;
   req.method = in.bytes(method_len);
   req.target = in.bytes(target_len);
   get_headers(in, n_headers, req.headers);
   req.body.clear();
-  return in.ok() ? in.pos() : 0;
+  return finish(in, body_length);
 }
 
-void encode_response_head(int status, const std::vector<Header>& headers, uint64_t body_length,
+bool encode_response_head(int status, const std::vector<Header>& headers, uint64_t body_length,
                           std::string& out) {
-  put<uint16_t>(out, static_cast<uint16_t>(status));
-  put<uint16_t>(out, static_cast<uint16_t>(headers.size()));
-  put<uint32_t>(out, 0);
+  const bool fits =
+      status >= 0 && status <= std::numeric_limits<uint16_t>::max() && headers_fit(headers);
+  put<uint16_t>(out, fits ? static_cast<uint16_t>(status) : 0);
+  put<uint16_t>(out, fits ? 0 : kUnrepresentable);
+  put<uint32_t>(out, fits ? static_cast<uint32_t>(headers.size()) : 0);
   put<uint64_t>(out, body_length);
+  if (!fits) return false;
   put_headers(headers, out);
+  return true;
 }
 
 size_t decode_response_head(std::string_view payload, int& status, std::vector<Header>& headers,
                             uint64_t& body_length) {
   Reader in(payload);
-  status = in.get<uint16_t>();
-  const auto n_headers = in.get<uint16_t>();
-  in.get<uint32_t>();
+  const auto code = in.get<uint16_t>();
+  const auto reserved = in.get<uint16_t>();
+  const auto n_headers = in.get<uint32_t>();
   body_length = in.get<uint64_t>();
+  if (!in.ok() || reserved != 0 || code < 100 || code > 599) return 0;
+  status = code;
   get_headers(in, n_headers, headers);
-  if (status < 100 || status > 599) return 0;
-  return in.ok() ? in.pos() : 0;
+  return finish(in, body_length);
 }
 
 }  // namespace ringhttpd::proto

@@ -8,16 +8,26 @@
 //
 // Request head (native byte order: both ends run on the same machine):
 //   u32 network_pid | u32 generation | u32 network_index | u8 major | u8 minor
-//   u8 keep_alive | u8 0 | u64 body_length | u16 method_len | u16 n_headers
-//   u32 target_len | method | target | n_headers x (u16 name_len | u32
-//   value_len | name | value)
+//   u8 keep_alive (0 or 1) | u8 0 | u64 body_length | u32 method_len
+//   u32 n_headers | u32 target_len | method | target
+//   n_headers x (u32 name_len | u32 value_len | name | value)
 // Response head:
-//   u16 status | u16 n_headers | u32 0 | u64 body_length | headers as above
+//   u16 status (100..599) | u16 0 | u32 n_headers | u64 body_length
+//   headers as above
+//
+// Counts and lengths are 32-bit: a head is bounded by max_header_bytes (at
+// most 1 MiB), so 16 bits were too few (65,536 header fields or a 64 KiB
+// name) and 32 always suffice. The bytes after the head are body: at most
+// body_length of them. Anything else -- a length or count the payload cannot
+// hold, a non-zero reserved byte, keep_alive not 0 or 1, more body than
+// body_length -- makes the record malformed. So a decodable head has exactly
+// one encoding.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/http_request.h"
 #include "proto/http_response.h"
@@ -40,17 +50,29 @@ struct RequestOrigin {
 };
 
 // Appends the encoded head of `req` (not its body); body_length is the size
-// of the whole body that follows.
-void encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
+// of the whole body that follows. Returns false if the head cannot be
+// represented (a count or length over 2^32 - 1): then what was appended is a
+// head every decoder refuses (its reserved byte is set), never a truncated
+// one, so a caller that sends it anyway gets a malformed-record answer rather
+// than a peer reading the wrong bytes (its body) as headers. Callers should
+// still check: the refused head is small, so a ring-size check passes it.
+// (For requests it cannot happen today: a head is at most max_header_bytes.)
+bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
                          std::string& out);
 // Decodes a request head from the front of `payload`. On success fills `req`
 // (body left empty), `origin` and `body_length`, and returns the number of
-// bytes the head took (the rest of the payload is body). 0 means malformed.
+// bytes the head took (the rest of the payload is body). 0 means malformed;
+// the outputs are then unspecified. What it allocates is proportional to the
+// payload's size, never to a count or length the record merely claims.
 size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOrigin& origin,
                            uint64_t& body_length);
 
-void encode_response_head(int status, const std::vector<Header>& headers, uint64_t body_length,
+// As encode_request_head; false also when `status` does not fit 16 bits (a
+// handler's mistake; the head appended then has status 0 and its reserved
+// field set: refused, where a narrowed status could have read as a valid one).
+bool encode_response_head(int status, const std::vector<Header>& headers, uint64_t body_length,
                           std::string& out);
+// As decode_request_head; a status outside 100..599 is malformed.
 size_t decode_response_head(std::string_view payload, int& status, std::vector<Header>& headers,
                             uint64_t& body_length);
 

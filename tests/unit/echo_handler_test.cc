@@ -1,6 +1,9 @@
 // The echo handler's JSON: every byte of the request either round-trips or
-// (invalid UTF-8) becomes U+FFFD, and the output always parses.
+// (invalid UTF-8) becomes U+FFFD, the output always parses, its bytes stay
+// what clients already read, and many headers cost linear time, not quadratic.
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -81,6 +84,57 @@ TEST(EchoHandler, KeepsValidUtf8AndReplacesInvalidBytes) {
 TEST(EchoHandler, NoHeadersGivesAnEmptyObject) {
   proto::HttpRequest req = request("GET", "/");
   EXPECT_TRUE(echo(req)["headers"].empty());
+}
+
+// Pins the exact bytes (member order, separators, how repeated names join)
+// so that a rewrite of the handler cannot change what clients already parse.
+TEST(EchoHandler, OutputBytesAreStable) {
+  proto::HttpRequest req = request("GET", "/p?q=1");
+  req.headers = {{"Host", "h"}, {"X-A", "1"}, {"Accept", "*/*"}, {"X-A", "2"},
+                 {"x-a", "3"},  {"X-A", "4"}, {"Q", "\"\\"}};
+  req.body = "hi";
+  proto::HttpResponse raw;
+  echo(req, &raw);
+  EXPECT_EQ(raw.body,
+            "{\"method\":\"GET\",\"path\":\"/p\",\"query\":\"q=1\",\"version\":\"1.1\","
+            "\"headers\":{\"Host\":\"h\",\"X-A\":\"1, 2, 4\",\"Accept\":\"*/*\",\"x-a\":\"3\","
+            "\"Q\":\"\\\"\\\\\"},\"body_length\":2,\"body\":\"hi\","
+            "\"network\":{\"pid\":7,\"generation\":3,\"index\":0},"
+            "\"service\":{\"name\":\"app\",\"pid\":42,\"generation\":3,\"index\":1}}\n");
+  req.headers.clear();
+  echo(req, &raw);
+  EXPECT_NE(raw.body.find("\"headers\":{},\"body_length\""), std::string::npos) << raw.body;
+}
+
+// 32,768 header fields (each name twice, far apart) used to hold a service
+// process for seconds. Correctness only: the time is the suite's timeout.
+TEST(EchoHandler, HandlesThirtyTwoThousandHeaders) {
+  constexpr size_t kFields = 32768;
+  constexpr size_t kNames = kFields / 2;
+  proto::HttpRequest req = request("GET", "/");
+  req.headers.reserve(kFields);
+  for (size_t i = 0; i < kFields; ++i) {
+    std::string name = "X-";
+    name += std::to_string(i % kNames);
+    req.headers.push_back({std::move(name), std::to_string(i)});
+  }
+  proto::HttpResponse raw;
+  const auto doc = echo(req, &raw);
+  const auto& headers = doc["headers"];
+  ASSERT_EQ(headers.size(), kNames);
+  // Order of first appearance, by one forward scan of the bytes (the quote
+  // after each name keeps "X-1" from matching "X-10"); ordered_json would do,
+  // but its member lookup is itself quadratic.
+  size_t at = raw.body.find("\"headers\":{");
+  ASSERT_NE(at, std::string::npos);
+  for (size_t i = 0; i < kNames; ++i) {
+    std::string name = "X-";
+    name += std::to_string(i);
+    const std::string joined = std::to_string(i) + ", " + std::to_string(i + kNames);
+    ASSERT_EQ(headers[name], joined) << name;
+    at = raw.body.find("\"" + name + "\":\"" + joined + "\"", at);
+    ASSERT_NE(at, std::string::npos) << name << " missing or out of order";
+  }
 }
 
 }  // namespace

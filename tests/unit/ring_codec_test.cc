@@ -1,8 +1,14 @@
 // Request and response heads through the ring record encoding, and refusal
-// of truncated records.
+// of records a peer could use to make the reader misread: truncated, lying
+// counts and lengths, set reserved fields, more body than announced.
 #include "proto/ring_codec.h"
 
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
 
 namespace ringhttpd::proto {
 namespace {
@@ -74,6 +80,198 @@ TEST(RingCodec, ResponseWithImpossibleStatusIsRefused) {
   std::vector<Header> headers;
   uint64_t length = 0;
   EXPECT_EQ(decode_response_head(bytes, status, headers, length), 0u);
+}
+
+// Field offsets in an encoded head (ring_codec.h draws the layout), for the
+// tests that forge a field.
+constexpr size_t kRequestReserved = 15;
+constexpr size_t kRequestKeepAlive = 14;
+constexpr size_t kRequestHeaderCount = 28;
+constexpr size_t kRequestMethod = 36;  // first byte after the fixed part
+constexpr size_t kResponseReserved = 2;
+constexpr size_t kResponseHeaderCount = 4;
+
+void patch_u32(std::string& bytes, size_t at, uint32_t v) { std::memcpy(bytes.data() + at, &v, 4); }
+
+std::vector<Header> many_headers(size_t n) {
+  std::vector<Header> headers;
+  headers.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    // Appended, not "H" + std::to_string(i): GCC 12 warns falsely (-Wrestrict) on that.
+    std::string name = "H";
+    name += std::to_string(i);
+    headers.push_back({std::move(name), std::to_string(i)});
+  }
+  return headers;
+}
+
+bool same_headers(const std::vector<Header>& a, const std::vector<Header>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].value != b[i].value) return false;
+  }
+  return true;
+}
+
+// 16-bit counts dropped every header past 65,535 and read the rest of the
+// head as body; the count must survive whole.
+TEST(RingCodec, RequestHeadRoundTripsWith65537Headers) {
+  HttpRequest req = sample_request();
+  req.headers = many_headers(65537);
+  std::string bytes;
+  ASSERT_TRUE(encode_request_head(req, RequestOrigin{1, 2, 3}, 4, bytes));
+  bytes += "body";
+  HttpRequest out;
+  RequestOrigin origin;
+  uint64_t body_length = 0;
+  const size_t used = decode_request_head(bytes, out, origin, body_length);
+  ASSERT_EQ(used, bytes.size() - 4);
+  EXPECT_EQ(out.method, "POST");
+  EXPECT_EQ(out.target, req.target);
+  EXPECT_TRUE(same_headers(out.headers, req.headers));
+  EXPECT_EQ(body_length, 4u);
+}
+
+TEST(RingCodec, RequestHeadRoundTripsWithA70000ByteHeaderName) {
+  HttpRequest req = sample_request();
+  req.headers.insert(req.headers.begin() + 1, Header{std::string(70000, 'n'), "v"});
+  std::string bytes;
+  ASSERT_TRUE(encode_request_head(req, RequestOrigin{}, 0, bytes));
+  HttpRequest out;
+  RequestOrigin origin;
+  uint64_t body_length = 1;
+  ASSERT_EQ(decode_request_head(bytes, out, origin, body_length), bytes.size());
+  EXPECT_TRUE(same_headers(out.headers, req.headers));
+  EXPECT_EQ(body_length, 0u);
+}
+
+TEST(RingCodec, ResponseHeadRoundTripsWith65537HeadersAndA70000ByteName) {
+  std::vector<Header> headers = many_headers(65537);
+  headers.push_back({std::string(70000, 'n'), std::string(70000, 'v')});
+  std::string bytes;
+  ASSERT_TRUE(encode_response_head(201, headers, 0, bytes));
+  int status = 0;
+  std::vector<Header> out;
+  uint64_t length = 1;
+  ASSERT_EQ(decode_response_head(bytes, status, out, length), bytes.size());
+  EXPECT_EQ(status, 201);
+  EXPECT_TRUE(same_headers(out, headers));
+  EXPECT_EQ(length, 0u);
+}
+
+TEST(RingCodec, TruncatedResponseHeadIsRefusedAtEveryLength) {
+  std::string bytes;
+  ASSERT_TRUE(encode_response_head(200, {{"A", "1"}, {"Content-Type", "text/plain"}}, 0, bytes));
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    int status = 0;
+    std::vector<Header> headers;
+    uint64_t length = 0;
+    EXPECT_EQ(decode_response_head(std::string_view(bytes).substr(0, n), status, headers, length),
+              0u)
+        << n;
+  }
+}
+
+// A forged count must be refused by comparing it with the bytes present, not
+// by trying to reserve that many entries first (a 4G-entry reservation would
+// throw; a 1M-entry one would succeed and waste 64 MiB per record).
+TEST(RingCodec, HeaderCountBeyondThePayloadIsRefusedWithoutAllocating) {
+  std::string valid;
+  ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 0, valid));
+  for (const uint32_t count : {uint32_t{4}, uint32_t{1} << 20, std::numeric_limits<uint32_t>::max()}) {
+    std::string bytes = valid;
+    patch_u32(bytes, kRequestHeaderCount, count);
+    HttpRequest out;
+    RequestOrigin origin;
+    uint64_t len = 0;
+    size_t used = 1;
+    EXPECT_NO_THROW(used = decode_request_head(bytes, out, origin, len)) << count;
+    EXPECT_EQ(used, 0u) << count;
+    EXPECT_LE(out.headers.capacity(), bytes.size() / 8) << count;
+  }
+  std::string response;
+  ASSERT_TRUE(encode_response_head(200, {{"A", "1"}}, 0, response));
+  patch_u32(response, kResponseHeaderCount, std::numeric_limits<uint32_t>::max());
+  int status = 0;
+  std::vector<Header> headers;
+  uint64_t len = 0;
+  size_t used = 1;
+  EXPECT_NO_THROW(used = decode_response_head(response, status, headers, len));
+  EXPECT_EQ(used, 0u);
+  EXPECT_LE(headers.capacity(), response.size() / 8);
+}
+
+TEST(RingCodec, LengthBeyondThePayloadIsRefused) {
+  std::string valid;
+  ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 0, valid));
+  const size_t first_header = kRequestMethod + sample_request().method.size() +
+                              sample_request().target.size();
+  // The method length, then the first header's name and value lengths.
+  for (const size_t at : {size_t{24}, first_header, first_header + 4}) {
+    for (const uint32_t n : {uint32_t{1000}, std::numeric_limits<uint32_t>::max()}) {
+      std::string bytes = valid;
+      patch_u32(bytes, at, n);
+      HttpRequest out;
+      RequestOrigin origin;
+      uint64_t len = 0;
+      EXPECT_EQ(decode_request_head(bytes, out, origin, len), 0u) << at << " " << n;
+    }
+  }
+}
+
+// The reserved fields and keep_alive have one valid spelling each, so a
+// decodable head has exactly one encoding.
+TEST(RingCodec, ReservedFieldsAndKeepAliveAcceptOnlyTheirOneSpelling) {
+  std::string valid;
+  ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 0, valid));
+  for (const size_t at : {kRequestReserved, kRequestKeepAlive}) {
+    std::string bytes = valid;
+    bytes[at] = 2;
+    HttpRequest out;
+    RequestOrigin origin;
+    uint64_t len = 0;
+    EXPECT_EQ(decode_request_head(bytes, out, origin, len), 0u) << at;
+  }
+  std::string response;
+  ASSERT_TRUE(encode_response_head(200, {}, 0, response));
+  response[kResponseReserved] = 1;
+  int status = 0;
+  std::vector<Header> headers;
+  uint64_t len = 0;
+  EXPECT_EQ(decode_response_head(response, status, headers, len), 0u);
+}
+
+// What follows the head is the body's first piece: more of it than the head
+// announced is garbage, not body.
+TEST(RingCodec, MoreBodyThanBodyLengthIsRefused) {
+  std::string bytes;
+  ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 3, bytes));
+  HttpRequest out;
+  RequestOrigin origin;
+  uint64_t len = 0;
+  EXPECT_GT(decode_request_head(bytes + "abc", out, origin, len), 0u);
+  EXPECT_EQ(decode_request_head(bytes + "abcd", out, origin, len), 0u);
+  std::string response;
+  ASSERT_TRUE(encode_response_head(200, {}, 0, response));
+  int status = 0;
+  std::vector<Header> headers;
+  EXPECT_EQ(decode_response_head(response + "x", status, headers, len), 0u);
+}
+
+// A status that does not fit the field is reported, never narrowed (70200
+// would have become 4664, and 65736 a plausible 200); what was appended is a
+// head the peer refuses.
+TEST(RingCodec, UnrepresentableStatusIsReportedAndRefusedByThePeer) {
+  for (const int bad : {65736, 70200, -1}) {
+    std::string bytes = "kept";
+    EXPECT_FALSE(encode_response_head(bad, {{"A", "1"}}, 5, bytes)) << bad;
+    ASSERT_EQ(bytes.substr(0, 4), "kept");
+    int status = 0;
+    std::vector<Header> headers;
+    uint64_t len = 0;
+    EXPECT_EQ(decode_response_head(std::string_view(bytes).substr(4), status, headers, len), 0u)
+        << bad;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,87 @@
+// Fuzz target over the ring record decoders (proto/ring_codec.h): the input
+// is a head record's payload as a peer process could write it, given to both
+// decode_request_head and decode_response_head. Whatever decodes must be the
+// one encoding of its values (re-encoding gives the same bytes back), decode
+// again to the same values, and fit the payload (no more body than
+// body_length). Any difference traps. Built as a libFuzzer target with clang
+// (scripts/fuzz codec), and as a corpus replay under ctest.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/ring_codec.h"
+
+namespace {
+
+using ringhttpd::proto::decode_request_head;
+using ringhttpd::proto::decode_response_head;
+using ringhttpd::proto::encode_request_head;
+using ringhttpd::proto::encode_response_head;
+using ringhttpd::proto::Header;
+using ringhttpd::proto::HttpRequest;
+using ringhttpd::proto::RequestOrigin;
+
+void check(bool condition) {
+  if (!condition) __builtin_trap();
+}
+
+bool same_headers(const std::vector<Header>& a, const std::vector<Header>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].name != b[i].name || a[i].value != b[i].value) return false;
+  }
+  return true;
+}
+
+void request(std::string_view payload) {
+  HttpRequest req;
+  RequestOrigin origin;
+  uint64_t body_length = 0;
+  const size_t used = decode_request_head(payload, req, origin, body_length);
+  if (used == 0) return;
+  check(used <= payload.size() && payload.size() - used <= body_length);
+  check(req.body.empty());
+
+  std::string again;
+  check(encode_request_head(req, origin, body_length, again));
+  check(again == payload.substr(0, used));
+  HttpRequest req2;
+  RequestOrigin origin2;
+  uint64_t body_length2 = 0;
+  check(decode_request_head(again, req2, origin2, body_length2) == again.size());
+  check(req2.method == req.method && req2.target == req.target &&
+        req2.version_major == req.version_major && req2.version_minor == req.version_minor &&
+        req2.keep_alive == req.keep_alive && same_headers(req2.headers, req.headers));
+  check(origin2.network_pid == origin.network_pid && origin2.generation == origin.generation &&
+        origin2.network_index == origin.network_index && body_length2 == body_length);
+}
+
+void response(std::string_view payload) {
+  int status = 0;
+  std::vector<Header> headers;
+  uint64_t body_length = 0;
+  const size_t used = decode_response_head(payload, status, headers, body_length);
+  if (used == 0) return;
+  check(used <= payload.size() && payload.size() - used <= body_length);
+  check(status >= 100 && status <= 599);
+
+  std::string again;
+  check(encode_response_head(status, headers, body_length, again));
+  check(again == payload.substr(0, used));
+  int status2 = 0;
+  std::vector<Header> headers2;
+  uint64_t body_length2 = 0;
+  check(decode_response_head(again, status2, headers2, body_length2) == again.size());
+  check(status2 == status && same_headers(headers2, headers) && body_length2 == body_length);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view payload(reinterpret_cast<const char*>(data), size);
+  request(payload);
+  response(payload);
+  return 0;
+}
