@@ -72,6 +72,7 @@ class Supervisor {
     int64_t started_ms = 0;
     RestartPolicy restart;
     bool respawn = false;            // a replacement is due (at restart_at_ms)
+    int64_t died_ms = 0;             // != 0: the last process died then; not yet replaced
     int64_t restart_at_ms = 0;       // valid while respawn
     std::set<uint32_t> awaiting;     // peers that have not released this slot yet
     int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()

@@ -80,6 +80,21 @@ std::string_view reason_phrase(int status) {
   }
 }
 
+bool valid_header_field(const Header& header) {
+  auto tchar = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  };
+  if (header.name.empty()) return false;
+  for (unsigned char c : header.name) {
+    if (!tchar(c)) return false;
+  }
+  for (unsigned char c : header.value) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
 bool is_framing_header(std::string_view name) {
   return iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
          iequals(name, "connection") || iequals(name, "date") || iequals(name, "server") ||

@@ -25,6 +25,11 @@ struct HttpResponse {
 std::string_view reason_phrase(int status);
 
 // True for headers the writer owns (dropped when a handler sets them).
+// Whether a header a service gave may be written as it is: the name is a
+// token (RFC 9110 5.1) and the value holds no CR, LF or NUL (5.5), so it can
+// never end the line and start another (response splitting).
+bool valid_header_field(const Header& header);
+
 bool is_framing_header(std::string_view name);
 
 // Whether a response to `method` with `status` carries no body (HEAD, 1xx,

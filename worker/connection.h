@@ -25,6 +25,11 @@ struct ResponseSlot {
   bool head_only = false;  // head without body bytes (HEAD, 204, 304, or a 502 in place)
   bool head_request = false;  // the request was HEAD
   bool retried = false;    // sent again after its service process died
+  // The response being received from a service process (valid while
+  // request_id != 0): its head arrived; body bytes announced and received.
+  bool head_seen = false;
+  uint64_t body_expected = 0;
+  uint64_t body_got = 0;
   // The request's ring record, kept while request_id != 0 for a request
   // that may be sent twice (is_retryable); empty otherwise.
   std::string retry_record;
@@ -40,6 +45,7 @@ class SlotQueue {
   size_t size() const { return slots_.size() - head_; }
   ResponseSlot& operator[](size_t i) { return *slots_[head_ + i]; }
   ResponseSlot& front() { return *slots_[head_]; }
+  const ResponseSlot& front() const { return *slots_[head_]; }
   ResponseSlot& back() { return *slots_.back(); }
   ResponseSlot& emplace_back() { return *slots_.emplace_back(std::make_unique<ResponseSlot>()); }
   void pop_front() {
@@ -58,25 +64,60 @@ class SlotQueue {
   size_t head_ = 0;  // slots_[0, head_) are already sent (null)
 };
 
+// Where a connection stands in its life. It only moves forward:
+//
+//   open --(close asked, error, EOF, stop)--> input_closed --(all answered)--> lingering
+//     |                                            |                               |
+//     +--(reload, between two requests)--> handed_over        closed <--(EOF, deadline)
+//
+// `closed` and `handed_over` connections are dropped at the end of the loop
+// iteration (NetworkProcess::drop_finished), never in the middle of a call
+// chain, so any function holding a Connection& may still look at it.
+enum class ConnState : uint8_t {
+  open,          // requests may still arrive
+  input_closed,  // no more requests are read: answer what was asked, then end
+  lingering,     // all answered; half-closed, input discarded until EOF or linger_until_ms
+  handed_over,   // given to another process; this copy only waits to be dropped
+  closed,        // ended; dropped at the end of the loop iteration
+};
+
+// What a connection is busy with, from its queue and parser: what a stop, a
+// drain and the timeouts decide on.
+enum class Activity {
+  idle,       // nothing owed, nothing half received
+  receiving,  // a request is arriving (its head or body is incomplete)
+  waiting,    // the oldest response is still owed by a service process
+  writing,    // the oldest response is ready and being written
+};
+
 struct Connection {
   Connection(uint64_t id_, proto::UniqueFd fd_, proto::ParserLimits limits)
       : id(id_), fd(std::move(fd_)), parser(limits) {}
+
+  Activity activity() const {
+    if (!slots.empty()) return slots.front().ready ? Activity::writing : Activity::waiting;
+    return parser.mid_request() ? Activity::receiving : Activity::idle;
+  }
+  bool input_open() const { return state == ConnState::open; }
+  void close_input() {
+    if (state == ConnState::open) state = ConnState::input_closed;
+  }
+  bool finished() const { return state == ConnState::closed || state == ConnState::handed_over; }
 
   uint64_t id;
   proto::UniqueFd fd;
   proto::RequestParser parser;
   SlotQueue slots;
-  size_t sent = 0;                // bytes of slots.front().data already written
-  std::string stash;              // bytes read but not parsed yet (budget reached)
-  int64_t last_active_ms = 0;     // last read or write progress
-  int64_t request_start_ms = 0;   // valid while parser.mid_request()
-  bool no_more_requests = false;  // error, Connection: close, peer EOF or stopping
-  bool peer_closed = false;       // read returned 0 or failed
-  bool read_paused = false;       // too many responses queued; resume when drained
-  bool readable = false;          // edge-triggered: data may be waiting
-  bool continue_sent = false;     // "100 Continue" sent for the current request
-  bool lingering = false;         // half-closed after the last response; input discarded
-  int64_t linger_until_ms = 0;    // valid while lingering
+  ConnState state = ConnState::open;
+  size_t sent = 0;               // bytes of slots.front().data already written
+  std::string stash;             // bytes read but not parsed yet (budget reached, or draining)
+  int64_t last_active_ms = 0;    // last read or write progress
+  int64_t request_start_ms = 0;  // valid while parser.mid_request()
+  int64_t linger_until_ms = 0;   // valid while lingering
+  bool peer_closed = false;      // read returned 0 or failed
+  bool read_paused = false;      // too many responses queued, or draining; reads wait
+  bool readable = false;         // edge-triggered: data may be waiting
+  bool continue_sent = false;    // "100 Continue" sent for the current request
 };
 
 }  // namespace ringhttpd::worker

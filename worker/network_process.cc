@@ -34,6 +34,7 @@ constexpr int kMaxEvents = 256;
 // (taking the whole backlog let one process collect most of a burst).
 constexpr int kAcceptsPerWake = 2;
 constexpr int kMaxIov = 64;
+constexpr uint64_t kMaxReserve = 1 << 20;  // at most this is reserved on a peer's say-so
 constexpr int64_t kLingerMs = 2000;      // lingering close: discard input at most this long
 constexpr int64_t kTrimAfterMs = 200;    // idle this long: give back per-request memory
 // Stopping: an idle keep-alive connection quiet this long is closed.
@@ -105,6 +106,7 @@ int NetworkProcess::run() {
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
     update_accepting();
     flush_rings();  // last: anything above may have published requests
+    drop_finished();
     if ((stopping_ || draining_) && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) {
       stop_now_ = true;
     }
@@ -142,12 +144,12 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
       return;
     case TokenKind::connection: {
       auto it = connections_.find(id);
-      if (it == connections_.end()) return;
+      if (it == connections_.end() || it->second->finished()) return;
       Connection& c = *it->second;
       if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable = true;
-      if (c.lingering) return linger(c);
+      if (c.state == ConnState::lingering) return linger(c);
       if (c.readable && !c.read_paused) read_from(c);
-      if (connections_.count(id) != 0) write_to(c);
+      if (!c.finished()) write_to(c);
       return;
     }
   }
@@ -230,12 +232,12 @@ void NetworkProcess::begin_stop() {
   update_accepting();
   listeners_.clear();
   for (auto& [id, c] : connections_) {
-    if (c->slots.empty() || c->lingering) continue;
+    if (c->slots.empty() || c->state != ConnState::open) continue;
     ResponseSlot& last = c->slots.back();
     const bool unsent = c->slots.size() > 1 || c->sent == 0;
     if (!last.ready || last.request_id != 0 || (unsent && say_close(last))) {
       last.keep_alive = false;
-      c->no_more_requests = true;
+      c->close_input();
     }
   }
 }
@@ -265,17 +267,14 @@ void NetworkProcess::begin_drain() {
   stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
   update_accepting();
   listeners_.clear();
-  std::vector<Connection*> ready;
   for (auto& [id, c] : connections_) {
-    if (at_boundary(*c)) ready.push_back(c.get());
+    if (at_boundary(*c)) hand_over(*c);  // dropped later: the map does not change here
   }
-  for (Connection* c : ready) hand_over(*c);
 }
 
 // Between two requests: nothing owed, nothing half parsed, still open both ways.
 bool NetworkProcess::at_boundary(const Connection& c) const {
-  return c.slots.empty() && !c.parser.mid_request() && !c.lingering && !c.no_more_requests &&
-         !c.peer_closed;
+  return c.state == ConnState::open && c.activity() == Activity::idle && !c.peer_closed;
 }
 
 // Passes the socket and the bytes read but not parsed to the supervisor,
@@ -290,8 +289,12 @@ void NetworkProcess::hand_over(Connection& c) {
   loop_.remove(c.fd.get());
   const std::string err = proto::send_control(env_.control_fd, {proto::ControlType::handoff, 0},
                                               {c.fd.get()}, c.stash);
-  if (!err.empty()) log_error("handoff: " + err);
-  close_connection(c);
+  if (!err.empty()) {
+    log_error("handoff: " + err);
+    return close_connection(c);
+  }
+  c.state = ConnState::handed_over;
+  finished_.push_back(c.id);
 }
 
 // A connection handed over by a network process of the previous generation:
@@ -306,10 +309,9 @@ void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes) {
     return hand_over(*c);
   }
   c->readable = true;
-  const uint64_t id = c->id;
   if (!bytes.empty()) parse(*c, bytes);
-  if (connections_.count(id) != 0 && c->readable && !c->read_paused) read_from(*c);
-  if (connections_.count(id) != 0) dirty_.push_back(id);
+  if (!c->finished() && c->readable && !c->read_paused) read_from(*c);
+  if (!c->finished()) dirty_.push_back(c->id);
 }
 
 Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
@@ -416,7 +418,7 @@ bool NetworkProcess::over_budget(Connection& c, size_t divisor) {
 }
 
 void NetworkProcess::read_from(Connection& c) {
-  while (c.readable && !c.read_paused && !c.no_more_requests) {
+  while (c.readable && !c.read_paused && c.input_open()) {
     if (over_budget(c, 1)) {  // the client is not reading what it asked for
       c.read_paused = true;
       break;
@@ -436,10 +438,10 @@ void NetworkProcess::read_from(Connection& c) {
       break;
     }
     c.peer_closed = true;  // EOF or error: answer what was asked, then close
-    c.no_more_requests = true;
+    c.close_input();
     c.readable = false;
   }
-  if (c.no_more_requests && c.slots.empty()) end_connection(c);
+  if (c.state == ConnState::input_closed && c.slots.empty()) end_connection(c);
 }
 
 // Feeds the parser in slices and stops at the connection's budget, keeping
@@ -451,7 +453,7 @@ void NetworkProcess::read_from(Connection& c) {
 // (up to its last byte); what follows it is kept, unparsed, for the process
 // the connection is handed to.
 void NetworkProcess::parse(Connection& c, std::string_view data) {
-  while (!data.empty() && !c.no_more_requests) {
+  while (!data.empty() && c.input_open()) {
     if (over_budget(c, 1) || (draining_ && !c.parser.mid_request())) {
       c.stash.append(data);
       c.read_paused = true;
@@ -473,14 +475,14 @@ size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
     c.continue_sent = false;
     add_response(c, req);
     if (!req.keep_alive || stopping_) {
-      c.no_more_requests = true;
+      c.close_input();
       break;  // bytes after a "Connection: close" request are ignored
     }
   }
-  if (c.no_more_requests) return data.size();
+  if (!c.input_open()) return data.size();
   if (!ok) {
     answer_error(c.slots.emplace_back(), c.parser.error_status(), false);
-    c.no_more_requests = true;
+    c.close_input();
     return data.size();
   }
   if (c.parser.mid_request() && (!was_mid || !parsed_.empty())) {
@@ -657,6 +659,8 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
   ResponseSlot& slot = *p.slot;
   slot.data.clear();  // a response cut short by the death, and what it set
   slot.head_only = slot.head_request;
+  slot.head_seen = false;
+  slot.body_got = 0;
   slot.request_id = 0;
   const bool taken = std::none_of(untaken.begin(), untaken.end(), [&](const HeldRecord& r) {
     return r.id == id && r.type == proto::kRequestHead;
@@ -708,7 +712,9 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
 bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req) {
   RingWriter& writer = requests_[service];
   encode_scratch_.clear();
-  proto::encode_request_head(req, origin_, req.body.size(), encode_scratch_);
+  // Cannot fail for a head the parser accepted (at most max_header_bytes);
+  // if it ever did, the request is not sent (503 like a full ring).
+  if (!proto::encode_request_head(req, origin_, req.body.size(), encode_scratch_)) return false;
   const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
   if (encode_scratch_.size() >= limit) return false;  // headers too large for this ring
   const uint64_t chunk = writer.max_payload();
@@ -748,6 +754,11 @@ void NetworkProcess::drain_ring(uint32_t s) {
   }
 }
 
+// A response arrives as a head record, then body records; the last one
+// carries kRecordEnd. What a service writes is checked, not trusted: a body
+// before the head, a second head, an unknown record type, or body bytes that
+// do not add up to the head's length end that request with 502, so a
+// handler can never break the framing toward the client.
 void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView& rec) {
   auto it = pending_.find(rec.id);
   // Unknown (its connection closed), or not this process's to answer.
@@ -757,34 +768,52 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     return;
   }
   ResponseSlot& slot = *it->second.slot;
+  const uint64_t connection = it->second.connection;
   std::string_view body = rec.payload;
-  if (rec.type == proto::kResponseHead) {
+  if (rec.type == proto::kResponseHead && !slot.head_seen) {
     int status = 0;
     std::vector<proto::Header> headers;
     uint64_t length = 0;
     const size_t used = proto::decode_response_head(rec.payload, status, headers, length);
-    if (used == 0 || status < 200) {
-      // Malformed, or an interim status a handler cannot give as final:
-      // answer 502 and drop the body records that follow.
-      log_error("malformed response record from a service process; answering 502");
-      status = 502;
-      headers.clear();
-      length = 0;
-      slot.head_only = true;
+    // An interim status is not a final answer a handler may give.
+    if (used == 0 || status < 200) return fail_response(it, "malformed response head");
+    for (const proto::Header& h : headers) {
+      if (!proto::valid_header_field(h)) return fail_response(it, "header with a forbidden byte");
     }
     if (!proto::response_has_body("GET", status)) slot.head_only = true;  // 204, 304
-    body.remove_prefix(used == 0 ? body.size() : used);
-    slot.data.reserve(256 + (slot.head_only ? 0 : length));
+    slot.head_seen = true;
+    slot.body_expected = length;
+    body.remove_prefix(used);
+    // The reservation is bounded: the length is the peer's word.
+    slot.data.reserve(256 + (slot.head_only ? 0 : std::min<uint64_t>(length, kMaxReserve)));
     proto::append_response_head(slot.data, status, headers, length, slot.keep_alive, date_);
+  } else if (rec.type != proto::kResponseBody || !slot.head_seen) {
+    return fail_response(it, "response record out of order");
   }
+  slot.body_got += body.size();
+  if (slot.body_got > slot.body_expected) return fail_response(it, "more body than its length");
   if (!slot.head_only) slot.data.append(body);
-  if (rec.flags & proto::kRecordEnd) {
-    slot.ready = true;
-    slot.request_id = 0;
-    slot.retry_record.clear();
-    dirty_.push_back(it->second.connection);
-    pending_.erase(it);
-  }
+  if (!(rec.flags & proto::kRecordEnd)) return;
+  if (slot.body_got != slot.body_expected) return fail_response(it, "less body than its length");
+  slot.ready = true;
+  slot.request_id = 0;
+  slot.retry_record.clear();
+  dirty_.push_back(connection);
+  pending_.erase(it);
+}
+
+// The service broke the response: 502 in its place, and whatever else it
+// sends for this request is dropped (the id is no longer pending).
+void NetworkProcess::fail_response(PendingMap::iterator it, const char* why) {
+  log_error(std::string("service process sent a bad response (") + why + "); answering 502");
+  ResponseSlot& slot = *it->second.slot;
+  slot.data.clear();
+  slot.head_only = slot.head_request;
+  answer_error(slot, 502, slot.keep_alive);
+  slot.request_id = 0;
+  slot.retry_record.clear();
+  dirty_.push_back(it->second.connection);
+  pending_.erase(it);
 }
 
 void NetworkProcess::flush_rings() {
@@ -802,7 +831,7 @@ void NetworkProcess::write_dirty() {
   writing_.swap(dirty_);
   for (uint64_t id : writing_) {
     auto it = connections_.find(id);
-    if (it != connections_.end()) write_to(*it->second);
+    if (it != connections_.end() && !it->second->finished()) write_to(*it->second);
   }
   writing_.clear();
 }
@@ -810,12 +839,12 @@ void NetworkProcess::write_dirty() {
 // Writes every ready response in order; when that frees the connection's
 // budget, reads on (stashed bytes first) and writes what that produced.
 void NetworkProcess::write_to(Connection& c) {
-  const uint64_t id = c.id;
+  if (c.state == ConnState::lingering || c.finished()) return;
   do {
     if (!write_ready(c)) return;  // would block, or the connection ended
-  } while (resume_reading(c) && connections_.count(id) != 0 && !c.lingering);
-  if (connections_.count(id) == 0 || c.lingering || !c.slots.empty()) return;
-  if (c.no_more_requests) {
+  } while (resume_reading(c) && (c.state == ConnState::open || c.state == ConnState::input_closed));
+  if (!c.slots.empty()) return;
+  if (c.state == ConnState::input_closed) {
     end_connection(c);
   } else if (draining_ && at_boundary(c)) {
     hand_over(c);
@@ -878,7 +907,7 @@ bool NetworkProcess::resume_reading(Connection& c) {
   }
   if (c.readable && !c.read_paused) {
     read_from(c);
-  } else if (c.no_more_requests && c.slots.empty()) {
+  } else if (c.state == ConnState::input_closed && c.slots.empty()) {
     end_connection(c);
   }
   return true;
@@ -891,7 +920,7 @@ bool NetworkProcess::resume_reading(Connection& c) {
 void NetworkProcess::end_connection(Connection& c) {
   if (c.peer_closed) return close_connection(c);
   ::shutdown(c.fd.get(), SHUT_WR);
-  c.lingering = true;
+  c.state = ConnState::lingering;
   c.linger_until_ms = now_ms_ + kLingerMs;
   if (stopping_) c.linger_until_ms = std::min(c.linger_until_ms, stop_deadline_ms_);
   c.readable = true;
@@ -911,12 +940,23 @@ void NetworkProcess::linger(Connection& c) {
   }
 }
 
+// Ends a connection now; its memory goes at the end of the loop iteration.
 void NetworkProcess::close_connection(Connection& c) {
+  if (c.finished()) return;
   for (size_t i = 0; i < c.slots.size(); ++i) {
     if (c.slots[i].request_id != 0) forget(c.slots[i].request_id);
   }
-  const uint64_t id = c.id;
-  connections_.erase(id);  // closes the socket, which leaves the epoll set
+  loop_.remove(c.fd.get());
+  c.state = ConnState::closed;
+  finished_.push_back(c.id);
+}
+
+// Closed and handed-over connections leave here, at the end of the loop
+// iteration (the socket closes with its owner).
+void NetworkProcess::drop_finished() {
+  if (finished_.empty()) return;
+  for (uint64_t id : finished_) connections_.erase(id);
+  finished_.clear();
   publish_connections();
 }
 
@@ -950,12 +990,11 @@ void NetworkProcess::watch_overdue(int64_t now) {
 void NetworkProcess::sweep(int64_t now) {
   next_sweep_ms_ = now + 250;
   watch_overdue(now);
-  std::vector<Connection*> expired;
   for (auto& [id, c] : connections_) {
+    if (c->finished()) continue;
     expire_service_requests(*c, now);
-    if (!sweep_connection(*c, now)) expired.push_back(c.get());
+    if (!sweep_connection(*c, now)) close_connection(*c);  // dropped later
   }
-  for (Connection* c : expired) close_connection(*c);
 }
 
 // Requests a service process did not answer in time get 504.
@@ -973,31 +1012,31 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
 
 // The connection's timeouts; false when it must be closed now.
 bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
-  if (c.lingering) return now < c.linger_until_ms;
+  if (c.state == ConnState::lingering) return now < c.linger_until_ms;
   const int64_t quiet = now - c.last_active_ms;
-  if (!c.slots.empty() && c.slots.front().ready) {
-    // A response is ready; a client that does not take it (slow reader) is
-    // closed, whatever else it has sent.
-    return quiet < env_.network.send_timeout_ms;
-  }
-  if (c.parser.mid_request()) {
-    if (!c.slots.empty() || now - c.request_start_ms < env_.network.request_timeout_ms) {
+  switch (c.activity()) {
+    case Activity::writing:
+      // A client that does not take its response (a slow reader) is closed,
+      // whatever else it has sent.
+      return quiet < env_.network.send_timeout_ms;
+    case Activity::waiting:
+      return true;  // the service's timeout applies (504, expire_service_requests)
+    case Activity::receiving:
+      if (now - c.request_start_ms < env_.network.request_timeout_ms) return true;
+      answer_error(c.slots.emplace_back(), 408, false);  // slow or stalled request
+      c.close_input();
+      dirty_.push_back(c.id);
       return true;
-    }
-    answer_error(c.slots.emplace_back(), 408, false);  // slow or stalled request
-    c.no_more_requests = true;
-    dirty_.push_back(c.id);
-    return true;
-  }
-  if (c.slots.empty()) {  // idle keep-alive connection
-    if (quiet >= env_.network.keepalive_timeout_ms) return false;
-    // Stopping: an idle client is closed once it has been quiet a while and
-    // nothing it sent waits unread, so the close does not cross a request.
-    if (stopping_ && quiet >= kStopIdleMs && !input_waiting(c)) return false;
-    if (quiet >= kTrimAfterMs) {
-      c.parser.release_if_idle();  // an idle connection keeps no parser
-      c.slots.trim();              // and no response queue
-    }
+    case Activity::idle:
+      if (quiet >= env_.network.keepalive_timeout_ms) return false;
+      // Stopping: an idle client is closed once it has been quiet a while and
+      // nothing it sent waits unread, so the close does not cross a request.
+      if (stopping_ && quiet >= kStopIdleMs && !input_waiting(c)) return false;
+      if (quiet >= kTrimAfterMs) {
+        c.parser.release_if_idle();  // an idle connection keeps no parser
+        c.slots.trim();              // and no response queue
+      }
+      return true;
   }
   return true;
 }

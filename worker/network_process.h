@@ -109,6 +109,8 @@ class NetworkProcess {
   void drain_responses();
   void forget(uint64_t id);
   void on_response_record(uint32_t service, const shm::RecordView& rec);
+  using PendingMap = std::unordered_map<uint64_t, Pending>;
+  void fail_response(PendingMap::iterator it, const char* why);
   size_t service_of(uint32_t service_proc) const;
   void flush_rings();
   void write_dirty();
@@ -118,6 +120,7 @@ class NetworkProcess {
   void end_connection(Connection& c);
   void linger(Connection& c);
   void close_connection(Connection& c);
+  void drop_finished();
   void sweep(int64_t now);
   void expire_service_requests(Connection& c, int64_t now);
   bool sweep_connection(Connection& c, int64_t now);
@@ -133,9 +136,10 @@ class NetworkProcess {
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
-  std::unordered_map<uint64_t, Pending> pending_;
+  PendingMap pending_;
   std::vector<uint64_t> dirty_;       // connections with new responses
   std::vector<uint64_t> writing_;     // dirty_ being written (see write_dirty)
+  std::vector<uint64_t> finished_;    // closed or handed over: dropped at the end of the iteration
   std::vector<RingWriter> requests_;  // per service process
   std::vector<shm::Ring> responses_;  // per service process
   std::vector<bool> broken_reported_;  // per service process: its ring was reported broken

@@ -203,6 +203,11 @@ bool ServiceProcess::drain_requests() {
   return any;
 }
 
+// A request arrives as a head record, then body records; the last one
+// carries kRecordEnd. The network process is a peer like any other: a head
+// that does not decode, or body bytes that do not add up to the head's
+// length, end that request with 500 (never the process), and the body is
+// reserved only up to max_body_bytes whatever length the head claims.
 std::optional<ServiceProcess::Assembly> ServiceProcess::on_request_record(
     uint32_t network, const shm::RecordView& rec) {
   auto& partial = partial_[network];
@@ -210,25 +215,41 @@ std::optional<ServiceProcess::Assembly> ServiceProcess::on_request_record(
     Assembly a;
     const size_t used =
         proto::decode_request_head(rec.payload, a.request.http, a.request.origin, a.body_length);
-    if (used == 0) {
-      log_error("malformed request record; answering 500");
-      send_response(network, epochs_[network], rec.id,
-                    proto::HttpResponse{500, {}, "malformed request record\n"});
-      return std::nullopt;
-    }
-    a.request.http.body.reserve(a.body_length);
+    if (used == 0) return reject(network, rec.id, "malformed request head");
+    a.request.http.body.reserve(std::min<uint64_t>(a.body_length, env_.network.max_body_bytes));
     a.request.http.body.append(rec.payload.substr(used));
-    if (rec.flags & proto::kRecordEnd) return a;
-    partial[rec.id] = std::move(a);
-    return std::nullopt;
+    return take_body(network, rec, std::move(a));
   }
   auto it = partial.find(rec.id);
   if (rec.type != proto::kRequestBody || it == partial.end()) return std::nullopt;
-  it->second.request.http.body.append(rec.payload);
-  if (!(rec.flags & proto::kRecordEnd)) return std::nullopt;
   Assembly a = std::move(it->second);
   partial.erase(it);
+  a.request.http.body.append(rec.payload);
+  return take_body(network, rec, std::move(a));
+}
+
+// Checks the body so far against the head's length: complete (returned),
+// still coming (kept), or impossible (500).
+std::optional<ServiceProcess::Assembly> ServiceProcess::take_body(uint32_t network,
+                                                                  const shm::RecordView& rec,
+                                                                  Assembly a) {
+  const uint64_t got = a.request.http.body.size();
+  if (got > a.body_length) return reject(network, rec.id, "more body than its length");
+  if (!(rec.flags & proto::kRecordEnd)) {
+    partial_[network][rec.id] = std::move(a);
+    return std::nullopt;
+  }
+  if (got != a.body_length) return reject(network, rec.id, "less body than its length");
   return a;
+}
+
+std::optional<ServiceProcess::Assembly> ServiceProcess::reject(uint32_t network, uint64_t id,
+                                                               const char* why) {
+  log_error(std::string("bad request record from a network process (") + why +
+            "); answering 500");
+  send_response(network, epochs_[network], id,
+                proto::HttpResponse{500, {}, "malformed request record\n"});
+  return std::nullopt;
 }
 
 void ServiceProcess::complete(uint32_t network, uint64_t id, Assembly assembly) {
@@ -241,10 +262,15 @@ void ServiceProcess::send_response(uint32_t network, uint64_t epoch, uint64_t id
   if (epoch != epochs_[network]) return count_done(1, 0);  // its network process died
   RingWriter& writer = responses_[network];
   encode_scratch_.clear();
-  proto::encode_response_head(response.status, response.headers, response.body.size(),
-                              encode_scratch_);
+  if (response.status < 200 || response.status > 599) {
+    log_error("handler answered with status " + std::to_string(response.status) +
+              ", not a final status; answering 500");
+    response = proto::HttpResponse{500, {}, "handler gave no valid status\n"};
+  }
+  const bool encoded = proto::encode_response_head(response.status, response.headers,
+                                                   response.body.size(), encode_scratch_);
   const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
-  if (encode_scratch_.size() >= limit) {
+  if (!encoded || encode_scratch_.size() >= limit) {
     log_error("response headers larger than the ring can carry; answering 500");
     response = proto::HttpResponse{500, {}, "response headers too large\n"};
     encode_scratch_.clear();

@@ -43,6 +43,8 @@ class ServiceProcess {
   bool drain_requests();
   // Takes one record; returns the request it completed, if any.
   std::optional<Assembly> on_request_record(uint32_t network, const shm::RecordView& rec);
+  std::optional<Assembly> take_body(uint32_t network, const shm::RecordView& rec, Assembly a);
+  std::optional<Assembly> reject(uint32_t network, uint64_t id, const char* why);
   void complete(uint32_t network, uint64_t id, Assembly assembly);
   void flush_rings();
   int sleep_timeout();

@@ -291,6 +291,25 @@ TEST(Lifecycle, AHandlerThatNeverAnswersGets504AndItsProcessIsReplaced) {
   EXPECT_EQ(after->body, "pid " + std::to_string(replacement) + "\n");
 }
 
+TEST(Lifecycle, AHeaderThatWouldSplitTheResponseGets502) {
+  Shape shape;
+  shape.type = "crash";
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (const char* path : {"/inject", "/badname"}) {
+    ASSERT_TRUE(c.send(std::string("GET ") + path + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 502) << path;
+    EXPECT_EQ(r->headers.count("x-injected"), 0u);
+  }
+  ASSERT_TRUE(c.send("GET /fine HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST(Lifecycle, AServiceThatCorruptsItsRingIsReplacedAndTheReaderLivesOn) {
   Shape shape;
   shape.network = 1;

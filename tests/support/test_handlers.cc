@@ -46,7 +46,11 @@ class CrashHandler : public Handler {
   explicit CrashHandler(const ServiceIdentity& id) : pid_(id.pid) {}
   void handle(ServiceRequest request, std::unique_ptr<Responder> responder) override {
     if (request.http.path().starts_with("/crash")) std::abort();
-    responder->respond(text(200, "pid " + std::to_string(pid_) + "\n"));
+    proto::HttpResponse r = text(200, "pid " + std::to_string(pid_) + "\n");
+    // Headers no network process may write as given (response splitting).
+    if (request.http.path() == "/inject") r.headers.push_back({"X-Test", "a\r\nX-Injected: 1"});
+    if (request.http.path() == "/badname") r.headers.push_back({"Bad Name", "v"});
+    responder->respond(std::move(r));
   }
 
  private:

@@ -1,7 +1,8 @@
 // Handler types for the test build only: "hang" keeps every request and
 // never answers (the Responder is held, so no 500 either) unless the path
 // starts with /fast; "crash" aborts the process on a path starting with
-// /crash and answers others like a tiny echo.
+// /crash, answers /inject and /badname with a header no server may write
+// as given, and answers others with its pid.
 #pragma once
 
 namespace ringhttpd::testing {
