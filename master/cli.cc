@@ -28,8 +28,14 @@ ringhttpd::master::ConfigResult load(const std::string& path) {
   return ringhttpd::master::load_config_file(path);
 }
 
+// The path is escaped like the config's own strings: a file name with a
+// newline must not forge a line of the report.
+std::string display_name(const std::string& path) {
+  return path.empty() ? "(embedded default)" : ringhttpd::master::escape_text(path);
+}
+
 void print_errors(const std::string& path, const ringhttpd::master::ConfigResult& result) {
-  const std::string where = path.empty() ? "(embedded default)" : path;
+  const std::string where = display_name(path);
   for (const std::string& e : result.errors)
     std::fprintf(stderr, "%s: %s\n", where.c_str(), e.c_str());
 }
@@ -45,7 +51,7 @@ int check(const std::string& path) {
     print_errors(path, result);
     return 1;
   }
-  std::printf("%s: ok\n", path.empty() ? "(embedded default)" : path.c_str());
+  std::printf("%s: ok\n", display_name(path).c_str());
   return 0;
 }
 
@@ -59,6 +65,15 @@ int serve(const std::string& path) {
   return supervisor.run();
 }
 
+// Inside, an empty path means the embedded default; but `-c ''` given
+// explicitly is a mistake (an unset variable in a unit file or a script),
+// and serving the default instead would hide it.
+bool empty_path_given(const CLI::Option* option, const std::string& path) {
+  if (option->count() == 0 || !path.empty()) return false;
+  std::fprintf(stderr, "-c: empty path (leave out -c for the embedded default)\n");
+  return true;
+}
+
 }  // namespace
 
 int ringhttpd::master::run_cli(int argc, char** argv) {
@@ -70,14 +85,16 @@ int ringhttpd::master::run_cli(int argc, char** argv) {
 
   std::string serve_path;
   CLI::App* serve_cmd = app.add_subcommand("serve", "run the server in the foreground");
-  serve_cmd->add_option("-c,--config", serve_path, "config file (default: the embedded config)");
+  CLI::Option* serve_config = serve_cmd->add_option("-c,--config", serve_path,
+                                                    "config file (default: the embedded config)");
 
   std::string check_path;
   CLI::App* check_cmd = app.add_subcommand("check", "validate a config file and exit");
-  check_cmd->add_option("-c,--config", check_path, "config file (default: the embedded config)");
+  CLI::Option* check_config = check_cmd->add_option("-c,--config", check_path,
+                                                    "config file (default: the embedded config)");
 
   CLI11_PARSE(app, argc, argv);
-  if (*serve_cmd) return serve(serve_path);
-  if (*check_cmd) return check(check_path);
+  if (*serve_cmd) return empty_path_given(serve_config, serve_path) ? 1 : serve(serve_path);
+  if (*check_cmd) return empty_path_given(check_config, check_path) ? 1 : check(check_path);
   return 1;
 }

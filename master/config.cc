@@ -16,18 +16,21 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <functional>
 #include <map>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <span>
@@ -56,19 +59,19 @@ void fail(Errors* errors, std::string_view path, std::string_view problem) {
   errors->push_back(std::string(path) + ": " + std::string(problem));
 }
 
+// Key names come from the file: escaped here, once, so that every path built
+// from them is safe to print.
 std::string join(std::string_view path, std::string_view key) {
-  if (path.empty()) return std::string(key);
-  return std::string(path) + "." + std::string(key);
+  if (path.empty()) return escape_text(key);
+  return std::string(path) + "." + escape_text(key);
 }
 
 std::string index_path(std::string_view path, size_t i) {
   return std::string(path) + "[" + std::to_string(i) + "]";
 }
 
-// A string as a JSON literal for messages: escaped, never throws on bad UTF-8.
-std::string quote(std::string_view s) {
-  return json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
-}
+// A value from the file, in double quotes, for messages.
+std::string quote(std::string_view s) { return "\"" + escape_text(s) + "\""; }
 
 std::string quote_list(Keys values) {
   std::string out;
@@ -88,21 +91,32 @@ bool contains(Keys keys, std::string_view key) {
 // ---- Strict JSON reading ---------------------------------------------------
 
 // "[json.exception.parse_error.101] parse error at line 1, column 6: syntax
-// error ..." -> "line 1, column 6: syntax error ...". The "last read: '...'"
-// part quotes raw input: non-ASCII bytes become '?' so the message stays
-// valid UTF-8 (it may end up in a JSON reply) even when the input is not.
+// error ..." -> "line 1, column 6: syntax error ...": the library's exception
+// name means nothing to an operator. The "last read: '...'" part quotes raw
+// input: control bytes and bytes >= 0x7f become \xNN, so the message stays
+// one printable ASCII line (it may end up in a terminal or a JSON reply)
+// whatever the input holds.
 std::string parse_error_detail(std::string detail) {
+  if (detail.starts_with("[json.exception.")) {
+    if (size_t end = detail.find("] "); end != std::string::npos) detail.erase(0, end + 2);
+  }
   for (std::string_view prefix : {"parse error at ", "parse error: ", "parse error"}) {
-    if (size_t at = detail.find(prefix); at != std::string::npos) {
-      detail.erase(0, at + prefix.size());
+    if (detail.starts_with(prefix)) {
+      detail.erase(0, prefix.size());
       break;
     }
   }
-  for (char& ch : detail) {
-    if (static_cast<unsigned char>(ch) >= 0x80) ch = '?';
+  std::string out;
+  for (char ch : detail) {
+    const auto c = static_cast<unsigned char>(ch);
+    out += c >= 0x20 && c < 0x7f ? std::string(1, ch) : escape_text(std::string_view(&ch, 1));
   }
-  return detail;
+  return out;
 }
+
+// The one error id of a number the parser reads but cannot represent
+// (nlohmann's out_of_range.406, "number overflow", e.g. 1e500).
+constexpr int kNumberOverflow = 406;
 
 // Builds the document like json::parse, but reports each duplicate object key
 // with its path (the last value wins, as in json::parse). A syntax error
@@ -113,7 +127,13 @@ class StrictReader {
 
   bool null() { return add(nullptr); }
   bool boolean(bool v) { return add(v); }
-  bool number_integer(json::number_integer_t v) { return add(v); }
+  // The parser reports only numbers written with a minus sign here. A JSON -0
+  // would become integer 0 and pass as a valid count or port; every number
+  // setting is unsigned, so it is kept as the float -0.0, which no integer
+  // setting accepts.
+  bool number_integer(json::number_integer_t v) {
+    return v == 0 ? add(json::number_float_t{-0.0}) : add(v);
+  }
   bool number_unsigned(json::number_unsigned_t v) { return add(v); }
   bool number_float(json::number_float_t v, const json::string_t&) { return add(v); }
   bool string(json::string_t& v) { return add(std::move(v)); }
@@ -130,9 +150,15 @@ class StrictReader {
     return true;
   }
 
+  // Like a syntax error, a number too large to hold stops the parse; it is
+  // named by the key it was meant for.
   bool parse_error(std::size_t byte, const std::string&, const json::exception& e) {
-    errors_->assign(1, "config: parse error at byte " + std::to_string(byte) + ": " +
-                           parse_error_detail(e.what()));
+    if (e.id == kNumberOverflow) {
+      errors_->assign(1, (stack_.empty() ? "config" : child_path()) + ": number out of range");
+    } else {
+      errors_->assign(1, "config: parse error at byte " + std::to_string(byte) + ": " +
+                             parse_error_detail(e.what()));
+    }
     return false;
   }
 
@@ -547,17 +573,64 @@ void read_route_target(const json& v, std::string_view path, const ServiceIndex&
   }
 }
 
+// RFC 3986 reg-name: unreserved, sub-delims and %HH. An IPv4 address is one.
+bool is_reg_name(std::string_view s) {
+  constexpr std::string_view kOther = "-._~!$&'()*+,;=";
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char ch = s[i];
+    if (ch == '%') {
+      if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+          !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+        return false;
+      }
+      i += 2;
+    } else if (!std::isalnum(static_cast<unsigned char>(ch)) &&
+               kOther.find(ch) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool is_bracketed_ipv6(std::string_view s) {
+  if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
+  const std::string inner(s.substr(1, s.size() - 2));
+  unsigned char bytes[sizeof(in6_addr)];
+  // inet_pton would stop at an embedded NUL and accept what comes before it.
+  return inner.find('\0') == std::string::npos && inet_pton(AF_INET6, inner.c_str(), bytes) == 1;
+}
+
+bool is_port(std::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// Why a route's "host" could never match, or "". It is compared with the
+// request's host after the port is removed, so a port here would never
+// match; nor would a byte a Host header cannot carry (CR, LF, space, NUL).
+std::string route_host_problem(std::string_view host) {
+  if (host.empty() || is_reg_name(host) || is_bracketed_ipv6(host)) return "";
+  const size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && is_port(host.substr(colon + 1)) &&
+      (is_reg_name(host.substr(0, colon)) || is_bracketed_ipv6(host.substr(0, colon)))) {
+    return "must be a host name without port (the port is ignored when matching; got " +
+           quote(host) + ")";
+  }
+  return "must be a host name, an IPv4 address or an IPv6 address in brackets like \"[::1]\" "
+         "(got " +
+         quote(host) + ")";
+}
+
 void read_route(const json& v, std::string_view path, const ServiceIndex& services,
                 RouteSettings* r, Errors* errors) {
   static constexpr std::array<std::string_view, 5> kKeys = {"methods", "host", "path", "respond",
                                                             "service"};
   if (!check_object(v, path, kKeys, errors)) return;
   read_methods(v, path, &r->methods, errors);
-  if (read_string(v, "host", path, &r->host, errors) &&
-      r->host.find_first_of(":/ ") != std::string::npos && !r->host.starts_with('[')) {
-    fail(errors, join(path, "host"),
-         "must be a host name without port (the port is ignored when matching; got " +
-             quote(r->host) + ")");
+  if (read_string(v, "host", path, &r->host, errors)) {
+    if (std::string problem = route_host_problem(r->host); !problem.empty()) {
+      fail(errors, join(path, "host"), problem);
+    }
   }
   if (read_string(v, "path", path, &r->path, errors) && !r->path.starts_with('/')) {
     fail(errors, join(path, "path"), "must start with \"/\" (got " + quote(r->path) + ")");
@@ -609,10 +682,14 @@ void read_admin(const json& v, Config* c, Errors* errors) {
   static constexpr std::array<std::string_view, 2> kKeys = {"socket", "mode"};
   if (!check_object(v, "admin", kKeys, errors)) return;
   AdminConfig& a = c->admin;
-  if (read_string(v, "socket", "admin", &a.socket, errors) &&
-      (a.socket.empty() || a.socket.size() > kMaxSocketPath)) {
-    fail(errors, "admin.socket",
-         "must be a non-empty path of at most " + std::to_string(kMaxSocketPath) + " bytes");
+  if (read_string(v, "socket", "admin", &a.socket, errors)) {
+    if (a.socket.empty() || a.socket.size() > kMaxSocketPath) {
+      fail(errors, "admin.socket",
+           "must be a non-empty path of at most " + std::to_string(kMaxSocketPath) + " bytes");
+    } else if (a.socket.find('\0') != std::string::npos) {
+      // The kernel would read the path only up to the NUL: another file.
+      fail(errors, "admin.socket", "must not contain a NUL byte (got " + quote(a.socket) + ")");
+    }
   }
   const json* mode = member(v, "mode");
   if (mode != nullptr && !parse_mode(*mode, &a.mode)) {
@@ -679,7 +756,7 @@ void validate(const json& root, Config* config, Errors* errors) {
     return;
   }
   for (auto it = root.begin(); it != root.end(); ++it) {
-    if (!is_section(it.key())) fail(errors, it.key(), "unknown key");
+    if (!is_section(it.key())) fail(errors, join("", it.key()), "unknown key");
   }
   for (const Section& s : kSections) {
     if (const json* v = member(root, s.key)) s.read(*v, config, errors);
@@ -692,27 +769,48 @@ void validate(const json& root, Config* config, Errors* errors) {
 // log file) can make us read.
 constexpr size_t kMaxConfigBytes = 16 << 20;
 
-// Reads the whole file into *out; returns 0 or an errno value.
-int read_file(const std::string& path, std::string* out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  int err = 0;
+// "" for a regular file, else what it is instead.
+std::string not_regular(mode_t mode) {
+  if (S_ISREG(mode)) return "";
+  const char* kind = S_ISDIR(mode)                    ? "a directory"
+                     : S_ISFIFO(mode)                 ? "a FIFO"
+                     : S_ISCHR(mode) || S_ISBLK(mode) ? "a device"
+                     : S_ISSOCK(mode)                 ? "a socket"
+                                                      : "something else";
+  return std::string("not a regular file (") + kind + ")";
+}
+
+// Reads the whole file into *out; returns "" or why it could not.
+//
+// Only a regular file is read. A FIFO would block the open (and then the
+// read) until some writer comes, a directory fails only at read(), and
+// opening a device can act on it (a tape rewinds). So the path is checked
+// with stat() before it is opened; and since it can be replaced between the
+// two, the open does not block (O_NONBLOCK: a FIFO opens at once) and fstat()
+// checks what was opened.
+std::string read_file(const std::string& path, std::string* out) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::strerror(errno);
+  if (std::string problem = not_regular(st.st_mode); !problem.empty()) return problem;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return std::strerror(errno);
+  std::string error;
+  if (::fstat(fd, &st) != 0) {
+    error = std::strerror(errno);
+  } else {
+    error = not_regular(st.st_mode);
+  }
   char buf[65536];
-  for (;;) {
+  while (error.empty()) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = n < 0 ? errno : 0;
-      break;
-    }
+    if (n < 0) error = std::strerror(errno);
+    if (n <= 0) break;
     out->append(buf, static_cast<size_t>(n));
-    if (out->size() > kMaxConfigBytes) {
-      err = EFBIG;
-      break;
-    }
+    if (out->size() > kMaxConfigBytes) error = std::strerror(EFBIG);
   }
   ::close(fd);
-  return err;
+  return error;
 }
 
 }  // namespace
@@ -721,12 +819,26 @@ int read_file(const std::string& path, std::string* out) {
 // whatever could be read, for nobody to use.
 ConfigResult parse_config(std::string_view json_text) {
   ConfigResult result;
+  // The JSON reader takes a NUL byte for the end of the input, so "{}" then a
+  // NUL then anything at all would pass as "{}". A config is text: refuse.
+  if (size_t at = json_text.find('\0'); at != std::string_view::npos) {
+    // Counted from 1, like the positions of the parse errors.
+    result.errors.push_back("config: parse error at byte " + std::to_string(at + 1) +
+                            ": NUL byte (a config is JSON text)");
+    return result;
+  }
+  // Still never throw: out of memory, or a bug here. The JSON library's
+  // messages are not shown: they name its own exception ids, not the config.
   try {
     json root;
     if (parse_json(json_text, &root, &result.errors)) {
       validate(root, &result.config, &result.errors);
     }
-  } catch (const std::exception& e) {  // bad_alloc, or a bug here: still never throw
+  } catch (const std::bad_alloc&) {
+    result.errors.push_back("config: out of memory");
+  } catch (const json::exception&) {
+    result.errors.push_back("config: internal error in the config loader (JSON access)");
+  } catch (const std::exception& e) {
     result.errors.push_back(std::string("config: internal error: ") + e.what());
   }
   return result;
@@ -734,12 +846,47 @@ ConfigResult parse_config(std::string_view json_text) {
 
 ConfigResult load_config_file(const std::string& path) {
   std::string text;
-  if (int err = read_file(path, &text); err != 0) {
+  if (std::string error = read_file(path, &text); !error.empty()) {
     ConfigResult result;
-    result.errors.push_back("config: cannot read " + path + ": " + std::strerror(err));
+    result.errors.push_back("config: cannot read " + escape_text(path) + ": " + error);
     return result;
   }
   return parse_config(text);
+}
+
+std::string escape_text(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (ch) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c >= 0x20 && c < 0x7f) {
+          out += ch;
+        } else {
+          out += "\\x";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        }
+    }
+  }
+  return out;
 }
 
 }  // namespace ringhttpd::master

@@ -52,4 +52,12 @@ ConfigResult load_config_file(const std::string& path);
 // The embedded default (etc/ringhttpd.json at build time).
 std::string_view default_config_text();
 
+// `text` made safe to print inside one line of a message: printable ASCII is
+// kept except that a double quote and a backslash get a backslash before
+// them; newline, CR and tab become \n, \r and \t, and any other control byte
+// or byte >= 0x7f becomes \xNN. Key names, quoted values and file paths all
+// go through it, so a config cannot forge an extra error line or send escape
+// sequences to a terminal.
+std::string escape_text(std::string_view text);
+
 }  // namespace ringhttpd::master

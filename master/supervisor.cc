@@ -330,7 +330,7 @@ void Supervisor::on_generation_ready(Generation& g) {
   Generation* old = current_;
   current_ = &g;
   if (old == nullptr) {
-    log_info(ready_line(g));
+    worker::log_notice(ready_line(g));
     return;
   }
   for (Child& c : g.children) {
@@ -346,9 +346,9 @@ void Supervisor::on_generation_ready(Generation& g) {
     }
     c.respawn = false;
   }
-  log_info("reload: generation " + std::to_string(g.number) + " serving after " +
-           std::to_string(now - reload_began_ms_) + " ms; generation " +
-           std::to_string(old->number) + " drains. " + ready_line(g));
+  worker::log_notice("reload: generation " + std::to_string(g.number) + " serving after " +
+                     std::to_string(now - reload_began_ms_) + " ms; generation " +
+                     std::to_string(old->number) + " drains. " + ready_line(g));
   last_reload_error_.clear();
   finish_reload();
 }
@@ -510,6 +510,7 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
       break;
   }
   const int64_t now = monotonic_ms();
+  c.died_ms = now;
   const int64_t delay = c.restart.on_death(c.started_ms, now);
   c.respawn = true;
   c.restart_at_ms = now + delay;
@@ -564,6 +565,11 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
     switch (msg.type) {
       case proto::ControlType::ready: {
         c.state = ChildState::ready;
+        if (c.died_ms != 0) {  // a replacement: how long the slot was without a process
+          log_info(c.title + pid_text(c.pid) + " replaced; serving " +
+                   std::to_string(monotonic_ms() - c.died_ms) + " ms after the death");
+          c.died_ms = 0;
+        }
         if (g.phase != GenerationPhase::starting) break;
         const bool all = std::all_of(g.children.begin(), g.children.end(),
                                      [](const Child& x) { return x.state == ChildState::ready; });

@@ -27,20 +27,7 @@ const char* level_name(LogLevel level) {
   return "?";
 }
 
-}  // namespace
-
-LogLevel parse_log_level(std::string_view text) {
-  if (text == "debug") return LogLevel::debug;
-  if (text == "warn") return LogLevel::warn;
-  if (text == "error") return LogLevel::error;
-  return LogLevel::info;
-}
-
-void set_log_level(LogLevel level) { g_level = level; }
-void set_log_role(std::string role) { g_role = std::move(role); }
-
-void log(LogLevel level, std::string_view message) {
-  if (level < g_level) return;
+void write_line(const char* tag, std::string_view message) {
   const int saved_errno = errno;
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -56,7 +43,7 @@ void log(LogLevel level, std::string_view message) {
   line += "] ";
   line += g_role;
   line += ' ';
-  line += level_name(level);
+  line += tag;
   line += ": ";
   line += message;
   line += '\n';
@@ -64,6 +51,24 @@ void log(LogLevel level, std::string_view message) {
   (void)unused;
   errno = saved_errno;
 }
+
+}  // namespace
+
+LogLevel parse_log_level(std::string_view text) {
+  if (text == "debug") return LogLevel::debug;
+  if (text == "warn") return LogLevel::warn;
+  if (text == "error") return LogLevel::error;
+  return LogLevel::info;
+}
+
+void set_log_level(LogLevel level) { g_level = level; }
+void set_log_role(std::string role) { g_role = std::move(role); }
+
+void log(LogLevel level, std::string_view message) {
+  if (level >= g_level) write_line(level_name(level), message);
+}
+
+void log_notice(std::string_view message) { write_line("notice", message); }
 
 std::string errno_message(std::string_view call) {
   return std::string(call) + ": " + std::strerror(errno);

@@ -25,6 +25,11 @@ inline void log_info(std::string_view m) { log(LogLevel::info, m); }
 inline void log_warn(std::string_view m) { log(LogLevel::warn, m); }
 inline void log_error(std::string_view m) { log(LogLevel::error, m); }
 
+// Written whatever the level, tagged "notice": for the few lines that say
+// the server's state to an operator or a script (ready, a reload serving),
+// which must not disappear with log.level "warn" or "error".
+void log_notice(std::string_view message);
+
 // "call: strerror(errno)" for error messages that name the failing syscall.
 std::string errno_message(std::string_view call);
 

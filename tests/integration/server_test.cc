@@ -246,6 +246,23 @@ TEST(Server, StaleSegmentOfADeadInstanceIsRemovedOnStart) {
   ::unlink(stale.c_str());
 }
 
+// The ready line is the readiness signal outside systemd: logged at any
+// log.level, and so is a reload's "serving" line.
+TEST(Server, ReadyAndReloadLinesAreLoggedAtEveryLevel) {
+  for (const char* level : {"warn", "error"}) {
+    json config = json::parse(make_config(1, 1));
+    config["log"]["level"] = level;
+    Server server(config.dump());
+    ASSERT_TRUE(server.ready()) << level << server.log();
+    EXPECT_NE(server.log().find("notice: ready: listening on 127.0.0.1:"), std::string::npos)
+        << server.log();
+    ::kill(server.pid(), SIGHUP);
+    EXPECT_TRUE(server.wait_for_log("notice: reload: generation 2 serving after ", 10s))
+        << level << server.log();
+    EXPECT_EQ(server.log().find(" info: "), std::string::npos) << server.log();
+  }
+}
+
 TEST(Check, GoodFileExitsZero) {
   std::string out;
   const int status = run_binary({"check", "-c", RINGHTTPD_SOURCE_DIR "/etc/ringhttpd.json"}, out);
@@ -272,6 +289,97 @@ TEST(Serve, InvalidConfigDoesNotStart) {
   const int status = run_binary({"serve", "-c", bad.path()}, out);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
   EXPECT_NE(out.find("listeners[0].address"), std::string::npos) << out;
+}
+
+// An explicit empty path is a mistake (an unset variable), not a request for
+// the embedded default.
+TEST(Cli, EmptyConfigPathIsAnError) {
+  const std::vector<std::vector<std::string>> commands = {{"check", "-c", ""},
+                                                          {"check", "--config", ""},
+                                                          {"serve", "-c", ""},
+                                                          {"serve", "--config", ""}};
+  for (const auto& args : commands) {
+    std::string out;
+    const int status = run_binary(args, out);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << args[0] << " " << args[1] << out;
+    EXPECT_NE(out.find("-c: empty path"), std::string::npos) << out;
+    EXPECT_EQ(out.find("ok"), std::string::npos) << out;
+    EXPECT_EQ(out.find("ready"), std::string::npos) << out;
+  }
+  // Without -c the embedded default is still what is checked.
+  std::string out;
+  EXPECT_EQ(run_binary({"check"}, out), 0) << out;
+  EXPECT_NE(out.find("(embedded default): ok"), std::string::npos) << out;
+}
+
+TEST(Check, NulByteEndsNothing) {
+  TempFile nul(std::string("{}\0garbage", 10));
+  std::string out;
+  const int status = run_binary({"check", "-c", nul.path()}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_NE(out.find(nul.path() + ": config: parse error at byte 3: NUL byte"), std::string::npos)
+      << out;
+}
+
+// Each line of the report is one problem, prefixed with the file: a key or a
+// value cannot add a line or put a control byte on the terminal.
+TEST(Check, ReportQuotesConfigInputEscaped) {
+  TempFile bad(R"({"x\nforged: ok": 1, "log": {"level": "\u001b[2Jloud\r"},
+                   "routes": [{"host": "a\r\nb", "respond": {}}]})");
+  std::string out;
+  const int status = run_binary({"check", "-c", bad.path()}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  const std::string p = bad.path() + ": ";
+  EXPECT_EQ(out, p + "x\\nforged: ok: unknown key\n" + p +
+                     "routes[0].host: must be a host name, an IPv4 address or an IPv6 address in "
+                     "brackets like \"[::1]\" (got \"a\\r\\nb\")\n" +
+                     p +
+                     "log.level: must be one of \"debug\", \"info\", \"warn\", \"error\" (got "
+                     "\"\\x1b[2Jloud\\r\")\n");
+}
+
+TEST(Check, WrongNumbersNameTheirKey) {
+  TempFile bad(R"({"network": {"max_connections": 1e500}})");
+  std::string out;
+  int status = run_binary({"check", "-c", bad.path()}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_EQ(out, bad.path() + ": network.max_connections: number out of range\n");
+  bad.write(R"({"listeners": [{"port": -0}], "admin": {"socket": "a\u0000b"}})");
+  out.clear();
+  status = run_binary({"check", "-c", bad.path()}, out);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << out;
+  EXPECT_NE(out.find("listeners[0].port: must be an integer between 0 and 65535"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("admin.socket: must not contain a NUL byte"), std::string::npos) << out;
+  EXPECT_EQ(out.find("json.exception"), std::string::npos) << out;
+}
+
+// A FIFO would block the open until a writer came: refused at once, like a
+// directory or a device.
+TEST(Check, RefusesWhatIsNotARegularFile) {
+  char dir[] = "/tmp/ringhttpd-test-dir-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {fifo, "not a regular file (a FIFO)"},
+      {dir, "not a regular file (a directory)"},
+      {"/dev/null", "not a regular file (a device)"},
+  };
+  for (const auto& [path, why] : cases) {
+    for (const char* command : {"check", "serve"}) {
+      std::string out;
+      const auto began = Clock::now();
+      const int status = run_binary({command, "-c", path}, out);
+      EXPECT_LT(Clock::now() - began, 5s) << command << " " << path;
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << command << " " << out;
+      EXPECT_NE(out.find(path + ": config: cannot read " + path + ": " + why), std::string::npos)
+          << command << " " << out;
+    }
+  }
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
 }
 
 TEST(Cli, VersionAndHelp) {

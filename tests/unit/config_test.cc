@@ -4,6 +4,8 @@
 #include "master/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -511,7 +513,7 @@ TEST(Config, LoadConfigFile) {
                    "directory"});
   const std::string dir = ::testing::TempDir();
   EXPECT_EQ(load_config_file(dir).errors,
-            Errors{"config: cannot read " + dir + ": Is a directory"});
+            Errors{"config: cannot read " + dir + ": not a regular file (a directory)"});
 
   const std::string path = dir + "ringhttpd_config_test.json";
   {
@@ -528,6 +530,174 @@ TEST(Config, LoadConfigFile) {
   { std::ofstream(path) << "{\"network\": 1}"; }
   EXPECT_EQ(load_config_file(path).errors, Errors{"network: must be an object"});
   std::remove(path.c_str());
+}
+
+// A NUL ends the input for the JSON reader: "{}" NUL "garbage" would pass as
+// "{}". Any NUL is refused, with its position (counted from 1).
+TEST(Config, NulByteInTheTextIsRejectedWithItsPosition) {
+  EXPECT_EQ(errors_of(std::string("{}\0garbage", 10)),
+            Errors{"config: parse error at byte 3: NUL byte (a config is JSON text)"});
+  EXPECT_EQ(errors_of(std::string("{\"log\": {\"level\": \"info\0\"}}", 27)),
+            Errors{"config: parse error at byte 24: NUL byte (a config is JSON text)"});
+  EXPECT_EQ(errors_of(std::string("\0", 1)),
+            Errors{"config: parse error at byte 1: NUL byte (a config is JSON text)"});
+  // The escape \u0000 is JSON text, not a NUL byte: the key decides.
+  EXPECT_EQ(valid(R"({"routes": [{"respond": {"body": "a\u0000b"}}]})").routes[0].respond.body,
+            std::string("a\0b", 3));
+}
+
+TEST(Config, KeyNamesInMessagesAreEscaped) {
+  // A newline in a key must not forge a second error line, nor an escape
+  // sequence reach the terminal; bytes >= 0x7f are spelled out too.
+  EXPECT_EQ(errors_of("{\"x\\nconfig: forged\": 1}"), Errors{"x\\nconfig: forged: unknown key"});
+  EXPECT_EQ(errors_of(R"({"network": {"\u001b[31mred": 1}})"),
+            Errors{"network.\\x1b[31mred: unknown key"});
+  EXPECT_EQ(errors_of(R"({"log": {"lev\u007fel\r\t\"\\é": 1}})"),
+            Errors{R"(log.lev\x7fel\r\t\"\\\xc3\xa9: unknown key)"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {}, "a\nb": 1}]})"),
+            Errors{"routes[0].a\\nb: unknown key"});
+  // Paths built by the JSON reader (duplicate keys) are escaped as well.
+  EXPECT_EQ(errors_of(R"({"x\ny": {"k": 1, "k": 2}})"),
+            (Errors{"x\\ny.k: duplicate key", "x\\ny: unknown key"}));
+  for (const std::string& e : errors_of(R"({"\u0000\u0085\u2028": {"\n": 1, "\n": 2}})")) {
+    for (char ch : e) {
+      EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << e;
+    }
+  }
+}
+
+TEST(Config, QuotedValuesInMessagesAreEscaped) {
+  EXPECT_EQ(
+      errors_of(R"({"log": {"level": "x\ny\u001b\u00ff"}})"),
+      Errors{
+          R"(log.level: must be one of "debug", "info", "warn", "error" (got "x\ny\x1b\xc3\xbf"))"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"service": "a\r\nb"}]})"),
+            Errors{R"(routes[0].service: no service named "a\r\nb")"});
+  EXPECT_EQ(
+      errors_of(R"({"listeners": [{"address": "1.2.3.4\n"}]})"),
+      Errors{R"(listeners[0].address: must be an IPv4 or IPv6 address literal (got "1.2.3.4\n"))"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"path": "x\u007f", "respond": {}}]})"),
+            Errors{R"(routes[0].path: must start with "/" (got "x\x7f"))"});
+}
+
+TEST(Config, ParseErrorsQuoteInputEscaped) {
+  // The parser's "last read" echo of the input: no raw control byte or DEL.
+  Errors e = errors_of("{\"a\": \x7f\x1b}");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("config: parse error at byte ", 0), 0u) << e[0];
+  for (char ch : e[0]) EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << e[0];
+}
+
+TEST(Config, NegativeZeroIsNotACountOrPort) {
+  // A JSON -0 is an integer, and would read as 0 without this check.
+  EXPECT_EQ(errors_of(R"({"network": {"processes": -0}})"),
+            Errors{"network.processes: must be an integer between 0 and 256"});
+  EXPECT_EQ(errors_of(R"({"network": {"max_body_bytes": -0}})"),
+            Errors{"network.max_body_bytes: must be an integer between 0 and 1073741824"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"port": -0}]})"),
+            Errors{"listeners[0].port: must be an integer between 0 and 65535"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "s", "kill_after_ms": -0}]})"),
+            Errors{"services[0].kill_after_ms: must be an integer between 0 and 3600000"});
+  EXPECT_EQ(
+      errors_of(R"({"admin": {"mode": -0}})"),
+      Errors{R"(admin.mode: must be an octal string like "0600" or an integer between 0 and 511)"});
+  EXPECT_EQ(valid(R"({"network": {"processes": 0}})").network.processes, 0);
+}
+
+// A number the JSON reader cannot hold stops the parse; the message names
+// the key in the project's words, not the library's exception.
+TEST(Config, NumberOverflowNamesItsKey) {
+  EXPECT_EQ(errors_of(R"({"network": {"max_connections": 1e500}})"),
+            Errors{"network.max_connections: number out of range"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"port": 80}, {"port": -1e400}]})"),
+            Errors{"listeners[1].port: number out of range"});
+  EXPECT_EQ(errors_of(R"({"routes": [{"methods": ["GET", 1e999]}]})"),
+            Errors{"routes[0].methods[1]: number out of range"});
+  EXPECT_EQ(errors_of("1e500"), Errors{"config: number out of range"});
+  EXPECT_EQ(errors_of(R"({"x\n": 1e500})"), Errors{"x\\n: number out of range"});
+  for (const char* text : {R"({"network": {"max_connections": 1e500}})", R"({"a":})", "[1,",
+                           "\"\\uD800\"", "{\"a\": 1, \"a\" 2}"}) {
+    for (const std::string& e : errors_of(text)) {
+      EXPECT_EQ(e.find("json.exception"), std::string::npos) << e;
+    }
+  }
+}
+
+TEST(Config, AdminSocketWithNulIsRejected) {
+  EXPECT_EQ(errors_of(R"({"admin": {"socket": "run/a\u0000b.sock"}})"),
+            Errors{R"(admin.socket: must not contain a NUL byte (got "run/a\x00b.sock"))"});
+  EXPECT_EQ(errors_of(R"({"admin": {"socket": "\u0000"}})"),
+            Errors{R"(admin.socket: must not contain a NUL byte (got "\x00"))"});
+}
+
+TEST(Config, RouteHostMustBeAHost) {
+  auto host = [](const std::string& h) {
+    return errors_of(R"({"routes": [{"host": ")" + h + R"(", "respond": {}}]})");
+  };
+  const std::string bad =
+      R"(routes[0].host: must be a host name, an IPv4 address or an IPv6 address in brackets )"
+      R"(like "[::1]" (got ")";
+  const std::string port =
+      R"(routes[0].host: must be a host name without port (the port is ignored when matching; )"
+      R"(got ")";
+  for (const char* h : {"example.com", "Example.COM", "a-b_c~d.example", "10.0.0.1", "[::1]",
+                        "[fe80::1:2]", "xn--bcher-kva.example", "a%2Db", "!$&'()*+,;="}) {
+    EXPECT_EQ(host(h), Errors{}) << h;
+  }
+  EXPECT_EQ(host("a\\r\\nb"), Errors{bad + R"(a\r\nb"))"});
+  EXPECT_EQ(host("a\\nb"), Errors{bad + R"(a\nb"))"});
+  EXPECT_EQ(host("a b"), Errors{bad + R"(a b"))"});
+  EXPECT_EQ(host("a\\u0000b"), Errors{bad + R"(a\x00b"))"});
+  EXPECT_EQ(host("a\\tb"), Errors{bad + R"(a\tb"))"});
+  EXPECT_EQ(host("a/b"), Errors{bad + R"(a/b"))"});
+  EXPECT_EQ(host("user@a"), Errors{bad + R"(user@a"))"});
+  EXPECT_EQ(host("caf\\u00e9"), Errors{bad + R"(caf\xc3\xa9"))"});
+  EXPECT_EQ(host("a%2"), Errors{bad + R"(a%2"))"});
+  EXPECT_EQ(host("::1"), Errors{bad + R"(::1"))"});
+  EXPECT_EQ(host("[::g]"), Errors{bad + R"([::g]"))"});
+  EXPECT_EQ(host("[::1\\u0000]"), Errors{bad + R"([::1\x00]"))"});
+  EXPECT_EQ(host("[127.0.0.1]"), Errors{bad + R"([127.0.0.1]"))"});
+  EXPECT_EQ(host("example.com:80"), Errors{port + R"(example.com:80"))"});
+  EXPECT_EQ(host("10.0.0.1:8080"), Errors{port + R"(10.0.0.1:8080"))"});
+  EXPECT_EQ(host("[::1]:443"), Errors{port + R"([::1]:443"))"});
+  EXPECT_EQ(host("a b:80"), Errors{bad + R"(a b:80"))"});
+}
+
+// Only a regular file is read: a FIFO would block the open until a writer
+// came, a device could be acted on.
+TEST(Config, LoadConfigFileRefusesWhatIsNotARegularFile) {
+  const std::string fifo = ::testing::TempDir() + "ringhttpd_config_test.fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(load_config_file(fifo).errors,
+            Errors{"config: cannot read " + fifo + ": not a regular file (a FIFO)"});
+  ::unlink(fifo.c_str());
+  EXPECT_EQ(load_config_file("/dev/null").errors,
+            Errors{"config: cannot read /dev/null: not a regular file (a device)"});
+  EXPECT_EQ(load_config_file("/dev/zero").errors,
+            Errors{"config: cannot read /dev/zero: not a regular file (a device)"});
+  // A symlink to a regular file is read.
+  const std::string file = ::testing::TempDir() + "ringhttpd_config_test_target.json";
+  const std::string link = ::testing::TempDir() + "ringhttpd_config_test_link.json";
+  { std::ofstream(file) << "{}"; }
+  ::unlink(link.c_str());
+  ASSERT_EQ(::symlink(file.c_str(), link.c_str()), 0);
+  EXPECT_EQ(load_config_file(link).errors, Errors{});
+  ::unlink(link.c_str());
+  std::remove(file.c_str());
+}
+
+TEST(Config, LoadConfigFileEscapesThePath) {
+  const std::string path = ::testing::TempDir() + "no\nsuch\x1b.json";
+  EXPECT_EQ(load_config_file(path).errors,
+            Errors{"config: cannot read " + ::testing::TempDir() +
+                   "no\\nsuch\\x1b.json: No such file or directory"});
+}
+
+TEST(Config, EscapeText) {
+  EXPECT_EQ(escape_text("plain ASCII ~!"), "plain ASCII ~!");
+  EXPECT_EQ(escape_text(std::string("\0\x01\n\r\t\x7f\x80\xff\"\\", 10)),
+            R"(\x00\x01\n\r\t\x7f\x80\xff\"\\)");
 }
 
 }  // namespace
