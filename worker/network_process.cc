@@ -68,12 +68,10 @@ NetworkProcess::NetworkProcess(WorkerEnv& env)
   read_buffer_.resize(kReadBufferBytes);
   const uint32_t n_service = env.segment->header().n_service;
   for (uint32_t s = 0; s < n_service; ++s) {
-    RingWriter writer(env.segment->ring(env.index, s, shm::Direction::request));
-    writer.set_max_payload(std::min<uint64_t>(65536, writer.ring().capacity() / 4));
-    requests_.push_back(writer);
-    responses_.push_back(env.segment->ring(env.index, s, shm::Direction::response));
+    channels_.emplace_back(env.segment->ring(env.index, s, shm::Direction::request),
+                           env.segment->ring(env.index, s, shm::Direction::response),
+                           env.wake_fds[env.segment->header().n_network + s]);
   }
-  broken_reported_.assign(n_service, false);
   overdue_reported_.assign(n_service, 0);
   // Request ids: the service's incarnation (bits 40-63), this process's
   // incarnation (bits 28-39) and a counter, so no two network incarnations
@@ -97,7 +95,7 @@ int NetworkProcess::run() {
   epoll_event events[kMaxEvents];
   while (!stop_now_) {
     const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
-    for (auto& ring : responses_) ring.cancel_sleep();
+    for (auto& channel : channels_) channel.cancel_sleep();
     now_ms_ = monotonic_ms();
     update_date();
     for (int i = 0; i < n; ++i) handle_event(events[i]);
@@ -117,7 +115,7 @@ int NetworkProcess::run() {
 // Announces sleep on every response ring; any ring with data means no sleep.
 int NetworkProcess::sleep_timeout() {
   bool can_sleep = true;
-  for (auto& ring : responses_) can_sleep = ring.prepare_sleep() && can_sleep;
+  for (auto& channel : channels_) can_sleep = channel.prepare_sleep() && can_sleep;
   if (!can_sleep || !dirty_.empty()) return 0;
   if (connections_.empty() && !stopping_) return 1000;
   return static_cast<int>(std::clamp<int64_t>(next_sweep_ms_ - monotonic_ms(), 0, 250));
@@ -614,7 +612,7 @@ size_t NetworkProcess::service_of(uint32_t service_proc) const {
 // (dispatch.h: recover), and both rings are emptied for the replacement.
 void NetworkProcess::on_service_gone(uint32_t slot, uint64_t incarnation) {
   const uint32_t n_network = env_.segment->header().n_network;
-  if (slot < n_network || slot - n_network >= requests_.size()) {
+  if (slot < n_network || slot - n_network >= channels_.size()) {
     log_error("peer_gone for slot " + std::to_string(slot) + ", not a service process; ignored");
     return;
   }
@@ -622,9 +620,7 @@ void NetworkProcess::on_service_gone(uint32_t slot, uint64_t incarnation) {
   if (env_.segment->slot(slot).incarnation != incarnation) return;
   const uint32_t s = slot - n_network;
   drain_ring(s);
-  broken_reported_[s] = false;
-  const std::vector<HeldRecord> untaken = take_untaken(s);
-  responses_[s].reset();
+  const std::vector<HeldRecord> untaken = channels_[s].take_back_unread();
   std::vector<std::pair<uint64_t, Pending>> owed;
   for (const auto& [id, p] : pending_) {
     if (p.service == s) owed.emplace_back(id, p);
@@ -634,23 +630,6 @@ void NetworkProcess::on_service_gone(uint32_t slot, uint64_t incarnation) {
   const std::string err =
       proto::send_control(env_.control_fd, {proto::ControlType::peer_released, slot});
   if (!err.empty()) log_error(err);
-}
-
-// The records of requests the dead process never read: those still in its
-// request ring (read here as its consumer would), then those queued behind
-// them in this process. The ring is left empty.
-std::vector<NetworkProcess::HeldRecord> NetworkProcess::take_untaken(uint32_t s) {
-  std::vector<HeldRecord> held;
-  shm::Ring reader = requests_[s].ring().reader_after_consumer();
-  shm::RecordView rec;
-  while (reader.peek(rec)) {
-    held.push_back(HeldRecord{rec.type, rec.flags, rec.id, std::string(rec.payload)});
-    reader.pop();
-  }
-  for (RingWriter::Queued& q : requests_[s].reset()) {
-    held.push_back(HeldRecord{q.type, q.flags, q.id, std::move(q.payload)});
-  }
-  return held;
 }
 
 void NetworkProcess::recover_request(uint64_t id, Pending p,
@@ -699,7 +678,7 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
   bool any = false;
   for (const HeldRecord& r : records) {
     if (r.id != old_id) continue;
-    requests_[to].push_or_queue(r.type, r.flags, id, r.payload);
+    channels_[to].send_record(r.type, r.flags, id, r.payload);
     any = true;
   }
   if (!any) return false;
@@ -710,48 +689,26 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
 }
 
 bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req) {
-  RingWriter& writer = requests_[service];
   encode_scratch_.clear();
   // Cannot fail for a head the parser accepted (at most max_header_bytes);
   // if it ever did, the request is not sent (503 like a full ring).
   if (!proto::encode_request_head(req, origin_, req.body.size(), encode_scratch_)) return false;
-  const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
-  if (encode_scratch_.size() >= limit) return false;  // headers too large for this ring
-  const uint64_t chunk = writer.max_payload();
-  const std::string_view body = req.body;
-  const std::string_view first =
-      body.substr(0, std::min({chunk, limit - encode_scratch_.size(), uint64_t{body.size()}}));
-  const std::string_view parts[2] = {encode_scratch_, first};
-  const uint16_t flags = first.size() == body.size() ? proto::kRecordEnd : 0;
-  if (!writer.try_push(proto::kRequestHead, flags, id, parts, 2)) return false;
-  for (size_t at = first.size(); at < body.size(); at += chunk) {
-    const std::string_view piece = body.substr(at, chunk);
-    const bool last = at + piece.size() == body.size();
-    writer.push_or_queue(proto::kRequestBody, last ? proto::kRecordEnd : 0, id, piece);
-  }
-  return true;
+  return channels_[service].try_send(proto::kRequestHead, proto::kRequestBody, id, encode_scratch_,
+                                     req.body);
 }
 
 void NetworkProcess::drain_responses() {
-  for (uint32_t s = 0; s < responses_.size(); ++s) drain_ring(s);
+  for (uint32_t s = 0; s < channels_.size(); ++s) drain_ring(s);
 }
 
 void NetworkProcess::drain_ring(uint32_t s) {
-  shm::Ring& ring = responses_[s];
+  RingChannel& channel = channels_[s];
   shm::RecordView rec;
-  bool any = false;
-  while (ring.peek(rec)) {
+  while (channel.next(rec)) {
     on_response_record(s, rec);
-    ring.pop();
-    any = true;
+    channel.release();
   }
-  if (any && ring.producer_needs_wake()) {
-    wake(env_.wake_fds[env_.segment->header().n_network + s]);
-  }
-  if (ring.broken() && !broken_reported_[s]) {
-    broken_reported_[s] = true;
-    report_broken_peer(env_, env_.segment->header().n_network + s);
-  }
+  if (channel.finish_receiving()) report_broken_peer(env_, env_.segment->header().n_network + s);
 }
 
 // A response arrives as a head record, then body records; the last one
@@ -817,11 +774,7 @@ void NetworkProcess::fail_response(PendingMap::iterator it, const char* why) {
 }
 
 void NetworkProcess::flush_rings() {
-  const uint32_t n_network = env_.segment->header().n_network;
-  for (uint32_t s = 0; s < requests_.size(); ++s) {
-    requests_[s].flush();
-    if (requests_[s].take_wake()) wake(env_.wake_fds[n_network + s]);
-  }
+  for (auto& channel : channels_) channel.flush();
 }
 
 // Writing may read and queue more (resumed connections), which marks

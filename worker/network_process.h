@@ -28,7 +28,7 @@
 #include "proto/unique_fd.h"
 #include "worker/connection.h"
 #include "worker/event_loop.h"
-#include "worker/ring_writer.h"
+#include "worker/ring_channel.h"
 #include "worker/router.h"
 #include "worker/worker_env.h"
 
@@ -82,14 +82,7 @@ class NetworkProcess {
   uint64_t next_id(uint32_t service);
 
   // ---- a service process died (peer_gone) ----
-  struct HeldRecord {
-    uint16_t type;
-    uint16_t flags;
-    uint64_t id;
-    std::string payload;
-  };
   void on_service_gone(uint32_t slot, uint64_t incarnation);
-  std::vector<HeldRecord> take_untaken(uint32_t service);
   void recover_request(uint64_t id, Pending pending, const std::vector<HeldRecord>& untaken);
   bool resend(ResponseSlot& slot, uint64_t connection, uint32_t from,
               const std::vector<HeldRecord>& records, uint64_t old_id);
@@ -140,9 +133,7 @@ class NetworkProcess {
   std::vector<uint64_t> dirty_;       // connections with new responses
   std::vector<uint64_t> writing_;     // dirty_ being written (see write_dirty)
   std::vector<uint64_t> finished_;    // closed or handed over: dropped at the end of the iteration
-  std::vector<RingWriter> requests_;  // per service process
-  std::vector<shm::Ring> responses_;  // per service process
-  std::vector<bool> broken_reported_;  // per service process: its ring was reported broken
+  std::vector<RingChannel> channels_;  // per service process
   std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue
   std::vector<uint64_t> inflight_scratch_;
   std::vector<uint8_t> available_scratch_;

@@ -43,6 +43,7 @@ class RingWriter {
   bool take_wake();
 
   shm::Ring& ring() { return ring_; }
+  const shm::Ring& ring() const { return ring_; }
 
   struct Queued {
     uint16_t type;

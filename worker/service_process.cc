@@ -50,14 +50,12 @@ class RingResponder : public Responder {
 ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
   const uint32_t n_network = env.segment->header().n_network;
   for (uint32_t n = 0; n < n_network; ++n) {
-    requests_.push_back(env.segment->ring(n, env.service_proc, shm::Direction::request));
-    RingWriter writer(env.segment->ring(n, env.service_proc, shm::Direction::response));
-    writer.set_max_payload(std::min<uint64_t>(65536, writer.ring().capacity() / 4));
-    responses_.push_back(writer);
+    channels_.emplace_back(env.segment->ring(n, env.service_proc, shm::Direction::response),
+                           env.segment->ring(n, env.service_proc, shm::Direction::request),
+                           env.wake_fds[n]);
   }
   partial_.resize(n_network);
   epochs_.assign(n_network, 0);
-  broken_reported_.assign(n_network, false);
 }
 
 ServiceProcess::~ServiceProcess() = default;
@@ -81,7 +79,7 @@ int ServiceProcess::run() {
   epoll_event events[kMaxEvents];
   while (!stop_) {
     const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
-    for (auto& ring : requests_) ring.cancel_sleep();
+    for (auto& channel : channels_) channel.cancel_sleep();
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_requests();
     flush_rings();
@@ -91,7 +89,7 @@ int ServiceProcess::run() {
 
 int ServiceProcess::sleep_timeout() {
   bool can_sleep = true;
-  for (auto& ring : requests_) can_sleep = ring.prepare_sleep() && can_sleep;
+  for (auto& channel : channels_) can_sleep = channel.prepare_sleep() && can_sleep;
   return can_sleep ? 1000 : 0;
 }
 
@@ -136,24 +134,19 @@ void ServiceProcess::handle_control() {
 // starts the replacement on clean rings. Handlers still holding one of its
 // requests answer into the void (the epoch changed).
 void ServiceProcess::on_network_gone(uint32_t slot, uint64_t incarnation) {
-  if (slot >= requests_.size()) {
+  if (slot >= channels_.size()) {
     log_error("peer_gone for slot " + std::to_string(slot) + ", not a network process; ignored");
     return;
   }
   // Stale (the slot was given to a new process since): its rings are in use.
   if (env_.segment->slot(slot).incarnation != incarnation) return;
   ++epochs_[slot];
-  broken_reported_[slot] = false;
   uint64_t dropped = partial_[slot].size();
   partial_[slot].clear();
-  shm::Ring& ring = requests_[slot];
-  shm::RecordView rec;
-  while (ring.peek(rec)) {
+  // Also when broken: the replacement starts on clean rings.
+  channels_[slot].discard_incoming([&](const shm::RecordView& rec) {
     if (rec.type == proto::kRequestHead) ++dropped;
-    ring.pop();
-  }
-  ring.reset();  // also when broken: the replacement starts clean
-  responses_[slot].reset();
+  });
   count_done(dropped, 0);
   const std::string err =
       proto::send_control(env_.control_fd, {proto::ControlType::peer_released, slot});
@@ -177,11 +170,10 @@ void ServiceProcess::count_done(uint64_t inflight_delta, uint64_t answered) {
 
 bool ServiceProcess::drain_requests() {
   bool any = false;
-  for (uint32_t n = 0; n < requests_.size(); ++n) {
-    shm::Ring& ring = requests_[n];
+  for (uint32_t n = 0; n < channels_.size(); ++n) {
+    RingChannel& channel = channels_[n];
     shm::RecordView rec;
-    bool popped = false;
-    while (ring.peek(rec)) {
+    while (channel.next(rec)) {
       // The record is copied out and released before the handler runs: a
       // request this process took is off the ring, so if the handler kills
       // the process, the network process knows it was taken (see
@@ -189,16 +181,11 @@ bool ServiceProcess::drain_requests() {
       // unless that is safe.
       std::optional<Assembly> done = on_request_record(n, rec);
       const uint64_t id = rec.id;
-      ring.pop();
+      channel.release();
       if (done) complete(n, id, std::move(*done));
-      popped = true;
+      any = true;
     }
-    if (popped && ring.producer_needs_wake()) wake(env_.wake_fds[n]);
-    if (ring.broken() && !broken_reported_[n]) {
-      broken_reported_[n] = true;
-      report_broken_peer(env_, n);
-    }
-    any = any || popped;
+    if (channel.finish_receiving()) report_broken_peer(env_, n);
   }
   return any;
 }
@@ -260,7 +247,7 @@ void ServiceProcess::complete(uint32_t network, uint64_t id, Assembly assembly) 
 void ServiceProcess::send_response(uint32_t network, uint64_t epoch, uint64_t id,
                                    proto::HttpResponse response) {
   if (epoch != epochs_[network]) return count_done(1, 0);  // its network process died
-  RingWriter& writer = responses_[network];
+  RingChannel& channel = channels_[network];
   encode_scratch_.clear();
   if (response.status < 200 || response.status > 599) {
     log_error("handler answered with status " + std::to_string(response.status) +
@@ -269,32 +256,19 @@ void ServiceProcess::send_response(uint32_t network, uint64_t epoch, uint64_t id
   }
   const bool encoded = proto::encode_response_head(response.status, response.headers,
                                                    response.body.size(), encode_scratch_);
-  const uint64_t limit = shm::max_record_payload(writer.ring().capacity());
-  if (!encoded || encode_scratch_.size() >= limit) {
+  if (!encoded || !channel.send(proto::kResponseHead, proto::kResponseBody, id, encode_scratch_,
+                                response.body)) {
     log_error("response headers larger than the ring can carry; answering 500");
-    response = proto::HttpResponse{500, {}, "response headers too large\n"};
+    const std::string_view body = "response headers too large\n";
     encode_scratch_.clear();
-    proto::encode_response_head(500, {}, response.body.size(), encode_scratch_);
-  }
-  const uint64_t chunk = writer.max_payload();
-  const std::string_view body = response.body;
-  const size_t first = std::min({uint64_t{body.size()}, chunk, limit - encode_scratch_.size()});
-  encode_scratch_.append(body.substr(0, first));
-  const uint16_t flags = first == body.size() ? proto::kRecordEnd : 0;
-  writer.push_or_queue(proto::kResponseHead, flags, id, encode_scratch_);
-  for (size_t at = first; at < body.size(); at += chunk) {
-    const std::string_view piece = body.substr(at, chunk);
-    const bool last = at + piece.size() == body.size();
-    writer.push_or_queue(proto::kResponseBody, last ? proto::kRecordEnd : 0, id, piece);
+    proto::encode_response_head(500, {}, body.size(), encode_scratch_);
+    channel.send(proto::kResponseHead, proto::kResponseBody, id, encode_scratch_, body);
   }
   count_done(1, 1);
 }
 
 void ServiceProcess::flush_rings() {
-  for (uint32_t n = 0; n < responses_.size(); ++n) {
-    responses_[n].flush();
-    if (responses_[n].take_wake()) wake(env_.wake_fds[n]);
-  }
+  for (auto& channel : channels_) channel.flush();
 }
 
 }  // namespace ringhttpd::worker

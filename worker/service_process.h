@@ -15,7 +15,7 @@
 #include "proto/unique_fd.h"
 #include "worker/event_loop.h"
 #include "worker/handler.h"
-#include "worker/ring_writer.h"
+#include "worker/ring_channel.h"
 #include "worker/worker_env.h"
 
 namespace ringhttpd::worker {
@@ -57,11 +57,9 @@ class ServiceProcess {
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
   std::unique_ptr<Handler> handler_;
-  std::vector<shm::Ring> requests_;                              // per network process
-  std::vector<RingWriter> responses_;                            // per network process
+  std::vector<RingChannel> channels_;                             // per network process
   std::vector<std::unordered_map<uint64_t, Assembly>> partial_;  // per network process
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
-  std::vector<bool> broken_reported_;  // per network process: its ring was reported broken
   std::string encode_scratch_;
   bool stop_ = false;
 };

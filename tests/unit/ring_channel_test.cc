@@ -1,0 +1,162 @@
+// The one channel both processes use (worker/ring_channel.h), on ordinary
+// memory with real eventfds and no processes: framing into pieces, a head
+// that is sent whole or not at all, queueing, one wake-up per flush and only
+// for a sleeping peer, taking back what a dead peer never read, and a broken
+// ring reported once.
+#include "worker/ring_channel.h"
+
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "proto/ring_codec.h"
+#include "proto/unique_fd.h"
+
+namespace ringhttpd::worker {
+namespace {
+
+using shm::Ring;
+using shm::RingHeader;
+
+struct Memory {
+  explicit Memory(uint64_t capacity)
+      : bytes(static_cast<std::byte*>(std::aligned_alloc(64, sizeof(RingHeader) + capacity))) {
+    Ring::init(header(), capacity);
+  }
+  ~Memory() { std::free(bytes); }
+  RingHeader* header() { return reinterpret_cast<RingHeader*>(bytes); }
+  Ring view() { return Ring(header(), bytes + sizeof(RingHeader)); }
+  std::byte* bytes;
+};
+
+// A network side and a service side joined by two rings, each with the
+// other's eventfd.
+struct Pair {
+  explicit Pair(uint64_t capacity) : requests(capacity), responses(capacity) {}
+  Memory requests, responses;
+  proto::UniqueFd network_wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  proto::UniqueFd service_wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  RingChannel network{requests.view(), responses.view(), service_wake.get()};
+  RingChannel service{responses.view(), requests.view(), network_wake.get()};
+};
+
+uint64_t wakes(int fd) {
+  uint64_t n = 0;
+  return ::read(fd, &n, sizeof n) == sizeof n ? n : 0;
+}
+
+// Reads one whole message: the head payload (head + first piece) and the
+// body pieces, checking the types and that only the last carries the end.
+std::string receive_message(RingChannel& ch, uint64_t id) {
+  std::string all;
+  shm::RecordView rec;
+  bool first = true;
+  while (ch.next(rec)) {
+    EXPECT_EQ(rec.id, id);
+    EXPECT_EQ(rec.type, first ? proto::kRequestHead : proto::kRequestBody);
+    first = false;
+    all.append(rec.payload);
+    const bool end = rec.flags & proto::kRecordEnd;
+    ch.release();
+    if (end) return all;
+  }
+  ADD_FAILURE() << "message not complete";
+  return all;
+}
+
+TEST(RingChannel, ALargeBodyTravelsInPiecesAndArrivesWhole) {
+  Pair p(1 << 20);
+  std::string body(300000, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 7, "HEAD", body));
+  p.network.flush();
+  EXPECT_EQ(receive_message(p.service, 7), "HEAD" + body);
+}
+
+TEST(RingChannel, AHeadIsSentWholeOrNotAtAllAndTheRestQueues) {
+  Pair p(4096);
+  const std::string head(100, 'h');
+  int sent = 0;
+  while (p.network.try_send(proto::kRequestHead, proto::kRequestBody, 1, head, "")) ++sent;
+  EXPECT_GT(sent, 10);
+  EXPECT_LT(sent, 4096 / 100);
+  // A head larger than the ring could ever carry is refused by send() too.
+  EXPECT_FALSE(p.service.send(proto::kResponseHead, proto::kResponseBody, 1,
+                              std::string(4096, 'x'), ""));
+  // send() queues what does not fit; it goes as the reader makes room.
+  const std::string body(10000, 'b');
+  ASSERT_TRUE(p.service.send(proto::kResponseHead, proto::kResponseBody, 2, "H", body));
+  std::string got;
+  shm::RecordView rec;
+  for (int round = 0; round < 100 && got.size() < 1 + body.size(); ++round) {
+    p.service.flush();
+    while (p.network.next(rec)) {
+      got.append(rec.payload);
+      p.network.release();
+    }
+    p.network.finish_receiving();
+  }
+  EXPECT_EQ(got, "H" + body);
+}
+
+TEST(RingChannel, APeerIsWokenOncePerFlushAndOnlyWhenItSleeps) {
+  Pair p(1 << 16);
+  ASSERT_TRUE(p.service.prepare_sleep());  // the service goes to sleep
+  for (uint64_t id = 1; id <= 5; ++id) {
+    ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, id, "h", "b"));
+  }
+  p.network.flush();
+  EXPECT_EQ(wakes(p.service_wake.get()), 1u);
+  p.network.flush();  // nothing new
+  EXPECT_EQ(wakes(p.service_wake.get()), 0u);
+  // Awake (not announced): no eventfd write at all.
+  p.service.cancel_sleep();
+  ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 6, "h", "b"));
+  p.network.flush();
+  EXPECT_EQ(wakes(p.service_wake.get()), 0u);
+}
+
+TEST(RingChannel, TakingBackWhatADeadReaderNeverRead) {
+  Pair p(4096);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, id, "head", "x"));
+  }
+  shm::RecordView rec;
+  ASSERT_TRUE(p.service.next(rec));
+  p.service.release();  // took 1, then "died"
+  // Queue more than fits, so some are only in the local queue.
+  for (uint64_t id = 4; id <= 80; ++id) {
+    p.network.send_record(proto::kRequestHead, proto::kRecordEnd, id, std::string(100, 'q'));
+  }
+  const std::vector<HeldRecord> back = p.network.take_back_unread();
+  ASSERT_EQ(back.size(), 79u);
+  for (size_t i = 0; i < back.size(); ++i) EXPECT_EQ(back[i].id, i + 2);
+  // Both rings are empty now, for the replacement.
+  RingChannel replacement(p.responses.view(), p.requests.view(), p.network_wake.get());
+  EXPECT_FALSE(replacement.next(rec));
+}
+
+TEST(RingChannel, ABrokenRingIsReportedOnceAndReadNoMore) {
+  Pair p(4096);
+  ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 1, "h", ""));
+  p.requests.header()->head += 8;  // the writer went wrong
+  shm::RecordView rec;
+  EXPECT_FALSE(p.service.next(rec));
+  EXPECT_TRUE(p.service.finish_receiving());
+  EXPECT_FALSE(p.service.next(rec));
+  EXPECT_FALSE(p.service.finish_receiving());  // once
+  int heads = 0;
+  p.service.discard_incoming([&](const shm::RecordView&) { ++heads; });
+  EXPECT_EQ(heads, 0);  // nothing trusted from a broken ring
+  p.network.reset();
+  ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 2, "h", ""));
+  ASSERT_TRUE(p.service.next(rec));
+  EXPECT_EQ(rec.id, 2u);
+}
+
+}  // namespace
+}  // namespace ringhttpd::worker

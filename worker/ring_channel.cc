@@ -1,0 +1,103 @@
+// Framing, batching and wake-ups of one network<->service channel (see
+// ring_channel.h).
+#include "worker/ring_channel.h"
+
+#include <algorithm>
+
+#include "proto/ring_codec.h"
+#include "worker/worker_env.h"
+
+namespace ringhttpd::worker {
+namespace {
+
+// Body pieces: at most 64 KiB, and at most a quarter of the ring, so that a
+// large body leaves room for other messages' heads between its pieces.
+uint64_t piece_bytes(uint64_t capacity) { return std::min<uint64_t>(65536, capacity / 4); }
+
+}  // namespace
+
+RingChannel::RingChannel(shm::Ring out, shm::Ring in, int peer_wake_fd)
+    : out_(out), in_(in), peer_wake_fd_(peer_wake_fd) {
+  out_.set_max_payload(piece_bytes(out.capacity()));
+}
+
+uint64_t RingChannel::max_head() const {
+  return shm::max_record_payload(out_.ring().capacity());
+}
+
+bool RingChannel::try_send(uint16_t head_type, uint16_t body_type, uint64_t id,
+                           std::string_view head, std::string_view body) {
+  const uint64_t limit = max_head();
+  if (head.size() >= limit) return false;
+  const std::string_view first =
+      body.substr(0, std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}}));
+  const std::string_view parts[2] = {head, first};
+  const uint16_t flags = first.size() == body.size() ? proto::kRecordEnd : 0;
+  if (!out_.try_push(head_type, flags, id, parts, 2)) return false;
+  for (size_t at = first.size(); at < body.size(); at += out_.max_payload()) {
+    const std::string_view piece = body.substr(at, out_.max_payload());
+    const bool last = at + piece.size() == body.size();
+    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece);
+  }
+  return true;
+}
+
+bool RingChannel::send(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
+                       std::string_view body) {
+  if (try_send(head_type, body_type, id, head, body)) return true;
+  const uint64_t limit = max_head();
+  if (head.size() >= limit) return false;
+  const size_t first =
+      std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}});
+  std::string record;
+  record.reserve(head.size() + first);
+  record.append(head).append(body.substr(0, first));
+  out_.push_or_queue(head_type, first == body.size() ? proto::kRecordEnd : 0, id, record);
+  for (size_t at = first; at < body.size(); at += out_.max_payload()) {
+    const std::string_view piece = body.substr(at, out_.max_payload());
+    const bool last = at + piece.size() == body.size();
+    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece);
+  }
+  return true;
+}
+
+void RingChannel::send_record(uint16_t type, uint16_t flags, uint64_t id,
+                              std::string_view payload) {
+  out_.push_or_queue(type, flags, id, payload);
+}
+
+bool RingChannel::finish_receiving() {
+  if (in_.producer_needs_wake()) wake(peer_wake_fd_);
+  if (!in_.broken() || broken_reported_) return false;
+  broken_reported_ = true;
+  return true;
+}
+
+void RingChannel::flush() {
+  out_.flush();
+  if (out_.take_wake()) wake(peer_wake_fd_);
+}
+
+std::vector<HeldRecord> RingChannel::take_back_unread() {
+  std::vector<HeldRecord> held;
+  shm::Ring reader = out_.ring().reader_after_consumer();
+  shm::RecordView rec;
+  while (reader.peek(rec)) {
+    held.push_back(HeldRecord{rec.type, rec.flags, rec.id, std::string(rec.payload)});
+    reader.pop();
+  }
+  for (RingWriter::Queued& q : out_.reset()) {
+    held.push_back(HeldRecord{q.type, q.flags, q.id, std::move(q.payload)});
+  }
+  in_.reset();
+  broken_reported_ = false;
+  return held;
+}
+
+void RingChannel::reset() {
+  out_.reset();
+  in_.reset();
+  broken_reported_ = false;
+}
+
+}  // namespace ringhttpd::worker

@@ -1,0 +1,99 @@
+// One channel between a network process and a service process, seen from
+// one side: the ring it writes (with its local queue, see RingWriter), the
+// ring it reads, and the peer's wake-up eventfd. Both processes use this one
+// type, so framing, chunking, batching, the wake-up protocol and the checks
+// on what the peer wrote exist once:
+//
+//   message  = head record (encoded head + first body piece) + body records;
+//              the last record carries kRecordEnd (proto/ring_codec.h)
+//   batching = records are published as they are sent; the peer is woken at
+//              most once per loop iteration (flush), and only if it said it
+//              sleeps (shm/ring.h)
+//   checks   = a ring whose positions or lengths make no sense is broken:
+//              nothing more is read, and newly_broken() says so once, so the
+//              process reports the peer (it is replaced)
+//
+// A process holds one channel per peer; it knows nothing about HTTP.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shm/ring.h"
+#include "worker/ring_writer.h"
+
+namespace ringhttpd::worker {
+
+// A record taken back from the ring of a peer that died.
+struct HeldRecord {
+  uint16_t type;
+  uint16_t flags;
+  uint64_t id;
+  std::string payload;
+};
+
+class RingChannel {
+ public:
+  RingChannel(shm::Ring out, shm::Ring in, int peer_wake_fd);
+
+  // ---- sending ----
+  // Sends a message now or not at all: false (nothing written) when its
+  // head record does not fit in the ring now, or could never fit. Body
+  // records after the head queue when the ring is full (the message was
+  // accepted; they go as the peer reads).
+  bool try_send(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
+                std::string_view body);
+  // Sends a message, queueing what does not fit. False only when the head
+  // could never fit in this ring (the caller sends something smaller).
+  bool send(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
+            std::string_view body);
+  // Sends one record as it is (queued behind others if needed).
+  void send_record(uint16_t type, uint16_t flags, uint64_t id, std::string_view payload);
+  // Largest head record payload this ring can ever carry.
+  uint64_t max_head() const;
+
+  // ---- receiving ----
+  // The next record from the peer, or false (empty, or broken). Its payload
+  // is valid until release().
+  bool next(shm::RecordView& out) { return in_.peek(out); }
+  void release() { in_.pop(); }
+  // After a batch of next/release: wakes the peer if it waits for space.
+  // True exactly once when the incoming ring is found broken.
+  bool finish_receiving();
+
+  // ---- the loop ----
+  // Publishes queued records and wakes the peer once if it sleeps.
+  void flush();
+  // Announces this side sleeps on the incoming ring; false when a record
+  // arrived meanwhile (do not sleep).
+  bool prepare_sleep() { return in_.prepare_sleep(); }
+  void cancel_sleep() { in_.cancel_sleep(); }
+
+  // ---- the peer died (only while it has no process) ----
+  // What it never read: the records after the tail it last published, then
+  // those queued here. Both rings are emptied.
+  std::vector<HeldRecord> take_back_unread();
+  // Everything it sent and this side did not read is dropped (counted by
+  // `count`, which sees each record), and both rings are emptied.
+  template <typename F>
+  void discard_incoming(F&& count) {
+    shm::RecordView rec;
+    while (in_.peek(rec)) {
+      count(rec);
+      in_.pop();
+    }
+    reset();
+  }
+  void reset();
+
+ private:
+  RingWriter out_;
+  shm::Ring in_;
+  int peer_wake_fd_;
+  bool broken_reported_ = false;
+};
+
+}  // namespace ringhttpd::worker
