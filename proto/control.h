@@ -39,6 +39,7 @@ enum class ControlType : uint32_t {
                       // holds a request past its kill_after_ms
   peer_broken = 10,   // child -> supervisor: the peer at slot `arg`, incarnation arg2,
                       // wrote a ring that cannot be read (it is replaced)
+  reopen_logs = 11,   // supervisor -> child: reopen log files (SIGUSR1, after a rotation)
 };
 
 struct ControlMessage {

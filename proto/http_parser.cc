@@ -445,6 +445,11 @@ class Parser {
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
   bool wants_continue() const { return cur_.wants_continue && status_ == 0; }
+  // The request being parsed (or that failed) said HEAD: its answer, even an
+  // error, carries no body (RFC 9110 9.3.2).
+  bool head_request() const {
+    return cur_.method_len == 5 && std::string_view(cur_.method, 5) == "HEAD ";
+  }
   // Nothing consumed since the last request ended (not even a CR): a new
   // parser would behave exactly the same from here.
   bool idle() const {
@@ -1047,5 +1052,7 @@ std::string_view RequestParser::error_reason() const {
 bool RequestParser::mid_request() const { return impl_ && impl_->parser.mid_request(); }
 
 bool RequestParser::wants_continue() const { return impl_ && impl_->parser.wants_continue(); }
+
+bool RequestParser::head_request() const { return impl_ && impl_->parser.head_request(); }
 
 }  // namespace ringhttpd::proto

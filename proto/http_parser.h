@@ -50,6 +50,9 @@ class RequestParser {
   // "Expect: 100-continue" and a body is still to come (so the caller may
   // send "100 Continue"). Cleared when the request completes.
   bool wants_continue() const;
+  // The current (or failed) request's method is HEAD, as far as it was read:
+  // an error answered to it carries no body.
+  bool head_request() const;
 
   // Frees the parsing state when nothing of a next request has been
   // consumed; the next feed() starts a fresh one. An idle keep-alive

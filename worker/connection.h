@@ -15,6 +15,18 @@
 
 namespace ringhttpd::worker {
 
+// What the access log needs of a request, kept from its parse until its
+// response is written (allocated only while the access log is on).
+struct AccessInfo {
+  std::string method;
+  std::string target;
+  std::string referer;
+  std::string user_agent;
+  uint8_t version_major = 1;
+  uint8_t version_minor = 1;
+  int64_t start_ms = 0;
+};
+
 struct ResponseSlot {
   std::string data;         // the bytes to send; complete once `ready`
   uint64_t request_id = 0;  // != 0 while a service process owes the answer
@@ -30,6 +42,7 @@ struct ResponseSlot {
   bool head_seen = false;
   uint64_t body_expected = 0;
   uint64_t body_got = 0;
+  std::unique_ptr<AccessInfo> access;  // set while the access log is on
   // The request's ring record, kept while request_id != 0 for a request
   // that may be sent twice (is_retryable); empty otherwise.
   std::string retry_record;
@@ -108,6 +121,7 @@ struct Connection {
   proto::UniqueFd fd;
   proto::RequestParser parser;
   SlotQueue slots;
+  std::string peer;  // client address, kept only while the access log is on
   ConnState state = ConnState::open;
   size_t sent = 0;               // bytes of slots.front().data already written
   std::string stash;             // bytes read but not parsed yet (budget reached, or draining)

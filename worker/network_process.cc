@@ -2,6 +2,7 @@
 // network_process.h for the shape of one iteration).
 #include "worker/network_process.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -51,6 +52,18 @@ bool slot_ready(shm::ProcessSlot& slot) {
 }
 
 // Bytes the client sent that are not read yet.
+// The client's address as text, for the access log.
+std::string peer_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* addr = ss.ss_family == AF_INET6
+                         ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+                         : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+  return ::inet_ntop(ss.ss_family, addr, text, sizeof text) != nullptr ? text : "";
+}
+
 bool input_waiting(const Connection& c) {
   char byte;
   return ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
@@ -84,6 +97,12 @@ NetworkProcess::~NetworkProcess() = default;
 bool NetworkProcess::start() {
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
+  const auto format =
+      env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
+  if (std::string e = access_log_.open(env_.access_log, format); !e.empty()) {
+    log_error(e);
+    return false;
+  }
   // The listening sockets arrive on the control socket: at once in the first
   // generation, and only when the whole generation is ready after a reload.
   update_date();
@@ -109,6 +128,7 @@ int NetworkProcess::run() {
       stop_now_ = true;
     }
   }
+  access_log_.flush(0, true);
   return 0;
 }
 
@@ -196,6 +216,9 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
       return on_service_gone(msg.arg, msg.arg2);
     case proto::ControlType::drain:
       return begin_drain();
+    case proto::ControlType::reopen_logs:
+      if (std::string e = access_log_.reopen(); !e.empty()) log_error(e);
+      return;
     case proto::ControlType::adopt:
       if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload));
       log_error("adopt message without exactly one descriptor; ignored");
@@ -323,6 +346,7 @@ Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
   }
   auto c = std::make_unique<Connection>(id, std::move(fd), limits_);
   c->last_active_ms = now_ms_;
+  if (access_log_.enabled()) c->peer = peer_address(c->fd.get());
   Connection* raw = c.get();
   connections_.emplace(id, std::move(c));
   publish_connections();
@@ -479,7 +503,9 @@ size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
   }
   if (!c.input_open()) return data.size();
   if (!ok) {
-    answer_error(c.slots.emplace_back(), c.parser.error_status(), false);
+    ResponseSlot& slot = c.slots.emplace_back();
+    slot.head_request = slot.head_only = c.parser.head_request();  // 414 to HEAD: no body
+    answer_error(slot, c.parser.error_status(), false);
     c.close_input();
     return data.size();
   }
@@ -503,6 +529,11 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
 
 void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   ResponseSlot& slot = c.slots.emplace_back();
+  if (access_log_.enabled()) {
+    slot.access = std::make_unique<AccessInfo>(AccessInfo{
+        req.method, req.target, std::string(req.header("Referer")),
+        std::string(req.header("User-Agent")), req.version_major, req.version_minor, now_ms_});
+  }
   slot.keep_alive = req.keep_alive && !stopping_;
   slot.head_request = req.method == "HEAD";
   slot.head_only = slot.head_request;
@@ -836,6 +867,7 @@ bool NetworkProcess::write_ready(Connection& c) {
       }
       left -= rest;
       c.sent = 0;
+      if (access_log_.enabled()) log_access(c, front);
       const bool keep = front.keep_alive;
       c.slots.pop_front();
       if (!keep) {
@@ -893,6 +925,28 @@ void NetworkProcess::linger(Connection& c) {
   }
 }
 
+// One line for a response fully written. Status and body size are read
+// back from the bytes sent (the one place that knows exactly what went).
+void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot) {
+  const std::string_view data = slot.data;
+  if (data.size() < 12 || data[9] == '1') return;  // 100 Continue is not a response
+  AccessEntry e;
+  e.remote = c.peer;
+  e.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
+  const size_t head_end = data.find("\r\n\r\n");
+  e.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
+  if (slot.access) {
+    e.method = slot.access->method;
+    e.target = slot.access->target;
+    e.version_major = slot.access->version_major;
+    e.version_minor = slot.access->version_minor;
+    e.referer = slot.access->referer;
+    e.user_agent = slot.access->user_agent;
+    e.duration_ms = static_cast<double>(now_ms_ - slot.access->start_ms);
+  }
+  access_log_.record(e, ::time(nullptr));
+}
+
 // Ends a connection now; its memory goes at the end of the loop iteration.
 void NetworkProcess::close_connection(Connection& c) {
   if (c.finished()) return;
@@ -942,6 +996,7 @@ void NetworkProcess::watch_overdue(int64_t now) {
 
 void NetworkProcess::sweep(int64_t now) {
   next_sweep_ms_ = now + 250;
+  access_log_.flush(now);
   watch_overdue(now);
   for (auto& [id, c] : connections_) {
     if (c->finished()) continue;

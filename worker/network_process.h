@@ -26,6 +26,7 @@
 #include "proto/control.h"
 #include "proto/ring_codec.h"
 #include "proto/unique_fd.h"
+#include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/event_loop.h"
 #include "worker/ring_channel.h"
@@ -113,6 +114,7 @@ class NetworkProcess {
   void end_connection(Connection& c);
   void linger(Connection& c);
   void close_connection(Connection& c);
+  void log_access(const Connection& c, const ResponseSlot& slot);
   void drop_finished();
   void sweep(int64_t now);
   void expire_service_requests(Connection& c, int64_t now);
@@ -126,6 +128,7 @@ class NetworkProcess {
   Router router_;
   proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
+  AccessLog access_log_;
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;

@@ -661,6 +661,18 @@ TEST_F(Conformance, HeadHasTheFieldsOfGetAndNoBody) {
   }
 }
 
+// An error answered to a HEAD request carries no body either (the 414 body
+// would otherwise be read as the start of the next response).
+TEST_F(Conformance, AnErrorAnsweredToHeadHasNoBody) {
+  Client c(server(Limits::kDefault).port());
+  ASSERT_TRUE(c.send("HEAD /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto text = c.read_until_close(kResponseWait);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(text->rfind("HTTP/1.1 414 ", 0), 0u) << *text;
+  EXPECT_NE(text->find("Content-Length: 17\r\n"), std::string::npos) << *text;
+  EXPECT_EQ(text->substr(text->find("\r\n\r\n") + 4), "") << "body bytes after the head";
+}
+
 TEST_F(Conformance, FieldValueBytesAbove0x7FReachTheService) {
   Client c(server(Limits::kDefault).port());
   ASSERT_TRUE(c.send(Get("/echo", "X-Name: caf\xc3\xa9 \xc3\xbc\r\n")));

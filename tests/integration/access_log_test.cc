@@ -1,0 +1,126 @@
+// The access log against the real binary: one line per response in the file
+// log.access names (combined and JSON), written within about a second, and
+// a new file after logrotate renames the old one and sends SIGUSR1.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string config(const std::string& path, const std::string& format) {
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", 2}}},
+      {"services", {{{"name", "app"}, {"processes", 1}}}},
+      {"routes",
+       {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
+        {{"path", "/echo"}, {"service", "app"}}}},
+      {"log", {{"access", path}, {"format", format}}},
+  }
+      .dump();
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Waits until the file has at least `n` lines (written within about 1 s).
+std::vector<std::string> wait_lines(const std::string& path, size_t n) {
+  const auto deadline = Clock::now() + 10s;
+  for (;;) {
+    auto lines = lines_of(path);
+    if (lines.size() >= n || Clock::now() > deadline) return lines;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+struct TempDir {
+  TempDir() {
+    char t[] = "/tmp/ringhttpd-access-XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~TempDir() { std::system(("rm -rf " + path).c_str()); }
+  std::string path;
+};
+
+TEST(AccessLogFile, OneCombinedLinePerResponse) {
+  TempDir dir;
+  const std::string path = dir.path + "/access.log";
+  Server server(config(path, "combined"));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: test-agent\r\n\r\n"
+                     "GET /echo?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\n\r\n"
+                     "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                     "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(c.read_response());
+  ASSERT_TRUE(c.read_response());
+  ASSERT_TRUE(c.read_response(10s, true));
+  ASSERT_TRUE(c.read_response());
+  Client bad(server.port());
+  ASSERT_TRUE(bad.send("GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n"));
+  ASSERT_TRUE(bad.read_response());
+  const auto lines = wait_lines(path, 5);
+  ASSERT_EQ(lines.size(), 5u) << server.log();
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  EXPECT_NE(all.find("\"GET /healthz HTTP/1.1\" 200 3 \"-\" \"test-agent\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"GET /echo?x=1 HTTP/1.1\" 200 "), std::string::npos) << all;
+  EXPECT_NE(all.find("\"http://r/\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"HEAD /healthz HTTP/1.1\" 200 0 "), std::string::npos) << all;
+  EXPECT_NE(all.find("\"GET /nothing HTTP/1.1\" 404 "), std::string::npos) << all;
+  EXPECT_NE(all.find("\"-\" 400 "), std::string::npos) << all;
+  EXPECT_EQ(lines[0].rfind("127.0.0.1 - - [", 0), 0u) << lines[0];
+}
+
+TEST(AccessLogFile, JsonLinesAndANewFileAfterRotation) {
+  TempDir dir;
+  const std::string path = dir.path + "/access.log";
+  Server server(config(path, "json"));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(http_get(server.port(), "/echo"));
+  auto lines = wait_lines(path, 3);
+  ASSERT_EQ(lines.size(), 3u);
+  for (const auto& l : lines) {
+    const json j = json::parse(l);
+    EXPECT_EQ(j["status"], 200);
+    EXPECT_EQ(j["target"], "/echo");
+  }
+  ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+  ::kill(server.pid(), SIGUSR1);
+  ASSERT_TRUE(server.wait_for_log("reopening log files", 5s));
+  // Every network process reopens on its next loop iteration; requests
+  // until a line lands in the new file.
+  const auto deadline = Clock::now() + 10s;
+  while (lines_of(path).empty() && Clock::now() < deadline) {
+    ASSERT_TRUE(http_get(server.port(), "/healthz"));
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(lines_of(path).empty()) << "nothing written to the new file";
+  EXPECT_EQ(lines_of(path + ".1").size(), 3u);
+}
+
+TEST(AccessLogFile, AnUnwritablePathFailsTheStartNamingTheKey) {
+  std::string out;
+  TempFile file(config("/nonexistent-dir/access.log", "combined"));
+  const int status = run_binary({"serve", "-c", file.path()}, out);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("log.access"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing
