@@ -9,6 +9,7 @@
 #include "master/cli.h"
 #include "master/capacity.h"
 #include "master/config.h"
+#include "master/ctl.h"
 #include "master/supervisor.h"
 #include "worker/log.h"
 #include "worker/process_title.h"
@@ -19,6 +20,8 @@ constexpr const char* kExamples = R"(Examples:
   ringhttpd serve                          serve on the embedded default config (127.0.0.1:8080)
   ringhttpd serve -c etc/ringhttpd.json    serve with a config file
   ringhttpd check -c /etc/ringhttpd.json   validate a config file: exit 0, or 1 listing each problem
+  ringhttpd ctl status                     the running server's processes (admin socket)
+  ringhttpd ctl -c /etc/ringhttpd.json reload   reload; exit 0 when the new config serves
   ringhttpd --version
 )";
 
@@ -93,8 +96,12 @@ int ringhttpd::master::run_cli(int argc, char** argv) {
   CLI::Option* check_config = check_cmd->add_option("-c,--config", check_path,
                                                     "config file (default: the embedded config)");
 
+  ringhttpd::master::CtlOptions ctl_options;
+  CLI::App* ctl_cmd = ringhttpd::master::add_ctl_command(app, ctl_options);
+
   CLI11_PARSE(app, argc, argv);
   if (*serve_cmd) return empty_path_given(serve_config, serve_path) ? 1 : serve(serve_path);
   if (*check_cmd) return empty_path_given(check_config, check_path) ? 1 : check(check_path);
+  if (*ctl_cmd) return ringhttpd::master::run_ctl(ctl_options);
   return 1;
 }

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -678,14 +679,40 @@ bool parse_mode(const json& v, unsigned* mode) {
 // sun_path holds the path and its terminating NUL.
 constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 
+// The group must exist now: a typo found at `check` time, not when an
+// operator is refused at 3 a.m. The gid is resolved once, here.
+void read_admin_group(const json& v, AdminConfig* a, Errors* errors) {
+  if (!read_string(v, "group", "admin", &a->group, errors) || a->group.empty()) return;
+  if (a->group.find('\0') != std::string::npos) {
+    fail(errors, "admin.group", "must not contain a NUL byte (got " + quote(a->group) + ")");
+    return;
+  }
+  group grp{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc;
+  while ((rc = ::getgrnam_r(a->group.c_str(), &grp, buf.data(), buf.size(), &found)) == ERANGE &&
+         buf.size() < (1u << 22)) {
+    buf.resize(buf.size() * 2);
+  }
+  if (rc != 0 || found == nullptr) {
+    fail(errors, "admin.group", "no group named " + quote(a->group));
+    return;
+  }
+  a->group_gid = static_cast<unsigned>(grp.gr_gid);
+}
+
 void read_admin(const json& v, Config* c, Errors* errors) {
-  static constexpr std::array<std::string_view, 2> kKeys = {"socket", "mode"};
+  static constexpr std::array<std::string_view, 3> kKeys = {"socket", "mode", "group"};
   if (!check_object(v, "admin", kKeys, errors)) return;
   AdminConfig& a = c->admin;
+  read_admin_group(v, &a, errors);
   if (read_string(v, "socket", "admin", &a.socket, errors)) {
-    if (a.socket.empty() || a.socket.size() > kMaxSocketPath) {
+    // "" turns the admin socket off (a deliberate choice, unlike a missing key).
+    if (a.socket.size() > kMaxSocketPath) {
       fail(errors, "admin.socket",
-           "must be a non-empty path of at most " + std::to_string(kMaxSocketPath) + " bytes");
+           "must be \"\" (no admin socket) or a path of at most " +
+               std::to_string(kMaxSocketPath) + " bytes");
     } else if (a.socket.find('\0') != std::string::npos) {
       // The kernel would read the path only up to the NUL: another file.
       fail(errors, "admin.socket", "must not contain a NUL byte (got " + quote(a.socket) + ")");
@@ -714,6 +741,25 @@ void read_log(const json& v, Config* c, Errors* errors) {
   read_enum(v, "level", "log", kLogLevels, &c->log.level, errors);
 }
 
+// ---- "user" and "group" ----------------------------------------------------
+
+// Strings here; whether they name a user and a group of this machine is
+// decided after all sections (resolve_run_as, master/privileges.cc).
+// "" would silently mean "absent" (the children keep root): refused.
+void read_top_string(const json& v, std::string_view key, std::string* out, Errors* errors) {
+  if (!v.is_string()) return fail(errors, key, "must be a string");
+  if (v.get_ref<const std::string&>().empty()) return fail(errors, key, "must not be empty");
+  *out = v.get<std::string>();
+}
+
+void read_user(const json& v, Config* c, Errors* errors) {
+  read_top_string(v, "user", &c->run_as.user, errors);
+}
+
+void read_group(const json& v, Config* c, Errors* errors) {
+  read_top_string(v, "group", &c->run_as.group, errors);
+}
+
 // ---- Top level -------------------------------------------------------------
 
 struct Section {
@@ -722,13 +768,15 @@ struct Section {
 };
 
 // Read in this order: routes are resolved against the services before them.
-constexpr std::array<Section, 6> kSections = {{
+constexpr std::array<Section, 8> kSections = {{
     {"listeners", read_listeners},
     {"network", read_network},
     {"services", read_services},
     {"routes", read_routes},
     {"admin", read_admin},
     {"log", read_log},
+    {"user", read_user},
+    {"group", read_group},
 }};
 
 // A request head travels in one ring record of at most half the ring; its
@@ -763,6 +811,10 @@ void validate(const json& root, Config* config, Errors* errors) {
   }
   if (member(root, "listeners") == nullptr) config->listeners.emplace_back();  // 127.0.0.1:8080
   check_rings_hold_heads(*config, errors);
+  const bool run_as_read = std::none_of(errors->begin(), errors->end(), [](const std::string& e) {
+    return e.starts_with("user:") || e.starts_with("group:");
+  });
+  if (run_as_read) resolve_run_as(config->run_as, *errors);
 }
 
 // A config file is small; this bounds what a mistaken path (a device, a huge

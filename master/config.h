@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "master/privileges.h"
 #include "worker/settings.h"
 
 namespace ringhttpd::master {
@@ -18,8 +19,10 @@ struct ListenerConfig {
 };
 
 struct AdminConfig {
-  std::string socket = "run/ringhttpd.sock";
+  std::string socket = "run/ringhttpd.sock";  // "" = no admin socket
   unsigned mode = 0600;
+  std::string group;  // "" = none; else members of it (by gid) may connect too
+  unsigned group_gid = 0;  // valid when !group.empty(): resolved at load
 };
 
 struct LogConfig {
@@ -35,6 +38,7 @@ struct Config {
   std::vector<worker::RouteSettings> routes;
   AdminConfig admin;
   LogConfig log;
+  RunAsConfig run_as;  // top-level "user" and "group" (master/privileges.h)
 };
 
 struct ConfigResult {

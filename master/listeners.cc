@@ -55,15 +55,24 @@ std::string fail(size_t i, const ListenerConfig& cfg, const char* call) {
          std::to_string(cfg.port) + ": " + std::strerror(errno);
 }
 
+const Listener* find_key(const std::vector<Listener>& listeners, const std::string& key) {
+  for (const Listener& l : listeners) {
+    if (l.key == key) return &l;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<Listener>& out,
-                    std::string& error, const std::vector<Listener>& keep) {
+                    std::string& error, const std::vector<Listener>& keep,
+                    const std::vector<Listener>& activated) {
   for (size_t i = 0; i < configs.size(); ++i) {
     const ListenerConfig& cfg = configs[i];
     const std::string key = cfg.address + ":" + std::to_string(cfg.port);
-    auto kept = std::find_if(keep.begin(), keep.end(), [&](const Listener& l) { return l.key == key; });
-    if (kept != keep.end()) {
+    const Listener* kept = find_key(keep, key);
+    if (kept == nullptr) kept = find_key(activated, key);
+    if (kept != nullptr) {
       proto::UniqueFd dup(::fcntl(kept->fd.get(), F_DUPFD_CLOEXEC, 3));
       if (!dup) return error = fail(i, cfg, "fcntl(F_DUPFD_CLOEXEC)"), false;
       out.push_back(Listener{std::move(dup), kept->address, key});

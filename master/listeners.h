@@ -1,6 +1,8 @@
-// The listening sockets: bound by the supervisor (never by a worker), kept
-// open by it for its whole life, and passed to network processes over their
-// control socketpairs. Port 0 binds any free port; the bound address is read
+// The listening sockets: bound by the supervisor (never by a worker), held
+// by it for each generation that serves (a reload reuses the open socket of
+// an unchanged address; the copies close when that generation drains or a
+// stop begins), and passed to network processes over their control
+// socketpairs. Port 0 binds any free port; the bound address is read
 // back so the "ready" line says where the server really listens.
 #pragma once
 
@@ -20,10 +22,15 @@ struct Listener {
 
 // Binds and listens on every configured address. A configured address that
 // `keep` already listens on is not bound again: its socket is duplicated
-// (the same open socket, so its backlog and port survive a reload). On
-// failure returns false and `error` names the listener and the failing call;
-// `out` then holds what was opened so far (the caller discards it).
+// (the same open socket, so its backlog and port survive a reload). Next,
+// the same for `activated`: the sockets systemd passed (socket activation,
+// master/systemd.h), which the supervisor keeps for its whole life, so a
+// listener removed by one reload and added back by a later one is systemd's
+// socket again (binding it would fail: systemd holds the port). On failure
+// returns false and `error` names the listener and the failing call; `out`
+// then holds what was opened so far (the caller discards it).
 bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<Listener>& out,
-                    std::string& error, const std::vector<Listener>& keep = {});
+                    std::string& error, const std::vector<Listener>& keep = {},
+                    const std::vector<Listener>& activated = {});
 
 }  // namespace ringhttpd::master

@@ -19,8 +19,10 @@
 #include <fstream>
 #include <limits>
 
+#include "master/admin.h"
 #include "master/capacity.h"
 #include "master/fd_limit.h"
+#include "master/privileges.h"
 #include "proto/control.h"
 #include "worker/child.h"
 #include "worker/event_loop.h"
@@ -110,17 +112,34 @@ int Supervisor::run() {
   for (const std::string& name : remove_stale_segments()) {
     log_warn("removed stale shared memory segment /dev/shm/" + name);
   }
+  // Socket activation: what systemd passed replaces binding, here and in
+  // every later generation (make_generation).
+  activated_ = take_activated_listeners(config_.listeners);
+  if (!config_.run_as.user.empty() && !will_drop_privileges(config_.run_as, ::geteuid())) {
+    log_warn("user \"" + escape_text(config_.run_as.user) +
+             "\": not started as root, so the children run as this process's user");
+  }
   std::string error;
   std::unique_ptr<Generation> first = make_generation(config_, error);
   if (!first) return log_error(error), 1;
   Generation& g = *first;
   generations_.push_back(std::move(first));
+  // After the config's own resources (its errors come first), before any fork.
+  // Privileges (master/privileges.h): like the listeners and the segment,
+  // the admin socket is created by the supervisor, which stays root; only
+  // the children drop to `user` (in spawn()).
+  if (!open_admin(error)) return log_error(error), 1;
   Outcome outcome = spawn_all(g) ? loop() : Outcome::failed;
   if (start_failed_) outcome = Outcome::failed;
   const bool graceful = outcome == Outcome::stop_graceful && current_ != nullptr;
+  notifier_.stopping(graceful ? "stopping (graceful)" : "stopping");
   log_info(graceful ? "stopping (graceful)" : "stopping");
-  // New connections are refused from now on, not left in the backlog.
+  close_admin("the server is stopping");
+  // New connections are refused from now on, not left in the backlog
+  // (under socket activation systemd keeps its copy: connections then wait
+  // for the next start, which is what activation is for).
   for (auto& gen : generations_) gen->listeners.clear();
+  activated_.clear();
   uint32_t drain_timeout = 0;
   for (auto& gen : generations_) {
     drain_timeout = std::max(drain_timeout, gen->config.network.drain_timeout_ms);
@@ -145,7 +164,7 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   g->began_ms = monotonic_ms();
   const std::vector<Listener> none;
   if (!bind_listeners(g->config.listeners, g->listeners, error,
-                      current_ != nullptr ? current_->listeners : none)) {
+                      current_ != nullptr ? current_->listeners : none, activated_)) {
     return nullptr;
   }
   g->n_network = network_process_count(g->config);
@@ -165,6 +184,12 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   g->segment = shm::Segment::create(
       shm::segment_name(static_cast<uint32_t>(::getpid()), g->number), spec, error);
   if (!g->segment) return nullptr;
+  // Children that run as `user` must be able to remove it if the
+  // supervisor dies (only the owner may unlink in the sticky /dev/shm).
+  if (error = give_to_run_as(g->config.run_as, "/dev/shm/" + g->segment->name()); !error.empty()) {
+    shm::Segment::remove(g->segment->name());
+    return nullptr;
+  }
   for (uint32_t i = 0; i < g->segment->slot_count(); ++i) {
     g->wake_fds.emplace_back(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!g->wake_fds.back()) {
@@ -181,6 +206,8 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   env.services = g->config.services;
   env.routes = g->config.routes;
   env.log_level = g->config.log.level;
+  env.access_log = g->config.log.access;
+  env.access_format = g->config.log.format;
   // One Child per slot: network processes first, then services in order.
   g->children.resize(g->segment->slot_count());
   for (uint32_t i = 0; i < g->n_network; ++i) {
@@ -265,6 +292,15 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   const pid_t pid = ::fork();
   if (pid < 0) return log_error(worker::errno_message("fork")), false;
   if (pid == 0) {
+    // Root is given up first, before the child touches anything (and before
+    // run_child sets PR_SET_PDEATHSIG, which a change of credentials clears).
+    if (will_drop_privileges(g.config.run_as, ::geteuid())) {
+      if (const std::string err = drop_privileges(g.config.run_as); !err.empty()) {
+        log_error(worker::child_title(env) + ": cannot run as user \"" +
+                  escape_text(g.config.run_as.user) + "\": " + err + "; exiting");
+        ::_exit(1);
+      }
+    }
     close_in_child(g, theirs.get());
     mine.release();  // closed by close_in_child
     ::_exit(worker::run_child(env));
@@ -331,6 +367,7 @@ void Supervisor::on_generation_ready(Generation& g) {
   current_ = &g;
   if (old == nullptr) {
     worker::log_notice(ready_line(g));
+    notifier_.ready(status_summary());
     return;
   }
   for (Child& c : g.children) {
@@ -375,6 +412,10 @@ void Supervisor::roll_back(Generation& g, const std::string& why) {
 // The next reload (a coalesced request) starts from the top of the loop,
 // never from inside a walk over the generations.
 void Supervisor::finish_reload() {
+  note_reload_finished();
+  // Committed or failed, the server serves again: systemd leaves "reloading".
+  last_reload_result_ = last_reload_error_.empty() ? "ok" : "failed: " + last_reload_error_;
+  notifier_.ready(status_summary());
   if (reload_.finished()) reload_due_ = true;
 }
 
@@ -382,7 +423,9 @@ void Supervisor::finish_reload() {
 // one. Any failure before its processes run is logged and leaves the serving
 // generation as it was.
 void Supervisor::start_reload() {
+  ++reloads_started_;
   reload_began_ms_ = monotonic_ms();
+  notifier_.reloading("reloading; " + status_summary());
   const std::string where = config_path_.empty() ? "(embedded default)" : config_path_;
   log_info("reload: reading " + where);
   ConfigResult result =
@@ -427,16 +470,21 @@ Supervisor::Outcome Supervisor::loop() {
         owners.emplace_back(g.get(), &c);
       }
     }
+    const size_t admin_at = fds.size();  // the admin socket's entries follow the children's
+    if (admin_) admin_->add_pollfds(fds);
     const int n = ::poll(fds.data(), fds.size(), poll_timeout(monotonic_ms()));
     if (n < 0 && errno != EINTR) return log_error(worker::errno_message("poll")), Outcome::failed;
-    for (size_t i = 1; n > 0 && i < fds.size(); ++i) {
+    for (size_t i = 1; n > 0 && i < admin_at; ++i) {
       if (fds[i].revents != 0) handle_control(*owners[i].first, *owners[i].second, 64);
     }
+    if (admin_) admin_->handle(std::span(fds).subspan(admin_at), monotonic_ms());
     if (fds[0].revents != 0) {
       const Outcome outcome = handle_signals();
       if (outcome != Outcome::running) return outcome;
     }
-    run_timers(monotonic_ms());
+    const int64_t now = monotonic_ms();
+    run_timers(now);
+    if (notifier_.watchdog_due(now)) notifier_.watchdog(now, healthy(now));
   }
 }
 
@@ -455,12 +503,17 @@ Supervisor::Outcome Supervisor::handle_signals() {
       case SIGHUP:
         if (current_ == nullptr) {
           log_warn("SIGHUP during start-up: ignored");
-        } else if (reload_.request()) {
-          reload_due_ = true;
+        } else {
+          request_reload();
         }
         break;
-      case SIGUSR1:
-        log_info("SIGUSR1: no log file to reopen (the log goes to stderr)");
+      case SIGUSR1:  // logrotate's postrotate: every child reopens its log files
+        log_info("SIGUSR1: reopening log files");
+        for (auto& gen : generations_) {
+          for (Child& c : gen->children) {
+            if (c.control) proto::send_control(c.control.get(), {proto::ControlType::reopen_logs, 0});
+          }
+        }
         break;
       case SIGCHLD:
         reap();
@@ -512,6 +565,11 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
   const int64_t now = monotonic_ms();
   c.died_ms = now;
   const int64_t delay = c.restart.on_death(c.started_ms, now);
+  if (c.restart.streak() < kCrashLoopStreak) {
+    c.crash_loop_since_ms = 0;
+  } else if (c.crash_loop_since_ms == 0) {
+    c.crash_loop_since_ms = now;
+  }
   c.respawn = true;
   c.restart_at_ms = now + delay;
   if (delay == 0) {
@@ -615,9 +673,8 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
 }
 
 // A connection handed over by a draining network process goes to a ready
-// network process of the serving generation, in turn. With none ready the
-// descriptor closes here: the client sees the connection end between
-// requests, as after a keep-alive timeout.
+// network process of the serving generation, in turn (queued until one
+// takes it; see flush_adopts).
 // Queued, then sent without blocking: a network process with a full
 // control queue must not stall the supervisor (it retries within a few ms).
 void Supervisor::relay_handoff(proto::UniqueFd fd, std::string bytes) {
@@ -742,6 +799,7 @@ int Supervisor::poll_timeout(int64_t now) const {
     }
   }
   if (!adopts_.empty()) next = std::min(next, now + 2);
+  next = std::min(next, notifier_.watchdog_due_ms());
   return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
 }
 
@@ -820,6 +878,26 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     }
     if (again && can_hurry) return Wait::hurry;
   }
+}
+
+std::string Supervisor::status_summary() const {
+  if (current_ == nullptr) return "starting";
+  size_t n_service = 0;
+  for (const auto& s : current_->config.services) n_service += static_cast<size_t>(s.processes);
+  return "generation " + std::to_string(current_->number) + " serving, " +
+         std::to_string(current_->n_network) + " network and " + std::to_string(n_service) +
+         " service processes; last reload: " + last_reload_result_;
+}
+
+bool Supervisor::healthy(int64_t now) const {
+  std::vector<int64_t> loops;
+  if (current_ != nullptr) {
+    for (const Child& c : current_->children) {
+      const bool recovered = is_running(c) && now - c.started_ms >= RestartPolicy::kHealthyMs;
+      if (c.crash_loop_since_ms != 0 && !recovered) loops.push_back(c.crash_loop_since_ms);
+    }
+  }
+  return watchdog_healthy(current_ != nullptr, loops, now, notifier_.watchdog_interval_ms());
 }
 
 std::string Supervisor::ready_line(const Generation& g) const {

@@ -25,6 +25,7 @@
 
 #include <deque>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -33,11 +34,14 @@
 #include "master/config.h"
 #include "master/lifecycle.h"
 #include "master/listeners.h"
+#include "master/systemd.h"
 #include "proto/unique_fd.h"
 #include "shm/segment.h"
 #include "worker/worker_env.h"
 
 namespace ringhttpd::master {
+
+class AdminServer;
 
 // Whether a segment named for instance `pid` belongs to a dead instance:
 // the pid is not running, or runs something other than ringhttpd (`comm` is
@@ -77,6 +81,10 @@ class Supervisor {
     std::set<uint32_t> awaiting;     // peers that have not released this slot yet
     int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()
     bool release_killed = false;      // the peers still awaited were killed (hung)
+    // != 0: the slot entered a crash loop then (restart.streak() reached
+    // kCrashLoopStreak); 0 again once a death ends the streak. The
+    // watchdog rule (healthy()) reads it.
+    int64_t crash_loop_since_ms = 0;
   };
   struct Generation {
     uint32_t number = 0;
@@ -131,6 +139,33 @@ class Supervisor {
 
   std::string ready_line(const Generation& g) const;
 
+  // ---- systemd (master/systemd.h) ----
+  // The STATUS= line: serving generation, its processes, last reload result.
+  std::string status_summary() const;
+  // The watchdog rule: a generation serves and no slot of it has been in a
+  // crash loop for longer than the watchdog interval (a slot whose process
+  // has run RestartPolicy::kHealthyMs is out of it, as the policy says).
+  bool healthy(int64_t now) const;
+
+  // ---- admin socket (master/admin.h; defined in master/supervisor_admin.cc) ----
+  // Opens admin.socket unless it is ""; false with `error` when it cannot.
+  bool open_admin(std::string& error);
+  // A stop began: waiting admin clients are answered, the socket removed.
+  void close_admin(std::string_view reason);
+  nlohmann::json admin_status() const;
+  // One reload request, from SIGHUP or the admin socket (current_ is set):
+  // returns the sequence number of the reload that will cover it.
+  uint64_t request_reload();
+  // Called as every reload ends (finish_reload): records it, answers admin clients.
+  void note_reload_finished();
+  struct LastReload {
+    bool ok = false;
+    std::string error;
+    int64_t at_unix_ms = 0;  // wall clock, for display
+    int64_t took_ms = 0;
+    uint32_t generation = 0;  // serving after it
+  };
+
   Config config_;  // the config of the first generation
   std::string config_path_;
   proto::UniqueFd signal_fd_;
@@ -148,6 +183,15 @@ class Supervisor {
     std::string bytes;
   };
   std::deque<PendingAdopt> adopts_;
+  SystemdNotifier notifier_;
+  // Sockets passed by systemd (socket activation), matched to the first
+  // config's listeners and kept for the supervisor's life (bind_listeners).
+  std::vector<Listener> activated_;
+  std::string last_reload_result_ = "none";  // for STATUS=: "none", "ok", "failed: ..."
+  std::unique_ptr<AdminServer> admin_;  // null: admin.socket is ""
+  int64_t started_ms_ = 0;              // the supervisor's start (monotonic), for uptime
+  uint64_t reloads_started_ = 0;        // numbers the reloads, for admin reload answers
+  std::optional<LastReload> last_reload_;  // the last finished reload, if any
   bool reload_due_ = false;  // a (coalesced) reload starts at the top of the loop
   bool stopping_ = false;
   bool start_failed_ = false;

@@ -15,6 +15,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -22,18 +23,25 @@
 namespace ringhttpd::testing {
 namespace {
 
-pid_t spawn_binary(const std::vector<std::string>& args, int out_fd, Binary which) {
+pid_t spawn_binary(const std::vector<std::string>& args, int out_fd, Binary which,
+                   const Launch& launch = {}) {
   std::vector<char*> argv;
-  std::string binary = which == Binary::shipped ? RINGHTTPD_BINARY : RINGHTTPD_TEST_BINARY;
-  argv.push_back(binary.data());
-  std::vector<std::string> copy = args;
+  std::vector<std::string> copy = launch.wrapper;
+  copy.push_back(which == Binary::shipped ? RINGHTTPD_BINARY : RINGHTTPD_TEST_BINARY);
+  copy.insert(copy.end(), args.begin(), args.end());
   for (std::string& a : copy) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_copy = launch.env;
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (std::string& e : env_copy) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out_fd, STDOUT_FILENO);
     ::dup2(out_fd, STDERR_FILENO);
-    ::execv(argv[0], argv.data());
+    if (!launch.cwd.empty() && ::chdir(launch.cwd.c_str()) != 0) ::_exit(126);
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   return pid;
@@ -85,6 +93,18 @@ TempFile::TempFile(const std::string& contents) {
 
 TempFile::~TempFile() { ::unlink(path_.c_str()); }
 
+WorkDir::WorkDir() {
+  char tmpl[] = "/tmp/ringhttpd-work-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return;
+  path_ = tmpl;
+  ::mkdir((path_ + "/run").c_str(), 0700);
+}
+
+WorkDir::~WorkDir() {
+  std::error_code ignored;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+}
+
 // Written to a new file renamed over the old one, so a reader never sees
 // half of it.
 void TempFile::write(const std::string& contents) {
@@ -100,7 +120,10 @@ void TempFile::write(const std::string& contents) {
 int run_binary(const std::vector<std::string>& args, std::string& output, Binary binary) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return -1;
-  const pid_t pid = spawn_binary(args, pipefd[1], binary);
+  const WorkDir workdir;
+  Launch launch;
+  launch.cwd = workdir.path();
+  const pid_t pid = spawn_binary(args, pipefd[1], binary, launch);
   ::close(pipefd[1]);
   char buf[4096];
   ssize_t n;
@@ -115,19 +138,27 @@ int run_binary(const std::vector<std::string>& args, std::string& output, Binary
   return status;
 }
 
-Server::Server(const std::string& config_json, Binary binary) : config_(config_json) {
+Server::Server(const std::string& config_json, Binary binary, const Launch& launch)
+    : config_(config_json) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return;
-  pid_ = spawn_binary({"serve", "-c", config_.path()}, pipefd[1], binary);
+  Launch with_cwd = launch;
+  if (with_cwd.cwd.empty()) with_cwd.cwd = workdir_.path();
+  pid_ = spawn_binary({"serve", "-c", config_.path()}, pipefd[1], binary, with_cwd);
   ::close(pipefd[1]);
   reader_ = std::thread([this, fd = pipefd[0]] { drain_output(fd); });
-  if (!wait_for_log("ready: listening on ", std::chrono::seconds(20))) return;
+  if (launch.wait_ready) wait_ready();
+}
+
+bool Server::wait_ready(std::chrono::milliseconds timeout) {
+  if (!wait_for_log("ready: listening on ", timeout)) return false;
   const std::string text = log();
   const size_t at = text.find("ready: listening on ");
   const size_t colon = text.find_first_of(";,\n", at);
   const std::string address = text.substr(at, colon - at);
   port_ = std::atoi(address.substr(address.rfind(':') + 1).c_str());
+  return port_ != 0;
 }
 
 Server::~Server() {

@@ -35,6 +35,36 @@ class TempFile {
   std::string path_;
 };
 
+// A working directory for one run of the binary, with an empty run/ in it,
+// removed with everything in it on destruction: the default admin.socket
+// (run/ringhttpd.sock, relative) then works, and servers running side by
+// side never share one.
+class WorkDir {
+ public:
+  WorkDir();
+  ~WorkDir();
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+  const std::string& path() const { return path_; }
+  // The default admin socket of a server started here.
+  std::string admin_socket() const { return path_ + "/run/ringhttpd.sock"; }
+
+ private:
+  std::string path_;
+};
+
+// How to start the binary beyond its arguments (systemd tests): extra
+// environment variables ("NAME=value", added to the test's own), a command
+// line put in front of the binary (e.g. systemd-socket-activate -l ADDR),
+// and whether the constructor waits for the ready line (a socket-activated
+// server starts only when a client connects: see Server::wait_ready).
+struct Launch {
+  std::vector<std::string> env;
+  std::vector<std::string> wrapper;
+  bool wait_ready = true;
+  std::string cwd;  // "" = a WorkDir of its own (Server, run_binary)
+};
+
 // Runs the binary with `args`; captures stdout+stderr. Returns exit status.
 int run_binary(const std::vector<std::string>& args, std::string& output,
                Binary binary = Binary::shipped);
@@ -42,12 +72,18 @@ int run_binary(const std::vector<std::string>& args, std::string& output,
 class Server {
  public:
   // Starts `ringhttpd serve -c <config>` and waits for its ready line.
-  explicit Server(const std::string& config_json, Binary binary = Binary::shipped);
+  explicit Server(const std::string& config_json, Binary binary = Binary::shipped,
+                  const Launch& launch = {});
+  // Waits for the ready line and learns the port from it (the constructor
+  // does this unless launch.wait_ready is false).
+  bool wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   ~Server();  // SIGKILLs whatever is still running
 
   bool ready() const { return port_ != 0; }
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
+  // Its working directory, and the default admin socket there.
+  const WorkDir& workdir() const { return workdir_; }
   std::string log() const;
   // Waits until the log contains `text`.
   bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout) const;
@@ -70,6 +106,7 @@ class Server {
   void drain_output(int fd);
 
   TempFile config_;
+  WorkDir workdir_;
   pid_t pid_ = -1;
   int port_ = 0;
   std::thread reader_;

@@ -455,12 +455,12 @@ TEST(Config, AdminModeAndSocket) {
        {"\"0800\"", "\"rw\"", "\"\"", "\"01000\"", "\"00600\"", "512", "-1", "1.5", "null"}) {
     EXPECT_EQ(mode(v).errors, bad) << v;
   }
-  EXPECT_EQ(errors_of(R"({"admin": {"socket": ""}})"),
-            Errors{"admin.socket: must be a non-empty path of at most 107 bytes"});
+  // "" is how the admin socket is turned off.
+  EXPECT_EQ(valid(R"({"admin": {"socket": ""}})").admin.socket, "");
   const std::string p107(107, 's');
   EXPECT_EQ(valid(R"({"admin": {"socket": ")" + p107 + "\"}}").admin.socket, p107);
   EXPECT_EQ(errors_of(R"({"admin": {"socket": ")" + p107 + "s\"}}"),
-            Errors{"admin.socket: must be a non-empty path of at most 107 bytes"});
+            Errors{R"(admin.socket: must be "" (no admin socket) or a path of at most 107 bytes)"});
 }
 
 TEST(Config, LogSettings) {

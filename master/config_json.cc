@@ -1,0 +1,68 @@
+// Config -> JSON (see config_json.h). The key names mirror master/config.cc's
+// readers; a key added there and not here makes the round-trip test fail.
+#include "master/config_json.h"
+
+#include <cstdio>
+
+namespace ringhttpd::master {
+namespace {
+
+using nlohmann::json;
+
+std::string octal_mode(unsigned mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 0777u);
+  return buf;
+}
+
+json route_to_json(const worker::RouteSettings& r) {
+  json out = {{"methods", r.methods}, {"host", r.host}, {"path", r.path}};
+  if (r.kind == worker::RouteSettings::Kind::service) {
+    out["service"] = r.service;
+  } else {
+    out["respond"] = {{"status", r.respond.status},
+                      {"body", r.respond.body},
+                      {"content_type", r.respond.content_type}};
+  }
+  return out;
+}
+
+}  // namespace
+
+json config_to_json(const Config& c) {
+  json listeners = json::array();
+  for (const ListenerConfig& l : c.listeners) {
+    listeners.push_back({{"address", l.address}, {"port", l.port}});
+  }
+  const worker::NetworkSettings& n = c.network;
+  json network = {{"processes", n.processes},
+                  {"max_connections", n.max_connections},
+                  {"keepalive_timeout_ms", n.keepalive_timeout_ms},
+                  {"request_timeout_ms", n.request_timeout_ms},
+                  {"send_timeout_ms", n.send_timeout_ms},
+                  {"drain_timeout_ms", n.drain_timeout_ms},
+                  {"max_header_bytes", n.max_header_bytes},
+                  {"max_target_bytes", n.max_target_bytes},
+                  {"max_body_bytes", n.max_body_bytes}};
+  json services = json::array();
+  for (const worker::ServiceSettings& s : c.services) {
+    services.push_back({{"name", s.name},
+                        {"type", s.type},
+                        {"processes", s.processes},
+                        {"ring_bytes", s.ring_bytes},
+                        {"timeout_ms", s.timeout_ms},
+                        {"kill_after_ms", s.kill_after_ms}});
+  }
+  json routes = json::array();
+  for (const worker::RouteSettings& r : c.routes) routes.push_back(route_to_json(r));
+  json admin = {{"socket", c.admin.socket}, {"mode", octal_mode(c.admin.mode)}};
+  if (!c.admin.group.empty()) admin["group"] = c.admin.group;
+  return {{"listeners", std::move(listeners)},
+          {"network", std::move(network)},
+          {"services", std::move(services)},
+          {"routes", std::move(routes)},
+          {"admin", std::move(admin)},
+          {"log", {{"access", c.log.access}, {"format", c.log.format}, {"level", c.log.level}}}};
+}
+
+}  // namespace ringhttpd::master

@@ -1,0 +1,37 @@
+// `ringhttpd ctl`: the admin socket's command-line client. It connects to
+// the socket (blocking, with a deadline), sends one request line, reads one
+// answer line, and prints it for a person (a `ps`-like table for status) or
+// raw with --json. The formatting is pure, for unit tests.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace ringhttpd::master {
+
+struct CtlOptions {
+  std::optional<std::string> socket;       // --socket PATH
+  std::optional<std::string> config_path;  // -c FILE: admin.socket read from it
+  std::string command;                     // status, reload, config, help
+  bool json = false;                       // print the raw answer line
+};
+
+// Adds the `ctl` subcommand to the command line, filling `options`.
+CLI::App* add_ctl_command(CLI::App& app, CtlOptions& options);
+
+// Runs the command; returns the exit status (0, or 1 with one line on stderr).
+int run_ctl(const CtlOptions& options);
+
+// "850ms", "12s", "5m 12s", "3h 05m", "2d 4h".
+std::string format_duration(int64_t ms);
+// The status answer as a summary and one row per process. `now_unix_ms`
+// dates the last reload ("1m 3s ago").
+std::string format_status(const nlohmann::json& status, int64_t now_unix_ms);
+
+}  // namespace ringhttpd::master

@@ -1,0 +1,238 @@
+// Unit tests for the admin socket's pure parts: line framing and its 64 KiB
+// bound (master/admin_protocol.h), request parsing, answers as single lines,
+// the effective config as JSON (master/config_json.h), admin.group, and the
+// `ctl status` table (master/ctl.h). No sockets, no processes.
+#include <grp.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "master/admin_protocol.h"
+#include "master/config.h"
+#include "master/config_json.h"
+#include "master/ctl.h"
+
+namespace ringhttpd::master {
+namespace {
+
+using nlohmann::json;
+
+TEST(AdminLineBuffer, SplitsLinesAcrossReadsAndStripsCr) {
+  LineBuffer b;
+  b.append("{\"command\":");
+  EXPECT_EQ(b.next_line(), std::nullopt);
+  b.append("\"status\"}\r\n{\"comm");
+  EXPECT_EQ(b.next_line(), "{\"command\":\"status\"}");
+  EXPECT_EQ(b.next_line(), std::nullopt);
+  b.append("and\":\"help\"}\n\n");
+  EXPECT_EQ(b.next_line(), "{\"command\":\"help\"}");
+  EXPECT_EQ(b.next_line(), "");  // a blank line is a line (the server skips it)
+  EXPECT_EQ(b.next_line(), std::nullopt);
+  EXPECT_FALSE(b.overflowed());
+}
+
+TEST(AdminLineBuffer, EveryByteSplitGivesTheSameLines) {
+  const std::string input = "a\nbb\r\n\nccc\n";
+  for (size_t cut = 0; cut <= input.size(); ++cut) {
+    LineBuffer b;
+    std::vector<std::string> lines;
+    b.append(input.substr(0, cut));
+    while (auto l = b.next_line()) lines.push_back(*l);
+    b.append(input.substr(cut));
+    while (auto l = b.next_line()) lines.push_back(*l);
+    EXPECT_EQ(lines, (std::vector<std::string>{"a", "bb", "", "ccc"})) << cut;
+  }
+}
+
+TEST(AdminLineBuffer, ALineLongerThan64KiBOverflows) {
+  LineBuffer ok;
+  ok.append(std::string(kMaxAdminLine, 'x') + "\n");
+  EXPECT_FALSE(ok.overflowed());
+  EXPECT_EQ(ok.next_line()->size(), kMaxAdminLine);
+
+  LineBuffer bad;
+  bad.append(std::string(kMaxAdminLine + 1, 'x'));  // no newline yet: already too long
+  EXPECT_TRUE(bad.overflowed());
+  bad.append("\n");
+  EXPECT_EQ(bad.next_line(), std::nullopt);  // never handed out
+  EXPECT_TRUE(bad.overflowed());
+}
+
+TEST(AdminLineBuffer, ManyShortLinesAreNotAnOverflow) {
+  LineBuffer b;
+  std::string many;
+  for (int i = 0; i < 20000; ++i) many += "{}\n";  // 60000 bytes, then more
+  b.append(many);
+  b.append(many);
+  EXPECT_FALSE(b.overflowed());
+  int n = 0;
+  while (b.next_line()) ++n;
+  EXPECT_EQ(n, 40000);
+  EXPECT_EQ(b.buffered(), 0u);
+}
+
+TEST(AdminLineBuffer, TheRestAtEofIsALastLine) {
+  LineBuffer b;
+  b.append("one\ntwo");
+  EXPECT_EQ(b.next_line(), "one");
+  EXPECT_EQ(b.next_line(), std::nullopt);
+  EXPECT_EQ(b.take_rest(), "two");
+  EXPECT_EQ(b.take_rest(), "");
+}
+
+TEST(AdminRequest, KnownCommands) {
+  EXPECT_EQ(parse_admin_request(R"({"command": "status"})").command, AdminCommand::status);
+  EXPECT_EQ(parse_admin_request(R"({"command": "reload"})").command, AdminCommand::reload);
+  EXPECT_EQ(parse_admin_request(R"({"command": "config"})").command, AdminCommand::config);
+  EXPECT_EQ(parse_admin_request(R"( {"command":"help", "extra": [1]} )").command,
+            AdminCommand::help);
+}
+
+std::string error_of(std::string_view line) {
+  const AdminRequest r = parse_admin_request(line);
+  EXPECT_FALSE(r.command.has_value()) << line;
+  EXPECT_EQ(r.error.value("ok", true), false) << line;
+  return r.error.value("error", "");
+}
+
+TEST(AdminRequest, BadRequestsGetAnErrorObject) {
+  EXPECT_NE(error_of("status").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of("{\"command\": \"status\"").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of("[1, 2]").find("must be a JSON object"), std::string::npos);
+  EXPECT_NE(error_of("\"status\"").find("must be a JSON object"), std::string::npos);
+  EXPECT_NE(error_of("{}").find("missing \"command\""), std::string::npos);
+  EXPECT_NE(error_of(R"({"command": 1})").find("missing \"command\""), std::string::npos);
+  EXPECT_EQ(error_of(R"({"command": "metrics"})"),
+            R"(unknown command "metrics"; try {"command": "help"})");
+  // Invalid UTF-8 is not JSON.
+  EXPECT_NE(error_of("{\"command\": \"\xff\"}").find("malformed JSON"), std::string::npos);
+}
+
+TEST(AdminRequest, AnUnknownCommandIsEchoedEscapedAndShort) {
+  const std::string e = error_of("{\"command\": \"\\u001b[31m" + std::string(500, 'a') + "\"}");
+  EXPECT_EQ(e.find('\x1b'), std::string::npos);
+  EXPECT_NE(e.find("\\x1b[31m"), std::string::npos);
+  EXPECT_LT(e.size(), 150u);
+}
+
+TEST(AdminRequest, DeepNestingWithinTheLineLimitDoesNotCrash) {
+  const std::string deep = std::string(kMaxAdminLine / 2, '[') + std::string(kMaxAdminLine / 2, ']');
+  EXPECT_NE(error_of(deep).find("must be a JSON object"), std::string::npos);
+  const std::string open_only(kMaxAdminLine, '[');
+  EXPECT_NE(error_of(open_only).find("malformed JSON"), std::string::npos);
+}
+
+TEST(AdminLine, OneLineEvenWithNewlinesAndInvalidUtf8) {
+  const std::string line = admin_line(json{{"ok", false}, {"error", "a\nb \xff\xfe c"}});
+  EXPECT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  const json back = json::parse(line);
+  EXPECT_EQ(back["error"], "a\nb \xEF\xBF\xBD\xEF\xBF\xBD c");  // U+FFFD for each bad byte
+}
+
+TEST(AdminHelp, ListsTheCommands) {
+  const json help = admin_help();
+  ASSERT_TRUE(help["ok"].get<bool>());
+  std::vector<std::string> names;
+  for (const json& c : help["commands"]) names.push_back(c["command"]);
+  EXPECT_EQ(names, (std::vector<std::string>{"status", "reload", "config", "help"}));
+}
+
+TEST(AdminConfigJson, RoundTripsTheEmbeddedDefault) {
+  const ConfigResult first = parse_config(default_config_text());
+  ASSERT_TRUE(first.ok());
+  const json once = config_to_json(first.config);
+  const ConfigResult again = parse_config(once.dump());
+  ASSERT_TRUE(again.ok()) << again.errors.front();
+  EXPECT_EQ(config_to_json(again.config), once);
+  EXPECT_EQ(once["admin"]["mode"], "0600");
+  EXPECT_EQ(once["services"][0]["kill_after_ms"], 10000);  // resolved: 2 x timeout_ms
+}
+
+TEST(AdminConfigJson, RoundTripsEveryKindOfRoute) {
+  const ConfigResult r = parse_config(R"({
+    "listeners": [{"address": "::1", "port": 0}],
+    "services": [{"name": "a", "processes": 3}],
+    "routes": [{"methods": ["GET"], "host": "x.test", "path": "/a", "service": "a"},
+               {"path": "/", "respond": {"status": 404, "body": "no\n", "content_type": "text/x"}}],
+    "admin": {"socket": "", "mode": "0660", "group": "root"},
+    "log": {"level": "warn"}})");
+  ASSERT_TRUE(r.ok()) << r.errors.front();
+  const json j = config_to_json(r.config);
+  const ConfigResult again = parse_config(j.dump());
+  ASSERT_TRUE(again.ok()) << again.errors.front();
+  EXPECT_EQ(config_to_json(again.config), j);
+  EXPECT_EQ(j["admin"]["group"], "root");
+  EXPECT_EQ(j["routes"][1]["respond"]["status"], 404);
+}
+
+TEST(AdminConfig, GroupMustExist) {
+  const ConfigResult r = parse_config(R"({"admin": {"group": "root"}})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config.admin.group_gid, 0u);
+  EXPECT_EQ(parse_config(R"({"admin": {"group": "no-such-group-for-ringhttpd"}})").errors,
+            std::vector<std::string>{R"(admin.group: no group named "no-such-group-for-ringhttpd")"});
+  EXPECT_EQ(parse_config(R"({"admin": {"group": 0}})").errors,
+            std::vector<std::string>{"admin.group: must be a string"});
+}
+
+TEST(CtlFormat, Durations) {
+  EXPECT_EQ(format_duration(-5), "0ms");
+  EXPECT_EQ(format_duration(850), "850ms");
+  EXPECT_EQ(format_duration(12'400), "12s");
+  EXPECT_EQ(format_duration(312'000), "5m 12s");
+  EXPECT_EQ(format_duration(3 * 3'600'000 + 5 * 60'000), "3h 05m");
+  EXPECT_EQ(format_duration(52 * 3'600'000), "2d 4h");
+}
+
+json status_fixture() {
+  return json::parse(R"({"ok": true, "version": "0.1.0", "pid": 100, "uptime_ms": 312000,
+    "generation": 2, "reload_in_progress": false, "reload_pending": false,
+    "last_reload": {"ok": true, "error": "", "at_ms": 1000000, "ms": 85, "generation": 2},
+    "listeners": ["127.0.0.1:8080"],
+    "processes": [
+      {"role": "network", "service": null, "generation": 2, "index": 0, "pid": 101,
+       "state": "ready", "uptime_ms": 63000, "requests": 1042, "connections": 3,
+       "inflight": null, "restarts": 0, "streak": 0, "restart_in_ms": null},
+      {"role": "service", "service": "app", "generation": 2, "index": 1, "pid": null,
+       "state": "gone", "uptime_ms": null, "requests": 7, "connections": null,
+       "inflight": 0, "restarts": 3, "streak": 3, "restart_in_ms": 200}]})");
+}
+
+TEST(CtlFormat, StatusTable) {
+  const std::string out = format_status(status_fixture(), 1'063'000);
+  EXPECT_EQ(out,
+            "ringhttpd 0.1.0 (pid 100), up 5m 12s\n"
+            "generation 2 serving on 127.0.0.1:8080\n"
+            "last reload: ok 1m 3s ago (generation 2 in 85ms)\n"
+            "\n"
+            "ROLE     SERVICE  GEN  IDX  PID  STATE  UPTIME  REQUESTS  CONNS  INFLIGHT  RESTARTS\n"
+            "network  -        2    0    101  ready  1m 3s   1042      3      -         0\n"
+            "service  app      2    1    -    gone   -       7         -      0         3\n"
+            "\n"
+            "service app g2 #1: crash loop (3 deaths in a row); replacement in 200ms\n");
+}
+
+TEST(CtlFormat, AFailedReloadAndHostileStrings) {
+  json s = status_fixture();
+  s["last_reload"] = {{"ok", false}, {"error", "c.json: routes[1].service: \x1b[2J"}, {"at_ms", 0}};
+  s["processes"][1]["service"] = "a\nb";
+  s["reload_in_progress"] = true;
+  const std::string out = format_status(s, 5000);
+  EXPECT_NE(out.find("last reload: FAILED 5s ago: c.json: routes[1].service: ?[2J\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("a?b"), std::string::npos) << out;
+  EXPECT_NE(out.find("reload in progress\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+}
+
+TEST(CtlFormat, NotAStatusAnswerDoesNotCrash) {
+  for (const char* text : {"null", "[]", "{}", R"({"processes": [1, null, {"pid": "x"}]})",
+                           R"({"last_reload": {"at_ms": "soon"}})"}) {
+    EXPECT_FALSE(format_status(json::parse(text), 0).empty()) << text;
+  }
+}
+
+}  // namespace
+}  // namespace ringhttpd::master
