@@ -77,7 +77,7 @@ json served_by(const Client::Response& r, const char* which) {
 // says "Connection: close" (counted), or fails (counted).
 class Load {
  public:
-  Load(int port, int connections) {
+  Load(int port, int connections) : echoes_(connections), generation_(connections) {
     for (int i = 0; i < connections; ++i) {
       threads_.emplace_back([this, port, i] { run(port, i); });
     }
@@ -96,6 +96,22 @@ class Load {
     while (ok_ < until && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
     return ok_ >= until;
   }
+  // Waits until every connection got one more echo answer than now.
+  bool wait_every_connection_echoed(std::chrono::milliseconds timeout) {
+    std::vector<int> before(echoes_.size());
+    for (size_t i = 0; i < echoes_.size(); ++i) before[i] = echoes_[i];
+    const auto deadline = Clock::now() + timeout;
+    for (size_t i = 0; i < echoes_.size(); ++i) {
+      while (echoes_[i] <= before[i]) {
+        if (Clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+      }
+    }
+    return true;
+  }
+  // The generation of the network process that answered connection i last.
+  int generation_of(size_t i) const { return generation_[i]; }
+  size_t connections() const { return echoes_.size(); }
   int ok() const { return ok_; }
   int failed() const { return failed_; }
   int closed() const { return closed_; }
@@ -113,6 +129,11 @@ class Load {
       auto r = c.read_response(10s);
       if (!r) return fail("no response (connection closed or timed out)");
       if (r->status != 200) return fail("status " + std::to_string(r->status));
+      if (echo) {
+        const json network = served_by(*r, "network");
+        if (network.is_object()) generation_[static_cast<size_t>(i)] = network["generation"].get<int>();
+        ++echoes_[static_cast<size_t>(i)];
+      }
       ++ok_;
       if (r->headers["connection"] == "close") {
         ++closed_;
@@ -126,6 +147,8 @@ class Load {
     if (failure_.empty()) failure_ = why;
   }
 
+  std::vector<std::atomic<int>> echoes_;      // per connection: echo answers so far
+  std::vector<std::atomic<int>> generation_;  // per connection: the last one's generation
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
   std::atomic<int> ok_{0}, failed_{0}, closed_{0};
@@ -261,6 +284,25 @@ TEST(Lifecycle, AGetTakenByAServiceThatDiesIsRetriedOnceOnASibling) {
   EXPECT_EQ(r->status, 502);
   ASSERT_TRUE(wait_log_count(server, "replacing it", 2, 5s)) << server.log();
   EXPECT_EQ(count_in_log(server, "killed by signal"), 2u);
+}
+
+TEST(Lifecycle, WithNoLiveSiblingARequestOnADeadServiceGets503) {
+  Shape shape;
+  shape.type = "crash";
+  shape.service = 1;
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /crash HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);  // safe to retry, but no sibling to retry on
+  EXPECT_EQ(r->headers["retry-after"], "1");
+  ASSERT_TRUE(wait_log_count(server, "replaced; serving", 1, 5s)) << server.log();
+  ASSERT_TRUE(c.send("GET /fine HTTP/1.1\r\nHost: t\r\n\r\n"));
+  r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(Lifecycle, AHandlerThatNeverAnswersGets504AndItsProcessIsReplaced) {
@@ -429,6 +471,12 @@ TEST(Reload, UnderLoadNoRequestFailsAndTheConnectionsReachTheLastGeneration) {
     ASSERT_TRUE(load.wait_responses(100, 10s)) << server.log();
   }
   ASSERT_TRUE(server.wait_for_log("generation 20 ended", 20s)) << server.log();
+  // The same connections (no client reconnects here: one connection per
+  // thread for its whole life) are now answered by the last generation.
+  ASSERT_TRUE(load.wait_every_connection_echoed(10s)) << server.log();
+  for (size_t i = 0; i < load.connections(); ++i) {
+    EXPECT_EQ(load.generation_of(i), 21) << "connection " << i;
+  }
   load.stop();
   EXPECT_EQ(load.failed(), 0) << load.first_failure() << "\n" << server.log();
   EXPECT_EQ(load.closed(), 0);
@@ -455,6 +503,31 @@ TEST(Reload, AHandedOverConnectionKeepsItsPipelinedBytes) {
     ASSERT_TRUE(r) << i << "\n" << server.log();
     EXPECT_EQ(r->status, 200);
     EXPECT_EQ(r->body == "ok\n", i == 1);
+  }
+}
+
+TEST(Reload, ANewGenerationThatDiesBeforeReadyIsRolledBack) {
+  Server server(config(Shape{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetEcho));
+  ASSERT_TRUE(c.read_response());
+  // Valid config, but its network processes cannot open the access log:
+  // they exit during start, before ready.
+  json bad = json::parse(config(Shape{}));
+  bad["log"]["access"] = "/nonexistent-dir/access.log";
+  server.rewrite_config(bad.dump());
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("keeps serving", 10s)) << server.log();
+  EXPECT_NE(server.log().find("before it was ready"), std::string::npos) << server.log();
+  ASSERT_TRUE(server.wait_for_log("generation 2 ended", 10s)) << server.log();
+  EXPECT_EQ(server.segments().size(), 1u);
+  ASSERT_TRUE(c.send(kGetEcho));  // the same connection, untouched
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1);
+  for (const auto& [pid, title] : server.children()) {
+    EXPECT_NE(title.find(" g1 "), std::string::npos) << title;
   }
 }
 
@@ -518,6 +591,28 @@ TEST(Scale, NetworkProcessesFillUpTogetherBeforeAnyoneIsRefused) {
     ASSERT_TRUE(a);
     if (a->status == 200) break;
     ASSERT_LT(Clock::now(), deadline) << "no room after a connection closed";
+  }
+}
+
+TEST(Scale, OneHundredTwentyEightPlusOneHundredTwentyEightStartAndServe) {
+  Shape shape;
+  shape.network = 128;
+  shape.service = 128;
+  json big = json::parse(config(shape));
+  big["services"][0]["ring_bytes"] = 4096;
+  big["network"]["max_header_bytes"] = 1024;
+  const auto began = Clock::now();
+  Server server(big.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::printf("128+128 processes ready in %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began)
+                      .count()));
+  EXPECT_EQ(server.children().size(), 256u);
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(server.port(), "/echo");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
   }
 }
 
