@@ -310,10 +310,11 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   c.control = std::move(mine);
   c.state = ChildState::starting;
   c.started_ms = monotonic_ms();
-  // A generation that replaces another gets its listeners only once all of
-  // it is ready (on_generation_ready): until then no client reaches it, so
-  // a reload that fails touches no connection.
-  const bool accepting = current_ == nullptr || g.phase == GenerationPhase::serving;
+  // A generation gets its listeners only once all of it is ready
+  // (on_generation_ready): until then no client reaches it (connections wait
+  // in the backlog rather than find no service ready, and a reload that
+  // fails touches none). A replacement in a serving generation gets them now.
+  const bool accepting = g.phase == GenerationPhase::serving;
   if (c.role == shm::ProcessRole::network && accepting) return send_listeners(g, c);
   return true;
 }
@@ -365,13 +366,13 @@ void Supervisor::on_generation_ready(Generation& g) {
   g.phase = GenerationPhase::serving;
   Generation* old = current_;
   current_ = &g;
+  for (Child& c : g.children) {
+    if (c.role == shm::ProcessRole::network && is_running(c)) send_listeners(g, c);
+  }
   if (old == nullptr) {
     worker::log_notice(ready_line(g));
     notifier_.ready(status_summary());
     return;
-  }
-  for (Child& c : g.children) {
-    if (c.role == shm::ProcessRole::network && is_running(c)) send_listeners(g, c);
   }
   const int64_t now = monotonic_ms();
   old->phase = GenerationPhase::draining;

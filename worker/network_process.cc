@@ -103,8 +103,8 @@ bool NetworkProcess::start() {
     log_error(e);
     return false;
   }
-  // The listening sockets arrive on the control socket: at once in the first
-  // generation, and only when the whole generation is ready after a reload.
+  // The listening sockets arrive on the control socket once the whole
+  // generation is ready (or at once for a replacement in a serving one).
   update_date();
   return report_ready(env_);
 }

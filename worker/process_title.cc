@@ -30,9 +30,14 @@ void init_process_title(int argc, char** argv) {
   while (environ[n_env] != nullptr) ++n_env;
   char** moved = static_cast<char**>(std::calloc(n_env + 1, sizeof(char*)));
   if (moved == nullptr) return;
+  // A second list of the same strings stays reachable when unsetenv()
+  // (sd_listen_fds does it for LISTEN_FDS) drops one from environ: they
+  // live as long as the process, and the leak checker must not see a leak.
+  static char** copies = static_cast<char**>(std::calloc(n_env + 1, sizeof(char*)));
   for (size_t i = 0; i < n_env; ++i) {
     if (environ[i] == end) end = environ[i] + std::strlen(environ[i]) + 1;
     moved[i] = strdup(environ[i]);
+    if (copies != nullptr) copies[i] = moved[i];
   }
   environ = moved;
   // Keep argv[0] valid for code that reads it (e.g. /proc/self/exe users);
