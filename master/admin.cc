@@ -326,6 +326,9 @@ void AdminServer::serve_lines(Client& c, int64_t now_ms) {
         case AdminCommand::config:
           answer(c, hooks_.config());
           break;
+        case AdminCommand::metrics:
+          answer(c, hooks_.metrics ? hooks_.metrics() : admin_error("metrics are not available"));
+          break;
         case AdminCommand::help:
           answer(c, admin_help());
           break;

@@ -43,6 +43,8 @@ inline constexpr size_t kMaxAdminOutput = 4 << 20;
 struct AdminHooks {
   std::function<nlohmann::json()> status;
   std::function<nlohmann::json()> config;
+  // {"ok":true,"metrics":"<Prometheus text exposition>"} of the serving generation.
+  std::function<nlohmann::json()> metrics;
   // Requests a reload through the SIGHUP path. Returns the sequence number
   // of the reload that covers this request (the caller is answered by
   // reload_finished() with that number or a later one), or nullopt with

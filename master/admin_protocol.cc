@@ -18,11 +18,13 @@ struct CommandInfo {
   std::string_view help;
 };
 
-constexpr std::array<CommandInfo, 4> kCommands = {{
+constexpr std::array<CommandInfo, 5> kCommands = {{
     {"status", AdminCommand::status, "version, uptime, generations, last reload, one row per process"},
     {"reload", AdminCommand::reload,
      "reload the config (as SIGHUP); answers when the new generation serves or the reload failed"},
     {"config", AdminCommand::config, "the effective config of the serving generation"},
+    {"metrics", AdminCommand::metrics,
+     "the serving generation's metrics, Prometheus text exposition format 0.0.4"},
     {"help", AdminCommand::help, "this list"},
 }};
 

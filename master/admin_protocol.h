@@ -43,7 +43,7 @@ class LineBuffer {
   size_t scanned_ = 0;  // data_[at_, scanned_) holds no newline (no rescans)
 };
 
-enum class AdminCommand { status, reload, config, help };
+enum class AdminCommand { status, reload, config, metrics, help };
 
 struct AdminRequest {
   std::optional<AdminCommand> command;  // nullopt: `error` is the answer

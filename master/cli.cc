@@ -22,6 +22,7 @@ constexpr const char* kExamples = R"(Examples:
   ringhttpd check -c /etc/ringhttpd.json   validate a config file: exit 0, or 1 listing each problem
   ringhttpd ctl status                     the running server's processes (admin socket)
   ringhttpd ctl -c /etc/ringhttpd.json reload   reload; exit 0 when the new config serves
+  ringhttpd ctl metrics                    the metrics (Prometheus text format)
   ringhttpd --version
 )";
 

@@ -551,12 +551,23 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
   }
 }
 
-// A route either answers by itself ("respond") or forwards to a service.
+// A route answers by itself ("respond"), forwards to a service, or serves
+// the Prometheus exposition ("metrics": true).
 void read_route_target(const json& v, std::string_view path, const ServiceIndex& services,
                        RouteSettings* r, Errors* errors) {
   const json* respond = member(v, "respond");
-  if ((respond == nullptr) == (member(v, "service") == nullptr)) {
-    fail(errors, path, "a route needs exactly one of \"respond\" or \"service\"");
+  const json* metrics = member(v, "metrics");
+  const int targets = (respond != nullptr) + (member(v, "service") != nullptr) + (metrics != nullptr);
+  if (targets != 1) {
+    fail(errors, path, "a route needs exactly one of \"respond\", \"service\" or \"metrics\"");
+    return;
+  }
+  if (metrics != nullptr) {
+    if (!metrics->is_boolean() || !metrics->get<bool>()) {
+      fail(errors, join(path, "metrics"), "must be true (a route that serves the metrics)");
+      return;
+    }
+    r->kind = RouteSettings::Kind::metrics;
     return;
   }
   if (respond != nullptr) {
@@ -624,8 +635,8 @@ std::string route_host_problem(std::string_view host) {
 
 void read_route(const json& v, std::string_view path, const ServiceIndex& services,
                 RouteSettings* r, Errors* errors) {
-  static constexpr std::array<std::string_view, 5> kKeys = {"methods", "host", "path", "respond",
-                                                            "service"};
+  static constexpr std::array<std::string_view, 6> kKeys = {"methods", "host",    "path",
+                                                            "respond", "service", "metrics"};
   if (!check_object(v, path, kKeys, errors)) return;
   read_methods(v, path, &r->methods, errors);
   if (read_string(v, "host", path, &r->host, errors)) {

@@ -19,6 +19,8 @@ json route_to_json(const worker::RouteSettings& r) {
   json out = {{"methods", r.methods}, {"host", r.host}, {"path", r.path}};
   if (r.kind == worker::RouteSettings::Kind::service) {
     out["service"] = r.service;
+  } else if (r.kind == worker::RouteSettings::Kind::metrics) {
+    out["metrics"] = true;
   } else {
     out["respond"] = {{"status", r.respond.status},
                       {"body", r.respond.body},

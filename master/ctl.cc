@@ -250,7 +250,7 @@ std::string format_status(const json& status, int64_t now_unix_ms) {
 
 CLI::App* add_ctl_command(CLI::App& app, CtlOptions& o) {
   CLI::App* ctl = app.add_subcommand(
-      "ctl", "talk to a running server over its admin socket: status, reload, config, help");
+      "ctl", "talk to a running server over its admin socket: status, reload, config, metrics, help");
   CLI::Option* socket =
       ctl->add_option_function<std::string>(
              "--socket", [&o](const std::string& v) { o.socket = v; },
@@ -261,9 +261,9 @@ CLI::App* add_ctl_command(CLI::App& app, CtlOptions& o) {
          "read admin.socket from this config file")
       ->type_name("FILE")
       ->excludes(socket);
-  ctl->add_option("command", o.command, "status, reload, config or help")
+  ctl->add_option("command", o.command, "status, reload, config, metrics or help")
       ->required()
-      ->check(CLI::IsMember({"status", "reload", "config", "help"}));
+      ->check(CLI::IsMember({"status", "reload", "config", "metrics", "help"}));
   ctl->add_flag("--json", o.json, "print the server's answer as it is (one JSON line)");
   return ctl;
 }
@@ -291,6 +291,18 @@ int run_ctl(const CtlOptions& o) {
   } else if (o.command == "reload") {
     std::printf("reload ok: generation %s serving (%s)\n", text(answer, "generation").c_str(),
                 duration_of(answer, "ms").c_str());
+  } else if (o.command == "metrics") {
+    // The exposition as the server made it (label values are escaped there;
+    // a control byte other than newline, which no config should produce, is
+    // still kept from the terminal).
+    const auto it = answer.find("metrics");
+    if (it == answer.end() || !it->is_string()) return fail_line("no \"metrics\" in the answer"), 1;
+    std::string out = it->get<std::string>();
+    for (char& ch : out) {
+      const auto c = static_cast<unsigned char>(ch);
+      if ((c < 0x20 && ch != '\n') || c == 0x7f) ch = '?';
+    }
+    std::fputs(out.c_str(), stdout);
   } else if (o.command == "config") {
     const auto it = answer.find("config");
     const json config = it != answer.end() ? *it : json();

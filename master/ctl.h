@@ -18,7 +18,7 @@ namespace ringhttpd::master {
 struct CtlOptions {
   std::optional<std::string> socket;       // --socket PATH
   std::optional<std::string> config_path;  // -c FILE: admin.socket read from it
-  std::string command;                     // status, reload, config, help
+  std::string command;                     // status, reload, config, metrics, help
   bool json = false;                       // print the raw answer line
 };
 

@@ -174,7 +174,8 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   error = raise_fd_limit(g->config.network.max_connections, g->listeners.size(),
                          g->n_network + n_service);
   if (!error.empty()) return nullptr;
-  shm::SegmentSpec spec{g->number, g->n_network, {}};
+  shm::SegmentSpec spec{g->number, g->n_network, {},
+                        static_cast<uint32_t>(g->config.routes.size())};
   worker::WorkerEnv& env = g->env_template;
   for (const worker::ServiceSettings& s : g->config.services) {
     env.pools.push_back({static_cast<uint32_t>(spec.service_ring_bytes.size()),
@@ -283,6 +284,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   slot.generation = g.number;
   slot.index = c.index;
   slot.incarnation += 1;
+  slot.restarts = static_cast<uint32_t>(c.restart.restarts());
   slot.started_at_ms = static_cast<uint64_t>(monotonic_ms());
   slot.pid = 0;
   std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
@@ -413,11 +415,25 @@ void Supervisor::roll_back(Generation& g, const std::string& why) {
 // The next reload (a coalesced request) starts from the top of the loop,
 // never from inside a walk over the generations.
 void Supervisor::finish_reload() {
+  ++(last_reload_error_.empty() ? reloads_ok_ : reloads_failed_);
+  publish_reload_counters();
   note_reload_finished();
   // Committed or failed, the server serves again: systemd leaves "reloading".
   last_reload_result_ = last_reload_error_.empty() ? "ok" : "failed: " + last_reload_error_;
   notifier_.ready(status_summary());
   if (reload_.finished()) reload_due_ = true;
+}
+
+// The reload counters live in the serving generation's segment header, so
+// a network process serving /metrics can read them; every generation gets
+// them at its creation and the serving one whenever they change.
+void Supervisor::publish_reload_counters() {
+  for (auto& g : generations_) {
+    if (!g->segment) continue;
+    shm::SegmentHeader& h = g->segment->header_for_writer();
+    std::atomic_ref<uint64_t>(h.reloads_ok).store(reloads_ok_, std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(h.reloads_failed).store(reloads_failed_, std::memory_order_relaxed);
+  }
 }
 
 // Reads the config again and starts the next generation beside the serving
@@ -447,6 +463,7 @@ void Supervisor::start_reload() {
   }
   Generation& g = *next;
   generations_.push_back(std::move(next));
+  publish_reload_counters();
   if (!spawn_all(g)) roll_back(g, "could not start generation " + std::to_string(g.number));
 }
 

@@ -114,6 +114,7 @@ class Supervisor {
   void on_generation_ready(Generation& g);
   void roll_back(Generation& g, const std::string& why);
   void finish_reload();
+  void publish_reload_counters();
   void start_reload();
 
   // ---- the loop ----
@@ -173,6 +174,8 @@ class Supervisor {
   Generation* current_ = nullptr;                         // the serving generation
   uint32_t last_generation_ = 0;
   ReloadMachine reload_;
+  uint64_t reloads_ok_ = 0;      // committed since the start
+  uint64_t reloads_failed_ = 0;  // failed since the start
   int64_t reload_began_ms_ = 0;
   std::string last_reload_error_;
   uint32_t relay_next_ = 0;

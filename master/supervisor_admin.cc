@@ -1,5 +1,5 @@
-// The supervisor's side of the admin socket: opening it, the `status` and
-// `config` answers built from the supervisor's own records and the
+// The supervisor's side of the admin socket: opening it, the `status`,
+// `config` and `metrics` answers built from the supervisor's own records and the
 // scoreboard, and the reload hook. Kept out of supervisor.cc, which only
 // calls these (open_admin, close_admin, request_reload, note_reload_finished)
 // and polls the admin descriptors in its loop.
@@ -14,6 +14,7 @@
 #include "master/supervisor.h"
 #include "worker/event_loop.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 
 namespace ringhttpd::master {
 namespace {
@@ -59,6 +60,18 @@ bool Supervisor::open_admin(std::string& error) {
     return json{{"ok", true},
                 {"generation", g != nullptr ? g->number : 0},
                 {"config", config_to_json(g != nullptr ? g->config : config_)}};
+  };
+  hooks.metrics = [this] {
+    const Generation* g = current_;
+    if (g == nullptr || !g->segment) {
+      return admin_error("the server is still starting; no metrics before it serves");
+    }
+    return json{{"ok", true},
+                {"generation", g->number},
+                {"metrics", worker::format_metrics(
+                                *g->segment,
+                                worker::metrics_names(g->config.services, g->config.routes),
+                                worker::monotonic_ms())}};
   };
   hooks.reload = [this](std::string& why) -> std::optional<uint64_t> {
     if (current_ == nullptr) {

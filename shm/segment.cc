@@ -33,6 +33,9 @@ uint32_t layout_tag() {
   uint32_t h = 2166136261u;
   for (uint64_t v :
        {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
+        offsetof(SegmentHeader, routes_offset), offsetof(SegmentHeader, reloads_ok),
+        offsetof(ProcessSlot, responses), offsetof(ProcessSlot, latency_buckets),
+        uint64_t{kLatencyBuckets},
         offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
         offsetof(ProcessSlot, connections),
         sizeof(RingEntry), sizeof(RingHeader), offsetof(RingHeader, head),
@@ -46,7 +49,9 @@ SegmentLayout compute_layout(const SegmentSpec& spec) {
   SegmentLayout layout;
   const uint64_t n_service = spec.service_ring_bytes.size();
   layout.slots_offset = align64(sizeof(SegmentHeader));
-  layout.rings_offset = layout.slots_offset + (spec.n_network + n_service) * sizeof(ProcessSlot);
+  layout.routes_offset = layout.slots_offset + (spec.n_network + n_service) * sizeof(ProcessSlot);
+  layout.rings_offset =
+      align64(layout.routes_offset + uint64_t{spec.n_network} * spec.n_routes * 5 * sizeof(uint64_t));
   uint64_t at = align64(layout.rings_offset + spec.n_network * n_service * 2 * sizeof(RingEntry));
   for (uint32_t n = 0; n < spec.n_network; ++n) {
     for (uint64_t s = 0; s < n_service; ++s) {
@@ -115,9 +120,7 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     return std::nullopt;
   }
   seg.attach(name);
-  std::memset(seg.base_, 0,
-              layout.slots_offset +
-                  (spec.n_network + spec.service_ring_bytes.size()) * sizeof(ProcessSlot));
+  std::memset(seg.base_, 0, layout.rings_offset);  // header, slots, route counters
   auto* table = reinterpret_cast<RingEntry*>(seg.base_ + layout.rings_offset);
   for (size_t i = 0; i < layout.rings.size(); ++i) {
     table[i] = layout.rings[i];
@@ -131,9 +134,12 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
                                spec.generation,
                                spec.n_network,
                                static_cast<uint32_t>(spec.service_ring_bytes.size()),
-                               0,
+                               spec.n_routes,
                                layout.slots_offset,
-                               layout.rings_offset};
+                               layout.rings_offset,
+                               layout.routes_offset,
+                               0,
+                               0};
   return seg;
 }
 
@@ -192,6 +198,14 @@ bool Segment::verify_header(std::string& error) const {
     error = "another layout (version or build mismatch)";
     return false;
   }
+  // The areas follow one another and stay inside the mapping.
+  const uint64_t slots_end = h.slots_offset + uint64_t{h.n_network + h.n_service} * sizeof(ProcessSlot);
+  const uint64_t routes_end = h.routes_offset + uint64_t{h.n_network} * h.n_routes * 5 * sizeof(uint64_t);
+  const uint64_t table_end = h.rings_offset + uint64_t{h.n_network} * h.n_service * 2 * sizeof(RingEntry);
+  if (slots_end > h.routes_offset || routes_end > h.rings_offset || table_end > h.total_bytes) {
+    error = "the header's areas overlap or leave the segment";
+    return false;
+  }
   return true;
 }
 
@@ -219,6 +233,20 @@ bool Segment::remove(const std::string& name) {
 
 ProcessSlot& Segment::slot(uint32_t i) {
   return reinterpret_cast<ProcessSlot*>(base_ + header_->slots_offset)[i];
+}
+
+const ProcessSlot& Segment::slot(uint32_t i) const {
+  return reinterpret_cast<const ProcessSlot*>(base_ + header_->slots_offset)[i];
+}
+
+uint64_t* Segment::route_counters(uint32_t network, uint32_t route) {
+  return reinterpret_cast<uint64_t*>(base_ + header_->routes_offset) +
+         (uint64_t{network} * header_->n_routes + route) * 5;
+}
+
+const uint64_t* Segment::route_counters(uint32_t network, uint32_t route) const {
+  return reinterpret_cast<const uint64_t*>(base_ + header_->routes_offset) +
+         (uint64_t{network} * header_->n_routes + route) * 5;
 }
 
 Ring Segment::ring(uint32_t network, uint32_t service, Direction dir) {

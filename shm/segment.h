@@ -3,8 +3,12 @@
 // Boost.Interprocess. The supervisor creates and removes it; workers inherit
 // the mapping across fork (or open it by name) and check the layout first.
 //
-//   offset 0     SegmentHeader   magic, layout version + tag, sizes, counts
-//   slots_off    ProcessSlot[n_network + n_service]       one 64-byte line each
+//   offset 0     SegmentHeader   magic, layout version + tag, sizes, counts,
+//                                reload counters (the supervisor's)
+//   slots_off    ProcessSlot[n_network + n_service]       six 64-byte lines each
+//   routes_off   uint64_t[n_network][n_routes][5]         responses by route and
+//                                                         status class, one row per
+//                                                         network process
 //   rings_off    RingEntry[n_network * n_service * 2]     offset + capacity
 //   ring_k       RingHeader (192 bytes) + data[capacity]  for every entry,
 //                aligned to 64 bytes
@@ -16,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,7 +33,7 @@
 namespace ringhttpd::shm {
 
 inline constexpr uint64_t kSegmentMagic = 0x52494e4748545450ull;  // "RINGHTTP"
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -38,32 +43,67 @@ struct SegmentHeader {
   uint32_t generation;
   uint32_t n_network;
   uint32_t n_service;
-  uint32_t reserved;
+  uint32_t n_routes;
   uint64_t slots_offset;
   uint64_t rings_offset;
+  uint64_t routes_offset;
+  // Written by the supervisor into the serving generation's segment (and
+  // carried into the next one), so a process that serves /metrics can read
+  // them: reloads that committed and that failed since the start.
+  uint64_t reloads_ok;
+  uint64_t reloads_failed;
 };
 static_assert(std::is_trivially_copyable_v<SegmentHeader>);
 
 enum class ProcessRole : uint32_t { none = 0, network = 1, service = 2 };
 enum class ProcessState : uint32_t { empty = 0, starting = 1, ready = 2, stopping = 3 };
 
-// One process's line of the scoreboard. Counters are written by the process
-// itself; `inflight` by every network process (dispatch) and the service
-// process (completion), through atomic_ref.
+// Request latency buckets (upper bounds in microseconds; the last is +Inf),
+// for the fast path and the service path apart.
+inline constexpr uint64_t kLatencyBoundsUs[] = {500,    1000,   2500,    5000,    10000,  25000,
+                                                50000,  100000, 250000,  500000,  1000000};
+inline constexpr size_t kLatencyBuckets = std::size(kLatencyBoundsUs) + 1;
+enum class Path : uint32_t { fast = 0, service = 1 };
+
+// One process's lines of the scoreboard. Each field has one writer: the
+// process itself, except where noted; `inflight` is written by every network
+// process (dispatch) and the service process (completion). Readers (siblings,
+// the supervisor, /metrics) use relaxed atomic loads: a value may be a moment
+// old, never torn.
+//
+//   line 0  identity and load   pid role generation index state incarnation
+//                               started_at requests inflight connections
+//                               restarts heartbeat
+//   line 1  traffic             responses[1xx..5xx] accepted bytes_in bytes_out
+//   line 2  rings, latency      ring_full latency_sum_us[2] latency_count[2]
+//   line 3-5 latency histogram  latency_buckets[fast|service][12]
 struct alignas(64) ProcessSlot {
   uint32_t pid;
   ProcessRole role;
   uint32_t generation;
   uint32_t index;  // within its role (network) or its service's pool
   ProcessState state;
-  uint32_t incarnation;  // bumped each time a process takes this slot
+  uint32_t incarnation;  // bumped (by the supervisor) each time a process takes this slot
   uint64_t started_at_ms;
-  uint64_t requests;  // requests answered
-  uint64_t inflight;  // requests queued to (service) or being served by it
+  uint64_t requests;     // requests answered
+  uint64_t inflight;     // requests queued to (service) or being served by it
   uint32_t connections;  // network: client connections open (siblings read it)
-  uint8_t reserved[12];
+  uint32_t restarts;     // the supervisor: processes this slot lost so far
+  uint64_t heartbeat_ms;  // monotonic ms of the process's last loop iteration
+
+  alignas(64) uint64_t responses[5];  // network: responses written, by status class
+  uint64_t accepted;                  // network: connections accepted (and adopted)
+  uint64_t bytes_in;                  // network: bytes read from clients
+  uint64_t bytes_out;                 // network: bytes written to clients
+
+  alignas(64) uint64_t ring_full;  // network: requests refused because every ring was full
+  uint64_t latency_sum_us[2];      // network: by Path
+  uint64_t latency_count[2];
+  uint8_t reserved[24];
+
+  alignas(64) uint64_t latency_buckets[2][kLatencyBuckets];  // network: by Path, not cumulative
 };
-static_assert(sizeof(ProcessSlot) == 64);
+static_assert(sizeof(ProcessSlot) == 384);
 static_assert(std::is_trivially_copyable_v<ProcessSlot>);
 
 struct RingEntry {
@@ -79,12 +119,14 @@ struct SegmentSpec {
   uint32_t generation = 1;
   uint32_t n_network = 1;
   std::vector<uint64_t> service_ring_bytes;  // one entry per service process
+  uint32_t n_routes = 0;
 };
 
 // Offsets computed from a spec; pure arithmetic, no memory touched.
 struct SegmentLayout {
   uint64_t total_bytes = 0;
   uint64_t slots_offset = 0;
+  uint64_t routes_offset = 0;
   uint64_t rings_offset = 0;
   std::vector<RingEntry> rings;  // index ring_index(n, s, dir)
 };
@@ -128,9 +170,16 @@ class Segment {
 
   const std::string& name() const { return name_; }
   const SegmentHeader& header() const { return *header_; }
+  // The supervisor's counters in the header (reloads_ok, reloads_failed).
+  SegmentHeader& header_for_writer() { return *header_; }
   ProcessSlot& slot(uint32_t i);
   uint32_t slot_count() const { return header_->n_network + header_->n_service; }
   Ring ring(uint32_t network, uint32_t service, Direction dir);
+  // Responses by status class (0 = 1xx ... 4 = 5xx) that network process
+  // `network` wrote for route `route`.
+  uint64_t* route_counters(uint32_t network, uint32_t route);
+  const uint64_t* route_counters(uint32_t network, uint32_t route) const;
+  const ProcessSlot& slot(uint32_t i) const;
 
  private:
   struct Mapping;

@@ -39,5 +39,7 @@ class EventLoop {
 
 // Monotonic milliseconds, for timeouts.
 int64_t monotonic_ms();
+// Monotonic microseconds, for latencies.
+int64_t monotonic_us();
 
 }  // namespace ringhttpd::worker

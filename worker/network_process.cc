@@ -21,6 +21,7 @@
 #include "worker/child.h"
 #include "worker/dispatch.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -115,7 +116,9 @@ int NetworkProcess::run() {
   while (!stop_now_) {
     const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
     for (auto& channel : channels_) channel.cancel_sleep();
-    now_ms_ = monotonic_ms();
+    now_us_ = monotonic_us();
+    now_ms_ = now_us_ / 1000;
+    count(own_slot().heartbeat_ms, static_cast<uint64_t>(now_ms_), /*set=*/true);
     update_date();
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_responses();
@@ -350,6 +353,7 @@ Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
   Connection* raw = c.get();
   connections_.emplace(id, std::move(c));
   publish_connections();
+  count(own_slot().accepted);
   return raw;
 }
 
@@ -448,6 +452,7 @@ void NetworkProcess::read_from(Connection& c) {
     const ssize_t n = ::read(c.fd.get(), read_buffer_.data(), read_buffer_.size());
     if (n > 0) {
       c.last_active_ms = now_ms_;
+      count(own_slot().bytes_in, static_cast<uint64_t>(n));
       // A short read drained the socket: edge-triggered epoll reports the
       // next arrival, so the EAGAIN read that would confirm it is skipped.
       if (static_cast<size_t>(n) < read_buffer_.size()) c.readable = false;
@@ -529,6 +534,7 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
 
 void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   ResponseSlot& slot = c.slots.emplace_back();
+  slot.start_us = now_us_;
   if (access_log_.enabled()) {
     slot.access = std::make_unique<AccessInfo>(AccessInfo{
         req.method, req.target, std::string(req.header("Referer")),
@@ -545,12 +551,25 @@ void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   }
   const RouteSettings* route = router_.match(req);
   if (route == nullptr) return answer_error(slot, 404, slot.keep_alive);
+  slot.route = static_cast<int32_t>(route - env_.routes.data());
+  slot.via_service = route->kind == RouteSettings::Kind::service;
   if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, route->respond);
+  if (route->kind == RouteSettings::Kind::metrics) return answer_metrics(slot);
   dispatch(slot, c, req, *route);
 }
 
 void NetworkProcess::answer_fixed(ResponseSlot& slot, const RespondSettings& r) {
   slot.data = proto::make_simple_response(r.status, slot.keep_alive, date_, r.content_type, r.body,
+                                          slot.head_only);
+  slot.ready = true;
+}
+
+// The Prometheus exposition of this generation, read from the segment (the
+// same text `ringhttpd ctl metrics` prints).
+void NetworkProcess::answer_metrics(ResponseSlot& slot) {
+  if (metrics_names_.routes.empty()) metrics_names_ = metrics_names(env_.services, env_.routes);
+  const std::string body = format_metrics(*env_.segment, metrics_names_, now_ms_);
+  slot.data = proto::make_simple_response(200, slot.keep_alive, date_, kMetricsContentType, body,
                                           slot.head_only);
   slot.ready = true;
 }
@@ -585,6 +604,7 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
     inflight_of(service_slot).fetch_sub(1, std::memory_order_relaxed);
     available_scratch_[s - pool.first] = 0;
   }
+  count(own_slot().ring_full);
   answer_error(slot, 503, slot.keep_alive, "Retry-After: 1\r\n");
 }
 
@@ -857,6 +877,7 @@ bool NetworkProcess::write_ready(Connection& c) {
       return false;
     }
     c.last_active_ms = now_ms_;
+    count(own_slot().bytes_out, static_cast<uint64_t>(w));
     size_t left = static_cast<size_t>(w);
     while (left > 0) {
       ResponseSlot& front = c.slots.front();
@@ -867,6 +888,7 @@ bool NetworkProcess::write_ready(Connection& c) {
       }
       left -= rest;
       c.sent = 0;
+      count_response(front);
       if (access_log_.enabled()) log_access(c, front);
       const bool keep = front.keep_alive;
       c.slots.pop_front();
@@ -923,6 +945,30 @@ void NetworkProcess::linger(Connection& c) {
     }
     return close_connection(c);  // EOF: the peer has everything
   }
+}
+
+// The scoreboard counters of a response fully written (one writer: this
+// process; readers load them relaxed).
+void NetworkProcess::count_response(const ResponseSlot& slot) {
+  const std::string_view data = slot.data;
+  if (data.size() < 12 || data[9] < '1' || data[9] > '5') return;
+  if (data[9] == '1') return;  // 100 Continue is not a response
+  const size_t cls = static_cast<size_t>(data[9] - '1');
+  shm::ProcessSlot& me = own_slot();
+  count(me.requests);
+  count(me.responses[cls]);
+  if (slot.route >= 0 && static_cast<uint32_t>(slot.route) < env_.segment->header().n_routes) {
+    count(env_.segment->route_counters(env_.index, static_cast<uint32_t>(slot.route))[cls]);
+  }
+  const size_t path = slot.via_service ? 1 : 0;
+  // A fresh clock: a fast-path answer is often written in the iteration that
+  // read its request, where now_us_ has not moved.
+  const uint64_t us = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_us() - slot.start_us));
+  size_t bucket = 0;
+  while (bucket < std::size(shm::kLatencyBoundsUs) && us > shm::kLatencyBoundsUs[bucket]) ++bucket;
+  count(me.latency_buckets[path][bucket]);
+  count(me.latency_sum_us[path], us);
+  count(me.latency_count[path]);
 }
 
 // One line for a response fully written. Status and body size are read

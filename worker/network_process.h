@@ -18,6 +18,7 @@
 
 #include <sys/epoll.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -29,6 +30,7 @@
 #include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/event_loop.h"
+#include "worker/metrics.h"
 #include "worker/ring_channel.h"
 #include "worker/router.h"
 #include "worker/worker_env.h"
@@ -73,6 +75,7 @@ class NetworkProcess {
   void publish_connections();
   void add_response(Connection& c, proto::HttpRequest& req);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
+  void answer_metrics(ResponseSlot& slot);
   void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
                 const RouteSettings& route);
   bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req);
@@ -115,6 +118,14 @@ class NetworkProcess {
   void linger(Connection& c);
   void close_connection(Connection& c);
   void log_access(const Connection& c, const ResponseSlot& slot);
+  void count_response(const ResponseSlot& slot);
+  shm::ProcessSlot& own_slot() { return env_.segment->slot(env_.index); }
+  // A scoreboard counter this process alone writes: no read-modify-write
+  // instruction needed, only a store others can load whole.
+  static void count(uint64_t& field, uint64_t by = 1, bool set = false) {
+    std::atomic_ref<uint64_t> f(field);
+    f.store(set ? by : f.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
   void drop_finished();
   void sweep(int64_t now);
   void expire_service_requests(Connection& c, int64_t now);
@@ -129,6 +140,7 @@ class NetworkProcess {
   proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
   AccessLog access_log_;
+  MetricsNames metrics_names_;  // built on the first /metrics request
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
@@ -151,6 +163,7 @@ class NetworkProcess {
   uint32_t round_robin_ = 0;
   int64_t accept_resume_ms_ = 0;  // != 0: listeners unwatched until then (EMFILE)
   int64_t now_ms_ = 0;            // monotonic time of the current loop iteration
+  int64_t now_us_ = 0;            // the same in microseconds
   int64_t next_sweep_ms_ = 0;
   int64_t stop_deadline_ms_ = 0;
   bool stopping_ = false;

@@ -80,6 +80,8 @@ int ServiceProcess::run() {
   while (!stop_) {
     const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
     for (auto& channel : channels_) channel.cancel_sleep();
+    std::atomic_ref<uint64_t>(env_.segment->slot(env_.slot()).heartbeat_ms)
+        .store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_requests();
     flush_rings();

@@ -46,7 +46,7 @@ struct RouteSettings {
   std::vector<std::string> methods;
   std::string host;        // exact, case-insensitive, port ignored; "" = any
   std::string path = "/";  // path prefix
-  enum class Kind { respond, service } kind = Kind::respond;
+  enum class Kind { respond, service, metrics } kind = Kind::respond;
   RespondSettings respond;  // valid when kind == respond
   std::string service;      // valid when kind == service
   int service_index = -1;   // index into services[], resolved by the loader

@@ -84,6 +84,7 @@ TEST(AdminRequest, KnownCommands) {
   EXPECT_EQ(parse_admin_request(R"({"command": "status"})").command, AdminCommand::status);
   EXPECT_EQ(parse_admin_request(R"({"command": "reload"})").command, AdminCommand::reload);
   EXPECT_EQ(parse_admin_request(R"({"command": "config"})").command, AdminCommand::config);
+  EXPECT_EQ(parse_admin_request(R"({"command": "metrics"})").command, AdminCommand::metrics);
   EXPECT_EQ(parse_admin_request(R"( {"command":"help", "extra": [1]} )").command,
             AdminCommand::help);
 }
@@ -102,8 +103,8 @@ TEST(AdminRequest, BadRequestsGetAnErrorObject) {
   EXPECT_NE(error_of("\"status\"").find("must be a JSON object"), std::string::npos);
   EXPECT_NE(error_of("{}").find("missing \"command\""), std::string::npos);
   EXPECT_NE(error_of(R"({"command": 1})").find("missing \"command\""), std::string::npos);
-  EXPECT_EQ(error_of(R"({"command": "metrics"})"),
-            R"(unknown command "metrics"; try {"command": "help"})");
+  EXPECT_EQ(error_of(R"({"command": "stats"})"),
+            R"(unknown command "stats"; try {"command": "help"})");
   // Invalid UTF-8 is not JSON.
   EXPECT_NE(error_of("{\"command\": \"\xff\"}").find("malformed JSON"), std::string::npos);
 }
@@ -135,7 +136,7 @@ TEST(AdminHelp, ListsTheCommands) {
   ASSERT_TRUE(help["ok"].get<bool>());
   std::vector<std::string> names;
   for (const json& c : help["commands"]) names.push_back(c["command"]);
-  EXPECT_EQ(names, (std::vector<std::string>{"status", "reload", "config", "help"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"status", "reload", "config", "metrics", "help"}));
 }
 
 TEST(AdminConfigJson, RoundTripsTheEmbeddedDefault) {
