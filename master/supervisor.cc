@@ -503,6 +503,7 @@ Supervisor::Outcome Supervisor::loop() {
     const int64_t now = monotonic_ms();
     run_timers(now);
     if (notifier_.watchdog_due(now)) notifier_.watchdog(now, healthy(now));
+    if (notifier_.enabled() && now >= next_rate_ms_) update_rate(now);
   }
 }
 
@@ -904,7 +905,30 @@ std::string Supervisor::status_summary() const {
   for (const auto& s : current_->config.services) n_service += static_cast<size_t>(s.processes);
   return "generation " + std::to_string(current_->number) + " serving, " +
          std::to_string(current_->n_network) + " network and " + std::to_string(n_service) +
-         " service processes; last reload: " + last_reload_result_;
+         " service processes, " + std::to_string(rate_) + " requests/s; last reload: " +
+         last_reload_result_;
+}
+
+// Requests per second over the last few seconds, from the serving
+// generation's scoreboard (responses its network processes wrote), for
+// systemd's STATUS= line (`systemctl status`). A new generation starts its
+// own count.
+void Supervisor::update_rate(int64_t now) {
+  constexpr int64_t kRateEveryMs = 5000;
+  next_rate_ms_ = now + kRateEveryMs;
+  if (current_ == nullptr || !current_->segment) return;
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < current_->n_network; ++i) {
+    total += std::atomic_ref<uint64_t>(current_->segment->slot(i).requests)
+                 .load(std::memory_order_relaxed);
+  }
+  if (rate_generation_ == current_->number && now > rate_since_ms_ && total >= rate_total_) {
+    rate_ = (total - rate_total_) * 1000 / static_cast<uint64_t>(now - rate_since_ms_);
+    notifier_.status(status_summary());
+  }
+  rate_generation_ = current_->number;
+  rate_total_ = total;
+  rate_since_ms_ = now;
 }
 
 bool Supervisor::healthy(int64_t now) const {

@@ -115,6 +115,7 @@ class Supervisor {
   void roll_back(Generation& g, const std::string& why);
   void finish_reload();
   void publish_reload_counters();
+  void update_rate(int64_t now);
   void start_reload();
 
   // ---- the loop ----
@@ -174,6 +175,12 @@ class Supervisor {
   Generation* current_ = nullptr;                         // the serving generation
   uint32_t last_generation_ = 0;
   ReloadMachine reload_;
+  // Requests/s for STATUS= (update_rate).
+  uint64_t rate_ = 0;
+  uint64_t rate_total_ = 0;
+  uint32_t rate_generation_ = 0;
+  int64_t rate_since_ms_ = 0;
+  int64_t next_rate_ms_ = 0;
   uint64_t reloads_ok_ = 0;      // committed since the start
   uint64_t reloads_failed_ = 0;  // failed since the start
   int64_t reload_began_ms_ = 0;

@@ -239,6 +239,15 @@ const ProcessSlot& Segment::slot(uint32_t i) const {
   return reinterpret_cast<const ProcessSlot*>(base_ + header_->slots_offset)[i];
 }
 
+uint64_t Segment::ring_used(uint32_t network, uint32_t service, Direction dir) const {
+  const auto* table = reinterpret_cast<const RingEntry*>(base_ + header_->rings_offset);
+  const RingEntry& e = table[ring_index(header_->n_service, network, service, dir)];
+  auto* rh = reinterpret_cast<RingHeader*>(base_ + e.offset);
+  const uint64_t tail = std::atomic_ref<uint64_t>(rh->tail).load(std::memory_order_relaxed);
+  const uint64_t head = std::atomic_ref<uint64_t>(rh->head).load(std::memory_order_relaxed);
+  return head >= tail ? std::min(head - tail, e.capacity) : 0;
+}
+
 uint64_t* Segment::route_counters(uint32_t network, uint32_t route) {
   return reinterpret_cast<uint64_t*>(base_ + header_->routes_offset) +
          (uint64_t{network} * header_->n_routes + route) * 5;

@@ -180,6 +180,9 @@ class Segment {
   uint64_t* route_counters(uint32_t network, uint32_t route);
   const uint64_t* route_counters(uint32_t network, uint32_t route) const;
   const ProcessSlot& slot(uint32_t i) const;
+  // Bytes published and not yet consumed in one ring, for status and
+  // metrics (a moment old; never more than the ring's capacity).
+  uint64_t ring_used(uint32_t network, uint32_t service, Direction dir) const;
 
  private:
   struct Mapping;

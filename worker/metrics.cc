@@ -238,6 +238,25 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
       w.sample(m.name, p.labels, m.value(*p.slot, now_ms));
     }
   }
+  // Ring depths: bytes waiting for each service process (requests) and for
+  // the network processes to take from it (responses), summed over the
+  // network processes.
+  w.family("ringhttpd_ring_queued_bytes", "gauge",
+           "Bytes published into a service process's rings and not yet consumed, by direction.");
+  const uint32_t networks = load(h.n_network);
+  for (const Process& p : procs) {
+    if (p.network) continue;
+    const uint32_t s = static_cast<uint32_t>(p.slot - &segment.slot(networks));
+    uint64_t queued[2] = {0, 0};
+    for (uint32_t n = 0; n < networks; ++n) {
+      queued[0] += segment.ring_used(n, s, shm::Direction::request);
+      queued[1] += segment.ring_used(n, s, shm::Direction::response);
+    }
+    w.sample("ringhttpd_ring_queued_bytes", p.labels + ",direction=\"request\"",
+             std::to_string(queued[0]));
+    w.sample("ringhttpd_ring_queued_bytes", p.labels + ",direction=\"response\"",
+             std::to_string(queued[1]));
+  }
 
   // ---- responses, summed over the network processes ----
   std::array<uint64_t, 5> by_class{};

@@ -224,7 +224,7 @@ TEST(SystemdNotify, ReadyReloadingStoppingInOrder) {
   std::vector<std::string> m = notify.until("READY=1", 10s);
   ASSERT_EQ(m.size(), 1u) << "the first message is READY=1";
   EXPECT_TRUE(NotifySocket::has(m[0], "STATUS=")) << m[0];
-  EXPECT_NE(m[0].find("generation 1 serving, 1 network and 1 service processes; last reload: none"),
+  EXPECT_NE(m[0].find("generation 1 serving, 1 network and 1 service processes, 0 requests/s; last reload: none"),
             std::string::npos)
       << m[0];
 
