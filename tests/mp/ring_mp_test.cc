@@ -29,12 +29,23 @@ std::string payload(uint64_t i) {
   return s;
 }
 
-void wait_on(int efd) {
-  pollfd pfd{efd, POLLIN, 0};
-  ::poll(&pfd, 1, -1);  // no timeout: a lost wake-up hangs, and the alarm fails the test
+// Sleeps on the eventfd until woken. A wake-up that was lost shows within
+// seconds, not at the overall time limit: the sleeper looks every
+// kLostWakeMs whether what it waits for (`due`) has already happened
+// without its eventfd being written. False then (the test fails at once).
+constexpr int kLostWakeMs = 5000;
+
+template <typename Due>
+bool wait_on(int efd, Due due) {
+  for (;;) {
+    pollfd pfd{efd, POLLIN, 0};
+    if (::poll(&pfd, 1, kLostWakeMs) > 0) break;
+    if (due()) return false;  // the peer published, or freed space, and never woke us
+  }
   uint64_t v;
   ssize_t unused = ::read(efd, &v, sizeof v);
   (void)unused;
+  return true;
 }
 
 void signal_fd(int efd) {
@@ -54,7 +65,10 @@ int produce(Ring ring, int producer_wake, int consumer_wake) {
       continue;
     }
     if (ring.consumer_needs_wake()) signal_fd(consumer_wake);
-    if (ring.prepare_producer_wait(p.size())) wait_on(producer_wake);
+    if (ring.prepare_producer_wait(p.size()) &&
+        !wait_on(producer_wake, [&] { return ring.empty(); })) {
+      return 4;  // lost wake-up: space was freed and nobody said so
+    }
   }
   if (ring.consumer_needs_wake()) signal_fd(consumer_wake);
   return 0;
@@ -66,7 +80,9 @@ int consume(Ring ring, int producer_wake, int consumer_wake) {
   for (uint64_t expected = 0; expected < kRecords;) {
     if (!ring.peek(rec)) {
       if (ring.producer_needs_wake()) signal_fd(producer_wake);
-      if (ring.prepare_sleep()) wait_on(consumer_wake);
+      if (ring.prepare_sleep() && !wait_on(consumer_wake, [&] { return !ring.empty(); })) {
+        return 5;  // lost wake-up: records were published and nobody said so
+      }
       ring.cancel_sleep();
       continue;
     }
@@ -90,18 +106,28 @@ pid_t fork_child(const std::function<int()>& body) {
   return pid;
 }
 
-// Waits for a child until the deadline; kills it after. Returns its status.
-int reap(pid_t pid, std::chrono::steady_clock::time_point deadline) {
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -1;
+// Waits for both children until the deadline. When one fails (a lost
+// wake-up is found within seconds), the other is killed at once rather than
+// left to wait for a peer that is gone. Returns their statuses.
+std::pair<int, int> reap_both(pid_t a, pid_t b, std::chrono::steady_clock::time_point deadline) {
+  int status[2] = {-1, -1};
+  bool done[2] = {false, false};
+  const pid_t pids[2] = {a, b};
+  while (!done[0] || !done[1]) {
+    for (int k = 0; k < 2; ++k) {
+      if (done[k] || ::waitpid(pids[k], &status[k], WNOHANG) != pids[k]) continue;
+      done[k] = true;
+      const bool failed = !WIFEXITED(status[k]) || WEXITSTATUS(status[k]) != 0;
+      if (failed && !done[1 - k]) ::kill(pids[1 - k], SIGKILL);
     }
-    ::usleep(20000);  // polling a child's exit: waitpid has no timeout
+    if (std::chrono::steady_clock::now() > deadline) {
+      for (int k = 0; k < 2; ++k) {
+        if (!done[k]) ::kill(pids[k], SIGKILL);
+      }
+    }
+    ::usleep(20000);  // polling the children's exit: waitpid has no timeout
   }
-  return status;
+  return {status[0], status[1]};
 }
 
 TEST(RingAcrossProcesses, MillionRecordsArriveInOrderAndIntact) {
@@ -119,8 +145,8 @@ TEST(RingAcrossProcesses, MillionRecordsArriveInOrderAndIntact) {
       fork_child([&] { return consume(ring, producer_wake.get(), consumer_wake.get()); });
   const pid_t producer =
       fork_child([&] { return produce(ring, producer_wake.get(), consumer_wake.get()); });
-  const int producer_status = reap(producer, deadline);
-  const int consumer_status = reap(consumer, deadline);
+  const auto [producer_status, consumer_status] = reap_both(producer, consumer, deadline);
+  // Exit status 4 or 5: a wake-up was lost (the producer's or the consumer's).
   EXPECT_TRUE(WIFEXITED(producer_status) && WEXITSTATUS(producer_status) == 0) << producer_status;
   EXPECT_TRUE(WIFEXITED(consumer_status) && WEXITSTATUS(consumer_status) == 0) << consumer_status;
   EXPECT_TRUE(ring.empty());
