@@ -21,6 +21,7 @@
 #include <set>
 #include <thread>
 
+#include "proto/ring_codec.h"
 #include "shm/segment.h"
 #include "tests/integration/server_harness.h"
 
@@ -349,6 +350,82 @@ TEST(Lifecycle, AHeaderThatWouldSplitTheResponseGets502) {
   ASSERT_TRUE(c.send("GET /fine HTTP/1.1\r\nHost: t\r\n\r\n"));
   auto r = c.read_response();
   ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// Plays a service that lies in its records: with the real service process
+// stopped, the test reads the request's id from the request ring and writes
+// the response records itself. Each lie ends that request with 502, the
+// connection stays usable, and the network process lives.
+TEST(Lifecycle, AResponseThatLiesAboutItsLengthOrOrderGets502) {
+  Shape shape;
+  shape.network = 1;
+  shape.service = 1;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t service = server.child("ringhttpd: service app g1 #0");
+  const pid_t network = server.child("ringhttpd: network g1 #0");
+  std::string error;
+  auto segment = shm::Segment::open(
+      server.segment_path().substr(std::string("/dev/shm/").size()), error);
+  ASSERT_TRUE(segment) << error;
+  ASSERT_EQ(::kill(service, SIGSTOP), 0);
+  struct Lie {
+    const char* what;
+    uint64_t declared;       // the head's body length
+    std::string first;       // body bytes in the head record
+    bool body_record;        // then a body record...
+    std::string more;        // ...with these bytes
+    bool no_head = false;    // only a body record, no head before it
+  };
+  const Lie lies[] = {
+      {"less body than declared", 10, "short", false, ""},
+      {"more body than declared", 2, "ab", true, "cd"},
+      {"a body before its head", 0, "", true, "xyz", true},
+  };
+  Client c(server.port());
+  for (const Lie& lie : lies) {
+    ASSERT_TRUE(c.send(kGetEcho));
+    // The request record, waiting for the stopped service.
+    shm::Ring requests = segment->ring(0, 0, shm::Direction::request);
+    shm::RecordView rec;
+    const auto deadline = Clock::now() + 5s;
+    bool found = false;
+    uint64_t id = 0;
+    while (Clock::now() < deadline && !found) {
+      shm::Ring reader = requests.reader_after_consumer();
+      while (reader.peek(rec)) {
+        if (rec.type == proto::kRequestHead) id = rec.id, found = true;
+        reader.pop();  // only this copy's position moves; the shared tail is
+                       // the stopped service's, and stays
+      }
+      if (!found) std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_TRUE(found) << lie.what;
+    shm::Ring responses = segment->ring(0, 0, shm::Direction::response);
+    std::string head;
+    ASSERT_TRUE(proto::encode_response_head(200, {}, lie.declared, head));
+    head += lie.first;
+    if (!lie.no_head) {
+      ASSERT_TRUE(responses.try_push(proto::kResponseHead,
+                                     lie.body_record ? 0 : proto::kRecordEnd, id, head));
+    }
+    if (lie.body_record) {
+      ASSERT_TRUE(responses.try_push(proto::kResponseBody, proto::kRecordEnd, id, lie.more));
+    }
+    auto r = c.read_response(5s);
+    ASSERT_TRUE(r) << lie.what << "\n" << server.log();
+    EXPECT_EQ(r->status, 502) << lie.what;
+  }
+  EXPECT_EQ(server.child("ringhttpd: network g1 #0"), network) << "the reader must survive";
+  EXPECT_NE(server.log().find("bad response"), std::string::npos) << server.log();
+  // The stopped service's view of its response ring is now stale (the test
+  // wrote behind its back): replace it rather than let it write over ours.
+  ::kill(service, SIGKILL);
+  ASSERT_GT(wait_replaced(server, "ringhttpd: service app g1 #0", service, 5s), 0) << server.log();
+  ASSERT_TRUE(c.send(kGetEcho));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->status, 200);
 }
 
