@@ -180,6 +180,16 @@ json Supervisor::admin_status() const {
           {"restart_in_ms", c.respawn && !running ? json(std::max<int64_t>(0, c.restart_at_ms - now))
                                                   : json(nullptr)},
       };
+      // Ring depths: bytes waiting in the service process's rings, summed
+      // over the network processes (requests to it, responses from it).
+      if (!network) {
+        uint64_t queued[2] = {0, 0};
+        for (uint32_t n = 0; n < g->n_network; ++n) {
+          queued[0] += g->segment->ring_used(n, c.service_proc, shm::Direction::request);
+          queued[1] += g->segment->ring_used(n, c.service_proc, shm::Direction::response);
+        }
+        row["ring_queued_bytes"] = {{"request", queued[0]}, {"response", queued[1]}};
+      }
       processes.push_back(std::move(row));
     }
   }

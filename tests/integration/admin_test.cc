@@ -160,6 +160,9 @@ TEST(AdminStatus, OneRowPerProcessFromTheScoreboard) {
       EXPECT_EQ(p["index"], service++);
       EXPECT_EQ(p["service"], "app");
       EXPECT_EQ(p["inflight"], 0);
+      // Every request was answered and read: the rings are empty.
+      EXPECT_EQ(p["ring_queued_bytes"]["request"], 0) << p;
+      EXPECT_EQ(p["ring_queued_bytes"]["response"], 0) << p;
     }
   }
   EXPECT_EQ(network, 2);
