@@ -551,15 +551,57 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
   }
 }
 
+// "static": {"root": "/srv/www", "index": ["index.html"]}. The root must be
+// an existing directory now (a typo is found by `check`, not by a 404).
+void read_static(const json& v, std::string_view path, worker::StaticSettings* s,
+                 Errors* errors) {
+  static constexpr std::array<std::string_view, 2> kKeys = {"root", "index"};
+  if (!check_object(v, path, kKeys, errors)) return;
+  if (member(v, "root") == nullptr) {
+    fail(errors, join(path, "root"), "is required");
+  } else if (read_string(v, "root", path, &s->root, errors)) {
+    struct stat st {};
+    if (!s->root.starts_with('/')) {
+      fail(errors, join(path, "root"), "must be an absolute path (got " + quote(s->root) + ")");
+    } else if (::stat(s->root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      fail(errors, join(path, "root"), "is not a directory: " + quote(s->root));
+    }
+  }
+  if (const json* index = member(v, "index")) {
+    if (!index->is_array()) {
+      fail(errors, join(path, "index"), "must be an array of file names");
+      return;
+    }
+    s->index.clear();
+    for (size_t i = 0; i < index->size(); ++i) {
+      const json& name = (*index)[i];
+      if (!name.is_string() || name.get_ref<const std::string&>().empty() ||
+          name.get_ref<const std::string&>().find('/') != std::string::npos) {
+        fail(errors, index_path(join(path, "index"), i), "must be a file name without '/'");
+        continue;
+      }
+      s->index.push_back(name.get<std::string>());
+    }
+  }
+}
+
 // A route answers by itself ("respond"), forwards to a service, or serves
 // the Prometheus exposition ("metrics": true).
 void read_route_target(const json& v, std::string_view path, const ServiceIndex& services,
                        RouteSettings* r, Errors* errors) {
   const json* respond = member(v, "respond");
   const json* metrics = member(v, "metrics");
-  const int targets = (respond != nullptr) + (member(v, "service") != nullptr) + (metrics != nullptr);
+  const json* files = member(v, "static");
+  const int targets = (respond != nullptr) + (member(v, "service") != nullptr) +
+                      (metrics != nullptr) + (files != nullptr);
   if (targets != 1) {
-    fail(errors, path, "a route needs exactly one of \"respond\", \"service\" or \"metrics\"");
+    fail(errors, path,
+         "a route needs exactly one of \"respond\", \"service\", \"static\" or \"metrics\"");
+    return;
+  }
+  if (files != nullptr) {
+    r->kind = RouteSettings::Kind::static_files;
+    read_static(*files, join(path, "static"), &r->static_files, errors);
     return;
   }
   if (metrics != nullptr) {
@@ -635,8 +677,8 @@ std::string route_host_problem(std::string_view host) {
 
 void read_route(const json& v, std::string_view path, const ServiceIndex& services,
                 RouteSettings* r, Errors* errors) {
-  static constexpr std::array<std::string_view, 6> kKeys = {"methods", "host",    "path",
-                                                            "respond", "service", "metrics"};
+  static constexpr std::array<std::string_view, 7> kKeys = {
+      "methods", "host", "path", "respond", "service", "metrics", "static"};
   if (!check_object(v, path, kKeys, errors)) return;
   read_methods(v, path, &r->methods, errors);
   if (read_string(v, "host", path, &r->host, errors)) {

@@ -21,6 +21,8 @@ json route_to_json(const worker::RouteSettings& r) {
     out["service"] = r.service;
   } else if (r.kind == worker::RouteSettings::Kind::metrics) {
     out["metrics"] = true;
+  } else if (r.kind == worker::RouteSettings::Kind::static_files) {
+    out["static"] = {{"root", r.static_files.root}, {"index", r.static_files.index}};
   } else {
     out["respond"] = {{"status", r.respond.status},
                       {"body", r.respond.body},

@@ -46,6 +46,11 @@ struct ResponseSlot {
   uint64_t body_expected = 0;
   uint64_t body_got = 0;
   std::unique_ptr<AccessInfo> access;  // set while the access log is on
+  // A static file's bytes, sent after `data` (the head) with sendfile.
+  proto::UniqueFd file;
+  uint64_t file_offset = 0;  // next byte of the file to send
+  uint64_t file_left = 0;    // bytes of the file still to send
+  uint64_t file_bytes = 0;   // the file part's whole length (access log)
   // The request's ring record, kept while request_id != 0 for a request
   // that may be sent twice (is_retryable); empty otherwise.
   std::string retry_record;

@@ -3,14 +3,17 @@
 #include "worker/network_process.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <atomic>
 #include <cerrno>
 #include <ctime>
@@ -22,6 +25,7 @@
 #include "worker/dispatch.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/static_files.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -98,6 +102,20 @@ NetworkProcess::~NetworkProcess() = default;
 bool NetworkProcess::start() {
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
+  // Each static route's root, opened once (O_PATH): files are opened
+  // beneath it, so the root cannot be swapped for a path outside it.
+  static_roots_.resize(env_.routes.size());
+  for (size_t i = 0; i < env_.routes.size(); ++i) {
+    const RouteSettings& r = env_.routes[i];
+    if (r.kind != RouteSettings::Kind::static_files) continue;
+    static_roots_[i] = proto::UniqueFd(
+        ::open(r.static_files.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!static_roots_[i]) {
+      log_error("routes[" + std::to_string(i) + "].static.root: " +
+                errno_message("open " + r.static_files.root));
+      return false;
+    }
+  }
   const auto format =
       env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
   if (std::string e = access_log_.open(env_.access_log, format); !e.empty()) {
@@ -555,12 +573,94 @@ void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   slot.via_service = route->kind == RouteSettings::Kind::service;
   if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, route->respond);
   if (route->kind == RouteSettings::Kind::metrics) return answer_metrics(slot);
+  if (route->kind == RouteSettings::Kind::static_files) return answer_static(slot, req, *route);
   dispatch(slot, c, req, *route);
 }
 
 void NetworkProcess::answer_fixed(ResponseSlot& slot, const RespondSettings& r) {
   slot.data = proto::make_simple_response(r.status, slot.keep_alive, date_, r.content_type, r.body,
                                           slot.head_only);
+  slot.ready = true;
+}
+
+// A file under a static route's root (worker/static_files.h decides which,
+// and what of it): 200, 206 for one satisfiable range, 416, 304 when the
+// client's validator matches; the body goes with sendfile.
+void NetworkProcess::answer_static(ResponseSlot& slot, const proto::HttpRequest& req,
+                                   const RouteSettings& route) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    return answer_error(slot, 405, slot.keep_alive, "Allow: GET, HEAD\r\n");
+  }
+  const size_t r = static_cast<size_t>(slot.route);
+  const std::optional<std::string> relative = static_relative_path(route.path, req.path());
+  if (r >= static_roots_.size() || !static_roots_[r] || !relative) {
+    return answer_error(slot, 404, slot.keep_alive);
+  }
+  const int root = static_roots_[r].get();
+  proto::UniqueFd fd = open_beneath(root, *relative);
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) {
+    return answer_error(slot, errno == EACCES ? 403 : 404, slot.keep_alive);
+  }
+  std::string name = *relative;
+  if (S_ISDIR(st.st_mode)) {  // its index file, or 403 (no listings)
+    proto::UniqueFd found;
+    for (const std::string& index : route.static_files.index) {
+      const std::string candidate = name.empty() ? index : name + "/" + index;
+      proto::UniqueFd f = open_beneath(root, candidate);
+      if (f && ::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode)) {
+        found = std::move(f);
+        name = candidate;
+        break;
+      }
+    }
+    if (!found) return answer_error(slot, 403, slot.keep_alive);
+    fd = std::move(found);
+  }
+  if (!S_ISREG(st.st_mode)) return answer_error(slot, 404, slot.keep_alive);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const std::string tag = entity_tag(st);
+  const std::string modified = proto::http_date(st.st_mtim.tv_sec);
+  std::vector<proto::Header> headers{{"ETag", tag}, {"Last-Modified", modified}};
+  // Conditional requests (RFC 9110 13.1): If-None-Match wins over
+  // If-Modified-Since, which is compared as the text this server sent.
+  const std::string_view inm = req.header("If-None-Match");
+  const bool unchanged = !inm.empty() ? (inm == "*" || inm.find(tag) != std::string_view::npos)
+                                      : req.header("If-Modified-Since") == modified;
+  if (unchanged) {
+    proto::append_response_head(slot.data, 304, headers, 0, slot.keep_alive, date_);
+    slot.ready = true;
+    return;
+  }
+  headers.push_back({"Content-Type", std::string(media_type(name))});
+  headers.push_back({"Accept-Ranges", "bytes"});
+  int status = 200;
+  ByteRange range{0, size == 0 ? 0 : size - 1};
+  const std::string_view if_range = req.header("If-Range");
+  if (req.method == "GET" && (if_range.empty() || if_range == tag)) {
+    switch (parse_range(req.header("Range"), size, range)) {
+      case RangeAnswer::whole:
+        range = {0, size == 0 ? 0 : size - 1};
+        break;
+      case RangeAnswer::partial:
+        status = 206;
+        headers.push_back({"Content-Range", "bytes " + std::to_string(range.first) + "-" +
+                                                std::to_string(range.last) + "/" +
+                                                std::to_string(size)});
+        break;
+      case RangeAnswer::unsatisfiable:
+        return answer_error(slot, 416, slot.keep_alive,
+                            "Content-Range: bytes */" + std::to_string(size) + "\r\n");
+    }
+  }
+  const uint64_t length = size == 0 ? 0 : range.last - range.first + 1;
+  proto::append_response_head(slot.data, status, headers, length, slot.keep_alive, date_);
+  if (!slot.head_only && length > 0) {
+    slot.file = std::move(fd);
+    slot.file_offset = range.first;
+    slot.file_left = length;
+    slot.file_bytes = length;
+  }
   slot.ready = true;
 }
 
@@ -858,13 +958,21 @@ void NetworkProcess::write_to(Connection& c) {
 // True when every ready response is written and the connection lives on.
 bool NetworkProcess::write_ready(Connection& c) {
   while (!c.slots.empty() && c.slots.front().ready) {
+    ResponseSlot& first = c.slots.front();
+    if (c.sent == first.data.size() && first.file_left > 0) {  // its head is out: the file
+      if (!send_file_part(c, first)) return false;
+      if (first.file_left > 0) continue;
+      if (!finish_front(c)) return false;
+      continue;
+    }
     iovec iov[kMaxIov];
     int n = 0;
     for (size_t i = 0; i < c.slots.size() && c.slots[i].ready && n < kMaxIov; ++i) {
       ResponseSlot& slot = c.slots[i];
       const size_t skip = n == 0 ? c.sent : 0;
       iov[n++] = iovec{slot.data.data() + skip, slot.data.size() - skip};
-      if (!slot.keep_alive) break;
+      // A file part follows this slot's bytes: nothing after it in this write.
+      if (!slot.keep_alive || slot.file_left > 0) break;
     }
     msghdr msg{};
     msg.msg_iov = iov;
@@ -887,17 +995,51 @@ bool NetworkProcess::write_ready(Connection& c) {
         break;
       }
       left -= rest;
-      c.sent = 0;
-      count_response(front);
-      if (access_log_.enabled()) log_access(c, front);
-      const bool keep = front.keep_alive;
-      c.slots.pop_front();
-      if (!keep) {
-        end_connection(c);
-        return false;
-      }
+      c.sent = front.data.size();
+      if (front.file_left > 0) break;  // the file part goes next (sendfile)
+      if (!finish_front(c)) return false;
     }
   }
+  return true;
+}
+
+// The oldest response is entirely written: count it, log it, drop it; false
+// when it ended the connection.
+bool NetworkProcess::finish_front(Connection& c) {
+  ResponseSlot& front = c.slots.front();
+  c.sent = 0;
+  count_response(front);
+  if (access_log_.enabled()) log_access(c, front);
+  const bool keep = front.keep_alive;
+  c.slots.pop_front();
+  if (!keep) {
+    end_connection(c);
+    return false;
+  }
+  return true;
+}
+
+// A static file's bytes, from the page cache to the socket (sendfile: never
+// read into this process). False when the socket is full (EPOLLOUT resumes)
+// or the connection ended; a file that shrank under us ends the connection,
+// since its length was already promised.
+bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
+  constexpr uint64_t kChunk = 1 << 20;
+  off_t offset = static_cast<off_t>(slot.file_offset);
+  const ssize_t w =
+      ::sendfile(c.fd.get(), slot.file.get(), &offset, std::min(slot.file_left, kChunk));
+  if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    return errno == EINTR;
+  }
+  if (w <= 0) {
+    if (w == 0) log_warn("a static file shrank while being sent; connection closed");
+    close_connection(c);
+    return false;
+  }
+  c.last_active_ms = now_ms_;
+  count(own_slot().bytes_out, static_cast<uint64_t>(w));
+  slot.file_offset += static_cast<uint64_t>(w);
+  slot.file_left -= static_cast<uint64_t>(w);
   return true;
 }
 
@@ -981,6 +1123,7 @@ void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot) {
   e.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
   const size_t head_end = data.find("\r\n\r\n");
   e.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
+  e.body_bytes += slot.file_bytes;
   if (slot.access) {
     e.method = slot.access->method;
     e.target = slot.access->target;

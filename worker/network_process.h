@@ -76,6 +76,7 @@ class NetworkProcess {
   void add_response(Connection& c, proto::HttpRequest& req);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
   void answer_metrics(ResponseSlot& slot);
+  void answer_static(ResponseSlot& slot, const proto::HttpRequest& req, const RouteSettings& route);
   void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
                 const RouteSettings& route);
   bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req);
@@ -113,6 +114,8 @@ class NetworkProcess {
   void write_dirty();
   void write_to(Connection& c);
   bool write_ready(Connection& c);
+  bool finish_front(Connection& c);
+  bool send_file_part(Connection& c, ResponseSlot& slot);
   bool resume_reading(Connection& c);
   void end_connection(Connection& c);
   void linger(Connection& c);
@@ -141,6 +144,7 @@ class NetworkProcess {
   EventLoop loop_;
   AccessLog access_log_;
   MetricsNames metrics_names_;  // built on the first /metrics request
+  std::vector<proto::UniqueFd> static_roots_;  // per route: its root (static routes only)
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;

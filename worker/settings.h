@@ -40,14 +40,21 @@ struct RespondSettings {
   std::string content_type = "text/plain";
 };
 
+// Files under a directory, answered by the network process (route "static").
+struct StaticSettings {
+  std::string root;                              // an absolute directory
+  std::vector<std::string> index{"index.html"};  // tried, in order, for a directory
+};
+
 // One route (config "routes[i]"). Routes are tried in order; the first match
 // wins. An empty methods list or host matches any.
 struct RouteSettings {
   std::vector<std::string> methods;
   std::string host;        // exact, case-insensitive, port ignored; "" = any
   std::string path = "/";  // path prefix
-  enum class Kind { respond, service, metrics } kind = Kind::respond;
+  enum class Kind { respond, service, metrics, static_files } kind = Kind::respond;
   RespondSettings respond;  // valid when kind == respond
+  StaticSettings static_files;  // valid when kind == static_files
   std::string service;      // valid when kind == service
   int service_index = -1;   // index into services[], resolved by the loader
 };

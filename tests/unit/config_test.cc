@@ -389,15 +389,15 @@ TEST(Config, AMetricsRouteIsTrueAndAlone) {
   EXPECT_EQ(errors_of(R"({"routes": [{"path": "/m", "metrics": false}]})"),
             Errors{R"(routes[0].metrics: must be true (a route that serves the metrics))"});
   EXPECT_EQ(errors_of(R"({"routes": [{"path": "/m", "metrics": true, "respond": {}}]})"),
-            Errors{R"(routes[0]: a route needs exactly one of "respond", "service" or "metrics")"});
+            Errors{R"(routes[0]: a route needs exactly one of "respond", "service", "static" or "metrics")"});
 }
 
 TEST(Config, RouteNeedsExactlyOneOfRespondOrService) {
   EXPECT_EQ(errors_of(R"({"services": [{"name": "app"}],
                           "routes": [{"path": "/", "respond": {}, "service": "app"},
                                      {"path": "/x"}]})"),
-            (Errors{R"(routes[0]: a route needs exactly one of "respond", "service" or "metrics")",
-                    R"(routes[1]: a route needs exactly one of "respond", "service" or "metrics")"}));
+            (Errors{R"(routes[0]: a route needs exactly one of "respond", "service", "static" or "metrics")",
+                    R"(routes[1]: a route needs exactly one of "respond", "service", "static" or "metrics")"}));
 }
 
 TEST(Config, RouteFields) {
@@ -503,7 +503,7 @@ TEST(Config, AllErrorsAreReportedInOrder) {
           "services[0].ring_bytes: must be a power of two (got 5000)",
           R"(services[1].name: duplicate service name "app")",
           R"(routes[0].service: no service named "ap")",
-          R"(routes[1]: a route needs exactly one of "respond", "service" or "metrics")",
+          R"(routes[1]: a route needs exactly one of "respond", "service", "static" or "metrics")",
           R"(admin.mode: must be an octal string like "0600" or an integer between 0 and 511)",
           R"(log.level: must be one of "debug", "info", "warn", "error" (got "loud"))",
       }));

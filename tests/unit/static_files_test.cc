@@ -1,0 +1,83 @@
+// Static files' decisions (worker/static_files.h): which file a request
+// names (never one outside the root), media types, byte ranges, and
+// openat2 beneath a root that a symlink cannot leave.
+#include "worker/static_files.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+namespace ringhttpd::worker {
+namespace {
+
+TEST(StaticPath, NamesAFileUnderThePrefix) {
+  EXPECT_EQ(static_relative_path("/assets/", "/assets/a/b.css"), "a/b.css");
+  EXPECT_EQ(static_relative_path("/assets", "/assets/a.css"), "a.css");
+  EXPECT_EQ(static_relative_path("/assets", "/assets"), "");
+  EXPECT_EQ(static_relative_path("/", "/"), "");
+  EXPECT_EQ(static_relative_path("/", "/caf%C3%A9.txt"), "caf\xc3\xa9.txt");
+  EXPECT_EQ(static_relative_path("/", "/a//b/"), "a/b");
+}
+
+TEST(StaticPath, NothingCanLeaveTheRoot) {
+  for (const char* path : {"/../etc/passwd", "/a/../../x", "/%2e%2e/x", "/%2E%2E/x", "/a/%2e/b",
+                           "/a%2fb", "/a%2Fb", "/a%00b", "/a\\b", "/a%5cb", "/%", "/%4", "/%zz",
+                           "/./a"}) {
+    EXPECT_FALSE(static_relative_path("/", path)) << path;
+  }
+  EXPECT_FALSE(static_relative_path("/assets/", "/other/x"));
+}
+
+TEST(StaticMediaType, ByExtensionCaseInsensitive) {
+  EXPECT_EQ(media_type("index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(media_type("A.PNG"), "image/png");
+  EXPECT_EQ(media_type("x.unknown"), "application/octet-stream");
+  EXPECT_EQ(media_type("noext"), "application/octet-stream");
+}
+
+TEST(StaticRange, OneRangeOrTheWhole) {
+  ByteRange r;
+  EXPECT_EQ(parse_range("bytes=0-9", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 0u);
+  EXPECT_EQ(r.last, 9u);
+  EXPECT_EQ(parse_range("bytes=90-", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 90u);
+  EXPECT_EQ(r.last, 99u);
+  EXPECT_EQ(parse_range("bytes=-10", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 90u);
+  EXPECT_EQ(parse_range("bytes=-1000", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 0u);
+  EXPECT_EQ(parse_range("bytes=50-1000", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.last, 99u);
+  EXPECT_EQ(parse_range("bytes=100-", 100, r), RangeAnswer::unsatisfiable);
+  EXPECT_EQ(parse_range("bytes=-0", 100, r), RangeAnswer::unsatisfiable);
+  EXPECT_EQ(parse_range("bytes=5-1", 100, r), RangeAnswer::whole);
+  EXPECT_EQ(parse_range("bytes=0-1,5-6", 100, r), RangeAnswer::whole);
+  EXPECT_EQ(parse_range("items=0-1", 100, r), RangeAnswer::whole);
+  EXPECT_EQ(parse_range("bytes=x-1", 100, r), RangeAnswer::whole);
+  EXPECT_EQ(parse_range("", 100, r), RangeAnswer::whole);
+}
+
+TEST(StaticOpen, ASymlinkOutOfTheRootDoesNotResolve) {
+  char tmpl[] = "/tmp/ringhttpd-static-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  ::mkdir((dir + "/root").c_str(), 0755);
+  std::ofstream(dir + "/secret") << "secret";
+  std::ofstream(dir + "/root/ok.txt") << "ok";
+  ASSERT_EQ(::symlink((dir + "/secret").c_str(), (dir + "/root/out").c_str()), 0);
+  ASSERT_EQ(::symlink("ok.txt", (dir + "/root/in").c_str()), 0);
+  const int root = ::open((dir + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0);
+  EXPECT_TRUE(open_beneath(root, "ok.txt"));
+  EXPECT_TRUE(open_beneath(root, "in"));  // a link that stays inside
+  EXPECT_FALSE(open_beneath(root, "out"));
+  EXPECT_FALSE(open_beneath(root, "../secret"));
+  ::close(root);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace ringhttpd::worker

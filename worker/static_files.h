@@ -1,0 +1,54 @@
+// Static files answered by the network process (route "static"): the pure
+// decisions (which file a request names, its media type, its validators,
+// which bytes a Range asks for) and the one syscall that opens a file
+// beneath the root. Nothing here reads a file's bytes: they go from the
+// page cache to the socket with sendfile (NetworkProcess::send_file_part).
+//
+// No path can leave the root: the request path is percent-decoded once;
+// a NUL, a backslash, an encoded slash, or a "." or ".." segment is refused
+// (404: whether such a name exists is nobody's business); and the file is
+// opened with openat2(RESOLVE_BENEATH), so no symlink or ".." can resolve
+// outside the root either (404 too).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proto/unique_fd.h"
+
+namespace ringhttpd::worker {
+
+// The file path relative to the route's root that `request_path` names
+// under `prefix` (the route's path), or nullopt when it is refused. ""
+// names the root itself.
+std::optional<std::string> static_relative_path(std::string_view prefix,
+                                                std::string_view request_path);
+
+// The media type for a file name, by its extension ("application/octet-stream"
+// when unknown).
+std::string_view media_type(std::string_view name);
+
+// A strong validator from the file's identity, size and modification time.
+std::string entity_tag(const struct stat& st);
+
+// A single byte range (RFC 9110 14.1.2).
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+};
+enum class RangeAnswer { whole, partial, unsatisfiable };
+// What a Range header asks of a representation of `size` bytes. Anything
+// but one well-formed "bytes=" range is answered whole (a server may ignore
+// Range; several ranges would need multipart, not built).
+RangeAnswer parse_range(std::string_view header, uint64_t size, ByteRange& range);
+
+// Opens `relative` beneath the directory `root_fd` (RESOLVE_BENEATH, no
+// magic links), read-only. An invalid fd when it does not exist, cannot be
+// opened, or would resolve outside the root.
+proto::UniqueFd open_beneath(int root_fd, const std::string& relative, bool directory = false);
+
+}  // namespace ringhttpd::worker
