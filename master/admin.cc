@@ -68,12 +68,12 @@ struct AdminServer::Client {
   uid_t uid = 0;
   LineBuffer in;
   std::string out;
-  size_t out_at = 0;        // out[0, out_at) is written
-  int64_t progress_ms = 0;  // connected, a complete line read, or bytes written
+  size_t out_at = 0;                       // out[0, out_at) is written
+  int64_t progress_ms = 0;                 // connected, a complete line read, or bytes written
   std::optional<uint64_t> waiting_reload;  // the reload whose end answers it
-  bool eof = false;                // the client will send nothing more
+  bool eof = false;                        // the client will send nothing more
   bool close_when_written = false;
-  bool closed = false;             // dropped at the end of handle()
+  bool closed = false;  // dropped at the end of handle()
 
   bool writing() const { return out_at < out.size(); }
   bool busy() const { return waiting_reload.has_value() || writing(); }
@@ -84,7 +84,9 @@ std::unique_ptr<AdminServer> AdminServer::open(const AdminConfig& config, AdminH
   const std::string& path = config.socket;
   const std::string shown = escape_text(path);
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
   const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   if (base.empty() || base == "." || base == "..") {
     error = "admin.socket: " + shown + " names a directory, not a socket file";
@@ -100,10 +102,11 @@ std::unique_ptr<AdminServer> AdminServer::open(const AdminConfig& config, AdminH
   }
   if (!dir_fd) {
     error = "admin.socket: cannot create " + shown + ": directory " + escape_text(dir) + ": " +
-            errno_text() + (errno == ENOENT ? " (create it, or set admin.socket; \"\" disables it)" : "");
+            errno_text() +
+            (errno == ENOENT ? " (create it, or set admin.socket; \"\" disables it)" : "");
     return nullptr;
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       error = "admin.socket: " + shown + " exists and is not a socket; not replacing it";
@@ -150,8 +153,8 @@ std::unique_ptr<AdminServer> AdminServer::open(const AdminConfig& config, AdminH
     ::unlink(path.c_str());
     return nullptr;
   }
-  server.reset(new AdminServer(path, std::move(fd), std::move(dir_fd), st.st_ino, config,
-                               std::move(hooks)));
+  server.reset(
+      new AdminServer(path, std::move(fd), std::move(dir_fd), st.st_ino, config, std::move(hooks)));
   return server;
 }
 
@@ -239,9 +242,9 @@ void AdminServer::accept_all(int64_t now_ms) {
     const auto live = std::count_if(clients_.begin(), clients_.end(),
                                     [](const std::unique_ptr<Client>& x) { return !x->closed; });
     if (static_cast<size_t>(live) >= kMaxAdminClients) {
-      send_parting_line(fd.get(), admin_error("too many admin clients (at most " +
-                                              std::to_string(kMaxAdminClients) +
-                                              " at once); try again"));
+      send_parting_line(fd.get(),
+                        admin_error("too many admin clients (at most " +
+                                    std::to_string(kMaxAdminClients) + " at once); try again"));
       continue;
     }
     auto c = std::make_unique<Client>();
@@ -370,7 +373,7 @@ void AdminServer::flush(Client& c, int64_t now_ms) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // POLLOUT resumes it
-    c.closed = true;  // the client went away
+    c.closed = true;                                                 // the client went away
     return;
   }
   c.out.clear();
@@ -408,7 +411,7 @@ void AdminServer::unlink_socket() {
   if (!dir_) return;
   const size_t slash = path_.rfind('/');
   const std::string base = slash == std::string::npos ? path_ : path_.substr(slash + 1);
-  struct stat st{};
+  struct stat st {};
   if (::fstatat(dir_.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == inode_ &&
       S_ISSOCK(st.st_mode) && ::unlinkat(dir_.get(), base.c_str(), 0) != 0) {
     worker::log_warn("admin: cannot remove " + escape_text(path_) + ": " + errno_text());

@@ -89,11 +89,11 @@ class AdminServer {
   void flush(Client& c, int64_t now_ms);
   void unlink_socket();
 
-  std::string path_;          // as configured (relative to the working directory)
+  std::string path_;  // as configured (relative to the working directory)
   proto::UniqueFd listener_;
-  proto::UniqueFd dir_;       // the socket's directory (O_PATH): unlinked there at exit,
-                              // whatever the working directory is by then
-  ino_t inode_ = 0;           // of the socket file we created: only that one is removed
+  proto::UniqueFd dir_;  // the socket's directory (O_PATH): unlinked there at exit,
+                         // whatever the working directory is by then
+  ino_t inode_ = 0;      // of the socket file we created: only that one is removed
   AdminConfig config_;
   AdminHooks hooks_;
   std::vector<std::unique_ptr<Client>> clients_;

@@ -19,7 +19,8 @@ struct CommandInfo {
 };
 
 constexpr std::array<CommandInfo, 5> kCommands = {{
-    {"status", AdminCommand::status, "version, uptime, generations, last reload, one row per process"},
+    {"status", AdminCommand::status,
+     "version, uptime, generations, last reload, one row per process"},
     {"reload", AdminCommand::reload,
      "reload the config (as SIGHUP); answers when the new generation serves or the reload failed"},
     {"config", AdminCommand::config, "the effective config of the serving generation"},
@@ -83,8 +84,9 @@ AdminRequest parse_admin_request(std::string_view line) {
   // bounded by kMaxAdminLine; nlohmann parses and destroys iteratively.)
   const json v = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (v.is_discarded()) {
-    r.error = admin_error("malformed JSON: a request is one JSON object per line, "
-                          "e.g. {\"command\": \"status\"}");
+    r.error = admin_error(
+        "malformed JSON: a request is one JSON object per line, "
+        "e.g. {\"command\": \"status\"}");
     return r;
   }
   if (!v.is_object()) {

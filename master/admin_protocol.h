@@ -39,7 +39,7 @@ class LineBuffer {
 
  private:
   std::string data_;
-  size_t at_ = 0;  // data_[0, at_) was consumed
+  size_t at_ = 0;       // data_[0, at_) was consumed
   size_t scanned_ = 0;  // data_[at_, scanned_) holds no newline (no rescans)
 };
 

@@ -2,11 +2,12 @@
 // process is. `serve` becomes the supervisor (which forks the workers);
 // `check` validates a config file and exits. main() is in master/main.cc;
 // the test build's binary calls run_cli() too, after adding its handlers.
+#include "master/cli.h"
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
-#include "master/cli.h"
 #include "master/capacity.h"
 #include "master/config.h"
 #include "master/ctl.h"

@@ -11,7 +11,6 @@
 // a fixed order so that routes can be resolved against the services.
 
 #include "master/config.h"
-#include "worker/handler.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -42,6 +41,7 @@
 #include <vector>
 
 #include "proto/http_response.h"
+#include "worker/handler.h"
 
 namespace ringhttpd::master {
 namespace {
@@ -409,7 +409,6 @@ void read_network(const json& v, Config* c, Errors* errors) {
 
 // ---- "services" ------------------------------------------------------------
 
-
 constexpr std::array<UintField<ServiceSettings>, 4> kServiceFields = {{
     {"processes", 1, 256, &ServiceSettings::processes},
     {"ring_bytes", 4096, kGiB, &ServiceSettings::ring_bytes},  // and a power of two
@@ -454,7 +453,8 @@ void read_service(const json& v, std::string_view path, ServiceSettings* s, Erro
          "must be a power of two (got " + std::to_string(s->ring_bytes) + ")");
   }
   if (s->kill_after_ms == 0) {
-    s->kill_after_ms = static_cast<uint32_t>(std::min<uint64_t>(2ull * s->timeout_ms, kMaxTimeoutMs));
+    s->kill_after_ms =
+        static_cast<uint32_t>(std::min<uint64_t>(2ull * s->timeout_ms, kMaxTimeoutMs));
   } else if (s->kill_after_ms < s->timeout_ms) {
     fail(errors, join(path, "kill_after_ms"),
          "must be at least timeout_ms (" + std::to_string(s->timeout_ms) + ")");
@@ -553,8 +553,7 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
 
 // "static": {"root": "/srv/www", "index": ["index.html"]}. The root must be
 // an existing directory now (a typo is found by `check`, not by a 404).
-void read_static(const json& v, std::string_view path, worker::StaticSettings* s,
-                 Errors* errors) {
+void read_static(const json& v, std::string_view path, worker::StaticSettings* s, Errors* errors) {
   static constexpr std::array<std::string_view, 2> kKeys = {"root", "index"};
   if (!check_object(v, path, kKeys, errors)) return;
   if (member(v, "root") == nullptr) {
@@ -764,8 +763,8 @@ void read_admin(const json& v, Config* c, Errors* errors) {
     // "" turns the admin socket off (a deliberate choice, unlike a missing key).
     if (a.socket.size() > kMaxSocketPath) {
       fail(errors, "admin.socket",
-           "must be \"\" (no admin socket) or a path of at most " +
-               std::to_string(kMaxSocketPath) + " bytes");
+           "must be \"\" (no admin socket) or a path of at most " + std::to_string(kMaxSocketPath) +
+               " bytes");
     } else if (a.socket.find('\0') != std::string::npos) {
       // The kernel would read the path only up to the NUL: another file.
       fail(errors, "admin.socket", "must not contain a NUL byte (got " + quote(a.socket) + ")");

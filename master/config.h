@@ -21,7 +21,7 @@ struct ListenerConfig {
 struct AdminConfig {
   std::string socket = "run/ringhttpd.sock";  // "" = no admin socket
   unsigned mode = 0600;
-  std::string group;  // "" = none; else members of it (by gid) may connect too
+  std::string group;       // "" = none; else members of it (by gid) may connect too
   unsigned group_gid = 0;  // valid when !group.empty(): resolved at load
 };
 

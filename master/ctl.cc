@@ -25,7 +25,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kReloadTimeoutMs = 30000;  // a reload waits up to 10 s for readiness, twice if coalesced
+constexpr int kReloadTimeoutMs =
+    30000;  // a reload waits up to 10 s for readiness, twice if coalesced
 constexpr int kTimeoutMs = 5000;
 constexpr size_t kMaxAnswer = 64 << 20;
 
@@ -115,7 +116,8 @@ std::optional<std::string> exchange(const std::string& path, const std::string& 
     return std::nullopt;
   }
   const std::string line = request + "\n";
-  if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+  if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(line.size())) {
     fail_line("cannot send to " + shown + ": " + std::strerror(errno));
     return std::nullopt;
   }
@@ -168,7 +170,8 @@ std::string last_reload_line(const json& status, int64_t now_unix_ms) {
   if (it == status.end() || !it->is_object()) return "last reload: none";
   const json& r = *it;
   const std::optional<int64_t> at = number(r, "at_ms");
-  const std::string ago = at ? format_duration(std::max<int64_t>(0, now_unix_ms - *at)) + " ago" : "";
+  const std::string ago =
+      at ? format_duration(std::max<int64_t>(0, now_unix_ms - *at)) + " ago" : "";
   if (flag(r, "ok")) {
     return "last reload: ok " + ago + " (generation " + text(r, "generation") + " in " +
            duration_of(r, "ms") + ")";
@@ -210,7 +213,8 @@ std::string format_status(const json& status, int64_t now_unix_ms) {
   std::string listeners;
   if (const auto it = status.find("listeners"); it != status.end() && it->is_array()) {
     for (const json& l : *it) {
-      if (l.is_string()) listeners += (listeners.empty() ? "" : ", ") + printable(l.get<std::string>());
+      if (l.is_string())
+        listeners += (listeners.empty() ? "" : ", ") + printable(l.get<std::string>());
     }
   }
   const std::string gen = text(status, "generation", "");
@@ -235,8 +239,9 @@ std::string format_status(const json& status, int64_t now_unix_ms) {
       const int64_t streak = number(p, "streak").value_or(0);
       const std::optional<int64_t> next = number(p, "restart_in_ms");
       if (streak < 2 && !next) continue;
-      std::string who = text(p, "role") + (text(p, "service") == "-" ? "" : " " + text(p, "service")) +
-                        " g" + text(p, "generation") + " #" + text(p, "index");
+      std::string who = text(p, "role") +
+                        (text(p, "service") == "-" ? "" : " " + text(p, "service")) + " g" +
+                        text(p, "generation") + " #" + text(p, "index");
       std::string note = who + ":";
       if (streak >= 2) note += " crash loop (" + std::to_string(streak) + " deaths in a row);";
       note += next ? " replacement in " + format_duration(*next) : " running again";
@@ -250,12 +255,12 @@ std::string format_status(const json& status, int64_t now_unix_ms) {
 
 CLI::App* add_ctl_command(CLI::App& app, CtlOptions& o) {
   CLI::App* ctl = app.add_subcommand(
-      "ctl", "talk to a running server over its admin socket: status, reload, config, metrics, help");
-  CLI::Option* socket =
-      ctl->add_option_function<std::string>(
-             "--socket", [&o](const std::string& v) { o.socket = v; },
-             "the admin socket (default: admin.socket of the embedded config)")
-          ->type_name("PATH");
+      "ctl",
+      "talk to a running server over its admin socket: status, reload, config, metrics, help");
+  CLI::Option* socket = ctl->add_option_function<std::string>(
+                               "--socket", [&o](const std::string& v) { o.socket = v; },
+                               "the admin socket (default: admin.socket of the embedded config)")
+                            ->type_name("PATH");
   ctl->add_option_function<std::string>(
          "-c,--config", [&o](const std::string& v) { o.config_path = v; },
          "read admin.socket from this config file")

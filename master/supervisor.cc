@@ -174,16 +174,16 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   error = raise_fd_limit(g->config.network.max_connections, g->listeners.size(),
                          g->n_network + n_service);
   if (!error.empty()) return nullptr;
-  shm::SegmentSpec spec{g->number, g->n_network, {},
-                        static_cast<uint32_t>(g->config.routes.size())};
+  shm::SegmentSpec spec{
+      g->number, g->n_network, {}, static_cast<uint32_t>(g->config.routes.size())};
   worker::WorkerEnv& env = g->env_template;
   for (const worker::ServiceSettings& s : g->config.services) {
     env.pools.push_back({static_cast<uint32_t>(spec.service_ring_bytes.size()),
                          static_cast<uint32_t>(s.processes)});
     for (int i = 0; i < s.processes; ++i) spec.service_ring_bytes.push_back(s.ring_bytes);
   }
-  g->segment = shm::Segment::create(
-      shm::segment_name(static_cast<uint32_t>(::getpid()), g->number), spec, error);
+  g->segment = shm::Segment::create(shm::segment_name(static_cast<uint32_t>(::getpid()), g->number),
+                                    spec, error);
   if (!g->segment) return nullptr;
   // Children that run as `user` must be able to remove it if the
   // supervisor dies (only the owner may unlink in the sticky /dev/shm).
@@ -530,7 +530,8 @@ Supervisor::Outcome Supervisor::handle_signals() {
         log_info("SIGUSR1: reopening log files");
         for (auto& gen : generations_) {
           for (Child& c : gen->children) {
-            if (c.control) proto::send_control(c.control.get(), {proto::ControlType::reopen_logs, 0});
+            if (c.control)
+              proto::send_control(c.control.get(), {proto::ControlType::reopen_logs, 0});
           }
         }
         break;
@@ -673,10 +674,10 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
           break;  // not a peer of the reporter, or already replaced
         }
         if (overdue) {
-          log_error(s.title + pid_text(s.pid) + " holds a request past kill_after_ms (" +
-                    std::to_string(
-                        g.config.services[static_cast<size_t>(s.service)].kill_after_ms) +
-                    " ms); killing it");
+          log_error(
+              s.title + pid_text(s.pid) + " holds a request past kill_after_ms (" +
+              std::to_string(g.config.services[static_cast<size_t>(s.service)].kill_after_ms) +
+              " ms); killing it");
         } else {
           log_error(s.title + pid_text(s.pid) + " wrote a ring " + c.title +
                     " cannot read; killing it");
@@ -714,9 +715,9 @@ void Supervisor::flush_adopts() {
     bool sent = false;
     for (size_t tries = 0; tries < ready.size() && !sent; ++tries) {
       Child& target = *ready[relay_next_++ % ready.size()];
-      const std::string err = proto::send_control(target.control.get(),
-                                                  {proto::ControlType::adopt, 0}, {a.fd.get()},
-                                                  a.bytes, /*dont_wait=*/true);
+      const std::string err =
+          proto::send_control(target.control.get(), {proto::ControlType::adopt, 0}, {a.fd.get()},
+                              a.bytes, /*dont_wait=*/true);
       sent = err.empty();  // EAGAIN: its queue is full; a dying target is reaped anyway
     }
     if (!sent) return;  // every target is busy: again on the next iteration
@@ -770,7 +771,8 @@ void Supervisor::run_generation_timers(Generation& g, int64_t now) {
   if (g.phase == GenerationPhase::starting && now >= g.deadline_ms) {
     std::string late;
     for (const Child& c : g.children) {
-      if (c.state != ChildState::ready) late += (late.empty() ? "" : ", ") + c.title + pid_text(c.pid);
+      if (c.state != ChildState::ready)
+        late += (late.empty() ? "" : ", ") + c.title + pid_text(c.pid);
     }
     roll_back(g, "generation " + std::to_string(g.number) + " not ready within " +
                      std::to_string(kReadyTimeoutMs) + " ms (waiting for " + late + ")");
@@ -825,9 +827,10 @@ int Supervisor::poll_timeout(int64_t now) const {
 // ---- stop ---------------------------------------------------------------
 
 void Supervisor::send_stop(Child& c, bool graceful) {
-  const std::string err = c.control ? proto::send_control(c.control.get(),
-                                                          {proto::ControlType::stop, graceful ? 1u : 0u})
-                                    : "no control socket";
+  const std::string err =
+      c.control
+          ? proto::send_control(c.control.get(), {proto::ControlType::stop, graceful ? 1u : 0u})
+          : "no control socket";
   if (!err.empty()) ::kill(c.pid, SIGTERM);
 }
 
@@ -885,7 +888,8 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
       }
     }
     flush_adopts();
-    ::poll(fds.data(), fds.size(), static_cast<int>(std::min<int64_t>(left, adopts_.empty() ? 100 : 2)));
+    ::poll(fds.data(), fds.size(),
+           static_cast<int>(std::min<int64_t>(left, adopts_.empty() ? 100 : 2)));
     for (size_t i = 1; i < fds.size(); ++i) {
       if (fds[i].revents != 0) handle_control(*owners[i].first, *owners[i].second, 64);
     }
@@ -905,8 +909,8 @@ std::string Supervisor::status_summary() const {
   for (const auto& s : current_->config.services) n_service += static_cast<size_t>(s.processes);
   return "generation " + std::to_string(current_->number) + " serving, " +
          std::to_string(current_->n_network) + " network and " + std::to_string(n_service) +
-         " service processes, " + std::to_string(rate_) + " requests/s; last reload: " +
-         last_reload_result_;
+         " service processes, " + std::to_string(rate_) +
+         " requests/s; last reload: " + last_reload_result_;
 }
 
 // Requests per second over the last few seconds, from the serving

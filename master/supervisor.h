@@ -75,10 +75,10 @@ class Supervisor {
     ChildState state = ChildState::gone;
     int64_t started_ms = 0;
     RestartPolicy restart;
-    bool respawn = false;            // a replacement is due (at restart_at_ms)
-    int64_t died_ms = 0;             // != 0: the last process died then; not yet replaced
-    int64_t restart_at_ms = 0;       // valid while respawn
-    std::set<uint32_t> awaiting;     // peers that have not released this slot yet
+    bool respawn = false;             // a replacement is due (at restart_at_ms)
+    int64_t died_ms = 0;              // != 0: the last process died then; not yet replaced
+    int64_t restart_at_ms = 0;        // valid while respawn
+    std::set<uint32_t> awaiting;      // peers that have not released this slot yet
     int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()
     bool release_killed = false;      // the peers still awaited were killed (hung)
     // != 0: the slot entered a crash loop then (restart.streak() reached
@@ -97,7 +97,7 @@ class Supervisor {
     worker::WorkerEnv env_template;
     std::vector<Child> children;  // indexed by slot
     int64_t began_ms = 0;
-    int64_t deadline_ms = 0;  // starting: ready by then; draining: drained by then
+    int64_t deadline_ms = 0;     // starting: ready by then; draining: drained by then
     bool services_told = false;  // draining: the service processes were told to stop
     bool hurried = false;        // draining: past the deadline, told to stop now
     bool killed = false;         // draining: past deadline + margin, SIGKILLed
@@ -198,11 +198,11 @@ class Supervisor {
   // config's listeners and kept for the supervisor's life (bind_listeners).
   std::vector<Listener> activated_;
   std::string last_reload_result_ = "none";  // for STATUS=: "none", "ok", "failed: ..."
-  std::unique_ptr<AdminServer> admin_;  // null: admin.socket is ""
-  int64_t started_ms_ = 0;              // the supervisor's start (monotonic), for uptime
-  uint64_t reloads_started_ = 0;        // numbers the reloads, for admin reload answers
-  std::optional<LastReload> last_reload_;  // the last finished reload, if any
-  bool reload_due_ = false;  // a (coalesced) reload starts at the top of the loop
+  std::unique_ptr<AdminServer> admin_;       // null: admin.socket is ""
+  int64_t started_ms_ = 0;                   // the supervisor's start (monotonic), for uptime
+  uint64_t reloads_started_ = 0;             // numbers the reloads, for admin reload answers
+  std::optional<LastReload> last_reload_;    // the last finished reload, if any
+  bool reload_due_ = false;                  // a (coalesced) reload starts at the top of the loop
   bool stopping_ = false;
   bool start_failed_ = false;
 };

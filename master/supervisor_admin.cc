@@ -66,12 +66,12 @@ bool Supervisor::open_admin(std::string& error) {
     if (g == nullptr || !g->segment) {
       return admin_error("the server is still starting; no metrics before it serves");
     }
-    return json{{"ok", true},
-                {"generation", g->number},
-                {"metrics", worker::format_metrics(
-                                *g->segment,
-                                worker::metrics_names(g->config.services, g->config.routes),
-                                worker::monotonic_ms())}};
+    return json{
+        {"ok", true},
+        {"generation", g->number},
+        {"metrics", worker::format_metrics(
+                        *g->segment, worker::metrics_names(g->config.services, g->config.routes),
+                        worker::monotonic_ms())}};
   };
   hooks.reload = [this](std::string& why) -> std::optional<uint64_t> {
     if (current_ == nullptr) {
@@ -112,11 +112,10 @@ void Supervisor::note_reload_finished() {
     worker::log_warn("reload: the admin.* keys changed; they take effect at the next start");
   }
   if (admin_) {
-    admin_->reload_finished(reloads_started_,
-                            r.ok ? json{{"ok", true}, {"generation", r.generation}, {"ms", r.took_ms}}
-                                 : json{{"ok", false},
-                                        {"error", r.error},
-                                        {"generation", r.generation}});
+    admin_->reload_finished(
+        reloads_started_,
+        r.ok ? json{{"ok", true}, {"generation", r.generation}, {"ms", r.took_ms}}
+             : json{{"ok", false}, {"error", r.error}, {"generation", r.generation}});
   }
   last_reload_ = std::move(r);
 }
@@ -153,20 +152,23 @@ json Supervisor::admin_status() const {
     for (const Child& c : g->children) {
       // Counters are written by the process itself; read them as it writes them.
       shm::ProcessSlot& slot = g->segment->slot(c.slot);
-      const uint64_t requests = std::atomic_ref<uint64_t>(slot.requests).load(std::memory_order_relaxed);
-      const uint64_t inflight = std::atomic_ref<uint64_t>(slot.inflight).load(std::memory_order_relaxed);
-      const uint32_t conns = std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
+      const uint64_t requests =
+          std::atomic_ref<uint64_t>(slot.requests).load(std::memory_order_relaxed);
+      const uint64_t inflight =
+          std::atomic_ref<uint64_t>(slot.inflight).load(std::memory_order_relaxed);
+      const uint32_t conns =
+          std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
       const bool running = c.pid > 0;
       const bool network = c.role == shm::ProcessRole::network;
-      const char* state = !running                                   ? "gone"
-                          : g->phase == GenerationPhase::draining    ? "draining"
-                          : g->phase == GenerationPhase::discarding  ? "stopping"
-                          : c.state == ChildState::ready             ? "ready"
-                                                                     : "starting";
+      const char* state = !running                                  ? "gone"
+                          : g->phase == GenerationPhase::draining   ? "draining"
+                          : g->phase == GenerationPhase::discarding ? "stopping"
+                          : c.state == ChildState::ready            ? "ready"
+                                                                    : "starting";
       json row = {
           {"role", network ? "network" : "service"},
-          {"service", network ? json(nullptr)
-                              : json(g->config.services[static_cast<size_t>(c.service)].name)},
+          {"service",
+           network ? json(nullptr) : json(g->config.services[static_cast<size_t>(c.service)].name)},
           {"generation", g->number},
           {"index", c.index},
           {"pid", running ? json(c.pid) : json(nullptr)},
@@ -177,8 +179,9 @@ json Supervisor::admin_status() const {
           {"inflight", network ? json(nullptr) : json(inflight)},
           {"restarts", c.restart.restarts()},
           {"streak", c.restart.streak()},
-          {"restart_in_ms", c.respawn && !running ? json(std::max<int64_t>(0, c.restart_at_ms - now))
-                                                  : json(nullptr)},
+          {"restart_in_ms", c.respawn && !running
+                                ? json(std::max<int64_t>(0, c.restart_at_ms - now))
+                                : json(nullptr)},
       };
       // Ring depths: bytes waiting in the service process's rings, summed
       // over the network processes (requests to it, responses from it).

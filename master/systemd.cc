@@ -164,7 +164,8 @@ int64_t SystemdNotifier::watchdog_due_ms() const {
 std::string status_line(std::string_view text) {
   constexpr size_t kMax = 200;
   std::string out(text.substr(0, kMax));
-  std::replace_if(out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+      out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   return out;
 }
 
@@ -187,7 +188,8 @@ int match_passed_socket(const std::vector<ListenerConfig>& configs, const sockad
                         std::string_view name) {
   for (size_t i = 0; i < configs.size(); ++i) {
     sockaddr_storage want;
-    if (configs[i].port != 0 && configured_address(configs[i], want) && same_endpoint(want, bound)) {
+    if (configs[i].port != 0 && configured_address(configs[i], want) &&
+        same_endpoint(want, bound)) {
       return static_cast<int>(i);
     }
   }
@@ -210,8 +212,7 @@ std::vector<Listener> take_activated_listeners(const std::vector<ListenerConfig>
     // Only listening TCP sockets can be listeners (a unit may pass others).
     if (sd_is_socket(s.fd.get(), AF_UNSPEC, SOCK_STREAM, 1) <= 0 ||
         (s.address.ss_family != AF_INET && s.address.ss_family != AF_INET6)) {
-      log_warn("socket activation: " + describe(s) +
-               " is not a listening TCP socket; closed");
+      log_warn("socket activation: " + describe(s) + " is not a listening TCP socket; closed");
       continue;
     }
     const int i = match_passed_socket(configs, s.address, s.name);

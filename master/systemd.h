@@ -82,7 +82,7 @@ bool watchdog_healthy(bool serving, const std::vector<int64_t>& crash_loops_sinc
 // A listening socket passed by systemd (LISTEN_FDS), before it is matched.
 struct PassedSocket {
   proto::UniqueFd fd;
-  std::string name;  // FileDescriptorName (LISTEN_FDNAMES), "unknown" when unnamed
+  std::string name;            // FileDescriptorName (LISTEN_FDNAMES), "unknown" when unnamed
   sockaddr_storage address{};  // getsockname
   socklen_t address_len = 0;
 };

@@ -35,11 +35,10 @@ uint32_t layout_tag() {
        {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
         offsetof(SegmentHeader, routes_offset), offsetof(SegmentHeader, reloads_ok),
         offsetof(ProcessSlot, responses), offsetof(ProcessSlot, latency_buckets),
-        uint64_t{kLatencyBuckets},
-        offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
-        offsetof(ProcessSlot, connections),
-        sizeof(RingEntry), sizeof(RingHeader), offsetof(RingHeader, head),
-        offsetof(RingHeader, tail), sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
+        uint64_t{kLatencyBuckets}, offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot),
+        offsetof(ProcessSlot, inflight), offsetof(ProcessSlot, connections), sizeof(RingEntry),
+        sizeof(RingHeader), offsetof(RingHeader, head), offsetof(RingHeader, tail),
+        sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
     h = fnv1a(h, v);
   }
   return h;
@@ -50,8 +49,8 @@ SegmentLayout compute_layout(const SegmentSpec& spec) {
   const uint64_t n_service = spec.service_ring_bytes.size();
   layout.slots_offset = align64(sizeof(SegmentHeader));
   layout.routes_offset = layout.slots_offset + (spec.n_network + n_service) * sizeof(ProcessSlot);
-  layout.rings_offset =
-      align64(layout.routes_offset + uint64_t{spec.n_network} * spec.n_routes * 5 * sizeof(uint64_t));
+  layout.rings_offset = align64(layout.routes_offset +
+                                uint64_t{spec.n_network} * spec.n_routes * 5 * sizeof(uint64_t));
   uint64_t at = align64(layout.rings_offset + spec.n_network * n_service * 2 * sizeof(RingEntry));
   for (uint32_t n = 0; n < spec.n_network; ++n) {
     for (uint64_t s = 0; s < n_service; ++s) {
@@ -183,8 +182,8 @@ bool Segment::verify_for(ProcessRole role, uint32_t index, std::string& error) c
   const uint32_t others = network ? h.n_service : h.n_network;
   for (uint32_t k = 0; k < others; ++k) {
     for (Direction dir : {Direction::request, Direction::response}) {
-      const size_t i = network ? ring_index(h.n_service, index, k, dir)
-                               : ring_index(h.n_service, k, index, dir);
+      const size_t i =
+          network ? ring_index(h.n_service, index, k, dir) : ring_index(h.n_service, k, index, dir);
       if (!verify_ring(i, error)) return false;
     }
   }
@@ -199,9 +198,12 @@ bool Segment::verify_header(std::string& error) const {
     return false;
   }
   // The areas follow one another and stay inside the mapping.
-  const uint64_t slots_end = h.slots_offset + uint64_t{h.n_network + h.n_service} * sizeof(ProcessSlot);
-  const uint64_t routes_end = h.routes_offset + uint64_t{h.n_network} * h.n_routes * 5 * sizeof(uint64_t);
-  const uint64_t table_end = h.rings_offset + uint64_t{h.n_network} * h.n_service * 2 * sizeof(RingEntry);
+  const uint64_t slots_end =
+      h.slots_offset + uint64_t{h.n_network + h.n_service} * sizeof(ProcessSlot);
+  const uint64_t routes_end =
+      h.routes_offset + uint64_t{h.n_network} * h.n_routes * 5 * sizeof(uint64_t);
+  const uint64_t table_end =
+      h.rings_offset + uint64_t{h.n_network} * h.n_service * 2 * sizeof(RingEntry);
   if (slots_end > h.routes_offset || routes_end > h.rings_offset || table_end > h.total_bytes) {
     error = "the header's areas overlap or leave the segment";
     return false;

@@ -60,8 +60,8 @@ enum class ProcessState : uint32_t { empty = 0, starting = 1, ready = 2, stoppin
 
 // Request latency buckets (upper bounds in microseconds; the last is +Inf),
 // for the fast path and the service path apart.
-inline constexpr uint64_t kLatencyBoundsUs[] = {500,    1000,   2500,    5000,    10000,  25000,
-                                                50000,  100000, 250000,  500000,  1000000};
+inline constexpr uint64_t kLatencyBoundsUs[] = {500,   1000,   2500,   5000,   10000,  25000,
+                                                50000, 100000, 250000, 500000, 1000000};
 inline constexpr size_t kLatencyBuckets = std::size(kLatencyBoundsUs) + 1;
 enum class Path : uint32_t { fast = 0, service = 1 };
 
@@ -85,10 +85,10 @@ struct alignas(64) ProcessSlot {
   ProcessState state;
   uint32_t incarnation;  // bumped (by the supervisor) each time a process takes this slot
   uint64_t started_at_ms;
-  uint64_t requests;     // requests answered
-  uint64_t inflight;     // requests queued to (service) or being served by it
-  uint32_t connections;  // network: client connections open (siblings read it)
-  uint32_t restarts;     // the supervisor: processes this slot lost so far
+  uint64_t requests;      // requests answered
+  uint64_t inflight;      // requests queued to (service) or being served by it
+  uint32_t connections;   // network: client connections open (siblings read it)
+  uint32_t restarts;      // the supervisor: processes this slot lost so far
   uint64_t heartbeat_ms;  // monotonic ms of the process's last loop iteration
 
   alignas(64) uint64_t responses[5];  // network: responses written, by status class

@@ -147,7 +147,8 @@ void AccessLog::record(const AccessEntry& entry, std::time_t now) {
     std::tm tm{};
     ::gmtime_r(&now, &tm);
     char text[40];
-    const char* pattern = format_ == Format::combined ? "%d/%b/%Y:%H:%M:%S +0000" : "%Y-%m-%dT%H:%M:%SZ";
+    const char* pattern =
+        format_ == Format::combined ? "%d/%b/%Y:%H:%M:%S +0000" : "%Y-%m-%dT%H:%M:%SZ";
     std::strftime(text, sizeof text, pattern, &tm);
     time_text_ = text;
   }

@@ -113,8 +113,7 @@ int run_child(WorkerEnv& env) {
     supervisor_lost(env);
     return 1;
   }
-  const uint32_t ring_index =
-      env.role == shm::ProcessRole::network ? env.index : env.service_proc;
+  const uint32_t ring_index = env.role == shm::ProcessRole::network ? env.index : env.service_proc;
   if (std::string error; !env.segment->verify_for(env.role, ring_index, error)) {
     log_error("shared memory segment " + env.segment->name() + ": " + error);
     return 1;

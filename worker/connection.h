@@ -33,13 +33,13 @@ struct ResponseSlot {
   uint32_t service = 0;     // valid while request_id != 0: which process
   int64_t deadline_ms = 0;  // valid while request_id != 0: then 504
   bool ready = false;
-  bool keep_alive = true;  // the connection stays open after this response
-  bool head_only = false;  // head without body bytes (HEAD, 204, 304, or a 502 in place)
+  bool keep_alive = true;     // the connection stays open after this response
+  bool head_only = false;     // head without body bytes (HEAD, 204, 304, or a 502 in place)
   bool head_request = false;  // the request was HEAD
   bool via_service = false;   // answered by a service process (for the latency histogram)
   int32_t route = -1;         // index of the route it matched, -1 for none
   int64_t start_us = 0;       // when the request was complete (monotonic us)
-  bool retried = false;    // sent again after its service process died
+  bool retried = false;       // sent again after its service process died
   // The response being received from a service process (valid while
   // request_id != 0): its head arrived; body bytes announced and received.
   bool head_seen = false;

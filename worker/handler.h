@@ -50,8 +50,7 @@ class Handler {
 // built-in ones in worker/handlers/registry.cc, plus any a program adds with
 // add_handler_type() before it reads a config (the test build adds handlers
 // that hang or crash on purpose; the shipped binary adds none).
-using HandlerFactory = std::unique_ptr<Handler> (*)(const ServiceSettings&,
-                                                    const ServiceIdentity&);
+using HandlerFactory = std::unique_ptr<Handler> (*)(const ServiceSettings&, const ServiceIdentity&);
 void add_handler_type(std::string_view name, HandlerFactory factory);
 // The names, in registration order (the config loader validates against it).
 std::span<const std::string_view> handler_type_names();

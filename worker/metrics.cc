@@ -179,7 +179,8 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
   const std::vector<Process> procs = processes(segment, names);
   Writer w;
 
-  w.family("ringhttpd_generation", "gauge", "The generation these metrics are from (1, then +1 per reload).");
+  w.family("ringhttpd_generation", "gauge",
+           "The generation these metrics are from (1, then +1 per reload).");
   w.sample("ringhttpd_generation", "", load(h.generation));
   w.family("ringhttpd_reloads_total", "counter",
            "Reloads since the server started, by result (ok: the new generation serves).");
@@ -214,9 +215,8 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
        [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.restarts)); }},
       {"ringhttpd_process_requests_total", "counter", "Requests the slot's processes answered.",
        false, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.requests)); }},
-      {"ringhttpd_process_inflight", "gauge",
-       "Requests queued to or being served by the process.", false,
-       [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.inflight)); }},
+      {"ringhttpd_process_inflight", "gauge", "Requests queued to or being served by the process.",
+       false, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.inflight)); }},
       {"ringhttpd_connections_open", "gauge", "Client connections open (network processes).", true,
        [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.connections)); }},
       {"ringhttpd_connections_accepted_total", "counter",
@@ -295,7 +295,8 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
     uint64_t sum_us = 0, count = 0;
     for (const Process& p : procs) {
       if (!p.network) continue;
-      for (size_t b = 0; b < buckets.size(); ++b) buckets[b] += load(p.slot->latency_buckets[path][b]);
+      for (size_t b = 0; b < buckets.size(); ++b)
+        buckets[b] += load(p.slot->latency_buckets[path][b]);
       sum_us += load(p.slot->latency_sum_us[path]);
       count += load(p.slot->latency_count[path]);
     }

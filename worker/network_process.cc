@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <atomic>
 #include <cerrno>
 #include <ctime>
+#include <optional>
 
 #include "proto/control.h"
 #include "proto/http_response.h"
@@ -41,8 +41,8 @@ constexpr int kMaxEvents = 256;
 constexpr int kAcceptsPerWake = 2;
 constexpr int kMaxIov = 64;
 constexpr uint64_t kMaxReserve = 1 << 20;  // at most this is reserved on a peer's say-so
-constexpr int64_t kLingerMs = 2000;      // lingering close: discard input at most this long
-constexpr int64_t kTrimAfterMs = 200;    // idle this long: give back per-request memory
+constexpr int64_t kLingerMs = 2000;        // lingering close: discard input at most this long
+constexpr int64_t kTrimAfterMs = 200;      // idle this long: give back per-request memory
 // Stopping: an idle keep-alive connection quiet this long is closed.
 constexpr int64_t kStopIdleMs = 1000;
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -63,9 +63,10 @@ std::string peer_address(int fd) {
   socklen_t len = sizeof ss;
   if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   char text[INET6_ADDRSTRLEN] = {};
-  const void* addr = ss.ss_family == AF_INET6
-                         ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
-                         : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
+  const void* addr =
+      ss.ss_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&ss)->sin_addr);
   return ::inet_ntop(ss.ss_family, addr, text, sizeof text) != nullptr ? text : "";
 }
 
@@ -108,11 +109,11 @@ bool NetworkProcess::start() {
   for (size_t i = 0; i < env_.routes.size(); ++i) {
     const RouteSettings& r = env_.routes[i];
     if (r.kind != RouteSettings::Kind::static_files) continue;
-    static_roots_[i] = proto::UniqueFd(
-        ::open(r.static_files.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    static_roots_[i] =
+        proto::UniqueFd(::open(r.static_files.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!static_roots_[i]) {
-      log_error("routes[" + std::to_string(i) + "].static.root: " +
-                errno_message("open " + r.static_files.root));
+      log_error("routes[" + std::to_string(i) +
+                "].static.root: " + errno_message("open " + r.static_files.root));
       return false;
     }
   }
@@ -329,8 +330,8 @@ void NetworkProcess::hand_over(Connection& c) {
     return close_connection(c);
   }
   loop_.remove(c.fd.get());
-  const std::string err = proto::send_control(env_.control_fd, {proto::ControlType::handoff, 0},
-                                              {c.fd.get()}, c.stash);
+  const std::string err =
+      proto::send_control(env_.control_fd, {proto::ControlType::handoff, 0}, {c.fd.get()}, c.stash);
   if (!err.empty()) {
     log_error("handoff: " + err);
     return close_connection(c);
@@ -408,8 +409,8 @@ void NetworkProcess::pause_accepting() {
 void NetworkProcess::update_accepting() {
   if (accept_resume_ms_ != 0 && now_ms_ >= accept_resume_ms_) accept_resume_ms_ = 0;
   const bool full = connections_.size() >= env_.network.max_connections;
-  const bool want = !stopping_ && !draining_ && accept_resume_ms_ == 0 &&
-                    (!full || !sibling_has_room());
+  const bool want =
+      !stopping_ && !draining_ && accept_resume_ms_ == 0 && (!full || !sibling_has_room());
   if (want == listening_) return;
   listening_ = want;
   for (size_t i = 0; i < listeners_.size(); ++i) {
@@ -430,7 +431,8 @@ bool NetworkProcess::sibling_has_room() {
   for (uint32_t i = 0; i < n_network; ++i) {
     if (i == env_.index) continue;
     shm::ProcessSlot& slot = env_.segment->slot(i);
-    const uint32_t open = std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
+    const uint32_t open =
+        std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
     if (slot_ready(slot) && open < env_.network.max_connections) return true;
   }
   return false;
@@ -798,8 +800,7 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
   const ServicePool& pool = env_.pools[service_of(p.service)];
   available_scratch_.assign(pool.count, 1);
   const int sibling = pick_service(pool, static_cast<int>(p.service));
-  const Recovery what =
-      recover(taken, !slot.retry_record.empty(), slot.retried, sibling >= 0);
+  const Recovery what = recover(taken, !slot.retry_record.empty(), slot.retried, sibling >= 0);
   bool sent = false;
   if (what == Recovery::move) {
     sent = resend(slot, p.connection, static_cast<uint32_t>(sibling), untaken, id);

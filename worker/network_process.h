@@ -143,15 +143,15 @@ class NetworkProcess {
   proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
   AccessLog access_log_;
-  MetricsNames metrics_names_;  // built on the first /metrics request
+  MetricsNames metrics_names_;                 // built on the first /metrics request
   std::vector<proto::UniqueFd> static_roots_;  // per route: its root (static routes only)
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   PendingMap pending_;
-  std::vector<uint64_t> dirty_;       // connections with new responses
-  std::vector<uint64_t> writing_;     // dirty_ being written (see write_dirty)
-  std::vector<uint64_t> finished_;    // closed or handed over: dropped at the end of the iteration
+  std::vector<uint64_t> dirty_;        // connections with new responses
+  std::vector<uint64_t> writing_;      // dirty_ being written (see write_dirty)
+  std::vector<uint64_t> finished_;     // closed or handed over: dropped at the end of the iteration
   std::vector<RingChannel> channels_;  // per service process
   std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue
   std::vector<uint64_t> inflight_scratch_;

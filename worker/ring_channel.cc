@@ -21,9 +21,7 @@ RingChannel::RingChannel(shm::Ring out, shm::Ring in, int peer_wake_fd)
   out_.set_max_payload(piece_bytes(out.capacity()));
 }
 
-uint64_t RingChannel::max_head() const {
-  return shm::max_record_payload(out_.ring().capacity());
-}
+uint64_t RingChannel::max_head() const { return shm::max_record_payload(out_.ring().capacity()); }
 
 bool RingChannel::try_send(uint16_t head_type, uint16_t body_type, uint64_t id,
                            std::string_view head, std::string_view body) {
@@ -47,8 +45,7 @@ bool RingChannel::send(uint16_t head_type, uint16_t body_type, uint64_t id, std:
   if (try_send(head_type, body_type, id, head, body)) return true;
   const uint64_t limit = max_head();
   if (head.size() >= limit) return false;
-  const size_t first =
-      std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}});
+  const size_t first = std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}});
   std::string record;
   record.reserve(head.size() + first);
   record.append(head).append(body.substr(0, first));

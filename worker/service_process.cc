@@ -234,8 +234,7 @@ std::optional<ServiceProcess::Assembly> ServiceProcess::take_body(uint32_t netwo
 
 std::optional<ServiceProcess::Assembly> ServiceProcess::reject(uint32_t network, uint64_t id,
                                                                const char* why) {
-  log_error(std::string("bad request record from a network process (") + why +
-            "); answering 500");
+  log_error(std::string("bad request record from a network process (") + why + "); answering 500");
   send_response(network, epochs_[network], id,
                 proto::HttpResponse{500, {}, "malformed request record\n"});
   return std::nullopt;

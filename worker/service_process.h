@@ -30,8 +30,7 @@ class ServiceProcess {
   // `network` (queued if the ring is full) and updates the scoreboard. An
   // answer for a network process that died since (`epoch` is older) is
   // dropped: its rings now belong to the replacement.
-  void send_response(uint32_t network, uint64_t epoch, uint64_t id,
-                     proto::HttpResponse response);
+  void send_response(uint32_t network, uint64_t epoch, uint64_t id, proto::HttpResponse response);
 
  private:
   struct Assembly {
@@ -57,7 +56,7 @@ class ServiceProcess {
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
   std::unique_ptr<Handler> handler_;
-  std::vector<RingChannel> channels_;                             // per network process
+  std::vector<RingChannel> channels_;                            // per network process
   std::vector<std::unordered_map<uint64_t, Assembly>> partial_;  // per network process
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
   std::string encode_scratch_;

@@ -53,10 +53,10 @@ struct RouteSettings {
   std::string host;        // exact, case-insensitive, port ignored; "" = any
   std::string path = "/";  // path prefix
   enum class Kind { respond, service, metrics, static_files } kind = Kind::respond;
-  RespondSettings respond;  // valid when kind == respond
+  RespondSettings respond;      // valid when kind == respond
   StaticSettings static_files;  // valid when kind == static_files
-  std::string service;      // valid when kind == service
-  int service_index = -1;   // index into services[], resolved by the loader
+  std::string service;          // valid when kind == service
+  int service_index = -1;       // index into services[], resolved by the loader
 };
 
 }  // namespace ringhttpd::worker

@@ -57,8 +57,8 @@ std::optional<std::string> static_relative_path(std::string_view prefix,
   size_t at = 0;
   while (at <= decoded.size()) {
     const size_t slash = decoded.find('/', at);
-    const std::string_view seg =
-        std::string_view(decoded).substr(at, slash == std::string::npos ? std::string::npos : slash - at);
+    const std::string_view seg = std::string_view(decoded).substr(
+        at, slash == std::string::npos ? std::string::npos : slash - at);
     if (seg == "." || seg == "..") return std::nullopt;
     if (!seg.empty()) {
       if (!out.empty()) out += '/';
@@ -72,18 +72,30 @@ std::optional<std::string> static_relative_path(std::string_view prefix,
 
 std::string_view media_type(std::string_view name) {
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 24> kTypes = {{
-      {".html", "text/html; charset=utf-8"},   {".htm", "text/html; charset=utf-8"},
-      {".css", "text/css; charset=utf-8"},     {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".json", "application/json"},
-      {".txt", "text/plain; charset=utf-8"},   {".xml", "application/xml"},
-      {".svg", "image/svg+xml"},               {".png", "image/png"},
-      {".jpg", "image/jpeg"},                  {".jpeg", "image/jpeg"},
-      {".gif", "image/gif"},                   {".webp", "image/webp"},
-      {".ico", "image/vnd.microsoft.icon"},    {".avif", "image/avif"},
-      {".woff", "font/woff"},                  {".woff2", "font/woff2"},
-      {".pdf", "application/pdf"},             {".wasm", "application/wasm"},
-      {".mp4", "video/mp4"},                   {".webm", "video/webm"},
-      {".gz", "application/gzip"},             {".zip", "application/zip"},
+      {".html", "text/html; charset=utf-8"},
+      {".htm", "text/html; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".json", "application/json"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".xml", "application/xml"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},
+      {".webp", "image/webp"},
+      {".ico", "image/vnd.microsoft.icon"},
+      {".avif", "image/avif"},
+      {".woff", "font/woff"},
+      {".woff2", "font/woff2"},
+      {".pdf", "application/pdf"},
+      {".wasm", "application/wasm"},
+      {".mp4", "video/mp4"},
+      {".webm", "video/webm"},
+      {".gz", "application/gzip"},
+      {".zip", "application/zip"},
   }};
   for (const auto& [ext, type] : kTypes) {
     if (ends_with_ci(name, ext)) return type;
@@ -93,11 +105,10 @@ std::string_view media_type(std::string_view name) {
 
 std::string entity_tag(const struct stat& st) {
   char tag[96];
-  std::snprintf(tag, sizeof tag, "\"%llx-%llx-%llx.%lx\"",
-                static_cast<unsigned long long>(st.st_ino),
-                static_cast<unsigned long long>(st.st_size),
-                static_cast<unsigned long long>(st.st_mtim.tv_sec),
-                static_cast<long>(st.st_mtim.tv_nsec));
+  std::snprintf(
+      tag, sizeof tag, "\"%llx-%llx-%llx.%lx\"", static_cast<unsigned long long>(st.st_ino),
+      static_cast<unsigned long long>(st.st_size),
+      static_cast<unsigned long long>(st.st_mtim.tv_sec), static_cast<long>(st.st_mtim.tv_nsec));
   return tag;
 }
 

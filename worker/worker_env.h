@@ -36,7 +36,7 @@ struct WorkerEnv {
   std::vector<RouteSettings> routes;
   std::vector<ServicePool> pools;  // one per service
   std::string log_level = "info";
-  std::string access_log = "off";        // log.access: "off", "stderr" or a path
+  std::string access_log = "off";          // log.access: "off", "stderr" or a path
   std::string access_format = "combined";  // log.format: "combined" or "json"
 
   uint32_t slot() const {

@@ -63,10 +63,11 @@ TEST(AccessLogFile, OneCombinedLinePerResponse) {
   Server server(config(path, "combined"));
   ASSERT_TRUE(server.ready()) << server.log();
   Client c(server.port());
-  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: test-agent\r\n\r\n"
-                     "GET /echo?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\n\r\n"
-                     "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
-                     "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: test-agent\r\n\r\n"
+             "GET /echo?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\n\r\n"
+             "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+             "GET /nothing HTTP/1.1\r\nHost: t\r\n\r\n"));
   ASSERT_TRUE(c.read_response());
   ASSERT_TRUE(c.read_response());
   ASSERT_TRUE(c.read_response(10s, true));
@@ -78,7 +79,8 @@ TEST(AccessLogFile, OneCombinedLinePerResponse) {
   ASSERT_EQ(lines.size(), 5u) << server.log();
   std::string all;
   for (const auto& l : lines) all += l + "\n";
-  EXPECT_NE(all.find("\"GET /healthz HTTP/1.1\" 200 3 \"-\" \"test-agent\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"GET /healthz HTTP/1.1\" 200 3 \"-\" \"test-agent\""), std::string::npos)
+      << all;
   EXPECT_NE(all.find("\"GET /echo?x=1 HTTP/1.1\" 200 "), std::string::npos) << all;
   EXPECT_NE(all.find("\"http://r/\""), std::string::npos) << all;
   EXPECT_NE(all.find("\"HEAD /healthz HTTP/1.1\" 200 0 "), std::string::npos) << all;

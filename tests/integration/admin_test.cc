@@ -90,7 +90,8 @@ class AdminClient {
 
  private:
   bool fill(Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     pollfd pfd{fd_.get(), POLLIN, 0};
     if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
     char b[65536];
@@ -324,7 +325,8 @@ TEST(AdminProtocol, BadLinesGetAnErrorAndTheConnectionStays) {
   Server server(config(sock));
   ASSERT_TRUE(server.ready()) << server.log();
   AdminClient c(sock);
-  ASSERT_TRUE(c.send("status\n[1,2]\n{\"command\": 7}\n{\"command\":\"nope\"}\n\n{\"command\":\"help\"}\n"));
+  ASSERT_TRUE(c.send(
+      "status\n[1,2]\n{\"command\": 7}\n{\"command\":\"nope\"}\n\n{\"command\":\"help\"}\n"));
   const std::vector<std::string> expect = {"malformed JSON", "must be a JSON object",
                                            "missing \"command\"", "unknown command \"nope\""};
   for (const std::string& e : expect) {
@@ -349,7 +351,8 @@ TEST(AdminProtocol, ATenMegabyteLineIsRefusedAndClosed) {
   size_t sent = 0;
   // Sends until the server stops taking bytes (it closes after 64 KiB).
   while (sent < big.size()) {
-    const ssize_t n = ::send(c.fd(), big.data() + sent, big.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t n =
+        ::send(c.fd(), big.data() + sent, big.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;
@@ -384,7 +387,8 @@ TEST(AdminProtocol, TwoHundredClientsAtOnce) {
     if (j["ok"] == true) {
       ++answered;
     } else {
-      EXPECT_NE(j["error"].get<std::string>().find("too many admin clients"), std::string::npos) << j;
+      EXPECT_NE(j["error"].get<std::string>().find("too many admin clients"), std::string::npos)
+          << j;
       ++turned_away;
     }
   }
@@ -460,7 +464,7 @@ TEST(AdminSocket, Mode0600AndRemovedAtStop) {
   const std::string sock = dir.path() + "/run/admin.sock";
   Server server(config(sock));
   ASSERT_TRUE(server.ready()) << server.log();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::lstat(sock.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -476,7 +480,7 @@ TEST(AdminSocket, TheDefaultPathAndAConfiguredMode) {
   text["admin"] = {{"mode", "0640"}};
   Server server(text.dump());
   ASSERT_TRUE(server.ready()) << server.log();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::lstat(server.workdir().admin_socket().c_str(), &st), 0) << server.log();
   EXPECT_EQ(st.st_mode & 07777, 0640u);
   EXPECT_TRUE(status_of(server.workdir().admin_socket()));

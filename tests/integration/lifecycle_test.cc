@@ -5,6 +5,7 @@
 // leave the old generation serving, coalesced SIGHUP storms, and SIGTERM
 // under load losing no request. Loads are bounded in connections and time.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,11 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <algorithm>
-#include <fstream>
 #include <atomic>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -45,10 +44,8 @@ struct Shape {
 std::string config(const Shape& s) {
   json listeners = json::array({{{"address", "127.0.0.1"}, {"port", 0}}});
   for (int p : s.extra_ports) listeners.push_back({{"address", "127.0.0.1"}, {"port", p}});
-  json service = {{"name", "app"},
-                  {"type", s.type},
-                  {"processes", s.service},
-                  {"timeout_ms", s.timeout_ms}};
+  json service = {
+      {"name", "app"}, {"type", s.type}, {"processes", s.service}, {"timeout_ms", s.timeout_ms}};
   if (s.kill_after_ms > 0) service["kill_after_ms"] = s.kill_after_ms;
   return json{
       {"listeners", listeners},
@@ -132,7 +129,8 @@ class Load {
       if (r->status != 200) return fail("status " + std::to_string(r->status));
       if (echo) {
         const json network = served_by(*r, "network");
-        if (network.is_object()) generation_[static_cast<size_t>(i)] = network["generation"].get<int>();
+        if (network.is_object())
+          generation_[static_cast<size_t>(i)] = network["generation"].get<int>();
         ++echoes_[static_cast<size_t>(i)];
       }
       ++ok_;
@@ -366,17 +364,17 @@ TEST(Lifecycle, AResponseThatLiesAboutItsLengthOrOrderGets502) {
   const pid_t service = server.child("ringhttpd: service app g1 #0");
   const pid_t network = server.child("ringhttpd: network g1 #0");
   std::string error;
-  auto segment = shm::Segment::open(
-      server.segment_path().substr(std::string("/dev/shm/").size()), error);
+  auto segment =
+      shm::Segment::open(server.segment_path().substr(std::string("/dev/shm/").size()), error);
   ASSERT_TRUE(segment) << error;
   ASSERT_EQ(::kill(service, SIGSTOP), 0);
   struct Lie {
     const char* what;
-    uint64_t declared;       // the head's body length
-    std::string first;       // body bytes in the head record
-    bool body_record;        // then a body record...
-    std::string more;        // ...with these bytes
-    bool no_head = false;    // only a body record, no head before it
+    uint64_t declared;     // the head's body length
+    std::string first;     // body bytes in the head record
+    bool body_record;      // then a body record...
+    std::string more;      // ...with these bytes
+    bool no_head = false;  // only a body record, no head before it
   };
   const Lie lies[] = {
       {"less body than declared", 10, "short", false, ""},
@@ -407,8 +405,8 @@ TEST(Lifecycle, AResponseThatLiesAboutItsLengthOrOrderGets502) {
     ASSERT_TRUE(proto::encode_response_head(200, {}, lie.declared, head));
     head += lie.first;
     if (!lie.no_head) {
-      ASSERT_TRUE(responses.try_push(proto::kResponseHead,
-                                     lie.body_record ? 0 : proto::kRecordEnd, id, head));
+      ASSERT_TRUE(responses.try_push(proto::kResponseHead, lie.body_record ? 0 : proto::kRecordEnd,
+                                     id, head));
     }
     if (lie.body_record) {
       ASSERT_TRUE(responses.try_push(proto::kResponseBody, proto::kRecordEnd, id, lie.more));
@@ -438,8 +436,8 @@ TEST(Lifecycle, AServiceThatCorruptsItsRingIsReplacedAndTheReaderLivesOn) {
   const pid_t writer = server.child(title);
   const pid_t reader = server.child("ringhttpd: network g1 #0");
   std::string error;
-  auto segment = shm::Segment::open(
-      server.segment_path().substr(std::string("/dev/shm/").size()), error);
+  auto segment =
+      shm::Segment::open(server.segment_path().substr(std::string("/dev/shm/").size()), error);
   ASSERT_TRUE(segment) << error;
   // Play the buggy service: publish a head that is not on a record boundary.
   shm::RingHeader* h = segment->ring(0, 0, shm::Direction::response).header_for_tests();
@@ -681,10 +679,10 @@ TEST(Scale, OneHundredTwentyEightPlusOneHundredTwentyEightStartAndServe) {
   const auto began = Clock::now();
   Server server(big.dump());
   ASSERT_TRUE(server.ready()) << server.log();
-  std::printf("128+128 processes ready in %lld ms\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began)
-                      .count()));
+  std::printf(
+      "128+128 processes ready in %lld ms\n",
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began).count()));
   EXPECT_EQ(server.children().size(), 256u);
   for (int i = 0; i < 20; ++i) {
     auto r = http_get(server.port(), "/echo");

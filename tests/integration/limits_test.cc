@@ -57,7 +57,6 @@ std::string config(const Options& o) {
 const char kGetEcho[] = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n";
 const char kGetHealth[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
 
-
 TEST(Limits, StuckServiceGets504AndTheConnectionLivesOn) {
   Options o;
   o.service_timeout_ms = 300;

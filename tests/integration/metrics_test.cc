@@ -1,7 +1,7 @@
 // The metrics of a running server: `ringhttpd ctl metrics` after a few
 // requests, a reload and a failed reload, and a `"metrics": true` route,
-// checked line by line and accepted by a real parser (Debian's python3-prometheus-client, as /usr/bin/python3;
-// the parse is skipped only when it cannot be imported).
+// checked line by line and accepted by a real parser (Debian's python3-prometheus-client, as
+// /usr/bin/python3; the parse is skipped only when it cannot be imported).
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -140,14 +140,18 @@ TEST(MetricsCtl, AfterRequestsAndReloadsTheRealParserAcceptsIt) {
         R"(ringhttpd_process_up{role="service",service="app",index="1"})"}) {
     EXPECT_EQ(value_of(text, series), 1) << series << "\n" << text;
   }
-  EXPECT_EQ(value_of(text, R"(ringhttpd_process_restarts_total{role="service",service="app",index="0"})"), 0);
+  EXPECT_EQ(
+      value_of(text, R"(ringhttpd_process_restarts_total{role="service",service="app",index="0"})"),
+      0);
   EXPECT_EQ(value_of(text, R"(ringhttpd_responses_total{class="2xx"})"), 6) << text;
   EXPECT_EQ(value_of(text, R"(ringhttpd_responses_total{class="5xx"})"), 0) << text;
-  EXPECT_EQ(value_of(text, R"(ringhttpd_route_responses_total{route="/healthz",class="2xx"})"), 3) << text;
+  EXPECT_EQ(value_of(text, R"(ringhttpd_route_responses_total{route="/healthz",class="2xx"})"), 3)
+      << text;
   EXPECT_EQ(value_of(text, R"(ringhttpd_route_responses_total{route="/",class="2xx"})"), 3) << text;
   EXPECT_EQ(value_of(text, R"(ringhttpd_route_responses_total{route="/",class="5xx"})"), 0) << text;
   EXPECT_EQ(value_of(text, R"(ringhttpd_request_duration_seconds_count{path="fast"})"), 3) << text;
-  EXPECT_EQ(value_of(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="+Inf"})"), 3)
+  EXPECT_EQ(
+      value_of(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="+Inf"})"), 3)
       << text;
   EXPECT_EQ(sum_of(text, "ringhttpd_connections_accepted_total", R"(role="network")"), 6) << text;
   if (parser_available()) {
@@ -181,12 +185,11 @@ TEST(MetricsCtl, AfterRequestsAndReloadsTheRealParserAcceptsIt) {
 // ---- the route {"path": "/metrics", "metrics": true} ----------------------------
 
 std::string route_config() {
-  return json{{"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
-              {"network", {{"processes", 2}}},
-              {"services", {{{"name", "app"}, {"processes", 1}}}},
-              {"routes",
-               {{{"path", "/metrics"}, {"metrics", true}},
-                {{"path", "/"}, {"service", "app"}}}}}
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", 2}}},
+      {"services", {{{"name", "app"}, {"processes", 1}}}},
+      {"routes", {{{"path", "/metrics"}, {"metrics", true}}, {{"path", "/"}, {"service", "app"}}}}}
       .dump();
 }
 
@@ -214,8 +217,8 @@ TEST(MetricsRoute, ANetworkProcessServesTheExposition) {
 
   // After a reload the route reads the new generation.
   std::string out;
-  ASSERT_EQ(exit_code(run_binary({"ctl", "--socket", server.workdir().admin_socket(), "reload"}, out)),
-            0)
+  ASSERT_EQ(
+      exit_code(run_binary({"ctl", "--socket", server.workdir().admin_socket(), "reload"}, out)), 0)
       << out;
   r = http_get(server.port(), "/metrics");
   ASSERT_TRUE(r);

@@ -238,7 +238,8 @@ std::vector<std::string> Server::segments() const {
   const std::string prefix = "ringhttpd." + std::to_string(pid_) + ".g";
   if (DIR* dir = ::opendir("/dev/shm")) {
     while (dirent* e = ::readdir(dir)) {
-      if (std::string(e->d_name).rfind(prefix, 0) == 0) out.push_back("/dev/shm/" + std::string(e->d_name));
+      if (std::string(e->d_name).rfind(prefix, 0) == 0)
+        out.push_back("/dev/shm/" + std::string(e->d_name));
     }
     ::closedir(dir);
   }

@@ -68,8 +68,8 @@ TEST(Static, AFileWithItsTypeAndValidators) {
   EXPECT_EQ(r->headers["content-length"], "20");
   EXPECT_EQ(r->body, "");
 
-  for (const std::string& cond : {"If-None-Match: " + etag + "\r\n",
-                                  "If-Modified-Since: " + modified + "\r\n"}) {
+  for (const std::string& cond :
+       {"If-None-Match: " + etag + "\r\n", "If-Modified-Since: " + modified + "\r\n"}) {
     ASSERT_TRUE(c.send(get("/assets/a.css", cond)));
     r = c.read_response();
     ASSERT_TRUE(r) << cond;
@@ -148,9 +148,9 @@ TEST(Static, NoPathLeavesTheRoot) {
   Site site;
   Server server(site.config());
   ASSERT_TRUE(server.ready()) << server.log();
-  for (const char* target : {"/assets/../secret", "/assets/%2e%2e/secret", "/assets/%2E%2E/secret",
-                             "/assets/a%2fb", "/assets/out", "/assets/nothing.txt",
-                             "/assets/a%00.css", "/assets/..%5csecret"}) {
+  for (const char* target :
+       {"/assets/../secret", "/assets/%2e%2e/secret", "/assets/%2E%2E/secret", "/assets/a%2fb",
+        "/assets/out", "/assets/nothing.txt", "/assets/a%00.css", "/assets/..%5csecret"}) {
     Client c(server.port());
     ASSERT_TRUE(c.send(get(target)));
     auto r = c.read_response();
@@ -161,7 +161,8 @@ TEST(Static, NoPathLeavesTheRoot) {
 }
 
 TEST(Static, CheckNamesAMissingRoot) {
-  TempFile file(json{{"routes", {{{"path", "/"}, {"static", {{"root", "/nonexistent-www"}}}}}}}.dump());
+  TempFile file(
+      json{{"routes", {{{"path", "/"}, {"static", {{"root", "/nonexistent-www"}}}}}}}.dump());
   std::string out;
   EXPECT_NE(run_binary({"check", "-c", file.path()}, out), 0);
   EXPECT_NE(out.find("routes[0].static.root: is not a directory: \"/nonexistent-www\""),

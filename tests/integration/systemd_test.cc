@@ -5,6 +5,7 @@
 // `systemd-analyze verify` on etc/ringhttpd.service and etc/ringhttpd.socket;
 // and, as root, the children's drop to nobody/nogroup.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,12 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <algorithm>
 #include <cstdlib>
-#include <memory>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -95,7 +94,8 @@ class NotifySocket {
     std::vector<std::string> got;
     const auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       const std::string m = next(left);
       if (m.empty()) break;
       if (m == "WATCHDOG=1" && field != "WATCHDOG=1") continue;
@@ -171,7 +171,8 @@ int run_command(const std::vector<std::string>& args, std::string& output) {
   char buf[4096];
   for (;;) {
     pollfd pfd{read_end.get(), POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0 || ::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
     const ssize_t n = ::read(read_end.get(), buf, sizeof buf);
     if (n <= 0) break;
@@ -224,7 +225,8 @@ TEST(SystemdNotify, ReadyReloadingStoppingInOrder) {
   std::vector<std::string> m = notify.until("READY=1", 10s);
   ASSERT_EQ(m.size(), 1u) << "the first message is READY=1";
   EXPECT_TRUE(NotifySocket::has(m[0], "STATUS=")) << m[0];
-  EXPECT_NE(m[0].find("generation 1 serving, 1 network and 1 service processes, 0 requests/s; last reload: none"),
+  EXPECT_NE(m[0].find("generation 1 serving, 1 network and 1 service processes, 0 requests/s; last "
+                      "reload: none"),
             std::string::npos)
       << m[0];
 
@@ -329,7 +331,8 @@ TEST(SystemdSocketActivation, ListenerTakenByAddressAndKeptAcrossReload) {
   EXPECT_NE(log.find("listeners[0] 127.0.0.1:" + std::to_string(port) + ": taken from systemd"),
             std::string::npos)
       << log;
-  EXPECT_NE(log.find("127.0.0.1:" + std::to_string(unused) + ", name \"unknown\") matches no "
+  EXPECT_NE(log.find("127.0.0.1:" + std::to_string(unused) +
+                     ", name \"unknown\") matches no "
                      "configured listener; closed"),
             std::string::npos)
       << log;

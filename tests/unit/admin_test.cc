@@ -117,7 +117,8 @@ TEST(AdminRequest, AnUnknownCommandIsEchoedEscapedAndShort) {
 }
 
 TEST(AdminRequest, DeepNestingWithinTheLineLimitDoesNotCrash) {
-  const std::string deep = std::string(kMaxAdminLine / 2, '[') + std::string(kMaxAdminLine / 2, ']');
+  const std::string deep =
+      std::string(kMaxAdminLine / 2, '[') + std::string(kMaxAdminLine / 2, ']');
   EXPECT_NE(error_of(deep).find("must be a JSON object"), std::string::npos);
   const std::string open_only(kMaxAdminLine, '[');
   EXPECT_NE(error_of(open_only).find("malformed JSON"), std::string::npos);
@@ -171,8 +172,9 @@ TEST(AdminConfig, GroupMustExist) {
   const ConfigResult r = parse_config(R"({"admin": {"group": "root"}})");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.config.admin.group_gid, 0u);
-  EXPECT_EQ(parse_config(R"({"admin": {"group": "no-such-group-for-ringhttpd"}})").errors,
-            std::vector<std::string>{R"(admin.group: no group named "no-such-group-for-ringhttpd")"});
+  EXPECT_EQ(
+      parse_config(R"({"admin": {"group": "no-such-group-for-ringhttpd"}})").errors,
+      std::vector<std::string>{R"(admin.group: no group named "no-such-group-for-ringhttpd")"});
   EXPECT_EQ(parse_config(R"({"admin": {"group": 0}})").errors,
             std::vector<std::string>{"admin.group: must be a string"});
 }

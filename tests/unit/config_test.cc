@@ -388,16 +388,20 @@ TEST(Config, AMetricsRouteIsTrueAndAlone) {
   EXPECT_EQ(ok.config.routes[0].kind, worker::RouteSettings::Kind::metrics);
   EXPECT_EQ(errors_of(R"({"routes": [{"path": "/m", "metrics": false}]})"),
             Errors{R"(routes[0].metrics: must be true (a route that serves the metrics))"});
-  EXPECT_EQ(errors_of(R"({"routes": [{"path": "/m", "metrics": true, "respond": {}}]})"),
-            Errors{R"(routes[0]: a route needs exactly one of "respond", "service", "static" or "metrics")"});
+  EXPECT_EQ(
+      errors_of(R"({"routes": [{"path": "/m", "metrics": true, "respond": {}}]})"),
+      Errors{
+          R"(routes[0]: a route needs exactly one of "respond", "service", "static" or "metrics")"});
 }
 
 TEST(Config, RouteNeedsExactlyOneOfRespondOrService) {
-  EXPECT_EQ(errors_of(R"({"services": [{"name": "app"}],
+  EXPECT_EQ(
+      errors_of(R"({"services": [{"name": "app"}],
                           "routes": [{"path": "/", "respond": {}, "service": "app"},
                                      {"path": "/x"}]})"),
-            (Errors{R"(routes[0]: a route needs exactly one of "respond", "service", "static" or "metrics")",
-                    R"(routes[1]: a route needs exactly one of "respond", "service", "static" or "metrics")"}));
+      (Errors{
+          R"(routes[0]: a route needs exactly one of "respond", "service", "static" or "metrics")",
+          R"(routes[1]: a route needs exactly one of "respond", "service", "static" or "metrics")"}));
 }
 
 TEST(Config, RouteFields) {

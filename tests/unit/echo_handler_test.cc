@@ -3,9 +3,8 @@
 // what clients already read, and many headers cost linear time, not quadratic.
 #include <gtest/gtest.h>
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "worker/handlers/echo.h"
 

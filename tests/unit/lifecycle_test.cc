@@ -2,11 +2,11 @@
 // means, reload coalescing (master/lifecycle.h).
 #include "master/lifecycle.h"
 
+#include <gtest/gtest.h>
+
 #include "master/capacity.h"
 #include "proto/http_parser.h"
 #include "worker/dispatch.h"
-
-#include <gtest/gtest.h>
 
 namespace ringhttpd::master {
 namespace {
@@ -129,8 +129,9 @@ TEST(FeedOne, StopsRightAfterTheFirstCompleteRequest) {
 }
 
 TEST(FeedOne, AtEveryByteSplitTheCutIsAtTheSamePlace) {
-  const std::string first = "GET /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            "3\r\nabc\r\n0\r\n\r\n";
+  const std::string first =
+      "GET /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n";
   const std::string all = first + "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
   for (size_t split = 0; split <= all.size(); ++split) {
     proto::RequestParser parser;

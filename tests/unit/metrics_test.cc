@@ -261,7 +261,8 @@ TEST(Metrics, ExactLines) {
     EXPECT_EQ(samples_of(text, name).size(), 2u) << name;
   }
   EXPECT_EQ(samples_of(text, "ringhttpd_process_up").size(), 5u);
-  EXPECT_EQ(samples_of(text, "ringhttpd_route_responses_total").size(), 15u);  // every route, every class
+  EXPECT_EQ(samples_of(text, "ringhttpd_route_responses_total").size(),
+            15u);  // every route, every class
 }
 
 TEST(Metrics, HistogramBucketsAreCumulative) {
@@ -287,14 +288,18 @@ TEST(Metrics, HistogramBucketsAreCumulative) {
   };
   std::vector<std::string> got;
   for (const std::string& l : lines_of(text)) {
-    if (l.starts_with("ringhttpd_request_duration_seconds") && l.find("path=\"fast\"") != std::string::npos) {
+    if (l.starts_with("ringhttpd_request_duration_seconds") &&
+        l.find("path=\"fast\"") != std::string::npos) {
       got.push_back(l);
     }
   }
   EXPECT_EQ(got, fast) << text;
-  EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="0.01"} 0)"));
-  EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="0.025"} 4)"));
-  EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="+Inf"} 4)"));
+  EXPECT_TRUE(
+      has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="0.01"} 0)"));
+  EXPECT_TRUE(
+      has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="0.025"} 4)"));
+  EXPECT_TRUE(
+      has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="+Inf"} 4)"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_sum{path="service"} 0.04)"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_count{path="service"} 4)"));
 }
@@ -307,7 +312,8 @@ TEST(Metrics, ACountBehindItsBucketsStaysConsistent) {
   seg->slot(0).latency_buckets[1][0] = 3;
   seg->slot(0).latency_count[1] = 2;
   const std::string text = format_metrics(*seg, {}, kNow);
-  EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="+Inf"} 3)"));
+  EXPECT_TRUE(
+      has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="service",le="+Inf"} 3)"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_count{path="service"} 3)"));
 }
 
@@ -342,8 +348,10 @@ TEST(Metrics, AnEmptySegmentIsValidExposition) {
   EXPECT_TRUE(has_line(text, "ringhttpd_generation 1"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_reloads_total{result="ok"} 0)"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_process_up{role="service",service="#0",index="0"} 0)"));
-  EXPECT_TRUE(has_line(text, R"(ringhttpd_route_responses_total{route="routes[1]",class="5xx"} 0)"));
-  EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="fast",le="+Inf"} 0)"));
+  EXPECT_TRUE(
+      has_line(text, R"(ringhttpd_route_responses_total{route="routes[1]",class="5xx"} 0)"));
+  EXPECT_TRUE(
+      has_line(text, R"(ringhttpd_request_duration_seconds_bucket{path="fast",le="+Inf"} 0)"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_request_duration_seconds_sum{path="fast"} 0)"));
   if (!parser_available()) GTEST_SKIP() << "/usr/bin/python3 cannot import prometheus_client";
   const Parsed parsed = parse_with_prometheus_client(text);

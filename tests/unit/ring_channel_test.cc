@@ -85,8 +85,8 @@ TEST(RingChannel, AHeadIsSentWholeOrNotAtAllAndTheRestQueues) {
   EXPECT_GT(sent, 10);
   EXPECT_LT(sent, 4096 / 100);
   // A head larger than the ring could ever carry is refused by send() too.
-  EXPECT_FALSE(p.service.send(proto::kResponseHead, proto::kResponseBody, 1,
-                              std::string(4096, 'x'), ""));
+  EXPECT_FALSE(
+      p.service.send(proto::kResponseHead, proto::kResponseBody, 1, std::string(4096, 'x'), ""));
   // send() queues what does not fit; it goes as the reader makes room.
   const std::string body(10000, 'b');
   ASSERT_TRUE(p.service.send(proto::kResponseHead, proto::kResponseBody, 2, "H", body));

@@ -178,7 +178,8 @@ TEST(RingCodec, TruncatedResponseHeadIsRefusedAtEveryLength) {
 TEST(RingCodec, HeaderCountBeyondThePayloadIsRefusedWithoutAllocating) {
   std::string valid;
   ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 0, valid));
-  for (const uint32_t count : {uint32_t{4}, uint32_t{1} << 20, std::numeric_limits<uint32_t>::max()}) {
+  for (const uint32_t count :
+       {uint32_t{4}, uint32_t{1} << 20, std::numeric_limits<uint32_t>::max()}) {
     std::string bytes = valid;
     patch_u32(bytes, kRequestHeaderCount, count);
     HttpRequest out;
@@ -204,8 +205,8 @@ TEST(RingCodec, HeaderCountBeyondThePayloadIsRefusedWithoutAllocating) {
 TEST(RingCodec, LengthBeyondThePayloadIsRefused) {
   std::string valid;
   ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 0, valid));
-  const size_t first_header = kRequestMethod + sample_request().method.size() +
-                              sample_request().target.size();
+  const size_t first_header =
+      kRequestMethod + sample_request().method.size() + sample_request().target.size();
   // The method length, then the first header's name and value lengths.
   for (const size_t at : {size_t{24}, first_header, first_header + 4}) {
     for (const uint32_t n : {uint32_t{1000}, std::numeric_limits<uint32_t>::max()}) {

@@ -58,7 +58,8 @@ TEST(Ring, ImpossiblePositionsOrLengthsBreakTheRingNotTheReader) {
        [](RingHeader*, std::byte* data) {
          reinterpret_cast<RecordHeader*>(data)->length = 0xfffffff0u;
        }},
-      {"capacity changed under the reader", [](RingHeader* h, std::byte*) { h->capacity = 1 << 30; }},
+      {"capacity changed under the reader",
+       [](RingHeader* h, std::byte*) { h->capacity = 1 << 30; }},
   };
   for (const Case& c : cases) {
     TestRing t(4096);

@@ -23,9 +23,9 @@ TEST(StaticPath, NamesAFileUnderThePrefix) {
 }
 
 TEST(StaticPath, NothingCanLeaveTheRoot) {
-  for (const char* path : {"/../etc/passwd", "/a/../../x", "/%2e%2e/x", "/%2E%2E/x", "/a/%2e/b",
-                           "/a%2fb", "/a%2Fb", "/a%00b", "/a\\b", "/a%5cb", "/%", "/%4", "/%zz",
-                           "/./a"}) {
+  for (const char* path :
+       {"/../etc/passwd", "/a/../../x", "/%2e%2e/x", "/%2E%2E/x", "/a/%2e/b", "/a%2fb", "/a%2Fb",
+        "/a%00b", "/a\\b", "/a%5cb", "/%", "/%4", "/%zz", "/./a"}) {
     EXPECT_FALSE(static_relative_path("/", path)) << path;
   }
   EXPECT_FALSE(static_relative_path("/assets/", "/other/x"));

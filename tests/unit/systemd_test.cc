@@ -113,16 +113,16 @@ TEST(RunAs, ResolvesNobodyAndNogroup) {
 
 TEST(RunAs, ErrorsNameTheKey) {
   auto errors = [](const char* text) { return parse_config(text).errors; };
-  EXPECT_EQ(errors(R"({"user": "no-such-user-ringhttpd"})"),
-            std::vector<std::string>{"user: no user named \"no-such-user-ringhttpd\" on this machine"});
+  EXPECT_EQ(
+      errors(R"({"user": "no-such-user-ringhttpd"})"),
+      std::vector<std::string>{"user: no user named \"no-such-user-ringhttpd\" on this machine"});
   EXPECT_EQ(errors(R"({"user": "nobody", "group": "no-such-group-ringhttpd"})"),
             std::vector<std::string>{
                 "group: no group named \"no-such-group-ringhttpd\" on this machine"});
   EXPECT_EQ(errors(R"({"group": "nogroup"})"),
             std::vector<std::string>{"group: needs \"user\" (whose group to change)"});
   EXPECT_EQ(errors(R"({"user": 65534})"), std::vector<std::string>{"user: must be a string"});
-  EXPECT_EQ(errors(R"({"user": ""})"),
-            std::vector<std::string>{"user: must not be empty"});
+  EXPECT_EQ(errors(R"({"user": ""})"), std::vector<std::string>{"user: must not be empty"});
   EXPECT_EQ(errors(R"({"user": "nobody\u0000x"})").size(), 1u);
 }
 
