@@ -744,6 +744,9 @@ TEST(Stop, SigtermUnderLoadLosesNoRequestAndEveryLaterResponseSaysClose) {
     for (const auto& [pid, title] : server.children()) kids.push_back(pid);
     Load load(server.port(), 64);
     ASSERT_TRUE(load.wait_responses(300, 10s));
+    // Every connection must be established before the listeners close: a
+    // thread that only connects after the stop began is refused, rightly.
+    ASSERT_TRUE(load.wait_every_connection_echoed(10s));
     const int status = server.stop(SIGTERM, 20s);
     load.stop();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
