@@ -415,6 +415,7 @@ struct RequestState {
   int hosts = 0;
   uint32_t head_bytes = 0;     // bytes since the previous request ended
   uint32_t trailer_bytes = 0;  // bytes of the trailer section so far
+  uint64_t body_bytes = 0;     // decoded body bytes so far
   uint64_t chunk_left = 0;     // data bytes of the current chunk still to come
   uint8_t crlf_seen = 0;       // bytes of the CRLF after chunk data seen
   ChunkLineLexer chunk_line;   // the current chunk-size line
@@ -440,7 +441,7 @@ class Parser {
 
   // `consumed` (if given): stop after the first request completed and say
   // how many bytes that took.
-  bool Feed(std::string_view data, std::vector<HttpRequest>& out, size_t* consumed = nullptr);
+  bool Feed(std::string_view data, RequestEvents& out, size_t* consumed = nullptr);
   int status() const { return status_; }
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
@@ -501,7 +502,7 @@ class Parser {
   llhttp_t parser_{};
   HeadLexer lexer_;
   RequestState cur_;
-  std::vector<HttpRequest>* out_ = nullptr;
+  RequestEvents* out_ = nullptr;
   int status_ = 0;
   std::string_view reason_;
   Phase phase_ = Phase::kHead;
@@ -561,14 +562,14 @@ Parser::Parser(ParserLimits limits) : limits_(limits), lexer_(limits.max_target_
   parser_.data = this;
 }
 
-bool Parser::Feed(std::string_view data, std::vector<HttpRequest>& out, size_t* consumed) {
+bool Parser::Feed(std::string_view data, RequestEvents& out, size_t* consumed) {
   if (consumed != nullptr) *consumed = 0;
   if (status_ != 0) return false;
   out_ = &out;
-  const size_t had = out.size();
+  const size_t had = out.completed;
   int stalls = 0;
   while (!data.empty() && status_ == 0 && !closed_) {
-    if (consumed != nullptr && out.size() != had) break;
+    if (consumed != nullptr && out.completed != had) break;
     size_t used = Step(data);
     data.remove_prefix(used);
     if (consumed != nullptr) *consumed += used;
@@ -853,6 +854,10 @@ int Parser::OnHeadersComplete() {
   // RFC 9110 §10.1.1: never send 100 Continue to an HTTP/1.0 client.
   cur_.wants_continue = req.expect_continue && req.version_minor == 1 && has_body;
   phase_ = chunked ? Phase::kChunkSize : Phase::kBody;
+  req.keep_alive = KeepAlive();
+  const uint64_t length = chunked ? kUnknownBodyLength : parser_.content_length;
+  out_->heads.push_back(std::move(req));
+  out_->events.push_back(RequestEvent{RequestEvent::Kind::head, length, {}});
   return 0;
 }
 
@@ -958,7 +963,7 @@ int Parser::CheckExpect() {
 // ---- body ----
 
 int Parser::CheckBodyGrowth(uint64_t more) {
-  if (more > limits_.max_body_bytes - cur_.req.body.size()) {
+  if (more > limits_.max_body_bytes - cur_.body_bytes) {
     return Fail(kPayloadTooLarge, "body above limit");
   }
   return 0;
@@ -981,17 +986,18 @@ int Parser::OnChunkHeader() {
 
 int Parser::OnBody(std::string_view s) {
   if (CheckBodyGrowth(s.size()) != 0) return -1;
-  cur_.req.body.append(s);
+  cur_.body_bytes += s.size();
+  if (!s.empty()) out_->events.push_back(RequestEvent{RequestEvent::Kind::body, s.size(), s});
   return 0;
 }
 
 // Emits the request and pauses llhttp, so Execute() returns exactly where the
 // next request starts.
 int Parser::OnMessageComplete() {
-  cur_.req.keep_alive = KeepAlive();
   // Bytes after a request that ends the connection are never interpreted.
-  closed_ = !cur_.req.keep_alive;
-  out_->push_back(std::move(cur_.req));
+  closed_ = !KeepAlive();
+  out_->events.push_back(RequestEvent{RequestEvent::Kind::end, cur_.body_bytes, {}});
+  ++out_->completed;
   cur_ = RequestState();
   lexer_.Reset();
   phase_ = Phase::kHead;
@@ -1017,26 +1023,54 @@ RequestParser::~RequestParser() = default;
 RequestParser::RequestParser(RequestParser&&) noexcept = default;
 RequestParser& RequestParser::operator=(RequestParser&&) noexcept = default;
 
-bool RequestParser::feed(std::string_view data, std::vector<HttpRequest>& out) {
+void RequestEvents::clear() {
+  heads.clear();
+  events.clear();
+  completed = 0;
+}
+
+bool RequestParser::feed_events(std::string_view data, RequestEvents& out, size_t* consumed) {
+  if (consumed != nullptr) *consumed = 0;
   try {
     if (!impl_) impl_ = std::make_unique<Impl>(limits_);
-    return impl_->parser.Feed(data, out);
-  } catch (...) {  // e.g. out.push_back failing outside a callback
+    return impl_->parser.Feed(data, out, consumed);
+  } catch (...) {  // e.g. out.events.push_back failing outside a callback
     if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
     return false;
   }
 }
 
+// Whole requests from the events: bodies are joined into their request. A
+// request whose end has not arrived yet stays in `partial_` until it does.
+bool RequestParser::collect(std::string_view data, std::vector<HttpRequest>& out,
+                            size_t* consumed) {
+  scratch_.clear();
+  const bool ok = feed_events(data, scratch_, consumed);
+  size_t next_head = 0;
+  for (const RequestEvent& e : scratch_.events) {
+    switch (e.kind) {
+      case RequestEvent::Kind::head:
+        partial_ = std::move(scratch_.heads[next_head++]);
+        break;
+      case RequestEvent::Kind::body:
+        partial_.body.append(e.piece);
+        break;
+      case RequestEvent::Kind::end:
+        out.push_back(std::move(partial_));
+        partial_ = HttpRequest();
+        break;
+    }
+  }
+  return ok;
+}
+
+bool RequestParser::feed(std::string_view data, std::vector<HttpRequest>& out) {
+  return collect(data, out, nullptr);
+}
+
 bool RequestParser::feed_one(std::string_view data, std::vector<HttpRequest>& out,
                              size_t& consumed) {
-  consumed = 0;
-  try {
-    if (!impl_) impl_ = std::make_unique<Impl>(limits_);
-    return impl_->parser.Feed(data, out, &consumed);
-  } catch (...) {  // e.g. out.push_back failing outside a callback
-    if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
-    return false;
-  }
+  return collect(data, out, &consumed);
 }
 
 void RequestParser::release_if_idle() {

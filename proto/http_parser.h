@@ -18,6 +18,28 @@
 
 namespace ringhttpd::proto {
 
+// What parsing produced, in order: for each request a head (its
+// HttpRequest, body empty, is the next one in `heads`), body pieces as they
+// were decoded, then its end. A request may begin in one call and end in a
+// later one.
+struct RequestEvent {
+  enum class Kind : uint8_t { head, body, end };
+  Kind kind;
+  // head: the Content-Length, or kUnknownBodyLength (chunked);
+  // body: piece.size(); end: the whole body's length.
+  uint64_t length;
+  // body: the decoded bytes. A view into the data given to feed_events()
+  // (chunk framing is skipped, never copied): valid as long as that data.
+  std::string_view piece;
+};
+
+struct RequestEvents {
+  std::vector<HttpRequest> heads;
+  std::vector<RequestEvent> events;
+  size_t completed = 0;  // end events so far
+  void clear();
+};
+
 struct ParserLimits {
   uint32_t max_header_bytes = 16384;  // request line + headers; over -> 431
   uint32_t max_target_bytes = 8192;   // request-target; over -> 414
@@ -31,7 +53,14 @@ class RequestParser {
   RequestParser(RequestParser&&) noexcept;
   RequestParser& operator=(RequestParser&&) noexcept;
 
-  // Feeds bytes. Every request completed by them is appended to `out`.
+  // Feeds bytes; appends what they produced to `out` (see RequestEvent).
+  // With `consumed`: stops right after the first request that ends and says
+  // how many bytes of `data` were used. Returns false once the parser has
+  // failed (then error_status() != 0); later calls consume nothing.
+  bool feed_events(std::string_view data, RequestEvents& out, size_t* consumed = nullptr);
+
+  // The same as whole requests, bodies joined (tests, and callers that want
+  // whole requests). Every request completed by `data` is appended to `out`.
   // Returns false once the parser has failed (then error_status() != 0);
   // all later calls return false and consume nothing.
   bool feed(std::string_view data, std::vector<HttpRequest>& out);
@@ -60,8 +89,12 @@ class RequestParser {
   void release_if_idle();
 
  private:
+  bool collect(std::string_view data, std::vector<HttpRequest>& out, size_t* consumed);
+
   struct Impl;
   ParserLimits limits_;
+  RequestEvents scratch_;  // collect(): this call's events
+  HttpRequest partial_;    // collect(): the request whose end is still to come
   std::unique_ptr<Impl> impl_;  // created by the first feed()
 };
 

@@ -11,6 +11,10 @@
 
 namespace ringhttpd::proto {
 
+// A message body's length when it is not known in advance (a chunked
+// request; a response a handler streams without announcing its length).
+inline constexpr uint64_t kUnknownBodyLength = ~uint64_t{0};
+
 struct Header {
   std::string name;   // as received (case preserved)
   std::string value;  // leading/trailing whitespace removed

@@ -106,7 +106,8 @@ bool response_has_body(std::string_view method, int status) {
 }
 
 void append_response_head(std::string& out, int status, const std::vector<Header>& headers,
-                          uint64_t content_length, bool keep_alive, std::string_view date) {
+                          uint64_t content_length, bool keep_alive, std::string_view date,
+                          bool http10) {
   out += "HTTP/1.1 ";
   out += std::to_string(status);
   out += ' ';
@@ -123,7 +124,9 @@ void append_response_head(std::string& out, int status, const std::vector<Header
   }
   // 304 would have to state the length of the representation it stands for,
   // which the writer does not know: no Content-Length (RFC 9110 8.6).
-  if (status >= 200 && status != 204 && status != 304) {
+  if (status >= 200 && status != 204 && status != 304 && content_length == kUnknownBodyLength) {
+    if (!http10) out += "Transfer-Encoding: chunked\r\n";
+  } else if (status >= 200 && status != 204 && status != 304) {
     out += "Content-Length: ";
     out += std::to_string(content_length);
     out += "\r\n";

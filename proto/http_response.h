@@ -37,9 +37,13 @@ bool is_framing_header(std::string_view name);
 bool response_has_body(std::string_view method, int status);
 
 // Appends the status line and headers, ending with the blank line.
-// `date` is an IMF-fixdate ("Tue, 24 Nov 2026 10:00:00 GMT").
+// `date` is an IMF-fixdate ("Tue, 24 Nov 2026 10:00:00 GMT"). A length of
+// kUnknownBodyLength is sent as "Transfer-Encoding: chunked", or (`http10`:
+// the client knows no chunked coding) as no length at all: the body then
+// ends with the connection, which the caller must close.
 void append_response_head(std::string& out, int status, const std::vector<Header>& headers,
-                          uint64_t content_length, bool keep_alive, std::string_view date);
+                          uint64_t content_length, bool keep_alive, std::string_view date,
+                          bool http10 = false);
 
 // A complete small response for an error or a fixed answer: head and body.
 // `body` empty means a one-line body with the status and reason.

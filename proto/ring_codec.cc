@@ -186,4 +186,16 @@ size_t decode_response_head(std::string_view payload, int& status, std::vector<H
   return finish(in, body_length);
 }
 
+std::string encode_credit(uint64_t bytes) {
+  std::string out;
+  put<uint64_t>(out, bytes);
+  return out;
+}
+
+bool decode_credit(std::string_view payload, uint64_t& bytes) {
+  if (payload.size() != sizeof(uint64_t)) return false;
+  std::memcpy(&bytes, payload.data(), sizeof bytes);
+  return bytes != 0;
+}
+
 }  // namespace ringhttpd::proto

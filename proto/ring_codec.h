@@ -15,6 +15,10 @@
 //   u16 status (100..599) | u16 0 | u32 n_headers | u64 body_length
 //   headers as above
 //
+// body_length is kUnknownBodyLength when the sender does not know it yet
+// (a chunked request, a response streamed without a length): then the
+// message ends with the record carrying kRecordEnd.
+//
 // Counts and lengths are 32-bit: a head is bounded by max_header_bytes (at
 // most 1 MiB), so 16 bits were too few (65,536 header fields or a 64 KiB
 // name) and 32 always suffice. The bytes after the head are body: at most
@@ -39,8 +43,32 @@ enum RecordType : uint16_t {
   kRequestBody = 2,
   kResponseHead = 3,
   kResponseBody = 4,
+  // Flow control, either way: the sender of a message may have at most
+  // kBodyWindow body bytes the receiver has not consumed. The receiver
+  // returns credit as it consumes: payload u64 = bytes consumed of message
+  // `id` since its last credit.
+  kCredit = 5,
+  // Network -> service: request `id` is abandoned (its client left, or it
+  // was answered 504); the service stops sending its response and drops
+  // what it still receives of it. No payload.
+  kCancel = 6,
 };
-inline constexpr uint16_t kRecordEnd = 1;  // flag: last record of the message
+inline constexpr uint16_t kRecordEnd = 1;    // flag: last record of the message
+inline constexpr uint16_t kRecordAbort = 2;  // flag, with kRecordEnd on a response body:
+                                             // the response failed part-way (the
+                                             // client's connection must be closed)
+
+// Body bytes of one message that may be on their way (sent, not yet
+// credited back): what a slow reader can make each side hold per message.
+inline constexpr uint64_t kBodyWindow = 256 * 1024;
+// The receiver returns credit once it has consumed this much (or the
+// message ended): fewer records than one per body piece.
+inline constexpr uint64_t kCreditEvery = kBodyWindow / 4;
+
+// A credit record's payload (8 bytes, native order), and its decoding:
+// false for a payload of another size or zero bytes.
+std::string encode_credit(uint64_t bytes);
+bool decode_credit(std::string_view payload, uint64_t& bytes);
 
 // Where a request came from, for the handler (and the echo handler's JSON).
 struct RequestOrigin {

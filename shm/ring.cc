@@ -48,6 +48,8 @@ uint64_t Ring::used() const {
   return load_head(std::memory_order_acquire) - tail;
 }
 
+uint64_t Ring::unconsumed() const { return own_head_ - load_tail(std::memory_order_acquire); }
+
 bool Ring::fits(uint64_t head, uint64_t footprint, uint64_t tail) const {
   const uint64_t to_end = capacity_ - (head & mask());
   const uint64_t pad = footprint > to_end ? to_end : 0;
@@ -96,6 +98,17 @@ bool Ring::prepare_producer_wait(uint64_t need_payload) {
   flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (fits(own_head_, record_footprint(need_payload), load_tail(std::memory_order_acquire))) {
+    flag.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+bool Ring::prepare_producer_wait_until(uint64_t max_used) {
+  auto flag = shared(header_->producer_waiting);
+  flag.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (own_head_ - load_tail(std::memory_order_acquire) <= max_used) {
     flag.store(0, std::memory_order_relaxed);
     return false;
   }

@@ -122,6 +122,8 @@ class Ring {
   bool empty() const { return used() == 0; }
 
   // ---- producer side ----
+  // Bytes this producer published that the consumer has not freed yet.
+  uint64_t unconsumed() const;
   // Appends one record whose payload is the concatenation of `parts` and
   // publishes it. Returns false (writing nothing) when it does not fit now.
   bool try_push(uint16_t type, uint16_t flags, uint64_t id, const std::string_view* parts,
@@ -135,6 +137,9 @@ class Ring {
   // The producer found the ring full: announce it. Returns false when space
   // appeared meanwhile (do not sleep on it; retry now).
   bool prepare_producer_wait(uint64_t need_payload);
+  // The same for a producer that waits until at most `max_used` bytes are
+  // published and unconsumed (it keeps part of the ring for other records).
+  bool prepare_producer_wait_until(uint64_t max_used);
 
   // ---- consumer side ----
   // The next record, or false when the ring is empty or broken. Skips

@@ -54,6 +54,35 @@ struct ResponseSlot {
   // The request's ring record, kept while request_id != 0 for a request
   // that may be sent twice (is_retryable); empty otherwise.
   std::string retry_record;
+  // A response streamed from a service (its head arrived, its end not yet):
+  // `data` holds what was received and not written; what was written is
+  // dropped from it (compacted), so the status and body count live here.
+  bool streaming = false;
+  bool chunked = false;        // body pieces are framed as chunks for the client
+  bool upload_open = false;    // the request's body is still being sent to the service
+  int status = 0;              // the service's status, once its head arrived
+  uint64_t body_bytes = 0;     // body bytes received from the service (access log)
+  uint64_t credit_owed = 0;    // body bytes received and not yet credited back
+  bool http10 = false;         // the request was HTTP/1.0
+};
+
+// The request whose head arrived and whose end has not: routed at its head.
+// For a service route its body goes to the service in pieces as it arrives,
+// at most proto::kBodyWindow bytes beyond what the service credited back
+// (reading pauses at the window); any other route discards the body and is
+// answered at the end, as a request that arrived whole.
+struct Incoming {
+  proto::HttpRequest head;
+  uint64_t length = 0;          // announced, or kUnknownBodyLength
+  const void* route = nullptr;  // RouteSettings* (nullptr: no route)
+  bool to_service = false;
+  bool dispatched = false;      // its head went to a service (or it was answered)
+  uint64_t id = 0;              // request id, once dispatched (0: not sent)
+  uint32_t service = 0;         // valid while id != 0
+  ResponseSlot* slot = nullptr;  // its response, once dispatched
+  uint64_t sent = 0;            // body bytes sent to the service
+  uint64_t credited = 0;        // body bytes the service credited back
+  uint64_t received = 0;        // body bytes parsed so far
 };
 
 // The responses owed on one connection, oldest first. Each slot is its own
@@ -116,7 +145,11 @@ struct Connection {
       : id(id_), fd(std::move(fd_)), parser(limits) {}
 
   Activity activity() const {
-    if (!slots.empty()) return slots.front().ready ? Activity::writing : Activity::waiting;
+    if (!slots.empty()) {
+      const ResponseSlot& f = slots.front();
+      return f.ready || (f.streaming && sent < f.data.size()) ? Activity::writing
+                                                              : Activity::waiting;
+    }
     return parser.mid_request() ? Activity::receiving : Activity::idle;
   }
   bool input_open() const { return state == ConnState::open; }
@@ -133,6 +166,8 @@ struct Connection {
   ConnState state = ConnState::open;
   size_t sent = 0;               // bytes of slots.front().data already written
   std::string stash;             // bytes read but not parsed yet (budget reached, or draining)
+  std::unique_ptr<Incoming> in;  // the request being received, past its head
+  bool window_paused = false;    // reading waits for the service's credit
   int64_t last_active_ms = 0;    // last read or write progress
   int64_t request_start_ms = 0;  // valid while parser.mid_request()
   int64_t linger_until_ms = 0;   // valid while lingering

@@ -1,12 +1,22 @@
-// The interface between a service process and application logic. A handler
-// gets each complete request with a Responder and answers through it, now or
-// later (a handler with its own I/O keeps the Responder and completes it from
-// its event loop). The service process owns the rings; handlers never see
-// them, so new handler types (static files, proxy, user modules) need no
-// change in the network process or the ring protocol.
+// The interface between a service process and application logic. The
+// service process owns the rings; handlers never see them, so new handler
+// types (static files, proxy, user modules) need no change in the network
+// process or the ring protocol. Two ways to serve:
+//
+//   whole    handle(request, responder): the body arrives complete (bounded
+//            by max_body_bytes); the answer is one HttpResponse, now or later.
+//   streamed handle_stream(exchange): the head arrives first; the body is
+//            read in pieces as the client sends it (body()/consume()), and
+//            the response is written in pieces (start/write/finish). Flow
+//            control is the service process's: body() never holds more than
+//            proto::kBodyWindow bytes, and write() says when the client's
+//            side has a window's worth unread (wait for the listener then).
+//
+// A handler with its own timers returns its next deadline from poll().
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -40,10 +50,58 @@ class Responder {
   virtual void respond(proto::HttpResponse response) = 0;
 };
 
+// One request and its response, streamed. Owned by the service process; a
+// handler keeps the shared_ptr while it works on it.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+
+  // ---- the request ----
+  // The head (request().http.body stays empty) and where it came from.
+  virtual const ServiceRequest& request() const = 0;
+  // The body's announced length, or proto::kUnknownBodyLength (chunked).
+  virtual uint64_t body_length() const = 0;
+  // Body bytes received and not yet consumed (at most kBodyWindow).
+  virtual std::string_view body() const = 0;
+  // Frees the first `n` bytes of body(): the client may send that much more.
+  virtual void consume(size_t n) = 0;
+  // The whole body has arrived (body() may still hold its last bytes).
+  virtual bool body_complete() const = 0;
+
+  // ---- the response ----
+  // Starts it: a final status (200..599), headers, and the body's length, or
+  // kUnknownBodyLength (the client then gets it chunked, or close-delimited
+  // for HTTP/1.0). Framing headers are the network process's.
+  virtual void start(int status, std::vector<proto::Header> headers, uint64_t length) = 0;
+  // Appends body bytes. False when a window's worth is still on its way to
+  // the client: the bytes are kept, but write more only after the listener
+  // runs with writable() true.
+  virtual bool write(std::string_view piece) = 0;
+  virtual bool writable() const = 0;
+  // The response is complete (its length, if announced, must have been met).
+  virtual void finish() = 0;
+  // Fails it: 500 if not started; otherwise the client's connection is
+  // closed before the response completes, so it cannot pass as whole.
+  virtual void abort() = 0;
+  // The client left or the request timed out: nothing more is sent.
+  virtual bool cancelled() const = 0;
+
+  // Called (from the service loop, never from inside these calls) when body
+  // bytes arrive or the body completes, when writable() turns true, and when
+  // the exchange is cancelled.
+  virtual void set_listener(std::function<void()> listener) = 0;
+};
+
 class Handler {
  public:
   virtual ~Handler() = default;
   virtual void handle(ServiceRequest request, std::unique_ptr<Responder> responder) = 0;
+  // Streaming handlers return true and get handle_stream() instead.
+  virtual bool streams() const { return false; }
+  virtual void handle_stream(std::shared_ptr<Exchange> /*exchange*/) {}
+  // Called every loop iteration; returns the next time (monotonic ms) it
+  // wants to be called, or -1 for none.
+  virtual int64_t poll(int64_t /*now_ms*/) { return -1; }
 };
 
 // The one visible list of handler types (config "services[i].type"): the

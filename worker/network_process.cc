@@ -494,51 +494,209 @@ void NetworkProcess::read_from(Connection& c) {
 // Feeds the parser in slices and stops at the connection's budget, keeping
 // the rest of the bytes read: one read of tiny pipelined requests cannot
 // queue thousands of requests at once (and fill a service's ring that every
-// other connection shares).
+// other connection shares). A body on its way to a service is fed only as
+// far as its window allows; then reading waits for the service's credit.
 //
 // While draining for a reload, only the request already begun is parsed
 // (up to its last byte); what follows it is kept, unparsed, for the process
 // the connection is handed to.
+//
+// Body pieces are views into `data`: what the call parsed of the current
+// request's body goes to the service before it returns (one record with
+// its head when the request is whole).
 void NetworkProcess::parse(Connection& c, std::string_view data) {
+  pieces_.clear();
+  pieces_bytes_ = 0;
   while (!data.empty() && c.input_open()) {
     if (over_budget(c, 1) || (draining_ && !c.parser.mid_request())) {
       c.stash.append(data);
       c.read_paused = true;
-      return;
+      break;
     }
-    const size_t n = std::min(data.size(), kParseSlice);
+    size_t n = std::min(data.size(), kParseSlice);
+    if (c.in && uploading(*c.in)) {
+      const uint64_t room = upload_room(c);
+      if (room == 0) {
+        c.stash.append(data);
+        c.read_paused = c.window_paused = true;
+        break;
+      }
+      n = static_cast<size_t>(std::min<uint64_t>(n, room));
+    }
     data.remove_prefix(parse_slice(c, data.substr(0, n)));
   }
+  if (c.in && c.input_open() && uploading(*c.in)) {
+    if (!c.in->dispatched) {
+      start_upload(c);
+    } else {
+      continue_upload(c, false);
+    }
+  }
+  pieces_.clear();
+  pieces_bytes_ = 0;
 }
 
 // Returns the bytes used: all of them, or (draining) up to the end of the
 // request that completed.
 size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
   const bool was_mid = c.parser.mid_request();
-  parsed_.clear();
+  events_.clear();
   size_t used = data.size();
-  const bool ok = draining_ ? c.parser.feed_one(data, parsed_, used) : c.parser.feed(data, parsed_);
-  for (proto::HttpRequest& req : parsed_) {
-    c.continue_sent = false;
-    add_response(c, req);
-    if (!req.keep_alive || stopping_) {
-      c.close_input();
-      break;  // bytes after a "Connection: close" request are ignored
+  const bool ok = c.parser.feed_events(data, events_, draining_ ? &used : nullptr);
+  size_t next_head = 0;
+  for (const proto::RequestEvent& e : events_.events) {
+    switch (e.kind) {
+      case proto::RequestEvent::Kind::head:
+        on_request_head(c, std::move(events_.heads[next_head++]), e.length);
+        break;
+      case proto::RequestEvent::Kind::body:
+        on_request_body(c, e.piece);
+        break;
+      case proto::RequestEvent::Kind::end:
+        on_request_end(c);
+        break;
     }
+    if (!c.input_open()) return data.size();  // bytes after a "Connection: close" are ignored
   }
-  if (!c.input_open()) return data.size();
   if (!ok) {
-    ResponseSlot& slot = c.slots.emplace_back();
-    slot.head_request = slot.head_only = c.parser.head_request();  // 414 to HEAD: no body
-    answer_error(slot, c.parser.error_status(), false);
-    c.close_input();
+    on_parse_error(c, c.parser.error_status());
     return data.size();
   }
-  if (c.parser.mid_request() && (!was_mid || !parsed_.empty())) {
+  if (c.parser.mid_request() && (!was_mid || events_.completed > 0)) {
     c.request_start_ms = now_ms_;
   }
   maybe_send_continue(c);
   return used;
+}
+
+// The head is routed at once: a service route's body may go to the service
+// before it has all arrived.
+void NetworkProcess::on_request_head(Connection& c, proto::HttpRequest head, uint64_t length) {
+  c.continue_sent = false;
+  auto in = std::make_unique<Incoming>();
+  in->length = length;
+  const RouteSettings* route = head.target == "*" ? nullptr : router_.match(head);
+  in->route = route;
+  in->to_service = route != nullptr && route->kind == RouteSettings::Kind::service;
+  in->head = std::move(head);
+  c.in = std::move(in);
+  pieces_.clear();
+  pieces_bytes_ = 0;
+}
+
+void NetworkProcess::on_request_body(Connection& c, std::string_view piece) {
+  if (!c.in) return;
+  c.in->received += piece.size();
+  if (!uploading(*c.in)) return;  // discarded: not for a service, or no longer wanted
+  if (!pieces_.empty() && pieces_.back().data() + pieces_.back().size() == piece.data()) {
+    pieces_.back() = std::string_view(pieces_.back().data(), pieces_.back().size() + piece.size());
+  } else {
+    pieces_.push_back(piece);
+  }
+  pieces_bytes_ += piece.size();
+}
+
+void NetworkProcess::on_request_end(Connection& c) {
+  if (!c.in) return;
+  Incoming& in = *c.in;
+  const bool keep_alive = in.head.keep_alive;
+  if (!in.dispatched) {
+    add_response(c, in.head, static_cast<const RouteSettings*>(in.route));
+  } else if (uploading(in)) {
+    continue_upload(c, true);
+  }
+  c.in.reset();
+  c.window_paused = false;
+  pieces_.clear();
+  pieces_bytes_ = 0;
+  if (!keep_alive || stopping_) c.close_input();
+}
+
+// The request cannot be read on (a parser error, or its body stalled): its
+// answer is `status` and the connection ends. An upload in progress is
+// cancelled; its response, if nothing of it was written yet, becomes the
+// error.
+void NetworkProcess::on_parse_error(Connection& c, int status) {
+  ResponseSlot* target = nullptr;
+  if (c.in && c.in->dispatched && c.in->slot != nullptr) {
+    ResponseSlot* s = c.in->slot;
+    const bool begun = s->streaming || (&c.slots.front() == s && c.sent > 0);
+    if (s->request_id != 0) forget(s->request_id);
+    if (!begun) target = s;
+    if (begun) abort_response(*s);
+  }
+  c.in.reset();
+  c.window_paused = false;
+  if (target == nullptr) target = &c.slots.emplace_back();
+  ResponseSlot& slot = *target;
+  slot.request_id = 0;
+  slot.upload_open = false;
+  slot.status = 0;
+  slot.data.clear();
+  slot.head_request = slot.head_only = c.parser.head_request();  // 414 to HEAD: no body
+  answer_error(slot, status, false);
+  c.close_input();
+  dirty_.push_back(c.id);
+}
+
+// Whether the current request's body goes to a service: a service route
+// whose head was not answered otherwise (503, 504, early answer, death).
+bool NetworkProcess::uploading(Incoming& in) {
+  if (!in.to_service) return false;
+  if (!in.dispatched) return true;
+  if (in.id == 0) return false;
+  auto it = pending_.find(in.id);
+  if (it == pending_.end() || it->second.slot == nullptr) {
+    in.id = 0;
+    return false;
+  }
+  return true;
+}
+
+// Body bytes the current request may still parse before the service's
+// credit: a window beyond what it consumed, less what waits to be sent.
+uint64_t NetworkProcess::upload_room(const Connection& c) {
+  const Incoming& in = *c.in;
+  const uint64_t out = in.sent + pieces_bytes_ - std::min(in.credited, in.sent);
+  return out >= proto::kBodyWindow ? 0 : proto::kBodyWindow - out;
+}
+
+// The head of a request whose body is still coming, with what arrived of
+// it: the response slot and the dispatch happen now.
+void NetworkProcess::start_upload(Connection& c) {
+  Incoming& in = *c.in;
+  in.dispatched = true;
+  ResponseSlot& slot = new_slot(c, in.head);
+  const RouteSettings& route = *static_cast<const RouteSettings*>(in.route);
+  slot.route = static_cast<int32_t>(&route - env_.routes.data());
+  slot.via_service = true;
+  in.slot = &slot;
+  if (!dispatch(slot, c, in.head, route, pieces_, false)) return;
+  in.id = slot.request_id;
+  in.service = slot.service;
+  in.sent = pieces_bytes_;
+  slot.upload_open = true;
+}
+
+void NetworkProcess::continue_upload(Connection& c, bool end) {
+  Incoming& in = *c.in;
+  channels_[in.service].send_pieces(proto::kRequestBody, in.id, pieces_, end);
+  in.sent += pieces_bytes_;
+  ResponseSlot& slot = *in.slot;
+  slot.deadline_ms = now_ms_ + env_.services[service_of(in.service)].timeout_ms;
+  if (end) slot.upload_open = false;
+}
+
+// The service no longer wants the body (it answered, died or timed out):
+// the rest is parsed and discarded, and reading no longer waits.
+void NetworkProcess::stop_upload(Connection& c) {
+  if (!c.in) return;
+  c.in->id = 0;
+  if (c.in->slot != nullptr) c.in->slot->upload_open = false;
+  if (c.window_paused) {
+    c.window_paused = false;
+    dirty_.push_back(c.id);
+  }
 }
 
 // "100 Continue" goes into the ordered output like any response: after the
@@ -552,7 +710,7 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
   dirty_.push_back(c.id);
 }
 
-void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
+ResponseSlot& NetworkProcess::new_slot(Connection& c, const proto::HttpRequest& req) {
   ResponseSlot& slot = c.slots.emplace_back();
   slot.start_us = now_us_;
   if (access_log_.enabled()) {
@@ -563,20 +721,27 @@ void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req) {
   slot.keep_alive = req.keep_alive && !stopping_;
   slot.head_request = req.method == "HEAD";
   slot.head_only = slot.head_request;
+  slot.http10 = req.version_minor == 0;
+  return slot;
+}
+
+// A request that arrived whole (its body is in pieces_).
+void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req,
+                                  const RouteSettings* route) {
+  ResponseSlot& slot = new_slot(c, req);
   if (req.target == "*") {  // OPTIONS * (the parser allows "*" for nothing else)
     slot.data = proto::make_simple_response(200, slot.keep_alive, date_, "text/plain", {}, false,
                                             "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n");
     slot.ready = true;
     return;
   }
-  const RouteSettings* route = router_.match(req);
   if (route == nullptr) return answer_error(slot, 404, slot.keep_alive);
   slot.route = static_cast<int32_t>(route - env_.routes.data());
   slot.via_service = route->kind == RouteSettings::Kind::service;
   if (route->kind == RouteSettings::Kind::respond) return answer_fixed(slot, route->respond);
   if (route->kind == RouteSettings::Kind::metrics) return answer_metrics(slot);
   if (route->kind == RouteSettings::Kind::static_files) return answer_static(slot, req, *route);
-  dispatch(slot, c, req, *route);
+  dispatch(slot, c, req, *route, pieces_, true);
 }
 
 void NetworkProcess::answer_fixed(ResponseSlot& slot, const RespondSettings& r) {
@@ -684,8 +849,12 @@ void NetworkProcess::answer_error(ResponseSlot& slot, int status, bool keep_aliv
   slot.ready = true;
 }
 
-void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
-                              const RouteSettings& route) {
+bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
+                              const RouteSettings& route, std::span<const std::string_view> body,
+                              bool end) {
+  uint64_t body_bytes = 0;
+  for (std::string_view p : body) body_bytes += p.size();
+  const uint64_t length = end ? body_bytes : c.in->length;
   const ServicePool& pool = env_.pools[static_cast<size_t>(route.service_index)];
   const uint32_t n_network = env_.segment->header().n_network;
   available_scratch_.assign(pool.count, 1);
@@ -698,16 +867,18 @@ void NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
     // before this process runs again.
     shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
     inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
-    if (send_request(s, id, req)) {
-      if (is_retryable(req.method, !req.body.empty())) slot.retry_record = encode_scratch_;
+    if (send_request(s, id, req, body, length, end)) {
+      // A whole request without a body may be sent twice (dispatch.h).
+      if (end && is_retryable(req.method, body_bytes != 0)) slot.retry_record = encode_scratch_;
       track(slot, c.id, s, id);
-      return;
+      return true;
     }
     inflight_of(service_slot).fetch_sub(1, std::memory_order_relaxed);
     available_scratch_[s - pool.first] = 0;
   }
   count(own_slot().ring_full);
   answer_error(slot, 503, slot.keep_alive, "Retry-After: 1\r\n");
+  return false;
 }
 
 // Passes over processes that are not ready (starting, or dead and not yet
@@ -789,14 +960,29 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
                                      const std::vector<HeldRecord>& untaken) {
   if (p.slot == nullptr) return;  // answered 504 already, or its connection is gone
   ResponseSlot& slot = *p.slot;
+  const bool upload_open = slot.upload_open;
+  auto c = connections_.find(p.connection);
+  if (c != connections_.end() && c->second->in && c->second->in->id == id) {
+    stop_upload(*c->second);  // its body cannot be sent again: 502 below
+  }
+  if (slot.streaming) {  // part of the answer may be out
+    abort_response(slot);
+    dirty_.push_back(p.connection);
+    return;
+  }
+  slot.upload_open = false;
+  slot.status = 0;
   slot.data.clear();  // a response cut short by the death, and what it set
   slot.head_only = slot.head_request;
   slot.head_seen = false;
   slot.body_got = 0;
   slot.request_id = 0;
-  const bool taken = std::none_of(untaken.begin(), untaken.end(), [&](const HeldRecord& r) {
-    return r.id == id && r.type == proto::kRequestHead;
-  });
+  // A body that was still arriving cannot move: what was sent of it is gone.
+  const bool taken = upload_open || std::none_of(untaken.begin(), untaken.end(),
+                                                 [&](const HeldRecord& r) {
+                                                   return r.id == id &&
+                                                          r.type == proto::kRequestHead;
+                                                 });
   const ServicePool& pool = env_.pools[service_of(p.service)];
   available_scratch_.assign(pool.count, 1);
   const int sibling = pick_service(pool, static_cast<int>(p.service));
@@ -840,13 +1026,15 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
   return true;
 }
 
-bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req) {
+bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
+                                  std::span<const std::string_view> body, uint64_t length,
+                                  bool end) {
   encode_scratch_.clear();
   // Cannot fail for a head the parser accepted (at most max_header_bytes);
   // if it ever did, the request is not sent (503 like a full ring).
-  if (!proto::encode_request_head(req, origin_, req.body.size(), encode_scratch_)) return false;
-  return channels_[service].try_send(proto::kRequestHead, proto::kRequestBody, id, encode_scratch_,
-                                     req.body);
+  if (!proto::encode_request_head(req, origin_, length, encode_scratch_)) return false;
+  return channels_[service].try_send_message(proto::kRequestHead, proto::kRequestBody, id,
+                                             encode_scratch_, body, end);
 }
 
 void NetworkProcess::drain_responses() {
@@ -866,8 +1054,13 @@ void NetworkProcess::drain_ring(uint32_t s) {
 // A response arrives as a head record, then body records; the last one
 // carries kRecordEnd. What a service writes is checked, not trusted: a body
 // before the head, a second head, an unknown record type, or body bytes that
-// do not add up to the head's length end that request with 502, so a
-// handler can never break the framing toward the client.
+// do not add up to the head's length end that request with 502 (or, once
+// part of it was written to the client, with the connection), so a handler
+// can never break the framing toward the client.
+//
+// A response whose head arrives without its end is streamed: its bytes are
+// written as they come (chunked when the service gave no length), and the
+// service is credited as the client takes them (credit_response).
 void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView& rec) {
   auto it = pending_.find(rec.id);
   // Unknown (its connection closed), or not this process's to answer.
@@ -876,8 +1069,10 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     if (rec.flags & proto::kRecordEnd) pending_.erase(it);
     return;
   }
+  if (rec.type == proto::kCredit) return on_credit(it->second, rec);
   ResponseSlot& slot = *it->second.slot;
   const uint64_t connection = it->second.connection;
+  const bool end = rec.flags & proto::kRecordEnd;
   std::string_view body = rec.payload;
   if (rec.type == proto::kResponseHead && !slot.head_seen) {
     int status = 0;
@@ -891,38 +1086,132 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     }
     if (!proto::response_has_body("GET", status)) slot.head_only = true;  // 204, 304
     slot.head_seen = true;
+    slot.status = status;
     slot.body_expected = length;
     body.remove_prefix(used);
+    uint64_t announce = length;
+    if (length == proto::kUnknownBodyLength && end) {
+      announce = body.size();  // whole after all: its length is known
+    } else if (!end && (length == proto::kUnknownBodyLength || body.size() < length)) {
+      // Streamed from here. (A response whose announced bytes are all here
+      // waits for its end record, so that one more byte is still a 502.)
+      slot.streaming = true;
+    }
+    if (announce == proto::kUnknownBodyLength) {
+      if (slot.http10) slot.keep_alive = false;  // the body ends with the connection
+      slot.chunked = !slot.http10 && !slot.head_only;
+    }
     // The reservation is bounded: the length is the peer's word.
-    slot.data.reserve(256 + (slot.head_only ? 0 : std::min<uint64_t>(length, kMaxReserve)));
-    proto::append_response_head(slot.data, status, headers, length, slot.keep_alive, date_);
+    slot.data.reserve(256 + (slot.head_only ? 0 : std::min<uint64_t>(body.size(), kMaxReserve)));
+    proto::append_response_head(slot.data, status, headers, announce, slot.keep_alive, date_,
+                                slot.http10);
   } else if (rec.type != proto::kResponseBody || !slot.head_seen) {
     return fail_response(it, "response record out of order");
   }
   slot.body_got += body.size();
-  if (slot.body_got > slot.body_expected) return fail_response(it, "more body than its length");
-  if (!slot.head_only) slot.data.append(body);
-  if (!(rec.flags & proto::kRecordEnd)) return;
-  if (slot.body_got != slot.body_expected) return fail_response(it, "less body than its length");
+  if (slot.body_expected != proto::kUnknownBodyLength && slot.body_got > slot.body_expected) {
+    return fail_response(it, "more body than its length");
+  }
+  if (!slot.head_only && !body.empty()) {
+    if (slot.chunked) {
+      char size[20];
+      const int n = std::snprintf(size, sizeof size, "%zx\r\n", body.size());
+      slot.data.append(size, static_cast<size_t>(n)).append(body).append("\r\n");
+    } else {
+      slot.data.append(body);
+    }
+  }
+  slot.body_bytes += body.size();
+  dirty_.push_back(connection);
+  if (!end) {
+    slot.credit_owed += body.size();
+    slot.deadline_ms = now_ms_ + env_.services[service_of(service)].timeout_ms;
+    auto c = connections_.find(connection);
+    if (c != connections_.end()) credit_response(*c->second, slot);
+    return;
+  }
+  if (rec.flags & proto::kRecordAbort) return fail_response(it, "the service gave up on it");
+  if (slot.body_expected != proto::kUnknownBodyLength && slot.body_got != slot.body_expected) {
+    return fail_response(it, "less body than its length");
+  }
+  if (slot.chunked) slot.data.append("0\r\n\r\n");
   slot.ready = true;
+  slot.streaming = false;
   slot.request_id = 0;
   slot.retry_record.clear();
-  dirty_.push_back(connection);
+  auto c = connections_.find(connection);
+  if (c != connections_.end() && c->second->in && c->second->in->id == rec.id) {
+    stop_upload(*c->second);  // answered before its body ended: the rest is discarded
+  }
   pending_.erase(it);
 }
 
+// The service consumed part of an upload: the connection may read on.
+void NetworkProcess::on_credit(const Pending& p, const shm::RecordView& rec) {
+  uint64_t bytes = 0;
+  auto it = connections_.find(p.connection);
+  if (!proto::decode_credit(rec.payload, bytes) || it == connections_.end()) return;
+  Connection& c = *it->second;
+  if (!c.in || c.in->id != rec.id) return;
+  Incoming& in = *c.in;
+  in.credited += std::min(bytes, in.sent - std::min(in.credited, in.sent));
+  if (in.slot != nullptr) {
+    in.slot->deadline_ms = now_ms_ + env_.services[service_of(in.service)].timeout_ms;
+  }
+  if (c.window_paused) {
+    c.window_paused = false;
+    dirty_.push_back(c.id);  // write_to() resumes reading
+  }
+}
+
+// Returns credit for the body bytes of a streamed response once the client
+// has taken most of what is buffered here: what this process holds for one
+// response stays within about 1.5 windows, however slowly the client reads.
+void NetworkProcess::credit_response(Connection& c, ResponseSlot& slot) {
+  if (!slot.streaming || slot.credit_owed < proto::kCreditEvery) return;
+  const size_t written = !c.slots.empty() && &c.slots.front() == &slot ? c.sent : 0;
+  if (slot.data.size() - written >= proto::kBodyWindow / 2) return;
+  channels_[slot.service].send_control(proto::kCredit, slot.request_id,
+                                       proto::encode_credit(slot.credit_owed));
+  slot.credit_owed = 0;
+  slot.deadline_ms = now_ms_ + env_.services[service_of(slot.service)].timeout_ms;
+}
+
+// A response that cannot be completed after part of it may have gone out:
+// what is buffered is written, then the connection closes (the client sees
+// a body shorter than announced, or no final chunk).
+void NetworkProcess::abort_response(ResponseSlot& slot) {
+  slot.streaming = false;
+  slot.chunked = false;
+  slot.upload_open = false;
+  slot.ready = true;
+  slot.keep_alive = false;
+  slot.request_id = 0;
+  slot.retry_record.clear();
+}
+
 // The service broke the response: 502 in its place, and whatever else it
-// sends for this request is dropped (the id is no longer pending).
+// sends for this request is dropped (the id is no longer pending). If part
+// of it may have reached the client, the connection is cut instead.
 void NetworkProcess::fail_response(PendingMap::iterator it, const char* why) {
   log_error(std::string("service process sent a bad response (") + why + "); answering 502");
   ResponseSlot& slot = *it->second.slot;
+  const uint64_t connection = it->second.connection;
+  const uint64_t id = it->first;
+  pending_.erase(it);
+  auto c = connections_.find(connection);
+  if (c != connections_.end() && c->second->in && c->second->in->id == id) {
+    stop_upload(*c->second);
+  }
+  dirty_.push_back(connection);
+  if (slot.streaming) return abort_response(slot);
   slot.data.clear();
+  slot.status = 0;
   slot.head_only = slot.head_request;
   answer_error(slot, 502, slot.keep_alive);
   slot.request_id = 0;
   slot.retry_record.clear();
-  dirty_.push_back(it->second.connection);
-  pending_.erase(it);
+  slot.upload_open = false;
 }
 
 void NetworkProcess::flush_rings() {
@@ -958,7 +1247,11 @@ void NetworkProcess::write_to(Connection& c) {
 
 // True when every ready response is written and the connection lives on.
 bool NetworkProcess::write_ready(Connection& c) {
-  while (!c.slots.empty() && c.slots.front().ready) {
+  const auto writable = [&c] {
+    const ResponseSlot& f = c.slots.front();
+    return f.ready || (f.streaming && c.sent < f.data.size());
+  };
+  while (!c.slots.empty() && writable()) {
     ResponseSlot& first = c.slots.front();
     if (c.sent == first.data.size() && first.file_left > 0) {  // its head is out: the file
       if (!send_file_part(c, first)) return false;
@@ -966,14 +1259,20 @@ bool NetworkProcess::write_ready(Connection& c) {
       if (!finish_front(c)) return false;
       continue;
     }
+    if (c.sent == first.data.size() && first.ready) {  // nothing left to write (a streamed end)
+      if (!finish_front(c)) return false;
+      continue;
+    }
     iovec iov[kMaxIov];
     int n = 0;
-    for (size_t i = 0; i < c.slots.size() && c.slots[i].ready && n < kMaxIov; ++i) {
+    for (size_t i = 0; i < c.slots.size() && n < kMaxIov; ++i) {
       ResponseSlot& slot = c.slots[i];
+      if (!slot.ready && !(slot.streaming && i == 0)) break;
       const size_t skip = n == 0 ? c.sent : 0;
       iov[n++] = iovec{slot.data.data() + skip, slot.data.size() - skip};
-      // A file part follows this slot's bytes: nothing after it in this write.
-      if (!slot.keep_alive || slot.file_left > 0) break;
+      // A file part follows this slot's bytes, or the rest of a streamed
+      // response: nothing after it in this write.
+      if (!slot.keep_alive || slot.file_left > 0 || slot.streaming) break;
     }
     msghdr msg{};
     msg.msg_iov = iov;
@@ -998,7 +1297,17 @@ bool NetworkProcess::write_ready(Connection& c) {
       left -= rest;
       c.sent = front.data.size();
       if (front.file_left > 0) break;  // the file part goes next (sendfile)
+      if (front.streaming) break;      // the rest of it is still coming
       if (!finish_front(c)) return false;
+    }
+    if (c.slots.empty()) break;
+    ResponseSlot& front = c.slots.front();
+    if (front.streaming) {  // what was written is dropped; the service may send more
+      if (c.sent == front.data.size() || c.sent >= kReadBufferBytes) {
+        front.data.erase(0, c.sent);
+        c.sent = 0;
+      }
+      credit_response(c, front);
     }
   }
   return true;
@@ -1048,7 +1357,7 @@ bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
 // when that happened (the caller writes again; the connection may be gone).
 bool NetworkProcess::resume_reading(Connection& c) {
   // Draining: the stash is for the process the connection goes to.
-  if (!c.read_paused || over_budget(c, 2) || draining_) return false;
+  if (!c.read_paused || c.window_paused || over_budget(c, 2) || draining_) return false;
   c.read_paused = false;
   if (!c.stash.empty()) {
     const std::string stash = std::move(c.stash);
@@ -1094,9 +1403,14 @@ void NetworkProcess::linger(Connection& c) {
 // process; readers load them relaxed).
 void NetworkProcess::count_response(const ResponseSlot& slot) {
   const std::string_view data = slot.data;
-  if (data.size() < 12 || data[9] < '1' || data[9] > '5') return;
-  if (data[9] == '1') return;  // 100 Continue is not a response
-  const size_t cls = static_cast<size_t>(data[9] - '1');
+  size_t cls;
+  if (slot.status >= 200 && slot.status <= 599) {  // streamed: its head left long ago
+    cls = static_cast<size_t>(slot.status / 100 - 1);
+  } else {
+    if (data.size() < 12 || data[9] < '1' || data[9] > '5') return;
+    if (data[9] == '1') return;  // 100 Continue is not a response
+    cls = static_cast<size_t>(data[9] - '1');
+  }
   shm::ProcessSlot& me = own_slot();
   count(me.requests);
   count(me.responses[cls]);
@@ -1118,13 +1432,18 @@ void NetworkProcess::count_response(const ResponseSlot& slot) {
 // back from the bytes sent (the one place that knows exactly what went).
 void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot) {
   const std::string_view data = slot.data;
-  if (data.size() < 12 || data[9] == '1') return;  // 100 Continue is not a response
   AccessEntry e;
   e.remote = c.peer;
-  e.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
-  const size_t head_end = data.find("\r\n\r\n");
-  e.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
-  e.body_bytes += slot.file_bytes;
+  if (slot.status != 0) {  // from a service: what it sent, as it came
+    e.status = slot.status;
+    e.body_bytes = slot.head_only ? 0 : slot.body_bytes;
+  } else {
+    if (data.size() < 12 || data[9] == '1') return;  // 100 Continue is not a response
+    e.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
+    const size_t head_end = data.find("\r\n\r\n");
+    e.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
+    e.body_bytes += slot.file_bytes;
+  }
   if (slot.access) {
     e.method = slot.access->method;
     e.target = slot.access->target;
@@ -1141,8 +1460,9 @@ void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot) {
 void NetworkProcess::close_connection(Connection& c) {
   if (c.finished()) return;
   for (size_t i = 0; i < c.slots.size(); ++i) {
-    if (c.slots[i].request_id != 0) forget(c.slots[i].request_id);
+    if (c.slots[i].request_id != 0) cancel(c.slots[i].request_id);
   }
+  c.in.reset();
   loop_.remove(c.fd.get());
   c.state = ConnState::closed;
   finished_.push_back(c.id);
@@ -1158,10 +1478,20 @@ void NetworkProcess::drop_finished() {
 }
 
 // The slot no longer waits for the answer (closed, or 504). The entry stays
-// without a slot so that kill_after_ms is still watched.
+// without a slot so that kill_after_ms is still watched, until the service's
+// end record for it arrives.
 void NetworkProcess::forget(uint64_t id) {
   auto it = pending_.find(id);
   if (it != pending_.end()) it->second.slot = nullptr;
+}
+
+// The client is gone: the service stops working on the request and answers
+// the cancel with an (aborted) end record, which clears the entry.
+void NetworkProcess::cancel(uint64_t id) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || it->second.slot == nullptr) return;
+  channels_[it->second.service].send_control(proto::kCancel, id, {});
+  it->second.slot = nullptr;
 }
 
 // A request held past kill_after_ms: the supervisor replaces that process
@@ -1199,7 +1529,18 @@ void NetworkProcess::sweep(int64_t now) {
 void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
   for (size_t i = 0; i < c.slots.size(); ++i) {
     ResponseSlot& slot = c.slots[i];
-    if (slot.request_id == 0 || now < slot.deadline_ms) continue;
+    if (slot.request_id == 0) continue;
+    if (slot.upload_open && !c.window_paused) {  // waiting for the client, not the service
+      slot.deadline_ms = now + env_.services[service_of(slot.service)].timeout_ms;
+      continue;
+    }
+    if (now < slot.deadline_ms) continue;
+    if (slot.head_seen) {  // part of the answer may be out: no 504 can follow it
+      log_warn("a streamed response stalled past the service timeout; connection closed");
+      close_connection(c);
+      return;
+    }
+    if (c.in && c.in->id == slot.request_id) stop_upload(c);
     forget(slot.request_id);
     slot.request_id = 0;
     slot.retry_record.clear();
@@ -1218,6 +1559,12 @@ bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
       // whatever else it has sent.
       return quiet < env_.network.send_timeout_ms;
     case Activity::waiting:
+      // A body on its way to a service that the client stopped sending.
+      if (c.in && c.in->dispatched && !c.window_paused &&
+          now - c.last_active_ms >= env_.network.request_timeout_ms) {
+        on_parse_error(c, 408);
+        return true;
+      }
       return true;  // the service's timeout applies (504, expire_service_requests)
     case Activity::receiving:
       if (now - c.request_start_ms < env_.network.request_timeout_ms) return true;

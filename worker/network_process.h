@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -69,17 +70,34 @@ class NetworkProcess {
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
   size_t parse_slice(Connection& c, std::string_view data);
+  // ---- a request as it is parsed: head, body pieces, end ----
+  void on_request_head(Connection& c, proto::HttpRequest head, uint64_t length);
+  void on_request_body(Connection& c, std::string_view piece);
+  void on_request_end(Connection& c);
+  void on_parse_error(Connection& c, int status);
+  uint64_t upload_room(const Connection& c);
+  bool uploading(Incoming& in);
+  void start_upload(Connection& c);
+  void continue_upload(Connection& c, bool end);
+  void stop_upload(Connection& c);
+  void on_credit(const Pending& p, const shm::RecordView& rec);
+  void credit_response(Connection& c, ResponseSlot& slot);
+  void abort_response(ResponseSlot& slot);
   void pause_accepting();
   void update_accepting();
   bool sibling_has_room();
   void publish_connections();
-  void add_response(Connection& c, proto::HttpRequest& req);
+  ResponseSlot& new_slot(Connection& c, const proto::HttpRequest& req);
+  void add_response(Connection& c, proto::HttpRequest& req, const RouteSettings* route);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
   void answer_metrics(ResponseSlot& slot);
   void answer_static(ResponseSlot& slot, const proto::HttpRequest& req, const RouteSettings& route);
-  void dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
-                const RouteSettings& route);
-  bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req);
+  // Sends the request's head with `body` (all of it with `end`, else its
+  // beginning); 503 when no ready service process has room for the head.
+  bool dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
+                const RouteSettings& route, std::span<const std::string_view> body, bool end);
+  bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
+                    std::span<const std::string_view> body, uint64_t length, bool end);
   // The ready service process of `pool` with the shortest queue, other than
   // `exclude`, or -1.
   int pick_service(const ServicePool& pool, int exclude);
@@ -106,6 +124,7 @@ class NetworkProcess {
 
   void drain_responses();
   void forget(uint64_t id);
+  void cancel(uint64_t id);
   void on_response_record(uint32_t service, const shm::RecordView& rec);
   using PendingMap = std::unordered_map<uint64_t, Pending>;
   void fail_response(PendingMap::iterator it, const char* why);
@@ -156,7 +175,9 @@ class NetworkProcess {
   std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue
   std::vector<uint64_t> inflight_scratch_;
   std::vector<uint8_t> available_scratch_;
-  std::vector<proto::HttpRequest> parsed_;
+  proto::RequestEvents events_;              // what one parser slice produced
+  std::vector<std::string_view> pieces_;     // body of Connection::in parsed, not yet sent
+  uint64_t pieces_bytes_ = 0;
   std::string encode_scratch_;
   std::string read_buffer_;
   std::string date_;

@@ -35,9 +35,50 @@ bool RingChannel::try_send(uint16_t head_type, uint16_t body_type, uint64_t id,
   for (size_t at = first.size(); at < body.size(); at += out_.max_payload()) {
     const std::string_view piece = body.substr(at, out_.max_payload());
     const bool last = at + piece.size() == body.size();
-    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece);
+    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece, true);
   }
   return true;
+}
+
+bool RingChannel::try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
+                                   std::string_view head,
+                                   std::span<const std::string_view> pieces, bool end) {
+  std::string_view body;
+  if (pieces.size() == 1) {
+    body = pieces[0];
+  } else if (pieces.size() > 1) {
+    gather_.clear();
+    for (std::string_view p : pieces) gather_.append(p);
+    body = gather_;
+  }
+  const uint64_t limit = max_head();
+  if (head.size() >= limit) return false;
+  const std::string_view first =
+      body.substr(0, std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}}));
+  const std::string_view parts[2] = {head, first};
+  const uint16_t flags = end && first.size() == body.size() ? proto::kRecordEnd : 0;
+  if (!out_.try_push(head_type, flags, id, parts, 2)) return false;
+  if (first.size() < body.size()) send_rest(body_type, id, body.substr(first.size()), end);
+  return true;
+}
+
+void RingChannel::send_pieces(uint16_t body_type, uint64_t id,
+                              std::span<const std::string_view> pieces, bool end) {
+  size_t last = pieces.size();
+  while (last > 0 && pieces[last - 1].empty()) --last;
+  if (last == 0) {
+    if (end) out_.push_or_queue(body_type, proto::kRecordEnd, id, {}, true);
+    return;
+  }
+  for (size_t i = 0; i < last; ++i) send_rest(body_type, id, pieces[i], end && i + 1 == last);
+}
+
+void RingChannel::send_rest(uint16_t body_type, uint64_t id, std::string_view body, bool end) {
+  for (size_t at = 0; at < body.size(); at += out_.max_payload()) {
+    const std::string_view piece = body.substr(at, out_.max_payload());
+    const bool last = end && at + piece.size() == body.size();
+    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece, true);
+  }
 }
 
 bool RingChannel::send(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
@@ -53,7 +94,7 @@ bool RingChannel::send(uint16_t head_type, uint16_t body_type, uint64_t id, std:
   for (size_t at = first; at < body.size(); at += out_.max_payload()) {
     const std::string_view piece = body.substr(at, out_.max_payload());
     const bool last = at + piece.size() == body.size();
-    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece);
+    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece, true);
   }
   return true;
 }
@@ -61,6 +102,15 @@ bool RingChannel::send(uint16_t head_type, uint16_t body_type, uint64_t id, std:
 void RingChannel::send_record(uint16_t type, uint16_t flags, uint64_t id,
                               std::string_view payload) {
   out_.push_or_queue(type, flags, id, payload);
+}
+
+void RingChannel::send_body(uint16_t type, uint16_t flags, uint64_t id, std::string_view piece) {
+  out_.push_or_queue(type, flags, id, piece, true);
+}
+
+void RingChannel::send_control(uint16_t type, uint64_t id, std::string_view payload) {
+  if (out_.try_push(type, 0, id, &payload, 1)) return;
+  out_.push_or_queue(type, 0, id, payload);
 }
 
 bool RingChannel::finish_receiving() {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,10 +51,31 @@ class RingChannel {
   // could never fit in this ring (the caller sends something smaller).
   bool send(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
             std::string_view body);
+  // A message whose body may still be coming: the head record carries the
+  // first bytes of `pieces` (joined), the rest follow as body records; with
+  // `end` the last record carries kRecordEnd. False (nothing written) when
+  // the head record does not fit in the ring now, or could never fit.
+  bool try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
+                        std::string_view head, std::span<const std::string_view> pieces,
+                        bool end);
+  // More body of a message whose head was sent: cut into records of at most
+  // max_piece() bytes; with `end` the last one (empty if there are no
+  // bytes) carries kRecordEnd.
+  void send_pieces(uint16_t body_type, uint64_t id, std::span<const std::string_view> pieces,
+                   bool end);
   // Sends one record as it is (queued behind others if needed).
   void send_record(uint16_t type, uint16_t flags, uint64_t id, std::string_view payload);
+  // Sends one body record (at most max_piece() bytes) of a message whose
+  // head was sent; queued behind others when the ring is half full.
+  void send_body(uint16_t type, uint16_t flags, uint64_t id, std::string_view piece);
+  // Sends a credit or cancel record, ahead of queued body records.
+  void send_control(uint16_t type, uint64_t id, std::string_view payload);
   // Largest head record payload this ring can ever carry.
   uint64_t max_head() const;
+  // Largest body piece per record.
+  uint64_t max_piece() const { return out_.max_payload(); }
+  // Bytes queued locally, waiting for room in the ring.
+  uint64_t queued_bytes() const { return out_.queued_bytes(); }
 
   // ---- receiving ----
   // The next record from the peer, or false (empty, or broken). Its payload
@@ -90,7 +112,10 @@ class RingChannel {
   void reset();
 
  private:
+  void send_rest(uint16_t body_type, uint64_t id, std::string_view body, bool end);
+
   RingWriter out_;
+  std::string gather_;  // several pieces joined for one head record
   shm::Ring in_;
   int peer_wake_fd_;
   bool broken_reported_ = false;

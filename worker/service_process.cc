@@ -1,29 +1,28 @@
-// The service process's loop, request reassembly and response encoding (see
-// service_process.h).
+// The service process's loop: records in, streams out (see
+// service_process.h and service_stream.h).
 #include "worker/service_process.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <optional>
 
 #include "proto/control.h"
 #include "proto/ring_codec.h"
 #include "worker/child.h"
 #include "worker/log.h"
+#include "worker/service_stream.h"
 
 namespace ringhttpd::worker {
 namespace {
 
 constexpr int kMaxEvents = 16;
 
-// Answers through the ring the request came from; 500 if dropped unanswered.
-class RingResponder : public Responder {
+// Answers a whole request through its stream; 500 if dropped unanswered.
+class StreamResponder : public Responder {
  public:
-  RingResponder(ServiceProcess& owner, uint32_t network, uint64_t epoch, uint64_t id)
-      : owner_(owner), network_(network), epoch_(epoch), id_(id) {}
-  ~RingResponder() override {
+  explicit StreamResponder(std::shared_ptr<Stream> stream) : stream_(std::move(stream)) {}
+  ~StreamResponder() override {
     if (!done_) {
       proto::HttpResponse failed;
       failed.status = 500;
@@ -34,14 +33,11 @@ class RingResponder : public Responder {
   void respond(proto::HttpResponse response) override {
     if (done_) return;
     done_ = true;
-    owner_.send_response(network_, epoch_, id_, std::move(response));
+    stream_->respond(std::move(response));
   }
 
  private:
-  ServiceProcess& owner_;
-  uint32_t network_;
-  uint64_t epoch_;
-  uint64_t id_;
+  std::shared_ptr<Stream> stream_;
   bool done_ = false;
 };
 
@@ -54,7 +50,7 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
                            env.segment->ring(n, env.service_proc, shm::Direction::request),
                            env.wake_fds[n]);
   }
-  partial_.resize(n_network);
+  streams_.resize(n_network);
   epochs_.assign(n_network, 0);
 }
 
@@ -69,6 +65,7 @@ bool ServiceProcess::start() {
     log_error("unknown handler type \"" + settings.type + "\"");
     return false;
   }
+  streaming_ = handler_->streams();
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
   return report_ready(env_);
@@ -84,15 +81,21 @@ int ServiceProcess::run() {
         .store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_requests();
+    run_listeners();
     flush_rings();
   }
   return 0;
 }
 
 int ServiceProcess::sleep_timeout() {
+  const int64_t now = monotonic_ms();
+  const int64_t next = handler_->poll(now);
+  if (!notify_.empty() || !dirty_.empty()) return 0;
   bool can_sleep = true;
   for (auto& channel : channels_) can_sleep = channel.prepare_sleep() && can_sleep;
-  return can_sleep ? 1000 : 0;
+  if (!can_sleep) return 0;
+  if (next < 0) return 1000;
+  return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
 }
 
 void ServiceProcess::handle_event(const epoll_event& ev) {
@@ -131,10 +134,10 @@ void ServiceProcess::handle_control() {
 }
 
 // Network process `slot` died. What it had sent and this process had not
-// finished will never be answered to anyone: drop it (and its share of the
-// in-flight count), empty both rings, and tell the supervisor, which then
-// starts the replacement on clean rings. Handlers still holding one of its
-// requests answer into the void (the epoch changed).
+// finished will never be answered to anyone: its streams are cancelled (and
+// leave the in-flight count), both rings are emptied, and the supervisor is
+// told, which then starts the replacement on clean rings. Handlers still
+// holding one of its requests see it cancelled.
 void ServiceProcess::on_network_gone(uint32_t slot, uint64_t incarnation) {
   if (slot >= channels_.size()) {
     log_error("peer_gone for slot " + std::to_string(slot) + ", not a network process; ignored");
@@ -143,8 +146,11 @@ void ServiceProcess::on_network_gone(uint32_t slot, uint64_t incarnation) {
   // Stale (the slot was given to a new process since): its rings are in use.
   if (env_.segment->slot(slot).incarnation != incarnation) return;
   ++epochs_[slot];
-  uint64_t dropped = partial_[slot].size();
-  partial_[slot].clear();
+  std::vector<std::shared_ptr<Stream>> open;
+  for (auto& [id, stream] : streams_[slot]) open.push_back(stream);
+  for (auto& stream : open) stream->cancel();
+  streams_[slot].clear();
+  uint64_t dropped = 0;
   // Also when broken: the replacement starts on clean rings.
   channels_[slot].discard_incoming([&](const shm::RecordView& rec) {
     if (rec.type == proto::kRequestHead) ++dropped;
@@ -170,106 +176,132 @@ void ServiceProcess::count_done(uint64_t inflight_delta, uint64_t answered) {
   }
 }
 
+void ServiceProcess::retire(Stream& stream, bool answered) {
+  auto& table = streams_[stream.network()];
+  auto it = table.find(stream.id());
+  // Kept alive until the end of the iteration: the caller may be inside it.
+  if (it != table.end() && it->second.get() == &stream) {
+    retired_.push_back(std::move(it->second));
+    table.erase(it);
+  }
+  count_done(1, answered ? 1 : 0);
+}
+
+void ServiceProcess::mark_dirty(const std::shared_ptr<Stream>& stream) {
+  dirty_.push_back(stream);
+}
+
+void ServiceProcess::mark_notify(const std::shared_ptr<Stream>& stream) {
+  notify_.push_back(stream);
+}
+
 bool ServiceProcess::drain_requests() {
   bool any = false;
   for (uint32_t n = 0; n < channels_.size(); ++n) {
     RingChannel& channel = channels_[n];
     shm::RecordView rec;
     while (channel.next(rec)) {
-      // The record is copied out and released before the handler runs: a
-      // request this process took is off the ring, so if the handler kills
-      // the process, the network process knows it was taken (see
-      // NetworkProcess::on_service_gone) and never sends it a second time
-      // unless that is safe.
-      std::optional<Assembly> done = on_request_record(n, rec);
-      const uint64_t id = rec.id;
+      // Each record is taken (copied where it must be kept) and released
+      // before any handler runs: a request this process took is off the
+      // ring, so if the handler kills the process, the network process knows
+      // it was taken (see NetworkProcess::on_service_gone) and never sends it
+      // a second time unless that is safe.
+      on_request_record(n, rec);
       channel.release();
-      if (done) complete(n, id, std::move(*done));
       any = true;
     }
     if (channel.finish_receiving()) report_broken_peer(env_, n);
   }
+  // Heads complete with their body go to the handler now, off the ring.
+  std::vector<std::shared_ptr<Stream>> ready;
+  ready.swap(whole_);
+  for (auto& stream : ready) hand_over_whole(stream);
   return any;
 }
 
 // A request arrives as a head record, then body records; the last one
 // carries kRecordEnd. The network process is a peer like any other: a head
 // that does not decode, or body bytes that do not add up to the head's
-// length, end that request with 500 (never the process), and the body is
-// reserved only up to max_body_bytes whatever length the head claims.
-std::optional<ServiceProcess::Assembly> ServiceProcess::on_request_record(
-    uint32_t network, const shm::RecordView& rec) {
-  auto& partial = partial_[network];
-  if (rec.type == proto::kRequestHead) {
-    Assembly a;
-    const size_t used =
-        proto::decode_request_head(rec.payload, a.request.http, a.request.origin, a.body_length);
-    if (used == 0) return reject(network, rec.id, "malformed request head");
-    a.request.http.body.reserve(std::min<uint64_t>(a.body_length, env_.network.max_body_bytes));
-    a.request.http.body.append(rec.payload.substr(used));
-    return take_body(network, rec, std::move(a));
+// length, end that request with 500 (never the process). Records for a
+// request this process no longer knows (answered, cancelled) are dropped.
+void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& rec) {
+  if (rec.type == proto::kRequestHead) return on_head(network, rec);
+  auto& table = streams_[network];
+  auto it = table.find(rec.id);
+  if (it == table.end()) return;
+  std::shared_ptr<Stream> stream = it->second;  // it may retire below
+  switch (rec.type) {
+    case proto::kRequestBody:
+      if (stream->take_body(rec.payload, rec.flags & proto::kRecordEnd) &&
+          (rec.flags & proto::kRecordEnd) && !streaming_) {
+        whole_.push_back(stream);
+      }
+      return;
+    case proto::kCredit: {
+      uint64_t bytes = 0;
+      if (proto::decode_credit(rec.payload, bytes)) stream->credit(bytes);
+      return;
+    }
+    case proto::kCancel:
+      return stream->cancel();
+    default:
+      return;
   }
-  auto it = partial.find(rec.id);
-  if (rec.type != proto::kRequestBody || it == partial.end()) return std::nullopt;
-  Assembly a = std::move(it->second);
-  partial.erase(it);
-  a.request.http.body.append(rec.payload);
-  return take_body(network, rec, std::move(a));
 }
 
-// Checks the body so far against the head's length: complete (returned),
-// still coming (kept), or impossible (500).
-std::optional<ServiceProcess::Assembly> ServiceProcess::take_body(uint32_t network,
-                                                                  const shm::RecordView& rec,
-                                                                  Assembly a) {
-  const uint64_t got = a.request.http.body.size();
-  if (got > a.body_length) return reject(network, rec.id, "more body than its length");
-  if (!(rec.flags & proto::kRecordEnd)) {
-    partial_[network][rec.id] = std::move(a);
-    return std::nullopt;
+void ServiceProcess::on_head(uint32_t network, const shm::RecordView& rec) {
+  ServiceRequest head;
+  uint64_t body_length = 0;
+  const size_t used =
+      proto::decode_request_head(rec.payload, head.http, head.origin, body_length);
+  auto& table = streams_[network];
+  if (used == 0 || table.count(rec.id) != 0) {
+    // Not a request (or a second head for one in progress): 500 under its id.
+    log_error("bad request record from a network process (malformed request head); answering 500");
+    const std::string_view body = "malformed request record\n";
+    std::string encoded;
+    proto::encode_response_head(500, {}, body.size(), encoded);
+    channels_[network].send(proto::kResponseHead, proto::kResponseBody, rec.id, encoded, body);
+    count_done(1, 1);
+    return;
   }
-  if (got != a.body_length) return reject(network, rec.id, "less body than its length");
-  return a;
+  auto stream = std::make_shared<Stream>(*this, network, rec.id, std::move(head), body_length,
+                                         !streaming_);
+  table.emplace(rec.id, stream);
+  const bool end = rec.flags & proto::kRecordEnd;
+  if (!stream->take_body(rec.payload.substr(used), end)) return;
+  if (streaming_) {
+    handler_->handle_stream(stream);
+  } else if (end) {
+    whole_.push_back(stream);
+  }
 }
 
-std::optional<ServiceProcess::Assembly> ServiceProcess::reject(uint32_t network, uint64_t id,
-                                                               const char* why) {
-  log_error(std::string("bad request record from a network process (") + why + "); answering 500");
-  send_response(network, epochs_[network], id,
-                proto::HttpResponse{500, {}, "malformed request record\n"});
-  return std::nullopt;
+void ServiceProcess::hand_over_whole(const std::shared_ptr<Stream>& stream) {
+  if (stream->cancelled()) return;
+  handler_->handle(stream->take_whole_request(), std::make_unique<StreamResponder>(stream));
 }
 
-void ServiceProcess::complete(uint32_t network, uint64_t id, Assembly assembly) {
-  handler_->handle(std::move(assembly.request),
-                   std::make_unique<RingResponder>(*this, network, epochs_[network], id));
-}
-
-void ServiceProcess::send_response(uint32_t network, uint64_t epoch, uint64_t id,
-                                   proto::HttpResponse response) {
-  if (epoch != epochs_[network]) return count_done(1, 0);  // its network process died
-  RingChannel& channel = channels_[network];
-  encode_scratch_.clear();
-  if (response.status < 200 || response.status > 599) {
-    log_error("handler answered with status " + std::to_string(response.status) +
-              ", not a final status; answering 500");
-    response = proto::HttpResponse{500, {}, "handler gave no valid status\n"};
+// Listeners run here, outside any stream call; what they do may make more
+// streams ready to notify (handled in the same pass).
+void ServiceProcess::run_listeners() {
+  for (size_t round = 0; round < 4 && !notify_.empty(); ++round) {
+    std::vector<std::shared_ptr<Stream>> now;
+    now.swap(notify_);
+    std::sort(now.begin(), now.end());
+    now.erase(std::unique(now.begin(), now.end()), now.end());
+    for (auto& stream : now) stream->notify();
   }
-  const bool encoded = proto::encode_response_head(response.status, response.headers,
-                                                   response.body.size(), encode_scratch_);
-  if (!encoded || !channel.send(proto::kResponseHead, proto::kResponseBody, id, encode_scratch_,
-                                response.body)) {
-    log_error("response headers larger than the ring can carry; answering 500");
-    const std::string_view body = "response headers too large\n";
-    encode_scratch_.clear();
-    proto::encode_response_head(500, {}, body.size(), encode_scratch_);
-    channel.send(proto::kResponseHead, proto::kResponseBody, id, encode_scratch_, body);
-  }
-  count_done(1, 1);
 }
 
 void ServiceProcess::flush_rings() {
+  std::vector<std::shared_ptr<Stream>> now;
+  now.swap(dirty_);
+  std::sort(now.begin(), now.end());
+  now.erase(std::unique(now.begin(), now.end()), now.end());
+  for (auto& stream : now) stream->pump();
   for (auto& channel : channels_) channel.flush();
+  retired_.clear();
 }
 
 }  // namespace ringhttpd::worker

@@ -1,13 +1,19 @@
 // The service process: runs one service's handler. It reads requests from
-// the request ring of every network process, reassembles bodies that came in
-// several records, hands each complete request to the handler, and writes the
-// handler's response into the response ring back to the network process the
-// request came from. It sleeps on its eventfd only after announcing it in
-// every ring it reads (see shm/ring.h), so an idle service uses no CPU.
+// the request ring of every network process and writes each response into
+// the response ring back to the network process the request came from. It
+// sleeps on its eventfd only after announcing it in every ring it reads (see
+// shm/ring.h), so an idle service uses no CPU.
+//
+// Every request is a Stream (service_stream.h): its body arrives in pieces
+// and its response leaves in pieces, each way under a window of
+// proto::kBodyWindow bytes that the receiver refills with credit records.
+// A handler that takes whole requests (Handler::handle) gets the body
+// collected, up to max_body_bytes; a streaming one (handle_stream) reads it
+// as it comes. The process drains its rings every iteration whatever the
+// handlers do, so a slow handler never blocks the other requests on a ring.
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,32 +26,35 @@
 
 namespace ringhttpd::worker {
 
+class Stream;
+
 class ServiceProcess {
  public:
   explicit ServiceProcess(WorkerEnv& env);
   ~ServiceProcess();
   int run();
 
-  // Called by a Responder: encodes the response into the ring back to
-  // `network` (queued if the ring is full) and updates the scoreboard. An
-  // answer for a network process that died since (`epoch` is older) is
-  // dropped: its rings now belong to the replacement.
-  void send_response(uint32_t network, uint64_t epoch, uint64_t id, proto::HttpResponse response);
+  // ---- for Stream ----
+  // The stream has records to send (head, body, end, credit): they go at
+  // the end of this loop iteration, batched.
+  void mark_dirty(const std::shared_ptr<Stream>& stream);
+  // The stream's listener should run (from the loop, not from the caller).
+  void mark_notify(const std::shared_ptr<Stream>& stream);
+  RingChannel& channel(uint32_t network) { return channels_[network]; }
+  uint64_t epoch(uint32_t network) const { return epochs_[network]; }
+  uint64_t max_body_bytes() const { return env_.network.max_body_bytes; }
+  // The stream is over (its end was sent, or it was cancelled or refused):
+  // it leaves its table and the in-flight count.
+  void retire(Stream& stream, bool answered);
 
  private:
-  struct Assembly {
-    ServiceRequest request;
-    uint64_t body_length = 0;
-  };
-
   bool start();
   bool drain_requests();
-  // Takes one record; returns the request it completed, if any.
-  std::optional<Assembly> on_request_record(uint32_t network, const shm::RecordView& rec);
-  std::optional<Assembly> take_body(uint32_t network, const shm::RecordView& rec, Assembly a);
-  std::optional<Assembly> reject(uint32_t network, uint64_t id, const char* why);
-  void complete(uint32_t network, uint64_t id, Assembly assembly);
+  void on_request_record(uint32_t network, const shm::RecordView& rec);
+  void on_head(uint32_t network, const shm::RecordView& rec);
+  void hand_over_whole(const std::shared_ptr<Stream>& stream);
   void flush_rings();
+  void run_listeners();
   int sleep_timeout();
   void handle_event(const epoll_event& ev);
   void handle_control();
@@ -56,10 +65,15 @@ class ServiceProcess {
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
   std::unique_ptr<Handler> handler_;
-  std::vector<RingChannel> channels_;                            // per network process
-  std::vector<std::unordered_map<uint64_t, Assembly>> partial_;  // per network process
+  bool streaming_ = false;             // the handler takes streams
+  std::vector<RingChannel> channels_;  // per network process
+  // Per network process: the requests not finished yet, by id.
+  std::vector<std::unordered_map<uint64_t, std::shared_ptr<Stream>>> streams_;
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
-  std::string encode_scratch_;
+  std::vector<std::shared_ptr<Stream>> dirty_;
+  std::vector<std::shared_ptr<Stream>> notify_;
+  std::vector<std::shared_ptr<Stream>> whole_;    // complete requests for handle()
+  std::vector<std::shared_ptr<Stream>> retired_;  // ended this iteration: freed after it
   bool stop_ = false;
 };
 

@@ -60,6 +60,7 @@ class CrashHandler : public Handler {
 }  // namespace
 
 void add_test_handlers() {
+  add_stream_handler();
   worker::add_handler_type("hang", [](const ServiceSettings&, const ServiceIdentity& id) {
     return std::unique_ptr<Handler>(std::make_unique<HangHandler>(id));
   });

@@ -8,5 +8,7 @@
 namespace ringhttpd::testing {
 
 void add_test_handlers();
+// "stream" (stream_handler.cc): streamed responses and a (slow) body sink.
+void add_stream_handler();
 
 }  // namespace ringhttpd::testing

@@ -1,0 +1,275 @@
+// A request and its response inside a service process (see
+// service_stream.h).
+#include "worker/service_stream.h"
+
+#include <algorithm>
+
+#include "proto/ring_codec.h"
+#include "worker/log.h"
+#include "worker/service_process.h"
+
+namespace ringhttpd::worker {
+
+using proto::kUnknownBodyLength;
+
+Stream::Stream(ServiceProcess& owner, uint32_t network, uint64_t id, ServiceRequest head,
+               uint64_t body_length, bool whole)
+    : owner_(owner),
+      network_(network),
+      id_(id),
+      epoch_(owner.epoch(network)),
+      head_(std::move(head)),
+      body_length_(body_length),
+      whole_(whole) {
+  // Reserved only up to max_body_bytes, whatever length the peer claims.
+  if (whole_ && body_length_ != kUnknownBodyLength) {
+    in_.reserve(std::min<uint64_t>(body_length_, owner_.max_body_bytes()));
+  }
+}
+
+// ---- the request body ----
+
+std::string_view Stream::body() const { return std::string_view(in_).substr(in_at_); }
+
+void Stream::consume(size_t n) {
+  n = std::min(n, in_.size() - in_at_);
+  in_at_ += n;
+  uncredited_ += n;
+  compact_in();
+  if (!in_done_ && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(shared_from_this());
+}
+
+void Stream::compact_in() {
+  if (in_at_ == in_.size()) {
+    in_.clear();
+    in_at_ = 0;
+  } else if (in_at_ >= 65536 && in_at_ * 2 >= in_.size()) {
+    in_.erase(0, in_at_);
+    in_at_ = 0;
+  }
+}
+
+bool Stream::take_body(std::string_view bytes, bool end) {
+  if (retired_) return true;
+  received_ += bytes.size();
+  const bool known = body_length_ != kUnknownBodyLength;
+  if (known && received_ > body_length_) return refuse("more body than its length"), false;
+  if (received_ > owner_.max_body_bytes()) return refuse("body past max_body_bytes"), false;
+  if (end && known && received_ != body_length_) {
+    return refuse("less body than its length"), false;
+  }
+  // The network process sends at most a window beyond what was consumed.
+  if (!whole_ && in_.size() - in_at_ + bytes.size() > 2 * proto::kBodyWindow) {
+    return refuse("body past the flow-control window"), false;
+  }
+  in_.append(bytes);
+  in_done_ = end;
+  if (whole_) {  // collected here: credited as it arrives
+    uncredited_ += bytes.size();
+    if (!end && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(shared_from_this());
+  } else {
+    owner_.mark_notify(shared_from_this());
+  }
+  return true;
+}
+
+ServiceRequest Stream::take_whole_request() {
+  ServiceRequest request = std::move(head_);
+  request.http.body = std::move(in_);
+  in_.clear();
+  in_at_ = 0;
+  return request;
+}
+
+// What the network process sent cannot be a request: 500 now (or, once the
+// response has begun, an aborted response), and the stream ends.
+void Stream::refuse(const char* why) {
+  log_error(std::string("bad request record from a network process (") + why + "); answering 500");
+  if (!head_sent_) {
+    const std::string_view body = "malformed request record\n";
+    std::string head;
+    proto::encode_response_head(500, {}, body.size(), head);
+    owner_.channel(network_).send(proto::kResponseHead, proto::kResponseBody, id_, head, body);
+  } else {
+    owner_.channel(network_).send_body(proto::kResponseBody, proto::kRecordEnd | proto::kRecordAbort,
+                                       id_, {});
+  }
+  end_sent_ = true;
+  cancelled_ = true;  // the handler's later writes go nowhere
+  if (!whole_) owner_.mark_notify(shared_from_this());
+  retired_ = true;
+  owner_.retire(*this, true);
+}
+
+// ---- the response ----
+
+void Stream::start(int status, std::vector<proto::Header> headers, uint64_t length) {
+  if (cancelled_ || out_state_ != Out::none) return;
+  if (status < 200 || status > 599) {
+    return fail(("handler answered with status " + std::to_string(status) +
+                 ", not a final status")
+                    .c_str());
+  }
+  head_record_.clear();
+  if (!proto::encode_response_head(status, headers, length, head_record_) ||
+      head_record_.size() >= owner_.channel(network_).max_head()) {
+    return fail("response headers larger than the ring can carry");
+  }
+  out_state_ = Out::started;
+  out_length_ = length;
+  owner_.mark_dirty(shared_from_this());
+}
+
+bool Stream::write(std::string_view piece) {
+  if (cancelled_ || out_state_ != Out::started) return false;
+  if (out_length_ != kUnknownBodyLength && piece.size() > out_length_ - out_given_) {
+    fail("handler wrote more body than the length it announced");
+    return false;
+  }
+  out_.append(piece);
+  out_given_ += piece.size();
+  owner_.mark_dirty(shared_from_this());
+  if (writable()) return true;
+  blocked_ = true;
+  return false;
+}
+
+bool Stream::writable() const {
+  return !cancelled_ && out_state_ == Out::started && out_left() < window_left();
+}
+
+void Stream::finish() {
+  if (cancelled_ || out_state_ != Out::started) return;
+  if (out_length_ != kUnknownBodyLength && out_given_ != out_length_) {
+    return fail("handler finished short of the length it announced");
+  }
+  out_state_ = Out::finished;
+  owner_.mark_dirty(shared_from_this());
+}
+
+void Stream::abort() {
+  if (cancelled_ || out_state_ == Out::finished || out_state_ == Out::aborted) return;
+  if (!head_sent_) return fail("handler gave up");
+  out_state_ = Out::aborted;
+  owner_.mark_dirty(shared_from_this());
+}
+
+void Stream::respond(proto::HttpResponse response) {
+  if (cancelled_ || out_state_ != Out::none) return;
+  const uint64_t size = response.body.size();
+  start(response.status, std::move(response.headers), size);
+  if (out_state_ != Out::started) return;
+  out_ = std::move(response.body);  // nothing was written yet: no copy
+  out_at_ = 0;
+  out_given_ = size;
+  finish();
+}
+
+// The handler broke its response. Before the head left: 500 in its place.
+// After: the response is aborted (the client's connection is closed).
+void Stream::fail(const char* why) {
+  if (head_sent_) {
+    log_error(std::string(why) + "; the response is cut off");
+    out_state_ = Out::aborted;
+  } else {
+    log_error(std::string(why) + "; answering 500");
+    const std::string_view body = "handler gave no valid response\n";
+    head_record_.clear();
+    proto::encode_response_head(500, {}, body.size(), head_record_);
+    out_.assign(body);
+    out_at_ = 0;
+    out_given_ = out_length_ = body.size();
+    out_state_ = Out::finished;
+  }
+  owner_.mark_dirty(shared_from_this());
+}
+
+uint64_t Stream::window_left() const {
+  const uint64_t in_flight = out_sent_ - out_credit_;
+  return in_flight >= proto::kBodyWindow ? 0 : proto::kBodyWindow - in_flight;
+}
+
+void Stream::credit(uint64_t bytes) {
+  // Never more than was sent: a peer's word beyond that is ignored.
+  out_credit_ += std::min(bytes, out_sent_ - out_credit_);
+  owner_.mark_dirty(shared_from_this());
+}
+
+void Stream::cancel() {
+  if (cancelled_ || retired_) return;
+  cancelled_ = true;
+  out_.clear();
+  out_at_ = 0;
+  if (!whole_) owner_.mark_notify(shared_from_this());
+  retired_ = true;
+  owner_.retire(*this, false);
+}
+
+void Stream::send_head_record() {
+  RingChannel& ch = owner_.channel(network_);
+  const uint64_t first =
+      std::min({uint64_t{out_left()}, window_left(), ch.max_piece(), ch.max_head() - head_record_.size()});
+  const bool end = out_state_ == Out::finished && first == out_left();
+  head_record_.append(out_, out_at_, first);
+  ch.send_record(proto::kResponseHead, end ? proto::kRecordEnd : 0, id_, head_record_);
+  head_record_.clear();
+  head_sent_ = true;
+  end_sent_ = end;
+  out_at_ += first;
+  out_sent_ += first;
+}
+
+// Sends the credit owed and as much of the response as the window allows;
+// the stream retires once its end is sent.
+void Stream::pump() {
+  if (retired_ || cancelled_ || owner_.epoch(network_) != epoch_) return;
+  RingChannel& ch = owner_.channel(network_);
+  if (!in_done_ && uncredited_ >= proto::kCreditEvery) {
+    ch.send_control(proto::kCredit, id_, proto::encode_credit(uncredited_));
+    uncredited_ = 0;
+  }
+  if (out_state_ == Out::none) return;
+  if (out_state_ == Out::aborted) {
+    out_.clear();
+    out_at_ = 0;
+    if (!head_sent_) return;  // cannot happen: fail() answers 500 then
+    ch.send_body(proto::kResponseBody, proto::kRecordEnd | proto::kRecordAbort, id_, {});
+    end_sent_ = true;
+  }
+  if (!head_sent_) send_head_record();
+  while (!end_sent_ && out_left() > 0 && window_left() > 0) {
+    const uint64_t piece = std::min({uint64_t{out_left()}, window_left(), ch.max_piece()});
+    const bool end = out_state_ == Out::finished && piece == out_left();
+    ch.send_body(proto::kResponseBody, end ? proto::kRecordEnd : 0, id_,
+                 std::string_view(out_).substr(out_at_, piece));
+    end_sent_ = end;
+    out_at_ += piece;
+    out_sent_ += piece;
+  }
+  if (out_at_ == out_.size()) {
+    out_.clear();
+    out_at_ = 0;
+  } else if (out_at_ >= 65536 && out_at_ * 2 >= out_.size()) {
+    out_.erase(0, out_at_);
+    out_at_ = 0;
+  }
+  if (!end_sent_ && out_state_ == Out::finished && out_left() == 0) {
+    ch.send_body(proto::kResponseBody, proto::kRecordEnd, id_, {});
+    end_sent_ = true;
+  }
+  if (end_sent_) {
+    retired_ = true;
+    owner_.retire(*this, true);
+    return;
+  }
+  if (blocked_ && writable()) {
+    blocked_ = false;
+    owner_.mark_notify(shared_from_this());
+  }
+}
+
+void Stream::notify() {
+  if (listener_) listener_();
+}
+
+}  // namespace ringhttpd::worker
