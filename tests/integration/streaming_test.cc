@@ -1,0 +1,455 @@
+// Streamed bodies through the real binary (test build: the "stream" handler
+// of tests/support/stream_handler.cc). A gibibyte each way with the peak
+// resident memory of every process read from /proc (VmHWM), chunked
+// responses, a slow reader and a slow client beside fast ones, an uploader
+// beside small requests, a stalled upload, and a client that leaves in the
+// middle of a download.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "shm/segment.h"
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+// What any process may peak at while a gibibyte passes through it: its
+// code, the rings it touches (1 MiB each way) and the windows (256 KiB per
+// message), with room to spare. Before streaming, the same transfers took
+// 512 MiB and more.
+constexpr uint64_t kPeakBoundKiB = 32 * 1024;
+
+std::string config(uint64_t max_body = kGiB, int request_ms = 10000, int processes = 1) {
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network",
+       {{"processes", 1}, {"max_body_bytes", max_body}, {"request_timeout_ms", request_ms}}},
+      {"services",
+       {{{"name", "st"}, {"type", "stream"}, {"processes", processes}},
+        {{"name", "app"}, {"type", "echo"}, {"processes", 1}}}},
+      {"routes",
+       {{{"path", "/echo"}, {"service", "app"}}, {{"path", "/"}, {"service", "st"}}}},
+      {"admin", {{"socket", ""}}},
+  }
+      .dump();
+}
+
+// Peak resident set (VmHWM) of a process, in KiB; 0 if unreadable.
+uint64_t peak_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      uint64_t kib = 0;
+      status >> kib;
+      return kib;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+// A blocking socket with a receive timeout, for transfers too large for
+// Client (which keeps what it reads).
+class Raw {
+ public:
+  explicit Raw(int port, int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) close();
+  }
+  ~Raw() { close(); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // The response head (through the blank line); what followed it stays in
+  // `extra_`, served first by read().
+  std::string read_head() {
+    std::string head;
+    char buf[4096];
+    for (;;) {
+      const size_t end = head.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        extra_ = head.substr(end + 4);
+        head.resize(end + 4);
+        return head;
+      }
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return {};
+      head.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // Up to `max` bytes; 0 at EOF or timeout.
+  size_t read(char* out, size_t max) {
+    if (!extra_.empty()) {
+      const size_t n = std::min(max, extra_.size());
+      std::memcpy(out, extra_.data(), n);
+      extra_.erase(0, n);
+      return n;
+    }
+    const ssize_t n = ::recv(fd_, out, max, 0);
+    return n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  bool read_exact(std::string& out, size_t n) {
+    out.resize(n);
+    size_t got = 0;
+    while (got < n) {
+      const size_t r = read(out.data() + got, n - got);
+      if (r == 0) return false;
+      got += r;
+    }
+    return true;
+  }
+  std::string read_line() {
+    std::string line;
+    char c;
+    while (read(&c, 1) == 1) {
+      line += c;
+      if (line.ends_with("\r\n")) return line;
+    }
+    return line;
+  }
+  bool eof() {
+    char c;
+    return read(&c, 1) == 0;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string extra_;
+};
+
+// Reads `n` body bytes and checks them against the handler's pattern.
+bool read_pattern(Raw& r, uint64_t n, uint64_t& bad_at) {
+  std::vector<char> buf(1 << 20);
+  uint64_t at = 0;
+  while (at < n) {
+    const size_t got = r.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), n - at)));
+    if (got == 0) break;
+    for (size_t i = 0; i < got; ++i) {
+      if (static_cast<unsigned char>(buf[i]) != (at + i) % 251) {
+        bad_at = at + i;
+        return false;
+      }
+    }
+    at += got;
+  }
+  bad_at = at;
+  return at == n;
+}
+
+// A chunked body, decoded (small bodies only).
+std::string read_chunked(Raw& r) {
+  std::string body;
+  for (;;) {
+    const std::string line = r.read_line();
+    if (line.empty()) return body + "<truncated>";
+    const uint64_t size = std::stoull(line, nullptr, 16);
+    std::string data;
+    if (size == 0) {
+      r.read_line();  // the empty trailer section
+      return body;
+    }
+    if (!r.read_exact(data, size)) return body + "<truncated>";
+    body += data;
+    r.read_line();
+  }
+}
+
+std::string pattern(uint64_t from, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((from + i) % 251);
+  return s;
+}
+
+pid_t child_pid(const Server& server, const std::string& title) { return server.child(title); }
+
+TEST(Streaming, AGibibyteResponseKeepsEveryProcessSmall) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw r(server.port());
+  ASSERT_TRUE(r.send("GET /bytes?n=" + std::to_string(kGiB) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const std::string head = r.read_head();
+  ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
+  ASSERT_NE(head.find("Content-Length: " + std::to_string(kGiB)), std::string::npos) << head;
+  uint64_t at = 0;
+  EXPECT_TRUE(read_pattern(r, kGiB, at)) << "wrong or missing byte at " << at;
+  const pid_t network = child_pid(server, "ringhttpd: network g1 #0");
+  const pid_t service = child_pid(server, "ringhttpd: service st g1 #0");
+  std::printf("1 GiB response: peak RSS network %llu KiB, service %llu KiB\n",
+              static_cast<unsigned long long>(peak_kib(network)),
+              static_cast<unsigned long long>(peak_kib(service)));
+  EXPECT_LT(peak_kib(network), kPeakBoundKiB);
+  EXPECT_LT(peak_kib(service), kPeakBoundKiB);
+  // The connection goes on.
+  ASSERT_TRUE(r.send("GET /bytes?n=10 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  EXPECT_NE(r.read_head().find("Content-Length: 10"), std::string::npos);
+}
+
+TEST(Streaming, AGibibyteUploadKeepsEveryProcessSmall) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw r(server.port());
+  ASSERT_TRUE(r.send("POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(kGiB) +
+                     "\r\n\r\n"));
+  const std::string piece = pattern(0, 251 * 4096);  // whole periods: every piece is the same
+  uint64_t sum = 0;
+  for (unsigned char c : piece) sum += c;
+  uint64_t sent = 0, total = 0;
+  while (sent < kGiB) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(piece.size(), kGiB - sent));
+    ASSERT_TRUE(r.send(std::string_view(piece).substr(0, n))) << "at " << sent;
+    sent += n;
+    total += n == piece.size() ? sum : [&] {
+      uint64_t s = 0;
+      for (size_t i = 0; i < n; ++i) s += static_cast<unsigned char>(piece[i]);
+      return s;
+    }();
+  }
+  const std::string head = r.read_head();
+  ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
+  std::string body;
+  ASSERT_TRUE(r.read_exact(body, (std::to_string(kGiB) + " " + std::to_string(total) + "\n").size()));
+  EXPECT_EQ(body, std::to_string(kGiB) + " " + std::to_string(total) + "\n");
+  const pid_t network = child_pid(server, "ringhttpd: network g1 #0");
+  const pid_t service = child_pid(server, "ringhttpd: service st g1 #0");
+  std::printf("1 GiB upload: peak RSS network %llu KiB, service %llu KiB\n",
+              static_cast<unsigned long long>(peak_kib(network)),
+              static_cast<unsigned long long>(peak_kib(service)));
+  EXPECT_LT(peak_kib(network), kPeakBoundKiB);
+  EXPECT_LT(peak_kib(service), kPeakBoundKiB);
+}
+
+TEST(Streaming, AResponseWithoutALengthIsChunkedOrCloseDelimited) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  {
+    Raw r(server.port());
+    ASSERT_TRUE(r.send("GET /bytes?n=300000&chunked=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    const std::string head = r.read_head();
+    EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+    EXPECT_NE(head.find("Connection: keep-alive"), std::string::npos) << head;
+    EXPECT_EQ(read_chunked(r), pattern(0, 300000));
+    // A small one arrives whole from the service: it gets a length after
+    // all. And the connection still works after both.
+    ASSERT_TRUE(r.send("GET /bytes?n=5&chunked=1 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    EXPECT_NE(r.read_head().find("Content-Length: 5"), std::string::npos);
+    std::string body;
+    ASSERT_TRUE(r.read_exact(body, 5));
+    EXPECT_EQ(body, pattern(0, 5));
+  }
+  {
+    Raw r(server.port());
+    ASSERT_TRUE(r.send("GET /bytes?n=300000&chunked=1 HTTP/1.0\r\n\r\n"));
+    const std::string head = r.read_head();
+    EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;
+    EXPECT_EQ(head.find("Content-Length"), std::string::npos) << head;
+    EXPECT_NE(head.find("Connection: close"), std::string::npos) << head;
+    uint64_t at = 0;
+    EXPECT_TRUE(read_pattern(r, 300000, at)) << at;
+    EXPECT_TRUE(r.eof()) << "the body ends with the connection";
+  }
+}
+
+TEST(Streaming, AChunkedUploadArrivesWhole) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw r(server.port());
+  ASSERT_TRUE(r.send("POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  uint64_t total = 0, sum = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const size_t n = 1 + static_cast<size_t>(i * 7919 % 4000);
+    const std::string data = pattern(total, n);
+    for (unsigned char c : data) sum += c;
+    char size[20];
+    std::snprintf(size, sizeof size, "%zx\r\n", n);
+    ASSERT_TRUE(r.send(size + data + "\r\n"));
+    total += n;
+  }
+  ASSERT_TRUE(r.send("0\r\n\r\n"));
+  const std::string head = r.read_head();
+  ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
+  const std::string want = std::to_string(total) + " " + std::to_string(sum) + "\n";
+  std::string body;
+  ASSERT_TRUE(r.read_exact(body, want.size()));
+  EXPECT_EQ(body, want);
+}
+
+// One service process: a body read at 1 MB/s on one connection does not
+// hold the ring the other connections' requests travel on.
+TEST(Streaming, ASlowReaderBesideFastRequests) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw slow(server.port());
+  ASSERT_TRUE(slow.send("POST /sink?rate=1000 HTTP/1.1\r\nHost: t\r\nContent-Length: 67108864\r\n\r\n"));
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> uploaded{0};
+  std::thread uploader([&] {
+    const std::string piece(65536, 'x');
+    while (!stop && uploaded < 67108864) {
+      if (!slow.send(piece)) return;
+      uploaded += piece.size();
+    }
+  });
+  // Wait until the slow upload has filled its window and more.
+  const auto until = Clock::now() + 5s;
+  while (uploaded < 1 << 20 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  const auto began = Clock::now();
+  int ok = 0;
+  for (int i = 0; i < 200; ++i) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send("GET /bytes?n=100 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response(5s);
+    if (r && r->status == 200 && r->body == pattern(0, 100)) ++ok;
+  }
+  const auto took = Clock::now() - began;
+  EXPECT_EQ(ok, 200);
+  EXPECT_LT(took, 5s) << "fast requests waited for the slow reader";
+  EXPECT_LT(uploaded.load(), uint64_t{67108864}) << "the slow reader was not slow";
+  stop = true;
+  slow.close();  // the client leaves: its stream is cancelled
+  uploader.join();
+  auto r = http_get(server.port(), "/bytes?n=3");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// A client that reads nothing of a large response: the service stops at the
+// window, the network process holds about a window, others are served.
+TEST(Streaming, ASlowClientBesideFastRequests) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw lazy(server.port(), 4096);
+  ASSERT_TRUE(lazy.send("GET /bytes?n=1073741824 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_NE(lazy.read_head().find("200 OK"), std::string::npos);
+  for (int i = 0; i < 100; ++i) {
+    auto r = http_get(server.port(), "/bytes?n=1000");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  const pid_t network = child_pid(server, "ringhttpd: network g1 #0");
+  const pid_t service = child_pid(server, "ringhttpd: service st g1 #0");
+  EXPECT_LT(peak_kib(network), kPeakBoundKiB);
+  EXPECT_LT(peak_kib(service), kPeakBoundKiB);
+}
+
+// The case: one service process, a client uploading 8 MiB bodies
+// (to echo, which takes whole requests), and small GETs beside it: none of
+// them gets 503.
+TEST(Streaming, SmallRequestsBesideAnEightMebibyteUploaderAreNeverRefused) {
+  Server server(config(16 << 20), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::atomic<bool> stop{false};
+  std::atomic<int> uploads{0};
+  std::thread uploader([&] {
+    const std::string body(8 << 20, 'u');
+    Client c(server.port());
+    while (!stop && uploads < 6) {
+      if (!c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body)) {
+        return;
+      }
+      auto r = c.read_response(20s);
+      if (!r || r->status != 200) return;
+      ++uploads;
+    }
+  });
+  std::atomic<int> ok{0}, refused{0}, other{0};
+  std::vector<std::thread> getters;
+  for (int t = 0; t < 4; ++t) {
+    getters.emplace_back([&] {
+      Client c(server.port());
+      while (!stop && uploads < 6) {
+        if (!c.send("GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")) return;
+        auto r = c.read_response(10s);
+        if (!r) return ++other, void();
+        if (r->status == 200) ++ok;
+        else if (r->status == 503) ++refused;
+        else ++other;
+      }
+    });
+  }
+  uploader.join();
+  stop = true;
+  for (auto& t : getters) t.join();
+  std::printf("8 MiB uploads: %d; small GETs beside them: %d ok, %d refused, %d other\n",
+              uploads.load(), ok.load(), refused.load(), other.load());
+  EXPECT_EQ(uploads.load(), 6);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(refused.load(), 0);
+  EXPECT_EQ(other.load(), 0);
+}
+
+TEST(Streaming, AnUploadThatStallsGets408) {
+  Server server(config(kGiB, 500), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw r(server.port());
+  ASSERT_TRUE(r.send("POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n" +
+                     std::string(100000, 'x')));
+  const std::string head = r.read_head();
+  EXPECT_NE(head.find("408"), std::string::npos) << head;
+  EXPECT_NE(head.find("Connection: close"), std::string::npos) << head;
+}
+
+// A client that leaves mid-download: its stream is cancelled in the service
+// process, whose in-flight count returns to zero.
+TEST(Streaming, AClientLeavingMidDownloadCancelsTheStream) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::string error;
+  auto segment =
+      shm::Segment::open(server.segment_path().substr(std::string("/dev/shm/").size()), error);
+  ASSERT_TRUE(segment) << error;
+  {
+    Raw r(server.port());
+    ASSERT_TRUE(r.send("GET /bytes?n=1073741824 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_NE(r.read_head().find("200 OK"), std::string::npos);
+    std::string some;
+    ASSERT_TRUE(r.read_exact(some, 1 << 20));
+  }
+  const uint32_t n_network = segment->header().n_network;
+  const auto until = Clock::now() + 5s;
+  uint64_t inflight = 1;
+  while (Clock::now() < until) {
+    inflight = std::atomic_ref<uint64_t>(segment->slot(n_network).inflight).load();
+    if (inflight == 0) break;
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_EQ(inflight, 0u);
+  auto r = http_get(server.port(), "/bytes?n=7");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, pattern(0, 7));
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing
