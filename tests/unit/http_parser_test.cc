@@ -982,3 +982,81 @@ TEST(HttpParser, MutatedInputsGiveTheSameResultHoweverSplit) {
 
 }  // namespace
 }  // namespace ringhttpd::proto
+
+// ---- events: what the network process streams from ----
+
+namespace ringhttpd::proto {
+namespace {
+
+std::string Kinds(const RequestEvents& ev) {
+  std::string s;
+  for (const RequestEvent& e : ev.events) {
+    s += e.kind == RequestEvent::Kind::head ? 'H' : e.kind == RequestEvent::Kind::body ? 'B' : 'E';
+  }
+  return s;
+}
+
+TEST(HttpParserEvents, HeadComesBeforeItsBodyAndTheBodyPointsIntoTheInput) {
+  RequestParser parser;
+  RequestEvents ev;
+  const std::string first = "POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabcd";
+  ASSERT_TRUE(parser.feed_events(first, ev));
+  EXPECT_EQ(Kinds(ev), "HB");
+  ASSERT_EQ(ev.heads.size(), 1u);
+  EXPECT_EQ(ev.heads[0].target, "/u");
+  EXPECT_TRUE(ev.heads[0].body.empty());
+  EXPECT_TRUE(ev.heads[0].keep_alive);
+  EXPECT_EQ(ev.events[0].length, 10u);
+  EXPECT_EQ(ev.events[1].piece, "abcd");
+  // No copy: the piece is a view into what was fed.
+  EXPECT_EQ(ev.events[1].piece.data(), first.data() + first.size() - 4);
+  EXPECT_TRUE(parser.mid_request());
+  ev.clear();
+  ASSERT_TRUE(parser.feed_events("efghijGET / HTTP/1.1\r\nHost: t\r\n\r\n", ev));
+  EXPECT_EQ(Kinds(ev), "BEHE");
+  EXPECT_EQ(ev.events[0].piece, "efghij");
+  EXPECT_EQ(ev.events[1].length, 10u);  // the end says the whole body's length
+  EXPECT_EQ(ev.completed, 2u);
+  EXPECT_EQ(ev.heads.size(), 1u);
+}
+
+TEST(HttpParserEvents, ChunkedBodyIsUnknownLengthAndArrivesWithoutFraming) {
+  RequestParser parser;
+  RequestEvents ev;
+  ASSERT_TRUE(parser.feed_events(
+      "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n",
+      ev));
+  EXPECT_EQ(Kinds(ev), "HBB");
+  EXPECT_EQ(ev.events[0].length, kUnknownBodyLength);
+  EXPECT_EQ(ev.events[1].piece, "abc");
+  EXPECT_EQ(ev.events[2].piece, "de");
+  ev.clear();
+  ASSERT_TRUE(parser.feed_events("0\r\nTrailer: dropped\r\n\r\n", ev));
+  EXPECT_EQ(Kinds(ev), "E");
+  EXPECT_EQ(ev.events[0].length, 5u);
+}
+
+TEST(HttpParserEvents, TheBodyLimitStillAppliesWhenNothingIsCollected) {
+  ParserLimits limits;
+  limits.max_body_bytes = 8;
+  RequestParser parser(limits);
+  RequestEvents ev;
+  EXPECT_FALSE(parser.feed_events(
+      "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n",
+      ev));
+  EXPECT_EQ(parser.error_status(), 413);
+  EXPECT_EQ(Kinds(ev), "HB");  // the piece within the limit, then the failure
+}
+
+TEST(HttpParserEvents, ConsumedStopsAfterTheFirstRequestEnds) {
+  RequestParser parser;
+  RequestEvents ev;
+  const std::string two = "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+  size_t used = 0;
+  ASSERT_TRUE(parser.feed_events(two, ev, &used));
+  EXPECT_EQ(Kinds(ev), "HE");
+  EXPECT_EQ(used, two.size() / 2);
+}
+
+}  // namespace
+}  // namespace ringhttpd::proto

@@ -158,5 +158,83 @@ TEST(RingChannel, ABrokenRingIsReportedOnceAndReadNoMore) {
   EXPECT_EQ(rec.id, 2u);
 }
 
+// Streaming: a head whose body is still coming carries no end flag; the
+// pieces that follow do, on the last one only (an empty record when the
+// body ends without more bytes).
+TEST(RingChannel, AMessageCanBeSentBeforeItsBodyHasArrived) {
+  Pair p(1 << 16);
+  const std::string_view first[] = {"ab", "cd"};
+  ASSERT_TRUE(p.network.try_send_message(proto::kRequestHead, proto::kRequestBody, 3, "H", first,
+                                         false));
+  shm::RecordView rec;
+  ASSERT_TRUE(p.service.next(rec));
+  EXPECT_EQ(rec.type, proto::kRequestHead);
+  EXPECT_EQ(rec.payload, "Habcd");  // the pieces joined into the head record
+  EXPECT_EQ(rec.flags & proto::kRecordEnd, 0);
+  p.service.release();
+  const std::string_view more[] = {"ef", "", "gh"};
+  p.network.send_pieces(proto::kRequestBody, 3, more, false);
+  p.network.send_pieces(proto::kRequestBody, 3, {}, true);
+  std::string body;
+  int ends = 0;
+  while (p.service.next(rec)) {
+    EXPECT_EQ(rec.type, proto::kRequestBody);
+    body.append(rec.payload);
+    ends += (rec.flags & proto::kRecordEnd) ? 1 : 0;
+    if (rec.flags & proto::kRecordEnd) {
+      EXPECT_TRUE(rec.payload.empty());
+    }
+    p.service.release();
+  }
+  EXPECT_EQ(body, "efgh");
+  EXPECT_EQ(ends, 1);
+}
+
+// Body records fill the ring only to half: heads and credits still find
+// room beside a large transfer (and go ahead of the queued body records).
+TEST(RingChannel, BodyRecordsLeaveHalfTheRingForHeadsAndCredits) {
+  Pair p(1 << 16);
+  const std::string piece(4096, 'p');
+  for (int i = 0; i < 32; ++i) {  // 128 KiB of body: twice the ring
+    const std::string_view one[] = {piece};
+    p.network.send_pieces(proto::kRequestBody, 1, one, false);
+  }
+  EXPECT_LE(p.requests.view().used(), (uint64_t{1} << 16) / 2);
+  EXPECT_GT(p.network.queued_bytes(), 0u);
+  // A new message's head goes in now, past the queued body.
+  const std::string_view none[] = {""};
+  EXPECT_TRUE(p.network.try_send_message(proto::kRequestHead, proto::kRequestBody, 2, "H2", none,
+                                         true));
+  p.network.send_control(proto::kCredit, 9, proto::encode_credit(100));
+  // The reader sees them all, and the queue drains as it reads.
+  uint64_t body = 0;
+  bool head = false, credit = false;
+  shm::RecordView rec;
+  for (int round = 0; round < 100 && body < 32 * piece.size(); ++round) {
+    p.network.flush();
+    while (p.service.next(rec)) {
+      if (rec.type == proto::kRequestBody) body += rec.payload.size();
+      head |= rec.type == proto::kRequestHead && rec.id == 2;
+      credit |= rec.type == proto::kCredit && rec.id == 9;
+      p.service.release();
+    }
+    p.service.finish_receiving();
+    EXPECT_LE(p.requests.view().used(), (uint64_t{1} << 16) / 2 + 64);
+  }
+  EXPECT_EQ(body, 32 * piece.size());
+  EXPECT_TRUE(head);
+  EXPECT_TRUE(credit);
+  EXPECT_EQ(p.network.queued_bytes(), 0u);
+}
+
+TEST(RingCodec, CreditsAreEightBytesAndNeverZero) {
+  uint64_t n = 0;
+  EXPECT_TRUE(proto::decode_credit(proto::encode_credit(65536), n));
+  EXPECT_EQ(n, 65536u);
+  EXPECT_FALSE(proto::decode_credit(proto::encode_credit(0), n));
+  EXPECT_FALSE(proto::decode_credit("1234567", n));
+  EXPECT_FALSE(proto::decode_credit("123456789", n));
+}
+
 }  // namespace
 }  // namespace ringhttpd::worker
