@@ -210,8 +210,14 @@ void Stream::send_head_record() {
   const uint64_t first =
       std::min({uint64_t{out_left()}, window_left(), ch.max_piece(), ch.max_head() - head_record_.size()});
   const bool end = out_state_ == Out::finished && first == out_left();
-  head_record_.append(out_, out_at_, first);
-  ch.send_record(proto::kResponseHead, end ? proto::kRecordEnd : 0, id_, head_record_);
+  const std::string_view piece[] = {std::string_view(out_).substr(out_at_, first)};
+  // Straight into the ring (head and body in one record, no copy here);
+  // when the ring is full, joined and queued.
+  if (!ch.try_send_message(proto::kResponseHead, proto::kResponseBody, id_, head_record_, piece,
+                           end)) {
+    head_record_.append(piece[0]);
+    ch.send_record(proto::kResponseHead, end ? proto::kRecordEnd : 0, id_, head_record_);
+  }
   head_record_.clear();
   head_sent_ = true;
   end_sent_ = end;
