@@ -72,7 +72,13 @@ std::string index_path(std::string_view path, size_t i) {
 }
 
 // A value from the file, in double quotes, for messages.
-std::string quote(std::string_view s) { return "\"" + escape_text(s) + "\""; }
+// (Appended, not "\"" + ...: GCC 12 warns -Wrestrict on that form.)
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  out += escape_text(s);
+  out += '"';
+  return out;
+}
 
 std::string quote_list(Keys values) {
   std::string out;
@@ -441,12 +447,89 @@ void read_service_name(const json& v, std::string_view path, std::string* name, 
   }
 }
 
-void read_service(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
-  static constexpr std::array<std::string_view, 6> kKeys = {
+constexpr std::array<UintField<worker::ProxySettings>, 5> kProxyFields = {{
+    {"connect_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::connect_timeout_ms},
+    {"response_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::response_timeout_ms},
+    {"idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::idle_timeout_ms},
+    {"keepalive", 0, 100000, &worker::ProxySettings::keepalive},
+    {"fail_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::fail_timeout_ms},
+}};
+
+// "127.0.0.1:9000", "[::1]:9000" or "unix:/run/app.sock".
+bool valid_upstream(std::string_view u) {
+  if (u.starts_with("unix:")) return u.size() > 6 && u[5] == '/' && u.size() <= 5 + 107;
+  const size_t colon = u.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == u.size()) return false;
+  const std::string_view port = u.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return false;
+  const int n = std::stoi(std::string(port));
+  return n >= 1 && n <= 65535;
+}
+
+void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
+  worker::ProxySettings& p = s->proxy;
+  const json* ups = member(v, "upstreams");
+  if (ups == nullptr) {
+    fail(errors, join(path, "upstreams"), "is required for a proxy service");
+  } else if (!ups->is_array() || ups->empty()) {
+    fail(errors, join(path, "upstreams"), "must be a non-empty array of \"host:port\" or \"unix:/path\"");
+  } else {
+    for (size_t i = 0; i < ups->size(); ++i) {
+      const json& u = (*ups)[i];
+      if (!u.is_string() || !valid_upstream(u.get_ref<const std::string&>())) {
+        fail(errors, index_path(join(path, "upstreams"), i),
+             "must be \"host:port\" or \"unix:/path\"" + got(u));
+        continue;
+      }
+      p.upstreams.push_back(u.get<std::string>());
+    }
+  }
+  static constexpr std::array<std::string_view, 2> kBalance = {"round_robin", "least_conn"};
+  read_enum(v, "balance", path, kBalance, &p.balance, errors);
+  read_uint_fields(v, path, kProxyFields, &p, errors);
+  if (p.response_timeout_ms == 0) p.response_timeout_ms = s->timeout_ms;
+}
+
+void read_module(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
+  if (member(v, "path") == nullptr) {
+    fail(errors, join(path, "path"), "is required for a module service");
+  } else if (read_string(v, "path", path, &s->module.path, errors) &&
+             !s->module.path.starts_with('/')) {
+    fail(errors, join(path, "path"), "must be an absolute path (got " + quote(s->module.path) + ")");
+  }
+  if (const json* config = member(v, "config")) {
+    if (!config->is_object()) {
+      fail(errors, join(path, "config"), "must be an object");
+    } else {
+      s->module.config_json = config->dump();
+    }
+  }
+}
+
+// Keys every service has, then those of its type.
+bool check_service_keys(const json& v, std::string_view path, std::string_view type,
+                        Errors* errors) {
+  static constexpr std::array<std::string_view, 6> kCommon = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms"};
-  if (!check_object(v, path, kKeys, errors)) return;
-  read_service_name(v, path, &s->name, errors);
+  static constexpr std::array<std::string_view, 13> kProxy = {
+      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "upstreams",
+      "balance", "connect_timeout_ms", "response_timeout_ms", "idle_timeout_ms", "keepalive",
+      "fail_timeout_ms"};
+  static constexpr std::array<std::string_view, 8> kModule = {
+      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "path", "config"};
+  if (type == "proxy") return check_object(v, path, kProxy, errors);
+  if (type == "module") return check_object(v, path, kModule, errors);
+  return check_object(v, path, kCommon, errors);
+}
+
+void read_service(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
+  if (!v.is_object()) {
+    fail(errors, path, "must be an object");
+    return;
+  }
   read_enum(v, "type", path, worker::handler_type_names(), &s->type, errors);
+  if (!check_service_keys(v, path, s->type, errors)) return;
+  read_service_name(v, path, &s->name, errors);
   read_uint_fields(v, path, kServiceFields, s, errors);
   if (!std::has_single_bit(s->ring_bytes)) {
     fail(errors, join(path, "ring_bytes"),
@@ -459,6 +542,8 @@ void read_service(const json& v, std::string_view path, ServiceSettings* s, Erro
     fail(errors, join(path, "kill_after_ms"),
          "must be at least timeout_ms (" + std::to_string(s->timeout_ms) + ")");
   }
+  if (s->type == "proxy") read_proxy(v, path, s, errors);
+  if (s->type == "module") read_module(v, path, s, errors);
 }
 
 void check_duplicate_services(const std::vector<ServiceSettings>& services, Errors* errors) {

@@ -56,6 +56,20 @@ json config_to_json(const Config& c) {
                         {"ring_bytes", s.ring_bytes},
                         {"timeout_ms", s.timeout_ms},
                         {"kill_after_ms", s.kill_after_ms}});
+    json& out = services.back();
+    if (s.type == "proxy") {
+      out["upstreams"] = s.proxy.upstreams;
+      out["balance"] = s.proxy.balance;
+      out["connect_timeout_ms"] = s.proxy.connect_timeout_ms;
+      out["response_timeout_ms"] = s.proxy.response_timeout_ms;
+      out["idle_timeout_ms"] = s.proxy.idle_timeout_ms;
+      out["keepalive"] = s.proxy.keepalive;
+      out["fail_timeout_ms"] = s.proxy.fail_timeout_ms;
+    }
+    if (s.type == "module") {
+      out["path"] = s.module.path;
+      out["config"] = json::parse(s.module.config_json, nullptr, false);
+    }
   }
   json routes = json::array();
   for (const worker::RouteSettings& r : c.routes) routes.push_back(route_to_json(r));

@@ -12,7 +12,7 @@
 
 namespace ringhttpd::worker {
 
-enum class TokenKind : uint64_t { signal = 1, control, wake, listener, connection };
+enum class TokenKind : uint64_t { signal = 1, control, wake, listener, connection, handler };
 
 inline uint64_t make_token(TokenKind kind, uint64_t id) {
   return (static_cast<uint64_t>(kind) << 56) | (id & ((uint64_t{1} << 56) - 1));

@@ -92,9 +92,26 @@ class Exchange {
   virtual void set_listener(std::function<void()> listener) = 0;
 };
 
+// The service process's event loop, for a handler with descriptors of its
+// own (sockets to upstreams, timerfds): one epoll set, so a process holds
+// many requests at once and never blocks on one. Callbacks run from the
+// loop, never from inside these calls.
+class HandlerLoop {
+ public:
+  virtual ~HandlerLoop() = default;
+  // Watches `fd` for `events` (EPOLLIN, EPOLLOUT, EPOLLET, ...); `ready`
+  // gets the events that occurred. False (with errno) if it cannot.
+  virtual bool watch(int fd, uint32_t events, std::function<void(uint32_t)> ready) = 0;
+  virtual bool modify(int fd, uint32_t events) = 0;
+  // Stops watching; call before closing the descriptor.
+  virtual void unwatch(int fd) = 0;
+};
+
 class Handler {
  public:
   virtual ~Handler() = default;
+  // Called once, before the first request, by the service process.
+  virtual void attach(HandlerLoop& /*loop*/) {}
   virtual void handle(ServiceRequest request, std::unique_ptr<Responder> responder) = 0;
   // Streaming handlers return true and get handle_stream() instead.
   virtual bool streams() const { return false; }

@@ -192,6 +192,8 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
       if (!c.finished()) write_to(c);
       return;
     }
+    case TokenKind::handler:
+      return;  // service processes only
   }
 }
 

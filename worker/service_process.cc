@@ -66,6 +66,7 @@ bool ServiceProcess::start() {
     return false;
   }
   streaming_ = handler_->streams();
+  handler_->attach(*this);
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
   return report_ready(env_);
@@ -110,6 +111,8 @@ void ServiceProcess::handle_event(const epoll_event& ev) {
       return handle_control();
     case TokenKind::wake:
       return;  // the rings are read every iteration anyway
+    case TokenKind::handler:
+      return on_handler_event(token_id(ev.data.u64), ev.events);
     default:
       return;
   }
@@ -185,6 +188,42 @@ void ServiceProcess::retire(Stream& stream, bool answered) {
     table.erase(it);
   }
   count_done(1, answered ? 1 : 0);
+}
+
+// ---- the handler's descriptors ----
+// A token carries the fd (low 24 bits) and the watch's serial, so an event
+// for a descriptor unwatched (and its number reused) in the same batch is
+// not delivered to the new watcher.
+bool ServiceProcess::watch(int fd, uint32_t events, std::function<void(uint32_t)> ready) {
+  if (fd < 0 || fd >= (1 << 24) || watches_.count(fd) != 0) {
+    errno = EINVAL;
+    return false;
+  }
+  const uint64_t serial = next_watch_++;
+  const std::string err = loop_.add(fd, events, make_token(TokenKind::handler, serial << 24 | static_cast<uint64_t>(fd)));
+  if (!err.empty()) return false;
+  watches_.emplace(fd, Watch{serial, std::make_shared<std::function<void(uint32_t)>>(std::move(ready))});
+  return true;
+}
+
+bool ServiceProcess::modify(int fd, uint32_t events) {
+  auto it = watches_.find(fd);
+  if (it == watches_.end()) return false;
+  return loop_
+      .modify(fd, events, make_token(TokenKind::handler, it->second.serial << 24 | static_cast<uint64_t>(fd)))
+      .empty();
+}
+
+void ServiceProcess::unwatch(int fd) {
+  if (watches_.erase(fd) != 0) loop_.remove(fd);
+}
+
+void ServiceProcess::on_handler_event(uint64_t id, uint32_t events) {
+  const int fd = static_cast<int>(id & ((1 << 24) - 1));
+  auto it = watches_.find(fd);
+  if (it == watches_.end() || it->second.serial != id >> 24) return;
+  const auto ready = it->second.ready;  // the callback may unwatch itself
+  (*ready)(events);
 }
 
 void ServiceProcess::mark_dirty(const std::shared_ptr<Stream>& stream) {

@@ -28,7 +28,7 @@ namespace ringhttpd::worker {
 
 class Stream;
 
-class ServiceProcess {
+class ServiceProcess : public HandlerLoop {
  public:
   explicit ServiceProcess(WorkerEnv& env);
   ~ServiceProcess();
@@ -46,6 +46,11 @@ class ServiceProcess {
   // The stream is over (its end was sent, or it was cancelled or refused):
   // it leaves its table and the in-flight count.
   void retire(Stream& stream, bool answered);
+
+  // ---- HandlerLoop ----
+  bool watch(int fd, uint32_t events, std::function<void(uint32_t)> ready) override;
+  bool modify(int fd, uint32_t events) override;
+  void unwatch(int fd) override;
 
  private:
   bool start();
@@ -74,6 +79,13 @@ class ServiceProcess {
   std::vector<std::shared_ptr<Stream>> notify_;
   std::vector<std::shared_ptr<Stream>> whole_;    // complete requests for handle()
   std::vector<std::shared_ptr<Stream>> retired_;  // ended this iteration: freed after it
+  struct Watch {
+    uint64_t serial;
+    std::shared_ptr<std::function<void(uint32_t)>> ready;
+  };
+  std::unordered_map<int, Watch> watches_;  // handler descriptors, by fd
+  uint64_t next_watch_ = 1;
+  void on_handler_event(uint64_t id, uint32_t events);
   bool stop_ = false;
 };
 
