@@ -115,8 +115,8 @@ size_t finish(const Reader& in, uint64_t body_length) {
 
 bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
                          std::string& out) {
-  const bool fits =
-      fits_u32(req.method.size()) && fits_u32(req.target.size()) && headers_fit(req.headers);
+  const bool fits = fits_u32(req.method.size()) && fits_u32(req.target.size()) &&
+                    headers_fit(req.headers) && origin.client.size() <= kMaxClientText;
   put<uint32_t>(out, origin.network_pid);
   put<uint32_t>(out, origin.generation);
   put<uint32_t>(out, origin.network_index);
@@ -130,9 +130,11 @@ bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, ui
   put<uint32_t>(out, fits ? static_cast<uint32_t>(req.method.size()) : 0);
   put<uint32_t>(out, fits ? static_cast<uint32_t>(req.headers.size()) : 0);
   put<uint32_t>(out, fits ? static_cast<uint32_t>(req.target.size()) : 0);
+  put<uint32_t>(out, fits ? static_cast<uint32_t>(origin.client.size()) : 0);
   if (!fits) return false;
   out += req.method;
   out += req.target;
+  out += origin.client;
   put_headers(req.headers, out);
   return true;
 }
@@ -151,10 +153,12 @@ size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOr
   const auto method_len = in.get<uint32_t>();
   const auto n_headers = in.get<uint32_t>();
   const auto target_len = in.get<uint32_t>();
-  if (!in.ok() || keep_alive > 1 || reserved != 0) return 0;
+  const auto client_len = in.get<uint32_t>();
+  if (!in.ok() || keep_alive > 1 || reserved != 0 || client_len > kMaxClientText) return 0;
   req.keep_alive = keep_alive == 1;
   req.method = in.bytes(method_len);
   req.target = in.bytes(target_len);
+  origin.client = in.bytes(client_len);
   get_headers(in, n_headers, req.headers);
   req.body.clear();
   return finish(in, body_length);

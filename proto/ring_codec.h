@@ -9,8 +9,9 @@
 // Request head (native byte order: both ends run on the same machine):
 //   u32 network_pid | u32 generation | u32 network_index | u8 major | u8 minor
 //   u8 keep_alive (0 or 1) | u8 0 | u64 body_length | u32 method_len
-//   u32 n_headers | u32 target_len | method | target
+//   u32 n_headers | u32 target_len | u32 client_len | method | target | client
 //   n_headers x (u32 name_len | u32 value_len | name | value)
+// (client: the client's address as text, for X-Forwarded-For; at most 64)
 // Response head:
 //   u16 status (100..599) | u16 0 | u32 n_headers | u64 body_length
 //   headers as above
@@ -75,7 +76,9 @@ struct RequestOrigin {
   uint32_t network_pid = 0;
   uint32_t generation = 0;
   uint32_t network_index = 0;
+  std::string client;  // the client's IP address as text ("" if unknown)
 };
+inline constexpr size_t kMaxClientText = 64;
 
 // Appends the encoded head of `req` (not its body); body_length is the size
 // of the whole body that follows. Returns false if the head cannot be

@@ -162,7 +162,7 @@ struct Connection {
   proto::UniqueFd fd;
   proto::RequestParser parser;
   SlotQueue slots;
-  std::string peer;  // client address, kept only while the access log is on
+  std::string peer;  // client address (access log, X-Forwarded-For)
   ConnState state = ConnState::open;
   size_t sent = 0;               // bytes of slots.front().data already written
   std::string stash;             // bytes read but not parsed yet (budget reached, or draining)

@@ -80,7 +80,7 @@ bool input_waiting(const Connection& c) {
 NetworkProcess::NetworkProcess(WorkerEnv& env)
     : env_(env),
       router_(env.routes),
-      origin_{static_cast<uint32_t>(::getpid()), env.generation, env.index} {
+      origin_{static_cast<uint32_t>(::getpid()), env.generation, env.index, {}} {
   limits_.max_header_bytes = env.network.max_header_bytes;
   limits_.max_target_bytes = env.network.max_target_bytes;
   limits_.max_body_bytes = env.network.max_body_bytes;
@@ -370,7 +370,7 @@ Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
   }
   auto c = std::make_unique<Connection>(id, std::move(fd), limits_);
   c->last_active_ms = now_ms_;
-  if (access_log_.enabled()) c->peer = peer_address(c->fd.get());
+  c->peer = peer_address(c->fd.get());  // access log, X-Forwarded-For
   Connection* raw = c.get();
   connections_.emplace(id, std::move(c));
   publish_connections();
@@ -869,7 +869,7 @@ bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
     // before this process runs again.
     shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
     inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
-    if (send_request(s, id, req, body, length, end)) {
+    if (send_request(s, id, req, c.peer, body, length, end)) {
       // A whole request without a body may be sent twice (dispatch.h).
       if (end && is_retryable(req.method, body_bytes != 0)) slot.retry_record = encode_scratch_;
       track(slot, c.id, s, id);
@@ -1029,9 +1029,11 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
 }
 
 bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
+                                  const std::string& client,
                                   std::span<const std::string_view> body, uint64_t length,
                                   bool end) {
   encode_scratch_.clear();
+  origin_.client = client;
   // Cannot fail for a head the parser accepted (at most max_header_bytes);
   // if it ever did, the request is not sent (503 like a full ring).
   if (!proto::encode_request_head(req, origin_, length, encode_scratch_)) return false;
@@ -1133,7 +1135,9 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     return;
   }
   if (rec.flags & proto::kRecordAbort) return fail_response(it, "the service gave up on it");
-  if (slot.body_expected != proto::kUnknownBodyLength && slot.body_got != slot.body_expected) {
+  // (A response to HEAD announces a length and carries no body.)
+  if (slot.body_expected != proto::kUnknownBodyLength && slot.body_got != slot.body_expected &&
+      !slot.head_request) {
     return fail_response(it, "less body than its length");
   }
   if (slot.chunked) slot.data.append("0\r\n\r\n");

@@ -97,7 +97,8 @@ class NetworkProcess {
   bool dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
                 const RouteSettings& route, std::span<const std::string_view> body, bool end);
   bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
-                    std::span<const std::string_view> body, uint64_t length, bool end);
+                    const std::string& client, std::span<const std::string_view> body,
+                    uint64_t length, bool end);
   // The ready service process of `pool` with the shortest queue, other than
   // `exclude`, or -1.
   int pick_service(const ServicePool& pool, int exclude);

@@ -74,6 +74,7 @@ bool Stream::take_body(std::string_view bytes, bool end) {
 }
 
 ServiceRequest Stream::take_whole_request() {
+  whole_request_was_head_ = head_.http.method == "HEAD";
   ServiceRequest request = std::move(head_);
   request.http.body = std::move(in_);
   in_.clear();
@@ -140,7 +141,9 @@ bool Stream::writable() const {
 
 void Stream::finish() {
   if (cancelled_ || out_state_ != Out::started) return;
-  if (out_length_ != kUnknownBodyLength && out_given_ != out_length_) {
+  // A response to HEAD announces the length of the body it does not carry.
+  const bool head = head_.http.method == "HEAD" || whole_request_was_head_;
+  if (out_length_ != kUnknownBodyLength && out_given_ != out_length_ && !head) {
     return fail("handler finished short of the length it announced");
   }
   out_state_ = Out::finished;

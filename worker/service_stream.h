@@ -79,6 +79,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   ServiceRequest head_;
   const uint64_t body_length_;
   const bool whole_;  // collected for Handler::handle (credited on arrival)
+  bool whole_request_was_head_ = false;  // head_ was moved out for handle()
 
   // request body
   std::string in_;

@@ -30,7 +30,7 @@ proto::HttpRequest request(std::string method, std::string target) {
 nlohmann::json echo(proto::HttpRequest req, proto::HttpResponse* raw = nullptr) {
   EchoHandler handler(ServiceIdentity{"app", 42, 3, 1});
   proto::HttpResponse response;
-  handler.handle(ServiceRequest{std::move(req), proto::RequestOrigin{7, 3, 0}},
+  handler.handle(ServiceRequest{std::move(req), proto::RequestOrigin{7, 3, 0, "127.0.0.1"}},
                  std::make_unique<Capture>(&response));
   if (raw != nullptr) *raw = response;
   return nlohmann::json::parse(response.body);

@@ -27,7 +27,7 @@ HttpRequest sample_request() {
 TEST(RingCodec, RequestHeadRoundTrips) {
   const HttpRequest req = sample_request();
   std::string bytes;
-  encode_request_head(req, RequestOrigin{1234, 7, 3}, 42, bytes);
+  encode_request_head(req, RequestOrigin{1234, 7, 3, "127.0.0.1"}, 42, bytes);
   bytes += "first body piece";
   HttpRequest out;
   RequestOrigin origin;
@@ -87,7 +87,7 @@ TEST(RingCodec, ResponseWithImpossibleStatusIsRefused) {
 constexpr size_t kRequestReserved = 15;
 constexpr size_t kRequestKeepAlive = 14;
 constexpr size_t kRequestHeaderCount = 28;
-constexpr size_t kRequestMethod = 36;  // first byte after the fixed part
+constexpr size_t kRequestMethod = 40;  // first byte after the fixed part
 constexpr size_t kResponseReserved = 2;
 constexpr size_t kResponseHeaderCount = 4;
 
@@ -119,7 +119,7 @@ TEST(RingCodec, RequestHeadRoundTripsWith65537Headers) {
   HttpRequest req = sample_request();
   req.headers = many_headers(65537);
   std::string bytes;
-  ASSERT_TRUE(encode_request_head(req, RequestOrigin{1, 2, 3}, 4, bytes));
+  ASSERT_TRUE(encode_request_head(req, RequestOrigin{1, 2, 3, "127.0.0.1"}, 4, bytes));
   bytes += "body";
   HttpRequest out;
   RequestOrigin origin;
@@ -207,8 +207,10 @@ TEST(RingCodec, LengthBeyondThePayloadIsRefused) {
   ASSERT_TRUE(encode_request_head(sample_request(), RequestOrigin{}, 0, valid));
   const size_t first_header =
       kRequestMethod + sample_request().method.size() + sample_request().target.size();
-  // The method length, then the first header's name and value lengths.
-  for (const size_t at : {size_t{24}, first_header, first_header + 4}) {
+  // (RequestOrigin{} has no client address: no bytes of it before the headers.)
+  // The method length, the client address length, then the first header's
+  // name and value lengths.
+  for (const size_t at : {size_t{24}, size_t{36}, first_header, first_header + 4}) {
     for (const uint32_t n : {uint32_t{1000}, std::numeric_limits<uint32_t>::max()}) {
       std::string bytes = valid;
       patch_u32(bytes, at, n);
