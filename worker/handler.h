@@ -80,8 +80,9 @@ class Exchange {
   virtual bool writable() const = 0;
   // The response is complete (its length, if announced, must have been met).
   virtual void finish() = 0;
-  // Fails it: 500 if not started; otherwise the client's connection is
-  // closed before the response completes, so it cannot pass as whole.
+  // Fails it: 502 if nothing of the response has left this process yet;
+  // otherwise the client's connection is closed before the response
+  // completes, so it cannot pass as whole.
   virtual void abort() = 0;
   // The client left or the request timed out: nothing more is sent.
   virtual bool cancelled() const = 0;

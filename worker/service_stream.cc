@@ -92,8 +92,8 @@ void Stream::refuse(const char* why) {
     proto::encode_response_head(500, {}, body.size(), head);
     owner_.channel(network_).send(proto::kResponseHead, proto::kResponseBody, id_, head, body);
   } else {
-    owner_.channel(network_).send_body(proto::kResponseBody, proto::kRecordEnd | proto::kRecordAbort,
-                                       id_, {});
+    owner_.channel(network_).send_body(proto::kResponseBody,
+                                       proto::kRecordEnd | proto::kRecordAbort, id_, {});
   }
   end_sent_ = true;
   cancelled_ = true;  // the handler's later writes go nowhere
@@ -107,8 +107,7 @@ void Stream::refuse(const char* why) {
 void Stream::start(int status, std::vector<proto::Header> headers, uint64_t length) {
   if (cancelled_ || out_state_ != Out::none) return;
   if (status < 200 || status > 599) {
-    return fail(("handler answered with status " + std::to_string(status) +
-                 ", not a final status")
+    return fail(("handler answered with status " + std::to_string(status) + ", not a final status")
                     .c_str());
   }
   head_record_.clear();
@@ -152,7 +151,8 @@ void Stream::finish() {
 
 void Stream::abort() {
   if (cancelled_ || out_state_ == Out::finished || out_state_ == Out::aborted) return;
-  if (!head_sent_) return fail("handler gave up");
+  // Nothing left this process yet: an error can still stand in for it.
+  if (!head_sent_) return fail("handler gave up on its response", 502);
   out_state_ = Out::aborted;
   owner_.mark_dirty(shared_from_this());
 }
@@ -170,15 +170,16 @@ void Stream::respond(proto::HttpResponse response) {
 
 // The handler broke its response. Before the head left: 500 in its place.
 // After: the response is aborted (the client's connection is closed).
-void Stream::fail(const char* why) {
+void Stream::fail(const char* why, int status) {
   if (head_sent_) {
     log_error(std::string(why) + "; the response is cut off");
     out_state_ = Out::aborted;
   } else {
-    log_error(std::string(why) + "; answering 500");
-    const std::string_view body = "handler gave no valid response\n";
+    log_error(std::string(why) + "; answering " + std::to_string(status));
+    const std::string_view body =
+        status == 502 ? "the handler's response failed\n" : "handler gave no valid response\n";
     head_record_.clear();
-    proto::encode_response_head(500, {}, body.size(), head_record_);
+    proto::encode_response_head(status, {}, body.size(), head_record_);
     out_.assign(body);
     out_at_ = 0;
     out_given_ = out_length_ = body.size();
@@ -210,8 +211,8 @@ void Stream::cancel() {
 
 void Stream::send_head_record() {
   RingChannel& ch = owner_.channel(network_);
-  const uint64_t first =
-      std::min({uint64_t{out_left()}, window_left(), ch.max_piece(), ch.max_head() - head_record_.size()});
+  const uint64_t first = std::min(
+      {uint64_t{out_left()}, window_left(), ch.max_piece(), ch.max_head() - head_record_.size()});
   const bool end = out_state_ == Out::finished && first == out_left();
   const std::string_view piece[] = {std::string_view(out_).substr(out_at_, first)};
   // Straight into the ring (head and body in one record, no copy here);

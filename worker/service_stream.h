@@ -66,7 +66,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
 
  private:
   void refuse(const char* why);
-  void fail(const char* why);
+  void fail(const char* why, int status = 500);
   void send_head_record();
   uint64_t window_left() const;
   uint64_t out_left() const { return out_.size() - out_at_; }
@@ -78,7 +78,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   const uint64_t epoch_;
   ServiceRequest head_;
   const uint64_t body_length_;
-  const bool whole_;  // collected for Handler::handle (credited on arrival)
+  const bool whole_;                     // collected for Handler::handle (credited on arrival)
   bool whole_request_was_head_ = false;  // head_ was moved out for handle()
 
   // request body
@@ -94,13 +94,13 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   std::string head_record_;  // encoded head, until sent
   bool head_sent_ = false;
   bool end_sent_ = false;
-  uint64_t out_length_ = 0;   // announced, or kUnknownBodyLength
-  uint64_t out_given_ = 0;    // body bytes the handler gave
-  uint64_t out_sent_ = 0;     // body bytes put into the ring
-  uint64_t out_credit_ = 0;   // body bytes the network process credited back
-  std::string out_;           // given, not yet sent
-  size_t out_at_ = 0;         // bytes of out_ sent
-  bool blocked_ = false;      // write() said false; tell the listener when writable
+  uint64_t out_length_ = 0;  // announced, or kUnknownBodyLength
+  uint64_t out_given_ = 0;   // body bytes the handler gave
+  uint64_t out_sent_ = 0;    // body bytes put into the ring
+  uint64_t out_credit_ = 0;  // body bytes the network process credited back
+  std::string out_;          // given, not yet sent
+  size_t out_at_ = 0;        // bytes of out_ sent
+  bool blocked_ = false;     // write() said false; tell the listener when writable
   bool cancelled_ = false;
   bool retired_ = false;
   std::function<void()> listener_;

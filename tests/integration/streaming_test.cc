@@ -40,8 +40,7 @@ std::string config(uint64_t max_body = kGiB, int request_ms = 10000, int process
       {"services",
        {{{"name", "st"}, {"type", "stream"}, {"processes", processes}},
         {{"name", "app"}, {"type", "echo"}, {"processes", 1}}}},
-      {"routes",
-       {{{"path", "/echo"}, {"service", "app"}}, {{"path", "/"}, {"service", "st"}}}},
+      {"routes", {{{"path", "/echo"}, {"service", "app"}}, {{"path", "/"}, {"service", "st"}}}},
       {"admin", {{"socket", ""}}},
   }
       .dump();
@@ -153,7 +152,8 @@ bool read_pattern(Raw& r, uint64_t n, uint64_t& bad_at) {
   std::vector<char> buf(1 << 20);
   uint64_t at = 0;
   while (at < n) {
-    const size_t got = r.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), n - at)));
+    const size_t got =
+        r.read(buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), n - at)));
     if (got == 0) break;
     for (size_t i = 0; i < got; ++i) {
       if (static_cast<unsigned char>(buf[i]) != (at + i) % 251) {
@@ -202,7 +202,8 @@ struct Peaks {
     const uint64_t n = peak_kib(network), s = peak_kib(service);
     std::printf("%s: peak RSS network %llu KiB (from %llu), service %llu KiB (from %llu)\n", what,
                 static_cast<unsigned long long>(n), static_cast<unsigned long long>(network_before),
-                static_cast<unsigned long long>(s), static_cast<unsigned long long>(service_before));
+                static_cast<unsigned long long>(s),
+                static_cast<unsigned long long>(service_before));
     EXPECT_GT(network_before, 0u);
     EXPECT_GT(service_before, 0u);
     EXPECT_LT(n - network_before, kGrowthBoundKiB) << what;
@@ -262,7 +263,8 @@ TEST(Streaming, AGibibyteUploadKeepsEveryProcessSmall) {
   const std::string head = r.read_head();
   ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
   std::string body;
-  ASSERT_TRUE(r.read_exact(body, (std::to_string(kGiB) + " " + std::to_string(total) + "\n").size()));
+  ASSERT_TRUE(
+      r.read_exact(body, (std::to_string(kGiB) + " " + std::to_string(total) + "\n").size()));
   EXPECT_EQ(body, std::to_string(kGiB) + " " + std::to_string(total) + "\n");
   peaks.expect_bounded("1 GiB upload");
 }
@@ -329,7 +331,8 @@ TEST(Streaming, ASlowReaderBesideFastRequests) {
   Server server(config(), Binary::with_test_handlers);
   ASSERT_TRUE(server.ready()) << server.log();
   Raw slow(server.port());
-  ASSERT_TRUE(slow.send("POST /sink?rate=1000 HTTP/1.1\r\nHost: t\r\nContent-Length: 67108864\r\n\r\n"));
+  ASSERT_TRUE(
+      slow.send("POST /sink?rate=1000 HTTP/1.1\r\nHost: t\r\nContent-Length: 67108864\r\n\r\n"));
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> uploaded{0};
   std::thread uploader([&] {
@@ -409,9 +412,12 @@ TEST(Streaming, SmallRequestsBesideAnEightMebibyteUploaderAreNeverRefused) {
         if (!c.send("GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")) return;
         auto r = c.read_response(10s);
         if (!r) return ++other, void();
-        if (r->status == 200) ++ok;
-        else if (r->status == 503) ++refused;
-        else ++other;
+        if (r->status == 200)
+          ++ok;
+        else if (r->status == 503)
+          ++refused;
+        else
+          ++other;
       }
     });
   }

@@ -156,10 +156,10 @@ class StreamHandler : public Handler {
 }  // namespace
 
 void add_stream_handler() {
-  worker::add_handler_type("stream", [](const worker::ServiceSettings&,
-                                        const worker::ServiceIdentity&) {
-    return std::unique_ptr<Handler>(std::make_unique<StreamHandler>());
-  });
+  worker::add_handler_type("stream",
+                           [](const worker::ServiceSettings&, const worker::ServiceIdentity&) {
+                             return std::unique_ptr<Handler>(std::make_unique<StreamHandler>());
+                           });
 }
 
 }  // namespace ringhttpd::testing

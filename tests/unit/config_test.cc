@@ -379,7 +379,33 @@ TEST(Config, ServiceNameRules) {
 
 TEST(Config, UnknownServiceType) {
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "php"}]})"),
-            Errors{R"(services[0].type: must be one of "echo" (got "php"))"});
+            Errors{R"(services[0].type: must be one of "echo", "proxy" (got "php"))"});
+}
+
+TEST(Config, ProxyKeysAreCheckedAndNamed) {
+  const ConfigResult ok = parse_config(
+      R"({"services": [{"name": "api", "type": "proxy", "timeout_ms": 7000,
+          "upstreams": ["127.0.0.1:9000", "[::1]:9001", "unix:/run/app.sock"],
+          "balance": "least_conn", "keepalive": 8}]})");
+  ASSERT_TRUE(ok.ok()) << ok.errors.front();
+  const worker::ProxySettings& p = ok.config.services[0].proxy;
+  EXPECT_EQ(p.upstreams.size(), 3u);
+  EXPECT_EQ(p.balance, "least_conn");
+  EXPECT_EQ(p.keepalive, 8u);
+  EXPECT_EQ(p.response_timeout_ms, 7000u);  // defaults to the service's timeout
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy"}]})"),
+            Errors{"services[0].upstreams: is required for a proxy service"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy",
+                 "upstreams": ["127.0.0.1:9000", "nohost", "h:70000"], "balance": "random"}]})"),
+            (Errors{R"(services[0].upstreams[1]: must be "host:port" or "unix:/path" (got "nohost"))",
+                    R"(services[0].upstreams[2]: must be "host:port" or "unix:/path" (got "h:70000"))",
+                    R"(services[0].balance: must be one of "round_robin", "least_conn" (got "random"))"}));
+  // Keys of another type are unknown here, and proxy keys elsewhere.
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy",
+                 "upstreams": ["127.0.0.1:1"], "path": "/x.so"}]})"),
+            Errors{"services[0].path: unknown key"});
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "echo", "upstreams": []}]})"),
+            Errors{"services[0].upstreams: unknown key"});
 }
 
 TEST(Config, AMetricsRouteIsTrueAndAlone) {

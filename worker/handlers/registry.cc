@@ -5,6 +5,7 @@
 
 #include "worker/handler.h"
 #include "worker/handlers/echo.h"
+#include "worker/handlers/proxy.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -14,35 +15,40 @@ struct Entry {
   HandlerFactory make;
 };
 
-std::unique_ptr<Handler> make_echo(const ServiceSettings&, const ServiceIdentity& identity) {
+std::unique_ptr<Handler> make_echo(const ServiceSettings &,
+                                   const ServiceIdentity &identity) {
   return std::make_unique<EchoHandler>(identity);
 }
 
 struct Registry {
-  std::vector<Entry> entries{{"echo", &make_echo}};
-  std::vector<std::string_view> names{"echo"};
+  std::vector<Entry> entries{{"echo", &make_echo},
+                             {"proxy", &make_proxy_handler}};
+  std::vector<std::string_view> names{"echo", "proxy"};
 };
 
-Registry& registry() {
+Registry &registry() {
   static Registry r;
   return r;
 }
 
-}  // namespace
+} // namespace
 
 void add_handler_type(std::string_view name, HandlerFactory factory) {
   registry().entries.push_back({name, factory});
   registry().names.push_back(name);
 }
 
-std::span<const std::string_view> handler_type_names() { return registry().names; }
+std::span<const std::string_view> handler_type_names() {
+  return registry().names;
+}
 
-std::unique_ptr<Handler> make_handler(const ServiceSettings& settings,
-                                      const ServiceIdentity& identity) {
-  for (const Entry& e : registry().entries) {
-    if (e.name == settings.type) return e.make(settings, identity);
+std::unique_ptr<Handler> make_handler(const ServiceSettings &settings,
+                                      const ServiceIdentity &identity) {
+  for (const Entry &e : registry().entries) {
+    if (e.name == settings.type)
+      return e.make(settings, identity);
   }
   return nullptr;
 }
 
-}  // namespace ringhttpd::worker
+} // namespace ringhttpd::worker

@@ -1,0 +1,399 @@
+// The "proxy" service type through the real binary, against upstreams the
+// test runs itself on loopback (a thread per connection, each answering as
+// the test says: normally, slowly, never, malformed, cut short, closing
+// kept-alive connections). Checks what reaches the upstream (hop-by-hop
+// headers gone, X-Forwarded-*), the errors (502, 504), keep-alive reuse,
+// the retry of a reused connection found closed, an upstream that is down,
+// streamed bodies both ways, and many slow requests held at once.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct UpRequest {
+  std::string head;  // request line and headers
+  std::string body;
+  std::string line() const { return head.substr(0, head.find("\r\n")); }
+  bool has(std::string_view header_line) const {
+    return head.find(std::string(header_line) + "\r\n") != std::string::npos;
+  }
+};
+
+// What the upstream does with a request: write to fd (and return true to
+// keep the connection for the next request).
+using Behavior = std::function<bool(const UpRequest&, int fd)>;
+
+bool send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::string ok(std::string_view body, std::string_view extra = {}) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra) + "\r\n" + std::string(body);
+}
+
+class Upstream {
+ public:
+  explicit Upstream(Behavior behavior) : behavior_(std::move(behavior)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 4096);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~Upstream() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    acceptor_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int c : open_) ::shutdown(c, SHUT_RDWR);
+    }
+    for (auto& t : workers_) t.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+  UpRequest last() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++connections_;
+      std::lock_guard<std::mutex> lock(mu_);
+      open_.push_back(c);
+      workers_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    std::string buf;
+    char tmp[65536];
+    for (;;) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+        if (n <= 0) return finish(c);
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      UpRequest r;
+      r.head = buf.substr(0, end + 2);
+      buf.erase(0, end + 4);
+      size_t length = 0;
+      const size_t cl = r.head.find("Content-Length: ");
+      if (cl != std::string::npos) length = std::stoul(r.head.substr(cl + 16));
+      const bool chunked = r.head.find("Transfer-Encoding: chunked") != std::string::npos;
+      if (chunked && !read_chunked(c, buf, r.body)) return finish(c);
+      while (!chunked && buf.size() < length) {
+        const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+        if (n <= 0) return finish(c);
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      if (!chunked) {
+        r.body = buf.substr(0, length);
+        buf.erase(0, length);
+      }
+      ++requests_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_ = r;
+      }
+      if (!behavior_(r, c)) return finish(c);
+    }
+  }
+  bool read_chunked(int c, std::string& buf, std::string& body) {
+    char tmp[65536];
+    for (;;) {
+      size_t eol;
+      while ((eol = buf.find("\r\n")) == std::string::npos) {
+        const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      const size_t size = std::stoul(buf.substr(0, eol), nullptr, 16);
+      while (buf.size() < eol + 2 + size + 2) {
+        const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      body.append(buf, eol + 2, size);
+      buf.erase(0, eol + 2 + size + 2);
+      if (size == 0) return true;
+    }
+  }
+  void finish(int c) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase(open_, c);
+    ::close(c);
+  }
+
+  Behavior behavior_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, requests_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::vector<int> open_;
+  UpRequest last_;
+};
+
+std::string config(const std::vector<std::string>& upstreams, int processes = 1,
+                   json extra = json::object()) {
+  json service = {{"name", "api"},
+                  {"type", "proxy"},
+                  {"processes", processes},
+                  {"upstreams", upstreams},
+                  {"connect_timeout_ms", 500}};
+  for (auto& [k, v] : extra.items()) service[k] = v;
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", 1}, {"max_body_bytes", 1 << 30}}},
+      {"services", {service}},
+      {"routes", {{{"path", "/"}, {"service", "api"}}}},
+      {"admin", {{"socket", ""}}},
+  }
+      .dump();
+}
+
+TEST(Proxy, ForwardsRequestsWithoutHopByHopHeadersAndWithXForwarded) {
+  Upstream up([](const UpRequest& r, int fd) {
+    return send_all(
+        fd, ok("saw " + r.line() + " " + std::to_string(r.body.size()),
+               "Keep-Alive: timeout=5\r\nX-From-Upstream: yes\r\nConnection: keep-alive\r\n"));
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(
+      c.send("POST /a/b?q=1 HTTP/1.1\r\nHost: example.test\r\nConnection: X-Secret\r\n"
+             "X-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\nKeep-Alive: 300\r\n"
+             "Content-Length: 5\r\n\r\nhello"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "saw POST /a/b?q=1 HTTP/1.1 5");
+  EXPECT_EQ(r->headers["x-from-upstream"], "yes");
+  EXPECT_EQ(r->headers.count("keep-alive"), 0u);
+  EXPECT_EQ(r->headers["connection"], "keep-alive");  // ours, for the client connection
+  const UpRequest seen = up.last();
+  EXPECT_EQ(seen.body, "hello");
+  EXPECT_TRUE(seen.has("Host: example.test")) << seen.head;
+  EXPECT_TRUE(seen.has("X-Forwarded-For: 10.0.0.1, 127.0.0.1")) << seen.head;
+  EXPECT_TRUE(seen.has("X-Forwarded-Proto: http")) << seen.head;
+  EXPECT_TRUE(seen.has("X-Forwarded-Host: example.test")) << seen.head;
+  EXPECT_FALSE(seen.has("X-Secret: 1")) << "listed in Connection: hop-by-hop";
+  EXPECT_EQ(seen.head.find("Keep-Alive"), std::string::npos) << seen.head;
+  // HEAD: the length, no body.
+  ASSERT_TRUE(c.send("HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto h = c.read_response(10s, true);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(h->headers["content-length"], "22");  // "saw HEAD /h HTTP/1.1 0"
+}
+
+TEST(Proxy, KeptAliveUpstreamConnectionsAreReused) {
+  Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(server.port(), "/r");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(up.requests(), 20);
+  EXPECT_EQ(up.connections(), 1);
+}
+
+// The upstream closes each kept-alive connection right after answering
+// (without saying so): the next request finds it closed before any byte of
+// a response, and is sent again on a new connection.
+TEST(Proxy, AReusedConnectionFoundClosedIsRetriedOnce) {
+  Upstream up([](const UpRequest&, int fd) {
+    send_all(fd, ok("fresh"));
+    return false;  // then close
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(c.send("GET /again HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << i << server.log();
+    EXPECT_EQ(r->status, 200) << i;
+    EXPECT_EQ(r->body, "fresh");
+    // Let the upstream's close arrive before the next request, sometimes.
+    if (i % 2 == 0) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(up.requests(), 10);
+}
+
+TEST(Proxy, ARefusingUpstreamGets502AndASilentOneGets504) {
+  int dead_port;
+  {
+    Upstream gone([](const UpRequest&, int) { return false; });
+    dead_port = gone.port();
+  }  // closed: connects to it are refused
+  {
+    Server server(config({"127.0.0.1:" + std::to_string(dead_port)}));
+    ASSERT_TRUE(server.ready()) << server.log();
+    auto r = http_get(server.port(), "/x");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 502);
+  }
+  Upstream silent([](const UpRequest&, int) {
+    std::this_thread::sleep_for(3s);
+    return false;
+  });
+  Server server(config({silent.address()}, 1, {{"response_timeout_ms", 300}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const auto began = Clock::now();
+  auto r = http_get(server.port(), "/x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 504);
+  EXPECT_LT(Clock::now() - began, 2s);
+}
+
+TEST(Proxy, MalformedOrTruncatedResponses) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (r.line().find("/garbage") != std::string::npos) send_all(fd, "NOT HTTP AT ALL\r\n\r\n");
+    if (r.line().find("/cut-head") != std::string::npos)
+      send_all(fd, "HTTP/1.1 200 OK\r\nContent-Le");
+    if (r.line().find("/cut-body") != std::string::npos) {
+      send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    }
+    return false;
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (const char* path : {"/garbage", "/cut-head"}) {
+    auto r = http_get(server.port(), path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 502) << path;
+  }
+  // A body cut short: 502 if the cut is seen before anything left for the
+  // client; otherwise the connection is closed short of the length the head
+  // announced, so the client cannot take it as whole.
+  for (int round = 0; round < 5; ++round) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send("GET /cut-body HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response(5s);
+    if (r) {
+      EXPECT_EQ(r->status, 502);
+    } else {
+      EXPECT_TRUE(c.closed_by_peer(1s)) << "a cut-off response must end its connection";
+    }
+  }
+}
+
+TEST(Proxy, AnUpstreamThatIsDownIsPassedOver) {
+  int dead_port;
+  {
+    Upstream gone([](const UpRequest&, int) { return false; });
+    dead_port = gone.port();
+  }
+  Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("alive")); });
+  Server server(config({"127.0.0.1:" + std::to_string(dead_port), up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (int i = 0; i < 10; ++i) {
+    auto r = http_get(server.port(), "/x");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << i;
+  }
+  EXPECT_NE(server.log().find("passed over"), std::string::npos) << server.log();
+}
+
+TEST(Proxy, BodiesStreamBothWays) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (r.line().find("/big") != std::string::npos) {
+      const size_t n = 64 << 20;
+      std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(n) + "\r\n\r\n";
+      if (!send_all(fd, head)) return false;
+      const std::string piece(1 << 20, 'z');
+      for (size_t i = 0; i < n; i += piece.size()) {
+        if (!send_all(fd, piece)) return false;
+      }
+      return true;
+    }
+    return send_all(fd, ok(std::to_string(r.body.size())));
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /big HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto r = c.read_response(30s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->body.size(), size_t{64} << 20);
+  EXPECT_EQ(r->body.find_first_not_of('z'), std::string::npos);
+  // A 32 MiB upload, chunked by us when its length is unknown.
+  std::string upload = "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 32; ++i) upload += "100000\r\n" + std::string(1 << 20, 'u') + "\r\n";
+  upload += "0\r\n\r\n";
+  ASSERT_TRUE(c.send(upload));
+  auto u = c.read_response(30s);
+  ASSERT_TRUE(u) << server.log();
+  EXPECT_EQ(u->body, std::to_string(32 << 20));
+}
+
+// Many slow requests at once: two proxy processes hold them all, none
+// waits for another (the design's "5 workers held 400 concurrent requests").
+TEST(Proxy, FourHundredSlowRequestsAreHeldAtOnce) {
+  Upstream up([](const UpRequest&, int fd) {
+    std::this_thread::sleep_for(1s);
+    return send_all(fd, ok("slow"));
+  });
+  Server server(config({up.address()}, 2, {{"keepalive", 512}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const auto began = Clock::now();
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 400; ++i) {
+    clients.emplace_back([&] {
+      auto r = http_get(server.port(), "/slow");
+      if (r && r->status == 200) ++good;
+    });
+  }
+  for (auto& t : clients) t.join();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began);
+  std::printf("400 concurrent 1-s requests through 2 proxy processes: %lld ms\n",
+              static_cast<long long>(took.count()));
+  EXPECT_EQ(good.load(), 400);
+  EXPECT_LT(took, 3s);
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing

@@ -1,0 +1,667 @@
+// The reverse proxy (see proxy.h): upstream addresses, the connection pool,
+// one Job per request from pick to finish, and the upstream response parser.
+#include "worker/handlers/proxy.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <llhttp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/unique_fd.h"
+#include "worker/event_loop.h"
+#include "worker/log.h"
+
+namespace ringhttpd::worker {
+namespace {
+
+constexpr size_t kOutHigh = 256 * 1024;  // request bytes buffered for the upstream
+constexpr size_t kReadBytes = 65536;
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+
+// Hop-by-hop fields (RFC 9110 7.6.1): never forwarded either way. Framing
+// is ours on each side; X-Forwarded-* are replaced by ours.
+bool hop_by_hop(std::string_view name) {
+  for (std::string_view h :
+       {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}) {
+    if (proto::iequals(name, h)) return true;
+  }
+  return false;
+}
+
+// Names listed in a Connection header are hop-by-hop too.
+bool listed_in_connection(const std::vector<proto::Header>& headers, std::string_view name) {
+  for (const proto::Header& h : headers) {
+    if (!proto::iequals(h.name, "Connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+        token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
+      if (proto::iequals(token, name)) return true;
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+struct Upstream;
+struct Job;
+
+struct Conn {
+  proto::UniqueFd fd;
+  Upstream* up = nullptr;
+  bool connected = false;
+  bool reused = false;
+  int64_t idle_since = 0;
+  std::weak_ptr<Job> job;  // empty while idle
+};
+
+struct Upstream {
+  std::string name;
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  bool usable = false;
+  uint32_t active = 0;
+  int64_t down_until = 0;
+  std::vector<std::unique_ptr<Conn>> idle;
+};
+
+struct Job {
+  std::shared_ptr<Exchange> x;
+  std::unique_ptr<Conn> conn;
+  std::vector<Upstream*> tried;
+  std::string out;  // request bytes for the upstream: head, then body
+  size_t out_at = 0;
+  bool chunked_up = false;  // the body goes upstream chunked (length unknown)
+  bool body_all = false;    // the whole request is in `out`
+  bool replayable = true;   // `out` still holds the request from its first byte
+  bool retried = false;
+  bool head = false;  // a HEAD request: the response has no body
+  llhttp_t parser{};
+  std::vector<proto::Header> headers;
+  bool in_value = false;
+  bool got_any = false;  // a response byte arrived
+  bool started = false;  // the response began toward the client
+  bool complete = false;
+  bool paused = false;  // the client side is full: reading waits
+  bool done = false;
+  int64_t deadline = 0;
+};
+
+Job* job_of(llhttp_t* p) { return static_cast<Job*>(p->data); }
+
+int on_header_field(llhttp_t* p, const char* at, size_t n) {
+  Job* j = job_of(p);
+  if (j->in_value || j->headers.empty()) j->headers.emplace_back();
+  j->in_value = false;
+  j->headers.back().name.append(at, n);
+  return 0;
+}
+
+int on_header_value(llhttp_t* p, const char* at, size_t n) {
+  Job* j = job_of(p);
+  if (j->headers.empty()) return -1;
+  j->in_value = true;
+  j->headers.back().value.append(at, n);
+  return 0;
+}
+
+int on_headers_complete(llhttp_t* p) {
+  Job* j = job_of(p);
+  if (p->status_code < 200) return 0;  // 1xx: skipped, the final answer follows
+  std::vector<proto::Header> kept;
+  for (proto::Header& h : j->headers) {
+    if (hop_by_hop(h.name) || listed_in_connection(j->headers, h.name)) continue;
+    kept.push_back(std::move(h));
+  }
+  const bool length = (p->flags & F_CONTENT_LENGTH) != 0;
+  const bool no_body = p->status_code == 204 || p->status_code == 304;
+  j->x->start(p->status_code, std::move(kept),
+              no_body  ? 0
+              : length ? p->content_length
+                       : proto::kUnknownBodyLength);
+  j->started = true;
+  return j->head || no_body ? 1 : 0;  // 1: no body follows (llhttp)
+}
+
+int on_body(llhttp_t* p, const char* at, size_t n) {
+  Job* j = job_of(p);
+  if (!j->x->write(std::string_view(at, n))) j->paused = true;
+  return 0;
+}
+
+int on_message_complete(llhttp_t* p) {
+  Job* j = job_of(p);
+  if (p->status_code < 200) {
+    j->headers.clear();
+    j->in_value = false;
+    return 0;
+  }
+  j->complete = true;
+  return HPE_PAUSED;  // bytes after it are not ours to read
+}
+
+const llhttp_settings_t& response_settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t t;
+    llhttp_settings_init(&t);
+    t.on_header_field = on_header_field;
+    t.on_header_value = on_header_value;
+    t.on_headers_complete = on_headers_complete;
+    t.on_body = on_body;
+    t.on_message_complete = on_message_complete;
+    return t;
+  }();
+  return s;
+}
+
+bool resolve(const std::string& spec, Upstream& up) {
+  if (spec.starts_with("unix:")) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    const std::string path = spec.substr(5);
+    if (path.size() >= sizeof un.sun_path) return false;
+    std::memcpy(un.sun_path, path.data(), path.size());
+    std::memcpy(&up.addr, &un, sizeof un);
+    up.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    return true;
+  }
+  const size_t colon = spec.rfind(':');
+  std::string host = spec.substr(0, colon);
+  const std::string port = spec.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return false;
+  }
+  std::memcpy(&up.addr, found->ai_addr, found->ai_addrlen);
+  up.len = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  return true;
+}
+
+class ProxyHandler : public Handler {
+ public:
+  explicit ProxyHandler(const ServiceSettings& settings) : settings_(settings.proxy) {
+    for (const std::string& spec : settings_.upstreams) {
+      auto up = std::make_unique<Upstream>();
+      up->name = spec;
+      up->usable = resolve(spec, *up);
+      if (!up->usable) log_error("proxy upstream " + spec + ": cannot resolve; passed over");
+      upstreams_.push_back(std::move(up));
+    }
+  }
+
+  bool streams() const override { return true; }
+  void handle(ServiceRequest, std::unique_ptr<Responder> responder) override {
+    responder->respond(proto::HttpResponse{500, {}, "proxy takes streams only\n"});
+  }
+  void attach(HandlerLoop& loop) override { loop_ = &loop; }
+
+  void handle_stream(std::shared_ptr<Exchange> x) override {
+    now_ = monotonic_ms();
+    auto job = std::make_shared<Job>();
+    job->x = x;
+    job->head = x->request().http.method == "HEAD";
+    build_head(*job);
+    std::weak_ptr<Job> weak = job;
+    x->set_listener([this, weak] {
+      if (auto j = weak.lock()) on_exchange(j);
+    });
+    jobs_.emplace(job.get(), job);
+    pull_body(*job);
+    start_attempt(job);
+  }
+
+  int64_t poll(int64_t now) override {
+    now_ = now;
+    graveyard_.clear();  // no callback of theirs is running here
+    dead_.clear();
+    if (now >= next_check_) check_deadlines(now);
+    return next_check_ == INT64_MAX ? -1 : next_check_;
+  }
+
+ private:
+  // ---- the request toward the upstream ----
+
+  void build_head(Job& job) {
+    const ServiceRequest& r = job.x->request();
+    const proto::HttpRequest& req = r.http;
+    std::string& o = job.out;
+    o.reserve(512);
+    o += req.method;
+    o += ' ';
+    o += req.target;
+    o += " HTTP/1.1\r\n";
+    std::string forwarded_for;
+    for (const proto::Header& h : req.headers) {
+      if (hop_by_hop(h.name) || listed_in_connection(req.headers, h.name)) continue;
+      if (proto::iequals(h.name, "X-Forwarded-For")) {
+        forwarded_for = h.value;
+        continue;
+      }
+      if (proto::iequals(h.name, "X-Forwarded-Proto") ||
+          proto::iequals(h.name, "X-Forwarded-Host")) {
+        continue;
+      }
+      o += h.name;
+      o += ": ";
+      o += h.value;
+      o += "\r\n";
+    }
+    o += "X-Forwarded-For: ";
+    if (!forwarded_for.empty()) {
+      o += forwarded_for;
+      o += ", ";
+    }
+    o += r.origin.client.empty() ? "unknown" : r.origin.client;
+    o += "\r\nX-Forwarded-Proto: http\r\n";
+    if (const std::string_view host = req.header("Host"); !host.empty()) {
+      o += "X-Forwarded-Host: ";
+      o += host;
+      o += "\r\n";
+    }
+    const uint64_t length = job.x->body_length();
+    if (length == proto::kUnknownBodyLength) {
+      o += "Transfer-Encoding: chunked\r\n";
+      job.chunked_up = true;
+    } else if (length > 0 || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
+      o += "Content-Length: ";
+      o += std::to_string(length);
+      o += "\r\n";
+    }
+    o += "\r\n";
+  }
+
+  // Body bytes the client sent, into `out` while it holds less than
+  // kOutHigh unwritten; consuming them lets the client send more.
+  void pull_body(Job& job) {
+    while (!job.body_all && job.out.size() - job.out_at < kOutHigh) {
+      const std::string_view b = job.x->body();
+      if (!b.empty()) {
+        const size_t n = std::min(b.size(), kOutHigh);
+        if (job.chunked_up) {
+          char size[20];
+          const int k = std::snprintf(size, sizeof size, "%zx\r\n", n);
+          job.out.append(size, static_cast<size_t>(k));
+        }
+        job.out.append(b.substr(0, n));
+        if (job.chunked_up) job.out += "\r\n";
+        job.x->consume(n);
+        continue;
+      }
+      if (!job.x->body_complete()) return;
+      if (job.chunked_up) job.out += "0\r\n\r\n";
+      job.body_all = true;
+    }
+  }
+
+  // ---- upstream choice and connections ----
+
+  Upstream* pick(const Job& job) {
+    Upstream* best = nullptr;
+    const size_t n = upstreams_.size();
+    for (int pass = 0; pass < 2 && best == nullptr; ++pass) {
+      for (size_t k = 0; k < n; ++k) {
+        Upstream* up = upstreams_[(next_ + k) % n].get();
+        if (!up->usable || std::count(job.tried.begin(), job.tried.end(), up) != 0) continue;
+        if (pass == 0 && up->down_until > now_) continue;  // resting; used if all rest
+        if (best == nullptr || (settings_.balance == "least_conn" && up->active < best->active)) {
+          best = up;
+          if (settings_.balance != "least_conn") break;
+        }
+      }
+    }
+    ++next_;
+    return best;
+  }
+
+  std::unique_ptr<Conn> idle_conn(Upstream& up) {
+    while (!up.idle.empty()) {
+      std::unique_ptr<Conn> c = std::move(up.idle.back());
+      up.idle.pop_back();
+      if (now_ - c->idle_since < settings_.idle_timeout_ms) return c;
+      close_conn(std::move(c));
+    }
+    return nullptr;
+  }
+
+  std::unique_ptr<Conn> connect_new(Upstream& up) {
+    auto c = std::make_unique<Conn>();
+    c->up = &up;
+    c->fd.reset(::socket(up.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!c->fd) return nullptr;
+    if (up.addr.ss_family != AF_UNIX) {
+      const int one = 1;
+      ::setsockopt(c->fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    const int r = ::connect(c->fd.get(), reinterpret_cast<const sockaddr*>(&up.addr), up.len);
+    if (r == 0) {
+      c->connected = true;
+    } else if (errno != EINPROGRESS && errno != EAGAIN) {
+      return nullptr;  // refused at once (a unix socket nobody listens on)
+    }
+    // One watch for the connection's whole life, busy or idle.
+    Conn* raw = c.get();
+    if (!loop_->watch(c->fd.get(), kEvents, [this, raw](uint32_t ev) { on_conn(raw, ev); })) {
+      return nullptr;
+    }
+    return c;
+  }
+
+  void on_conn(Conn* raw, uint32_t ev) {
+    now_ = monotonic_ms();
+    if (auto j = raw->job.lock(); j && j->conn.get() == raw) return on_conn_event(j, ev);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) drop_idle(raw);
+  }
+
+  void start_attempt(const std::shared_ptr<Job>& job) {
+    for (;;) {
+      Upstream* up = pick(*job);
+      if (up == nullptr) return fail(job, 502, "no upstream could be reached");
+      job->tried.push_back(up);
+      std::unique_ptr<Conn> c = idle_conn(*up);
+      if (c) {
+        c->reused = true;
+      } else {
+        c = connect_new(*up);
+        if (!c) {
+          mark_down(*up, "connect failed: " + std::string(std::strerror(errno)));
+          continue;
+        }
+      }
+      begin(job, std::move(c));
+      return;
+    }
+  }
+
+  void begin(const std::shared_ptr<Job>& job, std::unique_ptr<Conn> c) {
+    c->job = job;
+    ++c->up->active;
+    job->conn = std::move(c);
+    job->got_any = false;
+    llhttp_init(&job->parser, HTTP_RESPONSE, &response_settings());
+    job->parser.data = job.get();
+    job->headers.clear();
+    job->in_value = false;
+    set_deadline(
+        *job, job->conn->connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
+    if (job->conn->connected) write_out(job);
+  }
+
+  void mark_down(Upstream& up, const std::string& why) {
+    if (up.down_until <= now_) {
+      log_warn("proxy upstream " + up.name + ": " + why + "; passed over for " +
+               std::to_string(settings_.fail_timeout_ms) + " ms");
+    }
+    up.down_until = now_ + settings_.fail_timeout_ms;
+  }
+
+  // ---- events ----
+
+  void on_conn_event(const std::shared_ptr<Job>& job, uint32_t ev) {
+    Conn& c = *job->conn;
+    if (!c.connected) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0 || (ev & (EPOLLERR | EPOLLHUP))) {
+        mark_down(*c.up, "connect failed: " + std::string(std::strerror(err ? err : ECONNREFUSED)));
+        return retry_elsewhere(job);
+      }
+      if (!(ev & EPOLLOUT)) return;
+      c.connected = true;
+      set_deadline(*job, settings_.response_timeout_ms);
+    }
+    if (ev & EPOLLOUT) write_out(job);
+    if (!job->done && job->conn && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+      read_in(job);
+    }
+  }
+
+  void on_exchange(const std::shared_ptr<Job>& job) {
+    if (job->done) return;
+    if (job->x->cancelled()) return end(job, false);
+    pull_body(*job);
+    if (job->conn && job->conn->connected) write_out(job);
+    if (!job->done && job->paused && job->x->writable()) {
+      job->paused = false;
+      if (job->conn) read_in(job);
+    }
+  }
+
+  void write_out(const std::shared_ptr<Job>& job) {
+    while (!job->done && job->conn) {
+      while (job->out_at < job->out.size()) {
+        const ssize_t n = ::send(job->conn->fd.get(), job->out.data() + job->out_at,
+                                 job->out.size() - job->out_at, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) return upstream_broke(job, "write failed");
+        job->out_at += static_cast<size_t>(n);
+      }
+      // Sent: keep it for a resend only while no response has begun and it
+      // is small; otherwise let it go.
+      if (job->out_at > (1u << 20)) {
+        job->out.erase(0, job->out_at);
+        job->out_at = 0;
+        job->replayable = false;
+      }
+      const size_t before = job->out.size();
+      pull_body(*job);
+      if (job->out.size() == before) return;
+    }
+  }
+
+  void read_in(const std::shared_ptr<Job>& job) {
+    char buf[kReadBytes];
+    while (!job->done && job->conn && !job->paused) {
+      const ssize_t n = ::recv(job->conn->fd.get(), buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) return on_eof(job);
+      job->got_any = true;
+      set_deadline(*job, settings_.response_timeout_ms);
+      const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
+      if (job->complete)
+        return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
+      if (e != HPE_OK) return upstream_broke(job, "malformed response");
+    }
+  }
+
+  void on_eof(const std::shared_ptr<Job>& job) {
+    if (!job->got_any && job->conn->reused && !job->retried && job->replayable) {
+      // A kept-alive connection the upstream had closed: once more, anew.
+      job->retried = true;
+      job->out_at = 0;
+      release_active(*job);
+      close_conn(std::move(job->conn));
+      job->tried.pop_back();
+      return start_attempt(job);
+    }
+    if (job->got_any && llhttp_finish(&job->parser) == HPE_OK && job->complete) {
+      return complete(job, false);  // a body that ends with the connection
+    }
+    upstream_broke(job, job->got_any ? "truncated response" : "closed without a response");
+  }
+
+  void retry_elsewhere(const std::shared_ptr<Job>& job) {
+    release_active(*job);
+    close_conn(std::move(job->conn));
+    start_attempt(job);
+  }
+
+  void upstream_broke(const std::shared_ptr<Job>& job, const char* why) {
+    const std::string name = job->conn ? job->conn->up->name : "?";
+    log_warn("proxy upstream " + name + ": " + why);
+    fail(job, 502, why);
+  }
+
+  // ---- endings ----
+
+  void complete(const std::shared_ptr<Job>& job, bool clean_end) {
+    job->x->finish();
+    const bool reusable = clean_end && job->body_all && job->out_at == job->out.size() &&
+                          llhttp_should_keep_alive(&job->parser) != 0;
+    job->done = true;
+    release_active(*job);
+    if (reusable && job->conn) {
+      keep(std::move(job->conn));
+    } else if (job->conn) {
+      close_conn(std::move(job->conn));
+    }
+    retire(job);
+  }
+
+  void fail(const std::shared_ptr<Job>& job, int status, const char* why) {
+    if (job->done) return;
+    if (job->started) {
+      job->x->abort();
+    } else {
+      const std::string body = std::to_string(status) + " " +
+                               (status == 504 ? "Gateway Timeout" : "Bad Gateway") + " (" + why +
+                               ")\n";
+      job->x->start(status, {{"Content-Type", "text/plain"}}, body.size());
+      job->x->write(body);
+      job->x->finish();
+    }
+    end(job, false);
+  }
+
+  // Ends the job; its connection is closed unless `keep_conn`.
+  void end(const std::shared_ptr<Job>& job, bool keep_conn) {
+    job->done = true;
+    release_active(*job);
+    if (job->conn) {
+      if (keep_conn) {
+        keep(std::move(job->conn));
+      } else {
+        close_conn(std::move(job->conn));
+      }
+    }
+    retire(job);
+  }
+
+  void retire(const std::shared_ptr<Job>& job) {
+    auto it = jobs_.find(job.get());
+    if (it != jobs_.end()) {
+      dead_.push_back(std::move(it->second));
+      jobs_.erase(it);
+    }
+  }
+
+  void release_active(Job& job) {
+    if (job.conn && job.conn->up->active > 0 && !job.conn->job.expired()) {
+      --job.conn->up->active;
+      job.conn->job.reset();
+    }
+  }
+
+  // Back to the pool (still watched, so an upstream that closes it is
+  // noticed: on_conn).
+  void keep(std::unique_ptr<Conn> c) {
+    Upstream& up = *c->up;
+    if (up.idle.size() >= settings_.keepalive) return close_conn(std::move(c));
+    c->idle_since = now_;
+    c->reused = false;
+    c->job.reset();
+    up.idle.push_back(std::move(c));
+    next_check_ = std::min<int64_t>(next_check_, now_ + settings_.idle_timeout_ms);
+  }
+
+  // An idle connection that became readable: closed or misbehaving.
+  void drop_idle(Conn* raw) {
+    auto& idle = raw->up->idle;
+    auto it = std::find_if(idle.begin(), idle.end(), [raw](auto& c) { return c.get() == raw; });
+    if (it == idle.end()) return;
+    std::unique_ptr<Conn> c = std::move(*it);
+    idle.erase(it);
+    close_conn(std::move(c));
+  }
+
+  void close_conn(std::unique_ptr<Conn> c) {
+    if (!c) return;
+    loop_->unwatch(c->fd.get());
+    graveyard_.push_back(std::move(c));  // closed at the next poll, off any call chain
+  }
+
+  // ---- time ----
+
+  void set_deadline(Job& job, uint32_t ms) {
+    job.deadline = now_ + ms;
+    next_check_ = std::min(next_check_, job.deadline);
+  }
+
+  void check_deadlines(int64_t now) {
+    int64_t next = INT64_MAX;
+    std::vector<std::shared_ptr<Job>> late;
+    for (auto& [raw, job] : jobs_) {
+      if (job->done || job->paused || job->deadline == 0) continue;
+      if (now >= job->deadline) {
+        late.push_back(job);
+      } else {
+        next = std::min(next, job->deadline);
+      }
+    }
+    for (auto& job : late) {
+      const bool connecting = job->conn && !job->conn->connected;
+      if (connecting) mark_down(*job->conn->up, "connect timed out");
+      if (job->conn) log_warn("proxy upstream " + job->conn->up->name + ": timed out");
+      fail(job, 504, connecting ? "upstream connect timed out" : "upstream timed out");
+    }
+    for (auto& up : upstreams_) {
+      auto& idle = up->idle;
+      for (size_t i = 0; i < idle.size();) {
+        if (now - idle[i]->idle_since >= settings_.idle_timeout_ms) {
+          std::unique_ptr<Conn> c = std::move(idle[i]);
+          idle.erase(idle.begin() + static_cast<long>(i));
+          close_conn(std::move(c));
+        } else {
+          next = std::min<int64_t>(next, idle[i]->idle_since + settings_.idle_timeout_ms);
+          ++i;
+        }
+      }
+    }
+    next_check_ = next;
+  }
+
+  ProxySettings settings_;
+  HandlerLoop* loop_ = nullptr;
+  std::vector<std::unique_ptr<Upstream>> upstreams_;
+  std::unordered_map<Job*, std::shared_ptr<Job>> jobs_;
+  std::vector<std::shared_ptr<Job>> dead_;        // ended: freed at the next poll
+  std::vector<std::unique_ptr<Conn>> graveyard_;  // closed: freed at the next poll
+  size_t next_ = 0;
+  int64_t now_ = monotonic_ms();
+  int64_t next_check_ = INT64_MAX;
+};
+
+}  // namespace
+
+std::unique_ptr<Handler> make_proxy_handler(const ServiceSettings& settings,
+                                            const ServiceIdentity&) {
+  return std::make_unique<ProxyHandler>(settings);
+}
+
+}  // namespace ringhttpd::worker

@@ -1,0 +1,31 @@
+// The "proxy" handler type: a reverse proxy inside a service process. Each
+// process runs one event loop (the service process's epoll, through
+// HandlerLoop) holding many requests at once: upstream sockets and rings in
+// one set, so no request ever parks a process. Bodies stream both ways
+// through the rings' windows (worker/handler.h: Exchange), never whole.
+//
+//   request:  Exchange head -> upstream pick (round_robin | least_conn,
+//             passing over upstreams that failed within fail_timeout_ms)
+//             -> an idle kept-alive connection or a new non-blocking
+//             connect -> head (hop-by-hop headers dropped, X-Forwarded-*
+//             added) -> body as the client sends it (chunked upstream when
+//             its length is unknown)
+//   response: llhttp (HTTP_RESPONSE) -> Exchange start/write/finish; the
+//             upstream socket is read only while the client side takes it
+//   errors:   refused or failed connect, reset, malformed or truncated
+//             response -> 502; connect or response timeout -> 504; a
+//             reused connection found closed before any response byte ->
+//             sent once more on a new connection. A response already begun
+//             is aborted instead (the client's connection closes).
+#pragma once
+
+#include <memory>
+
+#include "worker/handler.h"
+
+namespace ringhttpd::worker {
+
+std::unique_ptr<Handler> make_proxy_handler(const ServiceSettings& settings,
+                                            const ServiceIdentity& identity);
+
+}  // namespace ringhttpd::worker
