@@ -62,7 +62,12 @@ bool ServiceProcess::start() {
       make_handler(settings, ServiceIdentity{settings.name, static_cast<uint32_t>(::getpid()),
                                              env_.generation, env_.index});
   if (!handler_) {
-    log_error("unknown handler type \"" + settings.type + "\"");
+    // A known type's factory has logged why it could not start (a module
+    // that does not load).
+    const auto types = handler_type_names();
+    if (std::find(types.begin(), types.end(), settings.type) == types.end()) {
+      log_error("unknown handler type \"" + settings.type + "\"");
+    }
     return false;
   }
   streaming_ = handler_->streams();
@@ -251,10 +256,11 @@ bool ServiceProcess::drain_requests() {
     }
     if (channel.finish_receiving()) report_broken_peer(env_, n);
   }
-  // Heads complete with their body go to the handler now, off the ring.
+  // New streams (streaming handlers) and whole requests go to the handler
+  // now, off the ring.
   std::vector<std::shared_ptr<Stream>> ready;
   ready.swap(whole_);
-  for (auto& stream : ready) hand_over_whole(stream);
+  for (auto& stream : ready) hand_over(stream);
   return any;
 }
 
@@ -309,15 +315,13 @@ void ServiceProcess::on_head(uint32_t network, const shm::RecordView& rec) {
   table.emplace(rec.id, stream);
   const bool end = rec.flags & proto::kRecordEnd;
   if (!stream->take_body(rec.payload.substr(used), end)) return;
-  if (streaming_) {
-    handler_->handle_stream(stream);
-  } else if (end) {
-    whole_.push_back(stream);
-  }
+  // Handed over after the drain, off the ring (see drain_requests).
+  if (streaming_ || end) whole_.push_back(stream);
 }
 
-void ServiceProcess::hand_over_whole(const std::shared_ptr<Stream>& stream) {
+void ServiceProcess::hand_over(const std::shared_ptr<Stream>& stream) {
   if (stream->cancelled()) return;
+  if (streaming_) return handler_->handle_stream(stream);
   handler_->handle(stream->take_whole_request(), std::make_unique<StreamResponder>(stream));
 }
 

@@ -57,7 +57,7 @@ class ServiceProcess : public HandlerLoop {
   bool drain_requests();
   void on_request_record(uint32_t network, const shm::RecordView& rec);
   void on_head(uint32_t network, const shm::RecordView& rec);
-  void hand_over_whole(const std::shared_ptr<Stream>& stream);
+  void hand_over(const std::shared_ptr<Stream>& stream);
   void flush_rings();
   void run_listeners();
   int sleep_timeout();
@@ -77,7 +77,7 @@ class ServiceProcess : public HandlerLoop {
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
   std::vector<std::shared_ptr<Stream>> dirty_;
   std::vector<std::shared_ptr<Stream>> notify_;
-  std::vector<std::shared_ptr<Stream>> whole_;    // complete requests for handle()
+  std::vector<std::shared_ptr<Stream>> whole_;    // for the handler, after the drain
   std::vector<std::shared_ptr<Stream>> retired_;  // ended this iteration: freed after it
   struct Watch {
     uint64_t serial;

@@ -379,7 +379,7 @@ TEST(Config, ServiceNameRules) {
 
 TEST(Config, UnknownServiceType) {
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "php"}]})"),
-            Errors{R"(services[0].type: must be one of "echo", "proxy" (got "php"))"});
+            Errors{R"(services[0].type: must be one of "echo", "module", "proxy" (got "php"))"});
 }
 
 TEST(Config, ProxyKeysAreCheckedAndNamed) {

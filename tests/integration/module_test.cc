@@ -1,0 +1,320 @@
+// User modules through the real shipped binary (service type "module"): the
+// example module (examples/hello_module.c) answering with its config, a
+// streamed POST, a delayed answer that does not hold up the process, the
+// refusals at start and on reload (wrong ABI, missing file), a module that
+// misbehaves (500s) or crashes (502, process replaced), and a reload that
+// swaps the shared object under load without a failed request.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string config(const std::string& module_path, json module_config = json::object(),
+                   int service_processes = 1) {
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", 1}, {"max_body_bytes", 8 << 20}}},
+      {"services",
+       {{{"name", "mod"},
+         {"type", "module"},
+         {"processes", service_processes},
+         {"timeout_ms", 5000},
+         {"path", module_path},
+         {"config", module_config}}}},
+      {"routes", {{{"path", "/"}, {"service", "mod"}}}},
+      {"admin", {{"socket", ""}}},
+  }
+      .dump();
+}
+
+// A directory of copies of module files, removed with them.
+class ModuleDir {
+ public:
+  ModuleDir() {
+    char tmpl[] = "/tmp/ringhttpd-modules-XXXXXX";
+    path_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
+  }
+  ~ModuleDir() {
+    std::error_code ignored;
+    if (!path_.empty()) fs::remove_all(path_, ignored);
+  }
+  // A copy of `from` under `name` (a new file: a running process keeps
+  // mapping the old one).
+  std::string copy(const std::string& from, const std::string& name) const {
+    const std::string to = path_ + "/" + name;
+    fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+    return to;
+  }
+
+ private:
+  std::string path_;
+};
+
+std::optional<Client::Response> request(Client& c, const std::string& raw) {
+  if (!c.send(raw)) return std::nullopt;
+  return c.read_response(10s);
+}
+
+std::string get(const std::string& target) {
+  std::string raw = "GET ";
+  raw += target;
+  raw += " HTTP/1.1\r\nHost: t\r\n\r\n";
+  return raw;
+}
+
+// Runs `ringhttpd serve` expecting it to refuse to start; its output.
+std::string refused_start(const std::string& config_json, int& status) {
+  TempFile file(config_json);
+  std::string output;
+  status = run_binary({"serve", "-c", file.path()}, output);
+  return output;
+}
+
+TEST(Module, AnswersWithTheGreetingFromItsConfig) {
+  Server server(config(RINGHTTPD_HELLO_MODULE, {{"greeting", "Bonjour, module"}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto r = http_get(server.port(), "/hello");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "Bonjour, module\n");
+  EXPECT_EQ(r->headers["content-type"], "text/plain; charset=utf-8");
+  r = http_get(server.port(), "/nothing-here");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+}
+
+TEST(Module, APostedBodyIsStreamedToTheModuleAndCounted) {
+  Server server(config(RINGHTTPD_HELLO_MODULE));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  const std::string body(3 * 1024 * 1024 + 17, 'b');  // several windows' worth
+  std::string raw = "POST /length HTTP/1.1\r\nHost: t\r\nContent-Length: ";
+  raw += std::to_string(body.size());
+  raw += "\r\n\r\n";
+  ASSERT_TRUE(c.send(raw));
+  ASSERT_TRUE(c.send_nonblocking(body, 10s));
+  auto r = c.read_response(10s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, std::to_string(body.size()) + " bytes\n");
+  // Chunked, and on the same connection.
+  r = request(c,
+              "POST /length HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+              "5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "8 bytes\n");
+}
+
+TEST(Module, ADelayedAnswerDoesNotHoldUpAnotherRequestOnTheSameProcess) {
+  Server server(config(RINGHTTPD_HELLO_MODULE, {{"greeting", "quick"}}, 1));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client slow(server.port());
+  const auto sent = Clock::now();
+  ASSERT_TRUE(slow.send(get("/later?ms=1500")));
+  // Answered while the delayed one waits in the same (only) service process.
+  auto quick = http_get(server.port(), "/hello");
+  const auto quick_at = Clock::now();
+  ASSERT_TRUE(quick) << server.log();
+  EXPECT_EQ(quick->body, "quick\n");
+  auto late = slow.read_response(10s);
+  const auto late_at = Clock::now();
+  ASSERT_TRUE(late) << server.log();
+  EXPECT_EQ(late->status, 200);
+  EXPECT_EQ(late->body, "later after 1500 ms\n");
+  EXPECT_LT(quick_at, late_at);
+  EXPECT_LT(quick_at - sent, 1000ms);
+  EXPECT_GE(late_at - sent, 1500ms);
+}
+
+// Waits until GET `target` answers `body`.
+bool wait_body(const Server& server, const std::string& target, const std::string& body) {
+  const auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {
+    auto r = http_get(server.port(), target);
+    if (r && r->body == body) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+// A client that closes its connection is a half-close to the network
+// process (it still answers what was asked), so the cancel a module sees
+// comes from the request's network process going away.
+TEST(Module, ARequestWhoseNetworkProcessDiesIsCancelledAndForgotten) {
+  Server server(config(RINGHTTPD_HELLO_MODULE));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client waiting(server.port());
+  ASSERT_TRUE(waiting.send(get("/later?ms=30000")));
+  ASSERT_TRUE(wait_body(server, "/pending", "1 waiting\n")) << server.log();
+  const pid_t network = server.child("ringhttpd: network g1 #0");
+  ASSERT_GT(network, 0) << server.log();
+  ::kill(network, SIGKILL);
+  ASSERT_TRUE(wait_body(server, "/pending", "0 waiting\n")) << server.log();
+}
+
+TEST(Module, AWrongAbiVersionIsRefusedAtStartNamingThePathAndBothVersions) {
+  int status = 0;
+  const std::string out = refused_start(config(RINGHTTPD_WRONG_ABI_MODULE), status);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_NE(WEXITSTATUS(status), 0) << out;
+  std::string expected = "module ";
+  expected += RINGHTTPD_WRONG_ABI_MODULE;
+  expected += ": built for module ABI version 42, this server speaks version 1";
+  EXPECT_NE(out.find(expected), std::string::npos) << out;
+}
+
+TEST(Module, AMissingFileOrAFailedInitIsRefusedAtStart) {
+  int status = 0;
+  std::string out = refused_start(config("/nonexistent/module.so"), status);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_NE(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("module /nonexistent/module.so: cannot load: "), std::string::npos) << out;
+  out = refused_start(config(RINGHTTPD_MISBEHAVING_MODULE, {{"fail_init", true}}), status);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_NE(WEXITSTATUS(status), 0) << out;
+  EXPECT_NE(out.find("init failed (returned 7): asked to fail by its config"), std::string::npos)
+      << out;
+}
+
+TEST(Module, AModuleThatFailsToLoadOnReloadLeavesTheOldGenerationServing) {
+  Server server(config(RINGHTTPD_HELLO_MODULE, {{"greeting", "old"}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  server.rewrite_config(config(RINGHTTPD_WRONG_ABI_MODULE));
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("keeps serving", 15s)) << server.log();
+  EXPECT_NE(server.log().find("this server speaks version 1"), std::string::npos) << server.log();
+  auto r = http_get(server.port(), "/hello");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->body, "old\n");
+}
+
+TEST(Module, BadArgumentsFromAModuleGet500AndTheProcessLivesOn) {
+  Server server(config(RINGHTTPD_MISBEHAVING_MODULE));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  auto first = request(c, get("/"));
+  ASSERT_TRUE(first) << server.log();
+  ASSERT_EQ(first->status, 200);
+  for (const char* path : {"/status", "/crlf", "/nullheaders"}) {
+    auto r = request(c, get(path));
+    ASSERT_TRUE(r) << path << "\n" << server.log();
+    EXPECT_EQ(r->status, 500) << path << "\n" << server.log();
+    EXPECT_EQ(r->headers.count("x-injected"), 0u) << path;
+  }
+  // After respond_start the response is the exchange's to abort: an error
+  // status while nothing of it has left the process (502 today).
+  auto over = request(c, get("/overwrite"));
+  ASSERT_TRUE(over) << server.log();
+  EXPECT_GE(over->status, 500) << server.log();
+  auto r = request(c, get("/stale"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "ok\n");
+  r = request(c, get("/garbage"));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "survived\n");
+  r = request(c, get("/"));  // the same process answers: nothing crashed
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, first->body);
+  const std::string log = server.log();
+  EXPECT_NE(log.find("respond_start: status 42 is outside 200..599; answering 500"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("is not a valid field"), std::string::npos) << log;
+  EXPECT_NE(log.find("headers is NULL with header_count 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("past the announced length 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("respond: not a request handle; ignored"), std::string::npos) << log;
+}
+
+TEST(Module, ACrashGets502AndTheProcessIsReplaced) {
+  // Two processes: with no live sibling the network process answers 503.
+  Server server(config(RINGHTTPD_MISBEHAVING_MODULE, json::object(), 2));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::map<pid_t, std::string> before = server.children();
+  Client c(server.port());
+  // A POST is never retried elsewhere: the client sees the crash as 502.
+  auto r = request(c, "POST /crash HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 502) << server.log();
+  ASSERT_TRUE(server.wait_for_log("replacing it", 10s)) << server.log();
+  EXPECT_NE(server.log().find("killed by signal"), std::string::npos) << server.log();
+  // Later requests are answered, by the replacement too (a pid not seen
+  // before), on fresh connections spread over both processes.
+  bool replacement_answered = false;
+  const auto deadline = Clock::now() + 10s;
+  while (!replacement_answered && Clock::now() < deadline) {
+    auto after = http_get(server.port(), "/");
+    if (!after || after->status != 200 || !after->body.starts_with("alive ")) continue;
+    const pid_t pid = std::atoi(after->body.c_str() + 6);
+    replacement_answered = before.count(pid) == 0 && server.children().count(pid) == 1;
+  }
+  EXPECT_TRUE(replacement_answered) << server.log();
+}
+
+TEST(Module, AReloadSwapsTheModuleWithoutAFailedRequest) {
+  ModuleDir dir;
+  const std::string a = dir.copy(RINGHTTPD_HELLO_MODULE, "hello-a.so");
+  Server server(config(a, json::object(), 2));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0}, v2{0};
+  std::mutex mu;
+  std::string failure;
+  auto client = [&](bool keep_alive) {
+    std::optional<Client> c;
+    while (!stop) {
+      if (!keep_alive || !c) c.emplace(server.port());
+      auto r = request(*c, get("/version"));
+      if (!r || r->status != 200) {
+        ++failed;
+        std::lock_guard<std::mutex> lock(mu);
+        if (failure.empty()) failure = r ? "status " + std::to_string(r->status) : "no response";
+        c.reset();
+        continue;
+      }
+      ++ok;
+      if (r->body == "hello_module 2\n") ++v2;
+      if (r->headers["connection"] == "close") c.reset();
+    }
+  };
+  std::thread kept(client, true), fresh(client, false);
+  const auto wait_ok = [&](int n) {
+    const int until = ok + n;
+    const auto deadline = Clock::now() + 10s;
+    while (ok < until && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+    return ok >= until;
+  };
+  EXPECT_TRUE(wait_ok(50));
+  const std::string b = dir.copy(RINGHTTPD_HELLO_MODULE_V2, "hello-b.so");
+  server.rewrite_config(config(b, json::object(), 2));
+  ::kill(server.pid(), SIGHUP);
+  EXPECT_TRUE(server.wait_for_log("generation 2 serving", 15s)) << server.log();
+  EXPECT_TRUE(server.wait_for_log("generation 1 ended", 15s)) << server.log();
+  const auto deadline = Clock::now() + 10s;
+  while (v2 < 20 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  stop = true;
+  kept.join();
+  fresh.join();
+  EXPECT_GE(v2, 20) << server.log();
+  EXPECT_EQ(failed, 0) << failure << "\n" << server.log();
+  auto r = http_get(server.port(), "/version");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "hello_module 2\n");
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing
