@@ -1,6 +1,6 @@
 // Fuzz target over the ring record decoders (proto/ring_codec.h): the input
 // is a head record's payload as a peer process could write it, given to both
-// decode_request_head and decode_response_head. Whatever decodes must be the
+// decode_request_head and decode_response_head (and decode_credit). Whatever decodes must be the
 // one encoding of its values (re-encoding gives the same bytes back), decode
 // again to the same values, and fit the payload (no more body than
 // body_length). Any difference traps. Built as a libFuzzer target with clang
@@ -55,7 +55,18 @@ void request(std::string_view payload) {
         req2.version_major == req.version_major && req2.version_minor == req.version_minor &&
         req2.keep_alive == req.keep_alive && same_headers(req2.headers, req.headers));
   check(origin2.network_pid == origin.network_pid && origin2.generation == origin.generation &&
-        origin2.network_index == origin.network_index && body_length2 == body_length);
+        origin2.network_index == origin.network_index && origin2.client == origin.client &&
+        body_length2 == body_length);
+  check(origin.client.size() <= ringhttpd::proto::kMaxClientText);
+}
+
+// A credit record's payload: 8 bytes and not zero, or refused; what decodes
+// encodes back to the same bytes.
+void credit(std::string_view payload) {
+  uint64_t bytes = 0;
+  if (!ringhttpd::proto::decode_credit(payload, bytes)) return;
+  check(payload.size() == 8 && bytes != 0);
+  check(ringhttpd::proto::encode_credit(bytes) == payload);
 }
 
 void response(std::string_view payload) {
@@ -83,5 +94,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view payload(reinterpret_cast<const char*>(data), size);
   request(payload);
   response(payload);
+  credit(payload);
   return 0;
 }
