@@ -86,6 +86,9 @@ class Exchange {
   virtual void abort() = 0;
   // The client left or the request timed out: nothing more is sent.
   virtual bool cancelled() const = 0;
+  // The response was started and takes more body (not finished, aborted,
+  // refused by start() or cancelled).
+  virtual bool responding() const = 0;
 
   // Called (from the service loop, never from inside these calls) when body
   // bytes arrive or the body completes, when writable() turns true, and when

@@ -279,6 +279,10 @@ void NetworkProcess::begin_stop() {
   for (auto& [id, c] : connections_) {
     if (c->slots.empty() || c->state != ConnState::open) continue;
     ResponseSlot& last = c->slots.back();
+    if (c->in && c->in->dispatched) {  // its body is still arriving: read it, then close
+      last.keep_alive = false;
+      continue;
+    }
     const bool unsent = c->slots.size() > 1 || c->sent == 0;
     if (!last.ready || last.request_id != 0 || (unsent && say_close(last))) {
       last.keep_alive = false;
@@ -620,10 +624,11 @@ void NetworkProcess::on_request_end(Connection& c) {
 // error.
 void NetworkProcess::on_parse_error(Connection& c, int status) {
   ResponseSlot* target = nullptr;
-  if (c.in && c.in->dispatched && c.in->slot != nullptr) {
-    ResponseSlot* s = c.in->slot;
+  if (c.in && c.in->dispatched && c.in->slot != nullptr && !c.slots.empty()) {
+    ResponseSlot* s = c.in->slot;  // still owed: not written, not freed
     const bool begun = s->streaming || (&c.slots.front() == s && c.sent > 0);
-    if (s->request_id != 0) forget(s->request_id);
+    // The service stops waiting for the rest of the body (and says so).
+    if (s->request_id != 0) cancel(s->request_id);
     if (!begun) target = s;
     if (begun) abort_response(*s);
   }
@@ -650,6 +655,7 @@ bool NetworkProcess::uploading(Incoming& in) {
   auto it = pending_.find(in.id);
   if (it == pending_.end() || it->second.slot == nullptr) {
     in.id = 0;
+    in.slot = nullptr;
     return false;
   }
   return true;
@@ -672,8 +678,8 @@ void NetworkProcess::start_upload(Connection& c) {
   const RouteSettings& route = *static_cast<const RouteSettings*>(in.route);
   slot.route = static_cast<int32_t>(&route - env_.routes.data());
   slot.via_service = true;
+  if (!dispatch(slot, c, in.head, route, pieces_, false)) return;  // 503: answered
   in.slot = &slot;
-  if (!dispatch(slot, c, in.head, route, pieces_, false)) return;
   in.id = slot.request_id;
   in.service = slot.service;
   in.sent = pieces_bytes_;
@@ -695,6 +701,7 @@ void NetworkProcess::stop_upload(Connection& c) {
   if (!c.in) return;
   c.in->id = 0;
   if (c.in->slot != nullptr) c.in->slot->upload_open = false;
+  c.in->slot = nullptr;  // answered (or about to be): it may be written and freed
   if (c.window_paused) {
     c.window_paused = false;
     dirty_.push_back(c.id);
@@ -980,11 +987,10 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
   slot.body_got = 0;
   slot.request_id = 0;
   // A body that was still arriving cannot move: what was sent of it is gone.
-  const bool taken = upload_open || std::none_of(untaken.begin(), untaken.end(),
-                                                 [&](const HeldRecord& r) {
-                                                   return r.id == id &&
-                                                          r.type == proto::kRequestHead;
-                                                 });
+  const bool taken =
+      upload_open || std::none_of(untaken.begin(), untaken.end(), [&](const HeldRecord& r) {
+        return r.id == id && r.type == proto::kRequestHead;
+      });
   const ServicePool& pool = env_.pools[service_of(p.service)];
   available_scratch_.assign(pool.count, 1);
   const int sibling = pick_service(pool, static_cast<int>(p.service));
@@ -1029,9 +1035,8 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
 }
 
 bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
-                                  const std::string& client,
-                                  std::span<const std::string_view> body, uint64_t length,
-                                  bool end) {
+                                  const std::string& client, std::span<const std::string_view> body,
+                                  uint64_t length, bool end) {
   encode_scratch_.clear();
   origin_.client = client;
   // Cannot fail for a head the parser accepted (at most max_header_bytes);
@@ -1362,8 +1367,12 @@ bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
 // A paused connection whose queue has drained to half reads again. True
 // when that happened (the caller writes again; the connection may be gone).
 bool NetworkProcess::resume_reading(Connection& c) {
-  // Draining: the stash is for the process the connection goes to.
-  if (!c.read_paused || c.window_paused || over_budget(c, 2) || draining_) return false;
+  // Draining: the stash is for the next process, but the request begun is
+  // still read here to its end.
+  if (!c.read_paused || c.window_paused || over_budget(c, 2) ||
+      (draining_ && !c.parser.mid_request())) {
+    return false;
+  }
   c.read_paused = false;
   if (!c.stash.empty()) {
     const std::string stash = std::move(c.stash);
@@ -1546,8 +1555,14 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
       close_connection(c);
       return;
     }
-    if (c.in && c.in->id == slot.request_id) stop_upload(c);
-    forget(slot.request_id);
+    if (c.in && c.in->id == slot.request_id) {
+      // Its body stopped half-way: the service is told (it answers with an
+      // end record); a service that cannot is still caught by kill_after_ms.
+      stop_upload(c);
+      cancel(slot.request_id);
+    } else {
+      forget(slot.request_id);  // a handler that holds it: kill_after_ms decides
+    }
     slot.request_id = 0;
     slot.retry_record.clear();
     answer_error(slot, 504, slot.keep_alive);

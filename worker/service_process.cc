@@ -156,7 +156,7 @@ void ServiceProcess::on_network_gone(uint32_t slot, uint64_t incarnation) {
   ++epochs_[slot];
   std::vector<std::shared_ptr<Stream>> open;
   for (auto& [id, stream] : streams_[slot]) open.push_back(stream);
-  for (auto& stream : open) stream->cancel();
+  for (auto& stream : open) stream->cancel(false);
   streams_[slot].clear();
   uint64_t dropped = 0;
   // Also when broken: the replacement starts on clean rings.
@@ -288,7 +288,7 @@ void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& 
       return;
     }
     case proto::kCancel:
-      return stream->cancel();
+      return stream->cancel(true);
     default:
       return;
   }

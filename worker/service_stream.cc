@@ -199,11 +199,18 @@ void Stream::credit(uint64_t bytes) {
   owner_.mark_dirty(shared_from_this());
 }
 
-void Stream::cancel() {
+void Stream::cancel(bool ack) {
   if (cancelled_ || retired_) return;
   cancelled_ = true;
   out_.clear();
   out_at_ = 0;
+  // The network process keeps the request until an end record for it
+  // arrives (else its watchdog would take this process for stuck).
+  if (ack && !end_sent_) {
+    owner_.channel(network_).send_body(proto::kResponseBody,
+                                       proto::kRecordEnd | proto::kRecordAbort, id_, {});
+    end_sent_ = true;
+  }
   if (!whole_) owner_.mark_notify(shared_from_this());
   retired_ = true;
   owner_.retire(*this, false);

@@ -42,6 +42,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   void finish() override;
   void abort() override;
   bool cancelled() const override { return cancelled_; }
+  bool responding() const override { return !cancelled_ && out_state_ == Out::started; }
   void set_listener(std::function<void()> listener) override { listener_ = std::move(listener); }
 
   // ---- the service process's side ----
@@ -52,9 +53,10 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   bool take_body(std::string_view bytes, bool end);
   // A credit record from the network process.
   void credit(uint64_t bytes);
-  // The client left (kCancel), or its network process died: nothing more
+  // The client left (kCancel: `ack`, an end record goes back), or its
+  // network process died (no ack: its rings are being reset): nothing more
   // is sent; the handler's listener learns it.
-  void cancel();
+  void cancel(bool ack);
   // The request of a whole-request stream, body included, moved out for
   // handle() (request() is empty afterwards).
   ServiceRequest take_whole_request();

@@ -395,5 +395,54 @@ TEST(Proxy, FourHundredSlowRequestsAreHeldAtOnce) {
   EXPECT_LT(took, 3s);
 }
 
+// An upload that takes longer than response_timeout_ms is not a timeout:
+// the response timer runs from the last byte sent upstream.
+TEST(Proxy, ASlowSteadyUploadIsNotTimedOut) {
+  Upstream up(
+      [](const UpRequest& r, int fd) { return send_all(fd, ok(std::to_string(r.body.size()))); });
+  Server server(config({up.address()}, 1, {{"response_timeout_ms", 400}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("POST /slow-up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(200ms);
+    ASSERT_TRUE(c.send("1000\r\n" + std::string(4096, 'k') + "\r\n"));
+  }
+  ASSERT_TRUE(c.send("0\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body, std::to_string(6 * 4096));
+}
+
+// A client cannot strip Host toward the upstream by listing it in
+// Connection; an upstream status the server cannot send gives 500 and the
+// proxy goes on (its connection is dropped, not leaked).
+TEST(Proxy, HostStaysAndAnImpossibleStatusIsRefused) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (r.line().find("/weird") != std::string::npos) {
+      send_all(fd, "HTTP/1.1 600 Odd\r\nContent-Length: 4\r\n\r\nab");
+      send_all(fd, "cd");
+      return false;
+    }
+    return send_all(fd, ok(r.has("Host: h.test") ? "host" : "nohost"));
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /h HTTP/1.1\r\nHost: h.test\r\nConnection: Host\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "host");
+  for (int i = 0; i < 3; ++i) {
+    auto w = http_get(server.port(), "/weird");
+    ASSERT_TRUE(w);
+    EXPECT_EQ(w->status, 500);
+  }
+  auto after = http_get(server.port(), "/fine");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
+}
+
 }  // namespace
 }  // namespace ringhttpd::testing

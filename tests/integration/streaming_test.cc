@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,14 +33,15 @@ constexpr uint64_t kGiB = uint64_t{1} << 30;
 // transfers grew them by 512 MiB and more.
 constexpr uint64_t kGrowthBoundKiB = 24 * 1024;
 
-std::string config(uint64_t max_body = kGiB, int request_ms = 10000, int processes = 1) {
+std::string config(uint64_t max_body = kGiB, int request_ms = 10000, int processes = 1,
+                   int timeout_ms = 5000) {
   return json{
       {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
       {"network",
        {{"processes", 1}, {"max_body_bytes", max_body}, {"request_timeout_ms", request_ms}}},
       {"services",
-       {{{"name", "st"}, {"type", "stream"}, {"processes", processes}},
-        {{"name", "app"}, {"type", "echo"}, {"processes", 1}}}},
+       {{{"name", "st"}, {"type", "stream"}, {"processes", processes}, {"timeout_ms", timeout_ms}},
+        {{"name", "app"}, {"type", "echo"}, {"processes", 1}, {"timeout_ms", timeout_ms}}}},
       {"routes", {{{"path", "/echo"}, {"service", "app"}}, {{"path", "/"}, {"service", "st"}}}},
       {"admin", {{"socket", ""}}},
   }
@@ -471,6 +473,108 @@ TEST(Streaming, AClientLeavingMidDownloadCancelsTheStream) {
   auto r = http_get(server.port(), "/bytes?n=7");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, pattern(0, 7));
+}
+
+// ---- regressions found in review ----
+
+// The service answered before the body ended (the stream handler answers
+// /bytes without reading a body); a broken chunk after that answer is a 400
+// for a request that has no slot any more: the network process lives.
+TEST(Streaming, ABadChunkAfterAnEarlyAnswerIsA400AndNothingElse) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t network = server.child("ringhttpd: network g1 #0");
+  Raw r(server.port());
+  ASSERT_TRUE(
+      r.send("POST /bytes?n=3 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "5\r\nhello\r\n"));
+  EXPECT_NE(r.read_head().find("200 OK"), std::string::npos);
+  std::string three;
+  ASSERT_TRUE(r.read_exact(three, 3));
+  ASSERT_TRUE(r.send("zz\r\n"));
+  EXPECT_NE(r.read_head().find("400"), std::string::npos);
+  auto ok = http_get(server.port(), "/bytes?n=1");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(server.child("ringhttpd: network g1 #0"), network) << server.log();
+}
+
+// A client that leaves mid-download, and one that stalls mid-upload (408):
+// the service process is told and lets go, so its watchdog does not take it
+// for stuck (kill_after_ms is 2 x 300 ms here).
+TEST(Streaming, AbandonedRequestsDoNotGetTheServiceKilled) {
+  Server server(config(kGiB, 300, 1, 300), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t service = server.child("ringhttpd: service st g1 #0");
+  {
+    Raw r(server.port());
+    ASSERT_TRUE(r.send("GET /bytes?n=1073741824 HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::string some;
+    r.read_head();
+    ASSERT_TRUE(r.read_exact(some, 1 << 20));
+  }
+  {
+    Raw r(server.port());
+    ASSERT_TRUE(r.send("POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nabc"));
+    EXPECT_NE(r.read_head().find("408"), std::string::npos);
+  }
+  // Well past kill_after_ms: the same process serves.
+  const auto until = Clock::now() + 1500ms;
+  while (Clock::now() < until) {
+    auto ok = http_get(server.port(), "/bytes?n=2");
+    ASSERT_TRUE(ok);
+    ASSERT_EQ(ok->status, 200);
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(server.child("ringhttpd: service st g1 #0"), service) << server.log();
+  EXPECT_EQ(server.log().find("past kill_after_ms"), std::string::npos) << server.log();
+}
+
+// A reload while an upload waits for its window: the old process reads the
+// request it began to its end and answers it.
+TEST(Streaming, AnUploadInProgressFinishesAcrossAReload) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw r(server.port());
+  const size_t total = 3 << 20;
+  ASSERT_TRUE(r.send("POST /sink?rate=3000 HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                     std::to_string(total) + "\r\n\r\n"));
+  std::thread sender([&] {
+    const std::string piece(65536, 'r');
+    for (size_t sent = 0; sent < total; sent += piece.size()) {
+      if (!r.send(piece)) return;
+    }
+  });
+  std::this_thread::sleep_for(200ms);  // the window fills (the sink reads 3 MB/s)
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  sender.join();
+  const std::string head = r.read_head();
+  EXPECT_NE(head.find("200 OK"), std::string::npos) << head << server.log();
+  std::string body;
+  const std::string want = std::to_string(total) + " " + std::to_string(total * 'r') + "\n";
+  ASSERT_TRUE(r.read_exact(body, want.size()));
+  EXPECT_EQ(body, want);
+}
+
+// A graceful stop while an upload is arriving: the upload is read to its
+// end and answered, with "Connection: close".
+TEST(Streaming, AnUploadInProgressFinishesAcrossAGracefulStop) {
+  Server server(config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw r(server.port());
+  const size_t total = 200000;
+  ASSERT_TRUE(r.send("POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(total) +
+                     "\r\n\r\n" + std::string(100000, 's')));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
+  ASSERT_TRUE(server.wait_for_log("stopping", 5s));
+  ASSERT_TRUE(r.send(std::string(100000, 's')));
+  const std::string head = r.read_head();
+  EXPECT_NE(head.find("200 OK"), std::string::npos) << head << server.log();
+  EXPECT_NE(head.find("Connection: close"), std::string::npos) << head;
+  std::string body;
+  const std::string want = std::to_string(total) + " " + std::to_string(total * 's') + "\n";
+  ASSERT_TRUE(r.read_exact(body, want.size()));
+  EXPECT_EQ(body, want);
 }
 
 }  // namespace

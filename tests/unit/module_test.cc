@@ -50,6 +50,7 @@ class FakeExchange : public Exchange {
     aborted = true;
   }
   bool cancelled() const override { return cancelled_; }
+  bool responding() const override { return status != 0 && !finished && !aborted && !cancelled_; }
   void set_listener(std::function<void()> l) override { listener = std::move(l); }
 
   // The test's side.

@@ -41,8 +41,10 @@ bool hop_by_hop(std::string_view name) {
   return false;
 }
 
-// Names listed in a Connection header are hop-by-hop too.
+// Names listed in a Connection header are hop-by-hop too (but never Host: a
+// client cannot take it away from the upstream that way).
 bool listed_in_connection(const std::vector<proto::Header>& headers, std::string_view name) {
+  if (proto::iequals(name, "Host")) return false;
   for (const proto::Header& h : headers) {
     if (!proto::iequals(h.name, "Connection")) continue;
     std::string_view v = h.value;
@@ -337,14 +339,39 @@ class ProxyHandler : public Handler {
     return best;
   }
 
+  // A kept-alive connection still fit to carry a request: not idle too
+  // long, and nothing (no EOF, no stray bytes) waiting on it.
   std::unique_ptr<Conn> idle_conn(Upstream& up) {
     while (!up.idle.empty()) {
       std::unique_ptr<Conn> c = std::move(up.idle.back());
       up.idle.pop_back();
-      if (now_ - c->idle_since < settings_.idle_timeout_ms) return c;
+      char byte;
+      const bool quiet = ::recv(c->fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+                         (errno == EAGAIN || errno == EWOULDBLOCK);
+      if (quiet && now_ - c->idle_since < settings_.idle_timeout_ms) return c;
       close_conn(std::move(c));
     }
     return nullptr;
+  }
+
+  // Sent again on a new connection: a reused connection that failed before
+  // any byte of the response, for a request that is safe to repeat (the
+  // upstream may have acted on it before closing) and still whole here.
+  bool may_retry(const Job& job) const {
+    const std::string& m = job.x->request().http.method;
+    const bool idempotent =
+        m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
+    return job.conn && job.conn->reused && !job.got_any && !job.retried && job.replayable &&
+           idempotent;
+  }
+
+  void retry(const std::shared_ptr<Job>& job) {
+    job->retried = true;
+    job->out_at = 0;
+    release_active(*job);
+    close_conn(std::move(job->conn));
+    job->tried.pop_back();
+    start_attempt(job);
   }
 
   std::unique_ptr<Conn> connect_new(Upstream& up) {
@@ -445,8 +472,10 @@ class ProxyHandler : public Handler {
     if (job->x->cancelled()) return end(job, false);
     pull_body(*job);
     if (job->conn && job->conn->connected) write_out(job);
+    if (!job->done && job->started && !job->x->responding()) return end(job, false);
     if (!job->done && job->paused && job->x->writable()) {
       job->paused = false;
+      set_deadline(*job, settings_.response_timeout_ms);
       if (job->conn) read_in(job);
     }
   }
@@ -458,8 +487,10 @@ class ProxyHandler : public Handler {
                                  job->out.size() - job->out_at, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) return upstream_broke(job, "write failed");
+        if (n <= 0) return may_retry(*job) ? retry(job) : upstream_broke(job, "write failed");
         job->out_at += static_cast<size_t>(n);
+        // Sending is progress: the response timer runs from the last byte out.
+        set_deadline(*job, settings_.response_timeout_ms);
       }
       // Sent: keep it for a resend only while no response has begun and it
       // is small; otherwise let it go.
@@ -487,19 +518,14 @@ class ProxyHandler : public Handler {
       if (job->complete)
         return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
       if (e != HPE_OK) return upstream_broke(job, "malformed response");
+      // The exchange refused the head (a status or headers it cannot
+      // carry: it answered the client itself) or gave up: nothing more.
+      if (job->started && !job->x->responding()) return end(job, false);
     }
   }
 
   void on_eof(const std::shared_ptr<Job>& job) {
-    if (!job->got_any && job->conn->reused && !job->retried && job->replayable) {
-      // A kept-alive connection the upstream had closed: once more, anew.
-      job->retried = true;
-      job->out_at = 0;
-      release_active(*job);
-      close_conn(std::move(job->conn));
-      job->tried.pop_back();
-      return start_attempt(job);
-    }
+    if (may_retry(*job)) return retry(job);  // closed by the upstream while idle
     if (job->got_any && llhttp_finish(&job->parser) == HPE_OK && job->complete) {
       return complete(job, false);  // a body that ends with the connection
     }
