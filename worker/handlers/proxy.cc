@@ -635,6 +635,7 @@ class ProxyHandler : public Handler {
   // ---- time ----
 
   void set_deadline(Job& job, uint32_t ms) {
+    now_ = monotonic_ms();  // callbacks run long after the iteration's poll()
     job.deadline = now_ + ms;
     next_check_ = std::min(next_check_, job.deadline);
   }
