@@ -636,11 +636,43 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
   }
 }
 
-// "static": {"root": "/srv/www", "index": ["index.html"]}. The root must be
-// an existing directory now (a typo is found by `check`, not by a 404).
+// "static": {"root": "/srv/www", "index": ["index.html"],
+// "types": {"wasm": "application/wasm"}, "cache_entries": 1000,
+// "cache_valid_ms": 1000}. The root must be an existing directory now (a
+// typo is found by `check`, not by a 404). "types" maps an extension (a
+// token without '.' or '/', stored lowercase) to a media type that goes into
+// Content-Type as it is.
 void read_static(const json& v, std::string_view path, worker::StaticSettings* s, Errors* errors) {
-  static constexpr std::array<std::string_view, 2> kKeys = {"root", "index"};
+  static constexpr std::array<std::string_view, 5> kKeys = {"root", "index", "types",
+                                                            "cache_entries", "cache_valid_ms"};
   if (!check_object(v, path, kKeys, errors)) return;
+  read_uint(v, "cache_entries", path, 0, 1000000, &s->cache_entries, errors);
+  read_uint(v, "cache_valid_ms", path, 0, 3600000, &s->cache_valid_ms, errors);
+  if (const json* types = member(v, "types")) {
+    const std::string tpath = join(path, "types");
+    if (!types->is_object()) {
+      fail(errors, tpath, "must be an object of extension -> media type");
+    } else {
+      for (const auto& [ext, type] : types->items()) {
+        const std::string epath = join(tpath, ext);
+        std::string lower = ext;
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        constexpr std::string_view kSymbols = "!#$%&'*+-^_`|~";  // a token's, without '.'
+        const bool token = !lower.empty() && std::all_of(lower.begin(), lower.end(), [&](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) != 0 ||
+                 kSymbols.find(ch) != std::string_view::npos;
+        });
+        if (!token) {
+          fail(errors, epath, "must be an extension without the dot (a token without '.' or '/')");
+        } else if (!type.is_string() || type.get_ref<const std::string&>().empty() ||
+                   !is_header_value(type.get_ref<const std::string&>())) {
+          fail(errors, epath, "must be a media type without control characters" + got(type));
+        } else if (!s->types.emplace(lower, type.get<std::string>()).second) {
+          fail(errors, epath, "repeats an extension (extensions are compared case-insensitively)");
+        }
+      }
+    }
+  }
   if (member(v, "root") == nullptr) {
     fail(errors, join(path, "root"), "is required");
   } else if (read_string(v, "root", path, &s->root, errors)) {

@@ -22,7 +22,11 @@ json route_to_json(const worker::RouteSettings& r) {
   } else if (r.kind == worker::RouteSettings::Kind::metrics) {
     out["metrics"] = true;
   } else if (r.kind == worker::RouteSettings::Kind::static_files) {
-    out["static"] = {{"root", r.static_files.root}, {"index", r.static_files.index}};
+    out["static"] = {{"root", r.static_files.root},
+                     {"index", r.static_files.index},
+                     {"types", r.static_files.types},
+                     {"cache_entries", r.static_files.cache_entries},
+                     {"cache_valid_ms", r.static_files.cache_valid_ms}};
   } else {
     out["respond"] = {{"status", r.respond.status},
                       {"body", r.respond.body},

@@ -27,6 +27,8 @@ struct AccessInfo {
   int64_t start_ms = 0;
 };
 
+struct OpenFile;  // worker/file_cache.h
+
 struct ResponseSlot {
   std::string data;         // the bytes to send; complete once `ready`
   uint64_t request_id = 0;  // != 0 while a service process owes the answer
@@ -46,8 +48,11 @@ struct ResponseSlot {
   uint64_t body_expected = 0;
   uint64_t body_got = 0;
   std::unique_ptr<AccessInfo> access;  // set while the access log is on
-  // A static file's bytes, sent after `data` (the head) with sendfile.
+  // A static file's bytes, sent after `data` (the head) with sendfile: from
+  // the slot's own descriptor, or from the open-file cache's (shared, kept
+  // open while this slot needs it).
   proto::UniqueFd file;
+  std::shared_ptr<const OpenFile> cached_file;
   uint64_t file_offset = 0;  // next byte of the file to send
   uint64_t file_left = 0;    // bytes of the file still to send
   uint64_t file_bytes = 0;   // the file part's whole length (access log)
@@ -58,12 +63,12 @@ struct ResponseSlot {
   // `data` holds what was received and not written; what was written is
   // dropped from it (compacted), so the status and body count live here.
   bool streaming = false;
-  bool chunked = false;        // body pieces are framed as chunks for the client
-  bool upload_open = false;    // the request's body is still being sent to the service
-  int status = 0;              // the service's status, once its head arrived
-  uint64_t body_bytes = 0;     // body bytes received from the service (access log)
-  uint64_t credit_owed = 0;    // body bytes received and not yet credited back
-  bool http10 = false;         // the request was HTTP/1.0
+  bool chunked = false;      // body pieces are framed as chunks for the client
+  bool upload_open = false;  // the request's body is still being sent to the service
+  int status = 0;            // the service's status, once its head arrived
+  uint64_t body_bytes = 0;   // body bytes received from the service (access log)
+  uint64_t credit_owed = 0;  // body bytes received and not yet credited back
+  bool http10 = false;       // the request was HTTP/1.0
 };
 
 // The request whose head arrived and whose end has not: routed at its head.
@@ -76,13 +81,13 @@ struct Incoming {
   uint64_t length = 0;          // announced, or kUnknownBodyLength
   const void* route = nullptr;  // RouteSettings* (nullptr: no route)
   bool to_service = false;
-  bool dispatched = false;      // its head went to a service (or it was answered)
-  uint64_t id = 0;              // request id, once dispatched (0: not sent)
-  uint32_t service = 0;         // valid while id != 0
+  bool dispatched = false;       // its head went to a service (or it was answered)
+  uint64_t id = 0;               // request id, once dispatched (0: not sent)
+  uint32_t service = 0;          // valid while id != 0
   ResponseSlot* slot = nullptr;  // its response, once dispatched
-  uint64_t sent = 0;            // body bytes sent to the service
-  uint64_t credited = 0;        // body bytes the service credited back
-  uint64_t received = 0;        // body bytes parsed so far
+  uint64_t sent = 0;             // body bytes sent to the service
+  uint64_t credited = 0;         // body bytes the service credited back
+  uint64_t received = 0;         // body bytes parsed so far
 };
 
 // The responses owed on one connection, oldest first. Each slot is its own

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -100,12 +101,41 @@ NetworkProcess::NetworkProcess(WorkerEnv& env)
 
 NetworkProcess::~NetworkProcess() = default;
 
+// The descriptors the static routes' open-file caches may hold in all: what
+// they ask for, within RLIMIT_NOFILE after max_connections clients (the
+// soft limit is raised toward the hard one when that is short).
+uint64_t NetworkProcess::static_cache_fds() {
+  uint64_t wanted = 0;
+  for (const RouteSettings& r : env_.routes) {
+    if (r.kind == RouteSettings::Kind::static_files) wanted += r.static_files.cache_entries;
+  }
+  rlimit now{};
+  if (wanted == 0 || ::getrlimit(RLIMIT_NOFILE, &now) != 0) return 0;
+  const CacheFdPlan plan =
+      plan_cache_fds(wanted, env_.network.max_connections, now.rlim_cur, now.rlim_max);
+  if (plan.soft != now.rlim_cur) {
+    const rlimit want{plan.soft, now.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &want) != 0) {
+      log_warn(errno_message("setrlimit(RLIMIT_NOFILE) for static.cache_entries"));
+      return 0;
+    }
+  }
+  if (plan.entries < wanted) {
+    log_warn("static.cache_entries: " + std::to_string(wanted) + " wanted, " +
+             std::to_string(plan.entries) + " fit in RLIMIT_NOFILE " + std::to_string(plan.soft) +
+             " beside network.max_connections");
+  }
+  return plan.entries;
+}
+
 bool NetworkProcess::start() {
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
   // Each static route's root, opened once (O_PATH): files are opened
   // beneath it, so the root cannot be swapped for a path outside it.
   static_roots_.resize(env_.routes.size());
+  file_caches_.resize(env_.routes.size());
+  uint64_t cache_fds = static_cache_fds();  // shared by the routes, in order
   for (size_t i = 0; i < env_.routes.size(); ++i) {
     const RouteSettings& r = env_.routes[i];
     if (r.kind != RouteSettings::Kind::static_files) continue;
@@ -116,6 +146,10 @@ bool NetworkProcess::start() {
                 "].static.root: " + errno_message("open " + r.static_files.root));
       return false;
     }
+    const uint64_t entries = std::min(r.static_files.cache_entries, cache_fds);
+    cache_fds -= entries;
+    file_caches_[i] =
+        std::make_unique<FileCache>(entries, static_cast<int64_t>(r.static_files.cache_valid_ms));
   }
   const auto format =
       env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
@@ -760,8 +794,9 @@ void NetworkProcess::answer_fixed(ResponseSlot& slot, const RespondSettings& r) 
 }
 
 // A file under a static route's root (worker/static_files.h decides which,
-// and what of it): 200, 206 for one satisfiable range, 416, 304 when the
-// client's validator matches; the body goes with sendfile.
+// and what of it; worker/file_cache.h keeps it open): 200, 206 for one
+// satisfiable range, 416, 304 when the client's validator matches; the body
+// goes with sendfile (send_file_part), from the cached descriptor.
 void NetworkProcess::answer_static(ResponseSlot& slot, const proto::HttpRequest& req,
                                    const RouteSettings& route) {
   if (req.method != "GET" && req.method != "HEAD") {
@@ -772,44 +807,25 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::HttpRequest&
   if (r >= static_roots_.size() || !static_roots_[r] || !relative) {
     return answer_error(slot, 404, slot.keep_alive);
   }
-  const int root = static_roots_[r].get();
-  proto::UniqueFd fd = open_beneath(root, *relative);
-  struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0) {
-    return answer_error(slot, errno == EACCES ? 403 : 404, slot.keep_alive);
-  }
-  std::string name = *relative;
-  if (S_ISDIR(st.st_mode)) {  // its index file, or 403 (no listings)
-    proto::UniqueFd found;
-    for (const std::string& index : route.static_files.index) {
-      const std::string candidate = name.empty() ? index : name + "/" + index;
-      proto::UniqueFd f = open_beneath(root, candidate);
-      if (f && ::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode)) {
-        found = std::move(f);
-        name = candidate;
-        break;
-      }
-    }
-    if (!found) return answer_error(slot, 403, slot.keep_alive);
-    fd = std::move(found);
-  }
-  if (!S_ISREG(st.st_mode)) return answer_error(slot, 404, slot.keep_alive);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  const std::string tag = entity_tag(st);
-  const std::string modified = proto::http_date(st.st_mtim.tv_sec);
-  std::vector<proto::Header> headers{{"ETag", tag}, {"Last-Modified", modified}};
+  FileLookup found = lookup_static_file(*file_caches_[r], static_roots_[r].get(), *relative,
+                                        route.static_files, now_ms_);
+  if (!found.file) return answer_error(slot, found.status, slot.keep_alive);
+  const OpenFile& file = *found.file;
+  const uint64_t size = file.size;
+  const std::string& tag = file.etag;
+  slot.data.reserve(256);  // the head, in one allocation
   // Conditional requests (RFC 9110 13.1): If-None-Match wins over
   // If-Modified-Since, which is compared as the text this server sent.
   const std::string_view inm = req.header("If-None-Match");
   const bool unchanged = !inm.empty() ? (inm == "*" || inm.find(tag) != std::string_view::npos)
-                                      : req.header("If-Modified-Since") == modified;
+                                      : req.header("If-Modified-Since") == file.last_modified;
   if (unchanged) {
-    proto::append_response_head(slot.data, 304, headers, 0, slot.keep_alive, date_);
+    proto::append_response_head(slot.data, 304, file.validators, 0, slot.keep_alive, date_);
     slot.ready = true;
     return;
   }
-  headers.push_back({"Content-Type", std::string(media_type(name))});
-  headers.push_back({"Accept-Ranges", "bytes"});
+  const std::vector<proto::Header>* headers = &file.headers;  // a 206 adds Content-Range
+  std::vector<proto::Header> partial_headers;
   int status = 200;
   ByteRange range{0, size == 0 ? 0 : size - 1};
   const std::string_view if_range = req.header("If-Range");
@@ -820,9 +836,11 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::HttpRequest&
         break;
       case RangeAnswer::partial:
         status = 206;
-        headers.push_back({"Content-Range", "bytes " + std::to_string(range.first) + "-" +
-                                                std::to_string(range.last) + "/" +
-                                                std::to_string(size)});
+        partial_headers = file.headers;
+        partial_headers.push_back({"Content-Range", "bytes " + std::to_string(range.first) + "-" +
+                                                        std::to_string(range.last) + "/" +
+                                                        std::to_string(size)});
+        headers = &partial_headers;
         break;
       case RangeAnswer::unsatisfiable:
         return answer_error(slot, 416, slot.keep_alive,
@@ -830,9 +848,9 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::HttpRequest&
     }
   }
   const uint64_t length = size == 0 ? 0 : range.last - range.first + 1;
-  proto::append_response_head(slot.data, status, headers, length, slot.keep_alive, date_);
+  proto::append_response_head(slot.data, status, *headers, length, slot.keep_alive, date_);
   if (!slot.head_only && length > 0) {
-    slot.file = std::move(fd);
+    slot.cached_file = std::move(found.file);
     slot.file_offset = range.first;
     slot.file_left = length;
     slot.file_bytes = length;
@@ -1276,11 +1294,13 @@ bool NetworkProcess::write_ready(Connection& c) {
     }
     iovec iov[kMaxIov];
     int n = 0;
+    int more = 0;  // MSG_MORE: a file part follows this write (one segment for head and body)
     for (size_t i = 0; i < c.slots.size() && n < kMaxIov; ++i) {
       ResponseSlot& slot = c.slots[i];
       if (!slot.ready && !(slot.streaming && i == 0)) break;
       const size_t skip = n == 0 ? c.sent : 0;
       iov[n++] = iovec{slot.data.data() + skip, slot.data.size() - skip};
+      more = slot.file_left > 0 ? MSG_MORE : 0;
       // A file part follows this slot's bytes, or the rest of a streamed
       // response: nothing after it in this write.
       if (!slot.keep_alive || slot.file_left > 0 || slot.streaming) break;
@@ -1288,7 +1308,7 @@ bool NetworkProcess::write_ready(Connection& c) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(n);
-    const ssize_t w = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL);
+    const ssize_t w = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL | more);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;  // EPOLLOUT resumes
     if (w < 0) {
@@ -1346,9 +1366,12 @@ bool NetworkProcess::finish_front(Connection& c) {
 // since its length was already promised.
 bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
   constexpr uint64_t kChunk = 1 << 20;
+  // The descriptor: the slot's own, or a cached one it shares (answer_static).
+  const int file_fd = slot.file          ? slot.file.get()
+                      : slot.cached_file ? slot.cached_file->fd.get()
+                                         : -1;
   off_t offset = static_cast<off_t>(slot.file_offset);
-  const ssize_t w =
-      ::sendfile(c.fd.get(), slot.file.get(), &offset, std::min(slot.file_left, kChunk));
+  const ssize_t w = ::sendfile(c.fd.get(), file_fd, &offset, std::min(slot.file_left, kChunk));
   if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
     return errno == EINTR;
   }
@@ -1361,6 +1384,7 @@ bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
   count(own_slot().bytes_out, static_cast<uint64_t>(w));
   slot.file_offset += static_cast<uint64_t>(w);
   slot.file_left -= static_cast<uint64_t>(w);
+  if (slot.file_left == 0) slot.cached_file.reset();  // the cache may close it now
   return true;
 }
 

@@ -31,6 +31,7 @@
 #include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/event_loop.h"
+#include "worker/file_cache.h"
 #include "worker/metrics.h"
 #include "worker/ring_channel.h"
 #include "worker/router.h"
@@ -58,6 +59,7 @@ class NetworkProcess {
   };
 
   bool start();
+  uint64_t static_cache_fds();
   void handle_event(const epoll_event& ev);
   void handle_signal();
   void handle_control();
@@ -165,6 +167,12 @@ class NetworkProcess {
   AccessLog access_log_;
   MetricsNames metrics_names_;                 // built on the first /metrics request
   std::vector<proto::UniqueFd> static_roots_;  // per route: its root (static routes only)
+  // Per route: its open-file cache (static routes only).
+  std::vector<std::unique_ptr<FileCache>> file_caches_;
+  // Static responses whose file part is not sent yet -> the file they send
+  // (a cached descriptor is shared, so the slot does not own it). An entry
+  // of a slot that died with its connection is purged (answer_static).
+
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
@@ -176,8 +184,8 @@ class NetworkProcess {
   std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue
   std::vector<uint64_t> inflight_scratch_;
   std::vector<uint8_t> available_scratch_;
-  proto::RequestEvents events_;              // what one parser slice produced
-  std::vector<std::string_view> pieces_;     // body of Connection::in parsed, not yet sent
+  proto::RequestEvents events_;           // what one parser slice produced
+  std::vector<std::string_view> pieces_;  // body of Connection::in parsed, not yet sent
   uint64_t pieces_bytes_ = 0;
   std::string encode_scratch_;
   std::string read_buffer_;

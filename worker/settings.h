@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,10 @@ struct RespondSettings {
 struct StaticSettings {
   std::string root;                              // an absolute directory
   std::vector<std::string> index{"index.html"};  // tried, in order, for a directory
+  // Extension (lowercase, no dot) -> media type, before the built-in table.
+  std::map<std::string, std::string, std::less<>> types;
+  uint64_t cache_entries = 1000;   // open files kept per network process; 0: no cache
+  uint64_t cache_valid_ms = 1000;  // a cached file is used this long, then opened again
 };
 
 // One route (config "routes[i]"). Routes are tried in order; the first match

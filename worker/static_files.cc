@@ -103,6 +103,21 @@ std::string_view media_type(std::string_view name) {
   return "application/octet-stream";
 }
 
+std::string_view media_type(std::string_view name, const MediaTypes& overrides) {
+  if (!overrides.empty()) {
+    const size_t dot = name.rfind('.');
+    const size_t slash = name.rfind('/');
+    if (dot != std::string_view::npos && (slash == std::string_view::npos || dot > slash)) {
+      std::string ext(name.substr(dot + 1));
+      for (char& c : ext) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
+      if (auto it = overrides.find(ext); it != overrides.end()) return it->second;
+    }
+  }
+  return media_type(name);
+}
+
 std::string entity_tag(const struct stat& st) {
   char tag[96];
   std::snprintf(

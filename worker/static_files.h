@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +33,14 @@ std::optional<std::string> static_relative_path(std::string_view prefix,
 // The media type for a file name, by its extension ("application/octet-stream"
 // when unknown).
 std::string_view media_type(std::string_view name);
+
+// Extension (lowercase, without the dot) -> media type: a route's own
+// table (config "static.types"), consulted before the built-in one.
+using MediaTypes = std::map<std::string, std::string, std::less<>>;
+
+// The media type for a file name: `overrides` by its last extension
+// (compared case-insensitively), else the built-in table.
+std::string_view media_type(std::string_view name, const MediaTypes& overrides);
 
 // A strong validator from the file's identity, size and modification time.
 std::string entity_tag(const struct stat& st);

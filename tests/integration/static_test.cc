@@ -1,14 +1,20 @@
 // Static files from the real binary (route "static"): contents and media
-// types, HEAD, validators and 304, single ranges and 416, index files and
-// 403, a 2 MiB file through sendfile with a request pipelined behind it,
-// and paths that try to leave the root (404).
+// types (and a route's own types), HEAD, validators and 304, single ranges
+// and 416, index files and 403, a 2 MiB file through sendfile with a
+// request pipelined behind it, paths that try to leave the root (404), and
+// the open-file cache: a file replaced, deleted or turned into a symlink
+// out of the root is seen after static.cache_valid_ms; more files than
+// static.cache_entries are all served.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <utility>
 
 #include "tests/integration/server_harness.h"
 
@@ -33,14 +39,29 @@ struct Site {
     std::ofstream(root + "/big.bin", std::ios::binary) << big;
   }
   ~Site() { std::system(("rm -rf " + dir).c_str()); }
-  std::string config() const {
+  std::string config(json extra = json::object()) const {
+    json files = {{"root", root}};
+    files.update(extra);
     return json{{"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
                 {"network", {{"processes", 1}}},
-                {"routes", {{{"path", "/assets/"}, {"static", {{"root", root}}}}}}}
+                {"routes", {{{"path", "/assets/"}, {"static", files}}}}}
         .dump();
+  }
+  // Writes a new file and renames it over `name` (a deploy).
+  void replace(const std::string& name, const std::string& text) const {
+    std::ofstream(root + "/" + name + ".new", std::ios::trunc) << text;
+    ::rename((root + "/" + name + ".new").c_str(), (root + "/" + name).c_str());
   }
   std::string dir, root, big;
 };
+
+// a + i + b (GCC 12 warns, wrongly, on "literal" + std::string&&).
+std::string numbered(const char* a, int i, const char* b) {
+  std::string out = a;
+  out += std::to_string(i);
+  out += b;
+  return out;
+}
 
 std::string get(const std::string& target, const std::string& extra = "") {
   return "GET " + target + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
@@ -157,6 +178,136 @@ TEST(Static, NoPathLeavesTheRoot) {
     ASSERT_TRUE(r) << target;
     EXPECT_EQ(r->status, 404) << target;
     EXPECT_EQ(r->body.find("not for you"), std::string::npos) << target;
+  }
+}
+
+// One request on a new connection: status and body (-1 when no answer).
+std::pair<int, std::string> fetch(int port, const std::string& target) {
+  Client c(port);
+  if (!c.send(get(target))) return {-1, ""};
+  auto r = c.read_response();
+  if (!r) return {-1, ""};
+  return {r->status, r->body};
+}
+
+// Asks until `done` holds of the answer, for at most `limit`; true if it did.
+template <typename Done>
+bool eventually(int port, const std::string& target, Done done,
+                std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    auto [status, body] = fetch(port, target);
+    if (done(status, body)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(StaticCache, AFileIsServedFromTheCacheWithinTheWindow) {
+  Site site;
+  std::ofstream(site.root + "/v.txt") << "one\n";
+  Server server(site.config({{"cache_valid_ms", 3600000}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  EXPECT_EQ(fetch(server.port(), "/assets/v.txt"), std::make_pair(200, std::string("one\n")));
+  ::unlink((site.root + "/v.txt").c_str());
+  // Still open in the cache: served as it was (the window is an hour).
+  EXPECT_EQ(fetch(server.port(), "/assets/v.txt"), std::make_pair(200, std::string("one\n")));
+}
+
+TEST(StaticCache, AReplacedFileIsServedNewAfterTheWindow) {
+  Site site;
+  std::ofstream(site.root + "/v.txt") << "one\n";
+  Server server(site.config({{"cache_valid_ms", 200}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  EXPECT_EQ(fetch(server.port(), "/assets/v.txt"), std::make_pair(200, std::string("one\n")));
+  const auto changed = std::chrono::steady_clock::now();
+  site.replace("v.txt", "two, longer\n");
+  EXPECT_TRUE(eventually(server.port(), "/assets/v.txt", [](int status, const std::string& body) {
+    return status == 200 && body == "two, longer\n";
+  }));
+  // Never later than the window (plus scheduling slack).
+  EXPECT_LT(std::chrono::steady_clock::now() - changed, std::chrono::seconds(2));
+  EXPECT_EQ(fetch(server.port(), "/assets/v.txt"),
+            std::make_pair(200, std::string("two, longer\n")));
+}
+
+TEST(StaticCache, ADeletedFileIs404AfterTheWindow) {
+  Site site;
+  Server server(site.config({{"cache_valid_ms", 200}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  EXPECT_EQ(fetch(server.port(), "/assets/a.css").first, 200);
+  ::unlink((site.root + "/a.css").c_str());
+  EXPECT_TRUE(eventually(server.port(), "/assets/a.css",
+                         [](int status, const std::string&) { return status == 404; }));
+  EXPECT_EQ(fetch(server.port(), "/assets/a.css").first, 404);
+}
+
+TEST(StaticCache, AFileTurnedIntoASymlinkOutOfTheRootIsNeverServedOut) {
+  Site site;
+  Server server(site.config({{"cache_valid_ms", 200}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  EXPECT_EQ(fetch(server.port(), "/assets/a.css").first, 200);
+  ::unlink((site.root + "/a.css").c_str());
+  ::symlink((site.dir + "/secret").c_str(), (site.root + "/a.css").c_str());
+  EXPECT_TRUE(eventually(server.port(), "/assets/a.css", [](int status, const std::string& body) {
+    EXPECT_EQ(body.find("not for you"), std::string::npos);
+    return status == 404;
+  }));
+}
+
+TEST(StaticCache, MoreFilesThanTheBoundAreAllServed) {
+  Site site;
+  for (int i = 0; i < 40; ++i) {
+    std::ofstream(site.root + "/f" + std::to_string(i) + ".txt") << "file " << i << "\n";
+  }
+  Server server(site.config({{"cache_entries", 4}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 40; ++i) {
+      ASSERT_TRUE(c.send(get(numbered("/assets/f", i, ".txt"))));
+      auto r = c.read_response();
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 200);
+      EXPECT_EQ(r->body, numbered("file ", i, "\n"));
+    }
+  }
+  // And the escapes are still refused with a small cache.
+  for (const char* target : {"/assets/../secret", "/assets/out", "/assets/%2e%2e/secret"}) {
+    EXPECT_EQ(fetch(server.port(), target).first, 404) << target;
+  }
+}
+
+TEST(StaticCache, NoCacheServesToo) {
+  Site site;
+  Server server(site.config({{"cache_entries", 0}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/assets/big.bin") + get("/assets/a.css")));
+  auto r = c.read_response(std::chrono::seconds(20));
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->body == site.big);
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "body { color: red }\n");
+}
+
+TEST(Static, TheRouteMediaTypesOverrideTheBuiltInOnes) {
+  Site site;
+  std::ofstream(site.root + "/m.wasm") << "wasm";
+  std::ofstream(site.root + "/n.LOG") << "log";
+  Server server(site.config(
+      {{"types", {{"css", "text/x-special-css"}, {"log", "text/plain; charset=utf-8"}}}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (auto [target, type] : {std::pair{"/assets/a.css", "text/x-special-css"},
+                              std::pair{"/assets/n.LOG", "text/plain; charset=utf-8"},
+                              std::pair{"/assets/m.wasm", "application/wasm"}}) {
+    ASSERT_TRUE(c.send(get(target)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 200) << target;
+    EXPECT_EQ(r->headers["content-type"], type) << target;
   }
 }
 

@@ -740,5 +740,39 @@ TEST(Config, EscapeText) {
             R"(\x00\x01\n\r\t\x7f\x80\xff\"\\)");
 }
 
+// The static route's cache keys and media types: defaults, values, ranges,
+// and each bad type named by its key path.
+TEST(Config, StaticCacheAndTypes) {
+  Config c = valid(R"({"routes": [{"static": {"root": "/"}}]})");
+  EXPECT_EQ(c.routes[0].static_files.cache_entries, 1000u);
+  EXPECT_EQ(c.routes[0].static_files.cache_valid_ms, 1000u);
+  EXPECT_TRUE(c.routes[0].static_files.types.empty());
+  c = valid(R"({"routes": [{"static": {"root": "/", "cache_entries": 0, "cache_valid_ms": 250,
+      "types": {"WASM": "application/wasm", "txt": "text/plain; charset=utf-8"}}}]})");
+  EXPECT_EQ(c.routes[0].static_files.cache_entries, 0u);
+  EXPECT_EQ(c.routes[0].static_files.cache_valid_ms, 250u);
+  EXPECT_EQ(c.routes[0].static_files.types,
+            (std::map<std::string, std::string, std::less<>>{
+                {"wasm", "application/wasm"}, {"txt", "text/plain; charset=utf-8"}}));
+  EXPECT_EQ(errors_of(R"({"routes": [{"static": {"root": "/", "cache_entries": 1000001,
+                         "cache_valid_ms": -1}}]})"),
+            (Errors{"routes[0].static.cache_entries: must be an integer between 0 and 1000000",
+                    "routes[0].static.cache_valid_ms: must be an integer between 0 and 3600000"}));
+  EXPECT_EQ(errors_of(R"({"routes": [{"static": {"root": "/", "types": ["wasm"]}}]})"),
+            Errors{"routes[0].static.types: must be an object of extension -> media type"});
+  EXPECT_EQ(
+      errors_of(R"({"routes": [{"static": {"root": "/", "types": {".js": "a/b", "a/b": "c/d",
+          "": "x/y", "ok": 1, "bad": "text/x\r\nSet-Cookie: a", "empty": "",
+          "Txt": "text/a", "tXt": "text/b"}}}]})"),
+      (Errors{
+          R"(routes[0].static.types.: must be an extension without the dot (a token without '.' or '/'))",
+          R"(routes[0].static.types..js: must be an extension without the dot (a token without '.' or '/'))",
+          R"(routes[0].static.types.a/b: must be an extension without the dot (a token without '.' or '/'))",
+          R"(routes[0].static.types.bad: must be a media type without control characters (got "text/x\r\nSet-Cookie: a"))",
+          R"(routes[0].static.types.empty: must be a media type without control characters (got ""))",
+          R"(routes[0].static.types.ok: must be a media type without control characters)",
+          R"(routes[0].static.types.tXt: repeats an extension (extensions are compared case-insensitively))"}));
+}
+
 }  // namespace
 }  // namespace ringhttpd::master

@@ -38,6 +38,16 @@ TEST(StaticMediaType, ByExtensionCaseInsensitive) {
   EXPECT_EQ(media_type("noext"), "application/octet-stream");
 }
 
+TEST(StaticMediaType, TheRouteTableComesFirst) {
+  const MediaTypes types{{"txt", "text/plain; charset=iso-8859-1"}, {"map", "application/json"}};
+  EXPECT_EQ(media_type("a.txt", types), "text/plain; charset=iso-8859-1");
+  EXPECT_EQ(media_type("dir/A.TXT", types), "text/plain; charset=iso-8859-1");
+  EXPECT_EQ(media_type("x.js.map", types), "application/json");      // the last extension
+  EXPECT_EQ(media_type("a.css", types), "text/css; charset=utf-8");  // the built-in table
+  EXPECT_EQ(media_type("txt", types), "application/octet-stream");   // no extension
+  EXPECT_EQ(media_type("d.txt/noext", types), "application/octet-stream");
+}
+
 TEST(StaticRange, OneRangeOrTheWhole) {
   ByteRange r;
   EXPECT_EQ(parse_range("bytes=0-9", 100, r), RangeAnswer::partial);
