@@ -35,17 +35,19 @@ void Stream::consume(size_t n) {
   n = std::min(n, in_.size() - in_at_);
   in_at_ += n;
   uncredited_ += n;
-  compact_in();
+  compact(in_, in_at_);
   if (!in_done_ && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(shared_from_this());
 }
 
-void Stream::compact_in() {
-  if (in_at_ == in_.size()) {
-    in_.clear();
-    in_at_ = 0;
-  } else if (in_at_ >= 65536 && in_at_ * 2 >= in_.size()) {
-    in_.erase(0, in_at_);
-    in_at_ = 0;
+// Drops the first `at` bytes of `buffer` once they are all of it, or at
+// least 64 KiB and half of it: few moves, and a bounded dead prefix.
+void Stream::compact(std::string& buffer, size_t& at) {
+  if (at == buffer.size()) {
+    buffer.clear();
+    at = 0;
+  } else if (at >= 65536 && at * 2 >= buffer.size()) {
+    buffer.erase(0, at);
+    at = 0;
   }
 }
 
@@ -263,13 +265,7 @@ void Stream::pump() {
     out_at_ += piece;
     out_sent_ += piece;
   }
-  if (out_at_ == out_.size()) {
-    out_.clear();
-    out_at_ = 0;
-  } else if (out_at_ >= 65536 && out_at_ * 2 >= out_.size()) {
-    out_.erase(0, out_at_);
-    out_at_ = 0;
-  }
+  compact(out_, out_at_);
   if (!end_sent_ && out_state_ == Out::finished && out_left() == 0) {
     ch.send_body(proto::kResponseBody, proto::kRecordEnd, id_, {});
     end_sent_ = true;

@@ -72,7 +72,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   void send_head_record();
   uint64_t window_left() const;
   uint64_t out_left() const { return out_.size() - out_at_; }
-  void compact_in();
+  static void compact(std::string& buffer, size_t& at);
 
   ServiceProcess& owner_;
   const uint32_t network_;
