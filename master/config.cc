@@ -472,7 +472,8 @@ void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors
   if (ups == nullptr) {
     fail(errors, join(path, "upstreams"), "is required for a proxy service");
   } else if (!ups->is_array() || ups->empty()) {
-    fail(errors, join(path, "upstreams"), "must be a non-empty array of \"host:port\" or \"unix:/path\"");
+    fail(errors, join(path, "upstreams"),
+         "must be a non-empty array of \"host:port\" or \"unix:/path\"");
   } else {
     for (size_t i = 0; i < ups->size(); ++i) {
       const json& u = (*ups)[i];
@@ -495,7 +496,8 @@ void read_module(const json& v, std::string_view path, ServiceSettings* s, Error
     fail(errors, join(path, "path"), "is required for a module service");
   } else if (read_string(v, "path", path, &s->module.path, errors) &&
              !s->module.path.starts_with('/')) {
-    fail(errors, join(path, "path"), "must be an absolute path (got " + quote(s->module.path) + ")");
+    fail(errors, join(path, "path"),
+         "must be an absolute path (got " + quote(s->module.path) + ")");
   }
   if (const json* config = member(v, "config")) {
     if (!config->is_object()) {
@@ -511,10 +513,19 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                         Errors* errors) {
   static constexpr std::array<std::string_view, 6> kCommon = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms"};
-  static constexpr std::array<std::string_view, 13> kProxy = {
-      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "upstreams",
-      "balance", "connect_timeout_ms", "response_timeout_ms", "idle_timeout_ms", "keepalive",
-      "fail_timeout_ms"};
+  static constexpr std::array<std::string_view, 13> kProxy = {"name",
+                                                              "type",
+                                                              "processes",
+                                                              "ring_bytes",
+                                                              "timeout_ms",
+                                                              "kill_after_ms",
+                                                              "upstreams",
+                                                              "balance",
+                                                              "connect_timeout_ms",
+                                                              "response_timeout_ms",
+                                                              "idle_timeout_ms",
+                                                              "keepalive",
+                                                              "fail_timeout_ms"};
   static constexpr std::array<std::string_view, 8> kModule = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "path", "config"};
   if (type == "proxy") return check_object(v, path, kProxy, errors);

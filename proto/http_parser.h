@@ -93,8 +93,8 @@ class RequestParser {
 
   struct Impl;
   ParserLimits limits_;
-  RequestEvents scratch_;  // collect(): this call's events
-  HttpRequest partial_;    // collect(): the request whose end is still to come
+  RequestEvents scratch_;       // collect(): this call's events
+  HttpRequest partial_;         // collect(): the request whose end is still to come
   std::unique_ptr<Impl> impl_;  // created by the first feed()
 };
 

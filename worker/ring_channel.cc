@@ -41,8 +41,8 @@ bool RingChannel::try_send(uint16_t head_type, uint16_t body_type, uint64_t id,
 }
 
 bool RingChannel::try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
-                                   std::string_view head,
-                                   std::span<const std::string_view> pieces, bool end) {
+                                   std::string_view head, std::span<const std::string_view> pieces,
+                                   bool end) {
   std::string_view body;
   if (pieces.size() == 1) {
     body = pieces[0];

@@ -55,9 +55,8 @@ class RingChannel {
   // first bytes of `pieces` (joined), the rest follow as body records; with
   // `end` the last record carries kRecordEnd. False (nothing written) when
   // the head record does not fit in the ring now, or could never fit.
-  bool try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
-                        std::string_view head, std::span<const std::string_view> pieces,
-                        bool end);
+  bool try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
+                        std::span<const std::string_view> pieces, bool end);
   // More body of a message whose head was sent: cut into records of at most
   // max_piece() bytes; with `end` the last one (empty if there are no
   // bytes) carries kRecordEnd.

@@ -21,8 +21,8 @@ bool RingWriter::push_now(const Queued& q) {
   return true;
 }
 
-void RingWriter::push_or_queue(uint16_t type, uint16_t flags, uint64_t id,
-                               std::string_view payload, bool body) {
+void RingWriter::push_or_queue(uint16_t type, uint16_t flags, uint64_t id, std::string_view payload,
+                               bool body) {
   if (queue_.empty()) {
     if (!body || ring_.unconsumed() + shm::record_footprint(payload.size()) <= body_room()) {
       if (try_push(type, flags, id, &payload, 1)) return;

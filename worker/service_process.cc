@@ -205,9 +205,11 @@ bool ServiceProcess::watch(int fd, uint32_t events, std::function<void(uint32_t)
     return false;
   }
   const uint64_t serial = next_watch_++;
-  const std::string err = loop_.add(fd, events, make_token(TokenKind::handler, serial << 24 | static_cast<uint64_t>(fd)));
+  const std::string err = loop_.add(
+      fd, events, make_token(TokenKind::handler, serial << 24 | static_cast<uint64_t>(fd)));
   if (!err.empty()) return false;
-  watches_.emplace(fd, Watch{serial, std::make_shared<std::function<void(uint32_t)>>(std::move(ready))});
+  watches_.emplace(
+      fd, Watch{serial, std::make_shared<std::function<void(uint32_t)>>(std::move(ready))});
   return true;
 }
 
@@ -215,7 +217,8 @@ bool ServiceProcess::modify(int fd, uint32_t events) {
   auto it = watches_.find(fd);
   if (it == watches_.end()) return false;
   return loop_
-      .modify(fd, events, make_token(TokenKind::handler, it->second.serial << 24 | static_cast<uint64_t>(fd)))
+      .modify(fd, events,
+              make_token(TokenKind::handler, it->second.serial << 24 | static_cast<uint64_t>(fd)))
       .empty();
 }
 
@@ -231,9 +234,7 @@ void ServiceProcess::on_handler_event(uint64_t id, uint32_t events) {
   (*ready)(events);
 }
 
-void ServiceProcess::mark_dirty(const std::shared_ptr<Stream>& stream) {
-  dirty_.push_back(stream);
-}
+void ServiceProcess::mark_dirty(const std::shared_ptr<Stream>& stream) { dirty_.push_back(stream); }
 
 void ServiceProcess::mark_notify(const std::shared_ptr<Stream>& stream) {
   notify_.push_back(stream);
@@ -297,8 +298,7 @@ void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& 
 void ServiceProcess::on_head(uint32_t network, const shm::RecordView& rec) {
   ServiceRequest head;
   uint64_t body_length = 0;
-  const size_t used =
-      proto::decode_request_head(rec.payload, head.http, head.origin, body_length);
+  const size_t used = proto::decode_request_head(rec.payload, head.http, head.origin, body_length);
   auto& table = streams_[network];
   if (used == 0 || table.count(rec.id) != 0) {
     // Not a request (or a second head for one in progress): 500 under its id.
@@ -310,8 +310,8 @@ void ServiceProcess::on_head(uint32_t network, const shm::RecordView& rec) {
     count_done(1, 1);
     return;
   }
-  auto stream = std::make_shared<Stream>(*this, network, rec.id, std::move(head), body_length,
-                                         !streaming_);
+  auto stream =
+      std::make_shared<Stream>(*this, network, rec.id, std::move(head), body_length, !streaming_);
   table.emplace(rec.id, stream);
   const bool end = rec.flags & proto::kRecordEnd;
   if (!stream->take_body(rec.payload.substr(used), end)) return;

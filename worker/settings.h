@@ -26,14 +26,14 @@ struct NetworkSettings {
 
 // A "proxy" service's upstreams and how it talks to them.
 struct ProxySettings {
-  std::vector<std::string> upstreams;     // "host:port" (IPv4 or [IPv6]) or "unix:/path"
-  std::string balance = "round_robin";    // or "least_conn"
-  uint32_t connect_timeout_ms = 1000;     // connect, then 502 (and the upstream rests)
-  uint32_t response_timeout_ms = 0;       // request sent -> response head, then 504
-                                          // (0 in the file = the service's timeout_ms)
-  uint32_t idle_timeout_ms = 60000;       // an idle kept-alive upstream connection closes
-  uint32_t keepalive = 32;                // idle connections kept per upstream per process
-  uint32_t fail_timeout_ms = 10000;       // a failed upstream is passed over this long
+  std::vector<std::string> upstreams;   // "host:port" (IPv4 or [IPv6]) or "unix:/path"
+  std::string balance = "round_robin";  // or "least_conn"
+  uint32_t connect_timeout_ms = 1000;   // connect, then 502 (and the upstream rests)
+  uint32_t response_timeout_ms = 0;     // request sent -> response head, then 504
+                                        // (0 in the file = the service's timeout_ms)
+  uint32_t idle_timeout_ms = 60000;     // an idle kept-alive upstream connection closes
+  uint32_t keepalive = 32;              // idle connections kept per upstream per process
+  uint32_t fail_timeout_ms = 10000;     // a failed upstream is passed over this long
 };
 
 // A "module" service: a shared object with the C ABI of
@@ -52,8 +52,8 @@ struct ServiceSettings {
   uint32_t timeout_ms = 5000;     // a request not answered in time gets 504
   uint32_t kill_after_ms = 0;     // a request held this long: the process is replaced
                                   // (0 in the file = 2 x timeout_ms, resolved by the loader)
-  ProxySettings proxy;    // type "proxy" only
-  ModuleSettings module;  // type "module" only
+  ProxySettings proxy;            // type "proxy" only
+  ModuleSettings module;          // type "module" only
 };
 
 // A fixed answer given by the network process itself (route "respond").

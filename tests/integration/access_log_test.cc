@@ -113,7 +113,13 @@ TEST(AccessLogFile, JsonLinesAndANewFileAfterRotation) {
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_FALSE(lines_of(path).empty()) << "nothing written to the new file";
-  EXPECT_EQ(lines_of(path + ".1").size(), 3u);
+  // The old file keeps its three lines, and may end with /healthz lines a
+  // network process wrote before it took the reopen (one loop iteration).
+  const auto old_lines = lines_of(path + ".1");
+  ASSERT_GE(old_lines.size(), 3u);
+  for (size_t i = 0; i < old_lines.size(); ++i) {
+    EXPECT_EQ(json::parse(old_lines[i])["target"], i < 3 ? "/echo" : "/healthz") << i;
+  }
 }
 
 TEST(AccessLogFile, AnUnwritablePathFailsTheStartNamingTheKey) {

@@ -395,11 +395,13 @@ TEST(Config, ProxyKeysAreCheckedAndNamed) {
   EXPECT_EQ(p.response_timeout_ms, 7000u);  // defaults to the service's timeout
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy"}]})"),
             Errors{"services[0].upstreams: is required for a proxy service"});
-  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy",
+  EXPECT_EQ(
+      errors_of(R"({"services": [{"name": "a", "type": "proxy",
                  "upstreams": ["127.0.0.1:9000", "nohost", "h:70000"], "balance": "random"}]})"),
-            (Errors{R"(services[0].upstreams[1]: must be "host:port" or "unix:/path" (got "nohost"))",
-                    R"(services[0].upstreams[2]: must be "host:port" or "unix:/path" (got "h:70000"))",
-                    R"(services[0].balance: must be one of "round_robin", "least_conn" (got "random"))"}));
+      (Errors{
+          R"(services[0].upstreams[1]: must be "host:port" or "unix:/path" (got "nohost"))",
+          R"(services[0].upstreams[2]: must be "host:port" or "unix:/path" (got "h:70000"))",
+          R"(services[0].balance: must be one of "round_robin", "least_conn" (got "random"))"}));
   // Keys of another type are unknown here, and proxy keys elsewhere.
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy",
                  "upstreams": ["127.0.0.1:1"], "path": "/x.so"}]})"),

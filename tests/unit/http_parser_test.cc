@@ -1041,9 +1041,10 @@ TEST(HttpParserEvents, TheBodyLimitStillAppliesWhenNothingIsCollected) {
   limits.max_body_bytes = 8;
   RequestParser parser(limits);
   RequestEvents ev;
-  EXPECT_FALSE(parser.feed_events(
-      "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n",
-      ev));
+  EXPECT_FALSE(
+      parser.feed_events("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                         "chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n",
+                         ev));
   EXPECT_EQ(parser.error_status(), 413);
   EXPECT_EQ(Kinds(ev), "HB");  // the piece within the limit, then the failure
 }

@@ -164,8 +164,8 @@ TEST(RingChannel, ABrokenRingIsReportedOnceAndReadNoMore) {
 TEST(RingChannel, AMessageCanBeSentBeforeItsBodyHasArrived) {
   Pair p(1 << 16);
   const std::string_view first[] = {"ab", "cd"};
-  ASSERT_TRUE(p.network.try_send_message(proto::kRequestHead, proto::kRequestBody, 3, "H", first,
-                                         false));
+  ASSERT_TRUE(
+      p.network.try_send_message(proto::kRequestHead, proto::kRequestBody, 3, "H", first, false));
   shm::RecordView rec;
   ASSERT_TRUE(p.service.next(rec));
   EXPECT_EQ(rec.type, proto::kRequestHead);
@@ -203,8 +203,8 @@ TEST(RingChannel, BodyRecordsLeaveHalfTheRingForHeadsAndCredits) {
   EXPECT_GT(p.network.queued_bytes(), 0u);
   // A new message's head goes in now, past the queued body.
   const std::string_view none[] = {""};
-  EXPECT_TRUE(p.network.try_send_message(proto::kRequestHead, proto::kRequestBody, 2, "H2", none,
-                                         true));
+  EXPECT_TRUE(
+      p.network.try_send_message(proto::kRequestHead, proto::kRequestBody, 2, "H2", none, true));
   p.network.send_control(proto::kCredit, 9, proto::encode_credit(100));
   // The reader sees them all, and the queue drains as it reads.
   uint64_t body = 0;

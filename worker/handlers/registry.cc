@@ -5,8 +5,8 @@
 
 #include "worker/handler.h"
 #include "worker/handlers/echo.h"
-#include "worker/handlers/proxy.h"
 #include "worker/handlers/module.h"
+#include "worker/handlers/proxy.h"
 #include "worker/log.h"
 
 namespace ringhttpd::worker {
