@@ -8,10 +8,15 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -442,6 +447,62 @@ TEST(Proxy, HostStaysAndAnImpossibleStatusIsRefused) {
   auto after = http_get(server.port(), "/fine");
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 200);
+}
+
+// nginx as the upstream, when it is installed (Debian: nginx-light):
+// requests and a large body through it, over kept-alive connections.
+TEST(Proxy, InFrontOfNginx) {
+  if (::access("/usr/sbin/nginx", X_OK) != 0) GTEST_SKIP() << "nginx is not installed";
+  char dir_template[] = "/tmp/rh-nginx-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  ::chmod(dir.c_str(), 0755);  // nginx's workers run as another user when we are root
+  int port;
+  {
+    Upstream probe([](const UpRequest&, int) { return false; });
+    port = probe.port();  // free a moment ago; nginx binds it below
+  }
+  {
+    std::ofstream big(dir + "/big.bin");
+    big << std::string(3 << 20, 'n');
+    big.close();
+    ::chmod((dir + "/big.bin").c_str(), 0644);
+    std::ofstream conf(dir + "/nginx.conf");
+    conf << "worker_processes 1; daemon off; pid " << dir << "/nginx.pid; error_log " << dir
+         << "/error.log;\nevents { worker_connections 256; }\nhttp { access_log off;"
+         << " server { listen 127.0.0.1:" << port << "; root " << dir << ";"
+         << " location = /hello { return 200 \"hello from nginx\\n\"; } } }\n";
+  }
+  const pid_t nginx = ::fork();
+  if (nginx == 0) {
+    ::execl("/usr/sbin/nginx", "nginx", "-c", (dir + "/nginx.conf").c_str(), "-p",
+            (dir + "/").c_str(), "-e", (dir + "/error.log").c_str(), nullptr);
+    ::_exit(127);
+  }
+  Server server(config({"127.0.0.1:" + std::to_string(port)}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::optional<Client::Response> r;
+  const auto until = Clock::now() + 5s;  // nginx may still be starting
+  while (Clock::now() < until) {
+    r = http_get(server.port(), "/hello");
+    if (r && r->status == 200) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "hello from nginx\n");
+  Client c(server.port());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(c.send("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto b = c.read_response(10s);
+    ASSERT_TRUE(b) << i;
+    EXPECT_EQ(b->status, 200);
+    EXPECT_EQ(b->body.size(), size_t{3} << 20);
+  }
+  ::kill(nginx, SIGQUIT);
+  int status = 0;
+  ::waitpid(nginx, &status, 0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
