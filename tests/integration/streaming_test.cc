@@ -566,7 +566,13 @@ TEST(Streaming, AnUploadInProgressFinishesAcrossAGracefulStop) {
                      "\r\n\r\n" + std::string(100000, 's')));
   std::this_thread::sleep_for(100ms);
   ASSERT_EQ(::kill(server.pid(), SIGTERM), 0);
-  ASSERT_TRUE(server.wait_for_log("stopping", 5s));
+  // The network process has begun its stop once the port refuses new
+  // connections (it and the supervisor closed their listener copies).
+  const auto until = Clock::now() + 5s;
+  while (Client(server.port()).connected() && Clock::now() < until) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_FALSE(Client(server.port()).connected()) << "the stop did not begin";
   ASSERT_TRUE(r.send(std::string(100000, 's')));
   const std::string head = r.read_head();
   EXPECT_NE(head.find("200 OK"), std::string::npos) << head << server.log();
