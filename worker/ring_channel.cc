@@ -23,42 +23,57 @@ RingChannel::RingChannel(shm::Ring out, shm::Ring in, int peer_wake_fd)
 
 uint64_t RingChannel::max_head() const { return shm::max_record_payload(out_.ring().capacity()); }
 
+// The body as one view (pieces joined only when there are several), and how
+// much of it rides in the head record; 0 with `fits` false when the head
+// could never fit in this ring.
+RingChannel::FirstRecord RingChannel::first_record(std::string_view head,
+                                                   std::span<const std::string_view> pieces) {
+  FirstRecord r;
+  if (pieces.size() == 1) {
+    r.body = pieces[0];
+  } else if (pieces.size() > 1) {
+    gather_.clear();
+    for (std::string_view p : pieces) gather_.append(p);
+    r.body = gather_;
+  }
+  const uint64_t limit = max_head();
+  r.fits = head.size() < limit;
+  if (r.fits) {
+    r.first = std::min({out_.max_payload(), limit - head.size(), uint64_t{r.body.size()}});
+  }
+  return r;
+}
+
 bool RingChannel::try_send(uint16_t head_type, uint16_t body_type, uint64_t id,
                            std::string_view head, std::string_view body) {
-  const uint64_t limit = max_head();
-  if (head.size() >= limit) return false;
-  const std::string_view first =
-      body.substr(0, std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}}));
-  const std::string_view parts[2] = {head, first};
-  const uint16_t flags = first.size() == body.size() ? proto::kRecordEnd : 0;
-  if (!out_.try_push(head_type, flags, id, parts, 2)) return false;
-  for (size_t at = first.size(); at < body.size(); at += out_.max_payload()) {
-    const std::string_view piece = body.substr(at, out_.max_payload());
-    const bool last = at + piece.size() == body.size();
-    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece, true);
-  }
-  return true;
+  const std::string_view one[] = {body};
+  return try_send_message(head_type, body_type, id, head, one, true);
 }
 
 bool RingChannel::try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
                                    std::string_view head, std::span<const std::string_view> pieces,
                                    bool end) {
-  std::string_view body;
-  if (pieces.size() == 1) {
-    body = pieces[0];
-  } else if (pieces.size() > 1) {
-    gather_.clear();
-    for (std::string_view p : pieces) gather_.append(p);
-    body = gather_;
-  }
-  const uint64_t limit = max_head();
-  if (head.size() >= limit) return false;
-  const std::string_view first =
-      body.substr(0, std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}}));
-  const std::string_view parts[2] = {head, first};
-  const uint16_t flags = end && first.size() == body.size() ? proto::kRecordEnd : 0;
+  const FirstRecord r = first_record(head, pieces);
+  if (!r.fits) return false;
+  const std::string_view parts[2] = {head, r.body.substr(0, r.first)};
+  const uint16_t flags = end && r.first == r.body.size() ? proto::kRecordEnd : 0;
   if (!out_.try_push(head_type, flags, id, parts, 2)) return false;
-  if (first.size() < body.size()) send_rest(body_type, id, body.substr(first.size()), end);
+  if (r.first < r.body.size()) send_rest(body_type, id, r.body.substr(r.first), end);
+  return true;
+}
+
+bool RingChannel::send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
+                               std::string_view head, std::span<const std::string_view> pieces,
+                               bool end) {
+  if (try_send_message(head_type, body_type, id, head, pieces, end)) return true;
+  const FirstRecord r = first_record(head, pieces);
+  if (!r.fits) return false;
+  std::string record;
+  record.reserve(head.size() + r.first);
+  record.append(head).append(r.body.substr(0, r.first));
+  out_.push_or_queue(head_type, end && r.first == r.body.size() ? proto::kRecordEnd : 0, id,
+                     record);
+  if (r.first < r.body.size()) send_rest(body_type, id, r.body.substr(r.first), end);
   return true;
 }
 
@@ -83,20 +98,8 @@ void RingChannel::send_rest(uint16_t body_type, uint64_t id, std::string_view bo
 
 bool RingChannel::send(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
                        std::string_view body) {
-  if (try_send(head_type, body_type, id, head, body)) return true;
-  const uint64_t limit = max_head();
-  if (head.size() >= limit) return false;
-  const size_t first = std::min({out_.max_payload(), limit - head.size(), uint64_t{body.size()}});
-  std::string record;
-  record.reserve(head.size() + first);
-  record.append(head).append(body.substr(0, first));
-  out_.push_or_queue(head_type, first == body.size() ? proto::kRecordEnd : 0, id, record);
-  for (size_t at = first; at < body.size(); at += out_.max_payload()) {
-    const std::string_view piece = body.substr(at, out_.max_payload());
-    const bool last = at + piece.size() == body.size();
-    out_.push_or_queue(body_type, last ? proto::kRecordEnd : 0, id, piece, true);
-  }
-  return true;
+  const std::string_view one[] = {body};
+  return send_message(head_type, body_type, id, head, one, true);
 }
 
 void RingChannel::send_record(uint16_t type, uint16_t flags, uint64_t id,

@@ -57,6 +57,10 @@ class RingChannel {
   // the head record does not fit in the ring now, or could never fit.
   bool try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
                         std::span<const std::string_view> pieces, bool end);
+  // The same, queueing what does not fit now; false only when the head
+  // could never fit in this ring.
+  bool send_message(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
+                    std::span<const std::string_view> pieces, bool end);
   // More body of a message whose head was sent: cut into records of at most
   // max_piece() bytes; with `end` the last one (empty if there are no
   // bytes) carries kRecordEnd.
@@ -111,6 +115,12 @@ class RingChannel {
   void reset();
 
  private:
+  struct FirstRecord {
+    std::string_view body;  // the pieces as one view
+    uint64_t first = 0;     // bytes of it in the head record
+    bool fits = false;      // the head can ever fit in this ring
+  };
+  FirstRecord first_record(std::string_view head, std::span<const std::string_view> pieces);
   void send_rest(uint16_t body_type, uint64_t id, std::string_view body, bool end);
 
   RingWriter out_;

@@ -234,6 +234,15 @@ void ServiceProcess::on_handler_event(uint64_t id, uint32_t events) {
   (*ready)(events);
 }
 
+// What a network process sent cannot be a request: 500 under its id.
+void ServiceProcess::refuse_request(uint32_t network, uint64_t id, const char* why) {
+  log_error(std::string("bad request record from a network process (") + why + "); answering 500");
+  const std::string_view body = "malformed request record\n";
+  std::string encoded;
+  proto::encode_response_head(500, {}, body.size(), encoded);
+  channels_[network].send(proto::kResponseHead, proto::kResponseBody, id, encoded, body);
+}
+
 void ServiceProcess::mark_dirty(const std::shared_ptr<Stream>& stream) { dirty_.push_back(stream); }
 
 void ServiceProcess::mark_notify(const std::shared_ptr<Stream>& stream) {
@@ -302,11 +311,7 @@ void ServiceProcess::on_head(uint32_t network, const shm::RecordView& rec) {
   auto& table = streams_[network];
   if (used == 0 || table.count(rec.id) != 0) {
     // Not a request (or a second head for one in progress): 500 under its id.
-    log_error("bad request record from a network process (malformed request head); answering 500");
-    const std::string_view body = "malformed request record\n";
-    std::string encoded;
-    proto::encode_response_head(500, {}, body.size(), encoded);
-    channels_[network].send(proto::kResponseHead, proto::kResponseBody, rec.id, encoded, body);
+    refuse_request(network, rec.id, "malformed request head");
     count_done(1, 1);
     return;
   }

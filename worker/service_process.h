@@ -46,6 +46,8 @@ class ServiceProcess : public HandlerLoop {
   // The stream is over (its end was sent, or it was cancelled or refused):
   // it leaves its table and the in-flight count.
   void retire(Stream& stream, bool answered);
+  // 500 for a record that is not a request (logged with `why`).
+  void refuse_request(uint32_t network, uint64_t id, const char* why);
 
   // ---- HandlerLoop ----
   bool watch(int fd, uint32_t events, std::function<void(uint32_t)> ready) override;

@@ -87,13 +87,11 @@ ServiceRequest Stream::take_whole_request() {
 // What the network process sent cannot be a request: 500 now (or, once the
 // response has begun, an aborted response), and the stream ends.
 void Stream::refuse(const char* why) {
-  log_error(std::string("bad request record from a network process (") + why + "); answering 500");
   if (!head_sent_) {
-    const std::string_view body = "malformed request record\n";
-    std::string head;
-    proto::encode_response_head(500, {}, body.size(), head);
-    owner_.channel(network_).send(proto::kResponseHead, proto::kResponseBody, id_, head, body);
+    owner_.refuse_request(network_, id_, why);
   } else {
+    log_error(std::string("bad request record from a network process (") + why +
+              "); the response is cut off");
     owner_.channel(network_).send_body(proto::kResponseBody,
                                        proto::kRecordEnd | proto::kRecordAbort, id_, {});
   }
@@ -226,11 +224,7 @@ void Stream::send_head_record() {
   const std::string_view piece[] = {std::string_view(out_).substr(out_at_, first)};
   // Straight into the ring (head and body in one record, no copy here);
   // when the ring is full, joined and queued.
-  if (!ch.try_send_message(proto::kResponseHead, proto::kResponseBody, id_, head_record_, piece,
-                           end)) {
-    head_record_.append(piece[0]);
-    ch.send_record(proto::kResponseHead, end ? proto::kRecordEnd : 0, id_, head_record_);
-  }
+  ch.send_message(proto::kResponseHead, proto::kResponseBody, id_, head_record_, piece, end);
   head_record_.clear();
   head_sent_ = true;
   end_sent_ = end;
