@@ -325,7 +325,7 @@ TEST(Lifecycle, AHandlerThatNeverAnswersGets504AndItsProcessIsReplaced) {
   EXPECT_EQ(other->status, 200);
   const pid_t replacement = wait_replaced(server, title, hung, 5s);
   ASSERT_GT(replacement, 0) << server.log();
-  EXPECT_NE(server.log().find("past kill_after_ms"), std::string::npos);
+  EXPECT_TRUE(server.wait_for_log("past kill_after_ms", 10s));
   auto after = http_get(server.port(), "/fast");
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 200);
@@ -416,7 +416,7 @@ TEST(Lifecycle, AResponseThatLiesAboutItsLengthOrOrderGets502) {
     EXPECT_EQ(r->status, 502) << lie.what;
   }
   EXPECT_EQ(server.child("ringhttpd: network g1 #0"), network) << "the reader must survive";
-  EXPECT_NE(server.log().find("bad response"), std::string::npos) << server.log();
+  EXPECT_TRUE(server.wait_for_log("bad response", 10s)) << server.log();
   // The stopped service's view of its response ring is now stale (the test
   // wrote behind its back): replace it rather than let it write over ours.
   ::kill(service, SIGKILL);
@@ -450,7 +450,7 @@ TEST(Lifecycle, AServiceThatCorruptsItsRingIsReplacedAndTheReaderLivesOn) {
   }
   ASSERT_GT(wait_replaced(server, title, writer, 5s), 0) << server.log();
   EXPECT_EQ(server.child("ringhttpd: network g1 #0"), reader) << "the reader must survive";
-  EXPECT_NE(server.log().find("wrote a ring"), std::string::npos) << server.log();
+  EXPECT_TRUE(server.wait_for_log("wrote a ring", 10s)) << server.log();
   for (int i = 0; i < 10; ++i) {
     auto r = http_get(server.port(), "/echo");
     ASSERT_TRUE(r);
@@ -518,7 +518,7 @@ TEST(Reload, AListenerThatCannotBeBoundFailsTheReloadCleanly) {
   server.rewrite_config(config(more));
   ::kill(server.pid(), SIGHUP);
   ASSERT_TRUE(server.wait_for_log("keeps serving", 10s)) << server.log();
-  EXPECT_NE(server.log().find("listeners[1]: bind"), std::string::npos) << server.log();
+  EXPECT_TRUE(server.wait_for_log("listeners[1]: bind", 10s)) << server.log();
   EXPECT_EQ(server.segments().size(), 1u);
   auto r = http_get(server.port(), "/echo");
   ASSERT_TRUE(r);
@@ -594,7 +594,7 @@ TEST(Reload, ANewGenerationThatDiesBeforeReadyIsRolledBack) {
   server.rewrite_config(bad.dump());
   ::kill(server.pid(), SIGHUP);
   ASSERT_TRUE(server.wait_for_log("keeps serving", 10s)) << server.log();
-  EXPECT_NE(server.log().find("before it was ready"), std::string::npos) << server.log();
+  EXPECT_TRUE(server.wait_for_log("before it was ready", 10s)) << server.log();
   ASSERT_TRUE(server.wait_for_log("generation 2 ended", 10s)) << server.log();
   EXPECT_EQ(server.segments().size(), 1u);
   ASSERT_TRUE(c.send(kGetEcho));  // the same connection, untouched

@@ -199,7 +199,7 @@ TEST(Limits, ASecondSignalHurriesAGracefulStop) {
   ::kill(server.pid(), SIGINT);
   const int status = server.stop(0, 5s);  // well before the 10 s drain
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << server.log();
-  EXPECT_NE(server.log().find("stopping now"), std::string::npos) << server.log();
+  EXPECT_TRUE(server.wait_for_log("stopping now", 10s)) << server.log();
 }
 
 long rss_kib(pid_t pid) {

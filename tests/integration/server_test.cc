@@ -201,7 +201,7 @@ TEST(Server, SigtermStopsEverythingAndRemovesTheSegment) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(wait_gone(kids, 10s));
   EXPECT_FALSE(exists(segment));
-  EXPECT_NE(server.log().find("stopped"), std::string::npos) << server.log();
+  EXPECT_TRUE(server.wait_for_log("stopped", 10s)) << server.log();
 }
 
 TEST(Server, SigintStopsEverythingToo) {
@@ -254,8 +254,7 @@ TEST(Server, ReadyAndReloadLinesAreLoggedAtEveryLevel) {
     config["log"]["level"] = level;
     Server server(config.dump());
     ASSERT_TRUE(server.ready()) << level << server.log();
-    EXPECT_NE(server.log().find("notice: ready: listening on 127.0.0.1:"), std::string::npos)
-        << server.log();
+    EXPECT_TRUE(server.wait_for_log("notice: ready: listening on 127.0.0.1:", 10s)) << server.log();
     ::kill(server.pid(), SIGHUP);
     EXPECT_TRUE(server.wait_for_log("notice: reload: generation 2 serving after ", 10s))
         << level << server.log();
