@@ -511,14 +511,15 @@ void read_module(const json& v, std::string_view path, ServiceSettings* s, Error
 // Keys every service has, then those of its type.
 bool check_service_keys(const json& v, std::string_view path, std::string_view type,
                         Errors* errors) {
-  static constexpr std::array<std::string_view, 6> kCommon = {
-      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms"};
-  static constexpr std::array<std::string_view, 13> kProxy = {"name",
+  static constexpr std::array<std::string_view, 7> kCommon = {
+      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "scheduling"};
+  static constexpr std::array<std::string_view, 14> kProxy = {"name",
                                                               "type",
                                                               "processes",
                                                               "ring_bytes",
                                                               "timeout_ms",
                                                               "kill_after_ms",
+                                                              "scheduling",
                                                               "upstreams",
                                                               "balance",
                                                               "connect_timeout_ms",
@@ -526,8 +527,9 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                                                               "idle_timeout_ms",
                                                               "keepalive",
                                                               "fail_timeout_ms"};
-  static constexpr std::array<std::string_view, 8> kModule = {
-      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "path", "config"};
+  static constexpr std::array<std::string_view, 9> kModule = {
+      "name",          "type",       "processes", "ring_bytes", "timeout_ms",
+      "kill_after_ms", "scheduling", "path",      "config"};
   if (type == "proxy") return check_object(v, path, kProxy, errors);
   if (type == "module") return check_object(v, path, kModule, errors);
   return check_object(v, path, kCommon, errors);
@@ -542,6 +544,8 @@ void read_service(const json& v, std::string_view path, ServiceSettings* s, Erro
   if (!check_service_keys(v, path, s->type, errors)) return;
   read_service_name(v, path, &s->name, errors);
   read_uint_fields(v, path, kServiceFields, s, errors);
+  static constexpr std::array<std::string_view, 2> kScheduling = {"batch", "normal"};
+  read_enum(v, "scheduling", path, kScheduling, &s->scheduling, errors);
   if (!std::has_single_bit(s->ring_bytes)) {
     fail(errors, join(path, "ring_bytes"),
          "must be a power of two (got " + std::to_string(s->ring_bytes) + ")");

@@ -59,7 +59,8 @@ json config_to_json(const Config& c) {
                         {"processes", s.processes},
                         {"ring_bytes", s.ring_bytes},
                         {"timeout_ms", s.timeout_ms},
-                        {"kill_after_ms", s.kill_after_ms}});
+                        {"kill_after_ms", s.kill_after_ms},
+                        {"scheduling", s.scheduling}});
     json& out = services.back();
     if (s.type == "proxy") {
       out["upstreams"] = s.proxy.upstreams;

@@ -93,6 +93,10 @@ bool Ring::consumer_needs_wake() {
          flag.exchange(0, std::memory_order_acq_rel) != 0;
 }
 
+bool Ring::consumer_asleep() const {
+  return shared(header_->consumer_sleeping).load(std::memory_order_relaxed) != 0;
+}
+
 bool Ring::prepare_producer_wait(uint64_t need_payload) {
   auto flag = shared(header_->producer_waiting);
   flag.store(1, std::memory_order_relaxed);

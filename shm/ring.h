@@ -134,6 +134,10 @@ class Ring {
   // After publishing: true when the consumer announced it sleeps (the flag is
   // cleared; the caller must wake it). Call once per batch, not per record.
   bool consumer_needs_wake();
+  // A hint, read without a fence: the consumer announced it sleeps (or is
+  // about to). Only for choosing where to send; consumer_needs_wake()
+  // decides the wake-up itself.
+  bool consumer_asleep() const;
   // The producer found the ring full: announce it. Returns false when space
   // appeared meanwhile (do not sleep on it; retry now).
   bool prepare_producer_wait(uint64_t need_payload);

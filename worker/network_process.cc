@@ -913,6 +913,7 @@ bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
 int NetworkProcess::pick_service(const ServicePool& pool, int exclude) {
   const uint32_t n_network = env_.segment->header().n_network;
   inflight_scratch_.assign(pool.count, 0);
+  awake_scratch_.assign(pool.count, 0);
   if (available_scratch_.size() != pool.count) available_scratch_.assign(pool.count, 1);
   for (uint32_t k = 0; k < pool.count; ++k) {
     shm::ProcessSlot& slot = env_.segment->slot(n_network + pool.first + k);
@@ -921,8 +922,10 @@ int NetworkProcess::pick_service(const ServicePool& pool, int exclude) {
       continue;
     }
     inflight_scratch_[k] = inflight_of(slot).load(std::memory_order_relaxed);
+    awake_scratch_[k] = channels_[pool.first + k].peer_awake() ? 1 : 0;
   }
-  const int k = choose_service(inflight_scratch_, available_scratch_, round_robin_++);
+  const int k =
+      choose_service(inflight_scratch_, available_scratch_, awake_scratch_, round_robin_++);
   return k < 0 ? -1 : static_cast<int>(pool.first) + k;
 }
 

@@ -95,6 +95,10 @@ class RingChannel {
   // Announces this side sleeps on the incoming ring; false when a record
   // arrived meanwhile (do not sleep).
   bool prepare_sleep() { return in_.prepare_sleep(); }
+  // Sending to the peer now costs no wake-up of its own: it is awake, or
+  // this side already sent to it since the last flush (a hint; see
+  // choose_service).
+  bool peer_awake() const { return out_.published() || !out_.ring().consumer_asleep(); }
   void cancel_sleep() { in_.cancel_sleep(); }
 
   // ---- the peer died (only while it has no process) ----

@@ -50,6 +50,9 @@ class RingWriter {
   // True when records were published since the last call and the consumer
   // sleeps: the caller must write the consumer's eventfd.
   bool take_wake();
+  // Records were published since the last take_wake(): the consumer is
+  // woken at the end of this iteration anyway if it sleeps.
+  bool published() const { return published_; }
 
   shm::Ring& ring() { return ring_; }
   const shm::Ring& ring() const { return ring_; }

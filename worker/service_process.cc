@@ -2,6 +2,7 @@
 // service_process.h and service_stream.h).
 #include "worker/service_process.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,6 +57,18 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
 
 ServiceProcess::~ServiceProcess() = default;
 
+// services[].scheduling: SCHED_BATCH unless "normal". A batch process woken
+// by a network process does not preempt it: the network process finishes
+// its iteration (and its batch of requests) first. Lowering the policy
+// needs no privilege; a failure is logged and the process serves anyway.
+void ServiceProcess::apply_scheduling(const std::string& scheduling) {
+  const sched_param param{};
+  const int policy = scheduling == "normal" ? SCHED_OTHER : SCHED_BATCH;
+  if (::sched_setscheduler(0, policy, &param) != 0) {
+    log_warn(errno_message("sched_setscheduler(" + scheduling + ")"));
+  }
+}
+
 bool ServiceProcess::start() {
   const ServiceSettings& settings = env_.services[static_cast<size_t>(env_.service)];
   handler_ =
@@ -70,6 +83,7 @@ bool ServiceProcess::start() {
     }
     return false;
   }
+  apply_scheduling(settings.scheduling);
   streaming_ = handler_->streams();
   handler_->attach(*this);
   signal_fd_ = make_stop_signalfd();

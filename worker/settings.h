@@ -52,8 +52,11 @@ struct ServiceSettings {
   uint32_t timeout_ms = 5000;     // a request not answered in time gets 504
   uint32_t kill_after_ms = 0;     // a request held this long: the process is replaced
                                   // (0 in the file = 2 x timeout_ms, resolved by the loader)
-  ProxySettings proxy;            // type "proxy" only
-  ModuleSettings module;          // type "module" only
+  // Linux scheduling policy of the service processes: "batch" (SCHED_BATCH:
+  // woken by a network process, it does not preempt it) or "normal".
+  std::string scheduling = "batch";
+  ProxySettings proxy;    // type "proxy" only
+  ModuleSettings module;  // type "module" only
 };
 
 // A fixed answer given by the network process itself (route "respond").

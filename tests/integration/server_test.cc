@@ -2,6 +2,7 @@
 // keep-alive, pipelining, a 1 MiB body, `check`, and clean stop / SIGKILL
 // leaving no process and no segment behind.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -94,6 +95,26 @@ TEST(Server, ProcessTitlesShowRoleGenerationAndIndex) {
       "ringhttpd: network g1 #0", "ringhttpd: network g1 #1", "ringhttpd: service app g1 #0",
       "ringhttpd: service app g1 #1"};
   EXPECT_EQ(titles, expected);
+}
+
+// services[].scheduling: service processes run SCHED_BATCH by default (a
+// wake-up from a network process does not preempt it), SCHED_OTHER when
+// "normal"; network processes keep the normal policy.
+TEST(Server, ServiceProcessesRunTheConfiguredSchedulingPolicy) {
+  for (const std::string scheduling : {"batch", "normal"}) {
+    json config = json::parse(make_config(1, 2));
+    if (scheduling == "normal") config["services"][0]["scheduling"] = "normal";
+    Server server(config.dump());
+    ASSERT_TRUE(server.ready()) << server.log();
+    int services = 0;
+    for (const auto& [pid, title] : server.children()) {
+      const bool service = title.starts_with("ringhttpd: service");
+      services += service ? 1 : 0;
+      const int expected = service && scheduling == "batch" ? SCHED_BATCH : SCHED_OTHER;
+      EXPECT_EQ(::sched_getscheduler(pid), expected) << title << " with " << scheduling;
+    }
+    EXPECT_EQ(services, 2);
+  }
 }
 
 TEST(Server, KeepAliveServesManyRequestsOnOneConnection) {

@@ -382,6 +382,20 @@ TEST(Config, UnknownServiceType) {
             Errors{R"(services[0].type: must be one of "echo", "module", "proxy" (got "php"))"});
 }
 
+TEST(Config, ServiceSchedulingIsBatchOrNormal) {
+  EXPECT_EQ(valid(R"({"services": [{"name": "a"}]})").services[0].scheduling, "batch");
+  EXPECT_EQ(
+      valid(R"({"services": [{"name": "a", "scheduling": "normal"}]})").services[0].scheduling,
+      "normal");
+  EXPECT_EQ(valid(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
+                              "scheduling": "normal"}]})")
+                .services[0]
+                .scheduling,
+            "normal");
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "scheduling": "fifo"}]})"),
+            Errors{R"(services[0].scheduling: must be one of "batch", "normal" (got "fifo"))"});
+}
+
 TEST(Config, ProxyKeysAreCheckedAndNamed) {
   const ConfigResult ok = parse_config(
       R"({"services": [{"name": "api", "type": "proxy", "timeout_ms": 7000,

@@ -55,24 +55,49 @@ TEST(Router, NoMatchGivesNull) {
 TEST(Dispatch, ChoosesTheShortestQueue) {
   const uint64_t inflight[] = {5, 2, 9};
   const uint8_t all[] = {1, 1, 1};
-  EXPECT_EQ(choose_service(inflight, all, 0), 1);
-  EXPECT_EQ(choose_service(inflight, all, 2), 1);
+  EXPECT_EQ(choose_service(inflight, all, {}, 0), 1);
+  EXPECT_EQ(choose_service(inflight, all, {}, 2), 1);
 }
 
 TEST(Dispatch, TiesGoRoundRobinFromStart) {
   const uint64_t inflight[] = {0, 0, 0};
   const uint8_t all[] = {1, 1, 1};
-  EXPECT_EQ(choose_service(inflight, all, 0), 0);
-  EXPECT_EQ(choose_service(inflight, all, 1), 1);
-  EXPECT_EQ(choose_service(inflight, all, 5), 2);
+  EXPECT_EQ(choose_service(inflight, all, {}, 0), 0);
+  EXPECT_EQ(choose_service(inflight, all, {}, 1), 1);
+  EXPECT_EQ(choose_service(inflight, all, {}, 5), 2);
 }
 
 TEST(Dispatch, PassesOverUnavailableProcesses) {
   const uint64_t inflight[] = {0, 7, 3};
   const uint8_t some[] = {0, 1, 1};
-  EXPECT_EQ(choose_service(inflight, some, 0), 2);
+  EXPECT_EQ(choose_service(inflight, some, {}, 0), 2);
   const uint8_t none[] = {0, 0, 0};
-  EXPECT_EQ(choose_service(inflight, none, 0), -1);
+  EXPECT_EQ(choose_service(inflight, none, {}, 0), -1);
+}
+
+TEST(Dispatch, PrefersAnAwakeProcessWithinTheMargin) {
+  const uint64_t inflight[] = {3, 3 + kAwakeMargin, 3 + kAwakeMargin + 1};
+  const uint8_t all[] = {1, 1, 1};
+  const uint8_t second_awake[] = {0, 1, 0};
+  EXPECT_EQ(choose_service(inflight, all, second_awake, 0), 1);
+  const uint8_t third_awake[] = {0, 0, 1};  // one request past the margin: wake the first
+  EXPECT_EQ(choose_service(inflight, all, third_awake, 0), 0);
+}
+
+TEST(Dispatch, AmongAwakeProcessesTheShortestQueueWins) {
+  const uint64_t inflight[] = {0, 4, 2};
+  const uint8_t all[] = {1, 1, 1};
+  const uint8_t awake[] = {0, 1, 1};
+  EXPECT_EQ(choose_service(inflight, all, awake, 0), 2);
+  const uint8_t all_awake[] = {1, 1, 1};
+  EXPECT_EQ(choose_service(inflight, all, all_awake, 1), 0);
+}
+
+TEST(Dispatch, AnAwakeProcessThatCannotTakeItIsPassedOver) {
+  const uint64_t inflight[] = {5, 0};
+  const uint8_t second_only[] = {0, 1};
+  const uint8_t first_awake[] = {1, 0};
+  EXPECT_EQ(choose_service(inflight, second_only, first_awake, 0), 1);
 }
 
 }  // namespace
