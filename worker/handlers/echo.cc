@@ -6,6 +6,8 @@
 #include "worker/handlers/echo.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdio>
 #include <numeric>
 #include <string>
@@ -40,19 +42,23 @@ size_t utf8_sequence(std::string_view s) {
   return overlong || surrogate || cp > 0x10ffff ? 0 : n;
 }
 
+// Bytes copied as they are inside a JSON string: printable ASCII but the
+// quote and the backslash.
+constexpr std::array<bool, 256> kPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x80; ++c) plain[static_cast<size_t>(c)] = c != '"' && c != '\\';
+  return plain;
+}();
+
 void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   size_t i = 0;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (kPlain[c]) {
       const size_t start = i;
-      while (i < s.size()) {
-        const unsigned char d = static_cast<unsigned char>(s[i]);
-        if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-        ++i;
-      }
-      out.append(s.substr(start, i - start));
+      while (i < s.size() && kPlain[static_cast<unsigned char>(s[i])]) ++i;
+      out.append(s.data() + start, i - start);
       continue;
     }
     if (c == '"' || c == '\\') {
@@ -75,17 +81,32 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// `key` is one of this file's literal keys (nothing to escape).
+void append_key(std::string& out, std::string_view key) {
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
 void append_member(std::string& out, std::string_view key, std::string_view value) {
-  append_json_string(out, key);
-  out += ':';
+  append_key(out, key);
   append_json_string(out, value);
   out += ',';
 }
 
 void append_number(std::string& out, std::string_view key, uint64_t value) {
-  append_json_string(out, key);
+  append_key(out, key);
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, end);
+  out += ',';
+}
+
+// A member whose name came from the request (escaped like its value).
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  append_json_string(out, name);
   out += ':';
-  out += std::to_string(value);
+  append_json_string(out, value);
   out += ',';
 }
 
@@ -96,28 +117,33 @@ void append_number(std::string& out, std::string_view key, uint64_t value) {
 // by a hash map (std::hash is unseeded, so a client could send names that all
 // collide and make it quadratic again): the sort is O(n log n) whatever the
 // names are.
-void append_headers(std::string& out, const std::vector<proto::Header>& headers) {
+// The index arrays are the caller's, kept from request to request.
+void append_headers(std::string& out, const std::vector<proto::Header>& headers,
+                    EchoScratch& scratch) {
   constexpr size_t kNone = static_cast<size_t>(-1);
   const size_t n = headers.size();
-  std::vector<size_t> order(n);
+  std::vector<size_t>& order = scratch.order;
+  order.resize(n);
   std::iota(order.begin(), order.end(), size_t{0});
   // Stable, so within one name the indices stay in request order.
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return headers[a].name < headers[b].name; });
-  std::vector<size_t> next_same(n, kNone);  // next header with this name, or kNone
-  std::vector<bool> repeated(n, false);     // an earlier header has this name
+  std::vector<size_t>& next_same = scratch.next_same;  // next header with this name, or kNone
+  next_same.assign(n, kNone);
+  std::vector<uint8_t>& repeated = scratch.repeated;  // an earlier header has this name
+  repeated.assign(n, 0);
   for (size_t k = 1; k < n; ++k) {
     if (headers[order[k]].name == headers[order[k - 1]].name) {
       next_same[order[k - 1]] = order[k];
-      repeated[order[k]] = true;
+      repeated[order[k]] = 1;
     }
   }
   out += "\"headers\":{";
-  std::string joined;
+  std::string& joined = scratch.joined;
   for (size_t i = 0; i < n; ++i) {
     if (repeated[i]) continue;
     if (next_same[i] == kNone) {  // the usual case: no copy of the value
-      append_member(out, headers[i].name, headers[i].value);
+      append_field(out, headers[i].name, headers[i].value);
       continue;
     }
     joined = headers[i].value;
@@ -125,13 +151,26 @@ void append_headers(std::string& out, const std::vector<proto::Header>& headers)
       joined += ", ";
       joined += headers[j].value;
     }
-    append_member(out, headers[i].name, joined);
+    append_field(out, headers[i].name, joined);
   }
   if (out.back() == ',') out.pop_back();
   out += "},";
 }
 
 }  // namespace
+
+// This process's part of every answer, written once.
+EchoHandler::EchoHandler(ServiceIdentity identity) : identity_(std::move(identity)) {
+  service_json_ = ",\"service\":{";
+  append_key(service_json_, "name");
+  append_json_string(service_json_, identity_.service);
+  service_json_ += ',';
+  append_number(service_json_, "pid", identity_.pid);
+  append_number(service_json_, "generation", identity_.generation);
+  append_number(service_json_, "index", identity_.index);
+  service_json_.back() = '}';
+  service_json_ += "}\n";
+}
 
 void EchoHandler::handle(ServiceRequest request, std::unique_ptr<Responder> responder) {
   const proto::HttpRequest& req = request.http;
@@ -142,9 +181,12 @@ void EchoHandler::handle(ServiceRequest request, std::unique_ptr<Responder> resp
   append_member(out, "method", req.method);
   append_member(out, "path", req.path());
   append_member(out, "query", req.query());
-  append_member(out, "version",
-                std::to_string(req.version_major) + "." + std::to_string(req.version_minor));
-  append_headers(out, req.headers);
+  char version[8];
+  char* end = std::to_chars(version, version + 3, req.version_major).ptr;
+  *end++ = '.';
+  end = std::to_chars(end, end + 3, req.version_minor).ptr;
+  append_member(out, "version", std::string_view(version, static_cast<size_t>(end - version)));
+  append_headers(out, req.headers, scratch_);
   append_number(out, "body_length", req.body.size());
   append_member(out, "body", req.body);
   out += "\"network\":{";
@@ -152,13 +194,7 @@ void EchoHandler::handle(ServiceRequest request, std::unique_ptr<Responder> resp
   append_number(out, "generation", from.generation);
   append_number(out, "index", from.network_index);
   out.back() = '}';
-  out += ",\"service\":{";
-  append_member(out, "name", identity_.service);
-  append_number(out, "pid", identity_.pid);
-  append_number(out, "generation", identity_.generation);
-  append_number(out, "index", identity_.index);
-  out.back() = '}';
-  out += "}\n";
+  out += service_json_;
   proto::HttpResponse response;
   response.headers.push_back({"Content-Type", "application/json"});
   response.body = std::move(out);

@@ -3,17 +3,30 @@
 // handled it. Used to test and measure the service path end to end.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "worker/handler.h"
 
 namespace ringhttpd::worker {
 
+// Index arrays for grouping repeated header names, reused across requests.
+struct EchoScratch {
+  std::vector<size_t> order;
+  std::vector<size_t> next_same;
+  std::vector<uint8_t> repeated;
+  std::string joined;
+};
+
 class EchoHandler : public Handler {
  public:
-  explicit EchoHandler(ServiceIdentity identity) : identity_(std::move(identity)) {}
+  explicit EchoHandler(ServiceIdentity identity);
   void handle(ServiceRequest request, std::unique_ptr<Responder> responder) override;
 
  private:
   ServiceIdentity identity_;
+  std::string service_json_;  // ,"service":{...}}\n
+  EchoScratch scratch_;
 };
 
 }  // namespace ringhttpd::worker
