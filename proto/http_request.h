@@ -20,6 +20,12 @@ struct Header {
   std::string value;  // leading/trailing whitespace removed
 };
 
+// A header whose bytes live elsewhere (in a ring record being read).
+struct HeaderView {
+  std::string_view name;
+  std::string_view value;
+};
+
 struct HttpRequest {
   std::string method;  // e.g. "GET"
   std::string target;  // request-target as received, e.g. "/a/b?x=1"

@@ -2,6 +2,7 @@
 // status line and headers the network process writes.
 #include "proto/http_response.h"
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -80,16 +81,16 @@ std::string_view reason_phrase(int status) {
   }
 }
 
-bool valid_header_field(const Header& header) {
+bool valid_header_field(std::string_view name, std::string_view value) {
   auto tchar = [](unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
   };
-  if (header.name.empty()) return false;
-  for (unsigned char c : header.name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
     if (!tchar(c)) return false;
   }
-  for (unsigned char c : header.value) {
+  for (unsigned char c : value) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
   }
   return true;
@@ -105,17 +106,20 @@ bool response_has_body(std::string_view method, int status) {
   return method != "HEAD" && status >= 200 && status != 204 && status != 304;
 }
 
-void append_response_head(std::string& out, int status, const std::vector<Header>& headers,
-                          uint64_t content_length, bool keep_alive, std::string_view date,
-                          bool http10) {
+namespace {
+
+template <typename H>
+void append_head(std::string& out, int status, const std::vector<H>& headers,
+                 uint64_t content_length, bool keep_alive, std::string_view date, bool http10) {
+  char digits[24];
   out += "HTTP/1.1 ";
-  out += std::to_string(status);
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, status).ptr);
   out += ' ';
   out += reason_phrase(status);
   out += "\r\nServer: ringhttpd\r\nDate: ";
   out += date;
   out += "\r\n";
-  for (const Header& h : headers) {
+  for (const H& h : headers) {
     if (is_framing_header(h.name)) continue;
     out += h.name;
     out += ": ";
@@ -128,10 +132,24 @@ void append_response_head(std::string& out, int status, const std::vector<Header
     if (!http10) out += "Transfer-Encoding: chunked\r\n";
   } else if (status >= 200 && status != 204 && status != 304) {
     out += "Content-Length: ";
-    out += std::to_string(content_length);
+    out.append(digits, std::to_chars(digits, digits + sizeof digits, content_length).ptr);
     out += "\r\n";
   }
   out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+}
+
+}  // namespace
+
+void append_response_head(std::string& out, int status, const std::vector<Header>& headers,
+                          uint64_t content_length, bool keep_alive, std::string_view date,
+                          bool http10) {
+  append_head(out, status, headers, content_length, keep_alive, date, http10);
+}
+
+void append_response_head(std::string& out, int status, const std::vector<HeaderView>& headers,
+                          uint64_t content_length, bool keep_alive, std::string_view date,
+                          bool http10) {
+  append_head(out, status, headers, content_length, keep_alive, date, http10);
 }
 
 std::string make_simple_response(int status, bool keep_alive, std::string_view date,

@@ -28,7 +28,10 @@ std::string_view reason_phrase(int status);
 // Whether a header a service gave may be written as it is: the name is a
 // token (RFC 9110 5.1) and the value holds no CR, LF or NUL (5.5), so it can
 // never end the line and start another (response splitting).
-bool valid_header_field(const Header& header);
+bool valid_header_field(std::string_view name, std::string_view value);
+inline bool valid_header_field(const Header& header) {
+  return valid_header_field(header.name, header.value);
+}
 
 bool is_framing_header(std::string_view name);
 
@@ -42,6 +45,9 @@ bool response_has_body(std::string_view method, int status);
 // the client knows no chunked coding) as no length at all: the body then
 // ends with the connection, which the caller must close.
 void append_response_head(std::string& out, int status, const std::vector<Header>& headers,
+                          uint64_t content_length, bool keep_alive, std::string_view date,
+                          bool http10 = false);
+void append_response_head(std::string& out, int status, const std::vector<HeaderView>& headers,
                           uint64_t content_length, bool keep_alive, std::string_view date,
                           bool http10 = false);
 

@@ -48,12 +48,15 @@ class Reader {
 
   // The check comes before the string exists: a length the payload cannot
   // hold allocates nothing.
-  std::string bytes(uint64_t n) {
+  std::string bytes(uint64_t n) { return std::string(view(n)); }
+
+  // The next n bytes in place.
+  std::string_view view(uint64_t n) {
     if (!ok_ || remaining() < n) {
       ok_ = false;
       return {};
     }
-    std::string s(data_.substr(pos_, n));
+    const std::string_view s = data_.substr(pos_, n);
     pos_ += n;
     return s;
   }
@@ -87,7 +90,9 @@ void put_headers(const std::vector<Header>& headers, std::string& out) {
   }
 }
 
-void get_headers(Reader& in, uint32_t n, std::vector<Header>& headers) {
+// Header (copies) or HeaderView (views into the payload).
+template <typename H>
+void get_headers(Reader& in, uint32_t n, std::vector<H>& headers) {
   headers.clear();
   // A count the rest of the payload cannot hold even with empty entries is
   // refused before anything is reserved for it: the reservation is then at
@@ -97,10 +102,10 @@ void get_headers(Reader& in, uint32_t n, std::vector<Header>& headers) {
   for (uint32_t i = 0; i < n; ++i) {
     const auto name_len = in.get<uint32_t>();
     const auto value_len = in.get<uint32_t>();
-    std::string name = in.bytes(name_len);
-    std::string value = in.bytes(value_len);
+    const std::string_view name = in.view(name_len);
+    const std::string_view value = in.view(value_len);
     if (!in.ok()) return;
-    headers.push_back({std::move(name), std::move(value)});
+    headers.push_back(H{decltype(H::name)(name), decltype(H::value)(value)});
   }
 }
 
@@ -177,8 +182,11 @@ bool encode_response_head(int status, const std::vector<Header>& headers, uint64
   return true;
 }
 
-size_t decode_response_head(std::string_view payload, int& status, std::vector<Header>& headers,
-                            uint64_t& body_length) {
+namespace {
+
+template <typename H>
+size_t decode_response_head_as(std::string_view payload, int& status, std::vector<H>& headers,
+                               uint64_t& body_length) {
   Reader in(payload);
   const auto code = in.get<uint16_t>();
   const auto reserved = in.get<uint16_t>();
@@ -188,6 +196,18 @@ size_t decode_response_head(std::string_view payload, int& status, std::vector<H
   status = code;
   get_headers(in, n_headers, headers);
   return finish(in, body_length);
+}
+
+}  // namespace
+
+size_t decode_response_head(std::string_view payload, int& status, std::vector<Header>& headers,
+                            uint64_t& body_length) {
+  return decode_response_head_as(payload, status, headers, body_length);
+}
+
+size_t decode_response_head(std::string_view payload, int& status, std::vector<HeaderView>& headers,
+                            uint64_t& body_length) {
+  return decode_response_head_as(payload, status, headers, body_length);
 }
 
 std::string encode_credit(uint64_t bytes) {

@@ -106,5 +106,9 @@ bool encode_response_head(int status, const std::vector<Header>& headers, uint64
 // As decode_request_head; a status outside 100..599 is malformed.
 size_t decode_response_head(std::string_view payload, int& status, std::vector<Header>& headers,
                             uint64_t& body_length);
+// The same, with the headers as views into `payload` (nothing copied or
+// allocated per header; valid as long as the payload is).
+size_t decode_response_head(std::string_view payload, int& status, std::vector<HeaderView>& headers,
+                            uint64_t& body_length);
 
 }  // namespace ringhttpd::proto

@@ -1106,13 +1106,15 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
   std::string_view body = rec.payload;
   if (rec.type == proto::kResponseHead && !slot.head_seen) {
     int status = 0;
-    std::vector<proto::Header> headers;
+    std::vector<proto::HeaderView>& headers = response_headers_;  // views into the record
     uint64_t length = 0;
     const size_t used = proto::decode_response_head(rec.payload, status, headers, length);
     // An interim status is not a final answer a handler may give.
     if (used == 0 || status < 200) return fail_response(it, "malformed response head");
-    for (const proto::Header& h : headers) {
-      if (!proto::valid_header_field(h)) return fail_response(it, "header with a forbidden byte");
+    for (const proto::HeaderView& h : headers) {
+      if (!proto::valid_header_field(h.name, h.value)) {
+        return fail_response(it, "header with a forbidden byte");
+      }
     }
     if (!proto::response_has_body("GET", status)) slot.head_only = true;  // 204, 304
     slot.head_seen = true;

@@ -11,7 +11,8 @@ constexpr std::string_view kDate = "Wed, 25 Nov 2026 10:00:00 GMT";
 
 TEST(HttpResponse, HeadCarriesStatusLengthAndConnection) {
   std::string out;
-  append_response_head(out, 200, {{"Content-Type", "text/plain"}}, 5, true, kDate);
+  append_response_head(out, 200, std::vector<Header>{{"Content-Type", "text/plain"}}, 5, true,
+                       kDate);
   EXPECT_EQ(out,
             "HTTP/1.1 200 OK\r\nServer: ringhttpd\r\nDate: Wed, 25 Nov 2026 10:00:00 GMT\r\n"
             "Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
@@ -20,10 +21,10 @@ TEST(HttpResponse, HeadCarriesStatusLengthAndConnection) {
 TEST(HttpResponse, HandlerFramingHeadersAreDropped) {
   std::string out;
   append_response_head(out, 200,
-                       {{"Content-Length", "999"},
-                        {"transfer-encoding", "chunked"},
-                        {"Connection", "upgrade"},
-                        {"X-Ok", "1"}},
+                       std::vector<Header>{{"Content-Length", "999"},
+                                           {"transfer-encoding", "chunked"},
+                                           {"Connection", "upgrade"},
+                                           {"X-Ok", "1"}},
                        3, false, kDate);
   EXPECT_EQ(out.find("999"), std::string::npos);
   EXPECT_EQ(out.find("chunked"), std::string::npos);
@@ -34,7 +35,7 @@ TEST(HttpResponse, HandlerFramingHeadersAreDropped) {
 
 TEST(HttpResponse, NoContentHasNoLength) {
   std::string out;
-  append_response_head(out, 204, {}, 0, true, kDate);
+  append_response_head(out, 204, std::vector<Header>{}, 0, true, kDate);
   EXPECT_EQ(out.find("Content-Length"), std::string::npos);
   EXPECT_FALSE(response_has_body("GET", 204));
   EXPECT_FALSE(response_has_body("HEAD", 200));

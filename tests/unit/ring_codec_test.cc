@@ -73,6 +73,33 @@ TEST(RingCodec, ResponseHeadRoundTrips) {
   EXPECT_EQ(length, 1u << 20);
 }
 
+// The network process reads response heads as views into the ring record:
+// the same fields, pointing into the payload, nothing copied.
+TEST(RingCodec, ResponseHeadDecodesAsViewsIntoThePayload) {
+  std::string bytes;
+  encode_response_head(200, {{"Content-Type", "application/json"}, {"X-A", ""}}, 7, bytes);
+  bytes += "body!!!";
+  int status = 0;
+  std::vector<HeaderView> views;
+  uint64_t length = 0;
+  const size_t used = decode_response_head(bytes, status, views, length);
+  ASSERT_EQ(used, bytes.size() - 7);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(length, 7u);
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[0].name, "Content-Type");
+  EXPECT_EQ(views[0].value, "application/json");
+  EXPECT_EQ(views[1].name, "X-A");
+  EXPECT_EQ(views[1].value, "");
+  EXPECT_GE(views[0].value.data(), bytes.data());
+  EXPECT_LE(views[0].value.data() + views[0].value.size(), bytes.data() + used);
+  // A truncated head is refused the same way as with copies.
+  for (size_t n = 0; n < used; ++n) {
+    EXPECT_EQ(decode_response_head(std::string_view(bytes).substr(0, n), status, views, length), 0u)
+        << n;
+  }
+}
+
 TEST(RingCodec, ResponseWithImpossibleStatusIsRefused) {
   std::string bytes;
   encode_response_head(42, {}, 0, bytes);
