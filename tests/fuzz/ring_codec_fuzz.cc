@@ -74,7 +74,19 @@ void response(std::string_view payload) {
   std::vector<Header> headers;
   uint64_t body_length = 0;
   const size_t used = decode_response_head(payload, status, headers, body_length);
+  // The network process's decoding (views into the payload) agrees with
+  // the copying one on every input, and its views stay inside the payload.
+  int view_status = 0;
+  std::vector<ringhttpd::proto::HeaderView> views;
+  uint64_t view_length = 0;
+  check(decode_response_head(payload, view_status, views, view_length) == used);
   if (used == 0) return;
+  check(view_status == status && view_length == body_length && views.size() == headers.size());
+  for (size_t i = 0; i < views.size(); ++i) {
+    check(views[i].name == headers[i].name && views[i].value == headers[i].value);
+    check(views[i].value.data() >= payload.data() &&
+          views[i].value.data() + views[i].value.size() <= payload.data() + used);
+  }
   check(used <= payload.size() && payload.size() - used <= body_length);
   check(status >= 100 && status <= 599);
 
