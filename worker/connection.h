@@ -90,21 +90,66 @@ struct Incoming {
   uint64_t received = 0;         // body bytes parsed so far
 };
 
+// Slots whose responses were sent, kept by the network process for the
+// next requests with their buffers' capacity (`data`, `retry_record`): in a
+// steady stream of small answers a request allocates no slot and no buffer.
+// Bounded: at most kMaxPooled slots, and a buffer past kMaxPooledBuffer is
+// given back to the allocator rather than kept.
+class SlotPool {
+ public:
+  static constexpr size_t kMaxPooled = 1024;
+  static constexpr size_t kMaxPooledBuffer = 16384;
+
+  std::unique_ptr<ResponseSlot> take() {
+    if (free_.empty()) return std::make_unique<ResponseSlot>();
+    std::unique_ptr<ResponseSlot> slot = std::move(free_.back());
+    free_.pop_back();
+    return slot;
+  }
+  void give(std::unique_ptr<ResponseSlot> slot) {
+    if (free_.size() >= kMaxPooled) return;  // freed here
+    std::string data = keep(std::move(slot->data));
+    std::string retry = keep(std::move(slot->retry_record));
+    *slot = ResponseSlot{};  // releases its file, cached file and access info now
+    slot->data = std::move(data);
+    slot->retry_record = std::move(retry);
+    free_.push_back(std::move(slot));
+  }
+  size_t size() const { return free_.size(); }
+
+ private:
+  static std::string keep(std::string buffer) {
+    if (buffer.capacity() > kMaxPooledBuffer) return {};
+    buffer.clear();
+    return buffer;
+  }
+  std::vector<std::unique_ptr<ResponseSlot>> free_;
+};
+
 // The responses owed on one connection, oldest first. Each slot is its own
 // allocation, so its address stays valid while a service process fills it
 // in; the queue is a vector of pointers that an idle connection gives back
-// (trim), so an idle connection costs no queue memory.
+// (trim), so an idle connection costs no queue memory. Slots come from and
+// go back to the process's pool when it has one.
 class SlotQueue {
  public:
+  void set_pool(SlotPool* pool) { pool_ = pool; }
   bool empty() const { return head_ == slots_.size(); }
   size_t size() const { return slots_.size() - head_; }
   ResponseSlot& operator[](size_t i) { return *slots_[head_ + i]; }
   ResponseSlot& front() { return *slots_[head_]; }
   const ResponseSlot& front() const { return *slots_[head_]; }
   ResponseSlot& back() { return *slots_.back(); }
-  ResponseSlot& emplace_back() { return *slots_.emplace_back(std::make_unique<ResponseSlot>()); }
+  ResponseSlot& emplace_back() {
+    return *slots_.emplace_back(pool_ != nullptr ? pool_->take()
+                                                 : std::make_unique<ResponseSlot>());
+  }
   void pop_front() {
-    slots_[head_++].reset();
+    if (pool_ != nullptr) {
+      pool_->give(std::move(slots_[head_++]));
+    } else {
+      slots_[head_++].reset();
+    }
     if (head_ == slots_.size()) {
       slots_.clear();
       head_ = 0;
@@ -117,6 +162,7 @@ class SlotQueue {
  private:
   std::vector<std::unique_ptr<ResponseSlot>> slots_;
   size_t head_ = 0;  // slots_[0, head_) are already sent (null)
+  SlotPool* pool_ = nullptr;
 };
 
 // Where a connection stands in its life. It only moves forward:

@@ -407,6 +407,7 @@ Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
     return nullptr;
   }
   auto c = std::make_unique<Connection>(id, std::move(fd), limits_);
+  c->slots.set_pool(&slot_pool_);
   c->last_active_ms = now_ms_;
   c->peer = peer_address(c->fd.get());  // access log, X-Forwarded-For
   Connection* raw = c.get();
