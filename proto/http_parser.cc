@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -127,6 +128,8 @@ class HeadLexer {
   Result Scan(std::string_view bytes) {
     Result r;
     while (r.ok < bytes.size()) {
+      r.ok += Run(bytes.substr(r.ok));
+      if (r.ok == bytes.size()) break;
       r.violation = Step(bytes[r.ok]);
       if (r.violation != nullptr) return r;
       ++r.ok;
@@ -196,6 +199,34 @@ class HeadLexer {
   const char* Go(State next) {
     state_ = next;
     return nullptr;
+  }
+
+  // The leading bytes of `s` that Step would accept one by one without a
+  // change of state (inside a header value, a header name or the target),
+  // taken at once: the same verdicts, without a call per byte.
+  size_t Run(std::string_view s) {
+    size_t i = 0;
+    switch (state_) {
+      case State::kValue: {  // most of a head's bytes: memchr, vectorised
+        const char* cr = static_cast<const char*>(std::memchr(s.data(), '\r', s.size()));
+        const size_t end = cr != nullptr ? static_cast<size_t>(cr - s.data()) : s.size();
+        const char* lf = static_cast<const char*>(std::memchr(s.data(), '\n', end));
+        return lf != nullptr ? static_cast<size_t>(lf - s.data()) : end;
+      }
+      case State::kName:
+        while (i < s.size() && s[i] != ':' && !IsWs(s[i]) && s[i] != '\r' && s[i] != '\n') ++i;
+        return i;
+      case State::kRequestLine: {
+        if (spaces_ != 1 || token_len_ >= max_target_) return 0;
+        // The target: up to its limit; the byte past it is Step's (414).
+        const size_t room = std::min<size_t>(s.size(), max_target_ - token_len_);
+        while (i < room && s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') ++i;
+        token_len_ += static_cast<uint32_t>(i);
+        return i;
+      }
+      default:
+        return 0;
+    }
   }
 
   const char* ExpectLf(char c, State next) {
