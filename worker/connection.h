@@ -94,11 +94,13 @@ struct Incoming {
 // next requests with their buffers' capacity (`data`, `retry_record`): in a
 // steady stream of small answers a request allocates no slot and no buffer.
 // Bounded: at most kMaxPooled slots, and a buffer past kMaxPooledBuffer is
-// given back to the allocator rather than kept.
+// given back to the allocator rather than kept, so the pool holds at most
+// 512 x (2 x 4 KiB + the slot) = about 4.3 MiB per network process, kept
+// after a burst.
 class SlotPool {
  public:
-  static constexpr size_t kMaxPooled = 1024;
-  static constexpr size_t kMaxPooledBuffer = 16384;
+  static constexpr size_t kMaxPooled = 512;
+  static constexpr size_t kMaxPooledBuffer = 4096;
 
   std::unique_ptr<ResponseSlot> take() {
     if (free_.empty()) return std::make_unique<ResponseSlot>();

@@ -175,7 +175,7 @@ class NetworkProcess {
 
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
-  SlotPool slot_pool_;  // before connections_: their queues give slots back to it
+  SlotPool slot_pool_;  // declared first, so it outlives connections_ (their queues point to it)
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   PendingMap pending_;
   std::vector<uint64_t> dirty_;        // connections with new responses

@@ -53,7 +53,7 @@ struct ServiceSettings {
   uint32_t kill_after_ms = 0;     // a request held this long: the process is replaced
                                   // (0 in the file = 2 x timeout_ms, resolved by the loader)
   // Linux scheduling policy of the service processes: "batch" (SCHED_BATCH:
-  // woken by a network process, it does not preempt it) or "normal".
+  // its wake-up does not preempt the network process on that CPU) or "normal".
   std::string scheduling = "batch";
   ProxySettings proxy;    // type "proxy" only
   ModuleSettings module;  // type "module" only

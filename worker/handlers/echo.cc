@@ -125,9 +125,12 @@ void append_headers(std::string& out, const std::vector<proto::Header>& headers,
   std::vector<size_t>& order = scratch.order;
   order.resize(n);
   std::iota(order.begin(), order.end(), size_t{0});
-  // Stable, so within one name the indices stay in request order.
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return headers[a].name < headers[b].name; });
+  // Within one name the indices stay in request order (the tie-break; a
+  // stable sort would allocate a buffer on every call).
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const int c = headers[a].name.compare(headers[b].name);
+    return c < 0 || (c == 0 && a < b);
+  });
   std::vector<size_t>& next_same = scratch.next_same;  // next header with this name, or kNone
   next_same.assign(n, kNone);
   std::vector<uint8_t>& repeated = scratch.repeated;  // an earlier header has this name
