@@ -182,24 +182,35 @@ void ServiceProcess::on_network_gone(uint32_t slot, uint64_t incarnation) {
     if (rec.type == proto::kRequestHead) ++dropped;
   });
   count_done(dropped, 0);
+  publish_done();  // before the supervisor hears of it
   const std::string err =
       proto::send_control(env_.control_fd, {proto::ControlType::peer_released, slot});
   if (!err.empty()) log_error(err);
 }
 
-// In-flight requests finished (answered or dropped), on the scoreboard. A
-// count that would go below zero stops at zero: the counter is shared memory
-// other processes write, not something to trust blindly.
+// In-flight requests finished (answered or dropped): added up here, and
+// published on the scoreboard once per loop iteration (publish_done), not
+// per request: the network processes write the same cache line for every
+// request they send, and a write per answer from here made it bounce.
 void ServiceProcess::count_done(uint64_t inflight_delta, uint64_t answered) {
+  done_inflight_ += inflight_delta;
+  done_answered_ += answered;
+}
+
+// A count that would go below zero stops at zero: the counter is shared
+// memory other processes write, not something to trust blindly.
+void ServiceProcess::publish_done() {
+  if (done_inflight_ == 0 && done_answered_ == 0) return;
   shm::ProcessSlot& slot = env_.segment->slot(env_.slot());
   std::atomic_ref<uint64_t> inflight(slot.inflight);
   uint64_t now = inflight.load(std::memory_order_relaxed);
-  while (!inflight.compare_exchange_weak(now, now - std::min(now, inflight_delta),
+  while (!inflight.compare_exchange_weak(now, now - std::min(now, done_inflight_),
                                          std::memory_order_relaxed)) {
   }
-  if (answered != 0) {
-    std::atomic_ref<uint64_t>(slot.requests).fetch_add(answered, std::memory_order_relaxed);
+  if (done_answered_ != 0) {
+    std::atomic_ref<uint64_t>(slot.requests).fetch_add(done_answered_, std::memory_order_relaxed);
   }
+  done_inflight_ = done_answered_ = 0;
 }
 
 void ServiceProcess::retire(Stream& stream, bool answered) {
@@ -366,6 +377,7 @@ void ServiceProcess::flush_rings() {
   std::sort(now.begin(), now.end());
   now.erase(std::unique(now.begin(), now.end()), now.end());
   for (auto& stream : now) stream->pump();
+  publish_done();  // before the answers are flushed (and their peers woken)
   for (auto& channel : channels_) channel.flush();
   retired_.clear();
 }

@@ -68,6 +68,7 @@ class ServiceProcess : public HandlerLoop {
   void handle_control();
   void on_network_gone(uint32_t network, uint64_t incarnation);
   void count_done(uint64_t inflight_delta, uint64_t answered);
+  void publish_done();
 
   WorkerEnv& env_;
   EventLoop loop_;
@@ -80,7 +81,9 @@ class ServiceProcess : public HandlerLoop {
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
   std::vector<std::shared_ptr<Stream>> dirty_;
   std::vector<std::shared_ptr<Stream>> notify_;
-  std::vector<std::shared_ptr<Stream>> whole_;    // for the handler, after the drain
+  std::vector<std::shared_ptr<Stream>> whole_;  // for the handler, after the drain
+  uint64_t done_inflight_ = 0;                  // finished since the last publish_done
+  uint64_t done_answered_ = 0;
   std::vector<std::shared_ptr<Stream>> retired_;  // ended this iteration: freed after it
   struct Watch {
     uint64_t serial;
