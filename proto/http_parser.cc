@@ -476,6 +476,8 @@ class Parser {
   int status() const { return status_; }
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
+  // A request the caller is done with: its buffers become the next one's.
+  void Recycle(HttpRequest&& done) { spare_ = std::move(done); }
   bool wants_continue() const { return cur_.wants_continue && status_ == 0; }
   // The request being parsed (or that failed) said HEAD: its answer, even an
   // error, carries no body (RFC 9110 9.3.2).
@@ -506,6 +508,7 @@ class Parser {
   int OnChunkHeader();
   int OnBody(std::string_view s);
   int OnMessageComplete();
+  void ReuseSpare(HttpRequest& req);
 
  private:
   size_t Step(std::string_view data);
@@ -533,6 +536,7 @@ class Parser {
   llhttp_t parser_{};
   HeadLexer lexer_;
   RequestState cur_;
+  HttpRequest spare_;  // a finished request's buffers, for the next one (Recycle)
   RequestEvents* out_ = nullptr;
   int status_ = 0;
   std::string_view reason_;
@@ -1030,9 +1034,29 @@ int Parser::OnMessageComplete() {
   out_->events.push_back(RequestEvent{RequestEvent::Kind::end, cur_.body_bytes, {}});
   ++out_->completed;
   cur_ = RequestState();
+  ReuseSpare(cur_.req);
   lexer_.Reset();
   phase_ = Phase::kHead;
   return HPE_PAUSED;
+}
+
+// A fresh request in `req`, on the capacity of the spare one when it is
+// small (a long target or many headers are not kept for every request).
+void Parser::ReuseSpare(HttpRequest& req) {
+  constexpr size_t kKeepBytes = 4096;
+  constexpr size_t kKeepHeaders = 64;
+  auto keep = [](std::string& s) {
+    if (s.capacity() > kKeepBytes) return std::string();
+    s.clear();
+    return std::move(s);
+  };
+  req.method = keep(spare_.method);
+  req.target = keep(spare_.target);
+  if (spare_.headers.capacity() <= kKeepHeaders) {
+    req.headers = std::move(spare_.headers);
+    req.headers.clear();
+  }
+  spare_ = HttpRequest();
 }
 
 // llhttp 8.1 keeps an HTTP/1.0 connection open on "Connection: keep-alive,
@@ -1115,6 +1139,10 @@ std::string_view RequestParser::error_reason() const {
 }
 
 bool RequestParser::mid_request() const { return impl_ && impl_->parser.mid_request(); }
+
+void RequestParser::recycle(HttpRequest&& done) {
+  if (impl_) impl_->parser.Recycle(std::move(done));
+}
 
 bool RequestParser::wants_continue() const { return impl_ && impl_->parser.wants_continue(); }
 

@@ -83,6 +83,11 @@ class RequestParser {
   // an error answered to it carries no body.
   bool head_request() const;
 
+  // A request the caller took from this parser and is done with: its
+  // buffers (method, target, header list) serve the next request, so a
+  // connection's steady stream of requests allocates less. Optional.
+  void recycle(HttpRequest&& done);
+
   // Frees the parsing state when nothing of a next request has been
   // consumed; the next feed() starts a fresh one. An idle keep-alive
   // connection then holds no parser memory.

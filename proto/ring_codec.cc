@@ -80,6 +80,14 @@ bool headers_fit(const std::vector<Header>& headers) {
   return true;
 }
 
+// Bytes put_headers appends (only after headers_fit: no overflow then on a
+// 64-bit size_t), so the output grows once.
+size_t headers_bytes(const std::vector<Header>& headers) {
+  size_t n = 0;
+  for (const Header& h : headers) n += 2 * sizeof(uint32_t) + h.name.size() + h.value.size();
+  return n;
+}
+
 // Only after headers_fit(headers): the casts below then lose nothing.
 void put_headers(const std::vector<Header>& headers, std::string& out) {
   for (const Header& h : headers) {
@@ -137,6 +145,8 @@ bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, ui
   put<uint32_t>(out, fits ? static_cast<uint32_t>(req.target.size()) : 0);
   put<uint32_t>(out, fits ? static_cast<uint32_t>(origin.client.size()) : 0);
   if (!fits) return false;
+  out.reserve(out.size() + req.method.size() + req.target.size() + origin.client.size() +
+              headers_bytes(req.headers));
   out += req.method;
   out += req.target;
   out += origin.client;
@@ -173,6 +183,7 @@ bool encode_response_head(int status, const std::vector<Header>& headers, uint64
                           std::string& out) {
   const bool fits =
       status >= 0 && status <= std::numeric_limits<uint16_t>::max() && headers_fit(headers);
+  if (fits) out.reserve(out.size() + 16 + headers_bytes(headers));
   put<uint16_t>(out, fits ? static_cast<uint16_t>(status) : 0);
   put<uint16_t>(out, fits ? 0 : kUnrepresentable);
   put<uint32_t>(out, fits ? static_cast<uint32_t>(headers.size()) : 0);

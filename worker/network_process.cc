@@ -614,7 +614,7 @@ size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
 // before it has all arrived.
 void NetworkProcess::on_request_head(Connection& c, proto::HttpRequest head, uint64_t length) {
   c.continue_sent = false;
-  auto in = std::make_unique<Incoming>();
+  std::unique_ptr<Incoming> in = spare_in_ ? std::move(spare_in_) : std::make_unique<Incoming>();
   in->length = length;
   const RouteSettings* route = head.target == "*" ? nullptr : router_.match(head);
   in->route = route;
@@ -623,6 +623,16 @@ void NetworkProcess::on_request_head(Connection& c, proto::HttpRequest head, uin
   c.in = std::move(in);
   pieces_.clear();
   pieces_bytes_ = 0;
+}
+
+// The request is over here: its head's buffers go back to the connection's
+// parser for its next request, and the record itself is kept for the next
+// request of any connection.
+void NetworkProcess::release_incoming(Connection& c) {
+  if (!c.in) return;
+  c.parser.recycle(std::move(c.in->head));
+  *c.in = Incoming{};
+  spare_in_ = std::move(c.in);
 }
 
 void NetworkProcess::on_request_body(Connection& c, std::string_view piece) {
@@ -646,7 +656,7 @@ void NetworkProcess::on_request_end(Connection& c) {
   } else if (uploading(in)) {
     continue_upload(c, true);
   }
-  c.in.reset();
+  release_incoming(c);
   c.window_paused = false;
   pieces_.clear();
   pieces_bytes_ = 0;
@@ -667,7 +677,7 @@ void NetworkProcess::on_parse_error(Connection& c, int status) {
     if (!begun) target = s;
     if (begun) abort_response(*s);
   }
-  c.in.reset();
+  release_incoming(c);
   c.window_paused = false;
   if (target == nullptr) target = &c.slots.emplace_back();
   ResponseSlot& slot = *target;
@@ -1507,7 +1517,7 @@ void NetworkProcess::close_connection(Connection& c) {
   for (size_t i = 0; i < c.slots.size(); ++i) {
     if (c.slots[i].request_id != 0) cancel(c.slots[i].request_id);
   }
-  c.in.reset();
+  release_incoming(c);
   loop_.remove(c.fd.get());
   c.state = ConnState::closed;
   finished_.push_back(c.id);

@@ -75,6 +75,7 @@ class NetworkProcess {
   // ---- a request as it is parsed: head, body pieces, end ----
   void on_request_head(Connection& c, proto::HttpRequest head, uint64_t length);
   void on_request_body(Connection& c, std::string_view piece);
+  void release_incoming(Connection& c);
   void on_request_end(Connection& c);
   void on_parse_error(Connection& c, int status);
   uint64_t upload_room(const Connection& c);
@@ -175,6 +176,7 @@ class NetworkProcess {
 
   proto::UniqueFd signal_fd_;
   std::vector<proto::UniqueFd> listeners_;
+  std::unique_ptr<Incoming> spare_in_;  // a finished request's record, reused
   SlotPool slot_pool_;  // declared first, so it outlives connections_ (their queues point to it)
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   PendingMap pending_;

@@ -297,9 +297,11 @@ bool ServiceProcess::drain_requests() {
   }
   // New streams (streaming handlers) and whole requests go to the handler
   // now, off the ring.
-  std::vector<std::shared_ptr<Stream>> ready;
-  ready.swap(whole_);
-  for (auto& stream : ready) hand_over(stream);
+  // (The lists are swapped with scratch ones, so both keep their capacity
+  // from one iteration to the next.)
+  handing_.swap(whole_);
+  for (auto& stream : handing_) hand_over(stream);
+  handing_.clear();
   return any;
 }
 
@@ -363,20 +365,20 @@ void ServiceProcess::hand_over(const std::shared_ptr<Stream>& stream) {
 // streams ready to notify (handled in the same pass).
 void ServiceProcess::run_listeners() {
   for (size_t round = 0; round < 4 && !notify_.empty(); ++round) {
-    std::vector<std::shared_ptr<Stream>> now;
-    now.swap(notify_);
-    std::sort(now.begin(), now.end());
-    now.erase(std::unique(now.begin(), now.end()), now.end());
-    for (auto& stream : now) stream->notify();
+    notifying_.swap(notify_);
+    std::sort(notifying_.begin(), notifying_.end());
+    notifying_.erase(std::unique(notifying_.begin(), notifying_.end()), notifying_.end());
+    for (auto& stream : notifying_) stream->notify();
+    notifying_.clear();
   }
 }
 
 void ServiceProcess::flush_rings() {
-  std::vector<std::shared_ptr<Stream>> now;
-  now.swap(dirty_);
-  std::sort(now.begin(), now.end());
-  now.erase(std::unique(now.begin(), now.end()), now.end());
-  for (auto& stream : now) stream->pump();
+  pumping_.swap(dirty_);
+  std::sort(pumping_.begin(), pumping_.end());
+  pumping_.erase(std::unique(pumping_.begin(), pumping_.end()), pumping_.end());
+  for (auto& stream : pumping_) stream->pump();
+  pumping_.clear();
   publish_done();  // before the answers are flushed (and their peers woken)
   for (auto& channel : channels_) channel.flush();
   retired_.clear();

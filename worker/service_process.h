@@ -82,7 +82,11 @@ class ServiceProcess : public HandlerLoop {
   std::vector<std::shared_ptr<Stream>> dirty_;
   std::vector<std::shared_ptr<Stream>> notify_;
   std::vector<std::shared_ptr<Stream>> whole_;  // for the handler, after the drain
-  uint64_t done_inflight_ = 0;                  // finished since the last publish_done
+  // The lists above while they are walked (swapped: both keep their capacity).
+  std::vector<std::shared_ptr<Stream>> handing_;
+  std::vector<std::shared_ptr<Stream>> notifying_;
+  std::vector<std::shared_ptr<Stream>> pumping_;
+  uint64_t done_inflight_ = 0;  // finished since the last publish_done
   uint64_t done_answered_ = 0;
   std::vector<std::shared_ptr<Stream>> retired_;  // ended this iteration: freed after it
   struct Watch {
