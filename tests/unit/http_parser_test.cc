@@ -1061,3 +1061,42 @@ TEST(HttpParserEvents, ConsumedStopsAfterTheFirstRequestEnds) {
 
 }  // namespace
 }  // namespace ringhttpd::proto
+
+namespace ringhttpd::proto {
+namespace {
+
+// A request handed back with recycle() lends its buffers to the next one
+// and nothing else: the next request has exactly its own method, target and
+// headers, whether it was already parsed (pipelined) or comes later.
+TEST(HttpParser, ARecycledRequestLeavesNothingInTheNext) {
+  RequestParser parser;
+  RequestEvents ev;
+  ASSERT_TRUE(parser.feed_events(
+      "POST /first/long/target?x=1 HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nX-Two: 2\r\n"
+      "Content-Length: 0\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n",
+      ev));
+  ASSERT_EQ(ev.heads.size(), 2u);
+  parser.recycle(std::move(ev.heads[0]));
+  EXPECT_EQ(ev.heads[1].method, "GET");
+  EXPECT_EQ(ev.heads[1].target, "/b");
+  ASSERT_EQ(ev.heads[1].headers.size(), 1u);
+  parser.recycle(std::move(ev.heads[1]));
+  for (int round = 0; round < 3; ++round) {
+    ev.clear();
+    ASSERT_TRUE(parser.feed_events("HEAD /c HTTP/1.1\r\nAccept: x\r\nHost: c\r\n\r\n", ev));
+    ASSERT_EQ(ev.heads.size(), 1u);
+    const HttpRequest& r = ev.heads[0];
+    EXPECT_EQ(r.method, "HEAD");
+    EXPECT_EQ(r.target, "/c");
+    EXPECT_EQ(r.version_minor, 1);
+    EXPECT_TRUE(r.keep_alive);
+    ASSERT_EQ(r.headers.size(), 2u);
+    EXPECT_EQ(r.headers[0].name, "Accept");
+    EXPECT_EQ(r.headers[1].value, "c");
+    EXPECT_TRUE(r.body.empty());
+    parser.recycle(std::move(ev.heads[0]));
+  }
+}
+
+}  // namespace
+}  // namespace ringhttpd::proto
