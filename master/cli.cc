@@ -7,11 +7,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "master/capacity.h"
 #include "master/config.h"
 #include "master/ctl.h"
 #include "master/supervisor.h"
+#include "worker/handlers/module.h"
 #include "worker/log.h"
 #include "worker/process_title.h"
 
@@ -45,12 +47,26 @@ void print_errors(const std::string& path, const ringhttpd::master::ConfigResult
     std::fprintf(stderr, "%s: %s\n", where.c_str(), e.c_str());
 }
 
+// A module service whose shared object would not load: what `serve` would
+// refuse at start (a missing file, not a module, another ABI version),
+// found here. The module's init is not run: it may do anything.
+void check_modules(const ringhttpd::master::ConfigResult& result,
+                   std::vector<std::string>& errors) {
+  const auto& services = result.config.services;
+  for (size_t i = 0; i < services.size(); ++i) {
+    if (services[i].type != "module") continue;
+    std::string e = ringhttpd::worker::ModuleHandler::probe(services[i].module.path);
+    if (!e.empty()) errors.push_back("services[" + std::to_string(i) + "].path: " + e);
+  }
+}
+
 int check(const std::string& path) {
   auto result = load(path);
   if (result.ok()) {
     if (std::string e = ringhttpd::master::check_capacity(result.config); !e.empty()) {
       result.errors.push_back(e);
     }
+    check_modules(result, result.errors);
   }
   if (!result.ok()) {
     print_errors(path, result);

@@ -191,6 +191,39 @@ TEST(Module, AMissingFileOrAFailedInitIsRefusedAtStart) {
       << out;
 }
 
+// `check` loads each module (without its init) and names the key.
+TEST(Module, CheckLoadsTheModuleAndNamesTheKey) {
+  struct Case {
+    std::string path;
+    std::string expected;  // "" = ok
+  };
+  const std::vector<Case> cases = {
+      {RINGHTTPD_HELLO_MODULE, ""},
+      {RINGHTTPD_MISBEHAVING_MODULE, ""},  // its init would fail: not run by check
+      {RINGHTTPD_WRONG_ABI_MODULE,
+       std::string("services[0].path: module ") + RINGHTTPD_WRONG_ABI_MODULE +
+           ": built for module ABI version 42, this server speaks version 1"},
+      {RINGHTTPD_NO_ENTRY_MODULE, std::string("services[0].path: module ") +
+                                      RINGHTTPD_NO_ENTRY_MODULE +
+                                      ": no symbol ringhttpd_module_v1"},
+      {"/nonexistent/module.so", "services[0].path: module /nonexistent/module.so: cannot load: "},
+  };
+  for (const Case& c : cases) {
+    // A config whose init would fail: check does not run init.
+    TempFile file(config(c.path, {{"fail_init", true}}));
+    std::string out;
+    const int status = run_binary({"check", "-c", file.path()}, out);
+    ASSERT_TRUE(WIFEXITED(status)) << c.path << "\n" << out;
+    if (c.expected.empty()) {
+      EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+      EXPECT_NE(out.find(": ok"), std::string::npos) << out;
+    } else {
+      EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+      EXPECT_NE(out.find(c.expected), std::string::npos) << out;
+    }
+  }
+}
+
 TEST(Module, AModuleThatFailsToLoadOnReloadLeavesTheOldGenerationServing) {
   Server server(config(RINGHTTPD_HELLO_MODULE, {{"greeting", "old"}}));
   ASSERT_TRUE(server.ready()) << server.log();

@@ -230,19 +230,19 @@ void ModuleHandler::LibraryCloser::operator()(void* library) const {
   if (library != nullptr) ::dlclose(library);
 }
 
-std::unique_ptr<Handler> ModuleHandler::load(const ModuleSettings& settings,
-                                             const ServiceIdentity& identity, std::string& error) {
-  std::string label = "module ";
-  label += settings.path;
+// dlopen, the entry symbol, its table and its ABI version: everything but
+// init. The library comes back open with its table, or null with `error`.
+const ringhttpd_module* ModuleHandler::open(const std::string& path, const std::string& label,
+                                            std::unique_ptr<void, LibraryCloser>& library,
+                                            std::string& error) {
   ::dlerror();
-  void* library = ::dlopen(settings.path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (library == nullptr) {
+  library.reset(::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
+  if (!library) {
     const char* why = ::dlerror();
     error = cat(label, ": cannot load: ", why != nullptr ? why : "dlopen failed");
     return nullptr;
   }
-  std::unique_ptr<void, LibraryCloser> owned(library);
-  void* symbol = ::dlsym(library, RINGHTTPD_MODULE_SYMBOL);
+  void* symbol = ::dlsym(library.get(), RINGHTTPD_MODULE_SYMBOL);
   if (symbol == nullptr) {
     error = label + ": no symbol " RINGHTTPD_MODULE_SYMBOL " (not a ringhttpd module?)";
     return nullptr;
@@ -259,7 +259,28 @@ std::unique_ptr<Handler> ModuleHandler::load(const ModuleSettings& settings,
                 "; rebuild it against this server's ringhttpd/module.h");
     return nullptr;
   }
-  return create(module, std::move(label), settings.config_json, identity, owned.release(), error);
+  if (module->init == nullptr || module->on_request == nullptr) {
+    error = label + ": its table lacks init or on_request";
+    return nullptr;
+  }
+  return module;
+}
+
+std::unique_ptr<Handler> ModuleHandler::load(const ModuleSettings& settings,
+                                             const ServiceIdentity& identity, std::string& error) {
+  std::string label = "module ";
+  label += settings.path;
+  std::unique_ptr<void, LibraryCloser> library;
+  const ringhttpd_module* module = open(settings.path, label, library, error);
+  if (module == nullptr) return nullptr;
+  return create(module, std::move(label), settings.config_json, identity, library.release(), error);
+}
+
+std::string ModuleHandler::probe(const std::string& path) {
+  std::unique_ptr<void, LibraryCloser> library;
+  std::string error;
+  open(path, "module " + path, library, error);
+  return error;
 }
 
 std::unique_ptr<ModuleHandler> ModuleHandler::create(const ringhttpd_module* module,

@@ -30,6 +30,10 @@ class ModuleHandler : public Handler {
   // line naming the path and the reason in `error`, when any step fails.
   static std::unique_ptr<Handler> load(const ModuleSettings& settings,
                                        const ServiceIdentity& identity, std::string& error);
+  // What `ringhttpd check` asks of a module service: the load and the ABI
+  // check of load(), without init (which may do anything the module
+  // likes). "" when it would load; else the reason, naming the path.
+  static std::string probe(const std::string& path);
   // The same from a table already in memory (tests): `label` names it in log
   // lines; `library` (a dlopen handle or nullptr) is closed last.
   static std::unique_ptr<ModuleHandler> create(const ringhttpd_module* module, std::string label,
@@ -92,6 +96,9 @@ class ModuleHandler : public Handler {
   struct LibraryCloser {
     void operator()(void* library) const;
   };
+  static const ringhttpd_module* open(const std::string& path, const std::string& label,
+                                      std::unique_ptr<void, LibraryCloser>& library,
+                                      std::string& error);
   std::unique_ptr<void, LibraryCloser> library_;  // closed last
   const ringhttpd_module* module_;
   std::string label_;  // "module /path/x.so"
