@@ -508,9 +508,9 @@ class Parser {
   int OnChunkHeader();
   int OnBody(std::string_view s);
   int OnMessageComplete();
-  void ReuseSpare(HttpRequest& req);
 
  private:
+  void ReuseSpare(HttpRequest& req);
   size_t Step(std::string_view data);
   size_t FeedLexed(std::string_view data, uint32_t& counter, const char* too_large);
   size_t FeedMethod(std::string_view data, uint32_t& counter);

@@ -365,20 +365,25 @@ void ServiceProcess::hand_over(const std::shared_ptr<Stream>& stream) {
 // streams ready to notify (handled in the same pass).
 void ServiceProcess::run_listeners() {
   for (size_t round = 0; round < 4 && !notify_.empty(); ++round) {
-    notifying_.swap(notify_);
-    std::sort(notifying_.begin(), notifying_.end());
-    notifying_.erase(std::unique(notifying_.begin(), notifying_.end()), notifying_.end());
-    for (auto& stream : notifying_) stream->notify();
-    notifying_.clear();
+    for_each_once(notify_, notifying_, [](Stream& stream) { stream.notify(); });
   }
 }
 
+// Calls `f` once for each stream of `list` (a stream may be marked several
+// times), from `scratch`: what `f` marks goes into the emptied `list`, for
+// later. Swapped, so both vectors keep their capacity.
+template <typename F>
+void ServiceProcess::for_each_once(std::vector<std::shared_ptr<Stream>>& list,
+                                   std::vector<std::shared_ptr<Stream>>& scratch, F f) {
+  scratch.swap(list);
+  std::sort(scratch.begin(), scratch.end());
+  scratch.erase(std::unique(scratch.begin(), scratch.end()), scratch.end());
+  for (auto& stream : scratch) f(*stream);
+  scratch.clear();
+}
+
 void ServiceProcess::flush_rings() {
-  pumping_.swap(dirty_);
-  std::sort(pumping_.begin(), pumping_.end());
-  pumping_.erase(std::unique(pumping_.begin(), pumping_.end()), pumping_.end());
-  for (auto& stream : pumping_) stream->pump();
-  pumping_.clear();
+  for_each_once(dirty_, pumping_, [](Stream& stream) { stream.pump(); });
   publish_done();  // before the answers are flushed (and their peers woken)
   for (auto& channel : channels_) channel.flush();
   retired_.clear();

@@ -69,6 +69,9 @@ class ServiceProcess : public HandlerLoop {
   void on_network_gone(uint32_t network, uint64_t incarnation);
   void count_done(uint64_t inflight_delta, uint64_t answered);
   void publish_done();
+  template <typename F>
+  void for_each_once(std::vector<std::shared_ptr<Stream>>& list,
+                     std::vector<std::shared_ptr<Stream>>& scratch, F f);
 
   WorkerEnv& env_;
   EventLoop loop_;

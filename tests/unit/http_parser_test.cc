@@ -1098,5 +1098,26 @@ TEST(HttpParser, ARecycledRequestLeavesNothingInTheNext) {
   }
 }
 
+// The buffers really are reused: the request that begins after a recycle
+// gets the recycled header list, with its capacity.
+TEST(HttpParser, TheRequestAfterARecycleTakesItsBuffers) {
+  RequestParser parser;
+  RequestEvents ev;
+  ASSERT_TRUE(
+      parser.feed_events("GET /a HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", ev));
+  ASSERT_EQ(ev.heads.size(), 1u);
+  const size_t lent = ev.heads[0].headers.capacity();
+  ASSERT_GE(lent, 5u);
+  parser.recycle(std::move(ev.heads[0]));
+  ev.clear();
+  // /x began before the recycle; /y begins when /x ends, on the lent list.
+  ASSERT_TRUE(parser.feed_events(
+      "GET /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: y\r\n\r\n", ev));
+  ASSERT_EQ(ev.heads.size(), 2u);
+  EXPECT_EQ(ev.heads[1].headers.size(), 1u);
+  EXPECT_EQ(ev.heads[1].headers.capacity(), lent);
+  EXPECT_LT(ev.heads[0].headers.capacity(), lent);
+}
+
 }  // namespace
 }  // namespace ringhttpd::proto
