@@ -56,7 +56,12 @@ void check_modules(const ringhttpd::master::ConfigResult& result,
   for (size_t i = 0; i < services.size(); ++i) {
     if (services[i].type != "module") continue;
     std::string e = ringhttpd::worker::ModuleHandler::probe(services[i].module.path);
-    if (!e.empty()) errors.push_back("services[" + std::to_string(i) + "].path: " + e);
+    // The path (and dlerror's text, which repeats it) comes from the file:
+    // escaped like every other value `check` prints.
+    if (!e.empty()) {
+      errors.push_back("services[" + std::to_string(i) +
+                       "].path: " + ringhttpd::master::escape_text(e));
+    }
   }
 }
 

@@ -280,8 +280,9 @@ bool read_uint(const json& obj, std::string_view key, std::string_view path, uin
   return true;
 }
 
-bool read_string(const json& obj, std::string_view key, std::string_view path, std::string* out,
-                 Errors* errors) {
+// Bytes: any string, NUL included (a fixed answer's body).
+bool read_bytes(const json& obj, std::string_view key, std::string_view path, std::string* out,
+                Errors* errors) {
   const json* v = member(obj, key);
   if (v == nullptr) return true;
   if (!v->is_string()) {
@@ -289,6 +290,21 @@ bool read_string(const json& obj, std::string_view key, std::string_view path, s
     return false;
   }
   *out = v->get<std::string>();
+  return true;
+}
+
+// Text: a name, a path, an address. A NUL byte is refused for all of them:
+// the kernel and libc read such a string only up to the NUL, so "/srv\0x"
+// would quietly mean "/srv", and a log file "a\0.log" would be "a".
+bool read_string(const json& obj, std::string_view key, std::string_view path, std::string* out,
+                 Errors* errors) {
+  std::string text;
+  if (!read_bytes(obj, key, path, &text, errors)) return false;
+  if (text.find('\0') != std::string::npos) {
+    fail(errors, join(path, key), "must not contain a NUL byte (got " + quote(text) + ")");
+    return false;
+  }
+  if (member(obj, key) != nullptr) *out = std::move(text);
   return true;
 }
 
@@ -457,6 +473,7 @@ constexpr std::array<UintField<worker::ProxySettings>, 5> kProxyFields = {{
 
 // "127.0.0.1:9000", "[::1]:9000" or "unix:/run/app.sock".
 bool valid_upstream(std::string_view u) {
+  if (u.find('\0') != std::string_view::npos) return false;
   if (u.starts_with("unix:")) return u.size() > 6 && u[5] == '/' && u.size() <= 5 + 107;
   const size_t colon = u.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == u.size()) return false;
@@ -641,7 +658,7 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
   if (!check_object(v, path, kKeys, errors)) return;
   // A fixed answer is a final response: 1xx would leave the client waiting.
   read_uint(v, "status", path, 200, 599, &r->status, errors);
-  read_string(v, "body", path, &r->body, errors);
+  read_bytes(v, "body", path, &r->body, errors);
   if (read_string(v, "content_type", path, &r->content_type, errors) &&
       !is_header_value(r->content_type)) {
     fail(errors, join(path, "content_type"), "must not contain control characters");
@@ -867,10 +884,6 @@ constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 // operator is refused at 3 a.m. The gid is resolved once, here.
 void read_admin_group(const json& v, AdminConfig* a, Errors* errors) {
   if (!read_string(v, "group", "admin", &a->group, errors) || a->group.empty()) return;
-  if (a->group.find('\0') != std::string::npos) {
-    fail(errors, "admin.group", "must not contain a NUL byte (got " + quote(a->group) + ")");
-    return;
-  }
   group grp{};
   group* found = nullptr;
   std::vector<char> buf(16384);
@@ -897,9 +910,6 @@ void read_admin(const json& v, Config* c, Errors* errors) {
       fail(errors, "admin.socket",
            "must be \"\" (no admin socket) or a path of at most " + std::to_string(kMaxSocketPath) +
                " bytes");
-    } else if (a.socket.find('\0') != std::string::npos) {
-      // The kernel would read the path only up to the NUL: another file.
-      fail(errors, "admin.socket", "must not contain a NUL byte (got " + quote(a.socket) + ")");
     }
   }
   const json* mode = member(v, "mode");
@@ -932,8 +942,12 @@ void read_log(const json& v, Config* c, Errors* errors) {
 // "" would silently mean "absent" (the children keep root): refused.
 void read_top_string(const json& v, std::string_view key, std::string* out, Errors* errors) {
   if (!v.is_string()) return fail(errors, key, "must be a string");
-  if (v.get_ref<const std::string&>().empty()) return fail(errors, key, "must not be empty");
-  *out = v.get<std::string>();
+  const std::string& name = v.get_ref<const std::string&>();
+  if (name.empty()) return fail(errors, key, "must not be empty");
+  if (name.find('\0') != std::string::npos) {
+    return fail(errors, key, "must not contain a NUL byte (got " + quote(name) + ")");
+  }
+  *out = name;
 }
 
 void read_user(const json& v, Config* c, Errors* errors) {

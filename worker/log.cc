@@ -27,6 +27,23 @@ const char* level_name(LogLevel level) {
   return "?";
 }
 
+// One event, one line: a control byte in a message (a path or a key from a
+// config, a module's text) is written as \xNN, so it can neither forge a
+// second line nor reach a terminal as an escape sequence.
+void append_one_line(std::string& line, std::string_view message) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char ch : message) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      line += ch;
+    } else {
+      line += "\\x";
+      line += kHex[c >> 4];
+      line += kHex[c & 15];
+    }
+  }
+}
+
 void write_line(const char* tag, std::string_view message) {
   const int saved_errno = errno;
   timespec ts{};
@@ -45,7 +62,7 @@ void write_line(const char* tag, std::string_view message) {
   line += ' ';
   line += tag;
   line += ": ";
-  line += message;
+  append_one_line(line, message);
   line += '\n';
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
   (void)unused;

@@ -207,6 +207,9 @@ TEST(Module, CheckLoadsTheModuleAndNamesTheKey) {
                                       RINGHTTPD_NO_ENTRY_MODULE +
                                       ": no symbol ringhttpd_module_v1"},
       {"/nonexistent/module.so", "services[0].path: module /nonexistent/module.so: cannot load: "},
+      // A path that would forge a line and color the terminal is escaped.
+      {"/nonexistent/x\nfake.json: ok\x1b[31m.so",
+       "services[0].path: module /nonexistent/x\\nfake.json: ok\\x1b[31m.so: cannot load: "},
   };
   for (const Case& c : cases) {
     // A config whose init would fail: check does not run init.
@@ -214,6 +217,7 @@ TEST(Module, CheckLoadsTheModuleAndNamesTheKey) {
     std::string out;
     const int status = run_binary({"check", "-c", file.path()}, out);
     ASSERT_TRUE(WIFEXITED(status)) << c.path << "\n" << out;
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
     if (c.expected.empty()) {
       EXPECT_EQ(WEXITSTATUS(status), 0) << out;
       EXPECT_NE(out.find(": ok"), std::string::npos) << out;
