@@ -206,6 +206,33 @@ std::string format_duration(int64_t ms) {
   return buf;
 }
 
+namespace {
+
+// A loop runs at least once a second; this much silence means a process
+// stuck inside a handler (the watchdog kills it only for an overdue request).
+constexpr int64_t kStuckAfterMs = 5000;
+
+// The line under the table about one process, or "": a crash loop, a
+// replacement pending, a loop that has not run for a while.
+std::string process_note(const json& p) {
+  const int64_t streak = number(p, "streak").value_or(0);
+  const std::optional<int64_t> next = number(p, "restart_in_ms");
+  const std::optional<int64_t> silent = number(p, "heartbeat_age_ms");
+  const bool stuck = silent && *silent >= kStuckAfterMs;
+  if (streak < 2 && !next && !stuck) return "";
+  std::string note = text(p, "role");
+  if (text(p, "service") != "-") note += " " + text(p, "service");
+  note += " g" + text(p, "generation") + " #" + text(p, "index") + ":";
+  if (stuck) note += " its loop has not run for " + format_duration(*silent) + ";";
+  if (streak >= 2) note += " crash loop (" + std::to_string(streak) + " deaths in a row);";
+  if (next) note += " replacement in " + format_duration(*next);
+  if (!next && streak >= 2) note += " running again";
+  if (note.back() == ';') note.pop_back();
+  return note + "\n";
+}
+
+}  // namespace
+
 std::string format_status(const json& status, int64_t now_unix_ms) {
   if (!status.is_object()) return "(not a status answer)\n";
   std::string out = "ringhttpd " + text(status, "version", "?") + " (pid " + text(status, "pid") +
@@ -236,16 +263,7 @@ std::string format_status(const json& status, int64_t now_unix_ms) {
                       text(p, "pid"), text(p, "state"), duration_of(p, "uptime_ms"),
                       text(p, "requests"), text(p, "connections"), text(p, "inflight"),
                       text(p, "restarts")});
-      const int64_t streak = number(p, "streak").value_or(0);
-      const std::optional<int64_t> next = number(p, "restart_in_ms");
-      if (streak < 2 && !next) continue;
-      std::string who = text(p, "role") +
-                        (text(p, "service") == "-" ? "" : " " + text(p, "service")) + " g" +
-                        text(p, "generation") + " #" + text(p, "index");
-      std::string note = who + ":";
-      if (streak >= 2) note += " crash loop (" + std::to_string(streak) + " deaths in a row);";
-      note += next ? " replacement in " + format_duration(*next) : " running again";
-      notes += note + "\n";
+      notes += process_note(p);
     }
   }
   out += "\n" + table(rows);

@@ -158,6 +158,10 @@ json Supervisor::admin_status() const {
           std::atomic_ref<uint64_t>(slot.inflight).load(std::memory_order_relaxed);
       const uint32_t conns =
           std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
+      const uint32_t incarnation =
+          std::atomic_ref<uint32_t>(slot.incarnation).load(std::memory_order_relaxed);
+      const uint64_t beat =
+          std::atomic_ref<uint64_t>(slot.heartbeat_ms).load(std::memory_order_relaxed);
       const bool running = c.pid > 0;
       const bool network = c.role == shm::ProcessRole::network;
       const char* state = !running                                  ? "gone"
@@ -177,6 +181,12 @@ json Supervisor::admin_status() const {
           {"requests", requests},
           {"connections", network ? json(conns) : json(nullptr)},
           {"inflight", network ? json(nullptr) : json(inflight)},
+          {"incarnation", incarnation},
+          // Since the process's loop last ran: it runs at least once a
+          // second, so a large age means a process stuck inside a handler.
+          {"heartbeat_age_ms", running && beat != 0
+                                   ? json(std::max<int64_t>(0, now - static_cast<int64_t>(beat)))
+                                   : json(nullptr)},
           {"restarts", c.restart.restarts()},
           {"streak", c.restart.streak()},
           {"restart_in_ms", c.respawn && !running

@@ -210,6 +210,18 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
                                  : 0;
          return seconds_from_ms(ms);
        }},
+      {"ringhttpd_process_heartbeat_age_seconds", "gauge",
+       "Seconds since the process's event loop last ran; a healthy process runs it at least "
+       "once a second (0 when no process holds the slot).",
+       false,
+       [](const shm::ProcessSlot& s, int64_t now) {
+         const uint64_t beat = load(s.heartbeat_ms);
+         const bool held = load(s.state) != shm::ProcessState::empty && load(s.pid) != 0;
+         const uint64_t ms = held && beat != 0 && now > static_cast<int64_t>(beat)
+                                 ? static_cast<uint64_t>(now) - beat
+                                 : 0;
+         return seconds_from_ms(ms);
+       }},
       {"ringhttpd_process_restarts_total", "counter",
        "Processes the slot lost (died and were replaced) in this generation.", false,
        [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.restarts)); }},

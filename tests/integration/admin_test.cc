@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -152,6 +154,9 @@ TEST(AdminStatus, OneRowPerProcessFromTheScoreboard) {
     EXPECT_EQ(p["generation"], 1);
     EXPECT_EQ(p["restarts"], 0);
     EXPECT_TRUE(p["restart_in_ms"].is_null());
+    EXPECT_EQ(p["incarnation"], 1) << p;
+    // Every loop runs at least once a second.
+    EXPECT_LE(p["heartbeat_age_ms"].get<int64_t>(), 2000) << p;
     EXPECT_EQ(children.count(p["pid"].get<pid_t>()), 1u) << p;
     if (p["role"] == "network") {
       EXPECT_EQ(p["index"], network++);
@@ -184,9 +189,94 @@ TEST(AdminStatus, AKilledProcessShowsItsRestart) {
   for (const json& p : (*s)["processes"]) {
     if (p["role"] == "service" && p["index"] == 0) {
       EXPECT_EQ(p["restarts"], 1) << p;
+      EXPECT_EQ(p["incarnation"], 2) << p;
       EXPECT_NE(p["pid"], victim);
     }
   }
+}
+
+// While generation 1 drains (an upload is still arriving on one of its
+// connections), status shows both generations and each one's processes.
+TEST(AdminStatus, BothGenerationsAppearDuringAReload) {
+  WorkDir dir;
+  const std::string sock = dir.path() + "/run/admin.sock";
+  Server server(config(sock));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client upload(server.port());
+  ASSERT_TRUE(upload.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"));
+  // The head is routed at once: wait until a service process holds it.
+  const auto holding = [&] {
+    const std::optional<json> s = status_of(sock);
+    if (!s) return false;
+    for (const json& p : (*s)["processes"]) {
+      if (p["role"] == "service" && p["inflight"] == 1) return true;
+    }
+    return false;
+  };
+  for (auto end = Clock::now() + 10s; !holding() && Clock::now() < end;) {
+    std::this_thread::sleep_for(10ms);  // polling the status until the condition holds
+  }
+  ASSERT_TRUE(holding()) << server.log();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("reload: generation 2 serving", 15s)) << server.log();
+  const std::optional<json> s = status_of(sock);
+  ASSERT_TRUE(s);
+  EXPECT_EQ((*s)["generation"], 2);
+  std::map<int, std::string> phases;
+  for (const json& g : (*s)["generations"]) phases[g["generation"]] = g["phase"];
+  EXPECT_EQ(phases, (std::map<int, std::string>{{1, "draining"}, {2, "serving"}})) << *s;
+  // Generation 1's processes with nothing left to do may have exited
+  // ("gone"); the network process holding the upload, and the service
+  // process it waits for, drain.
+  std::map<int, int> rows;
+  std::map<std::string, int> draining;
+  for (const json& p : (*s)["processes"]) {
+    ++rows[p["generation"].get<int>()];
+    if (p["generation"] == 2) {
+      EXPECT_EQ(p["state"], "ready") << p;
+      continue;
+    }
+    EXPECT_TRUE(p["state"] == "draining" || p["state"] == "gone") << p;
+    if (p["state"] == "draining") ++draining[p["role"]];
+    if (p["role"] == "service" && p["inflight"] == 1) {
+      EXPECT_EQ(p["state"], "draining") << p;
+    }
+  }
+  EXPECT_EQ(rows, (std::map<int, int>{{1, 4}, {2, 4}})) << *s;
+  EXPECT_GE(draining["network"], 1) << *s;
+  EXPECT_GE(draining["service"], 1) << *s;
+  // The upload ends; generation 1 answers it and ends too.
+  ASSERT_TRUE(upload.send("67890"));
+  const auto r = upload.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("1234567890"), std::string::npos) << r->body;
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 15s)) << server.log();
+  const std::optional<json> after = status_of(sock);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)["generations"].size(), 1u) << *after;
+}
+
+// 64 admin clients that never finish a line do not hold up the supervisor:
+// a killed process is replaced as fast as ever.
+TEST(AdminProtocol, StuckClientsDoNotDelayARespawn) {
+  WorkDir dir;
+  const std::string sock = dir.path() + "/run/admin.sock";
+  Server server(config(sock));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::unique_ptr<AdminClient>> stuck;
+  for (int i = 0; i < 64; ++i) {
+    stuck.push_back(std::make_unique<AdminClient>(sock));
+    ASSERT_TRUE(stuck.back()->connected());
+    ASSERT_TRUE(stuck.back()->send("{\"comm"));
+  }
+  const pid_t victim = server.child("ringhttpd: service app g1 #1");
+  ASSERT_GT(victim, 0);
+  ::kill(victim, SIGKILL);
+  ASSERT_TRUE(server.wait_for_log("replaced; serving", 5s)) << server.log();
+  const auto r = http_get(server.port(), "/");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(Ctl, StatusPrintsATable) {

@@ -216,6 +216,20 @@ TEST(CtlFormat, StatusTable) {
             "service app g2 #1: crash loop (3 deaths in a row); replacement in 200ms\n");
 }
 
+TEST(CtlFormat, AProcessWhoseLoopHasNotRunIsPointedOut) {
+  json s = status_fixture();
+  s["processes"][0]["heartbeat_age_ms"] = 800;  // quiet, not stuck: no note
+  s["processes"].push_back(json::parse(R"({"role": "service", "service": "app", "generation": 2,
+    "index": 0, "pid": 102, "state": "ready", "uptime_ms": 63000, "requests": 5,
+    "connections": null, "inflight": 1, "restarts": 0, "streak": 0, "restart_in_ms": null,
+    "heartbeat_age_ms": 12400})"));
+  const std::string out = format_status(s, 1'063'000);
+  EXPECT_NE(out.find("\nservice app g2 #0: its loop has not run for 12s\n"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("network  g2 #0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("network g2"), std::string::npos) << out;
+}
+
 TEST(CtlFormat, AFailedReloadAndHostileStrings) {
   json s = status_fixture();
   s["last_reload"] = {{"ok", false}, {"error", "c.json: routes[1].service: \x1b[2J"}, {"at_ms", 0}};

@@ -173,6 +173,7 @@ void fill(TestSegment& seg) {
   n0.pid = 101;
   n0.state = ProcessState::ready;
   n0.started_at_ms = kNow - 2500;
+  n0.heartbeat_ms = kNow - 300;
   n0.requests = 10;
   n0.connections = 4;
   n0.accepted = 7;
@@ -201,6 +202,7 @@ void fill(TestSegment& seg) {
   seg->slot(3).state = ProcessState::ready;
   seg->slot(3).pid = 104;
   seg->slot(3).restarts = 2;
+  seg->slot(3).heartbeat_ms = kNow - 7250;  // a loop stuck for 7.25 s
   seg->slot(3).inflight = 1;
   seg->slot(3).requests = 9;
   seg->route_counters(0, 0)[1] = 4;
@@ -231,6 +233,10 @@ TEST(Metrics, ExactLines) {
       R"(ringhttpd_process_up{role="service",service="we\"ird\\na\nme",index="0"} 0)",
       R"(ringhttpd_process_uptime_seconds{role="network",index="0"} 2.5)",
       R"(ringhttpd_process_uptime_seconds{role="network",index="1"} 0)",
+      "# TYPE ringhttpd_process_heartbeat_age_seconds gauge",
+      R"(ringhttpd_process_heartbeat_age_seconds{role="network",index="0"} 0.3)",
+      R"(ringhttpd_process_heartbeat_age_seconds{role="network",index="1"} 0)",
+      R"(ringhttpd_process_heartbeat_age_seconds{role="service",service="app",index="1"} 7.25)",
       R"(ringhttpd_process_restarts_total{role="service",service="app",index="1"} 2)",
       R"(ringhttpd_process_requests_total{role="network",index="0"} 10)",
       R"(ringhttpd_process_requests_total{role="service",service="app",index="1"} 9)",
