@@ -61,6 +61,7 @@ class CrashHandler : public Handler {
 
 void add_test_handlers() {
   add_stream_handler();
+  add_lifecycle_handler();
   worker::add_handler_type("hang", [](const ServiceSettings&, const ServiceIdentity& id) {
     return std::unique_ptr<Handler>(std::make_unique<HangHandler>(id));
   });

@@ -10,5 +10,8 @@ namespace ringhttpd::testing {
 void add_test_handlers();
 // "stream" (stream_handler.cc): streamed responses and a (slow) body sink.
 void add_stream_handler();
+// "lifecycle" (lifecycle_handler.cc): a request that blocks its process, one
+// held until a file exists, one that exits the process.
+void add_lifecycle_handler();
 
 }  // namespace ringhttpd::testing
