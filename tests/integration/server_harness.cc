@@ -280,6 +280,13 @@ Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+int Client::local_port() const {
+  sockaddr_in addr{};
+  socklen_t len = sizeof addr;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  return ntohs(addr.sin_port);
+}
+
 bool Client::send(const std::string& bytes) {
   size_t at = 0;
   while (at < bytes.size()) {

@@ -125,6 +125,8 @@ class Client {
   explicit Client(int port, int rcvbuf = 0);
   ~Client();
   bool connected() const { return fd_ >= 0; }
+  // This end's port (to find the connection in /proc/net/tcp), or 0.
+  int local_port() const;
   bool send(const std::string& bytes);
   // Sends all of `bytes`, waiting at most `stall` each time the socket is
   // full; false when the peer stopped taking bytes for that long.
