@@ -33,7 +33,7 @@
 namespace ringhttpd::shm {
 
 inline constexpr uint64_t kSegmentMagic = 0x52494e4748545450ull;  // "RINGHTTP"
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -76,6 +76,7 @@ enum class Path : uint32_t { fast = 0, service = 1 };
 //                               restarts heartbeat
 //   line 1  traffic             responses[1xx..5xx] accepted bytes_in bytes_out
 //   line 2  rings, latency      ring_full latency_sum_us[2] latency_count[2]
+//                               access_lines_lost
 //   line 3-5 latency histogram  latency_buckets[fast|service][12]
 struct alignas(64) ProcessSlot {
   uint32_t pid;
@@ -99,7 +100,8 @@ struct alignas(64) ProcessSlot {
   alignas(64) uint64_t ring_full;  // network: requests refused because every ring was full
   uint64_t latency_sum_us[2];      // network: by Path
   uint64_t latency_count[2];
-  uint8_t reserved[24];
+  uint64_t access_lines_lost;  // network: access log lines a failed write lost
+  uint8_t reserved[16];
 
   alignas(64) uint64_t latency_buckets[2][kLatencyBuckets];  // network: by Path, not cumulative
 };

@@ -174,11 +174,25 @@ void AccessLog::flush(int64_t now_ms, bool force) {
     }
     if (n < 0 && errno == EINTR) continue;
     lost_ += buffered_lines_;  // full disk, or gone: lines lost, requests not
+    lost_errno_ = n < 0 ? errno : ENOSPC;
     break;
   }
   buffer_.clear();
   buffered_lines_ = 0;
   first_buffered_ms_ = -1;
+}
+
+std::string AccessLog::loss_report(int64_t now_ms) {
+  if (lost_ == reported_lost_) return {};
+  if (last_report_ms_ >= 0 && now_ms - last_report_ms_ < kLossReportEveryMs) return {};
+  std::string out = "log.access: ";
+  out += path_.empty() ? "stderr" : path_;
+  out += ": " + std::to_string(lost_ - reported_lost_) + " lines lost (write: ";
+  out += std::strerror(lost_errno_);
+  out += "); the requests were answered";
+  reported_lost_ = lost_;
+  last_report_ms_ = now_ms;
+  return out;
 }
 
 }  // namespace ringhttpd::worker

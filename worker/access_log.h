@@ -46,6 +46,11 @@ class AccessLog {
   // Same path, new file (after a rotation). "" or the error.
   std::string reopen();
   uint64_t lines_lost() const { return lost_; }
+  // A warning for the error log when lines were lost since the last one,
+  // at most one per kLossReportEveryMs (a full disk fails every flush);
+  // "" otherwise.
+  std::string loss_report(int64_t now_ms);
+  static constexpr int64_t kLossReportEveryMs = 10000;
 
   // Pure formatting, for tests.
   static void format_combined(const AccessEntry& e, std::string_view time_local, std::string& out);
@@ -63,6 +68,9 @@ class AccessLog {
   std::time_t time_second_ = -1;
   std::string time_text_;
   uint64_t lost_ = 0;
+  int lost_errno_ = 0;  // of the last failed write
+  uint64_t reported_lost_ = 0;
+  int64_t last_report_ms_ = -1;
 };
 
 }  // namespace ringhttpd::worker

@@ -24,7 +24,6 @@ struct AccessInfo {
   std::string user_agent;
   uint8_t version_major = 1;
   uint8_t version_minor = 1;
-  int64_t start_ms = 0;
 };
 
 struct OpenFile;  // worker/file_cache.h

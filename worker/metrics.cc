@@ -238,6 +238,13 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
        true, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.bytes_in)); }},
       {"ringhttpd_bytes_sent_total", "counter", "Bytes written to clients (network processes).",
        true, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.bytes_out)); }},
+      {"ringhttpd_access_log_lines_lost_total", "counter",
+       "Access log lines lost to a failed write (a full disk); the requests were answered "
+       "(network processes).",
+       true,
+       [](const shm::ProcessSlot& s, int64_t) {
+         return std::to_string(load(s.access_lines_lost));
+       }},
       {"ringhttpd_ring_full_total", "counter",
        "Requests refused with 503 because every ring of the service's pool was full (network "
        "processes).",

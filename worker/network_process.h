@@ -154,6 +154,7 @@ class NetworkProcess {
   }
   void drop_finished();
   void sweep(int64_t now);
+  void report_access_loss(int64_t now);
   void expire_service_requests(Connection& c, int64_t now);
   bool sweep_connection(Connection& c, int64_t now);
   void begin_stop();

@@ -101,6 +101,8 @@ TEST(AccessLogFile, JsonLinesAndANewFileAfterRotation) {
     const json j = json::parse(l);
     EXPECT_EQ(j["status"], 200);
     EXPECT_EQ(j["target"], "/echo");
+    // Microseconds: a trip through a service process is never 0.000 ms.
+    EXPECT_GT(j["duration_ms"].get<double>(), 0.0) << l;
   }
   ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
   ::kill(server.pid(), SIGUSR1);
@@ -120,6 +122,28 @@ TEST(AccessLogFile, JsonLinesAndANewFileAfterRotation) {
   for (size_t i = 0; i < old_lines.size(); ++i) {
     EXPECT_EQ(json::parse(old_lines[i])["target"], i < 3 ? "/echo" : "/healthz") << i;
   }
+}
+
+// A full disk (/dev/full fails every write with ENOSPC) loses log lines,
+// never requests; the loss is in the error log and in the metrics.
+TEST(AccessLogFile, AFullDiskLosesLinesNotRequests) {
+  Server server(config("/dev/full", "combined"));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (int i = 0; i < 20; ++i) {
+    const auto r = http_get(server.port(), i % 2 ? "/echo" : "/healthz");
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200);
+  }
+  // Buffered lines are written within about a second.
+  ASSERT_TRUE(
+      server.wait_for_log("lines lost (write: No space left on device); the requests "
+                          "were answered",
+                          10s))
+      << server.log();
+  EXPECT_NE(server.log().find("log.access: /dev/full: "), std::string::npos) << server.log();
+  const auto r = http_get(server.port(), "/healthz");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(AccessLogFile, AnUnwritablePathFailsTheStartNamingTheKey) {

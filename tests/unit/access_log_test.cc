@@ -109,5 +109,29 @@ TEST(AccessLog, AnUnwritablePathIsAnErrorNamingTheKey) {
   EXPECT_NE(e.find("log.access"), std::string::npos) << e;
 }
 
+// Lines a failed write loses are counted and reported, at most once per
+// kLossReportEveryMs, each report naming what was lost since the last one.
+TEST(AccessLog, LinesLostToAFullDiskAreReportedAtMostEveryTenSeconds) {
+  ASSERT_EQ(::access("/dev/full", W_OK), 0) << "Linux's /dev/full fails every write with ENOSPC";
+  AccessLog log;
+  ASSERT_EQ(log.open("/dev/full", AccessLog::Format::combined), "");
+  EXPECT_EQ(log.loss_report(0), "");
+  log.record(entry(), 1000);
+  log.record(entry(), 1000);
+  log.flush(0, true);
+  EXPECT_EQ(log.lines_lost(), 2u);
+  EXPECT_EQ(log.loss_report(1000),
+            "log.access: /dev/full: 2 lines lost (write: No space left on device); the requests "
+            "were answered");
+  log.record(entry(), 1000);
+  log.flush(0, true);
+  EXPECT_EQ(log.loss_report(2000), "");  // within 10 s of the last report
+  EXPECT_EQ(log.loss_report(11000),
+            "log.access: /dev/full: 1 lines lost (write: No space left on device); the requests "
+            "were answered");
+  EXPECT_EQ(log.loss_report(30000), "");  // nothing new
+  EXPECT_EQ(log.lines_lost(), 3u);
+}
+
 }  // namespace
 }  // namespace ringhttpd::worker

@@ -180,6 +180,7 @@ void fill(TestSegment& seg) {
   n0.bytes_in = 1000;
   n0.bytes_out = 2000;
   n0.ring_full = 1;
+  n0.access_lines_lost = 12;
   n0.responses[1] = 8;
   n0.responses[4] = 2;
   n0.latency_buckets[0][0] = 3;   // <= 0.5 ms
@@ -247,6 +248,7 @@ TEST(Metrics, ExactLines) {
       R"(ringhttpd_connections_accepted_total{role="network",index="0"} 7)",
       R"(ringhttpd_bytes_received_total{role="network",index="0"} 1000)",
       R"(ringhttpd_bytes_sent_total{role="network",index="0"} 2000)",
+      R"(ringhttpd_access_log_lines_lost_total{role="network",index="0"} 12)",
       R"(ringhttpd_ring_full_total{role="network",index="0"} 1)",
       R"(ringhttpd_responses_total{class="1xx"} 0)",
       R"(ringhttpd_responses_total{class="2xx"} 13)",
