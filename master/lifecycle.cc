@@ -1,7 +1,11 @@
-// The supervisor's pure decisions (see lifecycle.h).
+// The supervisor's pure decisions (see lifecycle.h): no syscalls, no clock;
+// every time comes in as an argument.
 #include "master/lifecycle.h"
 
 #include <algorithm>
+#include <limits>
+
+#include "master/systemd.h"
 
 namespace ringhttpd::master {
 
@@ -28,6 +32,223 @@ DeathAction decide_death(GenerationPhase phase, bool server_stopping) {
   }
   return DeathAction::nothing;
 }
+
+// ---- GenerationMachine: events ------------------------------------------
+
+void GenerationMachine::forking(int64_t now) {
+  if (deadline_ms == 0) deadline_ms = now + kReadyTimeoutMs;
+}
+
+void GenerationMachine::process_started(uint32_t slot, int64_t now) {
+  SlotLife& s = slot_life(slot);
+  s.state = SlotState::starting;
+  s.started_ms = now;
+}
+
+// The commit: a starting generation serves once its last process is ready.
+ReadyDecision GenerationMachine::process_ready(uint32_t slot, int64_t now) {
+  SlotLife& s = slot_life(slot);
+  ReadyDecision d;
+  s.state = SlotState::ready;
+  if (s.died_ms != 0) {
+    d.replaced_after_ms = now - s.died_ms;
+    s.died_ms = 0;
+  }
+  if (phase != GenerationPhase::starting) return d;
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    if (slot_life(i).state != SlotState::ready) return d;
+  }
+  phase = GenerationPhase::serving;
+  d.commit = true;
+  return d;
+}
+
+DeathDecision GenerationMachine::process_died(uint32_t slot, int64_t now, bool server_stopping) {
+  SlotLife& s = slot_life(slot);
+  s.state = SlotState::gone;
+  s.awaiting.clear();
+  for (uint32_t i = 0; i < slot_count(); ++i) slot_life(i).awaiting.erase(slot);
+  DeathDecision d;
+  d.action = decide_death(phase, server_stopping);
+  d.settle = (d.action == DeathAction::replace || d.action == DeathAction::settle_only) &&
+             !(server_stopping && s.role == shm::ProcessRole::network);
+  if (d.action != DeathAction::replace) return d;
+  s.died_ms = now;
+  d.delay_ms = s.restart.on_death(s.started_ms, now);
+  d.streak = s.restart.streak();
+  d.crash_loop = d.streak >= kCrashLoopStreak;
+  if (!d.crash_loop) {
+    s.crash_loop_since_ms = 0;
+  } else if (s.crash_loop_since_ms == 0) {
+    s.crash_loop_since_ms = now;
+  }
+  s.respawn = true;
+  s.restart_at_ms = now + d.delay_ms;
+  return d;
+}
+
+void GenerationMachine::awaiting_release(uint32_t slot, const std::set<uint32_t>& peers,
+                                         int64_t now) {
+  SlotLife& s = slot_life(slot);
+  s.awaiting = peers;
+  int64_t allowed = kReleaseTimeoutMs;
+  for (uint32_t p : peers) allowed = std::max(allowed, slot_life(p).release_allowance_ms);
+  s.release_deadline_ms = now + allowed;
+  s.release_killed = false;
+}
+
+void GenerationMachine::peer_released(uint32_t dead, uint32_t peer) {
+  if (dead < slot_count()) slot_life(dead).awaiting.erase(peer);
+}
+
+void GenerationMachine::spawn_failed(uint32_t slot, int64_t now) {
+  SlotLife& s = slot_life(slot);
+  s.respawn = true;
+  s.restart_at_ms = now + s.restart.on_death(now, now);
+}
+
+bool GenerationMachine::roll_back() {
+  if (phase == GenerationPhase::discarding) return false;
+  phase = GenerationPhase::discarding;
+  cancel_respawns();
+  return true;
+}
+
+void GenerationMachine::drain(int64_t now) {
+  phase = GenerationPhase::draining;
+  deadline_ms = now + drain_timeout_ms_;
+  cancel_respawns();
+}
+
+void GenerationMachine::stop() { cancel_respawns(); }
+
+void GenerationMachine::cancel_respawns() {
+  for (uint32_t i = 0; i < slot_count(); ++i) slot_life(i).respawn = false;
+}
+
+// ---- GenerationMachine: timers ------------------------------------------
+
+std::vector<Action> GenerationMachine::tick(int64_t now) {
+  std::vector<Action> out;
+  for (uint32_t i = 0; i < slot_count(); ++i) tick_slot(i, now, out);
+  if (phase == GenerationPhase::starting) {
+    for (uint32_t i = 0; i < slot_count(); ++i) {
+      if (never_started(i)) {
+        out.push_back({Action::start_rest});
+        break;
+      }
+    }
+    if (now >= deadline_ms) out.push_back({Action::roll_back_late});
+  }
+  if (phase == GenerationPhase::draining) tick_draining(now, out);
+  return out;
+}
+
+// A peer that did not settle in time is hung: it is killed, and the
+// replacement waits until it has been reaped (then no process uses the
+// rings they shared, and the supervisor empties them before the fork).
+void GenerationMachine::tick_slot(uint32_t slot, int64_t now, std::vector<Action>& out) {
+  SlotLife& s = slot_life(slot);
+  if (!s.awaiting.empty() && now >= s.release_deadline_ms && !s.release_killed) {
+    s.release_killed = true;
+    for (uint32_t peer : s.awaiting) {
+      if (slot_life(peer).running()) out.push_back({Action::kill_hung, peer, slot});
+    }
+  }
+  if (s.respawn && !s.running() && s.awaiting.empty() && now >= s.restart_at_ms) {
+    s.respawn = false;
+    out.push_back({Action::spawn, slot});
+  }
+}
+
+// Network processes hand their connections over and exit; then nothing can
+// reach the service processes, which are told to stop. Past the deadline
+// every process is told to stop now, kStopMarginMs later killed.
+void GenerationMachine::tick_draining(int64_t now, std::vector<Action>& out) {
+  if (!any_running(shm::ProcessRole::network) && !services_told) {
+    services_told = true;
+    for_running(Action::stop_service, shm::ProcessRole::service, out);
+  }
+  if (now >= deadline_ms && !hurried) {
+    hurried = true;
+    for_running(Action::hurry, shm::ProcessRole::none, out);
+  }
+  if (now >= deadline_ms + kStopMarginMs && !killed) {
+    killed = true;
+    for_running(Action::kill_late, shm::ProcessRole::none, out);
+  }
+}
+
+// `role` none: every role.
+void GenerationMachine::for_running(Action::Kind kind, shm::ProcessRole role,
+                                    std::vector<Action>& out) const {
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    const SlotLife& s = slot_life(i);
+    if (s.running() && (role == shm::ProcessRole::none || s.role == role)) {
+      out.push_back({kind, i});
+    }
+  }
+}
+
+// ---- GenerationMachine: queries -----------------------------------------
+
+bool GenerationMachine::any_running(shm::ProcessRole role) const {
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    const SlotLife& s = slot_life(i);
+    if (s.running() && (role == shm::ProcessRole::none || s.role == role)) return true;
+  }
+  return false;
+}
+
+std::vector<uint32_t> GenerationMachine::settle_peers(uint32_t dead) const {
+  std::vector<uint32_t> peers;
+  const shm::ProcessRole role = slot_life(dead).role;
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    if (slot_life(i).role != role && slot_life(i).running()) peers.push_back(i);
+  }
+  return peers;
+}
+
+std::vector<uint32_t> GenerationMachine::not_ready() const {
+  std::vector<uint32_t> late;
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    if (slot_life(i).state != SlotState::ready) late.push_back(i);
+  }
+  return late;
+}
+
+bool GenerationMachine::kill_on_report(uint32_t reporter, uint32_t reported, bool overdue) const {
+  if (reporter >= slot_count() || reported >= slot_count()) return false;
+  const SlotLife& s = slot_life(reported);
+  if (s.role == slot_life(reporter).role || !s.running()) return false;
+  return !overdue || s.role == shm::ProcessRole::service;
+}
+
+bool GenerationMachine::ended() const {
+  return (phase == GenerationPhase::draining || phase == GenerationPhase::discarding) &&
+         !any_running(shm::ProcessRole::none);
+}
+
+int64_t GenerationMachine::next_timer_ms(int64_t now) const {
+  int64_t next = std::numeric_limits<int64_t>::max();
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    const SlotLife& s = slot_life(i);
+    if (!s.awaiting.empty()) {
+      if (!s.release_killed) next = std::min(next, s.release_deadline_ms);
+    } else if (s.respawn) {
+      next = std::min(next, s.restart_at_ms);
+    }
+  }
+  if (phase == GenerationPhase::starting) next = std::min(next, deadline_ms);
+  if (phase == GenerationPhase::draining) {
+    next = std::min(next, hurried ? deadline_ms + kStopMarginMs : deadline_ms);
+    // Network processes exit as they finish handing over: look again soon.
+    next = std::min(next, now + 100);
+  }
+  return next;
+}
+
+// ---- ReloadMachine --------------------------------------------------------
 
 bool ReloadMachine::request() {
   if (running_) {

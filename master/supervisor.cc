@@ -37,13 +37,8 @@ using worker::log_info;
 using worker::log_warn;
 using worker::monotonic_ms;
 
-constexpr int kReadyTimeoutMs = 10000;
-constexpr int kStopMarginMs = 2000;  // beyond drain_timeout_ms before SIGKILL
 constexpr int kFastStopMs = 1000;
 constexpr int kKillWaitMs = 2000;
-// A live peer settles a dead one's requests within one loop iteration; one
-// that has not within this is hung, and is killed (and replaced) itself.
-constexpr int kReleaseTimeoutMs = 1000;
 
 constexpr int kSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1};
 
@@ -144,7 +139,7 @@ int Supervisor::run() {
   for (auto& gen : generations_) {
     drain_timeout = std::max(drain_timeout, gen->config.network.drain_timeout_ms);
   }
-  const int drain_ms = static_cast<int>(drain_timeout) + kStopMarginMs;
+  const int drain_ms = static_cast<int>(drain_timeout + kStopMarginMs);
   stop_role(shm::ProcessRole::network, graceful, graceful ? drain_ms : kFastStopMs);
   stop_role(shm::ProcessRole::service, graceful, kFastStopMs);
   log_info("stopped");
@@ -158,10 +153,9 @@ int Supervisor::run() {
 // the segment, one eventfd per process, and the environment children inherit.
 std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config config,
                                                                     std::string& error) {
-  auto g = std::make_unique<Generation>();
+  auto g = std::make_unique<Generation>(monotonic_ms(), config.network.drain_timeout_ms);
   g->number = ++last_generation_;
   g->config = std::move(config);
-  g->began_ms = monotonic_ms();
   const std::vector<Listener> none;
   if (!bind_listeners(g->config.listeners, g->listeners, error,
                       current_ != nullptr ? current_->listeners : none, activated_)) {
@@ -226,6 +220,8 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
       c.index = static_cast<uint32_t>(i);
       c.service = static_cast<int>(s);
       c.service_proc = proc;
+      c.release_allowance_ms =
+          std::max<int64_t>(kReleaseTimeoutMs, g->config.services[s].kill_after_ms);
     }
   }
   return g;
@@ -235,9 +231,9 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
 // arrives meanwhile pauses the forking, so that a stop during a large start
 // is acted on at once; the loop forks the rest after handling it.
 bool Supervisor::spawn_all(Generation& g) {
-  if (g.began_ms != 0 && g.deadline_ms == 0) g.deadline_ms = monotonic_ms() + kReadyTimeoutMs;
+  g.forking(monotonic_ms());
   for (Child& c : g.children) {
-    if (c.started_ms != 0) continue;
+    if (!g.never_started(c.slot)) continue;
     if (signal_pending()) return true;
     if (!spawn(g, c)) return false;
   }
@@ -310,8 +306,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   c.pid = pid;
   c.title = worker::child_title(env);
   c.control = std::move(mine);
-  c.state = ChildState::starting;
-  c.started_ms = monotonic_ms();
+  g.process_started(c.slot, monotonic_ms());
   // A generation gets its listeners only once all of it is ready
   // (on_generation_ready): until then no client reaches it (connections wait
   // in the backlog rather than find no service ready, and a reload that
@@ -365,7 +360,6 @@ bool Supervisor::send_listeners(const Generation& g, Child& c) {
 // Every process of `g` reported ready: the first generation starts serving;
 // a reloaded one takes over, and the one it replaces drains.
 void Supervisor::on_generation_ready(Generation& g) {
-  g.phase = GenerationPhase::serving;
   Generation* old = current_;
   current_ = &g;
   for (Child& c : g.children) {
@@ -377,14 +371,12 @@ void Supervisor::on_generation_ready(Generation& g) {
     return;
   }
   const int64_t now = monotonic_ms();
-  old->phase = GenerationPhase::draining;
-  old->deadline_ms = now + old->config.network.drain_timeout_ms;
+  old->drain(now);
   old->listeners.clear();  // the new generation holds its own copies
   for (Child& c : old->children) {
     if (c.role == shm::ProcessRole::network && is_running(c)) {
       proto::send_control(c.control.get(), {proto::ControlType::drain, 0});
     }
-    c.respawn = false;
   }
   worker::log_notice("reload: generation " + std::to_string(g.number) + " serving after " +
                      std::to_string(now - reload_began_ms_) + " ms; generation " +
@@ -394,10 +386,8 @@ void Supervisor::on_generation_ready(Generation& g) {
 }
 
 void Supervisor::roll_back(Generation& g, const std::string& why) {
-  if (g.phase == GenerationPhase::discarding) return;
-  g.phase = GenerationPhase::discarding;
+  if (!g.roll_back()) return;  // already torn down
   for (Child& c : g.children) {
-    c.respawn = false;
     if (is_running(c)) ::kill(c.pid, SIGKILL);
   }
   g.listeners.clear();
@@ -562,67 +552,56 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
   const pid_t pid = c.pid;
   c.pid = -1;
   c.control.reset();
-  c.state = ChildState::gone;
-  c.awaiting.clear();
   shm::ProcessSlot& slot = g.segment->slot(c.slot);
   std::atomic_ref<shm::ProcessState>(slot.state)
       .store(shm::ProcessState::empty, std::memory_order_release);
   std::atomic_ref<uint32_t>(slot.pid).store(0, std::memory_order_relaxed);
-  for (Child& other : g.children) other.awaiting.erase(c.slot);
-  const DeathAction action = decide_death(g.phase, stopping_);
+  const int64_t now = monotonic_ms();
+  const DeathDecision d = g.process_died(c.slot, now, stopping_);
   const std::string what = c.title + pid_text(pid) + " " + describe_status(status);
-  switch (action) {
+  switch (d.action) {
     case DeathAction::nothing:
       return;
     case DeathAction::fail_reload:
       return roll_back(g, what + " before it was ready");
     case DeathAction::settle_only:
-      if (stopping_ || g.phase != GenerationPhase::serving) worker::log_debug(what);
-      return settle_with_peers(g, c);
+      worker::log_debug(what);
+      break;
     case DeathAction::replace:
+      log_replacement(what, d);
       break;
   }
-  const int64_t now = monotonic_ms();
-  c.died_ms = now;
-  const int64_t delay = c.restart.on_death(c.started_ms, now);
-  if (c.restart.streak() < kCrashLoopStreak) {
-    c.crash_loop_since_ms = 0;
-  } else if (c.crash_loop_since_ms == 0) {
-    c.crash_loop_since_ms = now;
-  }
-  c.respawn = true;
-  c.restart_at_ms = now + delay;
-  if (delay == 0) {
-    log_error(what + "; replacing it");
+  if (d.settle) settle_with_peers(g, c, now);
+}
+
+void Supervisor::log_replacement(const std::string& what, const DeathDecision& d) {
+  std::string line = what;
+  if (d.delay_ms == 0) {
+    line += "; replacing it";
   } else {
-    log_error(what + "; crash loop (" + std::to_string(c.restart.streak()) +
-              " deaths in a row): replacing it in " + std::to_string(delay) + " ms");
+    line += "; crash loop (";
+    line += std::to_string(d.streak);
+    line += " deaths in a row): replacing it in ";
+    line += std::to_string(d.delay_ms);
+    line += " ms";
   }
-  settle_with_peers(g, c);
+  log_error(line);
 }
 
 // Every live process on the other side of the dead one's rings settles what
-// the dead one owed (or was owed), empties their shared rings, and says so.
-void Supervisor::settle_with_peers(Generation& g, Child& dead) {
-  if (stopping_ && dead.role == shm::ProcessRole::network) return;
+// the dead one owed (or was owed), empties their shared rings, and says so
+// (peer_released); the replacement waits for those that were told.
+void Supervisor::settle_with_peers(Generation& g, Child& dead, int64_t now) {
   const uint32_t incarnation = g.segment->slot(dead.slot).incarnation;
-  for (Child& peer : g.children) {
-    if (peer.role == dead.role || !is_running(peer) || !peer.control) continue;
+  std::set<uint32_t> told;
+  for (uint32_t p : g.settle_peers(dead.slot)) {
+    Child& peer = g.children[p];
+    if (!peer.control) continue;
     const std::string err = proto::send_control(
         peer.control.get(), {proto::ControlType::peer_gone, dead.slot, incarnation});
-    if (err.empty()) dead.awaiting.insert(peer.slot);
+    if (err.empty()) told.insert(p);
   }
-  // A service process reads control messages between handler calls, so it
-  // gets as long as a handler may legitimately run.
-  int64_t allowed = kReleaseTimeoutMs;
-  for (const Child& peer : g.children) {
-    if (peer.role == shm::ProcessRole::service && dead.awaiting.count(peer.slot) != 0) {
-      allowed = std::max<int64_t>(
-          allowed, g.config.services[static_cast<size_t>(peer.service)].kill_after_ms);
-    }
-  }
-  dead.release_deadline_ms = monotonic_ms() + allowed;
-  dead.release_killed = false;
+  g.awaiting_release(dead.slot, told, now);
 }
 
 void Supervisor::handle_control(Generation& g, Child& c, int budget) {
@@ -642,20 +621,16 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
     }
     switch (msg.type) {
       case proto::ControlType::ready: {
-        c.state = ChildState::ready;
-        if (c.died_ms != 0) {  // a replacement: how long the slot was without a process
+        const ReadyDecision d = g.process_ready(c.slot, monotonic_ms());
+        if (d.replaced_after_ms >= 0) {
           log_info(c.title + pid_text(c.pid) + " replaced; serving " +
-                   std::to_string(monotonic_ms() - c.died_ms) + " ms after the death");
-          c.died_ms = 0;
+                   std::to_string(d.replaced_after_ms) + " ms after the death");
         }
-        if (g.phase != GenerationPhase::starting) break;
-        const bool all = std::all_of(g.children.begin(), g.children.end(),
-                                     [](const Child& x) { return x.state == ChildState::ready; });
-        if (all) on_generation_ready(g);
+        if (d.commit) on_generation_ready(g);
         break;
       }
       case proto::ControlType::peer_released:
-        if (msg.arg < g.children.size()) g.children[msg.arg].awaiting.erase(c.slot);
+        g.peer_released(msg.arg, c.slot);
         break;
       case proto::ControlType::handoff:
         if (fds.size() == 1 && c.role == shm::ProcessRole::network) {
@@ -666,13 +641,10 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
         break;
       case proto::ControlType::overdue:
       case proto::ControlType::peer_broken: {
-        if (msg.arg >= g.children.size()) break;
-        Child& s = g.children[msg.arg];
         const bool overdue = msg.type == proto::ControlType::overdue;
-        if (s.role == c.role || (overdue && s.role != shm::ProcessRole::service) ||
-            !is_running(s) || g.segment->slot(s.slot).incarnation != msg.arg2) {
-          break;  // not a peer of the reporter, or already replaced
-        }
+        if (!g.kill_on_report(c.slot, msg.arg, overdue)) break;
+        Child& s = g.children[msg.arg];
+        if (g.segment->slot(s.slot).incarnation != msg.arg2) break;  // already replaced
         if (overdue) {
           log_error(
               s.title + pid_text(s.pid) + " holds a request past kill_after_ms (" +
@@ -729,13 +701,7 @@ void Supervisor::run_timers(int64_t now) {
   for (auto& g : generations_) run_generation_timers(*g, now);
   // Generations with no process left are gone; so is their segment.
   std::erase_if(generations_, [&](const std::unique_ptr<Generation>& g) {
-    if (g.get() == current_ || g->phase == GenerationPhase::starting ||
-        g->phase == GenerationPhase::serving) {
-      return false;
-    }
-    const bool empty = std::none_of(g->children.begin(), g->children.end(),
-                                    [](const Child& c) { return is_running(c); });
-    if (!empty) return false;
+    if (g.get() == current_ || !g->ended()) return false;
     shm::Segment::remove(g->segment->name());
     log_info("generation " + std::to_string(g->number) + " ended");
     return true;
@@ -743,82 +709,56 @@ void Supervisor::run_timers(int64_t now) {
 }
 
 void Supervisor::run_generation_timers(Generation& g, int64_t now) {
-  for (Child& c : g.children) {
-    // A peer that did not settle in time is hung: it is killed, and the
-    // replacement waits until it has been reaped (then no process uses the
-    // rings they shared, and spawn() empties them).
-    if (!c.awaiting.empty() && now >= c.release_deadline_ms && !c.release_killed) {
-      c.release_killed = true;
-      for (uint32_t s : c.awaiting) {
-        Child& peer = g.children[s];
-        if (!is_running(peer)) continue;
-        log_error(peer.title + pid_text(peer.pid) + " did not settle with " + c.title +
-                  " in time; killing it");
-        ::kill(peer.pid, SIGKILL);
-      }
-    }
-    if (c.respawn && !is_running(c) && c.awaiting.empty() && now >= c.restart_at_ms) {
-      c.respawn = false;
-      if (!spawn(g, c)) {  // fork failed: try again after the next back-off step
-        c.respawn = true;
-        c.restart_at_ms = now + c.restart.on_death(now, now);
-      }
-    }
+  for (const Action& a : g.tick(now)) apply(g, a, now);
+}
+
+// Carries out one decision of the generation's machine.
+void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
+  if (a.kind == Action::start_rest) {
+    if (!spawn_all(g)) roll_back(g, "could not start generation " + std::to_string(g.number));
+    return;
   }
-  if (g.phase == GenerationPhase::starting && !spawn_all(g)) {
-    roll_back(g, "could not start generation " + std::to_string(g.number));
-  }
-  if (g.phase == GenerationPhase::starting && now >= g.deadline_ms) {
+  if (a.kind == Action::roll_back_late) {
+    if (g.phase != GenerationPhase::starting) return;  // rolled back meanwhile
     std::string late;
-    for (const Child& c : g.children) {
-      if (c.state != ChildState::ready)
-        late += (late.empty() ? "" : ", ") + c.title + pid_text(c.pid);
+    for (uint32_t s : g.not_ready()) {
+      if (!late.empty()) late += ", ";
+      late += g.children[s].title + pid_text(g.children[s].pid);
     }
     roll_back(g, "generation " + std::to_string(g.number) + " not ready within " +
                      std::to_string(kReadyTimeoutMs) + " ms (waiting for " + late + ")");
+    return;
   }
-  if (g.phase != GenerationPhase::draining) return;
-  const bool networks_left = std::any_of(g.children.begin(), g.children.end(), [](const Child& c) {
-    return c.role == shm::ProcessRole::network && is_running(c);
-  });
-  if (!networks_left && !g.services_told) {
-    g.services_told = true;  // nothing can reach them any more
-    for (Child& c : g.children) {
-      if (c.role == shm::ProcessRole::service && is_running(c)) send_stop(c, true);
-    }
+  Child& c = g.children[a.slot];
+  if (a.kind == Action::spawn) {
+    if (!spawn(g, c)) g.spawn_failed(a.slot, now);  // again after the next back-off step
+    return;
   }
-  if (now >= g.deadline_ms && !g.hurried) {
-    g.hurried = true;
-    for (Child& c : g.children) {
-      if (is_running(c)) send_stop(c, false);
-    }
-  }
-  if (now >= g.deadline_ms + kStopMarginMs && !g.killed) {
-    g.killed = true;
-    for (Child& c : g.children) {
-      if (!is_running(c)) continue;
+  if (!is_running(c)) return;  // never signal pid -1
+  switch (a.kind) {
+    case Action::kill_hung:
+      log_error(c.title + pid_text(c.pid) + " did not settle with " + g.children[a.about].title +
+                " in time; killing it");
+      ::kill(c.pid, SIGKILL);
+      break;
+    case Action::stop_service:  // nothing can reach it any more
+      send_stop(c, true);
+      break;
+    case Action::hurry:
+      send_stop(c, false);
+      break;
+    case Action::kill_late:
       log_warn(c.title + pid_text(c.pid) + " did not drain in time; killing it");
       ::kill(c.pid, SIGKILL);
-    }
+      break;
+    default:
+      break;
   }
 }
 
 int Supervisor::poll_timeout(int64_t now) const {
   int64_t next = now + 1000;
-  for (const auto& g : generations_) {
-    for (const Child& c : g->children) {
-      if (!c.awaiting.empty()) {
-        if (!c.release_killed) next = std::min(next, c.release_deadline_ms);
-      } else if (c.respawn) {
-        next = std::min(next, c.restart_at_ms);
-      }
-    }
-    if (g->phase == GenerationPhase::starting) next = std::min(next, g->deadline_ms);
-    if (g->phase == GenerationPhase::draining) {
-      next = std::min(next, g->hurried ? g->deadline_ms + kStopMarginMs : g->deadline_ms);
-      next = std::min(next, now + 100);
-    }
-  }
+  for (const auto& g : generations_) next = std::min(next, g->next_timer_ms(now));
   if (!adopts_.empty()) next = std::min(next, now + 2);
   next = std::min(next, notifier_.watchdog_due_ms());
   return static_cast<int>(std::clamp<int64_t>(next - now, 0, 1000));
@@ -837,8 +777,8 @@ void Supervisor::send_stop(Child& c, bool graceful) {
 void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms) {
   stopping_ = true;
   for (auto& g : generations_) {
+    g->stop();
     for (Child& c : g->children) {
-      c.respawn = false;
       if (c.role == role && is_running(c)) send_stop(c, graceful);
     }
   }

@@ -7,10 +7,9 @@
 // code runs in signal context), children's exits (SIGCHLD on the same
 // descriptor), and the children's control messages.
 //
-// - A child that dies is replaced in its generation (master/lifecycle.h has
-//   the back-off); its peers first settle what it owed and reset the rings
-//   they shared with it (peer_gone, then peer_released), so the replacement
-//   starts on clean rings.
+// - A child that dies is replaced in its generation; its peers first settle
+//   what it owed and reset the rings they shared with it (peer_gone, then
+//   peer_released), so the replacement starts on clean rings.
 // - SIGHUP reloads: the config is read again, generation g+1 is started
 //   beside g (same listening sockets where the address is unchanged), and
 //   only when all of it is ready does g drain: its network processes hand
@@ -19,6 +18,13 @@
 // - SIGTERM stops gracefully, SIGINT and SIGQUIT fast; either way the
 //   network processes stop first (they finish or fail what is in flight),
 //   then the service processes, then the segments are removed.
+//
+// What to do and when (commit, roll back, when a replacement starts, the
+// back-off, the drain's deadlines) is decided by each generation's
+// GenerationMachine (master/lifecycle.h), which is tested without
+// processes; this class feeds it events (fork, ready message, reaped child,
+// the clock) and carries out its decisions: fork, kill, waitpid, control
+// messages, descriptors, logging.
 #pragma once
 
 #include <sys/types.h>
@@ -61,46 +67,37 @@ class Supervisor {
   int run();
 
  private:
-  enum class ChildState { starting, ready, gone };
-  // One scoreboard slot of a generation and the process that holds it.
-  struct Child {
+  // Kept for master/supervisor_admin.cc, which names the slot states so.
+  using ChildState = SlotState;
+  // One scoreboard slot of a generation and the process that holds it. Its
+  // life (state, back-off, peers awaited) is the machine's (SlotLife,
+  // master/lifecycle.h); this adds the process.
+  struct Child : SlotLife {
     pid_t pid = -1;  // -1: no process holds the slot now
     uint32_t slot = 0;
-    shm::ProcessRole role = shm::ProcessRole::none;
     uint32_t index = 0;         // within its role (network) or its pool (service)
     int service = -1;           // service processes: index into services
     uint32_t service_proc = 0;  // service processes: index among all service processes
     std::string title;
     proto::UniqueFd control;  // supervisor's end; valid while pid != -1
-    ChildState state = ChildState::gone;
-    int64_t started_ms = 0;
-    RestartPolicy restart;
-    bool respawn = false;             // a replacement is due (at restart_at_ms)
-    int64_t died_ms = 0;              // != 0: the last process died then; not yet replaced
-    int64_t restart_at_ms = 0;        // valid while respawn
-    std::set<uint32_t> awaiting;      // peers that have not released this slot yet
-    int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()
-    bool release_killed = false;      // the peers still awaited were killed (hung)
-    // != 0: the slot entered a crash loop then (restart.streak() reached
-    // kCrashLoopStreak); 0 again once a death ends the streak. The
-    // watchdog rule (healthy()) reads it.
-    int64_t crash_loop_since_ms = 0;
   };
-  struct Generation {
+  // A generation: its decisions are the machine's (GenerationMachine:
+  // phase, deadlines); this adds its config, segment, listeners and processes.
+  struct Generation : GenerationMachine {
+    Generation(int64_t now_ms, int64_t drain_timeout_ms)
+        : GenerationMachine(now_ms, drain_timeout_ms) {}
+    uint32_t slot_count() const override { return static_cast<uint32_t>(children.size()); }
+    SlotLife& slot_life(uint32_t slot) override { return children[slot]; }
+    const SlotLife& slot_life(uint32_t slot) const override { return children[slot]; }
+
     uint32_t number = 0;
     Config config;
-    GenerationPhase phase = GenerationPhase::starting;
     uint32_t n_network = 0;
     std::vector<Listener> listeners;  // this generation's copies
     std::optional<shm::Segment> segment;
     std::vector<proto::UniqueFd> wake_fds;
     worker::WorkerEnv env_template;
-    std::vector<Child> children;  // indexed by slot
-    int64_t began_ms = 0;
-    int64_t deadline_ms = 0;     // starting: ready by then; draining: drained by then
-    bool services_told = false;  // draining: the service processes were told to stop
-    bool hurried = false;        // draining: past the deadline, told to stop now
-    bool killed = false;         // draining: past deadline + margin, SIGKILLed
+    std::vector<Child> children;  // indexed by slot; sized once, when made
   };
   enum class Outcome { running, stop_graceful, stop_fast, failed };
 
@@ -123,13 +120,15 @@ class Supervisor {
   Outcome handle_signals();
   void reap();
   void on_death(Generation& g, Child& c, int status);
-  void settle_with_peers(Generation& g, Child& dead);
+  void log_replacement(const std::string& what, const DeathDecision& d);
+  void settle_with_peers(Generation& g, Child& dead, int64_t now);
   // Reads up to `budget` messages from the child.
   void handle_control(Generation& g, Child& c, int budget);
   void relay_handoff(proto::UniqueFd fd, std::string bytes);
   void flush_adopts();
   void run_timers(int64_t now);
   void run_generation_timers(Generation& g, int64_t now);
+  void apply(Generation& g, const Action& a, int64_t now);
   int poll_timeout(int64_t now) const;
   bool signal_pending() const;
 
