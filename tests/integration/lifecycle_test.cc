@@ -9,15 +9,19 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "proto/ring_codec.h"
@@ -75,7 +79,12 @@ json served_by(const Client::Response& r, const char* which) {
 // says "Connection: close" (counted), or fails (counted).
 class Load {
  public:
-  Load(int port, int connections) : echoes_(connections), generation_(connections) {
+  Load(int port, int connections)
+      : echoes_(connections),
+        generation_(connections),
+        exchanges_(static_cast<size_t>(connections)),
+        ended_by_server_(static_cast<size_t>(connections)),
+        running_(connections) {
     for (int i = 0; i < connections; ++i) {
       threads_.emplace_back([this, port, i] { run(port, i); });
     }
@@ -107,6 +116,28 @@ class Load {
     }
     return true;
   }
+  // Waits until every connection's thread has ended on its own (the server
+  // closed it, or it failed).
+  bool wait_ended(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (running_ > 0) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    stop();
+    return true;
+  }
+  // One request and its response on a connection, as the client saw them.
+  struct Exchange {
+    Clock::time_point sent;  // before the request's first byte was sent
+    Clock::time_point read;  // once its response was read whole
+    bool keep_alive;         // the response did not say "Connection: close"
+  };
+  // Connection i's exchanges; read only after its thread ended.
+  const std::vector<Exchange>& exchanges(size_t i) const { return exchanges_[i]; }
+  // Connection i ended with a response that said close, then the server
+  // closed it; read only after its thread ended.
+  bool ended_by_server(size_t i) const { return ended_by_server_[i] != 0; }
   // The generation of the network process that answered connection i last.
   int generation_of(size_t i) const { return generation_[i]; }
   size_t connections() const { return echoes_.size(); }
@@ -120,12 +151,19 @@ class Load {
 
  private:
   void run(int port, int i) {
+    struct Ended {
+      std::atomic<int>& running;
+      ~Ended() { --running; }
+    } ended{running_};
     Client c(port);
+    std::vector<Exchange>& exchanges = exchanges_[static_cast<size_t>(i)];
     for (uint64_t n = 0; !stop_; ++n) {
       const bool echo = (n + static_cast<uint64_t>(i)) % 2 == 0;
+      const auto sent = Clock::now();
       if (!c.send(echo ? kGetEcho : kGetHealth)) return fail("send failed");
       auto r = c.read_response(10s);
       if (!r) return fail("no response (connection closed or timed out)");
+      exchanges.push_back({sent, Clock::now(), r->headers["connection"] != "close"});
       if (r->status != 200) return fail("status " + std::to_string(r->status));
       if (echo) {
         const json network = served_by(*r, "network");
@@ -136,6 +174,7 @@ class Load {
       ++ok_;
       if (r->headers["connection"] == "close") {
         ++closed_;
+        if (c.closed_by_peer(10s)) ended_by_server_[static_cast<size_t>(i)] = 1;
         return;
       }
     }
@@ -146,8 +185,11 @@ class Load {
     if (failure_.empty()) failure_ = why;
   }
 
-  std::vector<std::atomic<int>> echoes_;      // per connection: echo answers so far
-  std::vector<std::atomic<int>> generation_;  // per connection: the last one's generation
+  std::vector<std::atomic<int>> echoes_;          // per connection: echo answers so far
+  std::vector<std::atomic<int>> generation_;      // per connection: the last one's generation
+  std::vector<std::vector<Exchange>> exchanges_;  // per connection, its thread's only
+  std::vector<uint8_t> ended_by_server_;          // likewise
+  std::atomic<int> running_;                      // threads not yet ended
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};
   std::atomic<int> ok_{0}, failed_{0}, closed_{0};
@@ -185,6 +227,133 @@ bool wait_log_count(const Server& server, const std::string& text, size_t n,
   return true;
 }
 
+// Every /dev/shm segment of the instance whose supervisor had pid
+// `supervisor` (Server::segments() goes by the running supervisor's pid,
+// which Server::stop() forgets).
+std::vector<std::string> segments_of(pid_t supervisor) {
+  std::vector<std::string> out;
+  std::string prefix = "ringhttpd.";
+  prefix.append(std::to_string(supervisor)).append(".g");
+  std::error_code ignored;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ignored)) {
+    if (e.path().filename().string().starts_with(prefix)) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+// True while `pid` exists and is not a zombie (a killed child not yet reaped
+// is gone for the purpose of these tests).
+bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 >= stat.size()) return false;
+  const char state = stat[close + 2];
+  return state != 'Z' && state != 'X';
+}
+
+// The admin socket's status (`ringhttpd ctl status --json`), or nullopt.
+std::optional<json> admin_status(const Server& server) {
+  std::string out;
+  if (run_binary({"ctl", "--socket", server.workdir().admin_socket(), "status", "--json"}, out) !=
+      0) {
+    return std::nullopt;
+  }
+  json j = json::parse(out, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
+// The status row of service process #index of generation `generation`.
+json service_row(const json& status, int generation, int index) {
+  for (const json& p : status["processes"]) {
+    if (p["role"] == "service" && p["generation"] == generation && p["index"] == index) return p;
+  }
+  return json();
+}
+
+// Whether connecting to 127.0.0.1:port is refused: no process holds a
+// listening socket there (the connection, if made, is closed at once).
+bool refused(int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int err = errno;
+  ::close(fd);
+  return r != 0 && err == ECONNREFUSED;
+}
+
+// The first moment connecting to 127.0.0.1:port is refused, or nullopt.
+std::optional<Clock::time_point> wait_refused(int port, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (refused(port)) return Clock::now();
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// A port on 127.0.0.1 that was free a moment ago.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Waits until the server's end of the connection from `client_port` to
+// `server_port` has nothing left unread in its socket (/proc/net/tcp's
+// rx_queue): the server process read every byte the client sent.
+bool wait_server_read_all(int server_port, int client_port, std::chrono::milliseconds timeout) {
+  char local[16], remote[16];
+  std::snprintf(local, sizeof local, "0100007F:%04X", server_port);
+  std::snprintf(remote, sizeof remote, "0100007F:%04X", client_port);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line);  // the column names
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, l, r, state, queues;
+      fields >> slot >> l >> r >> state >> queues;
+      if (l != local || r != remote) continue;
+      if (std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16) == 0) return true;
+    }
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// The pid in the first "lifecycle: pid N <what>" line of the log, or -1.
+pid_t logged_pid(const Server& server, const std::string& what) {
+  const std::string log = server.log();
+  for (size_t at = log.find("lifecycle: pid "); at != std::string::npos;
+       at = log.find("lifecycle: pid ", at + 1)) {
+    const size_t digits = at + std::string("lifecycle: pid ").size();
+    const size_t end = log.find(' ', digits);
+    if (end != std::string::npos && log.compare(end + 1, what.size(), what) == 0) {
+      return std::atoi(log.substr(digits, end - digits).c_str());
+    }
+  }
+  return -1;
+}
+
+std::string get(const std::string& target) {
+  std::string r = "GET ";
+  r.append(target).append(" HTTP/1.1\r\nHost: t\r\n\r\n");
+  return r;
+}
+
 // ---- self-healing --------------------------------------------------------
 
 TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest) {
@@ -206,48 +375,68 @@ TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest)
   EXPECT_EQ(count_in_log(server, "replacing it"), 5u) << server.log();
 }
 
-TEST(Lifecycle, KilledNetworkProcessLosesOnlyItsOwnConnections) {
+// Five kills, each of the network process that holds half of 32 keep-alive
+// connections: each time exactly its connections end, the other process's
+// connections are answered by that same process, and a replacement takes
+// the place (it gets the connections opened again: its sibling is full).
+TEST(Lifecycle, KilledNetworkProcessesLoseOnlyTheirOwnConnections) {
   Shape shape;
   shape.max_connections = 16;  // 32 connections: each network process holds 16
   Server server(config(shape));
   ASSERT_TRUE(server.ready()) << server.log();
-  const pid_t victim = server.child("ringhttpd: network g1 #0");
-  // Both network processes hold some (a full one leaves the listener to its
-  // sibling); each connection is asked who serves it.
   std::vector<std::unique_ptr<Client>> clients;
-  std::vector<bool> on_victim;
   for (int i = 0; i < 32; ++i) clients.push_back(std::make_unique<Client>(server.port()));
-  for (auto& c : clients) {
-    ASSERT_TRUE(c->send(kGetEcho));
-    auto r = c->read_response();
-    ASSERT_TRUE(r);
-    ASSERT_EQ(r->status, 200);
-    on_victim.push_back(served_by(*r, "network")["pid"] == victim);
-  }
-  ASSERT_GT(std::count(on_victim.begin(), on_victim.end(), true), 0);
-  ASSERT_GT(std::count(on_victim.begin(), on_victim.end(), false), 0);
-  ::kill(victim, SIGKILL);
-  const auto killed_at = Clock::now();
-  ASSERT_GT(wait_replaced(server, "ringhttpd: network g1 #0", victim, 5s), 0) << server.log();
-  const auto replaced_in = Clock::now() - killed_at;
-  for (size_t i = 0; i < clients.size(); ++i) {
-    if (on_victim[i]) {
-      EXPECT_TRUE(clients[i]->closed_by_peer(5s));
-      continue;
+  // Who serves each connection now, asked over it.
+  const auto owners = [&] {
+    std::vector<pid_t> owner;
+    for (auto& c : clients) {
+      EXPECT_TRUE(c->send(kGetEcho));
+      auto r = c->read_response();
+      EXPECT_TRUE(r) << server.log();
+      if (!r) return std::vector<pid_t>();
+      EXPECT_EQ(r->status, 200);
+      owner.push_back(served_by(*r, "network")["pid"].get<pid_t>());
     }
-    ASSERT_TRUE(clients[i]->send(kGetEcho));
-    auto r = clients[i]->read_response();
-    ASSERT_TRUE(r) << "a connection of the other network process was affected";
-    EXPECT_EQ(r->status, 200);
+    return owner;
+  };
+  std::vector<long long> replaced_ms;
+  for (int kill = 0; kill < 5; ++kill) {
+    const std::string title = "ringhttpd: network g1 #" + std::to_string(kill % 2);
+    const std::string other_title = "ringhttpd: network g1 #" + std::to_string(1 - kill % 2);
+    const pid_t victim = server.child(title);
+    const pid_t other = server.child(other_title);
+    ASSERT_GT(victim, 0);
+    ASSERT_GT(other, 0);
+    const std::vector<pid_t> owner = owners();
+    ASSERT_EQ(owner.size(), clients.size()) << "kill " << kill;
+    ASSERT_EQ(std::count(owner.begin(), owner.end(), victim), 16) << "kill " << kill;
+    ASSERT_EQ(std::count(owner.begin(), owner.end(), other), 16) << "kill " << kill;
+    ::kill(victim, SIGKILL);
+    const auto killed_at = Clock::now();
+    ASSERT_GT(wait_replaced(server, title, victim, 5s), 0) << server.log();
+    replaced_ms.push_back(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed_at).count());
+    for (size_t i = 0; i < clients.size(); ++i) {
+      if (owner[i] == victim) {
+        EXPECT_TRUE(clients[i]->closed_by_peer(5s)) << "kill " << kill << ", connection " << i;
+        continue;
+      }
+      ASSERT_TRUE(clients[i]->send(kGetEcho));
+      auto r = clients[i]->read_response();
+      ASSERT_TRUE(r) << "kill " << kill << ": a connection of the other network process was lost";
+      EXPECT_EQ(r->status, 200);
+      EXPECT_EQ(served_by(*r, "network")["pid"], other) << "kill " << kill;
+    }
+    EXPECT_EQ(server.child(other_title), other) << "kill " << kill;
+    for (size_t i = 0; i < clients.size(); ++i) {
+      if (owner[i] == victim) clients[i] = std::make_unique<Client>(server.port());
+    }
   }
-  for (int i = 0; i < 10; ++i) {
-    auto r = http_get(server.port(), "/echo");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
-  }
-  std::printf("network process replaced in %lld ms (title seen)\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(replaced_in).count()));
+  ASSERT_EQ(owners().size(), clients.size());  // the last replacement serves its 16 too
+  EXPECT_EQ(count_in_log(server, "replacing it"), 5u) << server.log();
+  std::sort(replaced_ms.begin(), replaced_ms.end());
+  std::printf("network process replaced (title seen) over 5 kills: p50 %lld ms, max %lld ms\n",
+              replaced_ms[replaced_ms.size() / 2], replaced_ms.back());
 }
 
 TEST(Lifecycle, APostTakenByAServiceThatDiesGets502OnAConnectionThatStaysOpen) {
@@ -330,6 +519,242 @@ TEST(Lifecycle, AHandlerThatNeverAnswersGets504AndItsProcessIsReplaced) {
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(after->body, "pid " + std::to_string(replacement) + "\n");
+}
+
+// Requests waiting in the request ring of a service process that never took
+// them (it is stopped) move to its live sibling when it dies, whatever their
+// method: they never started. Each gets its own answer, with its own body,
+// and no connection is closed.
+TEST(Lifecycle, RequestsADeadServiceNeverTookMoveToItsSiblingWhateverTheirMethod) {
+  Shape shape;
+  shape.network = 1;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string title = "ringhttpd: service app g1 #0";
+  const pid_t stopped = server.child(title);
+  const pid_t sibling = server.child("ringhttpd: service app g1 #1");
+  ASSERT_GT(stopped, 0);
+  ASSERT_GT(sibling, 0);
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  struct Sent {
+    std::unique_ptr<Client> client;
+    std::string method, body;
+  };
+  const char* const methods[] = {"POST", "PUT", "DELETE", "PATCH"};
+  std::vector<Sent> waiting;  // not answered yet: on the stopped process (or slow)
+  // Batches on fresh connections, sent back to back: the network process
+  // reads several at once, and the first one's choice of process draws the
+  // rest of the batch (dispatch prefers a process it already sends to). Until
+  // a batch lands on the stopped process, which the scoreboard tells.
+  uint64_t on_stopped = 0;
+  for (int batch = 0; batch < 20 && on_stopped == 0; ++batch) {
+    std::vector<Sent> sent;
+    for (int k = 0; k < 8; ++k) {
+      Sent s{std::make_unique<Client>(server.port()), methods[(batch + k) % 4],
+             "batch " + std::to_string(batch) + " request " + std::to_string(k)};
+      std::string request = s.method;
+      request.append(" /moved HTTP/1.1\r\nHost: t\r\nContent-Length: ")
+          .append(std::to_string(s.body.size()))
+          .append("\r\n\r\n")
+          .append(s.body);
+      ASSERT_TRUE(s.client->send(request));
+      sent.push_back(std::move(s));
+    }
+    const auto answered_by = Clock::now() + 500ms;  // by the sibling, unless slow
+    for (Sent& s : sent) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(answered_by - Clock::now());
+      auto r = s.client->read_response(std::max(left, std::chrono::milliseconds(1)));
+      if (!r) {
+        waiting.push_back(std::move(s));
+        continue;
+      }
+      EXPECT_EQ(r->status, 200);
+      EXPECT_EQ(served_by(*r, "service")["pid"], sibling);
+    }
+    const std::optional<json> status = admin_status(server);
+    ASSERT_TRUE(status) << server.log();
+    on_stopped = service_row(*status, 1, 0)["inflight"].get<uint64_t>();
+  }
+  ASSERT_GT(on_stopped, 0u) << "no request reached the stopped process";
+  ASSERT_GE(waiting.size(), on_stopped);
+  ASSERT_EQ(::kill(stopped, SIGKILL), 0);
+  const pid_t replacement = wait_replaced(server, title, stopped, 10s);
+  ASSERT_GT(replacement, 0) << server.log();
+  for (Sent& s : waiting) {
+    auto r = s.client->read_response(5s);
+    ASSERT_TRUE(r) << s.method << " " << s.body << "\n" << server.log();
+    EXPECT_EQ(r->status, 200) << s.method << " " << s.body;
+    EXPECT_NE(r->headers["connection"], "close");
+    const json served = served_by(*r, "service");
+    EXPECT_TRUE(served["pid"] == sibling || served["pid"] == replacement) << r->body;
+    const json echo = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(echo.is_object()) << r->body;
+    EXPECT_EQ(echo["method"], s.method);
+    EXPECT_EQ(echo["body"], s.body);
+    // The connection goes on.
+    ASSERT_TRUE(s.client->send(kGetHealth));
+    auto next = s.client->read_response(5s);
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->status, 200);
+  }
+  EXPECT_EQ(count_in_log(server, "killed by signal"), 1u) << server.log();
+  std::printf("%zu requests were waiting (%llu on the stopped process); all answered\n",
+              waiting.size(), static_cast<unsigned long long>(on_stopped));
+}
+
+// A handler stuck inside handle() (it never returns, so its process reads
+// nothing more): the request gets 504 at timeout_ms; the process is killed
+// no earlier than kill_after_ms after the request, and replaced; its sibling
+// lives on, and a client of another path is answered throughout.
+TEST(Lifecycle, AHandlerBlockedInsideHandleGets504AndOnlyItsProcessIsReplaced) {
+  Shape shape;
+  shape.type = "lifecycle";
+  shape.network = 1;
+  shape.timeout_ms = 300;
+  shape.kill_after_ms = 1500;
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t first[2] = {server.child("ringhttpd: service app g1 #0"),
+                          server.child("ringhttpd: service app g1 #1")};
+  ASSERT_GT(first[0], 0);
+  ASSERT_GT(first[1], 0);
+  // The other client: one keep-alive connection asking without pause. Each
+  // request is answered within a bound, on the same connection; 200s are
+  // counted, and 504s apart.
+  std::atomic<bool> done{false};
+  std::atomic<int> answers{0}, timeouts{0};
+  std::atomic<bool> other_failed{false};
+  std::string other_failure;  // read after the join
+  std::thread other([&] {
+    Client c(server.port());
+    while (!done) {
+      if (!c.send(get("/other"))) other_failure = "send failed";
+      auto r = other_failure.empty() ? c.read_response(5s) : std::nullopt;
+      if (other_failure.empty() && !r) other_failure = "no answer within 5 s";
+      if (r && r->status != 200 && r->status != 504) {
+        other_failure = "status " + std::to_string(r->status);
+      }
+      if (!other_failure.empty()) {
+        other_failed = true;
+        return;
+      }
+      ++(r->status == 200 ? answers : timeouts);
+    }
+  });
+  const auto wait_answers = [&](int more) {
+    const int until = answers + more;
+    const auto deadline = Clock::now() + 10s;
+    while (answers < until && Clock::now() < deadline && !other_failed) {
+      std::this_thread::sleep_for(1ms);
+    }
+    return answers >= until;
+  };
+  EXPECT_TRUE(wait_answers(20));
+  Client c(server.port());
+  const auto sent = Clock::now();
+  ASSERT_TRUE(c.send(get("/block")));
+  auto r = c.read_response(5s);
+  const auto answered = Clock::now();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 504);
+  EXPECT_GE(answered - sent, 300ms) << "504 before timeout_ms";
+  ASSERT_TRUE(server.wait_for_log("blocks in handle()", 5s)) << server.log();
+  const pid_t blocked = logged_pid(server, "blocks in handle()");
+  ASSERT_TRUE(blocked == first[0] || blocked == first[1]) << blocked;
+  const int index = blocked == first[0] ? 0 : 1;
+  const std::string title = "ringhttpd: service app g1 #" + std::to_string(index);
+  const std::string sibling_title = "ringhttpd: service app g1 #" + std::to_string(1 - index);
+  // The first moment it is seen gone is after it was killed.
+  while (alive(blocked)) {
+    ASSERT_LT(Clock::now() - sent, 15s) << "not killed\n" << server.log();
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_GE(Clock::now() - sent, 1500ms) << "killed before kill_after_ms";
+  const pid_t replacement = wait_replaced(server, title, blocked, 10s);
+  ASSERT_GT(replacement, 0) << server.log();
+  EXPECT_TRUE(server.wait_for_log("past kill_after_ms", 5s)) << server.log();
+  // After the next 200, every request answered 504 has been counted; later
+  // ones were sent after the replacement.
+  EXPECT_TRUE(wait_answers(1));
+  const int timeouts_before_replaced = timeouts;
+  EXPECT_TRUE(wait_answers(20));
+  done = true;
+  other.join();
+  EXPECT_EQ(other_failure, "") << server.log();
+  // Known bug: a process stuck in handle() never announces sleep, so
+  // dispatch's preference for awake processes (worker/dispatch.h,
+  // kAwakeMargin) sends it requests its idle sibling should have had; each
+  // gets 504. Once fixed: EXPECT_EQ(timeouts, 0). Until then: none after the
+  // replacement.
+  EXPECT_EQ(timeouts.load(), timeouts_before_replaced);
+  std::printf("the other client: %d answers, %d of its requests got 504\n", answers.load(),
+              timeouts.load());
+  EXPECT_EQ(server.child(sibling_title), first[1 - index]) << "the sibling was replaced too";
+  EXPECT_EQ(count_in_log(server, "replacing it"), 1u) << server.log();
+  // The connection that got the 504 goes on.
+  ASSERT_TRUE(c.send(get("/after")));
+  r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// A service whose process keeps dying (it exits on /exit): the first death
+// is replaced at once, then each one after a back-off that doubles from
+// 100 ms; one log line per step, and the status shows the streak and the
+// wait while the replacement is pending.
+TEST(Lifecycle, ACrashLoopIsLoggedOncePerBackOffStepAndShownInStatus) {
+  Shape shape;
+  shape.type = "lifecycle";
+  shape.network = 1;
+  shape.service = 1;
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string title = "ringhttpd: service app g1 #0";
+  Client c(server.port());
+  for (int death = 1; death <= 5; ++death) {
+    const pid_t before = server.child(title);
+    ASSERT_GT(before, 0) << death;
+    ASSERT_TRUE(c.send(get("/exit")));
+    auto r = c.read_response(5s);
+    ASSERT_TRUE(r) << death << "\n" << server.log();
+    EXPECT_EQ(r->status, 503) << death;  // safe to retry, but no sibling to retry on
+    if (death == 5) break;
+    // Serving again (100, 200, 400 ms after deaths 2-4) before the next one.
+    ASSERT_TRUE(wait_log_count(server, "replaced; serving", static_cast<size_t>(death), 10s))
+        << server.log();
+  }
+  ASSERT_TRUE(server.wait_for_log("crash loop (5 deaths in a row): replacing it in 800 ms", 5s))
+      << server.log();
+  // The fifth replacement waits 800 ms: the status shows it pending.
+  const std::optional<json> status = admin_status(server);
+  ASSERT_TRUE(status) << server.log();
+  const json row = service_row(*status, 1, 0);
+  ASSERT_TRUE(row.is_object()) << status->dump();
+  EXPECT_GE(row["streak"].get<int>(), 2) << row;
+  ASSERT_TRUE(row["restart_in_ms"].is_number()) << row;
+  EXPECT_GT(row["restart_in_ms"].get<int64_t>(), 0) << row;
+  EXPECT_EQ(row["restarts"], 5) << row;
+  // One line per step of the back-off.
+  EXPECT_EQ(count_in_log(server, "exited with status 3; replacing it\n"), 1u) << server.log();
+  // (The words before the streak may vary: "died again", "crash loop".)
+  int delay = 100;
+  for (int streak = 2; streak <= 5; ++streak, delay *= 2) {
+    std::string step = " (";
+    step.append(std::to_string(streak))
+        .append(" deaths in a row): replacing it in ")
+        .append(std::to_string(delay))
+        .append(" ms\n");
+    EXPECT_EQ(count_in_log(server, step), 1u) << server.log();
+  }
+  EXPECT_EQ(count_in_log(server, "exited with status 3; "), 5u) << server.log();
+  EXPECT_EQ(count_in_log(server, " deaths in a row): replacing it in "), 4u) << server.log();
+  // And it serves again once the back-off has passed.
+  ASSERT_TRUE(wait_log_count(server, "replaced; serving", 5, 10s)) << server.log();
+  ASSERT_TRUE(c.send(get("/fine")));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
 }
 
 TEST(Lifecycle, AHeaderThatWouldSplitTheResponseGets502) {
@@ -581,6 +1006,181 @@ TEST(Reload, AHandedOverConnectionKeepsItsPipelinedBytes) {
   }
 }
 
+// A request read by the old generation during its drain, behind one still
+// in service on the same connection: the old generation answers the first,
+// then hands the connection over with the second's bytes (read, not yet
+// parsed), and the new generation answers it. In order, on the same
+// connection, which stays open.
+TEST(Reload, BytesReadDuringTheDrainGoWithTheConnectionToTheNewGeneration) {
+  Shape shape;
+  shape.type = "lifecycle";
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  WorkDir dir;
+  const std::string release = dir.path() + "/release";
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/first")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(served_by(*r, "network")["generation"], 1);
+  ASSERT_TRUE(c.send(get("/hold?until=" + release)));
+  ASSERT_TRUE(server.wait_for_log("holds " + release, 10s)) << server.log();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  ASSERT_TRUE(c.send(get("/second")));
+  // Generation 1 has read it (the socket holds nothing unread) and still owes
+  // the held answer, so it keeps the connection.
+  ASSERT_TRUE(wait_server_read_all(server.port(), c.local_port(), 10s));
+  std::ofstream(release).put('\n');
+  r = c.read_response(10s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->headers["connection"], "close");
+  EXPECT_NE(r->body.find("\"path\":\"/hold\""), std::string::npos) << r->body;
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1) << r->body;
+  EXPECT_EQ(served_by(*r, "service")["generation"], 1) << r->body;
+  r = c.read_response(10s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->headers["connection"], "close");
+  EXPECT_NE(r->body.find("\"path\":\"/second\""), std::string::npos) << r->body;
+  EXPECT_EQ(served_by(*r, "network")["generation"], 2) << r->body;
+  EXPECT_EQ(served_by(*r, "service")["generation"], 2) << r->body;
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  ASSERT_TRUE(c.send(get("/third")));
+  r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 2);
+}
+
+// Two requests pipelined before the SIGHUP, the first held in a service of
+// generation 1: generation 1 has read and sent on both, answers both in
+// order once the first is let go, and only then hands the connection over;
+// the next request is the new generation's.
+TEST(Reload, ABusyConnectionWithAPipelinedRequestMovesAfterItsLastAnswer) {
+  Shape shape;
+  shape.type = "lifecycle";
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  WorkDir dir;
+  const std::string release = dir.path() + "/release";
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/hold?until=" + release) + get("/second")));
+  ASSERT_TRUE(server.wait_for_log("holds " + release, 10s)) << server.log();
+  ASSERT_TRUE(wait_server_read_all(server.port(), c.local_port(), 10s));
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  std::ofstream(release).put('\n');
+  for (const char* path : {"/hold", "/second"}) {
+    auto r = c.read_response(10s);
+    ASSERT_TRUE(r) << path << "\n" << server.log();
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_NE(r->headers["connection"], "close") << path;
+    EXPECT_NE(r->body.find(std::string("\"path\":\"") + path + "\""), std::string::npos) << r->body;
+    EXPECT_EQ(served_by(*r, "service")["generation"], 1) << r->body;
+  }
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  ASSERT_TRUE(c.send(get("/third")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(served_by(*r, "network")["generation"], 2);
+  EXPECT_EQ(served_by(*r, "service")["generation"], 2);
+}
+
+// A connection whose request is held by a service past drain_timeout_ms
+// (500 ms): once the drain time is up it is closed (or answered with
+// close), not before; generation 1 ends with nothing of it left, and
+// generation 2 serves, the idle connection handed to it included.
+TEST(Reload, AConnectionStuckPastTheDrainTimeoutIsClosedAndTheOldGenerationEnds) {
+  Shape shape;
+  shape.type = "lifecycle";
+  shape.drain_ms = 500;
+  shape.timeout_ms = 60000;  // no 504: only the drain ends it
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  WorkDir dir;
+  const std::string never = dir.path() + "/never";
+  Client stuck(server.port());
+  ASSERT_TRUE(stuck.send(get("/hold?until=" + never)));
+  ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+  Client idle(server.port());
+  ASSERT_TRUE(idle.send(get("/idle")));
+  auto r = idle.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1);
+  const auto hup = Clock::now();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  const std::optional<std::string> rest = stuck.read_until_close(10s);
+  const auto ended = Clock::now();
+  ASSERT_TRUE(rest) << "the stuck connection was neither closed nor answered\n" << server.log();
+  if (!rest->empty()) {
+    EXPECT_NE(rest->find("Connection: close"), std::string::npos) << *rest;
+  }
+  EXPECT_GE(ended - hup, 500ms) << "ended before drain_timeout_ms";
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  // Nothing of generation 1 left: every child is generation 2's.
+  const auto deadline = Clock::now() + 10s;
+  for (;;) {
+    const auto children = server.children();
+    const bool only_g2 = std::all_of(children.begin(), children.end(), [](const auto& kv) {
+      return kv.second.find(" g2 ") != std::string::npos;
+    });
+    if (only_g2 && children.size() == 4) break;
+    ASSERT_LT(Clock::now(), deadline) << children.size() << " children\n" << server.log();
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_EQ(server.segments().size(), 1u);
+  ASSERT_TRUE(idle.send(get("/idle")));
+  r = idle.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(served_by(*r, "network")["generation"], 2);
+  auto fresh = http_get(server.port(), "/fresh");
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(served_by(*fresh, "service")["generation"], 2);
+  std::printf("stuck connection ended %lld ms after the SIGHUP (drain_timeout_ms 500)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(ended - hup).count()));
+}
+
+// A reload that adds a listener and removes one: the new port serves, the
+// removed one refuses connections once the old generation ended, and a
+// connection on the unchanged listener goes on, now served by generation 2.
+TEST(Reload, AddsAndRemovesListenersWhileAnUnchangedOneKeepsItsConnections) {
+  const int removed = free_port();
+  Shape before;
+  before.extra_ports = {removed};
+  Server server(config(before));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client kept(server.port());
+  ASSERT_TRUE(kept.send(kGetEcho));
+  auto r = kept.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 1);
+  auto on_removed = http_get(removed, "/echo");
+  ASSERT_TRUE(on_removed) << "the second listener does not serve";
+  int added = free_port();
+  while (added == removed) added = free_port();
+  Shape after;
+  after.extra_ports = {added};
+  server.rewrite_config(config(after));
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  ASSERT_TRUE(kept.send(kGetEcho));
+  r = kept.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(served_by(*r, "network")["generation"], 2);
+  auto on_added = http_get(added, "/echo");
+  ASSERT_TRUE(on_added) << server.log();
+  EXPECT_EQ(served_by(*on_added, "network")["generation"], 2);
+  auto on_unchanged = http_get(server.port(), "/echo");
+  ASSERT_TRUE(on_unchanged);
+  EXPECT_EQ(served_by(*on_unchanged, "network")["generation"], 2);
+  EXPECT_TRUE(refused(removed)) << "the removed listener still accepts";
+}
+
 TEST(Reload, ANewGenerationThatDiesBeforeReadyIsRolledBack) {
   Server server(config(Shape{}));
   ASSERT_TRUE(server.ready()) << server.log();
@@ -691,14 +1291,41 @@ TEST(Scale, OneHundredTwentyEightPlusOneHundredTwentyEightStartAndServe) {
   }
 }
 
+// Processes whose parent is this test process (orphans come back to it: it
+// is a child subreaper) and whose command line names ringhttpd.
+std::vector<pid_t> orphaned_servers() {
+  std::vector<pid_t> out;
+  const std::string me = std::to_string(::getpid());
+  std::error_code ignored;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ignored)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) continue;
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    char state;
+    std::string ppid;
+    rest >> state >> ppid;
+    if (ppid != me) continue;
+    std::ifstream cmd(e.path() / "cmdline");
+    std::string cmdline;
+    std::getline(cmd, cmdline);
+    if (cmdline.find("ringhttpd") != std::string::npos) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
 TEST(Scale, ASigtermDuringALargeStartEndsItAtOnce) {
   Shape shape;
-  shape.network = 64;
-  shape.service = 64;
+  shape.network = 128;
+  shape.service = 128;
   json big = json::parse(config(shape));
-  big["services"][0]["ring_bytes"] = 65536;
+  big["services"][0]["ring_bytes"] = 4096;
+  big["network"]["max_header_bytes"] = 1024;
   big["admin"]["socket"] = "";  // started without the harness's working directory
   TempFile file(big.dump());
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);  // a child left behind comes back here
   int pipefd[2];
   ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
   const pid_t pid = ::fork();
@@ -710,15 +1337,16 @@ TEST(Scale, ASigtermDuringALargeStartEndsItAtOnce) {
   ::close(pipefd[1]);
   // Wait until it has begun forking (its first child exists), then stop it.
   const auto began = Clock::now();
-  std::string log;
-  char buf[4096];
-  ::usleep(0);
   for (;;) {
     std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
                            "/children");
     pid_t first = 0;
     if (children >> first && first > 0) break;
-    ASSERT_LT(Clock::now() - began, 10s);
+    if (Clock::now() - began > 10s) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      FAIL() << "no child within 10 s";
+    }
     std::this_thread::sleep_for(1ms);
   }
   const auto signalled = Clock::now();
@@ -726,20 +1354,46 @@ TEST(Scale, ASigtermDuringALargeStartEndsItAtOnce) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   const auto took = Clock::now() - signalled;
+  std::string log;
+  char buf[4096];
   ssize_t n;
   while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) log.append(buf, static_cast<size_t>(n));
   ::close(pipefd[0]);
   EXPECT_LT(took, 3s) << log;
   EXPECT_EQ(log.find("ready: listening"), std::string::npos) << "the start was not cut short";
   EXPECT_TRUE(WIFEXITED(status)) << status;
+  // Nothing left behind: no process (the supervisor waited for its
+  // children), no segment.
+  const std::vector<pid_t> left = orphaned_servers();
+  EXPECT_TRUE(left.empty()) << left.size() << " processes left\n" << log;
+  for (pid_t p : left) ::kill(p, SIGKILL);
+  wait_gone(left, 10s);
+  const std::vector<std::string> segments = segments_of(pid);
+  EXPECT_TRUE(segments.empty()) << segments.front();
+  for (const std::string& s : segments) ::unlink(s.c_str());
+  std::printf(
+      "128+128 start stopped by SIGTERM in %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
 // ---- stop -----------------------------------------------------------------
 
+// SIGTERM under 64 keep-alive connections sending without pause, 10 times.
+// The stop began in every network process by the time connecting is
+// refused (each one closes its listener copy when the stop reaches it, the
+// supervisor closes its own): a request sent after that is answered with
+// "Connection: close", so each connection reads at most one keep-alive
+// response after it (the one in flight then). Every connection ends after a
+// response that says close, closed by the server, no request lost; the
+// server exits within drain_timeout_ms (plus a margin), leaving nothing.
 TEST(Stop, SigtermUnderLoadLosesNoRequestAndEveryLaterResponseSaysClose) {
+  Shape shape;
+  shape.drain_ms = 5000;
   for (int round = 0; round < 10; ++round) {
-    Server server(config(Shape{}));
+    SCOPED_TRACE("round " + std::to_string(round));
+    Server server(config(shape));
     ASSERT_TRUE(server.ready()) << server.log();
+    const pid_t supervisor = server.pid();
     std::vector<pid_t> kids;
     for (const auto& [pid, title] : server.children()) kids.push_back(pid);
     Load load(server.port(), 64);
@@ -747,15 +1401,84 @@ TEST(Stop, SigtermUnderLoadLosesNoRequestAndEveryLaterResponseSaysClose) {
     // Every connection must be established before the listeners close: a
     // thread that only connects after the stop began is refused, rightly.
     ASSERT_TRUE(load.wait_every_connection_echoed(10s));
-    const int status = server.stop(SIGTERM, 20s);
-    load.stop();
+    const auto killed_at = Clock::now();
+    ::kill(supervisor, SIGTERM);
+    const std::optional<Clock::time_point> refused_at = wait_refused(server.port(), 10s);
+    ASSERT_TRUE(refused_at) << server.log();
+    ASSERT_TRUE(load.wait_ended(std::chrono::milliseconds(shape.drain_ms) + 10s))
+        << "connections still open\n"
+        << server.log();
+    const int status = server.stop(0, std::chrono::milliseconds(shape.drain_ms) + 5s);
+    const auto exited_in = Clock::now() - killed_at;
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-    EXPECT_EQ(load.failed(), 0) << "round " << round << ": " << load.first_failure() << "\n"
-                                << server.log();
+    EXPECT_LT(exited_in, std::chrono::milliseconds(shape.drain_ms) + 5s);
+    EXPECT_EQ(load.failed(), 0) << load.first_failure() << "\n" << server.log();
+    size_t keep_alive_after_kill = 0;
+    for (size_t i = 0; i < load.connections(); ++i) {
+      int read_after = 0, sent_after = 0;
+      for (const Load::Exchange& e : load.exchanges(i)) {
+        if (!e.keep_alive) continue;
+        keep_alive_after_kill += e.read > killed_at;
+        read_after += e.read > *refused_at;
+        sent_after += e.sent > *refused_at;
+      }
+      EXPECT_EQ(sent_after, 0) << "connection " << i
+                               << ": keep-alive answer to a request sent after the stop began";
+      EXPECT_LE(read_after, 1) << "connection " << i;
+      EXPECT_TRUE(load.ended_by_server(i))
+          << "connection " << i << " did not end with close, then closed by the server";
+    }
+    EXPECT_EQ(load.closed(), static_cast<int>(load.connections()));
     EXPECT_TRUE(wait_gone(kids, 10s));
-    EXPECT_TRUE(server.segments().empty());
-    if (load.failed() != 0) break;
+    EXPECT_TRUE(segments_of(supervisor).empty());
+    std::printf("round %d: %zu keep-alive answers read after the SIGTERM, stop seen in %lld ms\n",
+                round, keep_alive_after_kill,
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(*refused_at - killed_at)
+                        .count()));
+    if (::testing::Test::HasFailure()) break;
   }
+}
+
+// SIGQUIT: a fast stop, even with a request held in a service and a long
+// drain_timeout_ms: the server exits at once (a graceful stop would wait
+// for the held request), and nothing is left: no child process, no
+// segment, no admin socket file; the clients' connections are closed.
+TEST(Stop, SigquitStopsAtOnceAndLeavesNothingBehind) {
+  Shape shape;
+  shape.type = "lifecycle";
+  shape.drain_ms = 60000;
+  shape.timeout_ms = 60000;
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t supervisor = server.pid();
+  std::vector<pid_t> kids;
+  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+  const std::string socket = server.workdir().admin_socket();
+  ASSERT_TRUE(std::filesystem::exists(socket));
+  ASSERT_FALSE(segments_of(supervisor).empty());
+  WorkDir dir;
+  const std::string never = dir.path() + "/never";
+  Client held(server.port());
+  ASSERT_TRUE(held.send(get("/hold?until=" + never)));
+  ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+  Client idle(server.port());
+  ASSERT_TRUE(idle.send(kGetHealth));
+  ASSERT_TRUE(idle.read_response());
+  const auto signalled = Clock::now();
+  const int status = server.stop(SIGQUIT, 20s);
+  const auto took = Clock::now() - signalled;
+  ASSERT_NE(status, -1) << server.log();
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_LT(took, 10s) << "waited like a graceful stop";
+  EXPECT_TRUE(wait_gone(kids, 5s));
+  EXPECT_TRUE(segments_of(supervisor).empty());
+  EXPECT_FALSE(std::filesystem::exists(socket));
+  EXPECT_TRUE(held.closed_by_peer(5s));
+  EXPECT_TRUE(idle.closed_by_peer(5s));
+  std::printf(
+      "SIGQUIT to exit: %lld ms\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
 }  // namespace
