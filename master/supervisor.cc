@@ -574,12 +574,15 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
   if (d.settle) settle_with_peers(g, c, now);
 }
 
+// "crash loop" from kCrashLoopStreak deaths in a row on (DeathDecision),
+// the point from which the watchdog rule counts one too (master/systemd.h);
+// before it the back-off runs but the log says only "died again".
 void Supervisor::log_replacement(const std::string& what, const DeathDecision& d) {
   std::string line = what;
   if (d.delay_ms == 0) {
     line += "; replacing it";
   } else {
-    line += "; crash loop (";
+    line += d.crash_loop ? "; crash loop (" : "; died again (";
     line += std::to_string(d.streak);
     line += " deaths in a row): replacing it in ";
     line += std::to_string(d.delay_ms);
