@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "master/config.h"
+#include "master/systemd.h"
 #include "proto/unique_fd.h"
 
 namespace ringhttpd::master {
@@ -219,14 +220,15 @@ std::string process_note(const json& p) {
   const std::optional<int64_t> next = number(p, "restart_in_ms");
   const std::optional<int64_t> silent = number(p, "heartbeat_age_ms");
   const bool stuck = silent && *silent >= kStuckAfterMs;
-  if (streak < 2 && !next && !stuck) return "";
+  const bool loop = streak >= static_cast<int64_t>(kCrashLoopStreak);
+  if (!loop && !next && !stuck) return "";
   std::string note = text(p, "role");
   if (text(p, "service") != "-") note += " " + text(p, "service");
   note += " g" + text(p, "generation") + " #" + text(p, "index") + ":";
   if (stuck) note += " its loop has not run for " + format_duration(*silent) + ";";
-  if (streak >= 2) note += " crash loop (" + std::to_string(streak) + " deaths in a row);";
+  if (loop) note += " crash loop (" + std::to_string(streak) + " deaths in a row);";
   if (next) note += " replacement in " + format_duration(*next);
-  if (!next && streak >= 2) note += " running again";
+  if (!next && loop) note += " running again";
   if (note.back() == ';') note.pop_back();
   return note + "\n";
 }

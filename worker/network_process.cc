@@ -920,6 +920,17 @@ bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
   return false;
 }
 
+// "Awake" for dispatch also needs a loop that ran lately. A process stopped
+// or stuck inside a handler never marks itself asleep again after its first
+// wake-up; without this it would look awake and draw up to kAwakeMargin more
+// requests than its siblings. Its heartbeat shares the cache line of the
+// inflight count read beside it.
+bool NetworkProcess::loop_ran_lately(shm::ProcessSlot& slot) const {
+  const auto beat = static_cast<int64_t>(
+      std::atomic_ref<uint64_t>(slot.heartbeat_ms).load(std::memory_order_relaxed));
+  return now_ms_ - beat <= kAwakeHeartbeatMs;
+}
+
 // Passes over processes that are not ready (starting, or dead and not yet
 // replaced) and those already found full (available_scratch_).
 int NetworkProcess::pick_service(const ServicePool& pool, int exclude) {
@@ -934,7 +945,7 @@ int NetworkProcess::pick_service(const ServicePool& pool, int exclude) {
       continue;
     }
     inflight_scratch_[k] = inflight_of(slot).load(std::memory_order_relaxed);
-    awake_scratch_[k] = channels_[pool.first + k].peer_awake() ? 1 : 0;
+    awake_scratch_[k] = channels_[pool.first + k].peer_awake() && loop_ran_lately(slot) ? 1 : 0;
   }
   const int k =
       choose_service(inflight_scratch_, available_scratch_, awake_scratch_, round_robin_++);

@@ -104,6 +104,8 @@ class NetworkProcess {
                     uint64_t length, bool end);
   // The ready service process of `pool` with the shortest queue, other than
   // `exclude`, or -1.
+  static constexpr int64_t kAwakeHeartbeatMs = 10;
+  bool loop_ran_lately(shm::ProcessSlot& slot) const;
   int pick_service(const ServicePool& pool, int exclude);
   void track(ResponseSlot& slot, uint64_t connection, uint32_t service, uint64_t id);
   uint64_t next_id(uint32_t service);
