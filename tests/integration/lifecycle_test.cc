@@ -428,6 +428,10 @@ TEST(Lifecycle, KilledNetworkProcessesLoseOnlyTheirOwnConnections) {
       EXPECT_EQ(served_by(*r, "network")["pid"], other) << "kill " << kill;
     }
     EXPECT_EQ(server.child(other_title), other) << "kill " << kill;
+    // Connections opened again once the replacement serves: before that,
+    // its full sibling would take them, to refuse them with 503.
+    ASSERT_TRUE(wait_log_count(server, "replaced; serving", static_cast<size_t>(kill) + 1, 5s))
+        << server.log();
     for (size_t i = 0; i < clients.size(); ++i) {
       if (owner[i] == victim) clients[i] = std::make_unique<Client>(server.port());
     }
