@@ -694,11 +694,13 @@ TEST(Lifecycle, AHandlerBlockedInsideHandleGets504AndOnlyItsProcessIsReplaced) {
   done = true;
   other.join();
   EXPECT_EQ(other_failure, "") << server.log();
-  // Known bug: a process stuck in handle() never announces sleep, so
-  // dispatch's preference for awake processes (worker/dispatch.h,
-  // kAwakeMargin) sends it requests its idle sibling should have had; each
-  // gets 504. Once fixed: EXPECT_EQ(timeouts, 0). Until then: none after the
-  // replacement.
+  // A process stuck in handle() counts as awake until its heartbeat is
+  // 10 ms old (dispatch prefers awake processes), so a request of the other
+  // client sent in those first milliseconds can still land behind the stuck
+  // one, and gets 504 (it is never taken, yet it is not moved to the sibling
+  // at timeout_ms). At most that one: by then the stuck process looks asleep
+  // and has the longer queue. None after the replacement.
+  EXPECT_LE(timeouts.load(), 1);
   EXPECT_EQ(timeouts.load(), timeouts_before_replaced);
   std::printf("the other client: %d answers, %d of its requests got 504\n", answers.load(),
               timeouts.load());
