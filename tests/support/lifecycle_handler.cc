@@ -37,20 +37,6 @@ using worker::ServiceSettings;
 // How often a held request looks for its file.
 constexpr int64_t kHoldPollMs = 10;
 
-std::string query_value(std::string_view query, std::string_view key) {
-  size_t at = 0;
-  while (at < query.size()) {
-    size_t end = query.find('&', at);
-    if (end == std::string_view::npos) end = query.size();
-    const std::string_view pair = query.substr(at, end - at);
-    if (pair.size() > key.size() && pair.starts_with(key) && pair[key.size()] == '=') {
-      return std::string(pair.substr(key.size() + 1));
-    }
-    at = end + 1;
-  }
-  return {};
-}
-
 void append_process(std::string& out, const char* name, uint32_t pid, uint32_t generation,
                     uint32_t index) {
   out.append("\"").append(name).append("\":{\"pid\":").append(std::to_string(pid));

@@ -26,21 +26,11 @@ using worker::Exchange;
 using worker::Handler;
 
 uint64_t query_number(std::string_view query, std::string_view key, uint64_t otherwise) {
-  size_t at = 0;
-  while (at < query.size()) {
-    size_t end = query.find('&', at);
-    if (end == std::string_view::npos) end = query.size();
-    const std::string_view pair = query.substr(at, end - at);
-    if (pair.size() > key.size() && pair.starts_with(key) && pair[key.size()] == '=') {
-      uint64_t v = 0;
-      const std::string_view digits = pair.substr(key.size() + 1);
-      if (std::from_chars(digits.data(), digits.data() + digits.size(), v).ec == std::errc()) {
-        return v;
-      }
-    }
-    at = end + 1;
-  }
-  return otherwise;
+  const std::string digits = query_value(query, key);
+  uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  return ec == std::errc() && end == digits.data() + digits.size() && !digits.empty() ? v
+                                                                                      : otherwise;
 }
 
 struct Job {

@@ -70,4 +70,18 @@ void add_test_handlers() {
   });
 }
 
+std::string query_value(std::string_view query, std::string_view key) {
+  size_t at = 0;
+  while (at < query.size()) {
+    size_t end = query.find('&', at);
+    if (end == std::string_view::npos) end = query.size();
+    const std::string_view pair = query.substr(at, end - at);
+    if (pair.size() > key.size() && pair.starts_with(key) && pair[key.size()] == '=') {
+      return std::string(pair.substr(key.size() + 1));
+    }
+    at = end + 1;
+  }
+  return {};
+}
+
 }  // namespace ringhttpd::testing

@@ -5,6 +5,9 @@
 // as given, and answers others with its pid.
 #pragma once
 
+#include <string>
+#include <string_view>
+
 namespace ringhttpd::testing {
 
 void add_test_handlers();
@@ -13,5 +16,8 @@ void add_stream_handler();
 // "lifecycle" (lifecycle_handler.cc): a request that blocks its process, one
 // held until a file exists, one that exits the process.
 void add_lifecycle_handler();
+
+// The value of `key` in a query string ("a=1&b=2"), or "" when absent.
+std::string query_value(std::string_view query, std::string_view key);
 
 }  // namespace ringhttpd::testing
