@@ -12,6 +12,7 @@
 #include "master/capacity.h"
 #include "master/config.h"
 #include "master/ctl.h"
+#include "master/module_init_check.h"
 #include "master/supervisor.h"
 #include "worker/handlers/module.h"
 #include "worker/log.h"
@@ -23,6 +24,7 @@ constexpr const char* kExamples = R"(Examples:
   ringhttpd serve                          serve on the embedded default config (127.0.0.1:8080)
   ringhttpd serve -c etc/ringhttpd.json    serve with a config file
   ringhttpd check -c /etc/ringhttpd.json   validate a config file: exit 0, or 1 listing each problem
+  ringhttpd check --init -c FILE           the same, and run each module's init in a child process
   ringhttpd ctl status                     the running server's processes (admin socket)
   ringhttpd ctl -c /etc/ringhttpd.json reload   reload; exit 0 when the new config serves
   ringhttpd ctl metrics                    the metrics (Prometheus text format)
@@ -65,13 +67,19 @@ void check_modules(const ringhttpd::master::ConfigResult& result,
   }
 }
 
-int check(const std::string& path) {
+int check(const std::string& path, bool run_init) {
   auto result = load(path);
   if (result.ok()) {
     if (std::string e = ringhttpd::master::check_capacity(result.config); !e.empty()) {
       result.errors.push_back(e);
     }
     check_modules(result, result.errors);
+  }
+  // Only modules that load are started: their init is the module's code.
+  if (result.ok() && run_init) {
+    for (std::string& e : ringhttpd::master::run_module_inits(result.config)) {
+      result.errors.push_back(std::move(e));
+    }
   }
   if (!result.ok()) {
     print_errors(path, result);
@@ -118,13 +126,19 @@ int ringhttpd::master::run_cli(int argc, char** argv) {
   CLI::App* check_cmd = app.add_subcommand("check", "validate a config file and exit");
   CLI::Option* check_config = check_cmd->add_option("-c,--config", check_path,
                                                     "config file (default: the embedded config)");
+  bool check_init = false;
+  check_cmd->add_flag("--init", check_init,
+                      "also run each module service's init with its config, as the configured "
+                      "user, each in a child process (off by default: init is the module's code)");
 
   ringhttpd::master::CtlOptions ctl_options;
   CLI::App* ctl_cmd = ringhttpd::master::add_ctl_command(app, ctl_options);
 
   CLI11_PARSE(app, argc, argv);
   if (*serve_cmd) return empty_path_given(serve_config, serve_path) ? 1 : serve(serve_path);
-  if (*check_cmd) return empty_path_given(check_config, check_path) ? 1 : check(check_path);
+  if (*check_cmd) {
+    return empty_path_given(check_config, check_path) ? 1 : check(check_path, check_init);
+  }
   if (*ctl_cmd) return ringhttpd::master::run_ctl(ctl_options);
   return 1;
 }

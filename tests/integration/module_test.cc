@@ -228,6 +228,50 @@ TEST(Module, CheckLoadsTheModuleAndNamesTheKey) {
   }
 }
 
+// `check --init` runs each module's init (in a child process) with its
+// config: a config the module refuses is found before a start or a reload.
+// A plain check does not run module code.
+TEST(Module, CheckInitRunsTheModulesInitAndNamesTheKey) {
+  struct Case {
+    std::string path;
+    json module_config;
+    std::string expected;  // "" = ok
+  };
+  const std::vector<Case> cases = {
+      {RINGHTTPD_HELLO_MODULE, {{"greeting", "hi"}}, ""},
+      {RINGHTTPD_MISBEHAVING_MODULE, json::object(), ""},
+      {RINGHTTPD_MISBEHAVING_MODULE,
+       {{"fail_init", true}},
+       std::string("services[0].config: module ") + RINGHTTPD_MISBEHAVING_MODULE +
+           ": init failed (returned "},
+      {RINGHTTPD_MISBEHAVING_MODULE,
+       {{"crash_init", true}},
+       std::string("services[0].config: module ") + RINGHTTPD_MISBEHAVING_MODULE +
+           ": init crashed (signal 6)"},
+      // Not loadable: reported by the load check, and init is not tried.
+      {RINGHTTPD_WRONG_ABI_MODULE, json::object(), "services[0].path: module "},
+  };
+  for (const Case& c : cases) {
+    TempFile file(config(c.path, c.module_config));
+    std::string plain;
+    const int plain_status = run_binary({"check", "-c", file.path()}, plain);
+    std::string out;
+    const int status = run_binary({"check", "--init", "-c", file.path()}, out);
+    ASSERT_TRUE(WIFEXITED(status) && WIFEXITED(plain_status)) << out;
+    if (c.expected.empty()) {
+      EXPECT_EQ(WEXITSTATUS(status), 0) << out;
+      EXPECT_NE(out.find(": ok"), std::string::npos) << out;
+      continue;
+    }
+    EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+    EXPECT_NE(out.find(c.expected), std::string::npos) << out;
+    if (c.expected.starts_with("services[0].config")) {
+      EXPECT_EQ(WEXITSTATUS(plain_status), 0) << plain;  // init is not run without --init
+    }
+    EXPECT_EQ(out.find("services[0].config", out.find(c.expected) + 1), std::string::npos) << out;
+  }
+}
+
 TEST(Module, AModuleThatFailsToLoadOnReloadLeavesTheOldGenerationServing) {
   Server server(config(RINGHTTPD_HELLO_MODULE, {{"greeting", "old"}}));
   ASSERT_TRUE(server.ready()) << server.log();

@@ -12,7 +12,8 @@
  *   /hang         never answers
  *   anything else "alive <pid>"
  *
- * Config {"fail_init": true} makes init fail.
+ * Config {"fail_init": true} makes init fail; {"crash_init": true} makes
+ * it abort.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ static int is(struct ringhttpd_str s, const char* literal) {
 }
 
 static int misbehaving_init(struct ringhttpd_init_args* args) {
+  if (strstr(args->config_json, "\"crash_init\":true") != NULL) abort();
   if (strstr(args->config_json, "\"fail_init\":true") != NULL) {
     snprintf(args->error, args->error_size, "asked to fail by its config");
     return 7;
