@@ -724,8 +724,10 @@ void read_static(const json& v, std::string_view path, worker::StaticSettings* s
     for (size_t i = 0; i < index->size(); ++i) {
       const json& name = (*index)[i];
       if (!name.is_string() || name.get_ref<const std::string&>().empty() ||
-          name.get_ref<const std::string&>().find('/') != std::string::npos) {
-        fail(errors, index_path(join(path, "index"), i), "must be a file name without '/'");
+          name.get_ref<const std::string&>().find_first_of(std::string_view("/\0", 2)) !=
+              std::string::npos) {
+        fail(errors, index_path(join(path, "index"), i),
+             "must be a file name without '/' or a NUL byte");
         continue;
       }
       s->index.push_back(name.get<std::string>());

@@ -54,7 +54,9 @@ ReadyDecision GenerationMachine::process_ready(uint32_t slot, int64_t now) {
     d.replaced_after_ms = now - s.died_ms;
     s.died_ms = 0;
   }
-  if (phase != GenerationPhase::starting) return d;
+  // A stopping server commits nothing: a generation whose last process
+  // reports ready during the stop is torn down with the rest.
+  if (phase != GenerationPhase::starting || stopping) return d;
   for (uint32_t i = 0; i < slot_count(); ++i) {
     if (slot_life(i).state != SlotState::ready) return d;
   }
@@ -120,7 +122,10 @@ void GenerationMachine::drain(int64_t now) {
   cancel_respawns();
 }
 
-void GenerationMachine::stop() { cancel_respawns(); }
+void GenerationMachine::stop() {
+  stopping = true;
+  cancel_respawns();
+}
 
 void GenerationMachine::cancel_respawns() {
   for (uint32_t i = 0; i < slot_count(); ++i) slot_life(i).respawn = false;
@@ -235,13 +240,14 @@ int64_t GenerationMachine::next_timer_ms(int64_t now) const {
     const SlotLife& s = slot_life(i);
     if (!s.awaiting.empty()) {
       if (!s.release_killed) next = std::min(next, s.release_deadline_ms);
-    } else if (s.respawn) {
+    } else if (s.respawn && !s.running()) {  // tick_slot spawns only then
       next = std::min(next, s.restart_at_ms);
     }
   }
   if (phase == GenerationPhase::starting) next = std::min(next, deadline_ms);
   if (phase == GenerationPhase::draining) {
-    next = std::min(next, hurried ? deadline_ms + kStopMarginMs : deadline_ms);
+    // Once killed, nothing is left to time: the reaping is looked at below.
+    if (!killed) next = std::min(next, hurried ? deadline_ms + kStopMarginMs : deadline_ms);
     // Network processes exit as they finish handing over: look again soon.
     next = std::min(next, now + 100);
   }

@@ -177,6 +177,7 @@ class GenerationMachine {
   bool services_told = false;  // draining: the service processes were told to stop
   bool hurried = false;        // draining: past the deadline, told to stop now
   bool killed = false;         // draining: past deadline + margin, killed
+  bool stopping = false;       // the server stops: no commit, no replacement
 
   // ---- events ----
   // The first fork is about to happen: the ready deadline runs from now.

@@ -283,6 +283,9 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   slot.restarts = static_cast<uint32_t>(c.restart.restarts());
   slot.started_at_ms = static_cast<uint64_t>(monotonic_ms());
   slot.pid = 0;
+  // A heartbeat of the dead predecessor would read as a stuck loop until
+  // the new one runs its first iteration.
+  std::atomic_ref<uint64_t>(slot.heartbeat_ms).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(slot.connections).store(0, std::memory_order_relaxed);
   std::atomic_ref<shm::ProcessState>(slot.state)
@@ -311,8 +314,9 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   // (on_generation_ready): until then no client reaches it (connections wait
   // in the backlog rather than find no service ready, and a reload that
   // fails touches none). A replacement in a serving generation gets them now.
+  // (A failure kills the child: its death is replaced like any other.)
   const bool accepting = g.phase == GenerationPhase::serving;
-  if (c.role == shm::ProcessRole::network && accepting) return send_listeners(g, c);
+  if (c.role == shm::ProcessRole::network && accepting) send_listeners(g, c);
   return true;
 }
 
@@ -352,7 +356,13 @@ bool Supervisor::send_listeners(const Generation& g, Child& c) {
                            fds.begin() + static_cast<long>(at + n));
     const std::string err =
         proto::send_control(c.control.get(), {proto::ControlType::listeners, 0}, batch);
-    if (!err.empty()) return log_error(c.title + ": " + err), false;
+    if (!err.empty()) {
+      // A network process without its listeners would live on and never
+      // accept: killed, so that the usual death path replaces it.
+      log_error(c.title + ": cannot pass the listeners (" + err + "); killing it");
+      ::kill(c.pid, SIGKILL);
+      return false;
+    }
   }
   return true;
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -173,7 +174,10 @@ void AccessLog::flush(int64_t now_ms, bool force) {
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    lost_ += buffered_lines_;  // full disk, or gone: lines lost, requests not
+    // Full disk, or gone: the lines not written are lost, requests not. A
+    // line cut by a partial write counts as lost.
+    const std::string_view rest = std::string_view(buffer_).substr(at);
+    lost_ += static_cast<uint64_t>(std::count(rest.begin(), rest.end(), '\n'));
     lost_errno_ = n < 0 ? errno : ENOSPC;
     break;
   }
@@ -182,9 +186,9 @@ void AccessLog::flush(int64_t now_ms, bool force) {
   first_buffered_ms_ = -1;
 }
 
-std::string AccessLog::loss_report(int64_t now_ms) {
+std::string AccessLog::loss_report(int64_t now_ms, bool force) {
   if (lost_ == reported_lost_) return {};
-  if (last_report_ms_ >= 0 && now_ms - last_report_ms_ < kLossReportEveryMs) return {};
+  if (!force && last_report_ms_ >= 0 && now_ms - last_report_ms_ < kLossReportEveryMs) return {};
   std::string out = "log.access: ";
   out += path_.empty() ? "stderr" : path_;
   out += ": " + std::to_string(lost_ - reported_lost_) + " lines lost (write: ";

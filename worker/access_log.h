@@ -47,9 +47,9 @@ class AccessLog {
   std::string reopen();
   uint64_t lines_lost() const { return lost_; }
   // A warning for the error log when lines were lost since the last one,
-  // at most one per kLossReportEveryMs (a full disk fails every flush);
-  // "" otherwise.
-  std::string loss_report(int64_t now_ms);
+  // at most one per kLossReportEveryMs (a full disk fails every flush)
+  // unless `force` (at exit); "" otherwise.
+  std::string loss_report(int64_t now_ms, bool force = false);
   static constexpr int64_t kLossReportEveryMs = 10000;
 
   // Pure formatting, for tests.

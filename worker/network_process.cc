@@ -185,7 +185,7 @@ int NetworkProcess::run() {
     }
   }
   access_log_.flush(0, true);
-  report_access_loss(monotonic_ms());
+  report_access_loss(monotonic_ms(), /*at_exit=*/true);
   return 0;
 }
 
@@ -1585,9 +1585,13 @@ void NetworkProcess::watch_overdue(int64_t now) {
 
 // A full disk loses log lines, never requests; the operator learns of it
 // from the error log (at most every 10 s) and from the metrics.
-void NetworkProcess::report_access_loss(int64_t now) {
-  count(own_slot().access_lines_lost, access_log_.lines_lost(), /*set=*/true);
-  if (std::string m = access_log_.loss_report(now); !m.empty()) log_warn(m);
+// The slot's counter is added to, like every _total: it outlives a
+// replaced process.
+void NetworkProcess::report_access_loss(int64_t now, bool at_exit) {
+  const uint64_t lost = access_log_.lines_lost();
+  if (lost != lost_counted_) count(own_slot().access_lines_lost, lost - lost_counted_);
+  lost_counted_ = lost;
+  if (std::string m = access_log_.loss_report(now, at_exit); !m.empty()) log_warn(m);
 }
 
 void NetworkProcess::sweep(int64_t now) {

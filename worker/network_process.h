@@ -156,7 +156,7 @@ class NetworkProcess {
   }
   void drop_finished();
   void sweep(int64_t now);
-  void report_access_loss(int64_t now);
+  void report_access_loss(int64_t now, bool at_exit = false);
   void expire_service_requests(Connection& c, int64_t now);
   bool sweep_connection(Connection& c, int64_t now);
   void begin_stop();
@@ -169,6 +169,7 @@ class NetworkProcess {
   proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
   AccessLog access_log_;
+  uint64_t lost_counted_ = 0;                  // of access_log_.lines_lost(), added to the slot
   MetricsNames metrics_names_;                 // built on the first /metrics request
   std::vector<proto::UniqueFd> static_roots_;  // per route: its root (static routes only)
   // Per route: its open-file cache (static routes only).

@@ -554,13 +554,16 @@ TEST(Lifecycle, RequestsADeadServiceNeverTookMoveToItsSiblingWhateverTheirMethod
   const char* const methods[] = {"POST", "PUT", "DELETE", "PATCH"};
   std::vector<Sent> waiting;  // not answered yet: on the stopped process (or slow)
   // Batches on fresh connections, sent back to back: the network process
-  // reads several at once, and the first one's choice of process draws the
-  // rest of the batch (dispatch prefers a process it already sends to). Until
-  // a batch lands on the stopped process, which the scoreboard tells.
+  // reads several at once. Dispatch prefers a process that is awake (its
+  // loop ran lately) while its queue is at most kAwakeMargin (8) longer than
+  // the shortest, and the stopped process never looks awake: a batch of 16
+  // overflows the sibling's margin, so part of it lands on the stopped
+  // process unless the sibling drains meanwhile. Until a batch does, which
+  // the scoreboard tells.
   uint64_t on_stopped = 0;
   for (int batch = 0; batch < 20 && on_stopped == 0; ++batch) {
     std::vector<Sent> sent;
-    for (int k = 0; k < 8; ++k) {
+    for (int k = 0; k < 16; ++k) {
       Sent s{std::make_unique<Client>(server.port()), methods[(batch + k) % 4],
              "batch " + std::to_string(batch) + " request " + std::to_string(k)};
       std::string request = s.method;

@@ -697,6 +697,10 @@ TEST(Config, NulByteInAnyTextKeyIsRejectedNamingTheKey) {
             Errors{R"(routes[0].static.root: must not contain a NUL byte (got "/tmp\x00zz"))"});
   EXPECT_EQ(errors_of(R"({"services": [{"name": "m", "type": "module", "path": "/x\u0000.so"}]})"),
             Errors{R"(services[0].path: must not contain a NUL byte (got "/x\x00.so"))"});
+  EXPECT_EQ(
+      errors_of(
+          R"({"routes": [{"path": "/", "static": {"root": "/tmp", "index": ["i\u0000.x"]}}]})"),
+      Errors{"routes[0].static.index[0]: must be a file name without '/' or a NUL byte"});
   EXPECT_EQ(errors_of(R"({"user": "no\u0000body"})"),
             Errors{R"(user: must not contain a NUL byte (got "no\x00body"))"});
   EXPECT_EQ(errors_of(R"({"services": [{"name": "p", "type": "proxy",)"

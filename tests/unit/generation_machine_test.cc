@@ -147,6 +147,17 @@ TEST(GenerationMachine, AStoppingServerNeitherRollsBackNorReplaces) {
   EXPECT_FALSE(serving.slots[1].respawn);
 }
 
+// A reload's last ready message may arrive after SIGTERM: the stop wins, so
+// no READY=1 after STOPPING=1 and no drain toward a stopping generation.
+TEST(GenerationMachine, AStoppingServerCommitsNothing) {
+  TestGeneration g(1, 1);
+  g.start_all(1000);
+  EXPECT_FALSE(g.process_ready(0, 1010).commit);
+  g.stop();
+  EXPECT_FALSE(g.process_ready(1, 1020).commit);
+  EXPECT_EQ(g.phase, GenerationPhase::starting);
+}
+
 // ---- replacement in a serving generation ----
 
 TEST(GenerationMachine, AServingDeathIsReplacedAtOnceTheFirstTimeThenAfterBackOff) {
@@ -318,6 +329,30 @@ TEST(GenerationMachine, DrainHurriesAtTheTimeoutThenKills) {
   EXPECT_TRUE(g.tick(7000 + kStopMarginMs + 1).empty());
   g.process_died(0, 9010, false);
   EXPECT_TRUE(g.ended());
+}
+
+// Once killed, the drain has no timer left (its deadline is in the past):
+// the supervisor looks at the reaping every 100 ms, it does not spin.
+TEST(GenerationMachine, AfterTheKillTheDrainTimerDoesNotSpin) {
+  TestGeneration g(1, 0, 1000, 100);
+  g.serve(1000);
+  g.drain(1000);
+  ASSERT_EQ(g.tick(1000 + 100 + kStopMarginMs).size(), 2u);  // hurry, kill_late
+  ASSERT_TRUE(g.killed);
+  const int64_t later = 1000 + 100 + kStopMarginMs + 500;  // the killed process not reaped yet
+  EXPECT_EQ(g.next_timer_ms(later), later + 100);
+}
+
+// A slot marked for a replacement while its process still runs (a fork
+// that failed after the process was counted) is not a timer: tick_slot
+// spawns only for a slot without a process.
+TEST(GenerationMachine, ARespawnMarkOnARunningSlotIsNoTimer) {
+  TestGeneration g(1, 1);
+  g.serve(1000);
+  g.spawn_failed(1, 1000);
+  EXPECT_TRUE(g.slots[1].respawn);
+  EXPECT_EQ(g.next_timer_ms(5000), std::numeric_limits<int64_t>::max());
+  EXPECT_TRUE(g.tick(5000).empty());
 }
 
 TEST(GenerationMachine, ALateTickHurriesAndKillsInOrder) {
