@@ -12,6 +12,7 @@
 #include "master/capacity.h"
 #include "master/config.h"
 #include "master/ctl.h"
+#include "master/fd_limit.h"
 #include "master/module_init_check.h"
 #include "master/supervisor.h"
 #include "worker/handlers/module.h"
@@ -67,12 +68,22 @@ void check_modules(const ringhttpd::master::ConfigResult& result,
   }
 }
 
+// What the start would refuse for want of open files (serve raises the
+// limit for network.max_connections; check only asks whether it could).
+std::string fd_limit_problem(const ringhttpd::master::Config& config) {
+  uint64_t processes = ringhttpd::master::network_process_count(config);
+  for (const auto& s : config.services) processes += static_cast<uint64_t>(s.processes);
+  return ringhttpd::master::fd_limit_problem(config.network.max_connections,
+                                             config.listeners.size(), processes);
+}
+
 int check(const std::string& path, bool run_init) {
   auto result = load(path);
   if (result.ok()) {
     if (std::string e = ringhttpd::master::check_capacity(result.config); !e.empty()) {
       result.errors.push_back(e);
     }
+    if (std::string e = fd_limit_problem(result.config); !e.empty()) result.errors.push_back(e);
     check_modules(result, result.errors);
   }
   // Only modules that load are started: their init is the module's code.

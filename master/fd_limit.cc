@@ -46,15 +46,31 @@ bool has_sys_resource() {
 
 }  // namespace
 
-std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
+namespace {
+
+// The plan for this process's limits as they are now.
+FdLimitPlan plan_for_this_process(uint64_t max_connections, uint64_t listeners,
+                                  uint64_t processes) {
   rlimit now{};
-  if (::getrlimit(RLIMIT_NOFILE, &now) < 0)
-    return std::string("getrlimit: ") + std::strerror(errno);
+  if (::getrlimit(RLIMIT_NOFILE, &now) < 0) {
+    FdLimitPlan failed;
+    failed.error = std::string("getrlimit: ") + std::strerror(errno);
+    return failed;
+  }
   uint64_t ceiling = 1048576;
   std::ifstream("/proc/sys/fs/nr_open") >> ceiling;
-  const bool privileged = has_sys_resource();
-  const FdLimitPlan plan = plan_fd_limit(max_connections, listeners, processes, now.rlim_cur,
-                                         now.rlim_max, privileged, ceiling);
+  return plan_fd_limit(max_connections, listeners, processes, now.rlim_cur, now.rlim_max,
+                       has_sys_resource(), ceiling);
+}
+
+}  // namespace
+
+std::string fd_limit_problem(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
+  return plan_for_this_process(max_connections, listeners, processes).error;
+}
+
+std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
+  const FdLimitPlan plan = plan_for_this_process(max_connections, listeners, processes);
   if (!plan.error.empty() || !plan.change) return plan.error;
   const rlimit want{plan.soft, plan.hard};
   if (::setrlimit(RLIMIT_NOFILE, &want) < 0) {

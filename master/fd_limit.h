@@ -25,6 +25,12 @@ inline constexpr uint64_t kFdOverhead = 64;
 FdLimitPlan plan_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes,
                           uint64_t soft, uint64_t hard, bool can_raise_hard, uint64_t ceiling);
 
+// What the start would say about this process's limits, without changing
+// them ("" when they are enough or can be raised): `check` refuses such a
+// config, judging the limits of its own process, as a check run where the
+// server runs (ExecStartPre=, the same user) sees them.
+std::string fd_limit_problem(uint64_t max_connections, uint64_t listeners, uint64_t processes);
+
 // Applies the plan for the running process; returns an error text or "".
 std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes);
 

@@ -117,13 +117,14 @@ void TempFile::write(const std::string& contents) {
   ::rename(tmp.c_str(), path_.c_str());
 }
 
-int run_binary(const std::vector<std::string>& args, std::string& output, Binary binary) {
+int run_binary(const std::vector<std::string>& args, std::string& output, Binary binary,
+               const Launch& launch) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return -1;
   const WorkDir workdir;
-  Launch launch;
-  launch.cwd = workdir.path();
-  const pid_t pid = spawn_binary(args, pipefd[1], binary, launch);
+  Launch with_cwd = launch;
+  if (with_cwd.cwd.empty()) with_cwd.cwd = workdir.path();
+  const pid_t pid = spawn_binary(args, pipefd[1], binary, with_cwd);
   ::close(pipefd[1]);
   char buf[4096];
   ssize_t n;

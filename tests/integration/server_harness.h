@@ -67,7 +67,7 @@ struct Launch {
 
 // Runs the binary with `args`; captures stdout+stderr. Returns exit status.
 int run_binary(const std::vector<std::string>& args, std::string& output,
-               Binary binary = Binary::shipped);
+               Binary binary = Binary::shipped, const Launch& launch = {});
 
 class Server {
  public:

@@ -285,6 +285,42 @@ TEST(Server, ReadyAndReloadLinesAreLoggedAtEveryLevel) {
   }
 }
 
+// Every config check accepts either starts or is refused by check with the
+// reason: with the same open-file limits (prlimit), check passes exactly
+// when serve starts. A limit the server cannot raise for max_connections is
+// refused by both, naming the key. (Whether it can be raised depends on
+// CAP_SYS_RESOURCE and fs.nr_open here: the test asserts they agree.)
+TEST(Check, AnOpenFileLimitTheStartCannotMeetIsRefusedByCheckToo) {
+  const std::string config = R"({"listeners": [{"address": "127.0.0.1", "port": 0}],
+    "network": {"processes": 1, "max_connections": 1000000},
+    "services": [{"name": "app", "processes": 1}],
+    "routes": [{"path": "/", "service": "app"}], "admin": {"socket": ""}})";
+  Launch limited;
+  limited.wrapper = {"/usr/bin/prlimit", "--nofile=256:256"};
+  TempFile file(config);
+  std::string out;
+  const int status = run_binary({"check", "-c", file.path()}, out, Binary::shipped, limited);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  if (WEXITSTATUS(status) == 0) {  // the limit can be raised here: serve starts
+    Server server(config, Binary::shipped, limited);
+    EXPECT_TRUE(server.ready()) << server.log();
+  } else {  // serve refuses at once, with the same words
+    EXPECT_NE(out.find("network.max_connections: 1000000 needs"), std::string::npos) << out;
+    std::string served;
+    const int serve_status =
+        run_binary({"serve", "-c", file.path()}, served, Binary::shipped, limited);
+    ASSERT_TRUE(WIFEXITED(serve_status)) << served;
+    EXPECT_EQ(WEXITSTATUS(serve_status), 1) << served;
+    EXPECT_NE(served.find("network.max_connections: 1000000 needs"), std::string::npos) << served;
+  }
+  // Within the limit, both go ahead.
+  const std::string small = R"({"listeners": [{"address": "127.0.0.1", "port": 0}],
+    "network": {"processes": 1, "max_connections": 100}, "admin": {"socket": ""}})";
+  TempFile small_file(small);
+  std::string ok;
+  EXPECT_EQ(run_binary({"check", "-c", small_file.path()}, ok, Binary::shipped, limited), 0) << ok;
+}
+
 TEST(Check, GoodFileExitsZero) {
   std::string out;
   const int status = run_binary({"check", "-c", RINGHTTPD_SOURCE_DIR "/etc/ringhttpd.json"}, out);
