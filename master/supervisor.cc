@@ -691,7 +691,7 @@ void Supervisor::flush_adopts() {
   if (adopts_.empty() || current_ == nullptr) return;
   std::vector<Child*> ready;
   for (Child& c : current_->children) {
-    if (c.role == shm::ProcessRole::network && c.state == ChildState::ready && c.control) {
+    if (c.role == shm::ProcessRole::network && c.state == SlotState::ready && c.control) {
       ready.push_back(&c);
     }
   }

@@ -67,8 +67,6 @@ class Supervisor {
   int run();
 
  private:
-  // Kept for master/supervisor_admin.cc, which names the slot states so.
-  using ChildState = SlotState;
   // One scoreboard slot of a generation and the process that holds it. Its
   // life (state, back-off, peers awaited) is the machine's (SlotLife,
   // master/lifecycle.h); this adds the process.

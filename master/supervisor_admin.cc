@@ -167,7 +167,7 @@ json Supervisor::admin_status() const {
       const char* state = !running                                  ? "gone"
                           : g->phase == GenerationPhase::draining   ? "draining"
                           : g->phase == GenerationPhase::discarding ? "stopping"
-                          : c.state == ChildState::ready            ? "ready"
+                          : c.state == SlotState::ready             ? "ready"
                                                                     : "starting";
       json row = {
           {"role", network ? "network" : "service"},

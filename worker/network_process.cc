@@ -1377,8 +1377,12 @@ bool NetworkProcess::write_ready(Connection& c) {
 bool NetworkProcess::finish_front(Connection& c) {
   ResponseSlot& front = c.slots.front();
   c.sent = 0;
-  count_response(front);
-  if (access_log_.enabled()) log_access(c, front);
+  // A fresh clock, read once for the latency and the access log: a
+  // fast-path answer is often written in the iteration that read its
+  // request, where now_us_ has not moved.
+  const auto us = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_us() - front.start_us));
+  count_response(front, us);
+  if (access_log_.enabled()) log_access(c, front, us);
   const bool keep = front.keep_alive;
   c.slots.pop_front();
   if (!keep) {
@@ -1468,7 +1472,7 @@ void NetworkProcess::linger(Connection& c) {
 
 // The scoreboard counters of a response fully written (one writer: this
 // process; readers load them relaxed).
-void NetworkProcess::count_response(const ResponseSlot& slot) {
+void NetworkProcess::count_response(const ResponseSlot& slot, uint64_t us) {
   const std::string_view data = slot.data;
   size_t cls;
   if (slot.status >= 200 && slot.status <= 599) {  // streamed: its head left long ago
@@ -1485,9 +1489,6 @@ void NetworkProcess::count_response(const ResponseSlot& slot) {
     count(env_.segment->route_counters(env_.index, static_cast<uint32_t>(slot.route))[cls]);
   }
   const size_t path = slot.via_service ? 1 : 0;
-  // A fresh clock: a fast-path answer is often written in the iteration that
-  // read its request, where now_us_ has not moved.
-  const uint64_t us = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_us() - slot.start_us));
   size_t bucket = 0;
   while (bucket < std::size(shm::kLatencyBoundsUs) && us > shm::kLatencyBoundsUs[bucket]) ++bucket;
   count(me.latency_buckets[path][bucket]);
@@ -1497,7 +1498,7 @@ void NetworkProcess::count_response(const ResponseSlot& slot) {
 
 // One line for a response fully written. Status and body size are read
 // back from the bytes sent (the one place that knows exactly what went).
-void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot) {
+void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot, uint64_t us) {
   const std::string_view data = slot.data;
   AccessEntry e;
   e.remote = c.peer;
@@ -1518,9 +1519,7 @@ void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot) {
     e.version_minor = slot.access->version_minor;
     e.referer = slot.access->referer;
     e.user_agent = slot.access->user_agent;
-    // A fresh clock, in microseconds: most answers leave within the
-    // iteration that read their request, so now_ms_ would say 0.000.
-    e.duration_ms = static_cast<double>(std::max<int64_t>(0, monotonic_us() - slot.start_us)) / 1e3;
+    e.duration_ms = static_cast<double>(us) / 1e3;
   }
   access_log_.record(e, ::time(nullptr));
 }

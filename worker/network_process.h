@@ -145,8 +145,9 @@ class NetworkProcess {
   void end_connection(Connection& c);
   void linger(Connection& c);
   void close_connection(Connection& c);
-  void log_access(const Connection& c, const ResponseSlot& slot);
-  void count_response(const ResponseSlot& slot);
+  // `us`: from the request to its response's last byte written.
+  void log_access(const Connection& c, const ResponseSlot& slot, uint64_t us);
+  void count_response(const ResponseSlot& slot, uint64_t us);
   shm::ProcessSlot& own_slot() { return env_.segment->slot(env_.index); }
   // A scoreboard counter this process alone writes: no read-modify-write
   // instruction needed, only a store others can load whole.
