@@ -283,9 +283,11 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   slot.restarts = static_cast<uint32_t>(c.restart.restarts());
   slot.started_at_ms = static_cast<uint64_t>(monotonic_ms());
   slot.pid = 0;
-  // A heartbeat of the dead predecessor would read as a stuck loop until
-  // the new one runs its first iteration.
-  std::atomic_ref<uint64_t>(slot.heartbeat_ms).store(0, std::memory_order_relaxed);
+  // The heartbeat starts at the fork: the dead predecessor's would read as
+  // a stuck loop, and none at all as no answer, until the new process runs
+  // its first loop iteration (it reports ready just before).
+  std::atomic_ref<uint64_t>(slot.heartbeat_ms)
+      .store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(slot.connections).store(0, std::memory_order_relaxed);
   std::atomic_ref<shm::ProcessState>(slot.state)
