@@ -346,6 +346,19 @@ constexpr std::array<std::string_view, N> keys_of(const std::array<UintField<S>,
   return keys;
 }
 
+// The keys of a field table and one key more.
+template <size_t N>
+constexpr std::array<std::string_view, N + 1> plus_key(const std::array<std::string_view, N>& keys,
+                                                       std::string_view key) {
+  std::array<std::string_view, N + 1> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = keys[i];
+  out[N] = key;
+  return out;
+}
+
+// network.scheduling and services[].scheduling.
+constexpr std::array<std::string_view, 2> kSchedulingPolicies = {"batch", "normal"};
+
 constexpr uint64_t kMaxTimeoutMs = 3600000;  // one hour
 constexpr uint64_t kGiB = uint64_t{1} << 30;
 
@@ -423,9 +436,10 @@ constexpr std::array<UintField<NetworkSettings>, 9> kNetworkFields = {{
 }};
 
 void read_network(const json& v, Config* c, Errors* errors) {
-  static constexpr auto kKeys = keys_of(kNetworkFields);
+  static constexpr auto kKeys = plus_key(keys_of(kNetworkFields), "scheduling");
   if (check_object(v, "network", kKeys, errors)) {
     read_uint_fields(v, "network", kNetworkFields, &c->network, errors);
+    read_enum(v, "scheduling", "network", kSchedulingPolicies, &c->network.scheduling, errors);
   }
 }
 
@@ -561,8 +575,7 @@ void read_service(const json& v, std::string_view path, ServiceSettings* s, Erro
   if (!check_service_keys(v, path, s->type, errors)) return;
   read_service_name(v, path, &s->name, errors);
   read_uint_fields(v, path, kServiceFields, s, errors);
-  static constexpr std::array<std::string_view, 2> kScheduling = {"batch", "normal"};
-  read_enum(v, "scheduling", path, kScheduling, &s->scheduling, errors);
+  read_enum(v, "scheduling", path, kSchedulingPolicies, &s->scheduling, errors);
   if (!std::has_single_bit(s->ring_bytes)) {
     fail(errors, join(path, "ring_bytes"),
          "must be a power of two (got " + std::to_string(s->ring_bytes) + ")");

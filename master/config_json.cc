@@ -51,7 +51,8 @@ json config_to_json(const Config& c) {
                   {"drain_timeout_ms", n.drain_timeout_ms},
                   {"max_header_bytes", n.max_header_bytes},
                   {"max_target_bytes", n.max_target_bytes},
-                  {"max_body_bytes", n.max_body_bytes}};
+                  {"max_body_bytes", n.max_body_bytes},
+                  {"scheduling", n.scheduling}};
   json services = json::array();
   for (const worker::ServiceSettings& s : c.services) {
     services.push_back({{"name", s.name},

@@ -1,6 +1,7 @@
 // Child start-up shared by every role, and the one switch on role.
 #include "worker/child.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -82,6 +83,14 @@ std::string child_title(const WorkerEnv& env) {
   std::string gen = " g" + std::to_string(env.generation) + " #" + std::to_string(env.index);
   if (env.role == shm::ProcessRole::network) return "network" + gen;
   return "service " + env.services[static_cast<size_t>(env.service)].name + gen;
+}
+
+void apply_scheduling(const std::string& scheduling, const std::string& key) {
+  const sched_param param{};
+  const int policy = scheduling == "normal" ? SCHED_OTHER : SCHED_BATCH;
+  if (::sched_setscheduler(0, policy, &param) != 0) {
+    log_warn(key + ": " + errno_message("sched_setscheduler(" + scheduling + ")"));
+  }
 }
 
 void set_slot_state(WorkerEnv& env, shm::ProcessState state) {

@@ -40,6 +40,15 @@ bool report_ready(WorkerEnv& env);
 // report that arrives after the replacement is ignored).
 void report_broken_peer(WorkerEnv& env, uint32_t peer_slot);
 
+// network.scheduling and services[].scheduling: SCHED_BATCH unless
+// "normal". A batch process's wake-up does not preempt the process running
+// on that CPU: that one finishes its loop iteration (its batch of requests)
+// first. On an idle CPU the woken process still runs at once, the tick still
+// shares a busy CPU by the same weights as before, and the nice value is
+// untouched. Lowering the policy needs no privilege; a failure is logged
+// (naming `key`) and the process serves anyway.
+void apply_scheduling(const std::string& scheduling, const std::string& key);
+
 // "network g1 #0", "service app g1 #1": the title's role part, also used by
 // the supervisor's log lines about that child.
 std::string child_title(const WorkerEnv& env);

@@ -129,6 +129,7 @@ uint64_t NetworkProcess::static_cache_fds() {
 }
 
 bool NetworkProcess::start() {
+  apply_scheduling(env_.network.scheduling, "network.scheduling");
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
   // Each static route's root, opened once (O_PATH): files are opened

@@ -57,25 +57,12 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
 
 ServiceProcess::~ServiceProcess() = default;
 
-// services[].scheduling: SCHED_BATCH unless "normal". A wake-up of a batch
-// process does not preempt the network process that wrote it on that CPU:
-// the network process finishes its iteration (and its batch of requests)
-// first (on an idle CPU the woken process still runs at once, and the tick
-// still shares the CPU). Lowering the policy needs no privilege; a failure
-// is logged and the process serves anyway.
-void ServiceProcess::apply_scheduling(const std::string& scheduling) {
-  const sched_param param{};
-  const int policy = scheduling == "normal" ? SCHED_OTHER : SCHED_BATCH;
-  if (::sched_setscheduler(0, policy, &param) != 0) {
-    log_warn(errno_message("sched_setscheduler(" + scheduling + ")"));
-  }
-}
-
 bool ServiceProcess::start() {
   const ServiceSettings& settings = env_.services[static_cast<size_t>(env_.service)];
   // Before the handler exists: a module's init may start threads, and a
   // thread takes its policy from the one that creates it.
-  apply_scheduling(settings.scheduling);
+  apply_scheduling(settings.scheduling,
+                   "services[" + std::to_string(env_.service) + "].scheduling");
   handler_ =
       make_handler(settings, ServiceIdentity{settings.name, static_cast<uint32_t>(::getpid()),
                                              env_.generation, env_.index});

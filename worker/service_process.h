@@ -55,7 +55,6 @@ class ServiceProcess : public HandlerLoop {
   void unwatch(int fd) override;
 
  private:
-  static void apply_scheduling(const std::string& scheduling);
   bool start();
   bool drain_requests();
   void on_request_record(uint32_t network, const shm::RecordView& rec);

@@ -22,6 +22,9 @@ struct NetworkSettings {
   uint32_t max_header_bytes = 16384;      // request line + header section
   uint32_t max_target_bytes = 8192;       // request-target (414 beyond)
   uint64_t max_body_bytes = 1048576;      // request body limit
+  // Linux scheduling policy of the network processes: "batch" (SCHED_BATCH:
+  // a wake-up does not preempt the process running on that CPU) or "normal".
+  std::string scheduling = "batch";
 };
 
 // A "proxy" service's upstreams and how it talks to them.

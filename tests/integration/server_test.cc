@@ -97,25 +97,28 @@ TEST(Server, ProcessTitlesShowRoleGenerationAndIndex) {
   EXPECT_EQ(titles, expected);
 }
 
-// services[].scheduling: service processes run SCHED_BATCH by default (a
-// wake-up from a network process does not preempt it), SCHED_OTHER when
-// "normal"; network processes keep the policy they inherit (this test's).
-TEST(Server, ServiceProcessesRunTheConfiguredSchedulingPolicy) {
-  for (const std::string scheduling : {"batch", "normal"}) {
-    json config = json::parse(make_config(1, 2));
-    if (scheduling == "normal") config["services"][0]["scheduling"] = "normal";
-    Server server(config.dump());
-    ASSERT_TRUE(server.ready()) << server.log();
-    int services = 0;
-    for (const auto& [pid, title] : server.children()) {
-      const bool service = title.starts_with("ringhttpd: service");
-      services += service ? 1 : 0;
-      const int inherited = ::sched_getscheduler(0);
-      const int expected =
-          !service ? inherited : (scheduling == "batch" ? SCHED_BATCH : SCHED_OTHER);
-      EXPECT_EQ(::sched_getscheduler(pid), expected) << title << " with " << scheduling;
+// network.scheduling and services[].scheduling: both kinds of process run
+// SCHED_BATCH by default (a wake-up does not preempt the process running on
+// that CPU), SCHED_OTHER when "normal"; each key governs its own kind only.
+TEST(Server, ProcessesRunTheConfiguredSchedulingPolicy) {
+  for (const std::string network : {"batch", "normal"}) {
+    for (const std::string service : {"batch", "normal"}) {
+      json config = json::parse(make_config(2, 2));
+      if (network == "normal") config["network"]["scheduling"] = "normal";
+      if (service == "normal") config["services"][0]["scheduling"] = "normal";
+      Server server(config.dump());
+      ASSERT_TRUE(server.ready()) << server.log();
+      int seen[2] = {0, 0};
+      for (const auto& [pid, title] : server.children()) {
+        const bool is_service = title.starts_with("ringhttpd: service");
+        ++seen[is_service ? 1 : 0];
+        const std::string& policy = is_service ? service : network;
+        EXPECT_EQ(::sched_getscheduler(pid), policy == "batch" ? SCHED_BATCH : SCHED_OTHER)
+            << title << " with network " << network << ", services " << service;
+      }
+      EXPECT_EQ(seen[0], 2);
+      EXPECT_EQ(seen[1], 2);
     }
-    EXPECT_EQ(services, 2);
   }
 }
 

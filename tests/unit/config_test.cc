@@ -396,6 +396,14 @@ TEST(Config, ServiceSchedulingIsBatchOrNormal) {
             Errors{R"(services[0].scheduling: must be one of "batch", "normal" (got "fifo"))"});
 }
 
+TEST(Config, NetworkSchedulingIsBatchOrNormal) {
+  EXPECT_EQ(valid(R"({})").network.scheduling, "batch");
+  EXPECT_EQ(valid(R"({"network": {"scheduling": "normal"}})").network.scheduling, "normal");
+  EXPECT_EQ(errors_of(R"({"network": {"scheduling": "idle"}})"),
+            Errors{R"(network.scheduling: must be one of "batch", "normal" (got "idle"))"});
+  EXPECT_EQ(errors_of(R"({"network": {"scheduling": 1}})").size(), 1u);
+}
+
 TEST(Config, ProxyKeysAreCheckedAndNamed) {
   const ConfigResult ok = parse_config(
       R"({"services": [{"name": "api", "type": "proxy", "timeout_ms": 7000,
