@@ -141,7 +141,7 @@ bool Ring::peek(RecordView& out) {
     if (rec.type == kPaddingRecord) {
       tail += footprint;
       own_tail_ = tail;
-      shared(header_->tail).store(tail, std::memory_order_release);
+      if (!holding_) shared(header_->tail).store(tail, std::memory_order_release);
       continue;
     }
     out.type = rec.type;
@@ -160,11 +160,17 @@ Ring Ring::reader_after_consumer() const {
   reader.own_tail_ = load_tail(std::memory_order_acquire);
   reader.peeked_end_ = reader.own_tail_;
   reader.broken_ = reader.own_tail_ % kRecordAlign != 0;
+  reader.holding_ = false;
   return reader;
 }
 
 void Ring::pop() {
   own_tail_ = peeked_end_;
+  if (!holding_) shared(header_->tail).store(own_tail_, std::memory_order_release);
+}
+
+void Ring::release_held() {
+  holding_ = false;
   shared(header_->tail).store(own_tail_, std::memory_order_release);
 }
 
@@ -192,6 +198,7 @@ bool Ring::producer_needs_wake() {
 
 void Ring::reset() {
   broken_ = false;
+  holding_ = false;
   peeked_end_ = 0;
   own_head_ = 0;
   own_tail_ = 0;

@@ -154,8 +154,17 @@ class Ring {
   // The peer wrote something impossible; nothing more is read from this
   // ring until reset(). The caller reports the peer (it gets replaced).
   bool broken() const { return broken_; }
-  // Releases the record returned by the last peek().
+  // Releases the record returned by the last peek(): its space goes back to
+  // the producer at once, or, while holding, at release_held().
   void pop();
+  // Holding: popped records are consumed (peek() moves on) but their bytes
+  // stay where they are, unreusable by the producer, until release_held().
+  // A consumer may then keep views into several records at once (the
+  // network process writes response bodies from the ring to the socket).
+  void hold() { holding_ = true; }
+  // Gives back every record popped while holding, and stops holding. Call it
+  // before producer_needs_wake(): a producer waiting for space wants it.
+  void release_held();
   // Announces the consumer goes to sleep. Returns false when a record arrived
   // meanwhile (the flag is withdrawn; do not sleep).
   bool prepare_sleep();
@@ -188,9 +197,10 @@ class Ring {
   std::byte* data_ = nullptr;
   uint64_t capacity_ = 0;
   uint64_t own_head_ = 0;    // producer: the head it published last
-  uint64_t own_tail_ = 0;    // consumer: the tail it published last
+  uint64_t own_tail_ = 0;    // consumer: where it reads next (published unless holding)
   uint64_t peeked_end_ = 0;  // consumer: tail after the peeked record
   bool broken_ = false;      // consumer: the peer's data made no sense
+  bool holding_ = false;     // consumer: pop() does not publish (hold())
 };
 
 }  // namespace ringhttpd::shm

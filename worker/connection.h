@@ -29,7 +29,19 @@ struct AccessInfo {
 struct OpenFile;  // worker/file_cache.h
 
 struct ResponseSlot {
-  std::string data;         // the bytes to send; complete once `ready`
+  std::string data;  // the bytes to send; complete once `ready`
+  // The body of a complete response still in its ring record, sent after
+  // `data` without being copied into it; valid only until the network
+  // process's iteration releases its rings: what the socket did not take is
+  // appended to `data` before that (NetworkProcess::release_responses).
+  std::string_view held_body;
+  // The response's bytes so far: `data`, then `held_body`.
+  size_t size() const { return data.size() + held_body.size(); }
+  // Drops the response's bytes (another answer takes their place).
+  void clear_bytes() {
+    data.clear();
+    held_body = {};
+  }
   uint64_t request_id = 0;  // != 0 while a service process owes the answer
   uint32_t service = 0;     // valid while request_id != 0: which process
   int64_t deadline_ms = 0;  // valid while request_id != 0: then 504

@@ -177,6 +177,7 @@ int NetworkProcess::run() {
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_responses();
     write_dirty();
+    release_responses();
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
     update_accepting();
     flush_rings();  // last: anything above may have published requests
@@ -502,7 +503,7 @@ void NetworkProcess::refuse(int fd) {
 bool NetworkProcess::over_budget(Connection& c, size_t divisor) {
   if (c.slots.size() >= kMaxQueuedResponses / divisor) return true;
   size_t bytes = 0;
-  for (size_t i = 0; i < c.slots.size(); ++i) bytes += c.slots[i].data.size();
+  for (size_t i = 0; i < c.slots.size(); ++i) bytes += c.slots[i].size();
   return bytes >= kMaxQueuedBytes / divisor;
 }
 
@@ -686,7 +687,7 @@ void NetworkProcess::on_parse_error(Connection& c, int status) {
   slot.request_id = 0;
   slot.upload_open = false;
   slot.status = 0;
-  slot.data.clear();
+  slot.clear_bytes();
   slot.head_request = slot.head_only = c.parser.head_request();  // 414 to HEAD: no body
   answer_error(slot, status, false);
   c.close_input();
@@ -998,6 +999,7 @@ void NetworkProcess::on_service_gone(uint32_t slot, uint64_t incarnation) {
   if (env_.segment->slot(slot).incarnation != incarnation) return;
   const uint32_t s = slot - n_network;
   drain_ring(s);
+  finish_ring(s);
   const std::vector<HeldRecord> untaken = channels_[s].take_back_unread();
   std::vector<std::pair<uint64_t, Pending>> owed;
   for (const auto& [id, p] : pending_) {
@@ -1026,7 +1028,7 @@ void NetworkProcess::recover_request(uint64_t id, Pending p,
   }
   slot.upload_open = false;
   slot.status = 0;
-  slot.data.clear();  // a response cut short by the death, and what it set
+  slot.clear_bytes();  // a response cut short by the death, and what it set
   slot.head_only = slot.head_request;
   slot.head_seen = false;
   slot.body_got = 0;
@@ -1091,8 +1093,33 @@ bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::Ht
                                              encode_scratch_, body, end);
 }
 
+// Reads every response ring, holding the records: a complete response's
+// body can then be written from the ring by write_dirty() (one copy fewer),
+// and release_responses() gives the space back after it.
 void NetworkProcess::drain_responses() {
-  for (uint32_t s = 0; s < channels_.size(); ++s) drain_ring(s);
+  holding_bodies_ = true;
+  for (uint32_t s = 0; s < channels_.size(); ++s) {
+    channels_[s].hold_received();
+    drain_ring(s);
+  }
+}
+
+// After the writes: a held body the socket did not take joins its slot's
+// `data` (the byte offsets stay the same), then the rings are released.
+void NetworkProcess::release_responses() {
+  for (uint64_t id : held_) {
+    auto it = connections_.find(id);
+    if (it == connections_.end()) continue;
+    SlotQueue& slots = it->second->slots;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i].held_body.empty()) continue;
+      slots[i].data.append(slots[i].held_body);
+      slots[i].held_body = {};
+    }
+  }
+  held_.clear();
+  holding_bodies_ = false;
+  for (uint32_t s = 0; s < channels_.size(); ++s) finish_ring(s);
 }
 
 void NetworkProcess::drain_ring(uint32_t s) {
@@ -1102,7 +1129,12 @@ void NetworkProcess::drain_ring(uint32_t s) {
     on_response_record(s, rec);
     channel.release();
   }
-  if (channel.finish_receiving()) report_broken_peer(env_, env_.segment->header().n_network + s);
+}
+
+void NetworkProcess::finish_ring(uint32_t s) {
+  if (channels_[s].finish_receiving()) {
+    report_broken_peer(env_, env_.segment->header().n_network + s);
+  }
 }
 
 // A response arrives as a head record, then body records; the last one
@@ -1158,7 +1190,9 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
       slot.chunked = !slot.http10 && !slot.head_only;
     }
     // The reservation is bounded: the length is the peer's word.
-    slot.data.reserve(256 + (slot.head_only ? 0 : std::min<uint64_t>(body.size(), kMaxReserve)));
+    // (A body that ends here stays in the ring: see below.)
+    const bool copied = !slot.head_only && !(end && holding_bodies_);
+    slot.data.reserve(256 + (copied ? std::min<uint64_t>(body.size(), kMaxReserve) : 0));
     proto::append_response_head(slot.data, status, headers, announce, slot.keep_alive, date_,
                                 slot.http10);
   } else if (rec.type != proto::kResponseBody || !slot.head_seen) {
@@ -1173,6 +1207,9 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
       char size[20];
       const int n = std::snprintf(size, sizeof size, "%zx\r\n", body.size());
       slot.data.append(size, static_cast<size_t>(n)).append(body).append("\r\n");
+    } else if (end && holding_bodies_ && !slot.streaming && slot.held_body.empty()) {
+      slot.held_body = body;  // written from the ring (release_responses)
+      held_.push_back(connection);
     } else {
       slot.data.append(body);
     }
@@ -1263,7 +1300,7 @@ void NetworkProcess::fail_response(PendingMap::iterator it, const char* why) {
   }
   dirty_.push_back(connection);
   if (slot.streaming) return abort_response(slot);
-  slot.data.clear();
+  slot.clear_bytes();  // what came of it, held in the ring too
   slot.status = 0;
   slot.head_only = slot.head_request;
   answer_error(slot, 502, slot.keep_alive);
@@ -1304,31 +1341,50 @@ void NetworkProcess::write_to(Connection& c) {
 }
 
 // True when every ready response is written and the connection lives on.
+namespace {
+
+// A slot's unwritten bytes from `skip` on, as at most two iovecs (its
+// `data`, then its held body); returns how many it filled.
+int slot_iov(const ResponseSlot& slot, size_t skip, iovec* iov) {
+  int n = 0;
+  if (skip < slot.data.size()) {
+    iov[n++] = iovec{const_cast<char*>(slot.data.data()) + skip, slot.data.size() - skip};
+    skip = 0;
+  } else {
+    skip -= slot.data.size();
+  }
+  if (skip < slot.held_body.size()) {
+    iov[n++] = iovec{const_cast<char*>(slot.held_body.data()) + skip, slot.held_body.size() - skip};
+  }
+  return n;
+}
+
+}  // namespace
+
 bool NetworkProcess::write_ready(Connection& c) {
   const auto writable = [&c] {
     const ResponseSlot& f = c.slots.front();
-    return f.ready || (f.streaming && c.sent < f.data.size());
+    return f.ready || (f.streaming && c.sent < f.size());
   };
   while (!c.slots.empty() && writable()) {
     ResponseSlot& first = c.slots.front();
-    if (c.sent == first.data.size() && first.file_left > 0) {  // its head is out: the file
+    if (c.sent == first.size() && first.file_left > 0) {  // its head is out: the file
       if (!send_file_part(c, first)) return false;
       if (first.file_left > 0) continue;
       if (!finish_front(c)) return false;
       continue;
     }
-    if (c.sent == first.data.size() && first.ready) {  // nothing left to write (a streamed end)
+    if (c.sent == first.size() && first.ready) {  // nothing left to write (a streamed end)
       if (!finish_front(c)) return false;
       continue;
     }
     iovec iov[kMaxIov];
     int n = 0;
     int more = 0;  // MSG_MORE: a file part follows this write (one segment for head and body)
-    for (size_t i = 0; i < c.slots.size() && n < kMaxIov; ++i) {
+    for (size_t i = 0; i < c.slots.size() && n + 2 <= kMaxIov; ++i) {
       ResponseSlot& slot = c.slots[i];
       if (!slot.ready && !(slot.streaming && i == 0)) break;
-      const size_t skip = n == 0 ? c.sent : 0;
-      iov[n++] = iovec{slot.data.data() + skip, slot.data.size() - skip};
+      n += slot_iov(slot, i == 0 ? c.sent : 0, iov + n);
       more = slot.file_left > 0 ? MSG_MORE : 0;
       // A file part follows this slot's bytes, or the rest of a streamed
       // response: nothing after it in this write.
@@ -1349,13 +1405,13 @@ bool NetworkProcess::write_ready(Connection& c) {
     size_t left = static_cast<size_t>(w);
     while (left > 0) {
       ResponseSlot& front = c.slots.front();
-      const size_t rest = front.data.size() - c.sent;
+      const size_t rest = front.size() - c.sent;
       if (left < rest) {
         c.sent += left;
         break;
       }
       left -= rest;
-      c.sent = front.data.size();
+      c.sent = front.size();
       if (front.file_left > 0) break;  // the file part goes next (sendfile)
       if (front.streaming) break;      // the rest of it is still coming
       if (!finish_front(c)) return false;

@@ -116,6 +116,7 @@ class NetworkProcess {
   bool resend(ResponseSlot& slot, uint64_t connection, uint32_t from,
               const std::vector<HeldRecord>& records, uint64_t old_id);
   void drain_ring(uint32_t service);
+  void finish_ring(uint32_t service);
 
   // ---- reload: hand connections over; take them over ----
   void begin_drain();
@@ -129,6 +130,7 @@ class NetworkProcess {
   void maybe_send_continue(Connection& c);
 
   void drain_responses();
+  void release_responses();
   void forget(uint64_t id);
   void cancel(uint64_t id);
   void on_response_record(uint32_t service, const shm::RecordView& rec);
@@ -185,8 +187,13 @@ class NetworkProcess {
   SlotPool slot_pool_;  // declared first, so it outlives connections_ (their queues point to it)
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   PendingMap pending_;
-  std::vector<uint64_t> dirty_;        // connections with new responses
-  std::vector<uint64_t> writing_;      // dirty_ being written (see write_dirty)
+  std::vector<uint64_t> dirty_;    // connections with new responses
+  std::vector<uint64_t> writing_;  // dirty_ being written (see write_dirty)
+  // Between drain_responses() and release_responses(): the response rings
+  // hold what was read, and a complete response's body may stay there, to
+  // be written straight from the ring (ResponseSlot::held_body).
+  bool holding_bodies_ = false;
+  std::vector<uint64_t> held_;         // connections with a held body
   std::vector<uint64_t> finished_;     // closed or handed over: dropped at the end of the iteration
   std::vector<RingChannel> channels_;  // per service process
   std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue

@@ -117,6 +117,7 @@ void RingChannel::send_control(uint16_t type, uint64_t id, std::string_view payl
 }
 
 bool RingChannel::finish_receiving() {
+  in_.release_held();
   if (in_.producer_needs_wake()) wake(peer_wake_fd_);
   if (!in_.broken() || broken_reported_) return false;
   broken_reported_ = true;

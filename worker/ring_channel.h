@@ -85,8 +85,12 @@ class RingChannel {
   // is valid until release().
   bool next(shm::RecordView& out) { return in_.peek(out); }
   void release() { in_.pop(); }
-  // After a batch of next/release: wakes the peer if it waits for space.
-  // True exactly once when the incoming ring is found broken.
+  // Until finish_receiving(), released records keep their bytes in place:
+  // views into their payloads stay valid (shm::Ring::hold).
+  void hold_received() { in_.hold(); }
+  // After a batch of next/release: gives the space back and wakes the peer
+  // if it waits for it. True exactly once when the incoming ring is found
+  // broken.
   bool finish_receiving();
 
   // ---- the loop ----

@@ -150,6 +150,44 @@ TEST(Ring, FullRingRefusesWithoutWritingAndAcceptsAfterPop) {
   EXPECT_TRUE(ring.try_push(1, 0, 4, p));
 }
 
+// Holding (the network process writes response bodies from the ring): the
+// records popped stay readable and unwritable by the producer, padding
+// included, until release_held() gives them all back at once.
+TEST(Ring, HeldRecordsKeepTheirBytesUntilReleased) {
+  TestRing t(4096);
+  Ring producer = t.view(), consumer = t.view();
+  const std::string p = payload_of(1000, 'a');  // footprint 1024
+  RecordView rec;
+  // Move the positions so that the next records wrap (padding at the end).
+  ASSERT_TRUE(producer.try_push(1, 0, 0, payload_of(1500, 'z')));
+  ASSERT_TRUE(consumer.peek(rec));
+  consumer.pop();
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(producer.try_push(1, 0, i, p)) << i;
+  consumer.hold();
+  std::vector<std::string_view> held;
+  while (consumer.peek(rec)) {
+    held.push_back(rec.payload);
+    consumer.pop();
+  }
+  ASSERT_EQ(held.size(), 3u);
+  // Consumed (nothing more to peek) but not released: the producer finds
+  // no room, and the bytes are what was sent.
+  EXPECT_FALSE(consumer.peek(rec));
+  EXPECT_FALSE(producer.try_push(1, 0, 4, p));
+  // 1520 bytes consumed and released before holding; then three records
+  // (1520..2544..3568), padding to the end (528), the third at 4096..5120.
+  EXPECT_EQ(producer.unconsumed(), 5120u - 1520u);
+  for (std::string_view v : held) EXPECT_EQ(v, p);
+  consumer.release_held();
+  EXPECT_EQ(producer.unconsumed(), 0u);
+  for (int i = 4; i <= 6; ++i) EXPECT_TRUE(producer.try_push(1, 0, i, p)) << i;
+  // Not holding any more: a pop gives its space back at once.
+  ASSERT_TRUE(consumer.peek(rec));
+  EXPECT_EQ(rec.id, 4u);
+  consumer.pop();
+  EXPECT_TRUE(producer.try_push(1, 0, 7, p));
+}
+
 TEST(Ring, OversizedRecordIsRefused) {
   TestRing t(4096);
   Ring ring = t.view();
