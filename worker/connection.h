@@ -228,7 +228,7 @@ struct Connection {
   SlotQueue slots;
   std::string peer;  // client address (access log, X-Forwarded-For)
   ConnState state = ConnState::open;
-  size_t sent = 0;               // bytes of slots.front().data already written
+  size_t sent = 0;               // bytes of slots.front() (data, then held_body) written
   std::string stash;             // bytes read but not parsed yet (budget reached, or draining)
   std::unique_ptr<Incoming> in;  // the request being received, past its head
   bool window_paused = false;    // reading waits for the service's credit

@@ -884,6 +884,7 @@ void NetworkProcess::answer_metrics(ResponseSlot& slot) {
 
 void NetworkProcess::answer_error(ResponseSlot& slot, int status, bool keep_alive,
                                   std::string_view extra_headers) {
+  slot.held_body = {};
   slot.keep_alive = keep_alive;
   slot.data = proto::make_simple_response(status, keep_alive, date_, "text/plain", {},
                                           slot.head_only, extra_headers);
@@ -1098,9 +1099,18 @@ bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::Ht
 // and release_responses() gives the space back after it.
 void NetworkProcess::drain_responses() {
   holding_bodies_ = true;
+  ring_held_.assign(channels_.size(), 0);
   for (uint32_t s = 0; s < channels_.size(); ++s) {
+    const size_t views = held_.size();
     channels_[s].hold_received();
     drain_ring(s);
+    // A ring that gave no body to write from is released at once: its
+    // producer may be waiting for the space.
+    if (held_.size() == views) {
+      finish_ring(s);
+    } else {
+      ring_held_[s] = 1;
+    }
   }
 }
 
@@ -1119,7 +1129,10 @@ void NetworkProcess::release_responses() {
   }
   held_.clear();
   holding_bodies_ = false;
-  for (uint32_t s = 0; s < channels_.size(); ++s) finish_ring(s);
+  for (uint32_t s = 0; s < ring_held_.size(); ++s) {
+    if (ring_held_[s]) finish_ring(s);
+  }
+  ring_held_.clear();
 }
 
 void NetworkProcess::drain_ring(uint32_t s) {

@@ -12,8 +12,10 @@
 // "Connection: close" and waits for the connections to end.
 //
 // One loop iteration: wait (epoll) -> handle events -> read all response
-// rings -> flush queued ring records -> wake each consumer that sleeps, once
-// -> write to connections that got responses -> (every 250 ms) timeouts.
+// rings (holding a ring whose records hold bodies still to write) -> write
+// to connections that got responses -> release the held rings -> (every
+// 250 ms) timeouts -> flush queued ring records and wake each consumer that
+// sleeps, once.
 #pragma once
 
 #include <sys/epoll.h>
@@ -194,6 +196,7 @@ class NetworkProcess {
   // be written straight from the ring (ResponseSlot::held_body).
   bool holding_bodies_ = false;
   std::vector<uint64_t> held_;         // connections with a held body
+  std::vector<uint8_t> ring_held_;     // per response ring: released at the end
   std::vector<uint64_t> finished_;     // closed or handed over: dropped at the end of the iteration
   std::vector<RingChannel> channels_;  // per service process
   std::vector<uint32_t> overdue_reported_;  // per service process: incarnation reported overdue

@@ -34,14 +34,18 @@ constexpr uint64_t kGiB = uint64_t{1} << 30;
 constexpr uint64_t kGrowthBoundKiB = 24 * 1024;
 
 std::string config(uint64_t max_body = kGiB, int request_ms = 10000, int processes = 1,
-                   int timeout_ms = 5000) {
+                   int timeout_ms = 5000, uint64_t echo_ring_bytes = 1 << 20) {
   return json{
       {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
       {"network",
        {{"processes", 1}, {"max_body_bytes", max_body}, {"request_timeout_ms", request_ms}}},
       {"services",
        {{{"name", "st"}, {"type", "stream"}, {"processes", processes}, {"timeout_ms", timeout_ms}},
-        {{"name", "app"}, {"type", "echo"}, {"processes", 1}, {"timeout_ms", timeout_ms}}}},
+        {{"name", "app"},
+         {"type", "echo"},
+         {"processes", 1},
+         {"timeout_ms", timeout_ms},
+         {"ring_bytes", echo_ring_bytes}}}},
       {"routes", {{{"path", "/echo"}, {"service", "app"}}, {{"path", "/"}, {"service", "st"}}}},
       {"admin", {{"socket", ""}}},
   }
@@ -384,63 +388,90 @@ TEST(Streaming, ASlowClientBesideFastRequests) {
   peaks.expect_bounded("a client that reads nothing of 1 GiB");
 }
 
-// A complete response that fits one ring record (64 KiB) is written from
-// that record (one copy fewer); what the socket does not take is copied out
-// before the record's space goes back to the service. Here a client with a
-// 4 KiB receive window asks for 8 MiB and, pipelined behind it, 20 echo
-// requests (~40 KB answers): those answers wait behind the download while
-// 6 MB of other answers pass through the same 1 MiB ring. Then the client
-// reads everything, and every answer is there byte for byte.
-TEST(Streaming, ResponsesLeftInPartAreIntactAfterTheirRingSpaceIsReused) {
-  Server server(config(), Binary::with_test_handlers);
+std::string post_echo(const std::string& body) {
+  return "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+// The body the echo service reports for the next response on `r`, or a
+// short description in <> of what came instead.
+std::string echoed_body(Raw& r) {
+  const std::string head = r.read_head();
+  const size_t at = head.find("Content-Length: ");
+  if (head.find("200 OK") == std::string::npos || at == std::string::npos) {
+    std::string status = "<";
+    status.append(head, 0, head.find("\r\n"));
+    return status.append(">");
+  }
+  std::string body;
+  if (!r.read_exact(body, std::stoul(head.substr(at + 16)))) return "<short>";
+  const json j = json::parse(body, nullptr, false);
+  return j.is_object() && j.contains("body") ? j["body"].get<std::string>() : "<not echo>";
+}
+
+// `size` bytes, numbered by `k` and filled with a letter of its own.
+std::string numbered_body(int k, size_t size) {
+  std::string b(size, static_cast<char>('a' + k % 26));
+  b.replace(0, 8, std::to_string(10000000 + k));
+  return b;
+}
+
+// A lazy client pipelines a download of `download` bytes (none if 0) and
+// `echoes` echo requests of `size` bytes each, reading nothing; meanwhile
+// 150 answers of 40 KB pass through the same response ring (`ring_bytes`)
+// on another connection. Then every answer of the lazy client must arrive
+// byte for byte. (The lazy requests stay well inside the request ring, so
+// it always has room for the other client's.)
+void expect_lazy_answers_intact(uint64_t download, int echoes, size_t size,
+                                uint64_t ring_bytes = 1 << 20) {
+  Server server(config(kGiB, 10000, 1, 5000, ring_bytes), Binary::with_test_handlers);
   ASSERT_TRUE(server.ready()) << server.log();
-  const auto post = [](const std::string& body) {
-    return "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n\r\n" + body;
-  };
-  const auto body_of = [](Raw& r) {
-    const std::string head = r.read_head();
-    const size_t at = head.find("Content-Length: ");
-    if (head.find("200 OK") == std::string::npos || at == std::string::npos) {
-      std::string status = "<";
-      status.append(head, 0, head.find("\r\n"));
-      return status.append(">");
-    }
-    std::string body;
-    if (!r.read_exact(body, std::stoul(head.substr(at + 16)))) return std::string("<short>");
-    const json j = json::parse(body, nullptr, false);
-    return j.is_object() && j.contains("body") ? j["body"].get<std::string>() : "<not echo>";
-  };
-  const auto lazy_body = [](int k) {
-    std::string b(40000, static_cast<char>('a' + k % 26));
-    b.replace(0, 8, std::to_string(10000000 + k));
-    return b;
-  };
-  constexpr uint64_t kDownload = 8 << 20;
   Raw lazy(server.port(), 4096);
-  std::string pipelined =
-      "GET /bytes?n=" + std::to_string(kDownload) + " HTTP/1.1\r\nHost: t\r\n\r\n";
-  for (int k = 0; k < 20; ++k) pipelined += post(lazy_body(k));
+  std::string pipelined;
+  if (download > 0) {
+    pipelined = "GET /bytes?n=" + std::to_string(download) + " HTTP/1.1\r\nHost: t\r\n\r\n";
+  }
+  for (int k = 0; k < echoes; ++k) pipelined += post_echo(numbered_body(k, size));
   ASSERT_TRUE(lazy.send(pipelined));
   Raw busy(server.port());
   for (int k = 0; k < 150; ++k) {
     const std::string body(40000, static_cast<char>('0' + k % 10));
-    ASSERT_TRUE(busy.send(post(body)));
-    const std::string got = body_of(busy);
+    ASSERT_TRUE(busy.send(post_echo(body)));
+    const std::string got = echoed_body(busy);
     ASSERT_TRUE(got == body) << k << ": " << got.substr(0, 100);
   }
-  const std::string head = lazy.read_head();
-  ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
-  uint64_t at = 0;
-  ASSERT_TRUE(read_pattern(lazy, kDownload, at)) << "wrong or missing byte at " << at;
-  for (int k = 0; k < 20; ++k) {
-    const std::string want = lazy_body(k);
-    const std::string got = body_of(lazy);
+  if (download > 0) {
+    const std::string head = lazy.read_head();
+    ASSERT_NE(head.find("200 OK"), std::string::npos) << head;
+    uint64_t at = 0;
+    ASSERT_TRUE(read_pattern(lazy, download, at)) << "wrong or missing byte at " << at;
+  }
+  for (int k = 0; k < echoes; ++k) {
+    const std::string want = numbered_body(k, size);
+    const std::string got = echoed_body(lazy);
     ASSERT_EQ(got.size(), want.size()) << k << ": " << got.substr(0, 100);
     ASSERT_TRUE(got == want) << k << ": first difference at "
                              << std::mismatch(got.begin(), got.end(), want.begin()).first -
                                     got.begin();
   }
+}
+
+// A complete response that fits one ring record (64 KiB) is written from
+// that record (one copy fewer); what the socket does not take is copied out
+// before the record's space goes back to the service (release_responses).
+// Here the echo answers wait, whole, behind an 8 MiB download the client
+// does not read.
+TEST(Streaming, ResponsesLeftInPartAreIntactAfterTheirRingSpaceIsReused) {
+  expect_lazy_answers_intact(8 << 20, 20, 40000);
+}
+
+// The same without the download, and more echo answers (3 MB) than the
+// socket takes while the client reads nothing (about 1.3 MB here): they are
+// written until the socket is full, so one of them is cut inside its body,
+// and the rest of that body is copied from where the write stopped. (4 MiB
+// rings, so the requests fit; 6 MB of other answers still wrap them.)
+TEST(Streaming, AResponseCutInsideItsBodyIsCompletedFromWhereTheWriteStopped) {
+  expect_lazy_answers_intact(0, 50, 60000, 4 << 20);
 }
 
 // The case: one service process, a client uploading 8 MiB bodies
