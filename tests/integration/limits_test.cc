@@ -240,7 +240,11 @@ TEST(Limits, AClientThatStopsReadingIsClosedAfterTheSendTimeout) {
   const std::string_view one = kGetHealth;
   batch.reserve(one.size() * 100000);
   for (int i = 0; i < 100000; ++i) batch.append(one);
-  c.send_nonblocking(batch, 1s);  // stops when the server stops reading
+  // Stops when the server stops reading (or closes). Patient: a server slow
+  // under load (sanitizers, a parallel build) that is still reading must
+  // not look stalled, or too few requests go out for their answers to
+  // overflow the socket buffers, and nothing times out.
+  c.send_nonblocking(batch, 3s);
   // Not reading for a while is the behaviour under test, so this waits for
   // time itself (5x the send timeout), not for a condition.
   std::this_thread::sleep_for(1500ms);
