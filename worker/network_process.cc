@@ -1353,7 +1353,6 @@ void NetworkProcess::write_to(Connection& c) {
   }
 }
 
-// True when every ready response is written and the connection lives on.
 namespace {
 
 // A slot's unwritten bytes from `skip` on, as at most two iovecs (its
@@ -1374,6 +1373,7 @@ int slot_iov(const ResponseSlot& slot, size_t skip, iovec* iov) {
 
 }  // namespace
 
+// True when every ready response is written and the connection lives on.
 bool NetworkProcess::write_ready(Connection& c) {
   const auto writable = [&c] {
     const ResponseSlot& f = c.slots.front();
