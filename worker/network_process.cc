@@ -687,7 +687,6 @@ void NetworkProcess::on_parse_error(Connection& c, int status) {
   slot.request_id = 0;
   slot.upload_open = false;
   slot.status = 0;
-  slot.clear_bytes();
   slot.head_request = slot.head_only = c.parser.head_request();  // 414 to HEAD: no body
   answer_error(slot, status, false);
   c.close_input();
@@ -884,7 +883,7 @@ void NetworkProcess::answer_metrics(ResponseSlot& slot) {
 
 void NetworkProcess::answer_error(ResponseSlot& slot, int status, bool keep_alive,
                                   std::string_view extra_headers) {
-  slot.held_body = {};
+  slot.clear_bytes();  // what it held before, in the ring too
   slot.keep_alive = keep_alive;
   slot.data = proto::make_simple_response(status, keep_alive, date_, "text/plain", {},
                                           slot.head_only, extra_headers);
@@ -1313,7 +1312,6 @@ void NetworkProcess::fail_response(PendingMap::iterator it, const char* why) {
   }
   dirty_.push_back(connection);
   if (slot.streaming) return abort_response(slot);
-  slot.clear_bytes();  // what came of it, held in the ring too
   slot.status = 0;
   slot.head_only = slot.head_request;
   answer_error(slot, 502, slot.keep_alive);
