@@ -432,9 +432,16 @@ class ChunkLineLexer {
 // The longest method llhttp knows is 13 bytes; a longer token is unknown.
 constexpr uint32_t kMethodHold = 24;  // method + SP held back from llhttp
 
+constexpr size_t kNoField = ~size_t{0};
+constexpr size_t kTarget = 0;
+
 // What is known about the request being parsed; reset when it completes.
 struct RequestState {
-  HttpRequest req;
+  RequestHead req;  // views into the data fed, or into its own storage
+  // The field spans are going to (kTarget, then 2 per header: name, value),
+  // and whether it lies in req's storage (it was cut by the end of a feed).
+  size_t open_field = kNoField;
+  bool open_owned = false;
   char method[kMethodHold] = {};  // method + SP, until the SP arrives
   uint32_t method_len = 0;        // bytes of the method + SP (may pass kMethodHold)
   std::string version;            // on_version text, to tell 505 from 400
@@ -477,7 +484,7 @@ class Parser {
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
   // A request the caller is done with: its buffers become the next one's.
-  void Recycle(HttpRequest&& done) { spare_ = std::move(done); }
+  void Recycle(RequestHead&& done) { spare_ = std::move(done); }
   bool wants_continue() const { return cur_.wants_continue && status_ == 0; }
   // The request being parsed (or that failed) said HEAD: its answer, even an
   // error, carries no body (RFC 9110 9.3.2).
@@ -510,7 +517,9 @@ class Parser {
   int OnMessageComplete();
 
  private:
-  void ReuseSpare(HttpRequest& req);
+  void ReuseSpare(RequestHead& req);
+  void AppendSpan(size_t field, std::string_view& to, std::string_view s);
+  void OwnPartialHead();
   size_t Step(std::string_view data);
   size_t FeedLexed(std::string_view data, uint32_t& counter, const char* too_large);
   size_t FeedMethod(std::string_view data, uint32_t& counter);
@@ -536,7 +545,7 @@ class Parser {
   llhttp_t parser_{};
   HeadLexer lexer_;
   RequestState cur_;
-  HttpRequest spare_;  // a finished request's buffers, for the next one (Recycle)
+  RequestHead spare_;  // a finished request's buffers, for the next one (Recycle)
   RequestEvents* out_ = nullptr;
   int status_ = 0;
   std::string_view reason_;
@@ -611,8 +620,39 @@ bool Parser::Feed(std::string_view data, RequestEvents& out, size_t* consumed) {
     stalls = used == 0 ? stalls + 1 : 0;
     if (stalls > 1 && status_ == 0) Fail(kInternalError, "parser made no progress");
   }
+  if (status_ == 0) OwnPartialHead();
   out_ = nullptr;
   return status_ == 0;
+}
+
+// A head the data ended inside of borrows bytes the caller may now reuse:
+// they move into the head's own storage, the field still open last, so the
+// next feed's first span continues it there.
+void Parser::OwnPartialHead() {
+  if (!cur_.started || cur_.headers_done) return;
+  cur_.req.own();
+  cur_.open_owned = cur_.open_field != kNoField;
+}
+
+// A span of field `field` (`to`): the first one is a view into the data;
+// the next, in the same feed, extends it; one after a feed ended inside it
+// is appended to the head's storage, where the field now is.
+void Parser::AppendSpan(size_t field, std::string_view& to, std::string_view s) {
+  if (cur_.open_field != field) {
+    cur_.open_field = field;
+    cur_.open_owned = false;
+    to = s;
+    return;
+  }
+  if (!cur_.open_owned && to.data() + to.size() != s.data()) {
+    cur_.req.own();  // not contiguous: never seen, but never read amiss either
+    cur_.open_owned = true;
+  }
+  if (cur_.open_owned) {
+    cur_.req.append_owned(to, s);
+  } else {
+    to = std::string_view(to.data(), to.size() + s.size());
+  }
 }
 
 size_t Parser::Step(std::string_view data) {
@@ -809,15 +849,16 @@ int Parser::OnMessageBegin() {
   return 0;
 }
 
-int Parser::OnMethod(std::string_view s) {
-  cur_.req.method.append(s);
-  return 0;
-}
+// The method's bytes are those held back (ReleaseMethod); its name is llhttp's
+// (static) once complete.
+int Parser::OnMethod(std::string_view) { return 0; }
 
 int Parser::OnMethodComplete() {
+  const auto method = static_cast<llhttp_method_t>(parser_.method);
+  cur_.req.method = llhttp_method_name(method);
   // We are an origin server, not a proxy; llhttp would also hand the rest of
   // the connection over as a tunnel.
-  if (cur_.req.method == "CONNECT") return Fail(kNotImplemented, "CONNECT not supported");
+  if (method == HTTP_CONNECT) return Fail(kNotImplemented, "CONNECT not supported");
   // RTSP methods, which llhttp knows but refuses later on an HTTP/ line.
   if (parser_.method >= HTTP_DESCRIBE && parser_.method <= HTTP_FLUSH) {
     return Fail(kNotImplemented, "method not implemented");
@@ -826,7 +867,7 @@ int Parser::OnMethodComplete() {
 }
 
 int Parser::OnUrl(std::string_view s) {
-  cur_.req.target.append(s);  // its length is bounded by the lexer
+  AppendSpan(kTarget, cur_.req.target, s);  // its length is bounded by the lexer
   return 0;
 }
 
@@ -855,30 +896,29 @@ int Parser::OnHeaderField(std::string_view s) {
   if (cur_.headers_done) return 0;
   if (!cur_.in_field) cur_.req.headers.emplace_back();
   cur_.in_field = true;
-  cur_.req.headers.back().name.append(s);
+  AppendSpan(2 * cur_.req.headers.size() - 1, cur_.req.headers.back().name, s);
   return 0;
 }
 
 int Parser::OnHeaderValue(std::string_view s) {
   if (cur_.headers_done) return 0;
   cur_.in_field = false;
-  cur_.req.headers.back().value.append(s);
+  AppendSpan(2 * cur_.req.headers.size(), cur_.req.headers.back().value, s);
   return 0;
 }
 
 int Parser::OnHeaderValueComplete() {
   cur_.in_field = false;
   if (cur_.headers_done) return 0;
-  Header& h = cur_.req.headers.back();
-  std::string_view trimmed = Trim(h.value);
-  if (trimmed.size() != h.value.size()) h.value = std::string(trimmed);
+  HeaderView& h = cur_.req.headers.back();
+  h.value = Trim(h.value);
   if (iequals(h.name, "Host")) ++cur_.hosts;
   return 0;
 }
 
 int Parser::OnHeadersComplete() {
   cur_.headers_done = true;
-  HttpRequest& req = cur_.req;
+  RequestHead& req = cur_.req;
   if (!cur_.version_done) return Fail(kBadRequest, "request line without HTTP version");
   if (CheckTarget() != 0 || CheckHost() != 0 || CheckTransferEncoding() != 0 ||
       CheckContentLength() != 0 || CheckExpect() != 0) {
@@ -947,7 +987,7 @@ int Parser::CheckHost() {
 // lax peer -- is 400. "chunked" not last or twice is rejected by llhttp (400),
 // and so is Transfer-Encoding with Content-Length.
 int Parser::CheckTransferEncoding() {
-  for (const Header& h : cur_.req.headers) {
+  for (const HeaderView& h : cur_.req.headers) {
     if (!iequals(h.name, "Transfer-Encoding")) continue;
     if (cur_.req.version_minor == 0) return Fail(kBadRequest, "Transfer-Encoding in HTTP/1.0");
     int r = ForEachElement(h.value, [this](std::string_view coding) {
@@ -980,7 +1020,7 @@ int Parser::CheckContentLength() {
 // RFC 9110 §10.1.1: 100-continue (any case) is the only expectation; any
 // other member of any Expect line is 417. Empty members are ignored.
 int Parser::CheckExpect() {
-  for (const Header& h : cur_.req.headers) {
+  for (const HeaderView& h : cur_.req.headers) {
     if (!iequals(h.name, "Expect")) continue;
     int r = ForEachElement(h.value, [this](std::string_view expectation) {
       if (expectation.empty()) return 0;
@@ -1042,21 +1082,14 @@ int Parser::OnMessageComplete() {
 
 // A fresh request in `req`, on the capacity of the spare one when it is
 // small (a long target or many headers are not kept for every request).
-void Parser::ReuseSpare(HttpRequest& req) {
+void Parser::ReuseSpare(RequestHead& req) {
   constexpr size_t kKeepBytes = 4096;
   constexpr size_t kKeepHeaders = 64;
-  auto keep = [](std::string& s) {
-    if (s.capacity() > kKeepBytes) return std::string();
-    s.clear();
-    return std::move(s);
-  };
-  req.method = keep(spare_.method);
-  req.target = keep(spare_.target);
-  if (spare_.headers.capacity() <= kKeepHeaders) {
-    req.headers = std::move(spare_.headers);
-    req.headers.clear();
+  if (spare_.storage_capacity() <= kKeepBytes && spare_.headers.capacity() <= kKeepHeaders) {
+    req = std::move(spare_);
+    req.clear();
   }
-  spare_ = HttpRequest();
+  spare_ = RequestHead();
 }
 
 // llhttp 8.1 keeps an HTTP/1.0 connection open on "Connection: keep-alive,
@@ -1105,7 +1138,7 @@ bool RequestParser::collect(std::string_view data, std::vector<HttpRequest>& out
   for (const RequestEvent& e : scratch_.events) {
     switch (e.kind) {
       case RequestEvent::Kind::head:
-        partial_ = std::move(scratch_.heads[next_head++]);
+        partial_ = scratch_.heads[next_head++].to_request();
         break;
       case RequestEvent::Kind::body:
         partial_.body.append(e.piece);
@@ -1140,7 +1173,7 @@ std::string_view RequestParser::error_reason() const {
 
 bool RequestParser::mid_request() const { return impl_ && impl_->parser.mid_request(); }
 
-void RequestParser::recycle(HttpRequest&& done) {
+void RequestParser::recycle(RequestHead&& done) {
   if (impl_) impl_->parser.Recycle(std::move(done));
 }
 

@@ -19,9 +19,13 @@
 namespace ringhttpd::proto {
 
 // What parsing produced, in order: for each request a head (its
-// HttpRequest, body empty, is the next one in `heads`), body pieces as they
-// were decoded, then its end. A request may begin in one call and end in a
-// later one.
+// RequestHead is the next one in `heads`), body pieces as they were decoded,
+// then its end. A request may begin in one call and end in a later one.
+//
+// A head's views point into the data given to feed_events() (valid as long
+// as that data), except for the bytes of a head that began in an earlier
+// call: those the head holds in its own storage. Its method is a static
+// string. RequestHead::own() makes a head independent of the data.
 struct RequestEvent {
   enum class Kind : uint8_t { head, body, end };
   Kind kind;
@@ -34,7 +38,7 @@ struct RequestEvent {
 };
 
 struct RequestEvents {
-  std::vector<HttpRequest> heads;
+  std::vector<RequestHead> heads;
   std::vector<RequestEvent> events;
   size_t completed = 0;  // end events so far
   void clear();
@@ -84,9 +88,9 @@ class RequestParser {
   bool head_request() const;
 
   // A request the caller took from this parser and is done with: its
-  // buffers (method, target, header list) serve the next request, so a
+  // buffers (header list, storage) serve the next request, so a
   // connection's steady stream of requests allocates less. Optional.
-  void recycle(HttpRequest&& done);
+  void recycle(RequestHead&& done);
 
   // Frees the parsing state when nothing of a next request has been
   // consumed; the next feed() starts a fresh one. An idle keep-alive

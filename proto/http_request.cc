@@ -1,10 +1,14 @@
-// HttpRequest accessors: header lookup and the routing views of the
-// request-target (path, query, host). They only read the parsed strings; all
-// validation happens in the parser (proto/http_parser.cc), so these never
-// fail -- odd input just yields an odd-but-bounded view.
+// The request types' accessors: header lookup and the routing views of the
+// request-target (path, query, host), and RequestHead's storage (own()). The
+// accessors only read the parsed bytes; all validation happens in the parser
+// (proto/http_parser.cc), so they never fail -- odd input just yields an
+// odd-but-bounded view.
 #include "proto/http_request.h"
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 namespace ringhttpd::proto {
 namespace {
@@ -56,31 +60,125 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view HttpRequest::header(std::string_view name) const {
-  for (const Header& h : headers) {
+template <typename H>
+std::string_view find_header(const std::vector<H>& headers, std::string_view name) {
+  for (const H& h : headers) {
     if (iequals(h.name, name)) return h.value;
   }
   return {};
 }
 
-std::string_view HttpRequest::path() const {
+std::string_view HttpRequest::header(std::string_view name) const {
+  return find_header(headers, name);
+}
+
+std::string_view target_path(std::string_view target) {
   std::string_view rest = PathAndQuery(target);
   rest = rest.substr(0, rest.find('?'));
   if (rest.empty() && IsAbsoluteForm(target)) return "/";
   return rest;
 }
 
-std::string_view HttpRequest::query() const {
+std::string_view target_query(std::string_view target) {
   std::string_view rest = PathAndQuery(target);
   size_t q = rest.find('?');
   return q == rest.npos ? std::string_view() : rest.substr(q + 1);
 }
 
-std::string HttpRequest::host() const {
-  std::string_view authority = IsAbsoluteForm(target) ? Authority(target) : header("Host");
+std::string request_host(std::string_view target, std::string_view host_header) {
+  std::string_view authority = IsAbsoluteForm(target) ? Authority(target) : host_header;
   std::string out(StripUserinfoAndPort(authority));
   for (char& c : out) c = LowerAscii(c);
   return out;
+}
+
+// ---- RequestHead ----
+
+std::string_view RequestHead::header(std::string_view name) const {
+  return find_header(headers, name);
+}
+
+bool RequestHead::in_storage(std::string_view v) const {
+  // Compared as integers: views into other buffers are not ordered with it.
+  const auto p = reinterpret_cast<uintptr_t>(v.data());
+  const auto base = reinterpret_cast<uintptr_t>(storage_.data());
+  return !storage_.empty() && p >= base && p + v.size() <= base + used_;
+}
+
+// Grows the storage to hold `bytes` more; views into the old buffer move
+// with their bytes.
+void RequestHead::reserve_storage(size_t bytes) {
+  if (used_ + bytes <= storage_.size()) return;
+  std::vector<char> bigger(std::max({used_ + bytes, 2 * storage_.size(), size_t{256}}));
+  if (used_ > 0) std::memcpy(bigger.data(), storage_.data(), used_);
+  auto rebase = [&](std::string_view& v) {
+    if (v.empty() || !in_storage(v)) return;
+    v = std::string_view(bigger.data() + (v.data() - storage_.data()), v.size());
+  };
+  rebase(target);
+  for (HeaderView& h : headers) {
+    rebase(h.name);
+    rebase(h.value);
+  }
+  storage_ = std::move(bigger);
+}
+
+void RequestHead::append_owned(std::string_view& field, std::string_view more) {
+  reserve_storage(more.size());  // may move `field` along with the storage
+  char* at = storage_.data() + used_;
+  if (!more.empty()) std::memcpy(at, more.data(), more.size());
+  used_ += more.size();
+  field = field.empty() ? std::string_view(at, more.size())
+                        : std::string_view(field.data(), field.size() + more.size());
+}
+
+void RequestHead::own() {
+  size_t borrowed = 0;
+  auto measure = [&](std::string_view v) {
+    if (!v.empty() && !in_storage(v)) borrowed += v.size();
+  };
+  measure(target);
+  for (const HeaderView& h : headers) {
+    measure(h.name);
+    measure(h.value);
+  }
+  if (borrowed == 0) return;
+  reserve_storage(borrowed);  // one growth: the copies below never move it again
+  auto copy = [&](std::string_view& v) {
+    if (v.empty() || in_storage(v)) return;
+    std::string_view bytes = v;
+    v = {};
+    append_owned(v, bytes);
+  };
+  copy(target);
+  for (HeaderView& h : headers) {
+    copy(h.name);
+    copy(h.value);
+  }
+}
+
+void RequestHead::clear() {
+  method = {};
+  target = {};
+  version_major = version_minor = 1;
+  headers.clear();
+  keep_alive = true;
+  expect_continue = false;
+  used_ = 0;
+}
+
+HttpRequest RequestHead::to_request() const {
+  HttpRequest r;
+  r.method = method;
+  r.target = target;
+  r.version_major = version_major;
+  r.version_minor = version_minor;
+  r.headers.reserve(headers.size());
+  for (const HeaderView& h : headers)
+    r.headers.push_back({std::string(h.name), std::string(h.value)});
+  r.keep_alive = keep_alive;
+  r.expect_continue = expect_continue;
+  return r;
 }
 
 }  // namespace ringhttpd::proto

@@ -1,6 +1,12 @@
-// A parsed HTTP/1.x request as the network process routes it and as it is
-// encoded into a ring record. Owns its bytes (std::string): a request outlives
-// the read buffer it was parsed from.
+// A parsed HTTP/1.x request, two ways:
+//  * RequestHead: what the parser hands the network process. Its method,
+//    target and headers are views into the bytes it was parsed from (the
+//    read buffer), so a head goes from the read buffer into the ring record
+//    in one copy; a head that spans several reads, or must outlive its read,
+//    keeps its bytes in its own storage (own()).
+//  * HttpRequest: owns its bytes (std::string), body included: what a
+//    service decodes from a ring record and gives its handler, and what the
+//    whole-request parsing calls (feed, feed_one) return.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +32,17 @@ struct HeaderView {
   std::string_view value;
 };
 
+// Where a request is asked for: the routing views of a request-target and a
+// Host header, shared by both request types (they never fail: the parser
+// validated the target; odd input yields an odd-but-bounded view).
+// Path part of the target (before '?'); for absolute-form, the path of the URI.
+std::string_view target_path(std::string_view target);
+// Query part (after '?'), without the '?'; "" if none.
+std::string_view target_query(std::string_view target);
+// Host to route on: the authority of an absolute-form target, else the Host
+// header; without any port, lower-cased.
+std::string request_host(std::string_view target, std::string_view host_header);
+
 struct HttpRequest {
   std::string method;  // e.g. "GET"
   std::string target;  // request-target as received, e.g. "/a/b?x=1"
@@ -38,13 +55,56 @@ struct HttpRequest {
 
   // First header with this name (ASCII case-insensitive), or "" if none.
   std::string_view header(std::string_view name) const;
-  // Path part of the target (before '?'); for absolute-form, the path of the URI.
-  std::string_view path() const;
-  // Query part (after '?'), without the '?'; "" if none.
-  std::string_view query() const;
-  // Host to route on: the authority of an absolute-form target, else the Host
-  // header; without any port, lower-cased.
-  std::string host() const;
+  std::string_view path() const { return target_path(target); }
+  std::string_view query() const { return target_query(target); }
+  std::string host() const { return request_host(target, header("Host")); }
+};
+
+// A request head whose bytes live elsewhere (see the top of this file).
+// Move-only: a move keeps the views valid (the storage moves with them), a
+// copy could not.
+class RequestHead {
+ public:
+  std::string_view method;  // a static name (llhttp's), never in the read buffer
+  std::string_view target;
+  uint8_t version_major = 1;
+  uint8_t version_minor = 1;
+  std::vector<HeaderView> headers;
+  bool keep_alive = true;
+  bool expect_continue = false;
+
+  RequestHead() = default;
+  RequestHead(RequestHead&&) noexcept = default;
+  RequestHead& operator=(RequestHead&&) noexcept = default;
+  RequestHead(const RequestHead&) = delete;
+  RequestHead& operator=(const RequestHead&) = delete;
+
+  std::string_view header(std::string_view name) const;
+  std::string_view path() const { return target_path(target); }
+  std::string_view query() const { return target_query(target); }
+  std::string host() const { return request_host(target, header("Host")); }
+
+  // Copies every byte the views still borrow into this head's storage: the
+  // head then outlives the buffer it was parsed from. Cheap when nothing is
+  // borrowed any more.
+  void own();
+  // Appends `more` to `field` -- this head's own target, or a header's name
+  // or value, which is empty or already lies at the storage's end: a field
+  // cut across two reads.
+  void append_owned(std::string_view& field, std::string_view more);
+  // Forgets the request; keeps the capacity (headers, storage) for the next.
+  void clear();
+  size_t storage_capacity() const { return storage_.size(); }
+  // An owning copy (body empty).
+  HttpRequest to_request() const;
+
+ private:
+  bool in_storage(std::string_view v) const;
+  void reserve_storage(size_t bytes);
+  // Bytes the views point into when they do not borrow them. A vector, not
+  // a string: a move keeps its buffer where it is (no small-string copy).
+  std::vector<char> storage_;
+  size_t used_ = 0;
 };
 
 // ASCII case-insensitive comparison (header names, tokens).

@@ -126,32 +126,81 @@ size_t finish(const Reader& in, uint64_t body_length) {
 
 }  // namespace
 
-bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
-                         std::string& out) {
-  const bool fits = fits_u32(req.method.size()) && fits_u32(req.target.size()) &&
-                    headers_fit(req.headers) && origin.client.size() <= kMaxClientText;
-  put<uint32_t>(out, origin.network_pid);
-  put<uint32_t>(out, origin.generation);
-  put<uint32_t>(out, origin.network_index);
-  put<uint8_t>(out, req.version_major);
-  put<uint8_t>(out, req.version_minor);
-  put<uint8_t>(out, req.keep_alive ? 1 : 0);
-  put<uint8_t>(out, fits ? 0 : kUnrepresentable);
-  put<uint64_t>(out, body_length);
+// Both request types: method, target and headers are read through the same
+// names (std::string or std::string_view).
+template <typename Request>
+bool RequestHeadParts::build_as(const Request& req, const RequestOrigin& origin,
+                                uint64_t body_length) {
+  parts_.clear();
+  lengths_.clear();
+  bool fits = fits_u32(req.method.size()) && fits_u32(req.target.size()) &&
+              fits_u32(req.headers.size()) && origin.client.size() <= kMaxClientText;
+  for (const auto& h : req.headers)
+    fits = fits && fits_u32(h.name.size()) && fits_u32(h.value.size());
   // An unrepresentable head keeps its fixed part (all lengths 0) so that it
   // is still a well-framed record, one the reserved byte makes refused.
-  put<uint32_t>(out, fits ? static_cast<uint32_t>(req.method.size()) : 0);
-  put<uint32_t>(out, fits ? static_cast<uint32_t>(req.headers.size()) : 0);
-  put<uint32_t>(out, fits ? static_cast<uint32_t>(req.target.size()) : 0);
-  put<uint32_t>(out, fits ? static_cast<uint32_t>(origin.client.size()) : 0);
+  char* at = fixed_;
+  auto put_at = [&at](auto v) {
+    std::memcpy(at, &v, sizeof v);
+    at += sizeof v;
+  };
+  put_at(uint32_t{origin.network_pid});
+  put_at(uint32_t{origin.generation});
+  put_at(uint32_t{origin.network_index});
+  put_at(uint8_t{req.version_major});
+  put_at(uint8_t{req.version_minor});
+  put_at(uint8_t{req.keep_alive ? uint8_t{1} : uint8_t{0}});
+  put_at(uint8_t{fits ? uint8_t{0} : kUnrepresentable});
+  put_at(uint64_t{body_length});
+  put_at(fits ? static_cast<uint32_t>(req.method.size()) : uint32_t{0});
+  put_at(fits ? static_cast<uint32_t>(req.headers.size()) : uint32_t{0});
+  put_at(fits ? static_cast<uint32_t>(req.target.size()) : uint32_t{0});
+  put_at(fits ? static_cast<uint32_t>(origin.client.size()) : uint32_t{0});
+  parts_.emplace_back(fixed_, sizeof fixed_);
+  size_ = sizeof fixed_;
   if (!fits) return false;
-  out.reserve(out.size() + req.method.size() + req.target.size() + origin.client.size() +
-              headers_bytes(req.headers));
-  out += req.method;
-  out += req.target;
-  out += origin.client;
-  put_headers(req.headers, out);
+  auto add = [this](std::string_view bytes) {
+    if (bytes.empty()) return;
+    parts_.push_back(bytes);
+    size_ += bytes.size();
+  };
+  add(req.method);
+  add(req.target);
+  add(origin.client);
+  lengths_.resize(req.headers.size());  // before any view into it is taken
+  for (size_t i = 0; i < req.headers.size(); ++i) {
+    const auto& h = req.headers[i];
+    const uint32_t lengths[2] = {static_cast<uint32_t>(h.name.size()),
+                                 static_cast<uint32_t>(h.value.size())};
+    std::memcpy(lengths_[i].data(), lengths, sizeof lengths);
+    add(std::string_view(lengths_[i].data(), lengths_[i].size()));
+    add(h.name);
+    add(h.value);
+  }
   return true;
+}
+
+bool RequestHeadParts::build(const RequestHead& req, const RequestOrigin& origin,
+                             uint64_t body_length) {
+  return build_as(req, origin, body_length);
+}
+
+bool RequestHeadParts::build(const HttpRequest& req, const RequestOrigin& origin,
+                             uint64_t body_length) {
+  return build_as(req, origin, body_length);
+}
+
+void RequestHeadParts::append_to(std::string& out) const {
+  out.reserve(out.size() + size_);
+  for (std::string_view p : parts_) out.append(p);
+}
+
+bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
+                         std::string& out) {
+  RequestHeadParts parts;
+  const bool ok = parts.build(req, origin, body_length);
+  parts.append_to(out);
+  return ok;
 }
 
 size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOrigin& origin,

@@ -29,6 +29,7 @@
 // one encoding.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -79,6 +80,39 @@ struct RequestOrigin {
   std::string client;  // the client's IP address as text ("" if unknown)
 };
 inline constexpr size_t kMaxClientText = 64;
+
+// The encoded head of a request as a list of byte ranges, for a gathering
+// write into a ring record (shm::Ring::try_push takes parts): the method,
+// target, client and header bytes are views into the request (for a
+// RequestHead, into the read buffer it was parsed from), so they are copied
+// once, into the ring; only the fixed fields and the lengths are written
+// here. Built again for each request; its buffers are reused.
+class RequestHeadParts {
+ public:
+  RequestHeadParts() = default;
+  RequestHeadParts(const RequestHeadParts&) = delete;  // parts point into it
+  RequestHeadParts& operator=(const RequestHeadParts&) = delete;
+
+  // The parts of the head of `req`, body_length being the size of the whole
+  // body that follows. The views stay valid while `req`, `origin` and this
+  // object are unchanged. False, as for encode_request_head, when the head
+  // cannot be represented: the parts are then a refused head.
+  bool build(const RequestHead& req, const RequestOrigin& origin, uint64_t body_length);
+  bool build(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length);
+  const std::vector<std::string_view>& parts() const { return parts_; }
+  size_t size() const { return size_; }  // bytes of all parts
+  void append_to(std::string& out) const;
+
+ private:
+  template <typename Request>
+  bool build_as(const Request& req, const RequestOrigin& origin, uint64_t body_length);
+
+  static constexpr size_t kFixedBytes = 40;  // network_pid .. client_len
+  char fixed_[kFixedBytes] = {};
+  std::vector<std::array<char, 8>> lengths_;  // name_len | value_len per header
+  std::vector<std::string_view> parts_;
+  size_t size_ = 0;
+};
 
 // Appends the encoded head of `req` (not its body); body_length is the size
 // of the whole body that follows. Returns false if the head cannot be

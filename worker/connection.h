@@ -88,7 +88,7 @@ struct ResponseSlot {
 // (reading pauses at the window); any other route discards the body and is
 // answered at the end, as a request that arrived whole.
 struct Incoming {
-  proto::HttpRequest head;
+  proto::RequestHead head;
   uint64_t length = 0;          // announced, or kUnknownBodyLength
   const void* route = nullptr;  // RouteSettings* (nullptr: no route)
   bool to_service = false;

@@ -547,7 +547,9 @@ void NetworkProcess::read_from(Connection& c) {
 //
 // Body pieces are views into `data`: what the call parsed of the current
 // request's body goes to the service before it returns (one record with
-// its head when the request is whole).
+// its head when the request is whole). So are the heads' bytes: a head goes
+// from `data` into its ring record, and only one still waiting for its
+// request's end when the call returns copies them.
 void NetworkProcess::parse(Connection& c, std::string_view data) {
   pieces_.clear();
   pieces_bytes_ = 0;
@@ -576,6 +578,9 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
       continue_upload(c, false);
     }
   }
+  // A request still arriving keeps its head past this read: the bytes its
+  // views borrow from `data` are copied into it (once; most heads never are).
+  if (c.in) c.in->head.own();
   pieces_.clear();
   pieces_bytes_ = 0;
 }
@@ -615,7 +620,7 @@ size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
 
 // The head is routed at once: a service route's body may go to the service
 // before it has all arrived.
-void NetworkProcess::on_request_head(Connection& c, proto::HttpRequest head, uint64_t length) {
+void NetworkProcess::on_request_head(Connection& c, proto::RequestHead head, uint64_t length) {
   c.continue_sent = false;
   std::unique_ptr<Incoming> in = spare_in_ ? std::move(spare_in_) : std::make_unique<Incoming>();
   in->length = length;
@@ -766,13 +771,13 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
   dirty_.push_back(c.id);
 }
 
-ResponseSlot& NetworkProcess::new_slot(Connection& c, const proto::HttpRequest& req) {
+ResponseSlot& NetworkProcess::new_slot(Connection& c, const proto::RequestHead& req) {
   ResponseSlot& slot = c.slots.emplace_back();
   slot.start_us = now_us_;
   if (access_log_.enabled()) {
-    slot.access = std::make_unique<AccessInfo>(
-        AccessInfo{req.method, req.target, std::string(req.header("Referer")),
-                   std::string(req.header("User-Agent")), req.version_major, req.version_minor});
+    slot.access = std::make_unique<AccessInfo>(AccessInfo{
+        std::string(req.method), std::string(req.target), std::string(req.header("Referer")),
+        std::string(req.header("User-Agent")), req.version_major, req.version_minor});
   }
   slot.keep_alive = req.keep_alive && !stopping_;
   slot.head_request = req.method == "HEAD";
@@ -782,7 +787,7 @@ ResponseSlot& NetworkProcess::new_slot(Connection& c, const proto::HttpRequest& 
 }
 
 // A request that arrived whole (its body is in pieces_).
-void NetworkProcess::add_response(Connection& c, proto::HttpRequest& req,
+void NetworkProcess::add_response(Connection& c, proto::RequestHead& req,
                                   const RouteSettings* route) {
   ResponseSlot& slot = new_slot(c, req);
   if (req.target == "*") {  // OPTIONS * (the parser allows "*" for nothing else)
@@ -810,7 +815,7 @@ void NetworkProcess::answer_fixed(ResponseSlot& slot, const RespondSettings& r) 
 // and what of it; worker/file_cache.h keeps it open): 200, 206 for one
 // satisfiable range, 416, 304 when the client's validator matches; the body
 // goes with sendfile (send_file_part), from the cached descriptor.
-void NetworkProcess::answer_static(ResponseSlot& slot, const proto::HttpRequest& req,
+void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead& req,
                                    const RouteSettings& route) {
   if (req.method != "GET" && req.method != "HEAD") {
     return answer_error(slot, 405, slot.keep_alive, "Allow: GET, HEAD\r\n");
@@ -890,7 +895,7 @@ void NetworkProcess::answer_error(ResponseSlot& slot, int status, bool keep_aliv
   slot.ready = true;
 }
 
-bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
+bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::RequestHead& req,
                               const RouteSettings& route, std::span<const std::string_view> body,
                               bool end) {
   uint64_t body_bytes = 0;
@@ -910,7 +915,10 @@ bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Ht
     inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
     if (send_request(s, id, req, c.peer, body, length, end)) {
       // A whole request without a body may be sent twice (dispatch.h).
-      if (end && is_retryable(req.method, body_bytes != 0)) slot.retry_record = encode_scratch_;
+      if (end && is_retryable(req.method, body_bytes != 0)) {
+        slot.retry_record.clear();
+        head_parts_.append_to(slot.retry_record);
+      }
       track(slot, c.id, s, id);
       return true;
     }
@@ -1081,16 +1089,15 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
   return true;
 }
 
-bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
+bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::RequestHead& req,
                                   const std::string& client, std::span<const std::string_view> body,
                                   uint64_t length, bool end) {
-  encode_scratch_.clear();
   origin_.client = client;
   // Cannot fail for a head the parser accepted (at most max_header_bytes);
   // if it ever did, the request is not sent (503 like a full ring).
-  if (!proto::encode_request_head(req, origin_, length, encode_scratch_)) return false;
-  return channels_[service].try_send_message(proto::kRequestHead, proto::kRequestBody, id,
-                                             encode_scratch_, body, end);
+  if (!head_parts_.build(req, origin_, length)) return false;
+  return channels_[service].try_send_parts(proto::kRequestHead, proto::kRequestBody, id,
+                                           head_parts_.parts(), head_parts_.size(), body, end);
 }
 
 // Reads every response ring, holding the records: a complete response's

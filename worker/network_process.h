@@ -75,7 +75,7 @@ class NetworkProcess {
   void parse(Connection& c, std::string_view data);
   size_t parse_slice(Connection& c, std::string_view data);
   // ---- a request as it is parsed: head, body pieces, end ----
-  void on_request_head(Connection& c, proto::HttpRequest head, uint64_t length);
+  void on_request_head(Connection& c, proto::RequestHead head, uint64_t length);
   void on_request_body(Connection& c, std::string_view piece);
   void release_incoming(Connection& c);
   void on_request_end(Connection& c);
@@ -92,16 +92,16 @@ class NetworkProcess {
   void update_accepting();
   bool sibling_has_room();
   void publish_connections();
-  ResponseSlot& new_slot(Connection& c, const proto::HttpRequest& req);
-  void add_response(Connection& c, proto::HttpRequest& req, const RouteSettings* route);
+  ResponseSlot& new_slot(Connection& c, const proto::RequestHead& req);
+  void add_response(Connection& c, proto::RequestHead& req, const RouteSettings* route);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);
   void answer_metrics(ResponseSlot& slot);
-  void answer_static(ResponseSlot& slot, const proto::HttpRequest& req, const RouteSettings& route);
+  void answer_static(ResponseSlot& slot, const proto::RequestHead& req, const RouteSettings& route);
   // Sends the request's head with `body` (all of it with `end`, else its
   // beginning); 503 when no ready service process has room for the head.
-  bool dispatch(ResponseSlot& slot, Connection& c, const proto::HttpRequest& req,
+  bool dispatch(ResponseSlot& slot, Connection& c, const proto::RequestHead& req,
                 const RouteSettings& route, std::span<const std::string_view> body, bool end);
-  bool send_request(uint32_t service, uint64_t id, const proto::HttpRequest& req,
+  bool send_request(uint32_t service, uint64_t id, const proto::RequestHead& req,
                     const std::string& client, std::span<const std::string_view> body,
                     uint64_t length, bool end);
   // The ready service process of `pool` with the shortest queue, other than
@@ -207,7 +207,7 @@ class NetworkProcess {
   proto::RequestEvents events_;           // what one parser slice produced
   std::vector<std::string_view> pieces_;  // body of Connection::in parsed, not yet sent
   uint64_t pieces_bytes_ = 0;
-  std::string encode_scratch_;
+  proto::RequestHeadParts head_parts_;  // the request head being sent, in parts
   std::string read_buffer_;
   std::string date_;
   int64_t date_second_ = -1;

@@ -26,7 +26,7 @@ uint64_t RingChannel::max_head() const { return shm::max_record_payload(out_.rin
 // The body as one view (pieces joined only when there are several), and how
 // much of it rides in the head record; 0 with `fits` false when the head
 // could never fit in this ring.
-RingChannel::FirstRecord RingChannel::first_record(std::string_view head,
+RingChannel::FirstRecord RingChannel::first_record(uint64_t head_size,
                                                    std::span<const std::string_view> pieces) {
   FirstRecord r;
   if (pieces.size() == 1) {
@@ -37,9 +37,9 @@ RingChannel::FirstRecord RingChannel::first_record(std::string_view head,
     r.body = gather_;
   }
   const uint64_t limit = max_head();
-  r.fits = head.size() < limit;
+  r.fits = head_size < limit;
   if (r.fits) {
-    r.first = std::min({out_.max_payload(), limit - head.size(), uint64_t{r.body.size()}});
+    r.first = std::min({out_.max_payload(), limit - head_size, uint64_t{r.body.size()}});
   }
   return r;
 }
@@ -53,11 +53,19 @@ bool RingChannel::try_send(uint16_t head_type, uint16_t body_type, uint64_t id,
 bool RingChannel::try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id,
                                    std::string_view head, std::span<const std::string_view> pieces,
                                    bool end) {
-  const FirstRecord r = first_record(head, pieces);
+  const std::string_view one[] = {head};
+  return try_send_parts(head_type, body_type, id, one, head.size(), pieces, end);
+}
+
+bool RingChannel::try_send_parts(uint16_t head_type, uint16_t body_type, uint64_t id,
+                                 std::span<const std::string_view> head, uint64_t head_size,
+                                 std::span<const std::string_view> pieces, bool end) {
+  const FirstRecord r = first_record(head_size, pieces);
   if (!r.fits) return false;
-  const std::string_view parts[2] = {head, r.body.substr(0, r.first)};
+  parts_.assign(head.begin(), head.end());
+  parts_.push_back(r.body.substr(0, r.first));
   const uint16_t flags = end && r.first == r.body.size() ? proto::kRecordEnd : 0;
-  if (!out_.try_push(head_type, flags, id, parts, 2)) return false;
+  if (!out_.try_push(head_type, flags, id, parts_.data(), parts_.size())) return false;
   if (r.first < r.body.size()) send_rest(body_type, id, r.body.substr(r.first), end);
   return true;
 }
@@ -66,7 +74,7 @@ bool RingChannel::send_message(uint16_t head_type, uint16_t body_type, uint64_t 
                                std::string_view head, std::span<const std::string_view> pieces,
                                bool end) {
   if (try_send_message(head_type, body_type, id, head, pieces, end)) return true;
-  const FirstRecord r = first_record(head, pieces);
+  const FirstRecord r = first_record(head.size(), pieces);
   if (!r.fits) return false;
   std::string record;
   record.reserve(head.size() + r.first);

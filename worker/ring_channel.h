@@ -57,8 +57,13 @@ class RingChannel {
   // the head record does not fit in the ring now, or could never fit.
   bool try_send_message(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
                         std::span<const std::string_view> pieces, bool end);
-  // The same, queueing what does not fit now; false only when the head
-  // could never fit in this ring.
+  // The same with the head in parts (proto::RequestHeadParts), gathered
+  // straight into the ring record: `head_size` bytes in all.
+  bool try_send_parts(uint16_t head_type, uint16_t body_type, uint64_t id,
+                      std::span<const std::string_view> head, uint64_t head_size,
+                      std::span<const std::string_view> pieces, bool end);
+  // try_send_message, queueing what does not fit now; false only when the
+  // head could never fit in this ring.
   bool send_message(uint16_t head_type, uint16_t body_type, uint64_t id, std::string_view head,
                     std::span<const std::string_view> pieces, bool end);
   // More body of a message whose head was sent: cut into records of at most
@@ -128,11 +133,12 @@ class RingChannel {
     uint64_t first = 0;     // bytes of it in the head record
     bool fits = false;      // the head can ever fit in this ring
   };
-  FirstRecord first_record(std::string_view head, std::span<const std::string_view> pieces);
+  FirstRecord first_record(uint64_t head_size, std::span<const std::string_view> pieces);
   void send_rest(uint16_t body_type, uint64_t id, std::string_view body, bool end);
 
   RingWriter out_;
-  std::string gather_;  // several pieces joined for one head record
+  std::string gather_;                   // several pieces joined for one head record
+  std::vector<std::string_view> parts_;  // a head record's parts, for try_push
   shm::Ring in_;
   int peer_wake_fd_;
   bool broken_reported_ = false;

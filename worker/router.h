@@ -14,7 +14,14 @@ class Router {
   explicit Router(const std::vector<RouteSettings>& routes) : routes_(routes) {}
 
   // The matching route, or nullptr (the caller answers 404).
-  const RouteSettings* match(const proto::HttpRequest& req) const;
+  const RouteSettings* match(const proto::RequestHead& req) const {
+    return match(req.method, req.target, req.header("Host"));
+  }
+  const RouteSettings* match(const proto::HttpRequest& req) const {
+    return match(req.method, req.target, req.header("Host"));
+  }
+  const RouteSettings* match(std::string_view method, std::string_view target,
+                             std::string_view host_header) const;
 
   // A path prefix matches at a segment boundary: "/api" matches "/api",
   // "/api/x" and "/api?q", not "/apix". A prefix ending in '/' matches any

@@ -149,6 +149,35 @@ TEST(Static, IndexFilesDirectoriesAndMethods) {
   EXPECT_EQ(r->headers["allow"], "GET, HEAD");
 }
 
+// A head is read in place (views into the network process's read buffer)
+// and keeps its bytes only while its request is still arriving: here its
+// body comes after another connection's request has been read into that
+// same buffer, and the answer still follows this request's own target and
+// Range header.
+TEST(Static, AHeadWhoseBodyComesLaterKeepsItsOwnBytes) {
+  Site site;
+  Server server(site.config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client slow(server.port());
+  ASSERT_TRUE(
+      slow.send("GET /assets/a.css HTTP/1.1\r\nHost: t\r\nRange: bytes=2-5\r\n"
+                "Content-Length: 4\r\nExpect: 100-continue\r\n\r\n"));
+  auto interim = slow.read_response();  // its head was read and parsed
+  ASSERT_TRUE(interim);
+  ASSERT_EQ(interim->status, 100);
+  Client other(server.port());  // its bytes now fill the read buffer
+  ASSERT_TRUE(other.send(get("/assets/index.html", "X-Pad: " + std::string(200, 'z') + "\r\n")));
+  auto r = other.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "<h1>home</h1>\n");
+  ASSERT_TRUE(slow.send("body"));
+  r = slow.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 206);
+  EXPECT_EQ(r->headers["content-range"], "bytes 2-5/20");
+  EXPECT_EQ(r->body, "dy {");
+}
+
 TEST(Static, ABigFileGoesWholeWithARequestPipelinedBehindIt) {
   Site site;
   Server server(site.config());

@@ -1004,7 +1004,8 @@ TEST(HttpParserEvents, HeadComesBeforeItsBodyAndTheBodyPointsIntoTheInput) {
   EXPECT_EQ(Kinds(ev), "HB");
   ASSERT_EQ(ev.heads.size(), 1u);
   EXPECT_EQ(ev.heads[0].target, "/u");
-  EXPECT_TRUE(ev.heads[0].body.empty());
+  // No copy of the head either: its target is a view into what was fed.
+  EXPECT_EQ(ev.heads[0].target.data(), first.data() + 5);
   EXPECT_TRUE(ev.heads[0].keep_alive);
   EXPECT_EQ(ev.events[0].length, 10u);
   EXPECT_EQ(ev.events[1].piece, "abcd");
@@ -1065,6 +1066,114 @@ TEST(HttpParserEvents, ConsumedStopsAfterTheFirstRequestEnds) {
 namespace ringhttpd::proto {
 namespace {
 
+// Heads are views into what was fed (one copy, into the ring, later): the
+// target, names and values of a head that arrived whole point into the
+// input, and its method is a static name, not a copy.
+TEST(HttpParserEvents, AWholeHeadIsViewsIntoTheInput) {
+  RequestParser parser;
+  RequestEvents ev;
+  const std::string input = "GET /a/b?c HTTP/1.1\r\nHost: h\r\nX-Long: some value  \r\n\r\n";
+  ASSERT_TRUE(parser.feed_events(input, ev));
+  ASSERT_EQ(ev.heads.size(), 1u);
+  const RequestHead& h = ev.heads[0];
+  auto inside = [&](std::string_view v) {
+    return v.data() >= input.data() && v.data() + v.size() <= input.data() + input.size();
+  };
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_FALSE(inside(h.method));
+  EXPECT_TRUE(inside(h.target));
+  ASSERT_EQ(h.headers.size(), 2u);
+  for (const HeaderView& f : h.headers) {
+    EXPECT_TRUE(inside(f.name));
+    EXPECT_TRUE(inside(f.value));
+  }
+  EXPECT_EQ(h.headers[1].value, "some value");  // trimmed in place
+}
+
+// A head cut by the end of a feed keeps what it has in its own storage: the
+// caller may reuse its buffer at once. Every split point, each feed from a
+// buffer scribbled over right after, gives the head the whole input gives
+// (the network process reads each time into the same buffer).
+TEST(HttpParserEvents, AHeadCutAcrossFeedsOutlivesEachFeedsBuffer) {
+  const std::string input =
+      "PATCH /some/longer/target?with=query HTTP/1.1\r\nHost: example.com\r\n"
+      "X-A: alpha\r\nX-Empty:\r\nX-B:  beta gamma \r\nContent-Length: 3\r\n\r\nxyz";
+  RequestParser whole_parser;
+  std::vector<HttpRequest> whole;
+  ASSERT_TRUE(whole_parser.feed(input, whole));
+  ASSERT_EQ(whole.size(), 1u);
+  const size_t head_end = input.find("\r\n\r\n") + 4;
+  for (size_t cut = 1; cut < head_end; ++cut) {
+    for (size_t second = cut; second <= head_end; second += 7) {
+      RequestParser parser;
+      RequestEvents ev;
+      std::string buffer;
+      const size_t bounds[] = {0, cut, second, input.size()};
+      for (size_t i = 0; i + 1 < std::size(bounds); ++i) {
+        buffer.assign(input, bounds[i], bounds[i + 1] - bounds[i]);
+        ASSERT_TRUE(parser.feed_events(buffer, ev)) << cut << " " << second;
+        if (!ev.heads.empty()) ev.heads.back().own();  // as the network process keeps it
+        std::fill(buffer.begin(), buffer.end(), '#');
+      }
+      ASSERT_EQ(ev.heads.size(), 1u) << cut << " " << second;
+      const HttpRequest got = ev.heads[0].to_request();
+      EXPECT_EQ(got.method, whole[0].method);
+      EXPECT_EQ(got.target, whole[0].target) << cut << " " << second;
+      ASSERT_EQ(got.headers.size(), whole[0].headers.size()) << cut << " " << second;
+      for (size_t h = 0; h < got.headers.size(); ++h) {
+        EXPECT_EQ(got.headers[h].name, whole[0].headers[h].name) << cut << " " << second;
+        EXPECT_EQ(got.headers[h].value, whole[0].headers[h].value) << cut << " " << second;
+      }
+    }
+  }
+}
+
+// The same one byte per feed with a head larger than the storage's first
+// allocation: the storage grows many times, and views move with it.
+TEST(HttpParserEvents, AHeadFedByteByByteSurvivesItsStorageGrowing) {
+  std::string input = "GET /" + std::string(300, 't') + " HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; i < 40; ++i) {
+    input += "X-Field-" + std::to_string(i) + ": value number " + std::to_string(i) + "\r\n";
+  }
+  input += "\r\n";
+  RequestParser parser;
+  RequestEvents ev;
+  std::string byte;
+  for (char c : input) {
+    byte.assign(1, c);
+    ASSERT_TRUE(parser.feed_events(byte, ev));
+    byte[0] = '#';
+  }
+  ASSERT_EQ(ev.heads.size(), 1u);
+  const RequestHead& h = ev.heads[0];
+  EXPECT_EQ(h.target, "/" + std::string(300, 't'));
+  ASSERT_EQ(h.headers.size(), 41u);
+  EXPECT_EQ(h.header("Host"), "h");
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(h.header("X-Field-" + std::to_string(i)), "value number " + std::to_string(i));
+  }
+}
+
+// own() after the fact: a head parsed whole, then owned, no longer reads
+// the input.
+TEST(HttpParserEvents, AnOwnedHeadNoLongerReadsTheInput) {
+  RequestParser parser;
+  RequestEvents ev;
+  std::string input = "DELETE /x HTTP/1.1\r\nHost: a\r\nB: c\r\n\r\n";
+  ASSERT_TRUE(parser.feed_events(input, ev));
+  ASSERT_EQ(ev.heads.size(), 1u);
+  RequestHead head = std::move(ev.heads[0]);
+  head.own();
+  std::fill(input.begin(), input.end(), '#');
+  RequestHead moved = std::move(head);  // a move keeps the owned bytes in place
+  EXPECT_EQ(moved.method, "DELETE");
+  EXPECT_EQ(moved.target, "/x");
+  EXPECT_EQ(moved.header("host"), "a");
+  EXPECT_EQ(moved.header("B"), "c");
+  EXPECT_EQ(moved.host(), "a");
+  EXPECT_EQ(moved.path(), "/x");
+}
+
 // A request handed back with recycle() lends its buffers to the next one
 // and nothing else: the next request has exactly its own method, target and
 // headers, whether it was already parsed (pipelined) or comes later.
@@ -1085,7 +1194,7 @@ TEST(HttpParser, ARecycledRequestLeavesNothingInTheNext) {
     ev.clear();
     ASSERT_TRUE(parser.feed_events("HEAD /c HTTP/1.1\r\nAccept: x\r\nHost: c\r\n\r\n", ev));
     ASSERT_EQ(ev.heads.size(), 1u);
-    const HttpRequest& r = ev.heads[0];
+    const RequestHead& r = ev.heads[0];
     EXPECT_EQ(r.method, "HEAD");
     EXPECT_EQ(r.target, "/c");
     EXPECT_EQ(r.version_minor, 1);
@@ -1093,7 +1202,6 @@ TEST(HttpParser, ARecycledRequestLeavesNothingInTheNext) {
     ASSERT_EQ(r.headers.size(), 2u);
     EXPECT_EQ(r.headers[0].name, "Accept");
     EXPECT_EQ(r.headers[1].value, "c");
-    EXPECT_TRUE(r.body.empty());
     parser.recycle(std::move(ev.heads[0]));
   }
 }

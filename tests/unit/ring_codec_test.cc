@@ -49,6 +49,43 @@ TEST(RingCodec, RequestHeadRoundTrips) {
   EXPECT_EQ(body_length, 42u);
 }
 
+// A request head in parts: one gathering write puts the same bytes in the
+// record as encode_request_head, and the method, target and header bytes are
+// the request's own (views into it: nothing copied before the ring).
+TEST(RingCodec, RequestHeadPartsAreTheEncodingAsViewsIntoTheRequest) {
+  const HttpRequest req = sample_request();
+  const RequestOrigin origin{1234, 7, 3, "127.0.0.1"};
+  std::string encoded;
+  ASSERT_TRUE(encode_request_head(req, origin, 42, encoded));
+  RequestHeadParts parts;
+  ASSERT_TRUE(parts.build(req, origin, 42));
+  std::string joined;
+  parts.append_to(joined);
+  EXPECT_EQ(joined, encoded);
+  EXPECT_EQ(parts.size(), encoded.size());
+  auto borrowed = [&](const std::string& field) {
+    for (std::string_view p : parts.parts()) {
+      if (p.data() == field.data() && p.size() == field.size()) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(borrowed(req.target));
+  for (const Header& h : req.headers) {
+    EXPECT_TRUE(borrowed(h.name)) << h.name;
+    EXPECT_TRUE(h.value.empty() || borrowed(h.value)) << h.name;
+  }
+  // Built again (its buffers reused) for another request: only that one.
+  HttpRequest other;
+  other.method = "GET";
+  other.target = "/";
+  ASSERT_TRUE(parts.build(other, origin, 0));
+  joined.clear();
+  parts.append_to(joined);
+  encoded.clear();
+  ASSERT_TRUE(encode_request_head(other, origin, 0, encoded));
+  EXPECT_EQ(joined, encoded);
+}
+
 TEST(RingCodec, TruncatedRequestHeadIsRefusedAtEveryLength) {
   std::string bytes;
   encode_request_head(sample_request(), RequestOrigin{}, 0, bytes);
