@@ -484,7 +484,7 @@ class Parser {
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
   // A request the caller is done with: its buffers become the next one's.
-  void Recycle(RequestHead&& done) { spare_ = std::move(done); }
+  void Recycle(RequestHead&& done);
   bool wants_continue() const { return cur_.wants_continue && status_ == 0; }
   // The request being parsed (or that failed) said HEAD: its answer, even an
   // error, carries no body (RFC 9110 9.3.2).
@@ -545,7 +545,7 @@ class Parser {
   llhttp_t parser_{};
   HeadLexer lexer_;
   RequestState cur_;
-  RequestHead spare_;  // a finished request's buffers, for the next one (Recycle)
+  std::vector<RequestHead> spares_;  // finished requests' buffers, for the next ones (Recycle)
   RequestEvents* out_ = nullptr;
   int status_ = 0;
   std::string_view reason_;
@@ -1080,16 +1080,31 @@ int Parser::OnMessageComplete() {
   return HPE_PAUSED;
 }
 
-// A fresh request in `req`, on the capacity of the spare one when it is
-// small (a long target or many headers are not kept for every request).
-void Parser::ReuseSpare(RequestHead& req) {
+// Several spares: pipelined requests are all parsed from one read before
+// the caller is done with the first, so each of a batch takes one the
+// previous batch gave back. Only small ones are kept (a long target or many
+// headers are not kept for every request), and only so many.
+void Parser::Recycle(RequestHead&& done) {
   constexpr size_t kKeepBytes = 4096;
   constexpr size_t kKeepHeaders = 64;
-  if (spare_.storage_capacity() <= kKeepBytes && spare_.headers.capacity() <= kKeepHeaders) {
-    req = std::move(spare_);
-    req.clear();
+  constexpr size_t kMaxSpares = 16;
+  if (spares_.size() < kMaxSpares && done.storage_capacity() <= kKeepBytes &&
+      done.headers.capacity() <= kKeepHeaders) {
+    spares_.push_back(std::move(done));
   }
-  spare_ = RequestHead();
+}
+
+// A fresh request in `req`, on a spare's capacity when there is one; else
+// with room for a usual head's headers in one allocation.
+void Parser::ReuseSpare(RequestHead& req) {
+  constexpr size_t kUsualHeaders = 8;
+  if (spares_.empty()) {
+    req.headers.reserve(kUsualHeaders);
+    return;
+  }
+  req = std::move(spares_.back());
+  spares_.pop_back();
+  req.clear();
 }
 
 // llhttp 8.1 keeps an HTTP/1.0 connection open on "Connection: keep-alive,

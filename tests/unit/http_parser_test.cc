@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -1212,10 +1213,12 @@ TEST(HttpParser, TheRequestAfterARecycleTakesItsBuffers) {
   RequestParser parser;
   RequestEvents ev;
   ASSERT_TRUE(
-      parser.feed_events("GET /a HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", ev));
+      parser.feed_events("GET /a HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n"
+                         "E: 5\r\nF: 6\r\nG: 7\r\nH: 8\r\nI: 9\r\n\r\n",
+                         ev));
   ASSERT_EQ(ev.heads.size(), 1u);
   const size_t lent = ev.heads[0].headers.capacity();
-  ASSERT_GE(lent, 5u);
+  ASSERT_GE(lent, 10u);  // more than a fresh head's room
   parser.recycle(std::move(ev.heads[0]));
   ev.clear();
   // /x began before the recycle; /y begins when /x ends, on the lent list.
@@ -1227,5 +1230,37 @@ TEST(HttpParser, TheRequestAfterARecycleTakesItsBuffers) {
   EXPECT_LT(ev.heads[0].headers.capacity(), lent);
 }
 
+// Pipelined requests are all parsed from one read before the first is
+// recycled: each request of the next batch takes a list the previous batch
+// gave back (not only the first one), so a steady pipelined stream does not
+// allocate a header list per request.
+TEST(HttpParser, EachRequestOfAPipelinedBatchTakesARecycledList) {
+  RequestParser parser;
+  RequestEvents ev;
+  std::string many_headers = "GET /a HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 12; ++i) many_headers += "X-" + std::to_string(i) + ": v\r\n";
+  many_headers += "\r\n";
+  std::string batch;
+  for (int i = 0; i < 4; ++i) batch += many_headers;
+  ASSERT_TRUE(parser.feed_events(batch, ev));
+  ASSERT_EQ(ev.heads.size(), 4u);
+  std::set<const HeaderView*> lent;
+  for (RequestHead& h : ev.heads) {
+    lent.insert(h.headers.data());
+    parser.recycle(std::move(h));
+  }
+  ev.clear();
+  batch.clear();
+  for (int i = 0; i < 4; ++i) batch += "GET /b HTTP/1.1\r\nHost: b\r\n\r\n";
+  ASSERT_TRUE(parser.feed_events(batch, ev));
+  ASSERT_EQ(ev.heads.size(), 4u);
+  // The first began when the last of the previous batch ended, before the
+  // recycling; the three after it each took one of the lent lists.
+  for (size_t i = 1; i < 4; ++i) {
+    EXPECT_EQ(lent.count(ev.heads[i].headers.data()), 1u) << i;
+    EXPECT_EQ(ev.heads[i].headers.size(), 1u);
+    EXPECT_EQ(ev.heads[i].header("Host"), "b");
+  }
+}
 }  // namespace
 }  // namespace ringhttpd::proto
