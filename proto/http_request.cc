@@ -98,6 +98,24 @@ std::string_view RequestHead::header(std::string_view name) const {
   return find_header(headers, name);
 }
 
+RequestHead::RequestHead(RequestHead&& other) noexcept { *this = std::move(other); }
+
+RequestHead& RequestHead::operator=(RequestHead&& other) noexcept {
+  if (this == &other) return *this;
+  method = other.method;
+  target = other.target;
+  version_major = other.version_major;
+  version_minor = other.version_minor;
+  headers = std::move(other.headers);  // the views in it move with their storage
+  keep_alive = other.keep_alive;
+  expect_continue = other.expect_continue;
+  storage_ = std::move(other.storage_);  // a vector's move keeps its buffer in place
+  used_ = other.used_;
+  other.clear();
+  other.storage_.clear();
+  return *this;
+}
+
 bool RequestHead::in_storage(std::string_view v) const {
   // Compared as integers: views into other buffers are not ordered with it.
   const auto p = reinterpret_cast<uintptr_t>(v.data());

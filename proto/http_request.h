@@ -74,8 +74,9 @@ class RequestHead {
   bool expect_continue = false;
 
   RequestHead() = default;
-  RequestHead(RequestHead&&) noexcept = default;
-  RequestHead& operator=(RequestHead&&) noexcept = default;
+  // The source is left empty (no views, nothing used of no storage).
+  RequestHead(RequestHead&& other) noexcept;
+  RequestHead& operator=(RequestHead&& other) noexcept;
   RequestHead(const RequestHead&) = delete;
   RequestHead& operator=(const RequestHead&) = delete;
 

@@ -9,27 +9,12 @@ bool Router::path_matches(std::string_view prefix, std::string_view path) {
   return path[prefix.size()] == '/';
 }
 
-const RouteSettings* Router::match(std::string_view method, std::string_view target,
-                                   std::string_view host_header) const {
-  const std::string_view path = proto::target_path(target);
-  std::string host;  // computed once, only if some route needs it
-  bool host_known = false;
-  for (const RouteSettings& route : routes_) {
-    if (!route.methods.empty()) {
-      bool any = false;
-      for (const std::string& m : route.methods) any = any || m == method;
-      if (!any) continue;
-    }
-    if (!route.host.empty()) {
-      if (!host_known) {
-        host = proto::request_host(target, host_header);
-        host_known = true;
-      }
-      if (!proto::iequals(host, route.host)) continue;
-    }
-    if (path_matches(route.path, path)) return &route;
+bool Router::method_matches(const RouteSettings& route, std::string_view method) {
+  if (route.methods.empty()) return true;
+  for (const std::string& m : route.methods) {
+    if (m == method) return true;
   }
-  return nullptr;
+  return false;
 }
 
 }  // namespace ringhttpd::worker

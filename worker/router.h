@@ -2,6 +2,8 @@
 // all match the request. Pure (no I/O), so it is tested directly.
 #pragma once
 
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/http_request.h"
@@ -14,19 +16,33 @@ class Router {
   explicit Router(const std::vector<RouteSettings>& routes) : routes_(routes) {}
 
   // The matching route, or nullptr (the caller answers 404).
-  const RouteSettings* match(const proto::RequestHead& req) const {
-    return match(req.method, req.target, req.header("Host"));
+  // `Request` is proto::RequestHead (the network process) or
+  // proto::HttpRequest; the host is worked out only if a route names one.
+  template <typename Request>
+  const RouteSettings* match(const Request& req) const {
+    const std::string_view path = req.path();
+    std::string host;
+    bool host_known = false;
+    for (const RouteSettings& route : routes_) {
+      if (!method_matches(route, req.method)) continue;
+      if (!route.host.empty()) {
+        if (!host_known) {
+          host = req.host();
+          host_known = true;
+        }
+        if (!proto::iequals(host, route.host)) continue;
+      }
+      if (path_matches(route.path, path)) return &route;
+    }
+    return nullptr;
   }
-  const RouteSettings* match(const proto::HttpRequest& req) const {
-    return match(req.method, req.target, req.header("Host"));
-  }
-  const RouteSettings* match(std::string_view method, std::string_view target,
-                             std::string_view host_header) const;
 
   // A path prefix matches at a segment boundary: "/api" matches "/api",
   // "/api/x" and "/api?q", not "/apix". A prefix ending in '/' matches any
   // path that starts with it.
   static bool path_matches(std::string_view prefix, std::string_view path);
+  // The route names no methods, or this one (exact).
+  static bool method_matches(const RouteSettings& route, std::string_view method);
 
  private:
   const std::vector<RouteSettings>& routes_;

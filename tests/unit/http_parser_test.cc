@@ -1167,6 +1167,10 @@ TEST(HttpParserEvents, AnOwnedHeadNoLongerReadsTheInput) {
   head.own();
   std::fill(input.begin(), input.end(), '#');
   RequestHead moved = std::move(head);  // a move keeps the owned bytes in place
+  EXPECT_TRUE(head.target.empty());     // and leaves the source empty, safe to own()
+  EXPECT_TRUE(head.headers.empty());
+  head.own();
+  EXPECT_EQ(head.storage_capacity(), 0u);
   EXPECT_EQ(moved.method, "DELETE");
   EXPECT_EQ(moved.target, "/x");
   EXPECT_EQ(moved.header("host"), "a");
