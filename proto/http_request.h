@@ -26,7 +26,7 @@ struct Header {
   std::string value;  // leading/trailing whitespace removed
 };
 
-// A header whose bytes live elsewhere (in a ring record being read).
+// A header whose bytes live elsewhere (a read buffer, a ring record being read).
 struct HeaderView {
   std::string_view name;
   std::string_view value;

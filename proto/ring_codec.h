@@ -122,6 +122,8 @@ class RequestHeadParts {
 // than a peer reading the wrong bytes (its body) as headers. Callers should
 // still check: the refused head is small, so a ring-size check passes it.
 // (For requests it cannot happen today: a head is at most max_header_bytes.)
+// The parts of RequestHeadParts joined: the network process sends the parts
+// themselves; this form is for tests and the codec's fuzz corpus.
 bool encode_request_head(const HttpRequest& req, const RequestOrigin& origin, uint64_t body_length,
                          std::string& out);
 // Decodes a request head from the front of `payload`. On success fills `req`
