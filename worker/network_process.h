@@ -31,6 +31,7 @@
 #include "proto/ring_codec.h"
 #include "proto/unique_fd.h"
 #include "worker/access_log.h"
+#include "worker/block_cache.h"
 #include "worker/connection.h"
 #include "worker/event_loop.h"
 #include "worker/file_cache.h"
@@ -136,7 +137,7 @@ class NetworkProcess {
   void forget(uint64_t id);
   void cancel(uint64_t id);
   void on_response_record(uint32_t service, const shm::RecordView& rec);
-  using PendingMap = std::unordered_map<uint64_t, Pending>;
+  using PendingMap = std::pmr::unordered_map<uint64_t, Pending>;
   void fail_response(PendingMap::iterator it, const char* why);
   size_t service_of(uint32_t service_proc) const;
   void flush_rings();
@@ -188,7 +189,8 @@ class NetworkProcess {
   std::unique_ptr<Incoming> spare_in_;  // a finished request's record, reused
   SlotPool slot_pool_;  // declared first, so it outlives connections_ (their queues point to it)
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
-  PendingMap pending_;
+  BlockCache pending_blocks_;  // pending_'s entries: one per request (block_cache.h)
+  PendingMap pending_{&pending_blocks_};
   std::vector<uint64_t> dirty_;    // connections with new responses
   std::vector<uint64_t> writing_;  // dirty_ being written (see write_dirty)
   // Between drain_responses() and release_responses(): the response rings

@@ -51,7 +51,8 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
                            env.segment->ring(n, env.service_proc, shm::Direction::request),
                            env.wake_fds[n]);
   }
-  streams_.resize(n_network);
+  streams_.reserve(n_network);
+  for (uint32_t n = 0; n < n_network; ++n) streams_.emplace_back(&blocks_);
   epochs_.assign(n_network, 0);
 }
 
@@ -259,10 +260,16 @@ void ServiceProcess::refuse_request(uint32_t network, uint64_t id, const char* w
   channels_[network].send(proto::kResponseHead, proto::kResponseBody, id, encoded, body);
 }
 
-void ServiceProcess::mark_dirty(const std::shared_ptr<Stream>& stream) { dirty_.push_back(stream); }
+void ServiceProcess::mark_dirty(Stream& stream) {
+  if (stream.queued.dirty) return;
+  stream.queued.dirty = true;
+  dirty_.push_back(stream.shared_from_this());
+}
 
-void ServiceProcess::mark_notify(const std::shared_ptr<Stream>& stream) {
-  notify_.push_back(stream);
+void ServiceProcess::mark_notify(Stream& stream) {
+  if (stream.queued.notify) return;
+  stream.queued.notify = true;
+  notify_.push_back(stream.shared_from_this());
 }
 
 bool ServiceProcess::drain_requests() {
@@ -334,7 +341,8 @@ void ServiceProcess::on_head(uint32_t network, const shm::RecordView& rec) {
     return;
   }
   auto stream =
-      std::make_shared<Stream>(*this, network, rec.id, std::move(head), body_length, !streaming_);
+      std::allocate_shared<Stream>(std::pmr::polymorphic_allocator<Stream>(&blocks_), *this,
+                                   network, rec.id, std::move(head), body_length, !streaming_);
   table.emplace(rec.id, stream);
   const bool end = rec.flags & proto::kRecordEnd;
   if (!stream->take_body(rec.payload.substr(used), end)) return;
@@ -352,25 +360,29 @@ void ServiceProcess::hand_over(const std::shared_ptr<Stream>& stream) {
 // streams ready to notify (handled in the same pass).
 void ServiceProcess::run_listeners() {
   for (size_t round = 0; round < 4 && !notify_.empty(); ++round) {
-    for_each_once(notify_, notifying_, [](Stream& stream) { stream.notify(); });
+    for_each_once(notify_, notifying_, &StreamMarks::notify,
+                  [](Stream& stream) { stream.notify(); });
   }
 }
 
-// Calls `f` once for each stream of `list` (a stream may be marked several
-// times), from `scratch`: what `f` marks goes into the emptied `list`, for
-// later. Swapped, so both vectors keep their capacity.
+// Calls `f` for each stream of `list` (listed once: its `mark` flag says it
+// is in the list), in the order they were marked, from `scratch`. The mark
+// is cleared before `f` runs, so what `f` marks again goes into the emptied
+// `list`, for later. Swapped, so both vectors keep their capacity.
 template <typename F>
 void ServiceProcess::for_each_once(std::vector<std::shared_ptr<Stream>>& list,
-                                   std::vector<std::shared_ptr<Stream>>& scratch, F f) {
+                                   std::vector<std::shared_ptr<Stream>>& scratch,
+                                   bool StreamMarks::*mark, F f) {
   scratch.swap(list);
-  std::sort(scratch.begin(), scratch.end());
-  scratch.erase(std::unique(scratch.begin(), scratch.end()), scratch.end());
-  for (auto& stream : scratch) f(*stream);
+  for (auto& stream : scratch) {
+    stream->queued.*mark = false;
+    f(*stream);
+  }
   scratch.clear();
 }
 
 void ServiceProcess::flush_rings() {
-  for_each_once(dirty_, pumping_, [](Stream& stream) { stream.pump(); });
+  for_each_once(dirty_, pumping_, &StreamMarks::dirty, [](Stream& stream) { stream.pump(); });
   publish_done();  // before the answers are flushed (and their peers woken)
   for (auto& channel : channels_) channel.flush();
   retired_.clear();

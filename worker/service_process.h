@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "proto/unique_fd.h"
+#include "worker/block_cache.h"
 #include "worker/event_loop.h"
 #include "worker/handler.h"
 #include "worker/ring_channel.h"
@@ -27,6 +28,7 @@
 namespace ringhttpd::worker {
 
 class Stream;
+struct StreamMarks;
 
 class ServiceProcess : public HandlerLoop {
  public:
@@ -37,9 +39,9 @@ class ServiceProcess : public HandlerLoop {
   // ---- for Stream ----
   // The stream has records to send (head, body, end, credit): they go at
   // the end of this loop iteration, batched.
-  void mark_dirty(const std::shared_ptr<Stream>& stream);
+  void mark_dirty(Stream& stream);
   // The stream's listener should run (from the loop, not from the caller).
-  void mark_notify(const std::shared_ptr<Stream>& stream);
+  void mark_notify(Stream& stream);
   RingChannel& channel(uint32_t network) { return channels_[network]; }
   uint64_t epoch(uint32_t network) const { return epochs_[network]; }
   uint64_t max_body_bytes() const { return env_.network.max_body_bytes; }
@@ -70,8 +72,11 @@ class ServiceProcess : public HandlerLoop {
   void publish_done();
   template <typename F>
   void for_each_once(std::vector<std::shared_ptr<Stream>>& list,
-                     std::vector<std::shared_ptr<Stream>>& scratch, F f);
+                     std::vector<std::shared_ptr<Stream>>& scratch, bool StreamMarks::*mark, F f);
 
+  // First member, so last destroyed: the streams and their table entries
+  // are allocated from it (block_cache.h).
+  BlockCache blocks_;
   WorkerEnv& env_;
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
@@ -79,7 +84,8 @@ class ServiceProcess : public HandlerLoop {
   bool streaming_ = false;             // the handler takes streams
   std::vector<RingChannel> channels_;  // per network process
   // Per network process: the requests not finished yet, by id.
-  std::vector<std::unordered_map<uint64_t, std::shared_ptr<Stream>>> streams_;
+  using StreamTable = std::pmr::unordered_map<uint64_t, std::shared_ptr<Stream>>;
+  std::vector<StreamTable> streams_;
   std::vector<uint64_t> epochs_;  // per network process: bumped when it dies
   std::vector<std::shared_ptr<Stream>> dirty_;
   std::vector<std::shared_ptr<Stream>> notify_;

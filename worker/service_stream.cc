@@ -36,7 +36,7 @@ void Stream::consume(size_t n) {
   in_at_ += n;
   uncredited_ += n;
   compact(in_, in_at_);
-  if (!in_done_ && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(shared_from_this());
+  if (!in_done_ && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(*this);
 }
 
 // Drops the first `at` bytes of `buffer` once they are all of it, or at
@@ -68,9 +68,9 @@ bool Stream::take_body(std::string_view bytes, bool end) {
   in_done_ = end;
   if (whole_) {  // collected here: credited as it arrives
     uncredited_ += bytes.size();
-    if (!end && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(shared_from_this());
+    if (!end && uncredited_ >= proto::kCreditEvery) owner_.mark_dirty(*this);
   } else {
-    owner_.mark_notify(shared_from_this());
+    owner_.mark_notify(*this);
   }
   return true;
 }
@@ -97,7 +97,7 @@ void Stream::refuse(const char* why) {
   }
   end_sent_ = true;
   cancelled_ = true;  // the handler's later writes go nowhere
-  if (!whole_) owner_.mark_notify(shared_from_this());
+  if (!whole_) owner_.mark_notify(*this);
   retired_ = true;
   owner_.retire(*this, true);
 }
@@ -117,7 +117,7 @@ void Stream::start(int status, std::vector<proto::Header> headers, uint64_t leng
   }
   out_state_ = Out::started;
   out_length_ = length;
-  owner_.mark_dirty(shared_from_this());
+  owner_.mark_dirty(*this);
 }
 
 bool Stream::write(std::string_view piece) {
@@ -128,7 +128,7 @@ bool Stream::write(std::string_view piece) {
   }
   out_.append(piece);
   out_given_ += piece.size();
-  owner_.mark_dirty(shared_from_this());
+  owner_.mark_dirty(*this);
   if (writable()) return true;
   blocked_ = true;
   return false;
@@ -146,7 +146,7 @@ void Stream::finish() {
     return fail("handler finished short of the length it announced");
   }
   out_state_ = Out::finished;
-  owner_.mark_dirty(shared_from_this());
+  owner_.mark_dirty(*this);
 }
 
 void Stream::abort() {
@@ -154,7 +154,7 @@ void Stream::abort() {
   // Nothing left this process yet: an error can still stand in for it.
   if (!head_sent_) return fail("handler gave up on its response", 502);
   out_state_ = Out::aborted;
-  owner_.mark_dirty(shared_from_this());
+  owner_.mark_dirty(*this);
 }
 
 void Stream::respond(proto::HttpResponse response) {
@@ -185,7 +185,7 @@ void Stream::fail(const char* why, int status) {
     out_given_ = out_length_ = body.size();
     out_state_ = Out::finished;
   }
-  owner_.mark_dirty(shared_from_this());
+  owner_.mark_dirty(*this);
 }
 
 uint64_t Stream::window_left() const {
@@ -196,7 +196,7 @@ uint64_t Stream::window_left() const {
 void Stream::credit(uint64_t bytes) {
   // Never more than was sent: a peer's word beyond that is ignored.
   out_credit_ += std::min(bytes, out_sent_ - out_credit_);
-  owner_.mark_dirty(shared_from_this());
+  owner_.mark_dirty(*this);
 }
 
 void Stream::cancel(bool ack) {
@@ -211,7 +211,7 @@ void Stream::cancel(bool ack) {
                                        proto::kRecordEnd | proto::kRecordAbort, id_, {});
     end_sent_ = true;
   }
-  if (!whole_) owner_.mark_notify(shared_from_this());
+  if (!whole_) owner_.mark_notify(*this);
   retired_ = true;
   owner_.retire(*this, false);
 }
@@ -271,7 +271,7 @@ void Stream::pump() {
   }
   if (blocked_ && writable()) {
     blocked_ = false;
-    owner_.mark_notify(shared_from_this());
+    owner_.mark_notify(*this);
   }
 }
 

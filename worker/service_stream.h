@@ -25,6 +25,13 @@ namespace ringhttpd::worker {
 
 class ServiceProcess;
 
+// A stream is in the service process's list of streams to pump (dirty) or
+// to notify: so it is listed once however often it is marked.
+struct StreamMarks {
+  bool dirty = false;
+  bool notify = false;
+};
+
 class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
  public:
   Stream(ServiceProcess& owner, uint32_t network, uint64_t id, ServiceRequest head,
@@ -65,6 +72,9 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   // Sends what the window allows; called by the loop for dirty streams.
   void pump();
   void notify();
+
+  // The service process's bookkeeping (StreamMarks).
+  StreamMarks queued;
 
  private:
   void refuse(const char* why);
