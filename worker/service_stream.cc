@@ -98,8 +98,7 @@ void Stream::refuse(const char* why) {
   end_sent_ = true;
   cancelled_ = true;  // the handler's later writes go nowhere
   if (!whole_) owner_.mark_notify(*this);
-  retired_ = true;
-  owner_.retire(*this, true);
+  retire(true);
 }
 
 // ---- the response ----
@@ -166,6 +165,11 @@ void Stream::respond(proto::HttpResponse response) {
   out_at_ = 0;
   out_given_ = size;
   finish();
+  // Into the ring now (published as it is pushed; the peer is woken at the
+  // end of the iteration), not in the end-of-iteration pump: the network
+  // process, when awake, writes it meanwhile, and the head's buffer is
+  // freed at once.
+  pump();
 }
 
 // The handler broke its response. Before the head left: 500 in its place.
@@ -212,8 +216,7 @@ void Stream::cancel(bool ack) {
     end_sent_ = true;
   }
   if (!whole_) owner_.mark_notify(*this);
-  retired_ = true;
-  owner_.retire(*this, false);
+  retire(false);
 }
 
 void Stream::send_head_record() {
@@ -225,7 +228,7 @@ void Stream::send_head_record() {
   // Straight into the ring (head and body in one record, no copy here);
   // when the ring is full, joined and queued.
   ch.send_message(proto::kResponseHead, proto::kResponseBody, id_, head_record_, piece, end);
-  head_record_.clear();
+  std::string().swap(head_record_);  // not needed again
   head_sent_ = true;
   end_sent_ = end;
   out_at_ += first;
@@ -265,14 +268,26 @@ void Stream::pump() {
     end_sent_ = true;
   }
   if (end_sent_) {
-    retired_ = true;
-    owner_.retire(*this, true);
+    retire(true);
     return;
   }
   if (blocked_ && writable()) {
     blocked_ = false;
     owner_.mark_notify(*this);
   }
+}
+
+// The stream is done: the service process drops it at the end of the
+// iteration. Its buffers go now, while the allocator still has their size
+// at hand for the next request (under pipelining, a loop iteration ends
+// hundreds of streams).
+void Stream::retire(bool answered) {
+  retired_ = true;
+  std::string().swap(in_);
+  std::string().swap(out_);
+  std::string().swap(head_record_);
+  in_at_ = out_at_ = 0;
+  owner_.retire(*this, answered);
 }
 
 void Stream::notify() {

@@ -78,6 +78,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
 
  private:
   void refuse(const char* why);
+  void retire(bool answered);
   void fail(const char* why, int status = 500);
   void send_head_record();
   uint64_t window_left() const;
