@@ -30,6 +30,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -51,15 +52,22 @@ constexpr int kVersionNotSupported = 505;
 constexpr std::string_view kHttpName = "HTTP/";
 constexpr const char* kBareLf = "bare LF";
 
-bool IsWs(char c) { return c == ' ' || c == '\t'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool IsWs(char c) { return c == ' ' || c == '\t'; }
+constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 // tchar (RFC 9110 §5.6.2): method, field names, chunk extension names.
-bool IsTchar(char c) {
-  return IsAlpha(c) || IsDigit(c) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    t[static_cast<size_t>(c)] =
+        IsAlpha(ch) || IsDigit(ch) ||
+        std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+  }
+  return t;
+}();
+bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 
 int HexValue(char c) {
   if (IsDigit(c)) return c - '0';
@@ -216,17 +224,33 @@ class HeadLexer {
       case State::kName:
         while (i < s.size() && s[i] != ':' && !IsWs(s[i]) && s[i] != '\r' && s[i] != '\n') ++i;
         return i;
-      case State::kRequestLine: {
-        if (spaces_ != 1 || token_len_ >= max_target_) return 0;
-        // The target: up to its limit; the byte past it is Step's (414).
-        const size_t room = std::min<size_t>(s.size(), max_target_ - token_len_);
-        while (i < room && s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') ++i;
-        token_len_ += static_cast<uint32_t>(i);
-        return i;
-      }
+      case State::kRequestLine:
+        return RunRequestLine(s);
       default:
         return 0;
     }
+  }
+
+  // Inside a request-line token: the method's tchars, the target up to its
+  // limit (the byte past it is Step's: 414), the version's bytes (its
+  // "HTTP/" checked here); a space, tab, CR or LF is Step's.
+  size_t RunRequestLine(std::string_view s) {
+    const auto plain = [](char c) { return c != ' ' && c != '\t' && c != '\r' && c != '\n'; };
+    size_t i = 0;
+    if (spaces_ == 0) {
+      while (i < s.size() && IsTchar(s[i])) ++i;
+    } else if (spaces_ == 1) {
+      if (token_len_ >= max_target_) return 0;
+      const size_t room = std::min<size_t>(s.size(), max_target_ - token_len_);
+      while (i < room && plain(s[i])) ++i;
+    } else {
+      while (i < s.size() && plain(s[i]) &&
+             (token_len_ + i >= kHttpName.size() || s[i] == kHttpName[token_len_ + i])) {
+        ++i;
+      }
+    }
+    token_len_ += static_cast<uint32_t>(i);
+    return i;
   }
 
   const char* ExpectLf(char c, State next) {

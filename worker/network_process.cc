@@ -1389,11 +1389,11 @@ bool NetworkProcess::write_ready(Connection& c) {
     if (c.sent == first.size() && first.file_left > 0) {  // its head is out: the file
       if (!send_file_part(c, first)) return false;
       if (first.file_left > 0) continue;
-      if (!finish_front(c)) return false;
+      if (!finish_front(c, monotonic_us())) return false;
       continue;
     }
     if (c.sent == first.size() && first.ready) {  // nothing left to write (a streamed end)
-      if (!finish_front(c)) return false;
+      if (!finish_front(c, monotonic_us())) return false;
       continue;
     }
     iovec iov[kMaxIov];
@@ -1421,6 +1421,7 @@ bool NetworkProcess::write_ready(Connection& c) {
     c.last_active_ms = now_ms_;
     count(own_slot().bytes_out, static_cast<uint64_t>(w));
     size_t left = static_cast<size_t>(w);
+    const int64_t written_us = monotonic_us();  // once for all the responses this write ended
     while (left > 0) {
       ResponseSlot& front = c.slots.front();
       const size_t rest = front.size() - c.sent;
@@ -1432,7 +1433,7 @@ bool NetworkProcess::write_ready(Connection& c) {
       c.sent = front.size();
       if (front.file_left > 0) break;  // the file part goes next (sendfile)
       if (front.streaming) break;      // the rest of it is still coming
-      if (!finish_front(c)) return false;
+      if (!finish_front(c, written_us)) return false;
     }
     if (c.slots.empty()) break;
     ResponseSlot& front = c.slots.front();
@@ -1447,15 +1448,15 @@ bool NetworkProcess::write_ready(Connection& c) {
   return true;
 }
 
-// The oldest response is entirely written: count it, log it, drop it; false
-// when it ended the connection.
-bool NetworkProcess::finish_front(Connection& c) {
+// The oldest response is entirely written (at `written_us`): count it, log
+// it, drop it; false when it ended the connection.
+bool NetworkProcess::finish_front(Connection& c, int64_t written_us) {
   ResponseSlot& front = c.slots.front();
   c.sent = 0;
-  // A fresh clock, read once for the latency and the access log: a
-  // fast-path answer is often written in the iteration that read its
-  // request, where now_us_ has not moved.
-  const auto us = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_us() - front.start_us));
+  // A fresh clock (read once per write, not now_us_) for the latency and the
+  // access log: a fast-path answer is often written in the iteration that
+  // read its request, where now_us_ has not moved.
+  const auto us = static_cast<uint64_t>(std::max<int64_t>(0, written_us - front.start_us));
   count_response(front, us);
   if (access_log_.enabled()) log_access(c, front, us);
   const bool keep = front.keep_alive;

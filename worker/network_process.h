@@ -144,7 +144,7 @@ class NetworkProcess {
   void write_dirty();
   void write_to(Connection& c);
   bool write_ready(Connection& c);
-  bool finish_front(Connection& c);
+  bool finish_front(Connection& c, int64_t written_us);
   bool send_file_part(Connection& c, ResponseSlot& slot);
   bool resume_reading(Connection& c);
   void end_connection(Connection& c);
