@@ -57,17 +57,7 @@ constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 // tchar (RFC 9110 §5.6.2): method, field names, chunk extension names.
-constexpr std::array<bool, 256> kTchar = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    const char ch = static_cast<char>(c);
-    t[static_cast<size_t>(c)] =
-        IsAlpha(ch) || IsDigit(ch) ||
-        std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
-  }
-  return t;
-}();
-bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
+bool IsTchar(char c) { return is_tchar(c); }
 
 int HexValue(char c) {
   if (IsDigit(c)) return c - '0';

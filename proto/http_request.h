@@ -9,6 +9,7 @@
 //    whole-request parsing calls (feed, feed_one) return.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -110,5 +111,17 @@ class RequestHead {
 
 // ASCII case-insensitive comparison (header names, tokens).
 bool iequals(std::string_view a, std::string_view b);
+
+// tchar (RFC 9110 §5.6.2): the bytes of a token (method, header name).
+inline constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[static_cast<size_t>(c)] =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+        std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  }
+  return t;
+}();
+constexpr bool is_tchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 
 }  // namespace ringhttpd::proto

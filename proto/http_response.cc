@@ -82,13 +82,9 @@ std::string_view reason_phrase(int status) {
 }
 
 bool valid_header_field(std::string_view name, std::string_view value) {
-  auto tchar = [](unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-  };
   if (name.empty()) return false;
-  for (unsigned char c : name) {
-    if (!tchar(c)) return false;
+  for (char c : name) {
+    if (!is_tchar(c)) return false;
   }
   for (unsigned char c : value) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
