@@ -200,8 +200,9 @@ class HeadLexer {
   }
 
   // The leading bytes of `s` that Step would accept one by one without a
-  // change of state (inside a header value, a header name or the target),
-  // taken at once: the same verdicts, without a call per byte.
+  // change of state (inside a header value, a header name, or a token of
+  // the request line), taken at once: the same verdicts, without a call per
+  // byte.
   size_t Run(std::string_view s) {
     size_t i = 0;
     switch (state_) {

@@ -7,13 +7,15 @@
 // through malloc's slower bins every time (perf: _int_malloc and _int_free
 // were the largest user-space symbols of a service process).
 //
-//   size class k = blocks of (k + 1) * 16 bytes, for k < kClasses (512 B)
+//   size class k = blocks of (k + 1) * 16 bytes, for k < kClasses (1 KiB)
 //   free list   = singly linked through the blocks themselves
 //   bound       = at most max_free blocks kept per class; the rest go back
 //                 to operator delete. What is kept is what the process had
 //                 in use at its busiest, and at most max_free blocks of each
-//                 class (at the default 1024, 16 KiB to 512 KiB per class
+//                 class (at the default 1024, 16 KiB to 1 MiB per class
 //                 in use; a worker uses two or three classes).
+//   sanitizer   = under ASan a kept block is poisoned but for its link, so
+//                 a use after free is still reported.
 //
 // Larger or over-aligned requests go straight to operator new. One
 // process, one thread: no locking (std::pmr's unsynchronized resources make
@@ -29,7 +31,7 @@ namespace ringhttpd::worker {
 class BlockCache : public std::pmr::memory_resource {
  public:
   static constexpr size_t kGranule = 16;
-  static constexpr size_t kClasses = 32;  // blocks up to 512 bytes
+  static constexpr size_t kClasses = 64;  // blocks up to 1 KiB
   static constexpr size_t kMaxBlock = kGranule * kClasses;
 
   explicit BlockCache(size_t max_free_per_class = 1024) : max_free_(max_free_per_class) {}

@@ -61,7 +61,9 @@ class Exchange {
   virtual const ServiceRequest& request() const = 0;
   // The body's announced length, or proto::kUnknownBodyLength (chunked).
   virtual uint64_t body_length() const = 0;
-  // Body bytes received and not yet consumed (at most kBodyWindow).
+  // Body bytes received and not yet consumed (at most kBodyWindow). Once
+  // the exchange has ended (its response sent whole, or cancelled), what
+  // was left unconsumed is dropped: body() is empty.
   virtual std::string_view body() const = 0;
   // Frees the first `n` bytes of body(): the client may send that much more.
   virtual void consume(size_t n) = 0;

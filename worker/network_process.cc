@@ -1421,7 +1421,7 @@ bool NetworkProcess::write_ready(Connection& c) {
     c.last_active_ms = now_ms_;
     count(own_slot().bytes_out, static_cast<uint64_t>(w));
     size_t left = static_cast<size_t>(w);
-    const int64_t written_us = monotonic_us();  // once for all the responses this write ended
+    int64_t written_us = 0;  // read once for all the responses this write ended
     while (left > 0) {
       ResponseSlot& front = c.slots.front();
       const size_t rest = front.size() - c.sent;
@@ -1433,6 +1433,7 @@ bool NetworkProcess::write_ready(Connection& c) {
       c.sent = front.size();
       if (front.file_left > 0) break;  // the file part goes next (sendfile)
       if (front.streaming) break;      // the rest of it is still coming
+      if (written_us == 0) written_us = monotonic_us();
       if (!finish_front(c, written_us)) return false;
     }
     if (c.slots.empty()) break;

@@ -19,6 +19,10 @@ namespace {
 
 constexpr int kMaxEvents = 16;
 
+// A stream and its shared_ptr control block are one allocation, which the
+// block cache keeps only up to kMaxBlock bytes.
+static_assert(sizeof(Stream) + 64 <= BlockCache::kMaxBlock, "streams would bypass the block cache");
+
 // Answers a whole request through its stream; 500 if dropped unanswered.
 class StreamResponder : public Responder {
  public:
@@ -56,7 +60,19 @@ ServiceProcess::ServiceProcess(WorkerEnv& env) : env_(env) {
   epochs_.assign(n_network, 0);
 }
 
-ServiceProcess::~ServiceProcess() = default;
+// The handler goes first, while what its last calls reach (the stream
+// tables, the lists, the channels) still exists: a handler holding a
+// request at stop drops its responder, which answers. Every stream is
+// cancelled before, so that answer goes nowhere (the rings are being
+// given up with the process).
+ServiceProcess::~ServiceProcess() {
+  std::vector<std::shared_ptr<Stream>> open;
+  for (auto& table : streams_) {
+    for (auto& [id, stream] : table) open.push_back(stream);
+  }
+  for (auto& stream : open) stream->cancel(false);
+  handler_.reset();
+}
 
 bool ServiceProcess::start() {
   const ServiceSettings& settings = env_.services[static_cast<size_t>(env_.service)];

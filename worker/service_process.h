@@ -38,7 +38,9 @@ class ServiceProcess : public HandlerLoop {
 
   // ---- for Stream ----
   // The stream has records to send (head, body, end, credit): they go at
-  // the end of this loop iteration, batched.
+  // the end of this loop iteration, batched (a whole response is sent when
+  // it is given, Stream::respond; the mark still makes the iteration end
+  // with a flush that wakes the peer).
   void mark_dirty(Stream& stream);
   // The stream's listener should run (from the loop, not from the caller).
   void mark_notify(Stream& stream);

@@ -67,9 +67,11 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   // The request of a whole-request stream, body included, moved out for
   // handle() (request() is empty afterwards).
   ServiceRequest take_whole_request();
-  // The whole response at once (Responder): no copy of the body.
+  // The whole response at once (Responder): no copy of the body; sent now
+  // (pump), as far as the window allows.
   void respond(proto::HttpResponse response);
-  // Sends what the window allows; called by the loop for dirty streams.
+  // Sends what the window allows; called by the loop for dirty streams,
+  // and by respond().
   void pump();
   void notify();
 
