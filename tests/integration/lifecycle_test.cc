@@ -1514,5 +1514,36 @@ TEST(Stop, SigquitStopsAtOnceAndLeavesNothingBehind) {
       static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 }
 
+// A handler still holding a request when its process stops drops the
+// responder as it is destroyed, and that answers 500 through the stream:
+// the handler must go while the streams, lists and rings it reaches still
+// exist (before, ~ServiceProcess destroyed them first: a use after free that
+// ASan turns into an abort). Every service process exits with status 0.
+TEST(Stop, AServiceHoldingARequestAtStopExitsCleanly) {
+  Shape shape;
+  shape.type = "lifecycle";
+  shape.service = 1;
+  shape.drain_ms = 300;  // the held request is given up at the drain timeout
+  shape.timeout_ms = 60000;
+  json cfg = json::parse(config(shape));
+  cfg["log"] = {{"level", "debug"}};  // a stopping child's exit is logged at debug
+  Server server(cfg.dump(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  WorkDir dir;
+  const std::string never = dir.path() + "/never";
+  Client held(server.port());
+  ASSERT_TRUE(held.send(get("/hold?until=" + never)));
+  ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+  const int status = server.stop(SIGTERM, 20s);
+  ASSERT_NE(status, -1) << server.log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const std::string log = server.log();
+  EXPECT_NE(log.find("service app g1 #0"), std::string::npos) << log;
+  EXPECT_NE(log.find("exited with status 0"), std::string::npos) << log;
+  EXPECT_EQ(log.find("killed by signal"), std::string::npos) << log;
+  EXPECT_EQ(log.find("exited with status 1"), std::string::npos) << log;
+  EXPECT_TRUE(held.closed_by_peer(5s));
+}
+
 }  // namespace
 }  // namespace ringhttpd::testing
