@@ -615,6 +615,9 @@ std::vector<ErrorCase> ErrorCorpus() {
       {"http09_request_line_with_headers", "GET /\r\n" + h + "\r\n", 400},
       {"rtsp_protocol", "GET / RTSP/1.0\r\n\r\n", 400},
       {"lowercase_protocol", "GET / http/1.1\r\n" + h + "\r\n", 400},
+      {"protocol_wrong_at_its_fifth_byte", "GET / HTTP-1.1\r\n" + h + "\r\n", 400},
+      {"protocol_https", "GET / HTTPS/1.1\r\n" + h + "\r\n", 400},
+      {"protocol_cut_short", "GET / HTT\r\n" + h + "\r\n", 400},
       {"malformed_version", "GET / HTTP/11\r\n" + h + "\r\n", 400},
       {"version_with_extra_digit", "GET / HTTP/1.10\r\n" + h + "\r\n", 400},
       // A method that is a token but unknown (methods are case-sensitive) is
