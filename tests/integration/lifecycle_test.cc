@@ -359,6 +359,12 @@ std::string get(const std::string& target) {
   return r;
 }
 
+// Sends on `c` a request the lifecycle handler holds until the file `never`
+// exists, and waits until it holds it.
+bool hold_until(Server& server, Client& c, const std::string& never) {
+  return c.send(get("/hold?until=" + never)) && server.wait_for_log("holds " + never, 10s);
+}
+
 // ---- self-healing --------------------------------------------------------
 
 TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest) {
@@ -1122,8 +1128,7 @@ TEST(Reload, AConnectionStuckPastTheDrainTimeoutIsClosedAndTheOldGenerationEnds)
   WorkDir dir;
   const std::string never = dir.path() + "/never";
   Client stuck(server.port());
-  ASSERT_TRUE(stuck.send(get("/hold?until=" + never)));
-  ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+  ASSERT_TRUE(hold_until(server, stuck, never)) << server.log();
   Client idle(server.port());
   ASSERT_TRUE(idle.send(get("/idle")));
   auto r = idle.read_response();
@@ -1493,8 +1498,7 @@ TEST(Stop, SigquitStopsAtOnceAndLeavesNothingBehind) {
   WorkDir dir;
   const std::string never = dir.path() + "/never";
   Client held(server.port());
-  ASSERT_TRUE(held.send(get("/hold?until=" + never)));
-  ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+  ASSERT_TRUE(hold_until(server, held, never)) << server.log();
   Client idle(server.port());
   ASSERT_TRUE(idle.send(kGetHealth));
   ASSERT_TRUE(idle.read_response());
@@ -1532,8 +1536,7 @@ TEST(Stop, AServiceHoldingARequestAtStopExitsCleanly) {
   WorkDir dir;
   const std::string never = dir.path() + "/never";
   Client held(server.port());
-  ASSERT_TRUE(held.send(get("/hold?until=" + never)));
-  ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+  ASSERT_TRUE(hold_until(server, held, never)) << server.log();
   const int status = server.stop(SIGTERM, 20s);
   ASSERT_NE(status, -1) << server.log();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
