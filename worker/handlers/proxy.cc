@@ -113,7 +113,9 @@ struct Job {
 Job* job_of(llhttp_t* p) { return static_cast<Job*>(p->data); }
 
 int on_header_field(llhttp_t* p, const char* at, size_t n) {
+  constexpr size_t kUsualHeaders = 16;  // room for a usual response's, at once
   Job* j = job_of(p);
+  if (j->headers.capacity() == 0) j->headers.reserve(kUsualHeaders);
   if (j->in_value || j->headers.empty()) j->headers.emplace_back();
   j->in_value = false;
   j->headers.back().name.append(at, n);
@@ -132,6 +134,7 @@ int on_headers_complete(llhttp_t* p) {
   Job* j = job_of(p);
   if (p->status_code < 200) return 0;  // 1xx: skipped, the final answer follows
   std::vector<proto::Header> kept;
+  kept.reserve(j->headers.size());
   for (proto::Header& h : j->headers) {
     if (hop_by_hop(h.name) || listed_in_connection(j->headers, h.name)) continue;
     kept.push_back(std::move(h));
