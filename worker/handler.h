@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <memory_resource>
 #include <span>
 #include <string>
 #include <string_view>
@@ -111,6 +112,11 @@ class HandlerLoop {
   virtual bool modify(int fd, uint32_t events) = 0;
   // Stops watching; call before closing the descriptor.
   virtual void unwatch(int fd) = 0;
+  // Where a handler's per-request objects may come from: the service
+  // process's block cache (worker/block_cache.h), which outlives the
+  // handler and everything the process holds (a std::function kept by an
+  // Exchange included), so a block freed late still has its cache.
+  virtual std::pmr::memory_resource& blocks() { return *std::pmr::new_delete_resource(); }
 };
 
 class Handler {

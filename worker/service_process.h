@@ -57,6 +57,7 @@ class ServiceProcess : public HandlerLoop {
   bool watch(int fd, uint32_t events, std::function<void(uint32_t)> ready) override;
   bool modify(int fd, uint32_t events) override;
   void unwatch(int fd) override;
+  std::pmr::memory_resource& blocks() override { return blocks_; }
 
  private:
   bool start();

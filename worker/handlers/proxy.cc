@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "proto/unique_fd.h"
+#include "worker/block_cache.h"
 #include "worker/event_loop.h"
 #include "worker/log.h"
 
@@ -109,6 +110,10 @@ struct Job {
   bool done = false;
   int64_t deadline = 0;
 };
+
+// A job and its shared_ptr control block are one block of the process's
+// cache (HandlerLoop::blocks), which keeps blocks up to kMaxBlock bytes.
+static_assert(sizeof(Job) + 64 <= BlockCache::kMaxBlock, "jobs would bypass the block cache");
 
 Job* job_of(llhttp_t* p) { return static_cast<Job*>(p->data); }
 
@@ -229,7 +234,9 @@ class ProxyHandler : public Handler {
 
   void handle_stream(std::shared_ptr<Exchange> x) override {
     now_ = monotonic_ms();
-    auto job = std::make_shared<Job>();
+    // From the process's block cache: a batch of jobs ends together (freed
+    // at the next poll), more than the allocator's per-thread cache keeps.
+    auto job = std::allocate_shared<Job>(std::pmr::polymorphic_allocator<Job>(&loop_->blocks()));
     job->x = x;
     job->head = x->request().http.method == "HEAD";
     build_head(*job);
