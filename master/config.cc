@@ -40,6 +40,7 @@
 #include <variant>
 #include <vector>
 
+#include "master/lifecycle.h"
 #include "proto/http_response.h"
 #include "worker/handler.h"
 
@@ -423,13 +424,14 @@ void read_listeners(const json& v, Config* c, Errors* errors) {
 
 // ---- "network" -------------------------------------------------------------
 
-constexpr std::array<UintField<NetworkSettings>, 9> kNetworkFields = {{
+constexpr std::array<UintField<NetworkSettings>, 10> kNetworkFields = {{
     {"processes", 0, 256, &NetworkSettings::processes},  // 0 = online CPUs
     {"max_connections", 1, 1000000, &NetworkSettings::max_connections},
     {"keepalive_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::keepalive_timeout_ms},
     {"request_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::request_timeout_ms},
     {"send_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::send_timeout_ms},
     {"drain_timeout_ms", 1, kMaxTimeoutMs, &NetworkSettings::drain_timeout_ms},
+    {"watchdog_ms", 0, kMaxTimeoutMs, &NetworkSettings::watchdog_ms},  // 0 or >= kMinWatchdogMs
     {"max_header_bytes", 1024, 1048576, &NetworkSettings::max_header_bytes},
     {"max_target_bytes", 256, 1048576, &NetworkSettings::max_target_bytes},
     {"max_body_bytes", 0, kGiB, &NetworkSettings::max_body_bytes},
@@ -439,6 +441,12 @@ void read_network(const json& v, Config* c, Errors* errors) {
   static constexpr auto kKeys = plus_key(keys_of(kNetworkFields), "scheduling");
   if (check_object(v, "network", kKeys, errors)) {
     read_uint_fields(v, "network", kNetworkFields, &c->network, errors);
+    const uint32_t watchdog = c->network.watchdog_ms;
+    if (watchdog != 0 && watchdog < kMinWatchdogMs) {
+      fail(errors, "network.watchdog_ms",
+           "must be 0 (off) or at least " + std::to_string(kMinWatchdogMs) +
+               " (a network process's loop may be quiet for a second)");
+    }
     read_enum(v, "scheduling", "network", kSchedulingPolicies, &c->network.scheduling, errors);
   }
 }

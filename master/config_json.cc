@@ -49,6 +49,7 @@ json config_to_json(const Config& c) {
                   {"request_timeout_ms", n.request_timeout_ms},
                   {"send_timeout_ms", n.send_timeout_ms},
                   {"drain_timeout_ms", n.drain_timeout_ms},
+                  {"watchdog_ms", n.watchdog_ms},
                   {"max_header_bytes", n.max_header_bytes},
                   {"max_target_bytes", n.max_target_bytes},
                   {"max_body_bytes", n.max_body_bytes},

@@ -19,6 +19,12 @@ int64_t RestartPolicy::on_death(int64_t started_ms, int64_t now_ms) {
   return std::min(kFirstBackoffMs << shift, kMaxBackoffMs);
 }
 
+bool loop_stuck(int64_t now_ms, uint64_t heartbeat_ms, uint32_t watchdog_ms) {
+  if (watchdog_ms == 0 || now_ms < 0) return false;
+  const auto now = static_cast<uint64_t>(now_ms);
+  return now > heartbeat_ms && now - heartbeat_ms > watchdog_ms;
+}
+
 DeathAction decide_death(GenerationPhase phase, bool server_stopping) {
   switch (phase) {
     case GenerationPhase::starting:

@@ -16,6 +16,7 @@
 //   when a hung peer is killed, and the drain's deadlines.
 // - ReloadMachine: one reload at a time; requests that arrive meanwhile are
 //   coalesced into one more reload after it.
+// - loop_stuck: the network watchdog's verdict on a heartbeat.
 //
 // Life of a process slot (one scoreboard line of one generation):
 //
@@ -52,6 +53,16 @@ inline constexpr int64_t kStopMarginMs = 2000;
 // A live peer settles a dead one's requests within one loop iteration; one
 // that has not within this is hung, and is killed (and replaced) itself.
 inline constexpr int64_t kReleaseTimeoutMs = 1000;
+// The smallest network.watchdog_ms (but 0, off): a network process's loop
+// runs at least once a second even when idle, so a few seconds without a
+// heartbeat is a stuck loop, never a quiet one.
+inline constexpr uint32_t kMinWatchdogMs = 3000;
+
+// The network watchdog (network.watchdog_ms): a network process stamps its
+// scoreboard heartbeat every loop iteration; one whose heartbeat is older
+// than `watchdog_ms` is stuck (its connections hang with it), and is killed,
+// then replaced like any process that died. 0: off.
+bool loop_stuck(int64_t now_ms, uint64_t heartbeat_ms, uint32_t watchdog_ms);
 
 class RestartPolicy {
  public:

@@ -504,8 +504,35 @@ Supervisor::Outcome Supervisor::loop() {
     }
     const int64_t now = monotonic_ms();
     run_timers(now);
+    check_network_loops(now);
     if (notifier_.watchdog_due(now)) notifier_.watchdog(now, healthy(now));
     if (notifier_.enabled() && now >= next_rate_ms_) update_rate(now);
+  }
+}
+
+// The network watchdog (network.watchdog_ms, decided by loop_stuck): a
+// ready network process whose loop stopped stamping its heartbeat is
+// killed; its death is then handled like any other (replaced in the
+// serving generation). Read from the scoreboard: no message to the process,
+// which could not answer one anyway.
+void Supervisor::check_network_loops(int64_t now) {
+  for (auto& g : generations_) {
+    const uint32_t limit = g->config.network.watchdog_ms;
+    if (limit == 0 || !g->segment) continue;
+    for (Child& c : g->children) {
+      if (c.role != shm::ProcessRole::network || !is_running(c) || c.state != SlotState::ready ||
+          c.watchdog_killed == c.pid) {
+        continue;
+      }
+      const uint64_t beat = std::atomic_ref<uint64_t>(g->segment->slot(c.slot).heartbeat_ms)
+                                .load(std::memory_order_relaxed);
+      if (!loop_stuck(now, beat, limit)) continue;
+      log_error(c.title + pid_text(c.pid) + ": its loop has not run for " +
+                std::to_string(now - static_cast<int64_t>(beat)) + " ms (network.watchdog_ms " +
+                std::to_string(limit) + "); killed, to be replaced");
+      ::kill(c.pid, SIGKILL);
+      c.watchdog_killed = c.pid;
+    }
   }
 }
 

@@ -77,7 +77,8 @@ class Supervisor {
     int service = -1;           // service processes: index into services
     uint32_t service_proc = 0;  // service processes: index among all service processes
     std::string title;
-    proto::UniqueFd control;  // supervisor's end; valid while pid != -1
+    proto::UniqueFd control;     // supervisor's end; valid while pid != -1
+    pid_t watchdog_killed = -1;  // the process the network watchdog killed (once)
   };
   // A generation: its decisions are the machine's (GenerationMachine:
   // phase, deadlines); this adds its config, segment, listeners and processes.
@@ -125,6 +126,7 @@ class Supervisor {
   void relay_handoff(proto::UniqueFd fd, std::string bytes);
   void flush_adopts();
   void run_timers(int64_t now);
+  void check_network_loops(int64_t now);
   void run_generation_timers(Generation& g, int64_t now);
   void apply(Generation& g, const Action& a, int64_t now);
   int poll_timeout(int64_t now) const;

@@ -19,6 +19,7 @@ struct NetworkSettings {
   uint32_t request_timeout_ms = 10000;    // whole request must arrive within this
   uint32_t send_timeout_ms = 30000;       // a response making no write progress this long: close
   uint32_t drain_timeout_ms = 10000;      // stop or reload: connections finish within this
+  uint32_t watchdog_ms = 30000;           // a loop that has not run this long is killed (0: off)
   uint32_t max_header_bytes = 16384;      // request line + header section
   uint32_t max_target_bytes = 8192;       // request-target (414 beyond)
   uint64_t max_body_bytes = 1048576;      // request body limit

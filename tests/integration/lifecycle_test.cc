@@ -386,6 +386,37 @@ TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest)
   EXPECT_EQ(count_in_log(server, "replacing it"), 5u) << server.log();
 }
 
+// The network watchdog: a network process whose loop stops (SIGSTOP here,
+// as an endless loop would) is killed once its heartbeat is older than
+// network.watchdog_ms, and replaced; the other network process, idle or
+// not, is left alone, and the server goes on answering.
+TEST(Lifecycle, ANetworkProcessWhoseLoopStopsIsKilledAndReplaced) {
+  json cfg = json::parse(config(Shape{}));
+  cfg["network"]["watchdog_ms"] = 3000;
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string title = "ringhttpd: network g1 #0";
+  const pid_t stuck = server.child(title);
+  const pid_t sibling = server.child("ringhttpd: network g1 #1");
+  ASSERT_GT(stuck, 0);
+  ASSERT_GT(sibling, 0);
+  ASSERT_EQ(::kill(stuck, SIGSTOP), 0);
+  const auto stopped = Clock::now();
+  const pid_t replacement = wait_replaced(server, title, stuck, 15s);
+  ASSERT_GT(replacement, 0) << server.log();
+  EXPECT_GE(Clock::now() - stopped, 3s);  // not before its heartbeat was 3 s old
+  EXPECT_TRUE(server.wait_for_log("its loop has not run for", 5s)) << server.log();
+  EXPECT_TRUE(server.wait_for_log("(network.watchdog_ms 3000); killed, to be replaced", 5s));
+  EXPECT_TRUE(wait_gone({stuck}, 5s));
+  EXPECT_EQ(server.child("ringhttpd: network g1 #1"), sibling);
+  EXPECT_EQ(count_in_log(server, "its loop has not run for"), 1u) << server.log();
+  for (int i = 0; i < 4; ++i) {
+    auto r = http_get(server.port(), "/healthz");
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200);
+  }
+}
+
 // Five kills, each of the network process that holds half of 32 keep-alive
 // connections: each time exactly its connections end, the other process's
 // connections are answered by that same process, and a replacement takes

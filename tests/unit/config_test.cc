@@ -43,6 +43,7 @@ TEST(Config, EmbeddedDefaultParsesWithExpectedValues) {
   EXPECT_EQ(c.network.keepalive_timeout_ms, 30000u);
   EXPECT_EQ(c.network.request_timeout_ms, 10000u);
   EXPECT_EQ(c.network.send_timeout_ms, 30000u);
+  EXPECT_EQ(c.network.watchdog_ms, 30000u);
   EXPECT_EQ(c.network.max_target_bytes, 8192u);
   EXPECT_EQ(c.network.max_header_bytes, 16384u);
   EXPECT_EQ(c.network.max_body_bytes, 1048576u);
@@ -824,6 +825,21 @@ TEST(Config, StaticCacheAndTypes) {
           R"(routes[0].static.types.empty: must be a media type without control characters (got ""))",
           R"(routes[0].static.types.ok: must be a media type without control characters)",
           R"(routes[0].static.types.tXt: repeats an extension (extensions are compared case-insensitively))"}));
+}
+
+// The network watchdog: 0 turns it off; otherwise a few seconds at least,
+// since an idle network process's loop runs once a second.
+TEST(Config, NetworkWatchdogIsOffOrAtLeastThreeSeconds) {
+  EXPECT_EQ(valid(R"({"network": {"watchdog_ms": 0}})").network.watchdog_ms, 0u);
+  EXPECT_EQ(valid(R"({"network": {"watchdog_ms": 3000}})").network.watchdog_ms, 3000u);
+  EXPECT_EQ(valid(R"({"network": {"watchdog_ms": 3600000}})").network.watchdog_ms, 3600000u);
+  const Errors too_short{
+      "network.watchdog_ms: must be 0 (off) or at least 3000 (a network process's loop may be "
+      "quiet for a second)"};
+  EXPECT_EQ(errors_of(R"({"network": {"watchdog_ms": 1}})"), too_short);
+  EXPECT_EQ(errors_of(R"({"network": {"watchdog_ms": 2999}})"), too_short);
+  EXPECT_EQ(errors_of(R"({"network": {"watchdog_ms": 3600001}})"),
+            Errors{"network.watchdog_ms: must be an integer between 0 and 3600000"});
 }
 
 }  // namespace

@@ -37,6 +37,18 @@ TEST(RestartPolicy, AVeryLongStreakStaysAtTheCap) {
   EXPECT_EQ(p.on_death(0, 1), RestartPolicy::kMaxBackoffMs);
 }
 
+// A heartbeat older than the limit is a stuck loop; at the limit, or with
+// the watchdog off, it is not. A heartbeat from the future (a clock read
+// racing the store) is never stuck.
+TEST(NetworkWatchdog, AHeartbeatOlderThanTheLimitIsAStuckLoop) {
+  EXPECT_FALSE(loop_stuck(10000, 7000, 3000));
+  EXPECT_TRUE(loop_stuck(10001, 7000, 3000));
+  EXPECT_TRUE(loop_stuck(100000, 7000, 3000));
+  EXPECT_FALSE(loop_stuck(100000, 7000, 0));
+  EXPECT_FALSE(loop_stuck(7000, 7500, 3000));
+  EXPECT_FALSE(loop_stuck(-1, 0, 3000));
+}
+
 TEST(DecideDeath, ByGenerationPhase) {
   EXPECT_EQ(decide_death(GenerationPhase::serving, false), DeathAction::replace);
   EXPECT_EQ(decide_death(GenerationPhase::serving, true), DeathAction::settle_only);
