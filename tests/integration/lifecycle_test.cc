@@ -209,6 +209,15 @@ pid_t wait_replaced(const Server& server, const std::string& title, pid_t old,
   }
 }
 
+// SIGSTOPs the process titled `prefix` + "0" and returns its pid and that of
+// its sibling (`prefix` + "1"); -1s when either is missing.
+std::pair<pid_t, pid_t> stop_first_of_two(const Server& server, const std::string& prefix) {
+  const pid_t first = server.child(prefix + "0");
+  const pid_t second = server.child(prefix + "1");
+  if (first <= 0 || second <= 0 || ::kill(first, SIGSTOP) != 0) return {-1, -1};
+  return {first, second};
+}
+
 // Number of times `text` occurs in the server's log.
 size_t count_in_log(const Server& server, const std::string& text) {
   const std::string log = server.log();
@@ -396,11 +405,8 @@ TEST(Lifecycle, ANetworkProcessWhoseLoopStopsIsKilledAndReplaced) {
   Server server(cfg.dump());
   ASSERT_TRUE(server.ready()) << server.log();
   const std::string title = "ringhttpd: network g1 #0";
-  const pid_t stuck = server.child(title);
-  const pid_t sibling = server.child("ringhttpd: network g1 #1");
-  ASSERT_GT(stuck, 0);
-  ASSERT_GT(sibling, 0);
-  ASSERT_EQ(::kill(stuck, SIGSTOP), 0);
+  const auto [stuck, sibling] = stop_first_of_two(server, "ringhttpd: network g1 #");
+  ASSERT_GT(stuck, 0) << server.log();
   const auto stopped = Clock::now();
   const pid_t replacement = wait_replaced(server, title, stuck, 15s);
   ASSERT_GT(replacement, 0) << server.log();
@@ -579,11 +585,8 @@ TEST(Lifecycle, RequestsADeadServiceNeverTookMoveToItsSiblingWhateverTheirMethod
   Server server(config(shape));
   ASSERT_TRUE(server.ready()) << server.log();
   const std::string title = "ringhttpd: service app g1 #0";
-  const pid_t stopped = server.child(title);
-  const pid_t sibling = server.child("ringhttpd: service app g1 #1");
-  ASSERT_GT(stopped, 0);
-  ASSERT_GT(sibling, 0);
-  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  const auto [stopped, sibling] = stop_first_of_two(server, "ringhttpd: service app g1 #");
+  ASSERT_GT(stopped, 0) << server.log();
   struct Sent {
     std::unique_ptr<Client> client;
     std::string method, body;
