@@ -30,7 +30,6 @@
 #include <llhttp.h>
 
 #include <algorithm>
-#include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -52,12 +51,9 @@ constexpr int kVersionNotSupported = 505;
 constexpr std::string_view kHttpName = "HTTP/";
 constexpr const char* kBareLf = "bare LF";
 
-constexpr bool IsWs(char c) { return c == ' ' || c == '\t'; }
-constexpr bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-constexpr bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
-// tchar (RFC 9110 §5.6.2): method, field names, chunk extension names.
-bool IsTchar(char c) { return is_tchar(c); }
+bool IsWs(char c) { return c == ' ' || c == '\t'; }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 int HexValue(char c) {
   if (IsDigit(c)) return c - '0';
@@ -229,7 +225,7 @@ class HeadLexer {
     const auto plain = [](char c) { return c != ' ' && c != '\t' && c != '\r' && c != '\n'; };
     size_t i = 0;
     if (spaces_ == 0) {
-      while (i < s.size() && IsTchar(s[i])) ++i;
+      while (i < s.size() && is_tchar(s[i])) ++i;
     } else if (spaces_ == 1) {
       if (token_len_ >= max_target_) return 0;
       const size_t room = std::min<size_t>(s.size(), max_target_ - token_len_);
@@ -258,7 +254,7 @@ class HeadLexer {
       token_len_ = 0;
       return nullptr;
     }
-    if (spaces_ == 0 && !IsTchar(c)) return "invalid character in method";
+    if (spaces_ == 0 && !is_tchar(c)) return "invalid character in method";
     if (spaces_ == 2 && token_len_ < kHttpName.size() && c != kHttpName[token_len_]) {
       return "protocol is not HTTP";
     }
@@ -367,13 +363,13 @@ class ChunkLineLexer {
       case State::kBeforeName:
         return IsWs(c) ? nullptr : Name(c);
       case State::kName:
-        return IsTchar(c) ? nullptr : AfterName(c);
+        return is_tchar(c) ? nullptr : AfterName(c);
       case State::kAfterName:
         return IsWs(c) ? nullptr : AfterName(c);
       case State::kBeforeValue:
         return IsWs(c) ? nullptr : Value(c);
       case State::kToken:
-        return IsTchar(c) ? nullptr : AfterValue(c);
+        return is_tchar(c) ? nullptr : AfterValue(c);
       case State::kQuoted:
         return StepQuoted(c);
       case State::kQuotedPair:
@@ -414,7 +410,7 @@ class ChunkLineLexer {
   }
 
   const char* Name(char c) {
-    return IsTchar(c) ? Go(State::kName) : "invalid chunk extension name";
+    return is_tchar(c) ? Go(State::kName) : "invalid chunk extension name";
   }
 
   // After a name, or BWS after it: "=", ";", BWS, or straight after the
@@ -429,7 +425,7 @@ class ChunkLineLexer {
 
   const char* Value(char c) {
     if (c == '"') return Go(State::kQuoted);
-    return IsTchar(c) ? Go(State::kToken) : "invalid chunk extension value";
+    return is_tchar(c) ? Go(State::kToken) : "invalid chunk extension value";
   }
 
   const char* StepQuoted(char c) {
