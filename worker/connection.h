@@ -229,7 +229,8 @@ struct Connection {
   std::string peer;  // client address (access log, X-Forwarded-For)
   ConnState state = ConnState::open;
   size_t sent = 0;               // bytes of slots.front() (data, then held_body) written
-  std::string stash;             // bytes read but not parsed yet (budget reached, or draining)
+  std::string stash;             // bytes read but not parsed yet (budget reached, or draining);
+                                 // at most one read's worth, and only while read_paused
   std::unique_ptr<Incoming> in;  // the request being received, past its head
   bool window_paused = false;    // reading waits for the service's credit
   int64_t last_active_ms = 0;    // last read or write progress

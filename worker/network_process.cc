@@ -32,6 +32,10 @@ namespace ringhttpd::worker {
 namespace {
 
 constexpr size_t kReadBufferBytes = 65536;
+// A connection's stash holds at most one read's bytes: they are stashed only
+// when reading pauses, and reading resumes only after the stash is parsed
+// again. So a handoff can always carry the stash in one control message.
+static_assert(kReadBufferBytes <= proto::kMaxControlPayload);
 constexpr size_t kMaxQueuedResponses = 64;   // per connection, then reading pauses
 constexpr size_t kMaxQueuedBytes = 4 << 20;  // likewise, bytes of queued responses
 constexpr size_t kParseSlice = 4096;         // the budget is checked between slices
@@ -368,8 +372,8 @@ bool NetworkProcess::at_boundary(const Connection& c) const {
 // leaves this epoll set explicitly: the open socket lives on elsewhere, so
 // closing this descriptor alone would not remove it.
 void NetworkProcess::hand_over(Connection& c) {
-  if (c.stash.size() > proto::kMaxControlPayload) {
-    log_warn("a connection with more than 64 KiB unparsed cannot be handed over; closed");
+  if (c.stash.size() > proto::kMaxControlPayload) {  // not reached: see kReadBufferBytes
+    log_error("handoff: " + std::to_string(c.stash.size()) + " bytes unparsed; closed");
     return close_connection(c);
   }
   loop_.remove(c.fd.get());
