@@ -54,6 +54,12 @@ enum RecordType : uint16_t {
   // was answered 504); the service stops sending its response and drops
   // what it still receives of it. No payload.
   kCancel = 6,
+  // Network -> service: the response to `id` may use the whole kBodyWindow
+  // from now on; until then it has kFirstWindow. No payload. Sent when the
+  // response streams and its client is the one being written to (it is the
+  // first its connection owes), so the responses queued behind it on a
+  // pipelining connection hold a small window each, not a whole one.
+  kWindow = 7,
 };
 inline constexpr uint16_t kRecordEnd = 1;    // flag: last record of the message
 inline constexpr uint16_t kRecordAbort = 2;  // flag, with kRecordEnd on a response body:
@@ -66,6 +72,9 @@ inline constexpr uint64_t kBodyWindow = 256 * 1024;
 // The receiver returns credit once it has consumed this much (or the
 // message ended): fewer records than one per body piece.
 inline constexpr uint64_t kCreditEvery = kBodyWindow / 4;
+// A response's window until the network process opens the whole of it
+// (kWindow). A response this size or smaller never waits for it.
+inline constexpr uint64_t kFirstWindow = kBodyWindow / 4;
 
 // A credit record's payload (8 bytes, native order), and its decoding:
 // false for a payload of another size or zero bytes.

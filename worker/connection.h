@@ -74,12 +74,13 @@ struct ResponseSlot {
   // `data` holds what was received and not written; what was written is
   // dropped from it (compacted), so the status and body count live here.
   bool streaming = false;
-  bool chunked = false;      // body pieces are framed as chunks for the client
-  bool upload_open = false;  // the request's body is still being sent to the service
-  int status = 0;            // the service's status, once its head arrived
-  uint64_t body_bytes = 0;   // body bytes received from the service (access log)
-  uint64_t credit_owed = 0;  // body bytes received and not yet credited back
-  bool http10 = false;       // the request was HTTP/1.0
+  bool chunked = false;        // body pieces are framed as chunks for the client
+  bool upload_open = false;    // the request's body is still being sent to the service
+  int status = 0;              // the service's status, once its head arrived
+  uint64_t body_bytes = 0;     // body bytes received from the service (access log)
+  uint64_t credit_owed = 0;    // body bytes received and not yet credited back
+  bool window_opened = false;  // kWindow sent: the service may use kBodyWindow
+  bool http10 = false;         // the request was HTTP/1.0
 };
 
 // The request whose head arrived and whose end has not: routed at its head.

@@ -39,6 +39,9 @@ static_assert(kReadBufferBytes <= proto::kMaxControlPayload);
 constexpr size_t kMaxQueuedResponses = 64;   // per connection, then reading pauses
 constexpr size_t kMaxQueuedBytes = 4 << 20;  // likewise, bytes of queued responses
 constexpr size_t kParseSlice = 4096;         // the budget is checked between slices
+// The shortest request the parser accepts ("GET / HTTP/1.0\r\n\r\n"): a slice
+// of k times this many bytes completes at most k requests (see parse()).
+constexpr size_t kMinRequestBytes = 18;
 constexpr int kMaxEvents = 256;
 // Few accepts per wake-up: with EPOLLEXCLUSIVE the kernel wakes one process per
 // arrival, so taking only what woke us spreads connections across processes
@@ -573,7 +576,7 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
       }
       n = static_cast<size_t>(std::min<uint64_t>(n, room));
     }
-    data.remove_prefix(parse_slice(c, data.substr(0, n)));
+    data.remove_prefix(parse_slice(c, data.substr(0, n), one_request(c, n)));
   }
   if (c.in && c.input_open() && uploading(*c.in)) {
     if (!c.in->dispatched) {
@@ -589,13 +592,24 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
   pieces_bytes_ = 0;
 }
 
-// Returns the bytes used: all of them, or (draining) up to the end of the
-// request that completed.
-size_t NetworkProcess::parse_slice(Connection& c, std::string_view data) {
+// True when a slice of `n` bytes is to stop after the first request that
+// ends in it: while draining, and when it could complete more requests than
+// the connection's queue has room for (one read of tiny pipelined requests
+// holds hundreds). So the queue never grows past kMaxQueuedResponses, and
+// with it what a client that does not read can make this process hold.
+// (A slice may also end the request begun before it: one slot of margin.)
+bool NetworkProcess::one_request(const Connection& c, size_t n) const {
+  const size_t owed = std::min(c.slots.size() + 1, kMaxQueuedResponses);
+  return draining_ || (kMaxQueuedResponses - owed) * kMinRequestBytes < n;
+}
+
+// Returns the bytes used: all of them, or (`one`) up to the end of the
+// first request that completed.
+size_t NetworkProcess::parse_slice(Connection& c, std::string_view data, bool one) {
   const bool was_mid = c.parser.mid_request();
   events_.clear();
   size_t used = data.size();
-  const bool ok = c.parser.feed_events(data, events_, draining_ ? &used : nullptr);
+  const bool ok = c.parser.feed_events(data, events_, one ? &used : nullptr);
   size_t next_head = 0;
   for (const proto::RequestEvent& e : events_.events) {
     switch (e.kind) {
@@ -1285,9 +1299,22 @@ void NetworkProcess::on_credit(const Pending& p, const shm::RecordView& rec) {
 // Returns credit for the body bytes of a streamed response once the client
 // has taken most of what is buffered here: what this process holds for one
 // response stays within about 1.5 windows, however slowly the client reads.
+//
+// A response starts with a window of kFirstWindow; only the one being
+// written (the connection's first) has the whole window opened (kWindow).
+// So the responses queued behind it hold kFirstWindow each at most: a
+// client that pipelines requests for large responses and does not read
+// makes this process hold about 1.5 windows plus kMaxQueuedResponses x
+// kFirstWindow (4 MiB) for the connection, not a window per response.
 void NetworkProcess::credit_response(Connection& c, ResponseSlot& slot) {
-  if (!slot.streaming || slot.credit_owed < proto::kCreditEvery) return;
-  const size_t written = !c.slots.empty() && &c.slots.front() == &slot ? c.sent : 0;
+  if (!slot.streaming) return;
+  const bool front = !c.slots.empty() && &c.slots.front() == &slot;
+  if (front && !slot.window_opened) {
+    channels_[slot.service].send_control(proto::kWindow, slot.request_id, {});
+    slot.window_opened = true;
+  }
+  if (slot.credit_owed < proto::kCreditEvery) return;
+  const size_t written = front ? c.sent : 0;
   if (slot.data.size() - written >= proto::kBodyWindow / 2) return;
   channels_[slot.service].send_control(proto::kCredit, slot.request_id,
                                        proto::encode_credit(slot.credit_owed));

@@ -74,7 +74,8 @@ class NetworkProcess {
   static bool over_budget(Connection& c, size_t divisor);
   void read_from(Connection& c);
   void parse(Connection& c, std::string_view data);
-  size_t parse_slice(Connection& c, std::string_view data);
+  bool one_request(const Connection& c, size_t n) const;
+  size_t parse_slice(Connection& c, std::string_view data, bool one);
   // ---- a request as it is parsed: head, body pieces, end ----
   void on_request_head(Connection& c, proto::RequestHead head, uint64_t length);
   void on_request_body(Connection& c, std::string_view piece);

@@ -338,6 +338,8 @@ void ServiceProcess::on_request_record(uint32_t network, const shm::RecordView& 
       if (proto::decode_credit(rec.payload, bytes)) stream->credit(bytes);
       return;
     }
+    case proto::kWindow:
+      return stream->open_window();
     case proto::kCancel:
       return stream->cancel(true);
     default:

@@ -193,13 +193,20 @@ void Stream::fail(const char* why, int status) {
 }
 
 uint64_t Stream::window_left() const {
+  const uint64_t window = window_open_ ? proto::kBodyWindow : proto::kFirstWindow;
   const uint64_t in_flight = out_sent_ - out_credit_;
-  return in_flight >= proto::kBodyWindow ? 0 : proto::kBodyWindow - in_flight;
+  return in_flight >= window ? 0 : window - in_flight;
 }
 
 void Stream::credit(uint64_t bytes) {
   // Never more than was sent: a peer's word beyond that is ignored.
   out_credit_ += std::min(bytes, out_sent_ - out_credit_);
+  owner_.mark_dirty(*this);
+}
+
+void Stream::open_window() {
+  if (window_open_) return;
+  window_open_ = true;
   owner_.mark_dirty(*this);
 }
 

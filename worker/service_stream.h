@@ -60,6 +60,8 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   bool take_body(std::string_view bytes, bool end);
   // A credit record from the network process.
   void credit(uint64_t bytes);
+  // A window record: the response may use the whole kBodyWindow.
+  void open_window();
   // The client left (kCancel: `ack`, an end record goes back), or its
   // network process died (no ack: its rings are being reset): nothing more
   // is sent; the handler's listener learns it.
@@ -109,13 +111,14 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   std::string head_record_;  // encoded head, until sent
   bool head_sent_ = false;
   bool end_sent_ = false;
-  uint64_t out_length_ = 0;  // announced, or kUnknownBodyLength
-  uint64_t out_given_ = 0;   // body bytes the handler gave
-  uint64_t out_sent_ = 0;    // body bytes put into the ring
-  uint64_t out_credit_ = 0;  // body bytes the network process credited back
-  std::string out_;          // given, not yet sent
-  size_t out_at_ = 0;        // bytes of out_ sent
-  bool blocked_ = false;     // write() said false; tell the listener when writable
+  uint64_t out_length_ = 0;   // announced, or kUnknownBodyLength
+  uint64_t out_given_ = 0;    // body bytes the handler gave
+  uint64_t out_sent_ = 0;     // body bytes put into the ring
+  uint64_t out_credit_ = 0;   // body bytes the network process credited back
+  std::string out_;           // given, not yet sent
+  size_t out_at_ = 0;         // bytes of out_ sent
+  bool blocked_ = false;      // write() said false; tell the listener when writable
+  bool window_open_ = false;  // kBodyWindow (after kWindow), else kFirstWindow
   bool cancelled_ = false;
   bool retired_ = false;
   std::function<void()> listener_;

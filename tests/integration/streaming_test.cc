@@ -371,6 +371,56 @@ TEST(Streaming, ASlowReaderBesideFastRequests) {
   EXPECT_EQ(r->status, 200);
 }
 
+// Waits until neither process's peak resident memory has grown for 500 ms
+// (at most 10 s): what a stalled client makes them hold has all arrived.
+void wait_until_steady(const Peaks& peaks) {
+  const auto until = Clock::now() + 10s;
+  uint64_t last = 0;
+  int still = 0;
+  while (still < 10 && Clock::now() < until) {
+    const uint64_t now = peak_kib(peaks.network) + peak_kib(peaks.service);
+    still = now == last ? still + 1 : 0;
+    last = now;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+// Clients that pipeline 200 requests for large responses each and read
+// nothing: each connection queues at most 64 responses, and those behind
+// the first get a small first window (kFirstWindow), not a whole one. So
+// neither process grows by more than the bound; before, each connection
+// queued a response per request in a 4 KiB slice (over 200) with a whole
+// window each, about 45 MB per connection in each process. Then every
+// response arrives intact, in order.
+TEST(Streaming, ClientsPipeliningLargeResponsesTheyDoNotReadKeepEveryProcessSmall) {
+  Server server(memory_config(), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const Peaks peaks(server);
+  constexpr int kClients = 2;
+  constexpr int kRequests = 200;
+  constexpr uint64_t kSize = 300000;  // more than a window
+  std::string burst;
+  for (int i = 0; i < kRequests; ++i) {
+    burst += "GET /bytes?n=" + std::to_string(kSize) + " HTTP/1.1\r\nHost: t\r\n\r\n";
+  }
+  std::vector<std::unique_ptr<Raw>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<Raw>(server.port(), 4096));
+    ASSERT_TRUE(clients.back()->send(burst));
+  }
+  wait_until_steady(peaks);
+  peaks.expect_bounded("2 clients pipelining 200 large responses, reading none");
+  for (auto& c : clients) {
+    for (int i = 0; i < kRequests; ++i) {
+      const std::string head = c->read_head();
+      ASSERT_NE(head.find("Content-Length: " + std::to_string(kSize)), std::string::npos)
+          << "response " << i << ": " << head;
+      uint64_t at = 0;
+      ASSERT_TRUE(read_pattern(*c, kSize, at)) << "response " << i << ": byte " << at;
+    }
+  }
+}
+
 // A client that reads nothing of a large response: the service stops at the
 // window, the network process holds about a window, others are served.
 TEST(Streaming, ASlowClientBesideFastRequests) {
