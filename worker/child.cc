@@ -25,8 +25,15 @@ void wake(int eventfd) {
   (void)unused;
 }
 
+// A network process is told with SIGTERM, which its loop reads (it never
+// blocks: the watchdog sees to that), and removes the segment. A service
+// process runs handler code that may block (a call without a timeout, a
+// module's init): SIGTERM would wait for its loop forever, leaving it
+// orphaned, so it gets SIGKILL. The segment goes with the network
+// processes, or with the next start (a stale instance's segment).
 bool bind_to_supervisor(const WorkerEnv& env) {
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  const int signal = env.role == shm::ProcessRole::network ? SIGTERM : SIGKILL;
+  ::prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0);
   // The supervisor may have died before prctl took effect.
   return supervisor_alive(env);
 }

@@ -376,6 +376,32 @@ bool hold_until(Server& server, Client& c, const std::string& never) {
 
 // ---- self-healing --------------------------------------------------------
 
+// A service process blocked in its handler never runs its loop, so it could
+// not read a SIGTERM: the supervisor's death kills it (PR_SET_PDEATHSIG is
+// SIGKILL for service processes). Before, it lived on as an orphan.
+TEST(Lifecycle, SigkillOfTheSupervisorEndsAServiceBlockedInItsHandler) {
+  Shape shape;
+  shape.type = "lifecycle";
+  shape.network = 1;
+  shape.service = 1;
+  Server server(config(shape), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<pid_t> kids;
+  for (const auto& [pid, title] : server.children()) kids.push_back(pid);
+  ASSERT_EQ(kids.size(), 2u);
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/block")));
+  ASSERT_TRUE(server.wait_for_log("blocks in handle()", 10s)) << server.log();
+  const std::string segment = server.segment_path();
+  server.stop(SIGKILL);
+  const bool gone = wait_gone(kids, 10s);
+  EXPECT_TRUE(gone) << "a blocked service process outlived the supervisor";
+  if (!gone) {
+    for (pid_t k : kids) ::kill(k, SIGKILL);  // ours, still there: not left behind
+  }
+  EXPECT_FALSE(std::filesystem::exists(segment));
+}
+
 TEST(Lifecycle, KilledServiceProcessesAreReplacedUnderLoadWithoutAFailedRequest) {
   Server server(config(Shape{}));
   ASSERT_TRUE(server.ready()) << server.log();
