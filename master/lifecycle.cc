@@ -49,6 +49,7 @@ void GenerationMachine::process_started(uint32_t slot, int64_t now) {
   SlotLife& s = slot_life(slot);
   s.state = SlotState::starting;
   s.started_ms = now;
+  s.unready_killed = false;
 }
 
 // The commit: a starting generation serves once its last process is ready.
@@ -170,6 +171,19 @@ void GenerationMachine::tick_slot(uint32_t slot, int64_t now, std::vector<Action
     s.respawn = false;
     out.push_back({Action::spawn, slot});
   }
+  // A replacement gets the time a new generation gets to be ready (a module
+  // whose init hangs): without it, the slot would stay empty for good.
+  if (unready_replacement(s) && now >= s.started_ms + kReadyTimeoutMs) {
+    s.unready_killed = true;
+    out.push_back({Action::kill_unready, slot});
+  }
+}
+
+// A replacement still starting, not yet killed for it. (A starting
+// generation's processes are timed by its deadline_ms.)
+bool GenerationMachine::unready_replacement(const SlotLife& s) const {
+  return phase == GenerationPhase::serving && !stopping && s.state == SlotState::starting &&
+         !s.unready_killed;
 }
 
 // Network processes hand their connections over and exit; then nothing can
@@ -249,6 +263,7 @@ int64_t GenerationMachine::next_timer_ms(int64_t now) const {
     } else if (s.respawn && !s.running()) {  // tick_slot spawns only then
       next = std::min(next, s.restart_at_ms);
     }
+    if (unready_replacement(s)) next = std::min(next, s.started_ms + kReadyTimeoutMs);
   }
   if (phase == GenerationPhase::starting) next = std::min(next, deadline_ms);
   if (phase == GenerationPhase::draining) {

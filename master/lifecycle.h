@@ -116,6 +116,7 @@ struct SlotLife {
   std::set<uint32_t> awaiting;      // peers that have not released this slot yet
   int64_t release_deadline_ms = 0;  // valid while !awaiting.empty()
   bool release_killed = false;      // the peers still awaited were killed (hung)
+  bool unready_killed = false;      // this process was killed for not being ready in time
   // != 0: the slot entered a crash loop then (restart.streak() reached
   // kCrashLoopStreak); 0 again once a death ends the streak. The
   // watchdog rule (Supervisor::healthy) reads it.
@@ -158,6 +159,8 @@ struct Action {
     stop_service,    // draining, no network process left: stop `slot` gracefully
     hurry,           // draining, drain_timeout_ms passed: tell `slot` to stop now
     kill_late,       // draining, kStopMarginMs later still: kill `slot`
+    kill_unready,    // serving: a replacement not ready within kReadyTimeoutMs: kill
+                     // it (its death starts the next, after a back-off step)
   };
   Kind kind;
   uint32_t slot = 0;
@@ -231,6 +234,7 @@ class GenerationMachine {
 
  private:
   bool any_running(shm::ProcessRole role) const;
+  bool unready_replacement(const SlotLife& s) const;
   void tick_slot(uint32_t slot, int64_t now, std::vector<Action>& out);
   void tick_draining(int64_t now, std::vector<Action>& out);
   void for_running(Action::Kind kind, shm::ProcessRole role, std::vector<Action>& out) const;

@@ -793,6 +793,11 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
       log_warn(c.title + pid_text(c.pid) + " did not drain in time; killing it");
       ::kill(c.pid, SIGKILL);
       break;
+    case Action::kill_unready:
+      log_error(c.title + pid_text(c.pid) + " was not ready within " +
+                std::to_string(kReadyTimeoutMs) + " ms; killing it, to be replaced");
+      ::kill(c.pid, SIGKILL);
+      break;
     default:
       break;
   }

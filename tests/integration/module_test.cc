@@ -345,6 +345,33 @@ TEST(Module, ACrashGets502AndTheProcessIsReplaced) {
   EXPECT_TRUE(replacement_answered) << server.log();
 }
 
+// A replacement whose init hangs gets the ten seconds a new generation
+// gets to be ready (kReadyTimeoutMs), is killed, and the next replacement
+// (after a back-off step) serves. Before, the slot stayed starting for good
+// and every request got 503.
+TEST(Module, AReplacementWhoseInitHangsIsKilledAndReplacedAgain) {
+  const TempFile flag("");
+  Server server(config(RINGHTTPD_MISBEHAVING_MODULE, {{"hang_init_while", flag.path() + ".hang"}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string hang = flag.path() + ".hang";
+  FILE* f = std::fopen(hang.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  const pid_t first = server.child("ringhttpd: service mod g1 #0");
+  ASSERT_GT(first, 0);
+  ::kill(first, SIGKILL);
+  const bool killed = server.wait_for_log("was not ready within 10000 ms; killing it", 20s);
+  ::unlink(hang.c_str());
+  ASSERT_TRUE(killed) << server.log();
+  bool served = false;
+  const auto deadline = Clock::now() + 10s;
+  while (!served && Clock::now() < deadline) {
+    auto r = http_get(server.port(), "/");
+    served = r && r->status == 200 && r->body.starts_with("alive ");
+  }
+  EXPECT_TRUE(served) << server.log();
+}
+
 TEST(Module, AReloadSwapsTheModuleWithoutAFailedRequest) {
   ModuleDir dir;
   const std::string a = dir.copy(RINGHTTPD_HELLO_MODULE, "hello-a.so");

@@ -13,12 +13,14 @@
  *   anything else "alive <pid>"
  *
  * Config {"fail_init": true} makes init fail; {"crash_init": true} makes
- * it abort.
+ * it abort; {"hang_init_while": "/some/file"} makes init wait while that
+ * file exists (an init that hangs, e.g. on a database without a timeout).
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ringhttpd/module.h"
 
@@ -29,7 +31,22 @@ static int is(struct ringhttpd_str s, const char* literal) {
   return s.len == strlen(literal) && memcmp(s.data, literal, s.len) == 0;
 }
 
+/* Waits while the file named by the config's "hang_init_while" exists. */
+static void hang_while_file_exists(const char* config) {
+  static const char kKey[] = "\"hang_init_while\":\"";
+  const char* at = strstr(config, kKey);
+  if (at == NULL) return;
+  at += sizeof kKey - 1;
+  const char* end = strchr(at, '"');
+  char path[256];
+  if (end == NULL || (size_t)(end - at) >= sizeof path) return;
+  memcpy(path, at, (size_t)(end - at));
+  path[end - at] = '\0';
+  while (access(path, F_OK) == 0) usleep(10000);
+}
+
 static int misbehaving_init(struct ringhttpd_init_args* args) {
+  hang_while_file_exists(args->config_json);
   if (strstr(args->config_json, "\"crash_init\":true") != NULL) abort();
   if (strstr(args->config_json, "\"fail_init\":true") != NULL) {
     snprintf(args->error, args->error_size, "asked to fail by its config");

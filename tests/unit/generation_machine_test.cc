@@ -192,6 +192,34 @@ TEST(GenerationMachine, AServingDeathIsReplacedAtOnceTheFirstTimeThenAfterBackOf
   EXPECT_EQ(g.tick(3100), (std::vector<Action>{{Action::spawn, 1}}));
 }
 
+// A replacement that never reports ready (a module whose init hangs) is
+// killed once at kReadyTimeoutMs; its death is a death like any other: the
+// next one starts after a back-off step. Before, the slot stayed starting
+// for good and its service answered 503.
+TEST(GenerationMachine, AReplacementNotReadyInTimeIsKilledOnceThenReplacedAgain) {
+  TestGeneration g(1, 1);
+  g.serve(1000);
+  g.process_died(1, 2000, false);
+  g.awaiting_release(1, {0}, 2000);
+  g.peer_released(1, 0);
+  EXPECT_EQ(g.tick(2000), (std::vector<Action>{{Action::spawn, 1}}));
+  g.process_started(1, 2000);
+  EXPECT_EQ(g.next_timer_ms(2000), 2000 + kReadyTimeoutMs);
+  EXPECT_TRUE(g.tick(2000 + kReadyTimeoutMs - 1).empty());
+  EXPECT_EQ(g.tick(2000 + kReadyTimeoutMs), (std::vector<Action>{{Action::kill_unready, 1}}));
+  EXPECT_TRUE(g.tick(2000 + kReadyTimeoutMs + 1).empty());  // once
+  EXPECT_EQ(g.next_timer_ms(2000 + kReadyTimeoutMs + 1), std::numeric_limits<int64_t>::max());
+  const DeathDecision d = g.process_died(1, 2000 + kReadyTimeoutMs + 5, false);
+  EXPECT_EQ(d.action, DeathAction::replace);
+  EXPECT_EQ(d.streak, 2u);
+  EXPECT_EQ(d.delay_ms, RestartPolicy::kFirstBackoffMs);
+  // The next replacement has its own ten seconds, and one that is ready in
+  // time is never killed.
+  g.process_started(1, 20000);
+  g.process_ready(1, 20000 + kReadyTimeoutMs - 1);
+  EXPECT_TRUE(g.tick(20000 + 2 * kReadyTimeoutMs).empty());
+}
+
 TEST(GenerationMachine, TheBackOffAloneDoesNotStartAReplacementBeforeThePeersRelease) {
   TestGeneration g(2, 1);
   g.serve(1000);
