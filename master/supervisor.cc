@@ -676,7 +676,7 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
         break;
       case proto::ControlType::handoff:
         if (fds.size() == 1 && c.role == shm::ProcessRole::network) {
-          relay_handoff(std::move(fds.front()), std::move(payload));
+          relay_handoff(std::move(fds.front()), std::move(payload), msg.arg2);
         } else {
           log_error(c.title + ": handoff message without exactly one descriptor; ignored");
         }
@@ -711,8 +711,11 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
 // takes it; see flush_adopts).
 // Queued, then sent without blocking: a network process with a full
 // control queue must not stall the supervisor (it retries within a few ms).
-void Supervisor::relay_handoff(proto::UniqueFd fd, std::string bytes) {
-  adopts_.push_back(PendingAdopt{std::move(fd), std::move(bytes)});
+// The connection's idle time goes with it, so its keep-alive timeout is not
+// restarted by a reload (reloads more often than keepalive_timeout_ms would
+// otherwise keep idle connections forever).
+void Supervisor::relay_handoff(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms) {
+  adopts_.push_back(PendingAdopt{std::move(fd), std::move(bytes), idle_ms, monotonic_ms()});
   flush_adopts();
 }
 
@@ -726,12 +729,13 @@ void Supervisor::flush_adopts() {
   }
   while (!adopts_.empty() && !ready.empty()) {
     PendingAdopt& a = adopts_.front();
+    const auto waited = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_ms() - a.handed_ms));
+    const proto::ControlMessage msg{proto::ControlType::adopt, 0, a.idle_ms + waited};
     bool sent = false;
     for (size_t tries = 0; tries < ready.size() && !sent; ++tries) {
       Child& target = *ready[relay_next_++ % ready.size()];
-      const std::string err =
-          proto::send_control(target.control.get(), {proto::ControlType::adopt, 0}, {a.fd.get()},
-                              a.bytes, /*dont_wait=*/true);
+      const std::string err = proto::send_control(target.control.get(), msg, {a.fd.get()}, a.bytes,
+                                                  /*dont_wait=*/true);
       sent = err.empty();  // EAGAIN: its queue is full; a dying target is reaped anyway
     }
     if (!sent) return;  // every target is busy: again on the next iteration

@@ -123,7 +123,7 @@ class Supervisor {
   void settle_with_peers(Generation& g, Child& dead, int64_t now);
   // Reads up to `budget` messages from the child.
   void handle_control(Generation& g, Child& c, int budget);
-  void relay_handoff(proto::UniqueFd fd, std::string bytes);
+  void relay_handoff(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
   void flush_adopts();
   void run_timers(int64_t now);
   void check_network_loops(int64_t now);
@@ -190,6 +190,8 @@ class Supervisor {
   struct PendingAdopt {
     proto::UniqueFd fd;
     std::string bytes;
+    uint64_t idle_ms;   // idle for this long when handed over...
+    int64_t handed_ms;  // ...at this time (the wait counts as idle too)
   };
   std::deque<PendingAdopt> adopts_;
   SystemdNotifier notifier_;

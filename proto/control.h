@@ -33,8 +33,10 @@ enum class ControlType : uint32_t {
                       // settle what it owed and reset the rings shared with it
   peer_released = 5,  // child -> supervisor: done with peer_gone for slot `arg`
   drain = 6,          // supervisor -> network: stop accepting; hand every connection over
-  handoff = 7,        // network -> supervisor: a connection (1 fd) and its unparsed bytes
-  adopt = 8,          // supervisor -> network: continue this connection (1 fd + bytes)
+  handoff = 7,        // network -> supervisor: a connection (1 fd) and its unparsed bytes;
+                      // arg2 = how long it has been idle (ms)
+  adopt = 8,          // supervisor -> network: continue this connection (1 fd + bytes);
+                      // arg2 = how long it has been idle (ms), handoff's plus the wait
   overdue = 9,        // network -> supervisor: service slot `arg`, incarnation arg2,
                       // holds a request past its kill_after_ms
   peer_broken = 10,   // child -> supervisor: the peer at slot `arg`, incarnation arg2,

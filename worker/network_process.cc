@@ -288,7 +288,7 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
       if (std::string e = access_log_.reopen(); !e.empty()) log_error(e);
       return;
     case proto::ControlType::adopt:
-      if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload));
+      if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload), msg.arg2);
       log_error("adopt message without exactly one descriptor; ignored");
       return;
     default:
@@ -380,8 +380,9 @@ void NetworkProcess::hand_over(Connection& c) {
     return close_connection(c);
   }
   loop_.remove(c.fd.get());
-  const std::string err =
-      proto::send_control(env_.control_fd, {proto::ControlType::handoff, 0}, {c.fd.get()}, c.stash);
+  const auto idle_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ms_ - c.last_active_ms));
+  const std::string err = proto::send_control(
+      env_.control_fd, {proto::ControlType::handoff, 0, idle_ms}, {c.fd.get()}, c.stash);
   if (!err.empty()) {
     log_error("handoff: " + err);
     return close_connection(c);
@@ -394,9 +395,16 @@ void NetworkProcess::hand_over(Connection& c) {
 // continue it as if it had been accepted here, starting with the bytes the
 // other process read and did not parse.
 // While stopping, it is served here too (with Connection: close).
-void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes) {
+//
+// It has been idle for `idle_ms` (as the other process and the supervisor
+// counted): its keep-alive timeout goes on from there, not from zero, so
+// frequent reloads do not keep idle connections forever. (The supervisor's
+// word, bounded: at most the timeout, which closes it at the next sweep.)
+void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms) {
   Connection* c = add_connection(std::move(fd));
   if (c == nullptr) return;
+  const auto limit = static_cast<uint64_t>(env_.network.keepalive_timeout_ms);
+  c->last_active_ms = now_ms_ - static_cast<int64_t>(std::min(idle_ms, limit));
   if (draining_) {  // this generation is being replaced too: pass it on
     c->stash = std::move(bytes);
     return hand_over(*c);

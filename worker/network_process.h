@@ -126,7 +126,7 @@ class NetworkProcess {
   void begin_drain();
   bool at_boundary(const Connection& c) const;
   void hand_over(Connection& c);
-  void adopt(proto::UniqueFd fd, std::string bytes);
+  void adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
   Connection* add_connection(proto::UniqueFd fd);
   void watch_overdue(int64_t now);
   void answer_error(ResponseSlot& slot, int status, bool keep_alive,

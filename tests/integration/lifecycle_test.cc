@@ -42,6 +42,7 @@ struct Shape {
   int kill_after_ms = 0;
   int drain_ms = 10000;
   int max_connections = 10000;
+  int keepalive_ms = 0;          // 0: the default
   std::vector<int> extra_ports;  // more listeners on 127.0.0.1
 };
 
@@ -51,12 +52,13 @@ std::string config(const Shape& s) {
   json service = {
       {"name", "app"}, {"type", s.type}, {"processes", s.service}, {"timeout_ms", s.timeout_ms}};
   if (s.kill_after_ms > 0) service["kill_after_ms"] = s.kill_after_ms;
+  json network = {{"processes", s.network},
+                  {"drain_timeout_ms", s.drain_ms},
+                  {"max_connections", s.max_connections}};
+  if (s.keepalive_ms > 0) network["keepalive_timeout_ms"] = s.keepalive_ms;
   return json{
       {"listeners", listeners},
-      {"network",
-       {{"processes", s.network},
-        {"drain_timeout_ms", s.drain_ms},
-        {"max_connections", s.max_connections}}},
+      {"network", network},
       {"services", json::array({service})},
       {"routes",
        {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
@@ -993,6 +995,35 @@ TEST(Reload, SighupStartsANewGenerationAndTheSameConnectionMovesToIt) {
   for (const auto& [pid, title] : server.children()) {
     EXPECT_NE(title.find(" g2 "), std::string::npos) << title;
   }
+}
+
+// An idle connection's keep-alive timeout runs on across handoffs: reloads
+// more often than keepalive_timeout_ms do not keep it open. Before, each
+// adopt restarted the timer, so such a connection was never closed.
+TEST(Reload, AnIdleConnectionTimesOutAcrossReloads) {
+  Shape shape;
+  shape.keepalive_ms = 2000;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetHealth));
+  ASSERT_TRUE(c.read_response());
+  // Reloads one after the other (each waits for the last to serve) until
+  // the connection is closed.
+  std::atomic<bool> stop{false};
+  std::atomic<int> reloads{0};
+  std::thread reloader([&] {
+    for (int g = 2; !stop; ++g) {
+      ::kill(server.pid(), SIGHUP);
+      if (!server.wait_for_log("generation " + std::to_string(g) + " serving", 10s)) return;
+      ++reloads;
+    }
+  });
+  const bool closed = c.closed_by_peer(8s);
+  stop = true;
+  reloader.join();
+  EXPECT_TRUE(closed) << "an idle connection outlived 8 s of reloads with a 2 s keep-alive";
+  EXPECT_GE(reloads.load(), 1) << server.log();
 }
 
 TEST(Reload, AnInvalidConfigKeepsTheOldGenerationServing) {
