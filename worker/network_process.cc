@@ -645,18 +645,32 @@ size_t NetworkProcess::parse_slice(Connection& c, std::string_view data, bool on
 }
 
 // The head is routed at once: a service route's body may go to the service
-// before it has all arrived.
+// before it has all arrived. A path without a normal form (a ".." above the
+// root, a bad escape, "%00") is answered 400 at once and the connection
+// ends, as for a malformed request (nginx closes after a 400 too).
 void NetworkProcess::on_request_head(Connection& c, proto::RequestHead head, uint64_t length) {
   c.continue_sent = false;
   std::unique_ptr<Incoming> in = spare_in_ ? std::move(spare_in_) : std::make_unique<Incoming>();
   in->length = length;
-  const RouteSettings* route = head.target == "*" ? nullptr : router_.match(head);
+  const RouteMatch match = head.target == "*" ? RouteMatch{} : router_.match(head, path_scratch_);
+  const RouteSettings* route = match.route;
   in->route = route;
   in->to_service = route != nullptr && route->kind == RouteSettings::Kind::service;
   in->head = std::move(head);
   c.in = std::move(in);
   pieces_.clear();
   pieces_bytes_ = 0;
+  if (match.status != 0) refuse_path(c, match.status);
+}
+
+// The request's path has no normal form: `status` (400), logged with its
+// target, and nothing more is read from the connection.
+void NetworkProcess::refuse_path(Connection& c, int status) {
+  ResponseSlot& slot = new_slot(c, c.in->head);
+  answer_error(slot, status, false);
+  release_incoming(c);
+  c.close_input();
+  dirty_.push_back(c.id);
 }
 
 // The request is over here: its head's buffers go back to the connection's
@@ -847,6 +861,9 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead&
     return answer_error(slot, 405, slot.keep_alive, "Allow: GET, HEAD\r\n");
   }
   const size_t r = static_cast<size_t>(slot.route);
+  // The path as sent, not the normal form the route matched: the static
+  // checks (no "." or "..", no encoded slash, decoded once) stay as strict
+  // as they were, so a path that needed normalizing to reach here is 404.
   const std::optional<std::string> relative = static_relative_path(route.path, req.path());
   if (r >= static_roots_.size() || !static_roots_[r] || !relative) {
     return answer_error(slot, 404, slot.keep_alive);

@@ -82,6 +82,7 @@ class NetworkProcess {
   void release_incoming(Connection& c);
   void on_request_end(Connection& c);
   void on_parse_error(Connection& c, int status);
+  void refuse_path(Connection& c, int status);
   uint64_t upload_room(const Connection& c);
   bool uploading(Incoming& in);
   void start_upload(Connection& c);
@@ -173,6 +174,9 @@ class NetworkProcess {
 
   WorkerEnv& env_;
   Router router_;
+  // The normal form of a request path that needs one (Router::match); its
+  // capacity is kept, so only a longer odd path than any before allocates.
+  std::string path_scratch_;
   proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
   AccessLog access_log_;

@@ -1,5 +1,11 @@
 // Route selection: the first route whose method list, host and path prefix
 // all match the request. Pure (no I/O), so it is tested directly.
+//
+// The path a route matches is the request's path in normal form
+// (proto/normalize_path.h: percent-decoded, dot-segments removed, slashes
+// merged), so "/x/../private", "//private" and "/%70rivate" all meet the
+// route for "/private". Only the matching uses it: the request keeps its
+// target as received (a service or upstream sees it unchanged).
 #pragma once
 
 #include <string>
@@ -7,20 +13,37 @@
 #include <vector>
 
 #include "proto/http_request.h"
+#include "proto/normalize_path.h"
 #include "worker/settings.h"
 
 namespace ringhttpd::worker {
+
+// What routing decided for a request.
+struct RouteMatch {
+  const RouteSettings* route = nullptr;  // nullptr: no route (404), or `status`
+  int status = 0;                        // 400 when the path has no normal form
+};
 
 class Router {
  public:
   explicit Router(const std::vector<RouteSettings>& routes) : routes_(routes) {}
 
-  // The matching route, or nullptr (the caller answers 404).
+  // The matching route for the request's normalized path, or why there is
+  // none. `scratch` holds the normal form when the path needs one (its
+  // capacity is kept by the caller: the common path copies nothing).
   // `Request` is proto::RequestHead (the network process) or
-  // proto::HttpRequest; the host is worked out only if a route names one.
+  // proto::HttpRequest.
   template <typename Request>
-  const RouteSettings* match(const Request& req) const {
-    const std::string_view path = req.path();
+  RouteMatch match(const Request& req, std::string& scratch) const {
+    const proto::NormalizedPath normal = proto::normalize_path(req.path(), scratch);
+    if (normal.status != 0) return {nullptr, normal.status};
+    return {match_path(req, normal.path), 0};
+  }
+
+  // The first route matching the request's method and host and `path` (in
+  // normal form), or nullptr. The host is worked out only if a route names one.
+  template <typename Request>
+  const RouteSettings* match_path(const Request& req, std::string_view path) const {
     std::string host;
     bool host_known = false;
     for (const RouteSettings& route : routes_) {

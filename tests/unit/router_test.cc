@@ -1,4 +1,5 @@
-// Route matching by method, host and path prefix, and the dispatch choice.
+// Route matching by method, host and normalized path prefix, and the
+// dispatch choice.
 #include "worker/router.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,12 @@ proto::HttpRequest request(std::string method, std::string target, std::string h
   req.target = std::move(target);
   if (!host.empty()) req.headers.push_back({"Host", std::move(host)});
   return req;
+}
+
+// The matched route (nullptr: none, or a refused path).
+const RouteSettings* matched(const Router& router, const proto::HttpRequest& req) {
+  std::string scratch;
+  return router.match(req, scratch).route;
 }
 
 RouteSettings route(std::string path, std::vector<std::string> methods = {},
@@ -38,18 +45,55 @@ TEST(Router, FirstMatchingRouteWins) {
   const std::vector<RouteSettings> routes = {route("/healthz"), route("/api", {"POST"}),
                                              route("/", {}, "example.com"), route("/")};
   const Router router(routes);
-  EXPECT_EQ(router.match(request("GET", "/healthz")), &routes[0]);
-  EXPECT_EQ(router.match(request("GET", "/healthz?x=1")), &routes[0]);
-  EXPECT_EQ(router.match(request("POST", "/api/items")), &routes[1]);
-  EXPECT_EQ(router.match(request("GET", "/api/items", "Example.COM:8080")), &routes[2]);
-  EXPECT_EQ(router.match(request("GET", "/api/items", "other.org")), &routes[3]);
+  EXPECT_EQ(matched(router, request("GET", "/healthz")), &routes[0]);
+  EXPECT_EQ(matched(router, request("GET", "/healthz?x=1")), &routes[0]);
+  EXPECT_EQ(matched(router, request("POST", "/api/items")), &routes[1]);
+  EXPECT_EQ(matched(router, request("GET", "/api/items", "Example.COM:8080")), &routes[2]);
+  EXPECT_EQ(matched(router, request("GET", "/api/items", "other.org")), &routes[3]);
 }
 
 TEST(Router, NoMatchGivesNull) {
   const std::vector<RouteSettings> routes = {route("/only", {"GET"})};
   const Router router(routes);
-  EXPECT_EQ(router.match(request("GET", "/other")), nullptr);
-  EXPECT_EQ(router.match(request("PUT", "/only")), nullptr);
+  EXPECT_EQ(matched(router, request("GET", "/other")), nullptr);
+  EXPECT_EQ(matched(router, request("PUT", "/only")), nullptr);
+}
+
+// nginx matches locations against the normalized URI; so do we: none of
+// these reaches the catch-all behind "/private".
+TEST(Router, MatchesTheNormalizedPath) {
+  const std::vector<RouteSettings> routes = {route("/private"), route("/")};
+  const Router router(routes);
+  for (const char* target :
+       {"/private", "/x/../private", "/./private", "//private", "/%70rivate", "/private/./",
+        "/PUBLIC/../private/x", "/private%2Fx", "/x%2F..%2Fprivate", "http://a/x/../private",
+        "http://a//private?q=/", "/%2e/private#f"}) {
+    EXPECT_EQ(matched(router, request("GET", target)), &routes[0]) << target;
+  }
+  for (const char* target : {"/privatex", "/x/private", "/private/../x", "/%2570rivate"}) {
+    EXPECT_EQ(matched(router, request("GET", target)), &routes[1]) << target;
+  }
+}
+
+TEST(Router, APathWithoutANormalFormIs400) {
+  const std::vector<RouteSettings> routes = {route("/")};
+  const Router router(routes);
+  for (const char* target : {"/../x", "/a/../../x", "/%zz", "/%4", "/%00", "http://a/../x"}) {
+    std::string scratch;
+    const RouteMatch m = router.match(request("GET", target), scratch);
+    EXPECT_EQ(m.route, nullptr) << target;
+    EXPECT_EQ(m.status, 400) << target;
+  }
+}
+
+TEST(Router, TheQueryIsNotPartOfThePath) {
+  const std::vector<RouteSettings> routes = {route("/private"), route("/")};
+  const Router router(routes);
+  // A query is not normalized (nor refused): "%zz" and ".." there are data.
+  std::string scratch;
+  const RouteMatch m = router.match(request("GET", "/private?x=/../%zz"), scratch);
+  EXPECT_EQ(m.route, &routes[0]);
+  EXPECT_EQ(m.status, 0);
 }
 
 TEST(Dispatch, ChoosesTheShortestQueue) {
