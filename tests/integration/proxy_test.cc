@@ -4,7 +4,8 @@
 // kept-alive connections). Checks what reaches the upstream (hop-by-hop
 // headers gone, X-Forwarded-*), the errors (502, 504), keep-alive reuse,
 // the retry of a reused connection found closed, an upstream that is down,
-// streamed bodies both ways, and many slow requests held at once.
+// streamed bodies both ways, many slow requests held at once, and routing
+// on the normalized path while the upstream gets the target as sent.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -229,6 +230,34 @@ TEST(Proxy, ForwardsRequestsWithoutHopByHopHeadersAndWithXForwarded) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(h->headers["content-length"], "22");  // "saw HEAD /h HTTP/1.1 0"
+}
+
+// Routes match the normalized path (docs/configuration.md, "routes"): the
+// ways around a "/private" route never reach the upstream, and a request
+// that does reaches it with its target as sent (like nginx's proxy_pass
+// without a URI).
+TEST(Proxy, RoutesMatchTheNormalizedPathAndTheUpstreamGetsTheTargetAsSent) {
+  Upstream up([](const UpRequest& r, int fd) { return send_all(fd, ok("saw " + r.line())); });
+  json cfg = json::parse(config({up.address()}));
+  cfg["routes"] = {{{"path", "/private"}, {"respond", {{"status", 403}}}},
+                   {{"path", "/"}, {"service", "api"}}};
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (const char* target :
+       {"/x/../private", "/./private", "//private", "/%70rivate", "http://a/x/../private"}) {
+    ASSERT_TRUE(c.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: a\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 403) << target << ": " << r->body;
+  }
+  EXPECT_EQ(up.requests(), 0);
+  ASSERT_TRUE(c.send("GET /a/./b//c/../%64?q=/../x HTTP/1.1\r\nHost: a\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "saw GET /a/./b//c/../%64?q=/../x HTTP/1.1");
+  EXPECT_EQ(up.requests(), 1);
 }
 
 TEST(Proxy, KeptAliveUpstreamConnectionsAreReused) {

@@ -1,7 +1,9 @@
 // Static files from the real binary (route "static"): contents and media
 // types (and a route's own types), HEAD, validators and 304, single ranges
 // and 416, index files and 403, a 2 MiB file through sendfile with a
-// request pipelined behind it, paths that try to leave the root (404), and
+// request pipelined behind it, paths that try to leave the root (404, or
+// 400 when the path has no normal form), its own checks kept on the path
+// as sent although routing matches the normalized path, and
 // the open-file cache: a file replaced, deleted or turned into a symlink
 // out of the root is seen after static.cache_valid_ms; more files than
 // static.cache_entries are all served.
@@ -200,7 +202,7 @@ TEST(Static, NoPathLeavesTheRoot) {
   ASSERT_TRUE(server.ready()) << server.log();
   for (const char* target :
        {"/assets/../secret", "/assets/%2e%2e/secret", "/assets/%2E%2E/secret", "/assets/a%2fb",
-        "/assets/out", "/assets/nothing.txt", "/assets/a%00.css", "/assets/..%5csecret"}) {
+        "/assets/out", "/assets/nothing.txt", "/assets/..%5csecret"}) {
     Client c(server.port());
     ASSERT_TRUE(c.send(get(target)));
     auto r = c.read_response();
@@ -208,6 +210,39 @@ TEST(Static, NoPathLeavesTheRoot) {
     EXPECT_EQ(r->status, 404) << target;
     EXPECT_EQ(r->body.find("not for you"), std::string::npos) << target;
   }
+  // A decoded NUL, or a ".." above the root, is refused before routing
+  // (the path has no normal form): 400.
+  for (const char* target : {"/assets/a%00.css", "/../secret", "/assets/../../secret"}) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(get(target)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 400) << target;
+  }
+}
+
+// Routing matches the normalized path, but the static route keeps its own
+// checks on the path as sent: a path that reaches it only through
+// normalization ("." segments, doubled slashes, an encoded prefix) is still
+// refused (404), never served from a name it did not spell out.
+TEST(Static, ItsOwnChecksStillApplyToThePathAsSent) {
+  Site site;
+  Server server(site.config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (const char* target : {"/assets/./a.css", "//assets/a.css", "/x/../assets/a.css",
+                             "/%61ssets/a.css", "/assets%2Fa.css"}) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(get(target)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->status, 404) << target;
+  }
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/assets/%61.css")));  // an escape after the prefix is decoded there
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "body { color: red }\n");
 }
 
 // One request on a new connection: status and body (-1 when no answer).
