@@ -90,6 +90,42 @@ struct RequestOrigin {
 };
 inline constexpr size_t kMaxClientText = 64;
 
+// Encoded size of a request head: kRequestHeadFixed bytes (network_pid ..
+// client_len), then method, target and client, then per header
+// kHeaderEntryOverhead bytes (name_len, value_len) plus its name and value.
+inline constexpr uint64_t kRequestHeadFixed = 40;
+inline constexpr uint64_t kHeaderEntryOverhead = 2 * sizeof(uint32_t);
+
+// The largest encoded request head (RequestHeadParts::size()) of a head the
+// parser accepts when max_header_bytes is `max_header_bytes`: the bound the
+// ring size is checked against. The parser counts in max_header_bytes every
+// byte from the first of the request (leading empty lines included) to the
+// final CRLF, and each field in the encoding is bytes of that text (the
+// method, the target, a header's name and its value without the OWS around
+// it). So, for a head of H <= max_header_bytes bytes with N header lines:
+//   text     H >= method + 1 + target + 1 + 8 ("HTTP/1.1") + 2
+//                 + sum(name + 1 (":") + value + 2) + 2 (final CRLF)
+//   encoded  E  = 40 + method + target + client + sum(8 + name + value)
+//   so       E <= H - 14 - 3N + 40 + client + 8N = H + 26 + client + 5N
+// Each header costs 5 bytes more encoded than as text, so the worst case is
+// the most header lines: the shortest line is 4 bytes ("a:\r\n", a name of
+// one byte, an empty value: 9 bytes encoded, 2.25 times its text), and with
+// a method, target and names of at least 1 byte, N <= (H - 16) / 4. The
+// target limit (max_target_bytes) does not enter: target bytes cost the same
+// encoded as in the text. With client <= kMaxClientText (64):
+//   E <= max_header_bytes + 90 + 5 x floor((max_header_bytes - 16) / 4)
+// (16384 -> 36934 bytes; 1024 -> 2374.)
+constexpr uint64_t max_request_head_bytes(uint64_t max_header_bytes) {
+  constexpr uint64_t kFraming = 14;       // text not in any field: 2 SP, "HTTP/1.1", 2 CRLF
+  constexpr uint64_t kShortestHead = 16;  // "M / HTTP/1.1\r\n\r\n"
+  constexpr uint64_t kShortestLine = 4;   // "a:\r\n"
+  constexpr uint64_t kLineFraming = 3;    // ":" and CRLF, in no field
+  const uint64_t lines =
+      max_header_bytes > kShortestHead ? (max_header_bytes - kShortestHead) / kShortestLine : 0;
+  return max_header_bytes + (kRequestHeadFixed - kFraming) + kMaxClientText +
+         lines * (kHeaderEntryOverhead - kLineFraming);
+}
+
 // The encoded head of a request as a list of byte ranges, for a gathering
 // write into a ring record (shm::Ring::try_push takes parts): the method,
 // target, client and header bytes are views into the request (for a
@@ -116,7 +152,7 @@ class RequestHeadParts {
   template <typename Request>
   bool build_as(const Request& req, const RequestOrigin& origin, uint64_t body_length);
 
-  static constexpr size_t kFixedBytes = 40;  // network_pid .. client_len
+  static constexpr size_t kFixedBytes = kRequestHeadFixed;  // network_pid .. client_len
   char fixed_[kFixedBytes] = {};
   std::vector<std::array<char, 8>> lengths_;  // name_len | value_len per header
   std::vector<std::string_view> parts_;

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "proto/http_parser.h"
+
 namespace ringhttpd::proto {
 namespace {
 
@@ -338,6 +340,101 @@ TEST(RingCodec, UnrepresentableStatusIsReportedAndRefusedByThePeer) {
     uint64_t len = 0;
     EXPECT_EQ(decode_response_head(std::string_view(bytes).substr(4), status, headers, len), 0u)
         << bad;
+  }
+}
+
+// ---- the largest encoded head (max_request_head_bytes) ----
+
+// The one request `text` parses to with `max_header_bytes`, or a failure.
+HttpRequest parse_one(const std::string& text, uint32_t max_header_bytes) {
+  ParserLimits limits;
+  limits.max_header_bytes = max_header_bytes;
+  limits.max_target_bytes = max_header_bytes;
+  RequestParser parser(limits);
+  std::vector<HttpRequest> out;
+  EXPECT_TRUE(parser.feed(text, out)) << parser.error_reason();
+  EXPECT_EQ(out.size(), 1u);
+  return out.empty() ? HttpRequest{} : out[0];
+}
+
+size_t encoded_size(const HttpRequest& req) {
+  std::string bytes;
+  EXPECT_TRUE(
+      encode_request_head(req, RequestOrigin{1, 2, 3, std::string(kMaxClientText, '9')}, 0, bytes));
+  return bytes.size();
+}
+
+// A head of exactly `size` bytes made of the shortest header lines the
+// parser accepts ("a:\r\n"); the bytes a whole line would not fill go to
+// the target. (The tester's request was this shape: 3,700 lines.)
+std::string minimal_lines_head(size_t size) {
+  const std::string start = "GET / HTTP/1.1\r\nHost: a\r\n";
+  const size_t lines = (size - start.size() - 2) / 4;
+  std::string head = start;
+  head.insert(5, std::string(size - start.size() - 2 - 4 * lines, 't'));  // after "GET /"
+  for (size_t i = 0; i < lines; ++i) head += "a:\r\n";
+  return head + "\r\n";
+}
+
+TEST(RingCodec, LargestRequestHeadIsTheFixedPartPlusFiveBytesPerShortestLine) {
+  // 40 fixed + 64 client - 14 bytes of request-line framing, and 8 - 3
+  // bytes more per header line than as text, for (max - 16) / 4 lines.
+  EXPECT_EQ(max_request_head_bytes(16384), 16384u + 90 + 5 * 4092);
+  EXPECT_EQ(max_request_head_bytes(16384), 36934u);
+  EXPECT_EQ(max_request_head_bytes(1024), 2374u);
+  EXPECT_EQ(max_request_head_bytes(1027), 1027u + 90 + 5 * 252);
+  EXPECT_EQ(max_request_head_bytes(1028), 1028u + 90 + 5 * 253);
+  EXPECT_EQ(max_request_head_bytes(1048576), 1048576u + 90 + 5 * 262140);
+}
+
+// The bound holds for the real worst case, parsed by the real parser and
+// encoded with the longest client text, and is tight: within one line's 5
+// bytes (plus the 2 the 3-byte "GET" has over the 1-byte method the bound
+// allows, and the Host line).
+TEST(RingCodec, WorstCaseHeadOfMaxHeaderBytesEncodesWithinTheBound) {
+  for (const uint32_t max : {1024u, 1025u, 1026u, 1027u, 4000u, 16384u, 65536u}) {
+    const std::string text = minimal_lines_head(max);
+    ASSERT_EQ(text.size(), max);
+    const size_t encoded = encoded_size(parse_one(text, max));
+    EXPECT_LE(encoded, max_request_head_bytes(max)) << max;
+    EXPECT_GE(encoded + 15, max_request_head_bytes(max)) << max;
+  }
+  // The tester's 14,827-byte head: 33,366 bytes encoded, more than a 64 KiB
+  // ring's record (32,752) takes; 4 x max_header_bytes was not enough.
+  std::string tester = "GET / HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 3700; ++i) tester += "a:\r\n";
+  tester += "\r\n";
+  ASSERT_EQ(tester.size(), 14827u);
+  HttpRequest req = parse_one(tester, 16384);
+  std::string bytes;
+  ASSERT_TRUE(encode_request_head(req, RequestOrigin{1, 2, 3, "127.0.0.1"}, 0, bytes));
+  EXPECT_EQ(bytes.size(), 33366u);
+  EXPECT_LE(encoded_size(req), max_request_head_bytes(16384));
+}
+
+// What the bound rests on: every byte the encoding carries of a head
+// (method, target, names, values) is a byte of its text, apart from the
+// request line's framing and each header line's ":" and CRLF. A parser that
+// added bytes (a synthesized header, a Host taken from an absolute-form
+// target) would break the ring size check; this says so here.
+TEST(RingCodec, EncodedFieldsAreBytesOfTheHeadText) {
+  const std::vector<std::string> heads = {
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+      "GET http://example.com/long/path HTTP/1.1\r\nHost: b\r\n\r\n",
+      "GET http://example.com:8080/ HTTP/1.1\r\nHost: other.example\r\na:\r\nb:  c  \r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+      "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nX:\t\tv\t\r\n\r\n",
+      "GET / HTTP/1.0\r\n\r\n",
+      "M-SEARCH /m HTTP/1.1\r\nHost: a\r\n\r\n",
+  };
+  for (const std::string& text : heads) {
+    const HttpRequest req = parse_one(text, 16384);
+    size_t fields = req.method.size() + req.target.size();
+    for (const Header& h : req.headers) fields += h.name.size() + h.value.size();
+    EXPECT_LE(fields + 14 + 3 * req.headers.size(), text.size()) << text;
+    EXPECT_LE(encoded_size(req), max_request_head_bytes(static_cast<uint32_t>(text.size())))
+        << text;
   }
 }
 
