@@ -21,7 +21,14 @@ RingChannel::RingChannel(shm::Ring out, shm::Ring in, int peer_wake_fd)
   out_.set_max_payload(piece_bytes(out.capacity()));
 }
 
-uint64_t RingChannel::max_head() const { return shm::max_record_payload(out_.ring().capacity()); }
+uint64_t min_ring_bytes(uint64_t max_header_bytes) {
+  const uint64_t head = proto::max_request_head_bytes(max_header_bytes);
+  uint64_t ring = shm::kMinRingBytes;
+  while (!head_ever_fits(head, ring)) ring *= 2;
+  return ring;
+}
+
+uint64_t RingChannel::max_head() const { return max_head_bytes(out_.ring().capacity()); }
 
 // The body as one view (pieces joined only when there are several), and how
 // much of it rides in the head record; 0 with `fits` false when the head
@@ -37,7 +44,7 @@ RingChannel::FirstRecord RingChannel::first_record(uint64_t head_size,
     r.body = gather_;
   }
   const uint64_t limit = max_head();
-  r.fits = head_size < limit;
+  r.fits = head_ever_fits(head_size, out_.ring().capacity());
   if (r.fits) {
     r.first = std::min({out_.max_payload(), limit - head_size, uint64_t{r.body.size()}});
   }

@@ -28,6 +28,22 @@
 
 namespace ringhttpd::worker {
 
+// A head goes whole in one record (with as much of the body as fits after
+// it), and a record carries at most half the ring less its 16-byte header
+// (shm::max_record_payload): the largest encoded head a ring of `capacity`
+// bytes can ever take, even empty.
+constexpr uint64_t max_head_bytes(uint64_t capacity) { return shm::max_record_payload(capacity); }
+// Whether a head of `head_bytes` (encoded) fits a ring of `capacity` bytes
+// when it is empty. If not, no retry can ever send it (431, not 503).
+constexpr bool head_ever_fits(uint64_t head_bytes, uint64_t capacity) {
+  return head_bytes <= max_head_bytes(capacity);
+}
+// The smallest ring_bytes (a power of two, at least shm::kMinRingBytes)
+// whose records hold the encoding of any request head the parser accepts
+// under `max_header_bytes` (proto::max_request_head_bytes): such a ring
+// refuses a request only while it is busy, never for its size.
+uint64_t min_ring_bytes(uint64_t max_header_bytes);
+
 // A record taken back from the ring of a peer that died.
 struct HeldRecord {
   uint16_t type;
@@ -78,8 +94,10 @@ class RingChannel {
   void send_body(uint16_t type, uint16_t flags, uint64_t id, std::string_view piece);
   // Sends a credit or cancel record, ahead of queued body records.
   void send_control(uint16_t type, uint64_t id, std::string_view payload);
-  // Largest head record payload this ring can ever carry.
+  // Largest head record payload this ring can ever carry (max_head_bytes).
   uint64_t max_head() const;
+  // Bytes of the ring this side writes.
+  uint64_t capacity() const { return out_.ring().capacity(); }
   // Largest body piece per record.
   uint64_t max_piece() const { return out_.max_payload(); }
   // Bytes queued locally, waiting for room in the ring.

@@ -9,10 +9,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "proto/http_parser.h"
 #include "proto/ring_codec.h"
 #include "proto/unique_fd.h"
 
@@ -225,6 +227,101 @@ TEST(RingChannel, BodyRecordsLeaveHalfTheRingForHeadsAndCredits) {
   EXPECT_TRUE(head);
   EXPECT_TRUE(credit);
   EXPECT_EQ(p.network.queued_bytes(), 0u);
+}
+
+// ---- what a ring of ring_bytes can take: the config check's arithmetic ----
+
+// A head record carries at most ring_bytes / 2 - 16 bytes, the largest head
+// included: one of exactly that size goes into an empty ring (a body would
+// follow in body records), one byte more never does, whatever the ring holds.
+TEST(RingChannel, AHeadAsLargeAsTheLargestRecordGoesIntoAnEmptyRing) {
+  Pair p(4096);
+  EXPECT_EQ(max_head_bytes(4096), 4096u / 2 - 16);
+  EXPECT_EQ(p.network.max_head(), max_head_bytes(4096));
+  const std::string head(max_head_bytes(4096), 'h');
+  EXPECT_FALSE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 1, head + "h", ""));
+  ASSERT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 2, head, ""));
+  p.network.flush();
+  EXPECT_EQ(receive_message(p.service, 2), head);
+}
+
+// The 431-or-503 decision of a network process whose pool took no head
+// (NetworkProcess::dispatch): a head that fits an empty ring is refused only
+// because the ring is busy now (503, Retry-After); one that does not is
+// refused for its size, for good (431).
+TEST(RingChannel, AHeadThatCanNeverFitIsToldFromARingThatIsOnlyBusy) {
+  Pair p(8192);
+  const std::string head(1000, 'h');
+  while (p.network.try_send(proto::kRequestHead, proto::kRequestBody, 1, head, "")) {
+  }
+  EXPECT_TRUE(head_ever_fits(head.size(), p.network.capacity()));  // busy: 503
+  const std::string huge(max_head_bytes(8192) + 1, 'h');
+  EXPECT_FALSE(head_ever_fits(huge.size(), p.network.capacity()));  // never: 431
+  EXPECT_TRUE(head_ever_fits(huge.size() - 1, p.network.capacity()));
+  // Emptied, the ring takes the head it was too busy for, never the other.
+  shm::RecordView rec;
+  while (p.service.next(rec)) p.service.release();
+  p.service.finish_receiving();
+  EXPECT_FALSE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 3, huge, ""));
+  EXPECT_TRUE(p.network.try_send(proto::kRequestHead, proto::kRequestBody, 4, head, ""));
+}
+
+// min_ring_bytes is the smallest power of two whose head record holds
+// proto::max_request_head_bytes: the ring of exactly 2 x (bound + 16) bytes
+// would hold it, one byte less would not, and neither does half the minimum.
+TEST(RingChannel, MinRingBytesIsTheSmallestPowerOfTwoThatHoldsTheLargestHead) {
+  for (const uint64_t max : {1024u, 1027u, 3000u, 4096u, 16384u, 100000u, 1048576u}) {
+    const uint64_t bound = proto::max_request_head_bytes(max);
+    const uint64_t exact = 2 * (bound + 16);
+    EXPECT_TRUE(head_ever_fits(bound, exact)) << max;
+    EXPECT_FALSE(head_ever_fits(bound, exact - 1)) << max;
+    const uint64_t ring = min_ring_bytes(max);
+    EXPECT_TRUE(std::has_single_bit(ring)) << max;
+    EXPECT_GE(ring, shm::kMinRingBytes) << max;
+    EXPECT_TRUE(head_ever_fits(bound, ring)) << max;
+    EXPECT_FALSE(head_ever_fits(bound, ring / 2)) << max;
+  }
+  // 2.25 x max_header_bytes + 90, twice, plus 32: over 4 x, and 8 x for a
+  // power of two (the default 16384 needs 131072; 4 x was 65536).
+  EXPECT_EQ(min_ring_bytes(16384), 131072u);
+  EXPECT_EQ(min_ring_bytes(1024), 8192u);
+  EXPECT_EQ(min_ring_bytes(1048576), 8u << 20);
+  EXPECT_EQ(min_ring_bytes(3000), 16384u);  // 2 x (3000 + 90 + 5 x 746 + 16) = 13672
+}
+
+// The worst head the parser accepts under max_header_bytes (its shortest
+// header lines, the longest client text) goes whole into an empty ring of
+// the minimum size and arrives as it was sent; the tester's request too.
+TEST(RingChannel, TheLargestAcceptedHeadGoesThroughARingOfTheMinimumSize) {
+  for (const uint32_t max : {1024u, 16384u}) {
+    std::string text = "GET / HTTP/1.1\r\nHost: a\r\n";
+    while (text.size() + 4 + 2 <= max) text += "a:\r\n";
+    text.insert(5, std::string(max - 2 - text.size(), 't'));  // the rest into the target
+    text += "\r\n";
+    ASSERT_EQ(text.size(), max);
+    proto::ParserLimits limits;
+    limits.max_header_bytes = max;
+    proto::RequestParser parser(limits);
+    std::vector<proto::HttpRequest> requests;
+    ASSERT_TRUE(parser.feed(text, requests));
+    ASSERT_EQ(requests.size(), 1u);
+    const proto::RequestOrigin origin{1, 2, 3, std::string(proto::kMaxClientText, '9')};
+    proto::RequestHeadParts parts;
+    ASSERT_TRUE(parts.build(requests[0], origin, 0));
+    EXPECT_LE(parts.size(), proto::max_request_head_bytes(max));
+
+    Pair p(min_ring_bytes(max));
+    const std::string_view none[] = {""};
+    ASSERT_TRUE(p.network.try_send_parts(proto::kRequestHead, proto::kRequestBody, 5, parts.parts(),
+                                         parts.size(), none, true))
+        << max;
+    p.network.flush();
+    std::string sent;
+    parts.append_to(sent);
+    EXPECT_EQ(receive_message(p.service, 5), sent);
+    // Half that ring (4 x max_header_bytes, the old minimum) never takes it.
+    EXPECT_FALSE(head_ever_fits(parts.size(), min_ring_bytes(max) / 2)) << max;
+  }
 }
 
 TEST(RingCodec, CreditsAreEightBytesAndNeverZero) {
