@@ -770,7 +770,7 @@ void NetworkProcess::start_upload(Connection& c) {
   const RouteSettings& route = *static_cast<const RouteSettings*>(in.route);
   slot.route = static_cast<int32_t>(&route - env_.routes.data());
   slot.via_service = true;
-  if (!dispatch(slot, c, in.head, route, pieces_, false)) return;  // 503: answered
+  if (!dispatch(slot, c, in.head, route, pieces_, false)) return;  // 503 or 431: answered
   in.slot = &slot;
   in.id = slot.request_id;
   in.service = slot.service;
@@ -946,6 +946,18 @@ bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Re
   const uint64_t length = end ? body_bytes : c.in->length;
   const ServicePool& pool = env_.pools[static_cast<size_t>(route.service_index)];
   const uint32_t n_network = env_.segment->header().n_network;
+  // A head no ring of the pool could take even empty (the pool's processes
+  // share ring_bytes) is refused for its size: 431, not a 503 whose retry
+  // could never succeed. The config check (worker::min_ring_bytes) keeps
+  // this from happening to a head the parser accepted; this is the answer
+  // if it ever did. A head that cannot be represented at all is too large
+  // as well (a count or length over 2^32 - 1).
+  origin_.client = c.peer;
+  if (!head_parts_.build(req, origin_, length) ||
+      !head_ever_fits(head_parts_.size(), channels_[pool.first].capacity())) {
+    answer_error(slot, 431, slot.keep_alive);
+    return false;
+  }
   available_scratch_.assign(pool.count, 1);
   for (uint32_t attempt = 0; attempt < pool.count; ++attempt) {
     const int chosen = pick_service(pool, -1);
@@ -956,7 +968,7 @@ bool NetworkProcess::dispatch(ResponseSlot& slot, Connection& c, const proto::Re
     // before this process runs again.
     shm::ProcessSlot& service_slot = env_.segment->slot(n_network + s);
     inflight_of(service_slot).fetch_add(1, std::memory_order_relaxed);
-    if (send_request(s, id, req, c.peer, body, length, end)) {
+    if (send_request(s, id, body, end)) {
       // A whole request without a body may be sent twice (dispatch.h).
       if (end && is_retryable(req.method, body_bytes != 0)) {
         slot.retry_record.clear();
@@ -1132,13 +1144,10 @@ bool NetworkProcess::resend(ResponseSlot& slot, uint64_t connection, uint32_t to
   return true;
 }
 
-bool NetworkProcess::send_request(uint32_t service, uint64_t id, const proto::RequestHead& req,
-                                  const std::string& client, std::span<const std::string_view> body,
-                                  uint64_t length, bool end) {
-  origin_.client = client;
-  // Cannot fail for a head the parser accepted (at most max_header_bytes);
-  // if it ever did, the request is not sent (503 like a full ring).
-  if (!head_parts_.build(req, origin_, length)) return false;
+// The head in head_parts_ (built by dispatch), with `body`; false when it
+// does not fit that process's ring now.
+bool NetworkProcess::send_request(uint32_t service, uint64_t id,
+                                  std::span<const std::string_view> body, bool end) {
   return channels_[service].try_send_parts(proto::kRequestHead, proto::kRequestBody, id,
                                            head_parts_.parts(), head_parts_.size(), body, end);
 }

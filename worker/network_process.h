@@ -101,12 +101,12 @@ class NetworkProcess {
   void answer_metrics(ResponseSlot& slot);
   void answer_static(ResponseSlot& slot, const proto::RequestHead& req, const RouteSettings& route);
   // Sends the request's head with `body` (all of it with `end`, else its
-  // beginning); 503 when no ready service process has room for the head.
+  // beginning); 503 when no ready service process has room for the head
+  // now, 431 when the pool's rings could never take it. False when answered.
   bool dispatch(ResponseSlot& slot, Connection& c, const proto::RequestHead& req,
                 const RouteSettings& route, std::span<const std::string_view> body, bool end);
-  bool send_request(uint32_t service, uint64_t id, const proto::RequestHead& req,
-                    const std::string& client, std::span<const std::string_view> body,
-                    uint64_t length, bool end);
+  bool send_request(uint32_t service, uint64_t id, std::span<const std::string_view> body,
+                    bool end);
   // The ready service process of `pool` with the shortest queue, other than
   // `exclude`, or -1.
   static constexpr int64_t kAwakeHeartbeatMs = 10;
