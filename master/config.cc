@@ -42,7 +42,9 @@
 
 #include "master/lifecycle.h"
 #include "proto/http_response.h"
+#include "proto/ring_codec.h"
 #include "worker/handler.h"
+#include "worker/ring_channel.h"
 
 namespace ringhttpd::master {
 namespace {
@@ -1000,17 +1002,23 @@ constexpr std::array<Section, 8> kSections = {{
     {"group", read_group},
 }};
 
-// A request head travels in one ring record of at most half the ring; its
-// encoding is a little larger than its text. Four times the header limit
-// always fits, so a legal request can never be refused for its headers.
+// A request head travels whole in one ring record, of at most half the ring
+// less 16 bytes, and its encoding can be 2.25 times its text (many minimal
+// header lines: proto::max_request_head_bytes). A ring below
+// worker::min_ring_bytes could refuse a head the parser accepted for its size
+// alone, every time (docs/configuration.md, "Sizing").
 void check_rings_hold_heads(const Config& config, Errors* errors) {
-  const uint64_t need = uint64_t{4} * config.network.max_header_bytes;
+  const uint64_t max_header = config.network.max_header_bytes;
+  const uint64_t need = worker::min_ring_bytes(max_header);
   for (size_t i = 0; i < config.services.size(); ++i) {
     const uint64_t ring = config.services[i].ring_bytes;
     if (ring >= need || !std::has_single_bit(ring)) continue;  // (the latter is reported)
     fail(errors, join(index_path("services", i), "ring_bytes"),
-         "must be at least 4 x network.max_header_bytes (" + std::to_string(need) +
-             ") so that any request head fits in a record");
+         "must be at least " + std::to_string(need) + " with network.max_header_bytes " +
+             std::to_string(max_header) + " (got " + std::to_string(ring) +
+             "): a request head encodes to up to " +
+             std::to_string(proto::max_request_head_bytes(max_header)) +
+             " bytes and must fit in one record of at most ring_bytes / 2 - 16");
   }
 }
 

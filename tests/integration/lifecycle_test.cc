@@ -1405,7 +1405,7 @@ TEST(Scale, OneHundredTwentyEightPlusOneHundredTwentyEightStartAndServe) {
   shape.network = 128;
   shape.service = 128;
   json big = json::parse(config(shape));
-  big["services"][0]["ring_bytes"] = 4096;
+  big["services"][0]["ring_bytes"] = 8192;  // the least max_header_bytes 1024 allows
   big["network"]["max_header_bytes"] = 1024;
   const auto began = Clock::now();
   Server server(big.dump());
@@ -1452,7 +1452,7 @@ TEST(Scale, ASigtermDuringALargeStartEndsItAtOnce) {
   shape.network = 128;
   shape.service = 128;
   json big = json::parse(config(shape));
-  big["services"][0]["ring_bytes"] = 4096;
+  big["services"][0]["ring_bytes"] = 8192;  // the least max_header_bytes 1024 allows
   big["network"]["max_header_bytes"] = 1024;
   big["admin"]["socket"] = "";  // started without the harness's working directory
   TempFile file(big.dump());

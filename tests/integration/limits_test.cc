@@ -85,7 +85,7 @@ TEST(Limits, StuckServiceGets504AndTheConnectionLivesOn) {
 
 TEST(Limits, FullRingGets503WithRetryAfterAtOnce) {
   Options o;
-  o.ring_bytes = 4096;
+  o.ring_bytes = 8192;  // the smallest ring max_header_bytes 1024 allows
   o.max_header = 1024;
   o.service_timeout_ms = 1000;
   Server server(config(o));
@@ -114,6 +114,78 @@ TEST(Limits, FullRingGets503WithRetryAfterAtOnce) {
   EXPECT_GT(n504, 0);
   EXPECT_GT(n503, 0);
   EXPECT_TRUE(order_ok);
+}
+
+// The tester's config: default network keys, one echo service routed at
+// "/" with the given ring_bytes.
+std::string ring_config(uint64_t ring_bytes, int max_header = 0) {
+  json c = {
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"services", {{{"name", "app"}, {"type", "echo"}, {"ring_bytes", ring_bytes}}}},
+      {"routes", {{{"path", "/"}, {"service", "app"}}}},
+  };
+  if (max_header != 0) c["network"] = {{"max_header_bytes", max_header}};
+  return c.dump();
+}
+
+// A head of `lines` shortest header lines ("a:\r\n"), plus `pad` bytes
+// of target: each line is 4 bytes of text and 9 encoded in the ring record.
+std::string short_lines_head(int lines, size_t pad = 0) {
+  std::string head = "GET /" + std::string(pad, 't') + " HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < lines; ++i) head += "a:\r\n";
+  return head + "\r\n";
+}
+
+// A head within max_header_bytes always fits a ring of the minimum size:
+// the tester's request (14,827 bytes, 3,700 "a:" lines, 33,366 bytes
+// encoded) got a permanent 503 with a 64 KiB ring, which 4 x max_header_bytes
+// allowed. Now the least ring for the default 16384 is 128 KiB, and the
+// request, and the largest head of that shape (16384 bytes), get 200 every
+// time on an idle server.
+TEST(Limits, AHeadWithinTheLimitAlwaysFitsTheSmallestRing) {
+  Server server(ring_config(131072));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string tester = short_lines_head(3700);
+  ASSERT_EQ(tester.size(), 14827u);
+  const std::string largest = short_lines_head(4089, 1);
+  ASSERT_EQ(largest.size(), 16384u);
+  Client c(server.port());
+  for (const std::string* head : {&tester, &tester, &largest, &largest}) {
+    ASSERT_TRUE(c.send(*head));
+    auto r = c.read_response(10s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body.substr(0, 200);
+    EXPECT_EQ(r->headers.count("retry-after"), 0u);
+  }
+  // The same with the smallest max_header_bytes: 8192 is its least ring
+  // (4096 refused a 903-byte head of 219 lines: 2,037 bytes encoded).
+  Server small(ring_config(8192, 1024));
+  ASSERT_TRUE(small.ready()) << small.log();
+  const std::string lines_219 = short_lines_head(219);
+  ASSERT_EQ(lines_219.size(), 903u);
+  const std::string small_largest = short_lines_head(249, 1);
+  ASSERT_EQ(small_largest.size(), 1024u);
+  Client s(small.port());
+  for (const std::string* head : {&lines_219, &small_largest}) {
+    ASSERT_TRUE(s.send(*head));
+    auto r = s.read_response(10s);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body.substr(0, 200);
+  }
+}
+
+// The tester's 64 KiB ring is refused before anything starts, naming the
+// key and the least ring for the configured max_header_bytes.
+TEST(Limits, ARingTooSmallForTheHeadLimitIsAConfigError) {
+  TempFile file(ring_config(65536));
+  std::string out;
+  const int status = run_binary({"check", "-c", file.path()}, out);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("services[0].ring_bytes: must be at least 131072 with "
+                     "network.max_header_bytes 16384 (got 65536)"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Limits, IncompleteRequestGets408AndClose) {

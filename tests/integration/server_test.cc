@@ -157,9 +157,10 @@ TEST(Server, PipelinedRequestsAreAnsweredInOrder) {
 }
 
 TEST(Server, OneMebibyteBodyTravelsThroughSmallRings) {
-  // 64 KiB rings: the body crosses in many records, the producer waits for
-  // space, and the response comes back in many records too.
-  Server server(make_config(1, 1, 65536));
+  // 128 KiB rings (the least the default max_header_bytes allows): the body
+  // crosses in many records, the producer waits for space, and the response
+  // comes back in many records too.
+  Server server(make_config(1, 1, 131072));
   ASSERT_TRUE(server.ready()) << server.log();
   std::string body(1 << 20, '\0');
   for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + (i * 7) % 26);
@@ -174,7 +175,7 @@ TEST(Server, OneMebibyteBodyTravelsThroughSmallRings) {
 }
 
 TEST(Server, BodyOverTheLimitIs413) {
-  Server server(make_config(1, 1, 65536, 1000));
+  Server server(make_config(1, 1, 131072, 1000));
   ASSERT_TRUE(server.ready()) << server.log();
   Client c(server.port());
   ASSERT_TRUE(c.send(request("POST", "/echo", std::string(1001, 'x'))));

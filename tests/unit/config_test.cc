@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "worker/ring_channel.h"
+
 namespace ringhttpd::master {
 namespace {
 
@@ -124,7 +126,7 @@ TEST(Config, ExplicitValuesAreStored) {
     "network": {"processes": 4, "max_connections": 1, "keepalive_timeout_ms": 1,
                 "request_timeout_ms": 3600000, "max_header_bytes": 1024,
                 "max_body_bytes": 1073741824},
-    "services": [{"name": "a", "processes": 256, "ring_bytes": 4096, "timeout_ms": 1},
+    "services": [{"name": "a", "processes": 256, "ring_bytes": 8192, "timeout_ms": 1},
                  {"name": "b-2_X", "ring_bytes": 1073741824}],
     "routes": [{"methods": ["GET", "HEAD", "M-SEARCH"], "host": "Example.com", "path": "/b",
                 "service": "b-2_X"},
@@ -144,7 +146,7 @@ TEST(Config, ExplicitValuesAreStored) {
   EXPECT_EQ(c.network.max_body_bytes, uint64_t{1} << 30);
   ASSERT_EQ(c.services.size(), 2u);
   EXPECT_EQ(c.services[0].processes, 256);
-  EXPECT_EQ(c.services[0].ring_bytes, 4096u);
+  EXPECT_EQ(c.services[0].ring_bytes, 8192u);
   EXPECT_EQ(c.services[0].timeout_ms, 1u);
   EXPECT_EQ(c.services[1].ring_bytes, uint64_t{1} << 30);
   ASSERT_EQ(c.routes.size(), 3u);
@@ -308,14 +310,45 @@ TEST(Config, NumericRangesAreEnforcedAtBothEnds) {
             Errors{"network.max_body_bytes: must be an integer between 0 and 1073741824"});
 }
 
+// A request head's encoding can be 2.25 times its text (many "a:" lines:
+// proto::max_request_head_bytes), and it travels whole in one record of at
+// most ring_bytes / 2 - 16: the smallest ring that always holds it is
+// worker::min_ring_bytes (8 x max_header_bytes for a power of two), and
+// the next smaller power of two is refused, naming the key and the minimum.
 TEST(Config, RingsMustHoldTheLargestRequestHead) {
-  EXPECT_EQ(errors_of(R"({"network": {"max_header_bytes": 2048},
-                          "services": [{"name": "app", "ring_bytes": 4096}]})"),
-            Errors{"services[0].ring_bytes: must be at least 4 x network.max_header_bytes (8192) "
-                   "so that any request head fits in a record"});
-  EXPECT_TRUE(parse_config(R"({"network": {"max_header_bytes": 1024},
-                               "services": [{"name": "app", "ring_bytes": 4096}]})")
-                  .ok());
+  // The tester's config: the default max_header_bytes and a 64 KiB ring.
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "app", "type": "echo", "ring_bytes": 65536}]})"),
+            Errors{"services[0].ring_bytes: must be at least 131072 with "
+                   "network.max_header_bytes 16384 (got 65536): a request head encodes to up "
+                   "to 36934 bytes and must fit in one record of at most ring_bytes / 2 - 16"});
+  EXPECT_TRUE(parse_config(R"({"services": [{"name": "app", "ring_bytes": 131072}]})").ok());
+  EXPECT_EQ(errors_of(R"({"network": {"max_header_bytes": 1024},
+                          "services": [{"name": "ok", "ring_bytes": 8192},
+                                       {"name": "app", "ring_bytes": 4096}]})"),
+            Errors{"services[1].ring_bytes: must be at least 8192 with "
+                   "network.max_header_bytes 1024 (got 4096): a request head encodes to up "
+                   "to 2374 bytes and must fit in one record of at most ring_bytes / 2 - 16"});
+  // For every max_header_bytes, the minimum passes and half of it does not
+  // (ring_bytes is a power of two, so half is the next smaller value; one
+  // byte less is not a power of two).
+  for (const uint64_t max : {1024u, 1500u, 3000u, 16384u, 65537u, 1048576u}) {
+    const uint64_t min = worker::min_ring_bytes(max);
+    auto text = [max](uint64_t ring) {
+      return R"({"network": {"max_header_bytes": )" + std::to_string(max) +
+             R"(}, "services": [{"name": "app", "ring_bytes": )" + std::to_string(ring) + "}]}";
+    };
+    EXPECT_EQ(errors_of(text(min)), Errors{}) << max;
+    const Errors half = errors_of(text(min / 2));
+    ASSERT_EQ(half.size(), 1u) << max;
+    EXPECT_EQ(half[0].rfind("services[0].ring_bytes: must be at least " + std::to_string(min) +
+                                " with network.max_header_bytes " + std::to_string(max) + " ",
+                            0),
+              0u)
+        << half[0];
+    EXPECT_EQ(errors_of(text(min - 1)),
+              Errors{"services[0].ring_bytes: must be a power of two (got " +
+                     std::to_string(min - 1) + ")"});
+  }
 }
 
 TEST(Config, TargetLimitIsConfigurable) {
@@ -344,8 +377,9 @@ TEST(Config, RingBytesMustBeAPowerOfTwoInRange) {
             Errors{"services[0].ring_bytes: must be an integer between 4096 and 1073741824"});
   EXPECT_EQ(errors_of(R"({"services": [{"name": "app", "ring_bytes": 2147483648}]})"),
             Errors{"services[0].ring_bytes: must be an integer between 4096 and 1073741824"});
-  EXPECT_EQ(valid(R"({"services": [{"name": "app", "ring_bytes": 65536}]})").services[0].ring_bytes,
-            65536u);
+  EXPECT_EQ(
+      valid(R"({"services": [{"name": "app", "ring_bytes": 131072}]})").services[0].ring_bytes,
+      131072u);
 }
 
 TEST(Config, DanglingServiceReferenceNamesRouteAndService) {
