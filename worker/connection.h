@@ -240,6 +240,8 @@ struct Connection {
   bool peer_closed = false;      // read returned 0 or failed
   bool read_paused = false;      // too many responses queued, or draining; reads wait
   bool readable = false;         // edge-triggered: data may be waiting
+  bool end_reported = false;     // EPOLLRDHUP/HUP/ERR came: read on to the EOF, even
+                                 // after a short read (no later event will say so)
   bool continue_sent = false;    // "100 Continue" sent for the current request
 };
 

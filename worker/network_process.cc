@@ -231,6 +231,7 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
       if (it == connections_.end() || it->second->finished()) return;
       Connection& c = *it->second;
       if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable = true;
+      if (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.end_reported = true;
       if (c.state == ConnState::lingering) return linger(c);
       if (c.readable && !c.read_paused) read_from(c);
       if (!c.finished()) write_to(c);
@@ -534,7 +535,9 @@ void NetworkProcess::read_from(Connection& c) {
       count(own_slot().bytes_in, static_cast<uint64_t>(n));
       // A short read drained the socket: edge-triggered epoll reports the
       // next arrival, so the EAGAIN read that would confirm it is skipped.
-      if (static_cast<size_t>(n) < read_buffer_.size()) c.readable = false;
+      // Not when the end was reported with the data: nothing would report
+      // it again, so the next read is the one that sees it.
+      if (static_cast<size_t>(n) < read_buffer_.size() && !c.end_reported) c.readable = false;
       parse(c, std::string_view(read_buffer_.data(), static_cast<size_t>(n)));
       continue;
     }
@@ -544,8 +547,12 @@ void NetworkProcess::read_from(Connection& c) {
       break;
     }
     c.peer_closed = true;  // EOF or error: answer what was asked, then close
-    c.close_input();
     c.readable = false;
+    if (c.parser.mid_request()) {  // a request cut short can never end: 400 now, not a 408 later
+      on_parse_error(c, 400);
+      break;
+    }
+    c.close_input();
   }
   if (c.state == ConnState::input_closed && c.slots.empty()) end_connection(c);
 }

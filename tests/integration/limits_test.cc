@@ -202,6 +202,34 @@ TEST(Limits, IncompleteRequestGets408AndClose) {
   EXPECT_TRUE(c.closed_by_peer());
 }
 
+// A client that half-closes in the middle of a request (its head, or the
+// body of a request already on its way to a service) gets 400 at once: the
+// request can never end. Before, the connection was held until
+// request_timeout_ms (10 s here) and answered 408.
+TEST(Limits, ARequestCutShortByTheClientsCloseGets400AtOnce) {
+  Server server(config(Options{}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (const char* cut : {"GET /healthz HTTP/1.1\r\nHost: t\r\n",
+                          "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello"}) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(cut));
+    c.shutdown_write();
+    auto r = c.read_response(3s);
+    ASSERT_TRUE(r) << cut;
+    EXPECT_EQ(r->status, 400) << cut;
+    EXPECT_EQ(r->headers["connection"], "close") << cut;
+    EXPECT_TRUE(c.closed_by_peer(3s)) << cut;
+  }
+  // A half-close between requests is no error: what was asked is answered.
+  Client c(server.port());
+  ASSERT_TRUE(c.send(kGetHealth));
+  c.shutdown_write();
+  auto r = c.read_response(3s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(c.closed_by_peer(3s));
+}
+
 TEST(Limits, IdleKeepAliveConnectionClosesQuietly) {
   Options o;
   o.keepalive_ms = 300;

@@ -371,6 +371,10 @@ std::optional<std::string> Client::read_until_close(std::chrono::milliseconds ti
   return std::exchange(buffer_, std::string());
 }
 
+void Client::shutdown_write() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
 bool Client::closed_by_peer(std::chrono::milliseconds timeout) {
   pollfd pfd{fd_, POLLIN, 0};
   if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;

@@ -128,6 +128,8 @@ class Client {
   // This end's port (to find the connection in /proc/net/tcp), or 0.
   int local_port() const;
   bool send(const std::string& bytes);
+  // Half-closes: no more bytes from this end (shutdown SHUT_WR).
+  void shutdown_write();
   // Sends all of `bytes`, waiting at most `stall` each time the socket is
   // full; false when the peer stopped taking bytes for that long.
   bool send_nonblocking(const std::string& bytes, std::chrono::milliseconds stall);
