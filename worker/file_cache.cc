@@ -45,6 +45,10 @@ void FileCache::drop(std::string_view key) {
   lru_.erase(entry);
 }
 
+// Only a regular file is served, and only after fstat says so: anything
+// else the path names (a FIFO, a socket, a device node) is 404, as nginx
+// answers it. open_beneath opens with O_NONBLOCK, so that is decided
+// without ever waiting on a FIFO's writer.
 FileLookup open_static_file(int root_fd, const std::string& relative, const StaticSettings& s) {
   proto::UniqueFd fd = open_beneath(root_fd, relative);
   struct stat st {};

@@ -160,7 +160,12 @@ RangeAnswer parse_range(std::string_view header, uint64_t size, ByteRange& range
 
 proto::UniqueFd open_beneath(int root_fd, const std::string& relative, bool directory) {
   open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | (directory ? O_DIRECTORY : 0);
+  // O_NONBLOCK: opening a FIFO (or a device) must never wait, since the
+  // whole network process would wait with it (a FIFO's open blocks until
+  // a writer comes). It changes nothing for a regular file: reads and
+  // sendfile from the page cache block briefly on the disk as without it
+  // (open(2)), so the caller's fstat decides, and serves regular files only.
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (directory ? O_DIRECTORY : 0);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
   const char* path = relative.empty() ? "." : relative.c_str();
   const long fd = ::syscall(SYS_openat2, root_fd, path, &how, sizeof how);

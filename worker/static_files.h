@@ -57,8 +57,10 @@ enum class RangeAnswer { whole, partial, unsatisfiable };
 RangeAnswer parse_range(std::string_view header, uint64_t size, ByteRange& range);
 
 // Opens `relative` beneath the directory `root_fd` (RESOLVE_BENEATH, no
-// magic links), read-only. An invalid fd when it does not exist, cannot be
-// opened, or would resolve outside the root.
+// magic links), read-only and non-blocking: a FIFO or a device node under
+// the root is opened without waiting (a FIFO's open would wait for a
+// writer), for the caller to fstat and refuse. An invalid fd when it does
+// not exist, cannot be opened, or would resolve outside the root.
 proto::UniqueFd open_beneath(int root_fd, const std::string& relative, bool directory = false);
 
 }  // namespace ringhttpd::worker

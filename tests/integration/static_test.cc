@@ -3,9 +3,10 @@
 // and 416, index files and 403, a 2 MiB file through sendfile with a
 // request pipelined behind it, paths that try to leave the root (404, or
 // 400 when the path has no normal form), its own checks kept on the path
-// as sent although routing matches the normalized path, and
-// the open-file cache: a file replaced, deleted or turned into a symlink
-// out of the root is seen after static.cache_valid_ms; more files than
+// as sent although routing matches the normalized path, a FIFO under the
+// root (404, without stopping the process), and the open-file cache: a file
+// replaced, deleted or turned into a symlink out of the root is seen after
+// static.cache_valid_ms; more files than
 // static.cache_entries are all served.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "tests/integration/server_harness.h"
 
@@ -265,6 +267,35 @@ bool eventually(int port, const std::string& target, Done done,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// A FIFO under the root: its open would wait for a writer, and with it
+// the whole network process (every connection it holds) until the
+// watchdog killed it (30 s). It is 404 at once (5 s allowed here), and a
+// connection opened before, on the same (single) network process, is
+// answered after each.
+TEST(Static, AFifoUnderTheRootIs404AndStopsNoOne) {
+  Site site;
+  ASSERT_EQ(::mkfifo((site.root + "/fifo.txt").c_str(), 0644), 0);
+  ASSERT_EQ(::symlink("fifo.txt", (site.root + "/to-fifo.txt").c_str()), 0);
+  ::mkdir((site.root + "/pipes").c_str(), 0755);
+  ASSERT_EQ(::mkfifo((site.root + "/pipes/index.html").c_str(), 0644), 0);
+  Server server(site.config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client held(server.port());  // a keep-alive connection opened before
+  const std::vector<std::pair<const char*, int>> cases = {
+      {"/assets/fifo.txt", 404}, {"/assets/to-fifo.txt", 404}, {"/assets/pipes/", 403}};
+  for (auto [target, status] : cases) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(get(target)));
+    auto r = c.read_response(std::chrono::seconds(5));
+    ASSERT_TRUE(r) << target << ": no answer (blocked on the FIFO?)\n" << server.log();
+    EXPECT_EQ(r->status, status) << target;
+    ASSERT_TRUE(held.send(get("/assets/a.css")));
+    r = held.read_response(std::chrono::seconds(5));
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(r->body, "body { color: red }\n") << target;
+  }
 }
 
 TEST(StaticCache, AFileIsServedFromTheCacheWithinTheWindow) {

@@ -7,13 +7,19 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <future>
 
 namespace ringhttpd::worker {
 namespace {
@@ -218,6 +224,92 @@ TEST(FileCacheLookup, ADirectoryIsItsIndexFileAndFailuresAreNotCached) {
   EXPECT_EQ(cache.size(), 1u);
   site.write("none", "now here\n");  // a 404 is not remembered
   EXPECT_TRUE(lookup_static_file(cache, site.root_fd.get(), "none", s, 1).file);
+}
+
+// lookup_static_file on another thread, for at most 5 s: a FIFO whose open
+// blocked would hang the network process. After a timeout the FIFO `fifo`
+// is opened for writing, which releases the open, and the test fails.
+FileLookup lookup_in_time(FileCache& cache, const Site& site, const std::string& name,
+                          const StaticSettings& s, const std::string& fifo) {
+  auto done = std::async(std::launch::async,
+                         [&] { return lookup_static_file(cache, site.root_fd.get(), name, s, 0); });
+  if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    ADD_FAILURE() << name << ": the open waited on a FIFO";
+    ::close(::open((site.root + "/" + fifo).c_str(), O_WRONLY | O_NONBLOCK));
+  }
+  return done.get();
+}
+
+TEST(FileCacheLookup, AFifoIs404WithoutWaitingForAWriter) {
+  Site site;
+  ASSERT_EQ(::mkfifo((site.root + "/fifo.txt").c_str(), 0644), 0);
+  ASSERT_EQ(::symlink("fifo.txt", (site.root + "/to-fifo").c_str()), 0);
+  StaticSettings s;
+  FileCache cache(10, 1000);
+  for (const char* name : {"fifo.txt", "to-fifo"}) {
+    FileLookup f = lookup_in_time(cache, site, name, s, "fifo.txt");
+    EXPECT_FALSE(f.file) << name;
+    EXPECT_EQ(f.status, 404) << name;
+  }
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+// An index candidate that is a FIFO is skipped without waiting: the next
+// index file is served, or 403 when there is none.
+TEST(FileCacheLookup, AFifoIndexIsSkippedWithoutWaiting) {
+  Site site;
+  ::mkdir((site.root + "/f").c_str(), 0755);
+  ASSERT_EQ(::mkfifo((site.root + "/f/index.html").c_str(), 0644), 0);
+  StaticSettings s;
+  FileCache cache(10, 1000);
+  EXPECT_EQ(lookup_in_time(cache, site, "f", s, "f/index.html").status, 403);
+  site.write("f/index.htm", "second\n");
+  s.index = {"index.html", "index.htm"};
+  FileLookup f = lookup_in_time(cache, site, "f", s, "f/index.html");
+  ASSERT_TRUE(f.file);
+  EXPECT_EQ(contents(*f.file), "second\n");
+}
+
+// A device node under the root (only root can make one) is 404 as well:
+// only regular files are served.
+TEST(FileCacheLookup, ADeviceNodeIs404) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mknod needs root";
+  Site site;
+  struct statvfs fs {};
+  if (::mknod((site.root + "/null").c_str(), S_IFCHR | 0666, ::makedev(1, 3)) != 0 ||
+      ::statvfs(site.root.c_str(), &fs) != 0 || (fs.f_flag & ST_NODEV) != 0) {
+    GTEST_SKIP() << "no device node here (mknod refused or a nodev mount)";
+  }
+  StaticSettings s;
+  FileCache cache(10, 1000);
+  FileLookup f = lookup_static_file(cache, site.root_fd.get(), "null", s, 0);
+  EXPECT_FALSE(f.file);
+  EXPECT_EQ(f.status, 404);
+}
+
+// Every file is opened O_NONBLOCK (for the FIFO's sake); sendfile from it
+// still sends all of it, as the network process does.
+TEST(FileCacheLookup, SendfileFromTheNonBlockingDescriptorSendsItAll) {
+  Site site;
+  const std::string big(300000, 'x');
+  site.write("big.bin", big);
+  StaticSettings s;
+  FileCache cache(10, 1000);
+  FileLookup f = lookup_static_file(cache, site.root_fd.get(), "big.bin", s, 0);
+  ASSERT_TRUE(f.file);
+  EXPECT_NE(::fcntl(f.file->fd.get(), F_GETFL) & O_NONBLOCK, 0);
+  char name[] = "/tmp/ringhttpd-sendfile-XXXXXX";
+  proto::UniqueFd out(::mkstemp(name));
+  ASSERT_TRUE(out);
+  ::unlink(name);
+  off_t offset = 0;
+  uint64_t sent = 0;
+  while (sent < f.file->size) {
+    const ssize_t w = ::sendfile(out.get(), f.file->fd.get(), &offset, f.file->size - sent);
+    ASSERT_GT(w, 0) << std::strerror(errno);
+    sent += static_cast<uint64_t>(w);
+  }
+  EXPECT_EQ(sent, big.size());
 }
 
 TEST(FileCacheLookup, MoreFilesThanTheBoundAreAllServedCorrectly) {

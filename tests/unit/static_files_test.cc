@@ -5,10 +5,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 
 namespace ringhttpd::worker {
 namespace {
@@ -85,6 +88,35 @@ TEST(StaticOpen, ASymlinkOutOfTheRootDoesNotResolve) {
   EXPECT_TRUE(open_beneath(root, "in"));  // a link that stays inside
   EXPECT_FALSE(open_beneath(root, "out"));
   EXPECT_FALSE(open_beneath(root, "../secret"));
+  ::close(root);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// A FIFO's open waits for a writer unless it is non-blocking: open_beneath
+// returns at once (the caller's fstat refuses it). A regular file opened
+// the same way reads as usual: O_NONBLOCK means nothing for it.
+TEST(StaticOpen, AFifoOpensWithoutWaitingAndAFileReadsAsUsual) {
+  char tmpl[] = "/tmp/ringhttpd-static-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0644), 0);
+  std::ofstream(dir + "/ok.txt") << "ok";
+  const int root = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0);
+  auto opened = std::async(std::launch::async, [root] { return open_beneath(root, "fifo"); });
+  if (opened.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    ::close(::open((dir + "/fifo").c_str(), O_WRONLY | O_NONBLOCK));  // releases it
+    ADD_FAILURE() << "open_beneath waited on a FIFO";
+  }
+  proto::UniqueFd fifo = opened.get();
+  ASSERT_TRUE(fifo);
+  struct stat st {};
+  ASSERT_EQ(::fstat(fifo.get(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  proto::UniqueFd file = open_beneath(root, "ok.txt");
+  ASSERT_TRUE(file);
+  EXPECT_NE(::fcntl(file.get(), F_GETFL) & O_NONBLOCK, 0);
+  char buf[8];
+  EXPECT_EQ(::pread(file.get(), buf, sizeof buf, 0), 2);
   ::close(root);
   std::system(("rm -rf " + dir).c_str());
 }
