@@ -58,7 +58,7 @@ FileLookup open_static_file(int root_fd, const std::string& relative, const Stat
     proto::UniqueFd found;
     for (const std::string& index : s.index) {
       std::string candidate = name;
-      if (!candidate.empty()) candidate += '/';
+      if (!candidate.empty() && !candidate.ends_with('/')) candidate += '/';
       candidate += index;
       proto::UniqueFd f = open_beneath(root_fd, candidate);
       if (f && ::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode)) {
@@ -69,6 +69,10 @@ FileLookup open_static_file(int root_fd, const std::string& relative, const Stat
     }
     if (!found) return {nullptr, 403};
     fd = std::move(found);
+  } else if (relative.ends_with('/')) {
+    // "a.txt/" names a directory: the open already failed (ENOTDIR), and
+    // this does not rely on it.
+    return {nullptr, 404};
   }
   if (!S_ISREG(st.st_mode)) return {nullptr, 404};
   auto file = std::make_shared<OpenFile>();

@@ -95,7 +95,8 @@ class FileCache {
 // Opens what `relative` names beneath `root_fd` (a directory: its first
 // regular index file) and computes its head facts. Syscalls: openat2 and
 // fstat (per index candidate for a directory). Anything but a regular file
-// (a FIFO, a socket, a device node) is 404, found without blocking.
+// (a FIFO, a socket, a device node) is 404, found without blocking; a
+// path with a trailing slash that names a file is 404 too.
 FileLookup open_static_file(int root_fd, const std::string& relative, const StaticSettings& s);
 
 // `relative` from the cache, or opened (open_static_file) and cached; a

@@ -67,6 +67,9 @@ std::optional<std::string> static_relative_path(std::string_view prefix,
     if (slash == std::string::npos) break;
     at = slash + 1;
   }
+  // A trailing slash names a directory: kept, so that a file named with
+  // one is not found (the open fails with ENOTDIR), as nginx answers it.
+  if (!out.empty() && decoded.ends_with('/')) out += '/';
   return out;
 }
 

@@ -26,7 +26,8 @@ namespace ringhttpd::worker {
 
 // The file path relative to the route's root that `request_path` names
 // under `prefix` (the route's path), or nullopt when it is refused. ""
-// names the root itself.
+// names the root itself. Empty segments are dropped; a trailing slash is
+// kept ("docs/"): the path then names a directory, never a file.
 std::optional<std::string> static_relative_path(std::string_view prefix,
                                                 std::string_view request_path);
 

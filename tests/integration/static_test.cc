@@ -4,10 +4,11 @@
 // request pipelined behind it, paths that try to leave the root (404, or
 // 400 when the path has no normal form), its own checks kept on the path
 // as sent although routing matches the normalized path, a FIFO under the
-// root (404, without stopping the process), and the open-file cache: a file
-// replaced, deleted or turned into a symlink out of the root is seen after
-// static.cache_valid_ms; more files than
-// static.cache_entries are all served.
+// root (404, without stopping the process), a trailing slash after a
+// file's name (404), and the open-file cache: a file replaced, deleted or
+// turned into a symlink out of the root is seen after
+// static.cache_valid_ms; more files than static.cache_entries are all
+// served.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -283,8 +284,10 @@ TEST(Static, AFifoUnderTheRootIs404AndStopsNoOne) {
   Server server(site.config());
   ASSERT_TRUE(server.ready()) << server.log();
   Client held(server.port());  // a keep-alive connection opened before
-  const std::vector<std::pair<const char*, int>> cases = {
-      {"/assets/fifo.txt", 404}, {"/assets/to-fifo.txt", 404}, {"/assets/pipes/", 403}};
+  const std::vector<std::pair<const char*, int>> cases = {{"/assets/fifo.txt", 404},
+                                                          {"/assets/to-fifo.txt", 404},
+                                                          {"/assets/pipes/", 403},
+                                                          {"/assets/fifo.txt/", 404}};
   for (auto [target, status] : cases) {
     Client c(server.port());
     ASSERT_TRUE(c.send(get(target)));
@@ -295,6 +298,33 @@ TEST(Static, AFifoUnderTheRootIs404AndStopsNoOne) {
     r = held.read_response(std::chrono::seconds(5));
     ASSERT_TRUE(r) << target;
     EXPECT_EQ(r->body, "body { color: red }\n") << target;
+  }
+}
+
+// A trailing slash names a directory (as nginx has it): a file named with
+// one is 404; a directory with one is its index file, or 403.
+TEST(Static, ATrailingSlashNamesADirectory) {
+  Site site;
+  ::mkdir((site.root + "/docs").c_str(), 0755);
+  std::ofstream(site.root + "/docs/index.html") << "<p>docs</p>\n";
+  Server server(site.config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::vector<std::pair<const char*, int>> cases = {{"/assets/index.html/", 404},
+                                                          {"/assets/a.css/", 404},
+                                                          {"/assets/a.css//", 404},
+                                                          {"/assets/docs/index.html/", 404},
+                                                          {"/assets/big.bin/", 404},
+                                                          {"/assets/docs/", 200},
+                                                          {"/assets/docs", 200},
+                                                          {"/assets/empty/", 403},
+                                                          {"/assets/", 200},
+                                                          {"/assets/a.css", 200}};
+  for (auto [target, status] : cases) {
+    auto [got, body] = fetch(server.port(), target);
+    EXPECT_EQ(got, status) << target;
+    if (status == 404) {
+      EXPECT_EQ(body, "404 Not Found\n") << target;
+    }
   }
 }
 

@@ -287,6 +287,21 @@ TEST(FileCacheLookup, ADeviceNodeIs404) {
   EXPECT_EQ(f.status, 404);
 }
 
+// A trailing slash names a directory: a file named with one is 404, a
+// directory with one is its index file.
+TEST(FileCacheLookup, ATrailingSlashNamesADirectoryOnly) {
+  Site site;
+  StaticSettings s;
+  FileCache cache(10, 1000);
+  EXPECT_EQ(lookup_static_file(cache, site.root_fd.get(), "a.txt/", s, 0).status, 404);
+  EXPECT_EQ(lookup_static_file(cache, site.root_fd.get(), "docs/index.html/", s, 0).status, 404);
+  FileLookup index = lookup_static_file(cache, site.root_fd.get(), "docs/", s, 0);
+  ASSERT_TRUE(index.file);
+  EXPECT_EQ(contents(*index.file), "<p>docs</p>\n");
+  EXPECT_TRUE(lookup_static_file(cache, site.root_fd.get(), "a.txt", s, 0).file);
+  EXPECT_EQ(lookup_static_file(cache, site.root_fd.get(), "a.txt/", s, 0).status, 404);
+}
+
 // Every file is opened O_NONBLOCK (for the FIFO's sake); sendfile from it
 // still sends all of it, as the network process does.
 TEST(FileCacheLookup, SendfileFromTheNonBlockingDescriptorSendsItAll) {

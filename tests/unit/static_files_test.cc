@@ -22,7 +22,19 @@ TEST(StaticPath, NamesAFileUnderThePrefix) {
   EXPECT_EQ(static_relative_path("/assets", "/assets"), "");
   EXPECT_EQ(static_relative_path("/", "/"), "");
   EXPECT_EQ(static_relative_path("/", "/caf%C3%A9.txt"), "caf\xc3\xa9.txt");
-  EXPECT_EQ(static_relative_path("/", "/a//b/"), "a/b");
+  EXPECT_EQ(static_relative_path("/", "/a//b/"), "a/b/");
+}
+
+// A trailing slash names a directory: it is kept, so that "index.html/"
+// cannot name the file (the open fails with ENOTDIR). The root needs none.
+TEST(StaticPath, ATrailingSlashIsKept) {
+  EXPECT_EQ(static_relative_path("/assets/", "/assets/index.html/"), "index.html/");
+  EXPECT_EQ(static_relative_path("/assets/", "/assets/docs/"), "docs/");
+  EXPECT_EQ(static_relative_path("/assets/", "/assets/docs//"), "docs/");
+  EXPECT_EQ(static_relative_path("/assets", "/assets/"), "");
+  EXPECT_EQ(static_relative_path("/assets/", "/assets/"), "");
+  EXPECT_EQ(static_relative_path("/", "//"), "");
+  EXPECT_FALSE(static_relative_path("/", "/a%2f"));  // an encoded slash is still refused
 }
 
 TEST(StaticPath, NothingCanLeaveTheRoot) {
