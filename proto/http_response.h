@@ -21,7 +21,9 @@ struct HttpResponse {
   std::string body;
 };
 
-// "OK", "Not Found", ...; "Unknown" for codes without a standard phrase.
+// "OK", "Not Found", ...: the phrase of the IANA HTTP Status Code Registry
+// for every registered code (418: "I'm a teapot"); "Unknown" for a code
+// without a registered phrase (306, 427, 509, 599, ...).
 std::string_view reason_phrase(int status);
 
 // True for headers the writer owns (dropped when a handler sets them).

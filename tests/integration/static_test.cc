@@ -125,6 +125,7 @@ TEST(Static, OneRangeIs206AndAnUnsatisfiableOne416) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 416);
   EXPECT_EQ(r->headers["content-range"], "bytes */20");
+  EXPECT_EQ(r->body, "416 Range Not Satisfiable\n");  // its registered reason phrase
   ASSERT_TRUE(c.send(get("/assets/big.bin", "Range: bytes=-3\r\n")));
   r = c.read_response();
   ASSERT_TRUE(r);

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace ringhttpd::proto {
 namespace {
 
@@ -55,6 +59,89 @@ TEST(HttpResponse, HeadOnlyKeepsLengthWithoutBody) {
   const std::string r = make_simple_response(200, true, kDate, "text/plain", "ok\n", true);
   EXPECT_NE(r.find("Content-Length: 3\r\n"), std::string::npos);
   EXPECT_TRUE(r.ends_with("\r\n\r\n"));
+}
+
+// Every code of the IANA HTTP Status Code Registry that has a phrase gets
+// it (a status a service or an upstream sends, or a `respond` status, is
+// written with it too); codes without one are "Unknown".
+TEST(HttpResponse, EveryRegisteredStatusHasItsReasonPhrase) {
+  const std::vector<std::pair<int, std::string_view>> registry = {
+      {100, "Continue"},
+      {101, "Switching Protocols"},
+      {102, "Processing"},
+      {103, "Early Hints"},
+      {200, "OK"},
+      {201, "Created"},
+      {202, "Accepted"},
+      {203, "Non-Authoritative Information"},
+      {204, "No Content"},
+      {205, "Reset Content"},
+      {206, "Partial Content"},
+      {207, "Multi-Status"},
+      {208, "Already Reported"},
+      {226, "IM Used"},
+      {300, "Multiple Choices"},
+      {301, "Moved Permanently"},
+      {302, "Found"},
+      {303, "See Other"},
+      {304, "Not Modified"},
+      {305, "Use Proxy"},
+      {307, "Temporary Redirect"},
+      {308, "Permanent Redirect"},
+      {400, "Bad Request"},
+      {401, "Unauthorized"},
+      {402, "Payment Required"},
+      {403, "Forbidden"},
+      {404, "Not Found"},
+      {405, "Method Not Allowed"},
+      {406, "Not Acceptable"},
+      {407, "Proxy Authentication Required"},
+      {408, "Request Timeout"},
+      {409, "Conflict"},
+      {410, "Gone"},
+      {411, "Length Required"},
+      {412, "Precondition Failed"},
+      {413, "Content Too Large"},
+      {414, "URI Too Long"},
+      {415, "Unsupported Media Type"},
+      {416, "Range Not Satisfiable"},
+      {417, "Expectation Failed"},
+      {418, "I'm a teapot"},
+      {421, "Misdirected Request"},
+      {422, "Unprocessable Content"},
+      {423, "Locked"},
+      {424, "Failed Dependency"},
+      {425, "Too Early"},
+      {426, "Upgrade Required"},
+      {428, "Precondition Required"},
+      {429, "Too Many Requests"},
+      {431, "Request Header Fields Too Large"},
+      {451, "Unavailable For Legal Reasons"},
+      {500, "Internal Server Error"},
+      {501, "Not Implemented"},
+      {502, "Bad Gateway"},
+      {503, "Service Unavailable"},
+      {504, "Gateway Timeout"},
+      {505, "HTTP Version Not Supported"},
+      {506, "Variant Also Negotiates"},
+      {507, "Insufficient Storage"},
+      {508, "Loop Detected"},
+      {510, "Not Extended"},
+      {511, "Network Authentication Required"},
+  };
+  for (const auto& [status, phrase] : registry) EXPECT_EQ(reason_phrase(status), phrase) << status;
+  for (int status : {0, 99, 104, 199, 209, 299, 306, 309, 419, 420, 427, 430, 450, 509, 512, 599,
+                     600, 999, -1}) {
+    EXPECT_EQ(reason_phrase(status), "Unknown") << status;
+  }
+}
+
+// The server's own 416 (a range beyond the end) says so on its status line
+// and in its body.
+TEST(HttpResponse, AnUnsatisfiableRangeIsNamed) {
+  const std::string out = make_simple_response(416, true, kDate);
+  EXPECT_EQ(out.rfind("HTTP/1.1 416 Range Not Satisfiable\r\n", 0), 0u) << out;
+  EXPECT_TRUE(out.ends_with("\r\n\r\n416 Range Not Satisfiable\n")) << out;
 }
 
 TEST(HttpResponse, DateIsImfFixdate) {
