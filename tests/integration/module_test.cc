@@ -189,6 +189,13 @@ TEST(Module, AMissingFileOrAFailedInitIsRefusedAtStart) {
   EXPECT_NE(WEXITSTATUS(status), 0) << out;
   EXPECT_NE(out.find("init failed (returned 7): asked to fail by its config"), std::string::npos)
       << out;
+  // A reason of two lines with an escape sequence: one log line, the same
+  // text `check --init` prints.
+  out = refused_start(config(RINGHTTPD_MISBEHAVING_MODULE, {{"fail_init", "multiline"}}), status);
+  EXPECT_NE(out.find("init failed (returned 7): asked to fail\\x0asecond line \\x1b[31mred\n"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
 }
 
 // `check` loads each module (without its init) and names the key.
@@ -244,6 +251,11 @@ TEST(Module, CheckInitRunsTheModulesInitAndNamesTheKey) {
        {{"fail_init", true}},
        std::string("services[0].config: module ") + RINGHTTPD_MISBEHAVING_MODULE +
            ": init failed (returned "},
+      // The module's reason as `serve` logs it (\xNN), not escaped twice.
+      {RINGHTTPD_MISBEHAVING_MODULE,
+       {{"fail_init", "multiline"}},
+       std::string("services[0].config: module ") + RINGHTTPD_MISBEHAVING_MODULE +
+           ": init failed (returned 7): asked to fail\\x0asecond line \\x1b[31mred\n"},
       {RINGHTTPD_MISBEHAVING_MODULE,
        {{"crash_init", true}},
        std::string("services[0].config: module ") + RINGHTTPD_MISBEHAVING_MODULE +

@@ -12,7 +12,9 @@
  *   /hang         never answers
  *   anything else "alive <pid>"
  *
- * Config {"fail_init": true} makes init fail; {"crash_init": true} makes
+ * Config {"fail_init": true} makes init fail; {"fail_init": "multiline"}
+ * too, with a reason of two lines and a terminal escape sequence (which the
+ * server must show escaped); {"crash_init": true} makes
  * it abort; {"hang_init_while": "/some/file"} makes init wait while that
  * file exists (an init that hangs, e.g. on a database without a timeout).
  */
@@ -50,6 +52,10 @@ static int misbehaving_init(struct ringhttpd_init_args* args) {
   if (strstr(args->config_json, "\"crash_init\":true") != NULL) abort();
   if (strstr(args->config_json, "\"fail_init\":true") != NULL) {
     snprintf(args->error, args->error_size, "asked to fail by its config");
+    return 7;
+  }
+  if (strstr(args->config_json, "\"fail_init\":\"multiline\"") != NULL) {
+    snprintf(args->error, args->error_size, "asked to fail\nsecond line \x1b[31mred");
     return 7;
   }
   api = args->api;
