@@ -1694,16 +1694,10 @@ void NetworkProcess::drop_finished() {
   publish_connections();
 }
 
-// The slot no longer waits for the answer (closed, or 504). The entry stays
-// without a slot so that kill_after_ms is still watched, until the service's
-// end record for it arrives.
-void NetworkProcess::forget(uint64_t id) {
-  auto it = pending_.find(id);
-  if (it != pending_.end()) it->second.slot = nullptr;
-}
-
-// The client is gone: the service stops working on the request and answers
-// the cancel with an (aborted) end record, which clears the entry.
+// The client is gone, or the request got 504: the service stops working on
+// it and answers the cancel with an (aborted) end record, which clears the
+// entry. Until then the entry stays, without a slot, so that kill_after_ms
+// is still watched.
 void NetworkProcess::cancel(uint64_t id) {
   auto it = pending_.find(id);
   if (it == pending_.end() || it->second.slot == nullptr) return;
@@ -1769,14 +1763,12 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
       close_connection(c);
       return;
     }
-    if (c.in && c.in->id == slot.request_id) {
-      // Its body stopped half-way: the service is told (it answers with an
-      // end record); a service that cannot is still caught by kill_after_ms.
-      stop_upload(c);
-      cancel(slot.request_id);
-    } else {
-      forget(slot.request_id);  // a handler that holds it: kill_after_ms decides
-    }
+    // The service is told (kCancel), so a handler that can let go does
+    // (the proxy closes its upstream connection); it answers with an end
+    // record. One that cannot (stuck, or a whole-request handler that never
+    // answers) is still caught by kill_after_ms.
+    if (c.in && c.in->id == slot.request_id) stop_upload(c);  // its body stopped half-way
+    cancel(slot.request_id);
     slot.request_id = 0;
     slot.retry_record.clear();
     answer_error(slot, 504, slot.keep_alive);

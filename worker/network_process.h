@@ -136,7 +136,6 @@ class NetworkProcess {
 
   void drain_responses();
   void release_responses();
-  void forget(uint64_t id);
   void cancel(uint64_t id);
   void on_response_record(uint32_t service, const shm::RecordView& rec);
   using PendingMap = std::pmr::unordered_map<uint64_t, Pending>;

@@ -76,6 +76,7 @@ bool Stream::take_body(std::string_view bytes, bool end) {
 }
 
 ServiceRequest Stream::take_whole_request() {
+  handed_ = true;
   whole_request_was_head_ = head_.http.method == "HEAD";
   ServiceRequest request = std::move(head_);
   request.http.body = std::move(in_);
@@ -157,7 +158,8 @@ void Stream::abort() {
 }
 
 void Stream::respond(proto::HttpResponse response) {
-  if (cancelled_ || out_state_ != Out::none) return;
+  if (cancelled_) return send_owed_ack();
+  if (out_state_ != Out::none) return;
   const uint64_t size = response.body.size();
   start(response.status, std::move(response.headers), size);
   if (out_state_ != Out::started) return;
@@ -216,14 +218,31 @@ void Stream::cancel(bool ack) {
   out_.clear();
   out_at_ = 0;
   // The network process keeps the request until an end record for it
-  // arrives (else its watchdog would take this process for stuck).
+  // arrives (else its watchdog would take this process for stuck). A
+  // whole-request handler cannot hear of the cancel: the end record waits
+  // for its answer (or its Responder's end), so one that never answers is
+  // still caught by kill_after_ms. A streaming handler hears it (listener)
+  // and is trusted to let go: answered at once.
   if (ack && !end_sent_) {
-    owner_.channel(network_).send_body(proto::kResponseBody,
-                                       proto::kRecordEnd | proto::kRecordAbort, id_, {});
+    if (whole_ && handed_) {
+      ack_owed_ = true;
+    } else {
+      owner_.channel(network_).send_body(proto::kResponseBody,
+                                         proto::kRecordEnd | proto::kRecordAbort, id_, {});
+    }
     end_sent_ = true;
   }
   if (!whole_) owner_.mark_notify(*this);
   retire(false);
+}
+
+// The end record a cancel is owed, once the whole-request handler answered.
+void Stream::send_owed_ack() {
+  if (!ack_owed_) return;
+  ack_owed_ = false;
+  if (owner_.epoch(network_) != epoch_) return;  // its network process is gone
+  owner_.channel(network_).send_body(proto::kResponseBody, proto::kRecordEnd | proto::kRecordAbort,
+                                     id_, {});
 }
 
 void Stream::send_head_record() {

@@ -82,6 +82,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
 
  private:
   void refuse(const char* why);
+  void send_owed_ack();
   void retire(bool answered);
   void fail(const char* why, int status = 500);
   void send_head_record();
@@ -97,6 +98,8 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   const uint64_t body_length_;
   const bool whole_;                     // collected for Handler::handle (credited on arrival)
   bool whole_request_was_head_ = false;  // head_ was moved out for handle()
+  bool handed_ = false;                  // ... and the handler holds its Responder
+  bool ack_owed_ = false;                // cancelled while handed_: the end record waits
 
   // request body
   std::string in_;

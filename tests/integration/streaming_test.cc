@@ -669,6 +669,27 @@ TEST(Streaming, AbandonedRequestsDoNotGetTheServiceKilled) {
   EXPECT_EQ(server.log().find("past kill_after_ms"), std::string::npos) << server.log();
 }
 
+// A request the handler holds past timeout_ms: the network process answers
+// 504 and cancels it, the handler lets go (the proxy, for one, closes its
+// upstream connection), and the service's end record clears it, so the
+// process is not taken for stuck at kill_after_ms (2 x 300 ms here).
+TEST(Streaming, A504CancelsTheRequestSoAHandlerThatLetsGoIsNotKilled) {
+  Server server(config(kGiB, 10000, 1, 300), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t service = server.child("ringhttpd: service st g1 #0");
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(server.port(), "/hold");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 504);
+  }
+  std::this_thread::sleep_for(1500ms);  // well past kill_after_ms
+  auto ok = http_get(server.port(), "/bytes?n=2");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(server.child("ringhttpd: service st g1 #0"), service) << server.log();
+  EXPECT_EQ(server.log().find("past kill_after_ms"), std::string::npos) << server.log();
+}
+
 // A reload while an upload waits for its window: the old process reads the
 // request it began to its end and answers it.
 TEST(Streaming, AnUploadInProgressFinishesAcrossAReload) {

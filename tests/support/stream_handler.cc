@@ -9,6 +9,9 @@
 //                                bytes per millisecond when given: a slow
 //                                reader) and answers "<bytes> <sum>\n", the
 //                                sum of all bytes modulo 2^64
+//   GET  /hold                   never answered: let go only when the
+//                                exchange is cancelled (a client that
+//                                left, or the network process's 504)
 //   anything else                404
 #include <algorithm>
 #include <charconv>
@@ -38,6 +41,7 @@ struct Job {
   // /bytes
   uint64_t left = 0;
   uint64_t offset = 0;
+  bool hold = false;  // /hold
   // /sink
   bool sink = false;
   uint64_t rate = 0;  // bytes per ms; 0: as fast as it comes
@@ -63,6 +67,8 @@ class StreamHandler : public Handler {
       const bool chunked = query_number(req.query(), "chunked", 0) != 0;
       x->start(200, {{"Content-Type", "application/octet-stream"}},
                chunked ? proto::kUnknownBodyLength : job->left);
+    } else if (req.path() == "/hold") {
+      job->hold = true;
     } else if (req.path() == "/sink") {
       job->sink = true;
       job->rate = query_number(req.query(), "rate", 0);
@@ -99,6 +105,7 @@ class StreamHandler : public Handler {
       job.done = true;
       return;
     }
+    if (job.hold) return;
     if (job.sink) return sink(job, now_ms);
     static const std::string pattern = [] {
       std::string p(251 * 512, '\0');
