@@ -137,7 +137,16 @@ int on_header_value(llhttp_t* p, const char* at, size_t n) {
 
 int on_headers_complete(llhttp_t* p) {
   Job* j = job_of(p);
-  if (p->status_code < 200) return 0;  // 1xx: skipped, the final answer follows
+  // A status outside 100..599 is no HTTP status (RFC 9110 15): malformed,
+  // 502 like any other broken response (not a status the client could get).
+  if (p->status_code < 100 || p->status_code > 599) return -1;
+  if (p->status_code < 200) {
+    // 1xx: skipped, the final answer follows. An interim response has no
+    // content (RFC 9110 15.2), so framing on one is malformed: its "body"
+    // would be read as such and the exchange would wait for the real one.
+    if (p->flags & (F_CONTENT_LENGTH | F_CHUNKED | F_TRANSFER_ENCODING)) return -1;
+    return 0;
+  }
   std::vector<proto::Header> kept;
   kept.reserve(j->headers.size());
   for (proto::Header& h : j->headers) {
@@ -156,6 +165,7 @@ int on_headers_complete(llhttp_t* p) {
 
 int on_body(llhttp_t* p, const char* at, size_t n) {
   Job* j = job_of(p);
+  if (!j->started) return -1;  // body bytes before a final head: malformed
   if (!j->x->write(std::string_view(at, n))) j->paused = true;
   return 0;
 }

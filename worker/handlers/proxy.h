@@ -12,11 +12,14 @@
 //             its length is unknown)
 //   response: llhttp (HTTP_RESPONSE) -> Exchange start/write/finish; the
 //             upstream socket is read only while the client side takes it
-//   errors:   refused or failed connect, reset, malformed or truncated
-//             response -> 502; connect or response timeout -> 504; a
-//             reused connection found closed before any response byte ->
-//             sent once more on a new connection. A response already begun
-//             is aborted instead (the client's connection closes).
+//   errors:   refused or failed connect, reset, malformed (a status
+//             outside 100..599, a 1xx with framing) or truncated response
+//             -> 502; connect or response timeout -> 504; a reused
+//             connection found closed before any response byte -> sent
+//             once more on a new connection. A response already begun is
+//             aborted instead (the client's connection closes). The
+//             exchange cancelled (client gone, or the network process's
+//             504 at timeout_ms) -> the job ends, its connection closed.
 #pragma once
 
 #include <memory>
