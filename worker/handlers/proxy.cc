@@ -561,8 +561,12 @@ class ProxyHandler : public Handler {
 
   void on_eof(const std::shared_ptr<Job>& job) {
     if (may_retry(*job)) return retry(job);  // closed by the upstream while idle
-    if (job->got_any && llhttp_finish(&job->parser) == HPE_OK && job->complete) {
-      return complete(job, false);  // a body that ends with the connection
+    // A body that ends with the connection (RFC 9112 6.3, rule 8): the
+    // parser completes it now. Its on_message_complete answers HPE_PAUSED,
+    // which llhttp_finish passes on: that is success here, not an error.
+    if (job->got_any && !job->complete) {
+      const llhttp_errno_t e = llhttp_finish(&job->parser);
+      if ((e == HPE_OK || e == HPE_PAUSED) && job->complete) return complete(job, false);
     }
     upstream_broke(job, job->got_any ? "truncated response" : "closed without a response");
   }
