@@ -30,9 +30,6 @@ namespace {
 constexpr size_t kOutHigh = 256 * 1024;  // request bytes buffered for the upstream
 constexpr size_t kReadBytes = 65536;
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-// An idle upstream connection reused within this long is not asked whether
-// it was closed meanwhile (idle_conn).
-constexpr int64_t kPeekAfterIdleMs = 1000;
 
 // Hop-by-hop fields (RFC 9110 7.6.1): never forwarded either way. Framing
 // is ours on each side; X-Forwarded-* are replaced by ours.
@@ -363,21 +360,20 @@ class ProxyHandler : public Handler {
   }
 
   // A kept-alive connection still fit to carry a request: not idle too
-  // long, and nothing (no EOF, no stray bytes) waiting on it. An idle
-  // connection is watched, so an upstream's close is normally seen (and
-  // the connection dropped) long before it is picked; only one idle for a
-  // while, which an upstream's own keep-alive timeout may be closing right
-  // now, is asked first (a MSG_PEEK: one syscall, skipped for connections
-  // in steady use). A close that still slips through is a failure before
-  // any response byte: retried once for a request safe to repeat.
+  // long, and nothing (no EOF, no stray bytes, no error) waiting on it. An
+  // idle connection is watched, so an upstream's close is often seen (and
+  // the connection dropped) before it is picked, but not always: an
+  // upstream that closes right after its answer (no "Connection: close")
+  // races the next request, which may be picked in the same loop
+  // iteration the FIN arrives in. So every reuse asks first (a MSG_PEEK,
+  // one syscall, as nginx does). A close that still slips through (after
+  // the peek) is a failure before any response byte: retried once for a
+  // request safe to repeat.
   std::unique_ptr<Conn> idle_conn(Upstream& up) {
     while (!up.idle.empty()) {
       std::unique_ptr<Conn> c = std::move(up.idle.back());
       up.idle.pop_back();
-      const int64_t idle_ms = now_ - c->idle_since;
-      if (idle_ms < settings_.idle_timeout_ms && (idle_ms < kPeekAfterIdleMs || quiet(*c))) {
-        return c;
-      }
+      if (now_ - c->idle_since < settings_.idle_timeout_ms && quiet(*c)) return c;
       close_conn(std::move(c));
     }
     return nullptr;
