@@ -78,6 +78,7 @@ struct Conn {
 
 struct Upstream {
   std::string name;
+  std::string host;  // the Host header for requests that came without one
   sockaddr_storage addr{};
   socklen_t len = 0;
   bool usable = false;
@@ -97,6 +98,11 @@ struct Job {
   bool replayable = true;   // `out` still holds the request from its first byte
   bool retried = false;
   bool head = false;  // a HEAD request: the response has no body
+  // The client sent no Host (HTTP/1.0): the upstream's own name goes in
+  // `out` at host_at (host_len bytes), set by begin() for each attempt.
+  bool add_host = false;
+  size_t host_at = 0;
+  size_t host_len = 0;
   llhttp_t parser{};
   std::vector<proto::Header> headers;
   bool in_value = false;
@@ -192,6 +198,14 @@ const llhttp_settings_t& response_settings() {
   return s;
 }
 
+// What nginx sends as $proxy_host: the upstream as configured, without the
+// default port; "localhost" for a unix socket.
+std::string host_of(const std::string& spec) {
+  if (spec.starts_with("unix:")) return "localhost";
+  if (spec.ends_with(":80")) return spec.substr(0, spec.size() - 3);
+  return spec;
+}
+
 bool resolve(const std::string& spec, Upstream& up) {
   if (spec.starts_with("unix:")) {
     sockaddr_un un{};
@@ -227,6 +241,7 @@ class ProxyHandler : public Handler {
     for (const std::string& spec : settings_.upstreams) {
       auto up = std::make_unique<Upstream>();
       up->name = spec;
+      up->host = host_of(spec);
       up->usable = resolve(spec, *up);
       if (!up->usable) log_error("proxy upstream " + spec + ": cannot resolve; passed over");
       upstreams_.push_back(std::move(up));
@@ -276,6 +291,12 @@ class ProxyHandler : public Handler {
     o += ' ';
     o += req.target;
     o += " HTTP/1.1\r\n";
+    // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/1.0 client may have
+    // sent none. Its line goes here once the upstream is known (begin()).
+    job.add_host = std::none_of(req.headers.begin(), req.headers.end(), [](const proto::Header& h) {
+      return proto::iequals(h.name, "Host");
+    });
+    job.host_at = o.size();
     std::string forwarded_for;
     for (const proto::Header& h : req.headers) {
       if (hop_by_hop(h.name) || listed_in_connection(req.headers, h.name)) continue;
@@ -455,6 +476,13 @@ class ProxyHandler : public Handler {
   }
 
   void begin(const std::shared_ptr<Job>& job, std::unique_ptr<Conn> c) {
+    // Nothing of `out` was sent yet (a first attempt, or a retry from its
+    // first byte): the Host line can still name this attempt's upstream.
+    if (job->add_host && job->out_at == 0) {
+      const std::string line = "Host: " + c->up->host + "\r\n";
+      job->out.replace(job->host_at, job->host_len, line);
+      job->host_len = line.size();
+    }
     c->job = job;
     ++c->up->active;
     job->conn = std::move(c);
