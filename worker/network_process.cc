@@ -1256,8 +1256,10 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     slot.body_expected = length;
     body.remove_prefix(used);
     uint64_t announce = length;
-    if (length == proto::kUnknownBodyLength && end) {
+    if (length == proto::kUnknownBodyLength && end && !slot.head_request) {
       announce = body.size();  // whole after all: its length is known
+      // (Not for HEAD: its empty "body" says nothing of the length a GET
+      // would have; RFC 9110 9.3.2 / 8.6: then no Content-Length is sent.)
     } else if (!end && (length == proto::kUnknownBodyLength || body.size() < length)) {
       // Streamed from here. (A response whose announced bytes are all here
       // waits for its end record, so that one more byte is still a 502.)
