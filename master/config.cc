@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -495,16 +496,76 @@ constexpr std::array<UintField<worker::ProxySettings>, 5> kProxyFields = {{
     {"fail_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::fail_timeout_ms},
 }};
 
-// "127.0.0.1:9000", "[::1]:9000" or "unix:/run/app.sock".
-bool valid_upstream(std::string_view u) {
-  if (u.find('\0') != std::string_view::npos) return false;
-  if (u.starts_with("unix:")) return u.size() > 6 && u[5] == '/' && u.size() <= 5 + 107;
+// A host name or IPv4 address as a upstream's host: letters, digits, '-',
+// '.' and '_' (no scheme, no path, no space).
+bool is_host_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+}
+
+// "127.0.0.1:9000", "app.internal:9000", "[::1]:9000" or
+// "unix:/run/app.sock". "" if `u` is one; else what is wrong, with a hint.
+std::string upstream_problem(std::string_view u) {
+  constexpr std::string_view kForm = "must be \"host:port\" or \"unix:/path\"";
+  if (u.find('\0') != std::string_view::npos) return std::string(kForm);
+  if (u.starts_with("unix:")) {
+    if (u.size() > 6 && u[5] == '/' && u.size() <= 5 + 107) return "";
+    return std::string(kForm) + " (unix: takes an absolute path of at most 107 bytes)";
+  }
+  if (u.find("://") != std::string_view::npos) {
+    return std::string(kForm) + ": no scheme (write host:port or unix:/path; only HTTP is spoken)";
+  }
+  if (std::any_of(u.begin(), u.end(), [](char c) {
+        return std::isspace(static_cast<unsigned char>(c)) ||
+               std::iscntrl(static_cast<unsigned char>(c));
+      })) {
+    return std::string(kForm) + ": no spaces or control characters";
+  }
+  if (u.find('/') != std::string_view::npos) {
+    return std::string(kForm) + ": no path (the request's own target is sent)";
+  }
   const size_t colon = u.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == u.size()) return false;
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == u.size()) {
+    return std::string(kForm) + ": the port is required";
+  }
   const std::string_view port = u.substr(colon + 1);
-  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit)) return false;
-  const int n = std::stoi(std::string(port));
-  return n >= 1 && n <= 65535;
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+      std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535) {
+    return std::string(kForm) + ": the port must be 1 to 65535";
+  }
+  const std::string_view host = u.substr(0, colon);
+  if (host.front() == '[') {
+    in6_addr a{};
+    const std::string inner(host.substr(1, host.size() - 2));
+    if (host.size() > 2 && host.back() == ']' && ::inet_pton(AF_INET6, inner.c_str(), &a) == 1) {
+      return "";
+    }
+    return std::string(kForm) + ": an IPv6 address goes in brackets, as [::1]:80";
+  }
+  if (host.find(':') != std::string_view::npos) {
+    return std::string(kForm) + ": an IPv6 address goes in brackets, as [::1]:80";
+  }
+  if (!std::all_of(host.begin(), host.end(), is_host_char)) {
+    return std::string(kForm) + ": the host is a name or an address";
+  }
+  return "";
+}
+
+// A host name is resolved here, once, as nginx does at start: a name that
+// does not resolve is a config error (the service processes resolve it
+// again when they start, and pass over one that no longer does).
+std::string resolve_problem(std::string_view u) {
+  if (u.starts_with("unix:")) return "";
+  const size_t colon = u.rfind(':');
+  std::string host(u.substr(0, colon));
+  if (host.front() == '[') host = host.substr(1, host.size() - 2);
+  const std::string port(u.substr(colon + 1));
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int r = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  if (found != nullptr) ::freeaddrinfo(found);
+  if (r == 0) return "";
+  return "host " + quote(host) + " does not resolve (getaddrinfo: " + ::gai_strerror(r) + ")";
 }
 
 void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {
@@ -518,9 +579,14 @@ void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors
   } else {
     for (size_t i = 0; i < ups->size(); ++i) {
       const json& u = (*ups)[i];
-      if (!u.is_string() || !valid_upstream(u.get_ref<const std::string&>())) {
-        fail(errors, index_path(join(path, "upstreams"), i),
-             "must be \"host:port\" or \"unix:/path\"" + got(u));
+      const std::string problem = u.is_string() ? upstream_problem(u.get_ref<const std::string&>())
+                                                : "must be \"host:port\" or \"unix:/path\"";
+      if (!problem.empty()) {
+        fail(errors, index_path(join(path, "upstreams"), i), problem + got(u));
+        continue;
+      }
+      if (const std::string bad = resolve_problem(u.get_ref<const std::string&>()); !bad.empty()) {
+        fail(errors, index_path(join(path, "upstreams"), i), bad);
         continue;
       }
       p.upstreams.push_back(u.get<std::string>());
@@ -529,7 +595,21 @@ void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors
   static constexpr std::array<std::string_view, 2> kBalance = {"round_robin", "least_conn"};
   read_enum(v, "balance", path, kBalance, &p.balance, errors);
   read_uint_fields(v, path, kProxyFields, &p, errors);
+  // The network process answers 504 at the service's timeout_ms (and
+  // cancels the request): a proxy timer set longer could never fire.
+  // Given longer, it is an error; left out, it is clamped to timeout_ms.
   if (p.response_timeout_ms == 0) p.response_timeout_ms = s->timeout_ms;
+  for (auto [key, value] : {std::pair{"connect_timeout_ms", &p.connect_timeout_ms},
+                            std::pair{"response_timeout_ms", &p.response_timeout_ms}}) {
+    if (*value <= s->timeout_ms) continue;
+    if (member(v, key) == nullptr) {
+      *value = s->timeout_ms;
+    } else {
+      fail(errors, join(path, key),
+           "must be at most timeout_ms (" + std::to_string(s->timeout_ms) +
+               "): the client gets 504 at timeout_ms first");
+    }
+  }
 }
 
 void read_module(const json& v, std::string_view path, ServiceSettings* s, Errors* errors) {

@@ -456,8 +456,8 @@ TEST(Config, ProxyKeysAreCheckedAndNamed) {
       errors_of(R"({"services": [{"name": "a", "type": "proxy",
                  "upstreams": ["127.0.0.1:9000", "nohost", "h:70000"], "balance": "random"}]})"),
       (Errors{
-          R"(services[0].upstreams[1]: must be "host:port" or "unix:/path" (got "nohost"))",
-          R"(services[0].upstreams[2]: must be "host:port" or "unix:/path" (got "h:70000"))",
+          R"(services[0].upstreams[1]: must be "host:port" or "unix:/path": the port is required (got "nohost"))",
+          R"(services[0].upstreams[2]: must be "host:port" or "unix:/path": the port must be 1 to 65535 (got "h:70000"))",
           R"(services[0].balance: must be one of "round_robin", "least_conn" (got "random"))"}));
   // Keys of another type are unknown here, and proxy keys elsewhere.
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy",
@@ -465,6 +465,61 @@ TEST(Config, ProxyKeysAreCheckedAndNamed) {
             Errors{"services[0].path: unknown key"});
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "echo", "upstreams": []}]})"),
             Errors{"services[0].upstreams: unknown key"});
+}
+
+// Upstream strings that could never work are errors naming the entry, with
+// what to write instead; a host name must resolve when the file is read.
+TEST(Config, UpstreamsThatCannotWorkAreRefusedWithAHint) {
+  auto error_for = [](std::string_view upstream) {
+    std::string text = R"({"services": [{"name": "a", "type": "proxy", "upstreams": [")";
+    text.append(upstream);
+    text.append(R"("]}]})");
+    const Errors e = errors_of(text);
+    if (e.size() == 1) return e.front();
+    std::string count = "(";
+    count.append(std::to_string(e.size()));
+    count.append(" errors)");
+    return count;
+  };
+  EXPECT_EQ(error_for("http://127.0.0.1:9000"),
+            R"(services[0].upstreams[0]: must be "host:port" or "unix:/path": no scheme (write)"
+            R"( host:port or unix:/path; only HTTP is spoken) (got "http://127.0.0.1:9000"))");
+  EXPECT_EQ(error_for(" 127.0.0.1:9000"),
+            R"(services[0].upstreams[0]: must be "host:port" or "unix:/path": no spaces or)"
+            R"( control characters (got " 127.0.0.1:9000"))");
+  EXPECT_EQ(error_for("::1:80"), R"(services[0].upstreams[0]: must be "host:port" or)"
+                                 R"( "unix:/path": an IPv6 address goes in brackets, as [::1]:80)"
+                                 R"( (got "::1:80"))");
+  EXPECT_EQ(error_for("127.0.0.1:80/api"),
+            R"(services[0].upstreams[0]: must be "host:port" or "unix:/path": no path (the)"
+            R"( request's own target is sent) (got "127.0.0.1:80/api"))");
+  EXPECT_EQ(error_for("[zz]:80").find("in brackets"), error_for("::1:80").find("in brackets"));
+  EXPECT_EQ(error_for("unix:").find("absolute path") != std::string::npos, true);
+  const std::string unresolved = error_for("nosuchhost.invalid:80");
+  EXPECT_TRUE(unresolved.starts_with(
+      R"(services[0].upstreams[0]: host "nosuchhost.invalid" does not resolve)"))
+      << unresolved;
+  EXPECT_EQ(error_for("localhost:80"), "(0 errors)");
+  EXPECT_EQ(error_for("[::1]:80"), "(0 errors)");
+  EXPECT_EQ(error_for("unix:/run/app.sock"), "(0 errors)");
+}
+
+// The network process answers 504 at timeout_ms: a proxy timer set longer
+// is an error; left out, it is clamped to timeout_ms.
+TEST(Config, ProxyTimeoutsAreAtMostTheServiceTimeout) {
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy", "timeout_ms": 2000,
+                 "upstreams": ["127.0.0.1:1"], "response_timeout_ms": 30000,
+                 "connect_timeout_ms": 2001}]})"),
+            (Errors{"services[0].connect_timeout_ms: must be at most timeout_ms (2000): the "
+                    "client gets 504 at timeout_ms first",
+                    "services[0].response_timeout_ms: must be at most timeout_ms (2000): the "
+                    "client gets 504 at timeout_ms first"}));
+  const worker::ProxySettings p = valid(R"({"services": [{"name": "a", "type": "proxy",
+                 "timeout_ms": 400, "upstreams": ["127.0.0.1:1"]}]})")
+                                      .services[0]
+                                      .proxy;
+  EXPECT_EQ(p.connect_timeout_ms, 400u);  // the default 1000, clamped
+  EXPECT_EQ(p.response_timeout_ms, 400u);
 }
 
 TEST(Config, AMetricsRouteIsTrueAndAlone) {
