@@ -18,10 +18,10 @@
 //    CRLF ourselves, lex every chunk-size line ourselves (ChunkLineLexer: RFC
 //    9112 §7.1.1 extensions, quoted strings included, bounded) and hand llhttp
 //    only a canonical "<hex>\r\n", and run the lexer over the trailer section,
-//  * the semantic checks llhttp leaves to its user (Host, request-target form,
-//    transfer codings, Content-Length range, Expect, version, size limits,
-//    CONNECT, Connection: close on HTTP/1.0) and the mapping of every failure
-//    to the status to answer.
+//  * the semantic checks llhttp leaves to its user (Host syntax,
+//    request-target form, transfer codings, Content-Length range, Expect,
+//    version, size limits, CONNECT, Connection: close on HTTP/1.0) and the
+//    mapping of every failure to the status to answer.
 // Every check is made on the byte that decides it and nothing after that byte
 // is looked at, so the verdict on a byte stream does not depend on how it was
 // split into feeds. Callbacks never let an exception into llhttp's C frames.
@@ -53,7 +53,6 @@ constexpr const char* kBareLf = "bare LF";
 
 bool IsWs(char c) { return c == ' ' || c == '\t'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 int HexValue(char c) {
   if (IsDigit(c)) return c - '0';
@@ -78,12 +77,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsWs(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsWs(s.back())) s.remove_suffix(1);
   return s;
-}
-
-// Characters of a Host value: reg-name / IP-literal / IPv4 plus ":" port.
-bool IsHostChar(char c) {
-  if (IsAlpha(c) || IsDigit(c)) return true;
-  return std::string_view("-._~!$&'()*+,;=%:[]").find(c) != std::string_view::npos;
 }
 
 // Calls f on each element of a comma-separated list, trimmed (empty ones
@@ -964,7 +957,8 @@ int Parser::CheckTarget() {
 }
 
 // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid; §4.2.4:
-// userinfo is treated as an error. The authority then overrides Host.
+// userinfo is treated as an error. The rest of the authority is checked as a
+// Host value is (valid_host). The authority then overrides Host.
 int Parser::CheckAbsoluteForm(std::string_view target) {
   constexpr std::string_view kSep = "://";
   size_t sep = target.find(kSep);
@@ -977,6 +971,7 @@ int Parser::CheckAbsoluteForm(std::string_view target) {
   if (authority.empty() || authority.front() == ':') {
     return Fail(kBadRequest, "empty host in request target");
   }
+  if (!valid_host(authority)) return Fail(kBadRequest, "invalid host in request target");
   return 0;
 }
 
@@ -985,9 +980,7 @@ int Parser::CheckHost() {
   if (cur_.hosts == 0) {
     return cur_.req.version_minor == 1 ? Fail(kBadRequest, "HTTP/1.1 request without Host") : 0;
   }
-  for (char c : cur_.req.header("Host")) {
-    if (!IsHostChar(c)) return Fail(kBadRequest, "invalid Host header");
-  }
+  if (!valid_host(cur_.req.header("Host"))) return Fail(kBadRequest, "invalid Host header");
   return 0;
 }
 

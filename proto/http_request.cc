@@ -50,7 +50,120 @@ std::string_view StripUserinfoAndPort(std::string_view authority) {
   return authority.substr(0, authority.find(':'));
 }
 
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// unreserved / sub-delims (RFC 3986 §2.2, §2.3).
+bool IsUnreservedOrSubDelim(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c)) return true;
+  return std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+// reg-name = *( unreserved / pct-encoded / sub-delims ); IPv4address is one.
+bool IsRegName(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (s.size() - i < 3 || !IsHexDigit(s[i + 1]) || !IsHexDigit(s[i + 2])) return false;
+      i += 2;
+    } else if (!IsUnreservedOrSubDelim(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// h16 = 1*4HEXDIG
+bool IsH16(std::string_view s) {
+  return !s.empty() && s.size() <= 4 && std::all_of(s.begin(), s.end(), IsHexDigit);
+}
+
+// dec-octet = "0" / "1"-"9" DIGIT / ... / "25" "0"-"5": no leading zero, <= 255.
+bool IsDecOctet(std::string_view s) {
+  if (s.empty() || s.size() > 3 || !std::all_of(s.begin(), s.end(), IsDigit)) return false;
+  if (s.size() > 1 && s.front() == '0') return false;
+  int value = 0;
+  for (char c : s) value = value * 10 + (c - '0');
+  return value <= 255;
+}
+
+bool IsIPv4(std::string_view s) {
+  for (int i = 0; i < 3; ++i) {
+    const size_t dot = s.find('.');
+    if (dot == s.npos || !IsDecOctet(s.substr(0, dot))) return false;
+    s.remove_prefix(dot + 1);
+  }
+  return IsDecOctet(s);
+}
+
+// The 16-bit pieces of a ":"-separated run of h16 ("" has none); the last
+// may be an IPv4address (two pieces) when `ipv4_last`. -1 if malformed.
+int H16Pieces(std::string_view s, bool ipv4_last) {
+  if (s.empty()) return 0;
+  for (int n = 0;; ++n) {
+    const size_t colon = s.find(':');
+    const std::string_view piece = s.substr(0, colon);
+    if (colon == s.npos) {
+      if (ipv4_last && IsIPv4(piece)) return n + 2;
+      return IsH16(piece) ? n + 1 : -1;
+    }
+    if (!IsH16(piece)) return -1;
+    s.remove_prefix(colon + 1);
+  }
+}
+
+// IPv6address (RFC 3986 §3.2.2): eight pieces, or fewer around one "::".
+bool IsIPv6(std::string_view s) {
+  const size_t gap = s.find("::");
+  if (gap == s.npos) return H16Pieces(s, true) == 8;
+  const std::string_view tail = s.substr(gap + 2);
+  if (tail.find("::") != tail.npos) return false;
+  const int before = H16Pieces(s.substr(0, gap), false);
+  const int after = H16Pieces(tail, true);
+  return before >= 0 && after >= 0 && before + after <= 7;
+}
+
+// IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+bool IsIPvFuture(std::string_view s) {
+  if (s.size() < 4 || (s.front() != 'v' && s.front() != 'V')) return false;
+  const size_t dot = s.find('.');
+  if (dot == s.npos || dot < 2 || dot + 1 == s.size()) return false;
+  const std::string_view version = s.substr(1, dot - 1);
+  const std::string_view rest = s.substr(dot + 1);
+  return std::all_of(version.begin(), version.end(), IsHexDigit) &&
+         std::all_of(rest.begin(), rest.end(),
+                     [](char c) { return c == ':' || IsUnreservedOrSubDelim(c); });
+}
+
+// port = *DIGIT, here at most 5 digits and at most 65535 (see valid_host).
+bool IsPort(std::string_view s) {
+  if (s.empty()) return true;
+  if (s.size() > 5 || !std::all_of(s.begin(), s.end(), IsDigit)) return false;
+  uint32_t port = 0;
+  for (char c : s) port = port * 10 + static_cast<uint32_t>(c - '0');
+  return port <= 65535;
+}
+
 }  // namespace
+
+bool valid_host(std::string_view value) {
+  if (value.empty()) return true;
+  std::string_view rest;
+  if (value.front() == '[') {
+    const size_t close = value.find(']');
+    if (close == value.npos) return false;
+    const std::string_view literal = value.substr(1, close - 1);
+    if (!IsIPv6(literal) && !IsIPvFuture(literal)) return false;
+    rest = value.substr(close + 1);
+  } else {
+    const size_t colon = value.find(':');
+    const std::string_view host = value.substr(0, colon);
+    if (host.empty() || !IsRegName(host)) return false;
+    rest = colon == value.npos ? std::string_view() : value.substr(colon);
+  }
+  if (rest.empty()) return true;
+  return rest.front() == ':' && IsPort(rest.substr(1));
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

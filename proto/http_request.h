@@ -44,6 +44,19 @@ std::string_view target_query(std::string_view target);
 // header; without any port, lower-cased.
 std::string request_host(std::string_view target, std::string_view host_header);
 
+// Whether `value` is a valid Host field value (RFC 9110 §7.2, RFC 9112 §3.2):
+//   Host = uri-host [ ":" port ]        (RFC 3986 §3.2.2, §3.2.3)
+//   uri-host = IP-literal / IPv4address / reg-name
+//   IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+//   reg-name = *( unreserved / pct-encoded / sub-delims )
+// Decisions: an empty value is valid (RFC 9112 §3.2: a target without an
+// authority); an empty uri-host before a port (":80") is not (the target URI
+// would have an empty host, RFC 9110 §4.2.1); the port is empty (valid, "a:")
+// or 1-5 digits of value <= 65535 (a longer or larger one is not a TCP port,
+// and rejecting it bounds the check). Used for the Host field and for the
+// authority of an absolute-form target; a false is a 400.
+bool valid_host(std::string_view value);
+
 struct HttpRequest {
   std::string method;  // e.g. "GET"
   std::string target;  // request-target as received, e.g. "/a/b?x=1"

@@ -70,5 +70,93 @@ TEST(HttpRequest, HostHeader) {
   EXPECT_EQ(Make("/", {{"Host", "[::1"}}).host(), "[::1");  // unterminated: left alone
 }
 
+// valid_host: the Host grammar (RFC 9110 §7.2, RFC 3986 §3.2.2) and the
+// port decision (empty, or 1-5 digits up to 65535).
+TEST(HttpRequest, ValidHostTable) {
+  struct Case {
+    const char* value;
+    bool valid;
+  };
+  const Case cases[] = {
+      // reg-name, IPv4, ports
+      {"", true},
+      {"b.example", true},
+      {"B.Example", true},
+      {"b.example:80", true},
+      {"b.example:", true},  // port = *DIGIT: empty
+      {"b.example:0", true},
+      {"b.example:65535", true},
+      {"b.example:00080", true},
+      {"10.0.0.1:443", true},
+      {"999.1.1.1", true},  // not an IPv4address, but a reg-name
+      {"a-b_c~d", true},
+      {"!$&'()*+,;=", true},  // sub-delims
+      {"caf%C3%a9.example", true},
+      {"localhost", true},
+      // IP-literals
+      {"[::1]", true},
+      {"[::1]:8080", true},
+      {"[::]", true},
+      {"[2001:db8::1]", true},
+      {"[2001:DB8:0:0:8:800:200C:417A]", true},
+      {"[1:2:3:4:5:6:7::]", true},
+      {"[::2:3:4:5:6:7:8]", true},
+      {"[::ffff:192.0.2.1]", true},
+      {"[1:2:3:4:5:6:1.2.3.4]", true},
+      {"[v1.fe80::a+en1]", true},
+      {"[V7.x:y]:1", true},
+      // the reported cases
+      {"b.example:x", false},
+      {"b.example:1:2", false},
+      {"x:b.example", false},
+      {"[b.example]", false},
+      {"b.example]", false},
+      {"[::1", false},
+      // ports
+      {"b.example:123456", false},
+      {"b.example:65536", false},
+      {"b.example:99999", false},
+      {"b.example:-1", false},
+      {"b.example: 80", false},
+      {":80", false},  // an empty host before a port
+      {":", false},
+      // reg-name bytes
+      {"a b", false},
+      {"a/b", false},
+      {"a@b", false},
+      {"a%zz", false},
+      {"a%4", false},
+      {"a%", false},
+      {"a\tb", false},
+      {"caf\xc3\xa9", false},
+      {"[::1]x", false},
+      {"[::1]:x", false},
+      {"[::1]]", false},
+      // IPv6 and IPvFuture shapes
+      {"[]", false},
+      {"[:::]", false},
+      {"[1::2::3]", false},
+      {"[1:2:3:4:5:6:7:8:9]", false},
+      {"[1:2:3:4:5:6:7]", false},
+      {"[1:2:3:4:5:6:7:8::]", false},
+      {"[12345::]", false},
+      {"[::g]", false},
+      {"[1:]", false},
+      {"[::1.2.3]", false},
+      {"[::1.2.3.256]", false},
+      {"[::1.2.3.04]", false},
+      {"[1.2.3.4::]", false},
+      {"[v.x]", false},
+      {"[v1.]", false},
+      {"[v1x]", false},
+      {"[vg.x]", false},
+      {"[v1.x/y]", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(valid_host(c.value), c.valid) << testing::PrintToString(std::string(c.value));
+  }
+  EXPECT_FALSE(valid_host(std::string_view("a\0b", 3)));
+}
+
 }  // namespace
 }  // namespace ringhttpd::proto
