@@ -18,10 +18,11 @@
 //    CRLF ourselves, lex every chunk-size line ourselves (ChunkLineLexer: RFC
 //    9112 §7.1.1 extensions, quoted strings included, bounded) and hand llhttp
 //    only a canonical "<hex>\r\n", and run the lexer over the trailer section,
-//  * the semantic checks llhttp leaves to its user (Host syntax,
-//    request-target form, transfer codings, Content-Length range, Expect,
-//    version, size limits, CONNECT, Connection: close on HTTP/1.0) and the
-//    mapping of every failure to the status to answer.
+//  * the semantic checks llhttp leaves to its user (Host syntax, the
+//    absolute-form authority as the Host, request-target form, transfer
+//    codings, Content-Length range, Expect, version, size limits, CONNECT,
+//    Connection: close on HTTP/1.0) and the mapping of every failure to the
+//    status to answer.
 // Every check is made on the byte that decides it and nothing after that byte
 // is looked at, so the verdict on a byte stream does not depend on how it was
 // split into feeds. Callbacks never let an exception into llhttp's C frames.
@@ -455,6 +456,7 @@ struct RequestState {
   bool started = false;           // on_message_begin seen
   bool wants_continue = false;
   int hosts = 0;
+  std::string_view authority;  // of an absolute-form target (a view into it)
   uint32_t head_bytes = 0;     // bytes since the previous request ended
   uint32_t trailer_bytes = 0;  // bytes of the trailer section so far
   uint64_t body_bytes = 0;     // decoded body bytes so far
@@ -539,6 +541,7 @@ class Parser {
   int CheckTarget();
   int CheckAbsoluteForm(std::string_view target);
   int CheckHost();
+  void UseAuthorityAsHost();
   int CheckTransferEncoding();
   int CheckContentLength();
   int CheckExpect();
@@ -928,6 +931,7 @@ int Parser::OnHeadersComplete() {
       CheckContentLength() != 0 || CheckExpect() != 0) {
     return -1;
   }
+  UseAuthorityAsHost();
   bool chunked = (parser_.flags & F_CHUNKED) != 0;
   bool has_body = chunked || parser_.content_length > 0;
   // RFC 9110 §10.1.1: never send 100 Continue to an HTTP/1.0 client.
@@ -958,7 +962,7 @@ int Parser::CheckTarget() {
 
 // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid; §4.2.4:
 // userinfo is treated as an error. The rest of the authority is checked as a
-// Host value is (valid_host). The authority then overrides Host.
+// Host value is (valid_host). It then replaces Host (UseAuthorityAsHost).
 int Parser::CheckAbsoluteForm(std::string_view target) {
   constexpr std::string_view kSep = "://";
   size_t sep = target.find(kSep);
@@ -972,7 +976,26 @@ int Parser::CheckAbsoluteForm(std::string_view target) {
     return Fail(kBadRequest, "empty host in request target");
   }
   if (!valid_host(authority)) return Fail(kBadRequest, "invalid host in request target");
+  cur_.authority = authority;
   return 0;
+}
+
+// RFC 9112 §3.2.2: with an absolute-form target the server MUST ignore the
+// Host field and use the target's authority. The Host value becomes a view
+// of the authority inside the target (no copy; it moves and is owned with
+// the target), so routing, the service, the proxy's Host and
+// X-Forwarded-Host all see one host. A request without Host (HTTP/1.0) gets
+// one. The received value was still checked first: an invalid Host is a 400
+// whatever the target (RFC 9112 §3.2).
+void Parser::UseAuthorityAsHost() {
+  if (cur_.authority.empty()) return;
+  for (HeaderView& h : cur_.req.headers) {
+    if (iequals(h.name, "Host")) {
+      h.value = cur_.authority;
+      return;
+    }
+  }
+  cur_.req.headers.push_back(HeaderView{"Host", cur_.authority});
 }
 
 int Parser::CheckHost() {

@@ -237,6 +237,10 @@ std::vector<Case> ValidCases() {
        {202},
        kOpen},
       {"http10_without_host", Line("GET / HTTP/1.0", ""), {200}, kClosed},
+      {"absolute_form_without_host_http10",
+       Line("GET http://abs.example/x HTTP/1.0", "") + Get("/created"),
+       {202},
+       kClosed},
       {"host_ipv6_literal_with_port", Line("GET / HTTP/1.1", "Host: [::1]:8080\r\n"), {200}, kOpen},
       {"host_empty_port", Line("GET / HTTP/1.1", "Host: abs.example:\r\n"), {202}, kOpen},
       {"host_empty_value", Line("GET / HTTP/1.1", "Host:\r\n"), {200}, kOpen},
@@ -721,6 +725,27 @@ TEST_F(Conformance, TargetOf8000OctetsReachesTheService) {
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200);
   EXPECT_EQ(json::parse(r->body)["path"], target);
+}
+
+// RFC 9112 §3.2.2: with an absolute-form target the Host field is ignored;
+// the service sees the target's authority as its Host, the one the request
+// was routed on, and not the one the client sent.
+TEST_F(Conformance, AbsoluteFormAuthorityIsTheHostTheServiceSees) {
+  Client c(server(Limits::kDefault).port());
+  ASSERT_TRUE(
+      c.send(Line("GET http://public.example:8080/echo/x HTTP/1.1", "Host: admin.internal\r\n")));
+  auto r = c.read_response(kResponseWait);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  const json echo = json::parse(r->body);
+  EXPECT_EQ(echo["headers"]["Host"], "public.example:8080") << r->body;
+  // HTTP/1.0 without Host: the service gets one.
+  Client old(server(Limits::kDefault).port());
+  ASSERT_TRUE(old.send(Line("GET http://public.example/echo HTTP/1.0", "")));
+  auto o = old.read_response(kResponseWait);
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->status, 200);
+  EXPECT_EQ(json::parse(o->body)["headers"]["Host"], "public.example") << o->body;
 }
 
 TEST_F(Conformance, ChunkedBodyWithExtensionsIsDecoded) {

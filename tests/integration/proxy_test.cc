@@ -261,6 +261,23 @@ TEST(Proxy, RoutesMatchTheNormalizedPathAndTheUpstreamGetsTheTargetAsSent) {
   EXPECT_EQ(up.requests(), 1);
 }
 
+// RFC 9112 §3.2.2: an absolute-form target's authority replaces the Host
+// the client sent, for the upstream too (Host and X-Forwarded-Host).
+TEST(Proxy, AbsoluteFormAuthorityIsTheHostTheUpstreamSees) {
+  Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET http://public.example/ HTTP/1.1\r\nHost: admin.internal\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  const UpRequest seen = up.last();
+  EXPECT_TRUE(seen.has("Host: public.example")) << seen.head;
+  EXPECT_TRUE(seen.has("X-Forwarded-Host: public.example")) << seen.head;
+  EXPECT_EQ(seen.head.find("admin.internal"), std::string::npos) << seen.head;
+}
+
 TEST(Proxy, KeptAliveUpstreamConnectionsAreReused) {
   Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
   Server server(config({up.address()}));

@@ -182,6 +182,10 @@ const std::string kConnectionOptions =
     "GET /2 HTTP/1.1\r\nHost: a\r\nConnection: KEEP-ALIVE\r\n\r\n"
     "GET /3 HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n";
 
+// An absolute-form target's authority is the Host (RFC 9112 §3.2.2), also
+// when the request has none (HTTP/1.0).
+const std::string kAbsoluteFormHttp10 = "GET http://H.example:8080/x HTTP/1.0\r\n\r\n";
+
 // Expect is a list too; empty members are ignored.
 const std::string kExpectContinueInList =
     "POST /e HTTP/1.1\r\nHost: a\r\nExpect: , 100-Continue ,\r\nContent-Length: 2\r\n\r\nhi";
@@ -297,9 +301,37 @@ TEST(HttpParser, AbsoluteFormAndAsteriskForm) {
   EXPECT_EQ(a.requests[0].path(), "/x");
   EXPECT_EQ(a.requests[0].query(), "y=1");
   EXPECT_EQ(a.requests[0].host(), "example.com");
+  // The received Host is replaced, in place, by the target's authority.
+  ASSERT_EQ(a.requests[0].headers.size(), 1u);
+  EXPECT_EQ(a.requests[0].headers[0].name, "Host");
+  EXPECT_EQ(a.requests[0].headers[0].value, "Example.com:81");
   Outcome s = Whole(kOptionsStar);
   ASSERT_EQ(s.requests.size(), 1u);
   EXPECT_EQ(s.requests[0].target, "*");
+}
+
+// RFC 9112 §3.2.2: the server MUST ignore Host and use the authority, so
+// that the service and a proxy's upstream see the host the request was
+// routed on; a request without Host gets one.
+TEST(HttpParser, AbsoluteFormAuthorityBecomesTheHost) {
+  Outcome a = Whole("GET http://public.example/ HTTP/1.1\r\nX: 1\r\nHost: admin.internal\r\n\r\n");
+  ASSERT_EQ(a.requests.size(), 1u);
+  EXPECT_EQ(a.requests[0].header("Host"), "public.example");
+  EXPECT_EQ(a.requests[0].headers.size(), 2u);
+  EXPECT_EQ(a.requests[0].headers[1].name, "Host");  // where it was
+  Outcome v6 = Whole("GET http://[::1]:8080?q HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_EQ(v6.requests.size(), 1u);
+  EXPECT_EQ(v6.requests[0].header("Host"), "[::1]:8080");
+  Outcome old = Whole(kAbsoluteFormHttp10);
+  ASSERT_EQ(old.requests.size(), 1u);
+  ASSERT_EQ(old.requests[0].headers.size(), 1u);
+  EXPECT_EQ(old.requests[0].headers[0].name, "Host");
+  EXPECT_EQ(old.requests[0].headers[0].value, "H.example:8080");
+  EXPECT_EQ(old.requests[0].host(), "h.example");
+  // Origin-form keeps the Host it was sent.
+  Outcome origin = Whole("GET / HTTP/1.1\r\nHost: admin.internal\r\n\r\n");
+  ASSERT_EQ(origin.requests.size(), 1u);
+  EXPECT_EQ(origin.requests[0].header("Host"), "admin.internal");
 }
 
 TEST(HttpParser, ChunkExtensionsAreCheckedAndDropped) {
@@ -468,7 +500,7 @@ INSTANTIATE_TEST_SUITE_P(Corpus, ValidSplits,
                                          kLeadingEmptyLines, kUpgradeIgnored, kChunkedThenGet,
                                          kAbsoluteForm, kOptionsStar, kChunkedExtensions,
                                          kHighBytesInValue, kOtherKnownMethods, kConnectionOptions,
-                                         kExpectContinueInList));
+                                         kExpectContinueInList, kAbsoluteFormHttp10));
 
 TEST(HttpParser, AllValidRequestsConcatenatedAndFedAtEverySplit) {
   std::string all = kGet + kPostLength + kPostChunked + kExpectContinue + kLeadingEmptyLines +
