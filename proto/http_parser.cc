@@ -21,8 +21,8 @@
 //  * the semantic checks llhttp leaves to its user (Host syntax, the
 //    absolute-form authority as the Host, request-target form, transfer
 //    codings, Content-Length range, Expect, version, size limits, CONNECT,
-//    Connection: close on HTTP/1.0) and the mapping of every failure to the
-//    status to answer.
+//    keep-alive from the Connection options, HTAB trimmed too) and the
+//    mapping of every failure to the status to answer.
 // Every check is made on the byte that decides it and nothing after that byte
 // is looked at, so the verdict on a byte stream does not depend on how it was
 // split into feeds. Callbacks never let an exception into llhttp's C frames.
@@ -456,13 +456,16 @@ struct RequestState {
   bool started = false;           // on_message_begin seen
   bool wants_continue = false;
   int hosts = 0;
-  std::string_view authority;  // of an absolute-form target (a view into it)
-  uint32_t head_bytes = 0;     // bytes since the previous request ended
-  uint32_t trailer_bytes = 0;  // bytes of the trailer section so far
-  uint64_t body_bytes = 0;     // decoded body bytes so far
-  uint64_t chunk_left = 0;     // data bytes of the current chunk still to come
-  uint8_t crlf_seen = 0;       // bytes of the CRLF after chunk data seen
-  ChunkLineLexer chunk_line;   // the current chunk-size line
+  bool connection_close = false;       // a Connection option "close"
+  bool connection_keep_alive = false;  // a Connection option "keep-alive"
+  bool keep_alive = true;              // the verdict, from the end of the head
+  std::string_view authority;          // of an absolute-form target (a view into it)
+  uint32_t head_bytes = 0;             // bytes since the previous request ended
+  uint32_t trailer_bytes = 0;          // bytes of the trailer section so far
+  uint64_t body_bytes = 0;             // decoded body bytes so far
+  uint64_t chunk_left = 0;             // data bytes of the current chunk still to come
+  uint8_t crlf_seen = 0;               // bytes of the CRLF after chunk data seen
+  ChunkLineLexer chunk_line;           // the current chunk-size line
 };
 
 // Where in a request the next byte belongs; decides who looks at it first.
@@ -542,6 +545,7 @@ class Parser {
   int CheckAbsoluteForm(std::string_view target);
   int CheckHost();
   void UseAuthorityAsHost();
+  void NoteConnectionOptions(std::string_view value);
   int CheckTransferEncoding();
   int CheckContentLength();
   int CheckExpect();
@@ -557,7 +561,8 @@ class Parser {
   int status_ = 0;
   std::string_view reason_;
   Phase phase_ = Phase::kHead;
-  bool closed_ = false;  // a request without keep-alive ended the stream
+  bool closed_ = false;        // a request without keep-alive ended the stream
+  bool reset_llhttp_ = false;  // a request ended: llhttp starts afresh at the next
 };
 
 // ---- callback trampolines: C in, no exceptions out ----
@@ -809,7 +814,12 @@ size_t Parser::Execute(std::string_view bytes) {
     }
     p = llhttp_get_error_pos(&parser_);
     if (err == HPE_PAUSED) {
-      llhttp_resume(&parser_);
+      if (reset_llhttp_) {
+        llhttp_reset(&parser_);  // keeps the settings and `data`
+        reset_llhttp_ = false;
+      } else {
+        llhttp_resume(&parser_);
+      }
       return static_cast<size_t>(p - bytes.data());
     }
     llhttp_resume_after_upgrade(&parser_);
@@ -919,8 +929,27 @@ int Parser::OnHeaderValueComplete() {
   if (cur_.headers_done) return 0;
   HeaderView& h = cur_.req.headers.back();
   h.value = Trim(h.value);
-  if (iequals(h.name, "Host")) ++cur_.hosts;
+  if (iequals(h.name, "Host")) {
+    ++cur_.hosts;
+  } else if (iequals(h.name, "Connection")) {
+    NoteConnectionOptions(h.value);
+  }
   return 0;
+}
+
+// Connection = #connection-option (RFC 9110 §7.6.1): a comma list over all
+// Connection lines, options compared case-insensitively, OWS (SP and HTAB)
+// around each trimmed. llhttp's own flags are not used for keep-alive: it
+// trims only SP, so "close\t" kept the connection open. No allocation.
+void Parser::NoteConnectionOptions(std::string_view value) {
+  ForEachElement(value, [this](std::string_view option) {
+    if (iequals(option, "close")) {
+      cur_.connection_close = true;
+    } else if (iequals(option, "keep-alive")) {
+      cur_.connection_keep_alive = true;
+    }
+    return 0;
+  });
 }
 
 int Parser::OnHeadersComplete() {
@@ -937,7 +966,8 @@ int Parser::OnHeadersComplete() {
   // RFC 9110 §10.1.1: never send 100 Continue to an HTTP/1.0 client.
   cur_.wants_continue = req.expect_continue && req.version_minor == 1 && has_body;
   phase_ = chunked ? Phase::kChunkSize : Phase::kBody;
-  req.keep_alive = KeepAlive();
+  cur_.keep_alive = KeepAlive();
+  req.keep_alive = cur_.keep_alive;
   const uint64_t length = chunked ? kUnknownBodyLength : parser_.content_length;
   out_->heads.push_back(std::move(req));
   out_->events.push_back(RequestEvent{RequestEvent::Kind::head, length, {}});
@@ -1097,7 +1127,10 @@ int Parser::OnBody(std::string_view s) {
 // next request starts.
 int Parser::OnMessageComplete() {
   // Bytes after a request that ends the connection are never interpreted.
-  closed_ = !KeepAlive();
+  closed_ = !cur_.keep_alive;
+  // The next request starts llhttp afresh (Execute): its own keep-alive
+  // verdict, which trims only SP around Connection options, is never used.
+  reset_llhttp_ = true;
   out_->events.push_back(RequestEvent{RequestEvent::Kind::end, cur_.body_bytes, {}});
   ++out_->completed;
   cur_ = RequestState();
@@ -1140,11 +1173,13 @@ void Parser::ReuseSpare(RequestHead& req) {
   req.clear();
 }
 
-// llhttp 8.1 keeps an HTTP/1.0 connection open on "Connection: keep-alive,
-// close"; "close" wins in every version (RFC 9112 §9.3). Its Connection
-// options are matched as a case-insensitive comma list.
+// RFC 9112 §9.3: "close" ends the connection in every version (llhttp 8.1
+// kept an HTTP/1.0 one open on "keep-alive, close"); HTTP/1.1 persists by
+// default, HTTP/1.0 only with "keep-alive". Decided on the options the
+// header callbacks noted (NoteConnectionOptions), not on llhttp's flags.
 bool Parser::KeepAlive() const {
-  return llhttp_should_keep_alive(&parser_) != 0 && (parser_.flags & F_CONNECTION_CLOSE) == 0;
+  if (cur_.connection_close) return false;
+  return cur_.req.version_minor >= 1 || cur_.connection_keep_alive;
 }
 
 }  // namespace

@@ -393,6 +393,18 @@ TEST(HttpParser, ConnectionOptionsAreACaseInsensitiveList) {
       {"1.0", "Connection: keep-alive, close\r\n", false},
       {"1.0", "Connection: close, keep-alive\r\n", false},
       {"1.0", "Connection: keep-alive\r\nConnection: close\r\n", false},
+      // OWS is SP and HTAB, around every option (llhttp trims only SP).
+      {"1.1", "Connection: close\t\r\n", false},
+      {"1.1", "Connection: \tclose\r\n", false},
+      {"1.1", "Connection: foo,close\t\r\n", false},
+      {"1.1", "Connection: close\t, foo\r\n", false},
+      {"1.1", "Connection: foo\t,\tclose\t,bar\r\n", false},
+      {"1.1", "Connection: foo\r\nConnection: \tCLOSE\t\r\n", false},
+      {"1.1", "Connection: clo\tse\r\n", true},
+      {"1.0", "Connection: keep-alive\t\r\n", true},
+      {"1.0", "Connection: keep-alive\t, foo\r\n", true},
+      {"1.0", "Connection: foo,\tkeep-alive\t\r\n", true},
+      {"1.0", "Connection: keep-alive\t,close\t\r\n", false},
   };
   for (const Case& c : cases) {
     std::string in = std::string("GET / HTTP/") + c.version + "\r\nHost: a\r\n" + c.fields + "\r\n";
@@ -400,6 +412,12 @@ TEST(HttpParser, ConnectionOptionsAreACaseInsensitiveList) {
     ASSERT_EQ(o.requests.size(), 1u) << in;
     EXPECT_EQ(o.requests[0].keep_alive, c.keep_alive) << testing::PrintToString(in);
     ExpectSplitInvariant(in);
+    // A request that keeps the connection is followed by the next one (llhttp
+    // starts afresh: its own verdict does not close it); one that does not is
+    // the last (the bytes after it are never parsed).
+    Outcome two = Whole(in + "GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    EXPECT_TRUE(two.ok) << testing::PrintToString(in);
+    EXPECT_EQ(two.requests.size(), c.keep_alive ? 2u : 1u) << testing::PrintToString(in);
   }
 }
 
