@@ -18,6 +18,9 @@
 //    CRLF ourselves, lex every chunk-size line ourselves (ChunkLineLexer: RFC
 //    9112 §7.1.1 extensions, quoted strings included, bounded) and hand llhttp
 //    only a canonical "<hex>\r\n", and run the lexer over the trailer section,
+//    The lexer also holds back whitespace at the end of each field value
+//    (RFC 9110 §5.5): llhttp 8.1 rejects "Content-Length: 5\t" and
+//    "Transfer-Encoding: chunked\t", and none of its lenient modes is safe.
 //  * the semantic checks llhttp leaves to its user (Host syntax, the
 //    absolute-form authority as the Host, request-target form, transfer
 //    codings, Content-Length range, Expect, version, size limits, CONNECT,
@@ -106,17 +109,23 @@ class HeadLexer {
 
   struct Result {
     size_t ok = 0;                    // leading bytes accepted
+    size_t hold = 0;                  // the last of them are held back (see ScanValue)
+    bool release = false;             // nothing accepted: the held bytes go first
     bool head_end = false;            // they end with the head's final LF
     bool method_end = false;          // they end with the SP after the method
     const char* violation = nullptr;  // if set, byte `ok` is rejected (400)
   };
 
-  // Consumes bytes up to the end of the head, the SP after the method, or
-  // the first bad byte.
+  // Consumes bytes up to the end of the head, the SP after the method,
+  // whitespace at the end of a field value (held), or the first bad byte.
   Result Scan(std::string_view bytes) {
     Result r;
     while (r.ok < bytes.size()) {
-      r.ok += Run(bytes.substr(r.ok));
+      if (state_ == State::kValue) {
+        if (ScanValue(bytes, r)) return r;
+      } else {
+        r.ok += Run(bytes.substr(r.ok));
+      }
       if (r.ok == bytes.size()) break;
       r.violation = Step(bytes[r.ok]);
       if (r.violation != nullptr) return r;
@@ -169,7 +178,9 @@ class HeadLexer {
       case State::kName:
         return StepName(c);
       case State::kValue:
-        return c == '\r' ? Go(State::kValueCr) : (c == '\n' ? kBareLf : nullptr);
+        if (c == '\n') return kBareLf;
+        held_ = 0;  // the CR: held whitespace was trailing, llhttp never sees it
+        return c == '\r' ? Go(State::kValueCr) : nullptr;
       case State::kStartCr:
         return ExpectLf(c, State::kStart);
       case State::kRequestLineCr:
@@ -189,19 +200,46 @@ class HeadLexer {
     return nullptr;
   }
 
+  // Inside a field value: accepts its bytes up to the CR (or LF, or the end
+  // of `bytes`) into r.ok. Whitespace at the end of a value is not part of
+  // it (RFC 9110 §5.5), and llhttp must not see it: it takes SP but not HTAB
+  // after a Content-Length or "chunked", and rejects those requests. So such
+  // bytes are accepted but held (r.hold; held_ counts them across feeds)
+  // until the next byte decides: the CR drops them (Step), any other byte
+  // releases them to llhttp first (r.release, nothing accepted). True when
+  // Scan must return now.
+  bool ScanValue(std::string_view bytes, Result& r) {
+    const std::string_view s = bytes.substr(r.ok);
+    const size_t end = ValueEnd(s);
+    size_t ws = 0;
+    while (ws < end && IsWs(s[end - 1 - ws])) ++ws;
+    if (held_ > 0 && ws < end) {  // the held whitespace was inside the value
+      held_ = 0;
+      r.release = true;
+      return true;
+    }
+    r.ok += end;
+    if (ws == 0) return false;
+    held_ += ws;
+    r.hold = ws;
+    return true;
+  }
+
+  // Where a value's bytes end in `s`: its CR, a (bare, rejected) LF, or the
+  // end of `s`. Most of a head's bytes: memchr, vectorised.
+  static size_t ValueEnd(std::string_view s) {
+    const char* cr = static_cast<const char*>(std::memchr(s.data(), '\r', s.size()));
+    const size_t end = cr != nullptr ? static_cast<size_t>(cr - s.data()) : s.size();
+    const char* lf = static_cast<const char*>(std::memchr(s.data(), '\n', end));
+    return lf != nullptr ? static_cast<size_t>(lf - s.data()) : end;
+  }
+
   // The leading bytes of `s` that Step would accept one by one without a
-  // change of state (inside a header value, a header name, or a token of
-  // the request line), taken at once: the same verdicts, without a call per
-  // byte.
+  // change of state (inside a header name or a token of the request line),
+  // taken at once: the same verdicts, without a call per byte.
   size_t Run(std::string_view s) {
     size_t i = 0;
     switch (state_) {
-      case State::kValue: {  // most of a head's bytes: memchr, vectorised
-        const char* cr = static_cast<const char*>(std::memchr(s.data(), '\r', s.size()));
-        const size_t end = cr != nullptr ? static_cast<size_t>(cr - s.data()) : s.size();
-        const char* lf = static_cast<const char*>(std::memchr(s.data(), '\n', end));
-        return lf != nullptr ? static_cast<size_t>(lf - s.data()) : end;
-      }
       case State::kName:
         while (i < s.size() && s[i] != ':' && !IsWs(s[i]) && s[i] != '\r' && s[i] != '\n') ++i;
         return i;
@@ -282,6 +320,7 @@ class HeadLexer {
   State state_ = State::kStart;
   uint8_t spaces_ = 0;      // SPs seen in the request line
   uint32_t token_len_ = 0;  // bytes of the current request-line token
+  size_t held_ = 0;         // whitespace at the end of the current value (ScanValue)
 };
 
 // One chunk-size line, byte by byte (RFC 9112 §7.1.1):
@@ -557,6 +596,9 @@ class Parser {
   HeadLexer lexer_;
   RequestState cur_;
   std::vector<RequestHead> spares_;  // finished requests' buffers, for the next ones (Recycle)
+  // Whitespace the lexer holds at the end of a field value (Result::hold):
+  // given to llhttp only if a byte of the value follows it. Short (SSO).
+  std::string held_ws_;
   RequestEvents* out_ = nullptr;
   int status_ = 0;
   std::string_view reason_;
@@ -656,6 +698,9 @@ void Parser::AppendSpan(size_t field, std::string_view& to, std::string_view s) 
     to = s;
     return;
   }
+  // llhttp also ends a span where a feed ends: an empty one may follow
+  // bytes held back from it (whitespace at the end of a value).
+  if (s.empty()) return;
   if (!cur_.open_owned && to.data() + to.size() != s.data()) {
     cur_.req.own();  // not contiguous: never seen, but never read amiss either
     cur_.open_owned = true;
@@ -696,16 +741,32 @@ size_t Parser::FeedLexed(std::string_view data, uint32_t& counter, const char* t
   data = data.substr(0, budget);
   if (lexer_.before_target()) return FeedMethod(data, counter);
   HeadLexer::Result r = lexer_.Scan(data);
+  if (r.release) {  // whitespace held at the end of a value was inside it
+    if (Execute(held_ws_) != held_ws_.size() && status_ == 0) {
+      Fail(kInternalError, "held whitespace not taken");
+    }
+    held_ws_.clear();
+    if (status_ != 0) return 0;
+    r = lexer_.Scan(data);  // nothing is held now: no second release
+  }
   counter += static_cast<uint32_t>(r.ok);  // before Execute: completion resets it
   Phase before = phase_;
-  size_t used = r.ok == 0 ? 0 : Execute(data.substr(0, r.ok));
+  const size_t give = r.ok - r.hold;  // llhttp's; the rest is held
+  size_t used = give == 0 ? 0 : Execute(data.substr(0, give));
   if (status_ != 0) return used;
   if (r.violation != nullptr) {
     Fail(r.violation == HeadLexer::kTargetTooLong ? kUriTooLong : kBadRequest, r.violation);
-  } else if (used != r.ok || (r.head_end && lexer_.done() && phase_ == before)) {
-    Fail(kBadRequest, "malformed request head");  // lexer and llhttp disagree
+    return used;
   }
-  return used;
+  if (used != give || (r.head_end && lexer_.done() && phase_ == before)) {
+    Fail(kBadRequest, "malformed request head");  // lexer and llhttp disagree
+    return used;
+  }
+  // Bytes before this hold ended any earlier one (at its CR: dropped).
+  if (give > 0) held_ws_.clear();
+  // Kept as bytes: the data is the caller's, and a release needs them.
+  if (r.hold > 0) held_ws_.append(data.substr(give, r.hold));
+  return r.ok;
 }
 
 // Leading empty lines and the method, held back from llhttp until the SP

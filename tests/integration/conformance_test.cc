@@ -244,6 +244,16 @@ std::vector<Case> ValidCases() {
       {"host_ipv6_literal_with_port", Line("GET / HTTP/1.1", "Host: [::1]:8080\r\n"), {200}, kOpen},
       {"host_empty_port", Line("GET / HTTP/1.1", "Host: abs.example:\r\n"), {202}, kOpen},
       {"host_empty_value", Line("GET / HTTP/1.1", "Host:\r\n"), {200}, kOpen},
+      // Trailing OWS (SP and HTAB) is not part of a field value (RFC 9110 §5.5).
+      {"cl_trailing_tab",
+       Post("/echo", "Content-Length: 5\t\r\n", "hello") + Get("/created"),
+       {200, 201},
+       kOpen},
+      {"te_trailing_tab",
+       Chunked("chunked\t", "3\r\nabc\r\n0\r\n\r\n") + Get("/created"),
+       {200, 201},
+       kOpen},
+      {"host_trailing_tab", Line("GET / HTTP/1.1", "Host: abs.example\t\r\n"), {202}, kOpen},
       {"http11_close_trailing_tab",
        Get("/", "Connection: close\t\r\n") + Get("/created"),
        {200},
@@ -439,6 +449,16 @@ std::vector<Case> FieldCases() {
        Line("GET http://abs.example/ HTTP/1.1", "Host: abs.example:x\r\n"),
        {400},
        kClosed},
+      // Whitespace inside a framing value still makes it invalid.
+      {"smuggle_cl_inner_tab",
+       Post("/echo", "Content-Length: 5\t5\r\n", "hello") + kSmuggled,
+       {400},
+       kClosed},
+      {"smuggle_te_trailing_tab_with_cl",
+       Post("/echo", "Transfer-Encoding: chunked\t\r\nContent-Length: 5\r\n", "0\r\n\r\n") +
+           kSmuggled,
+       {400},
+       kClosed},
       {"field_space_before_colon", WithFields("Host : t\r\n"), {400}, kClosed},
       {"field_tab_before_colon", WithFields(kHost + "X\t: y\r\n"), {400}, kClosed},
       {"field_whitespace_before_first_line", WithFields(" " + kHost), {400}, kClosed},
@@ -560,8 +580,11 @@ const char* const kSplitNames[] = {
     "smuggle_te_leading_comma_with_cl",
     "smuggle_chunk_size_cr_then_byte",
     "smuggle_after_a_valid_request",
+    "cl_trailing_tab",
+    "te_trailing_tab",
     "http11_close_trailing_tab",
     "http10_keep_alive_trailing_tab",
+    "smuggle_te_trailing_tab_with_cl",
 };
 
 // A case that keeps the connection open gets a final "Connection: close"

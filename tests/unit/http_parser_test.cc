@@ -182,6 +182,17 @@ const std::string kConnectionOptions =
     "GET /2 HTTP/1.1\r\nHost: a\r\nConnection: KEEP-ALIVE\r\n\r\n"
     "GET /3 HTTP/1.1\r\nHost: a\r\nConnection: foo, Close\r\n\r\n";
 
+// Whitespace at the end of a field value, HTAB included, is not part of it
+// (RFC 9110 §5.5), for Content-Length and Transfer-Encoding too (llhttp
+// would reject "5\t" and "chunked\t"; it never sees those bytes).
+const std::string kTrailingWhitespace =
+    "POST /cl HTTP/1.1\r\nHost: a\t\r\nContent-Length: 5\t\r\n\r\nhello"
+    "POST /te HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t \t\r\n\r\n"
+    "3\r\nabc\r\n0\r\nT: x\t\r\n\r\n"
+    "POST /both HTTP/1.1\r\nHost: a \r\nContent-Length:\t 2 \t\r\nX-Mid: a \t b\t \r\n"
+    "X-Only-Ws: \t \r\n\r\nhi"
+    "GET /last HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\t\r\n\r\n";
+
 // An absolute-form target's authority is the Host (RFC 9112 §3.2.2), also
 // when the request has none (HTTP/1.0).
 const std::string kAbsoluteFormHttp10 = "GET http://H.example:8080/x HTTP/1.0\r\n\r\n";
@@ -332,6 +343,42 @@ TEST(HttpParser, AbsoluteFormAuthorityBecomesTheHost) {
   Outcome origin = Whole("GET / HTTP/1.1\r\nHost: admin.internal\r\n\r\n");
   ASSERT_EQ(origin.requests.size(), 1u);
   EXPECT_EQ(origin.requests[0].header("Host"), "admin.internal");
+}
+
+// RFC 9110 §5.5: a field value has no trailing OWS. Content-Length and
+// Transfer-Encoding with a trailing HTAB frame the body as with none.
+TEST(HttpParser, TrailingWhitespaceIsNotPartOfAValue) {
+  Outcome o = Whole(kTrailingWhitespace);
+  ASSERT_TRUE(o.ok) << o.status;
+  ASSERT_EQ(o.requests.size(), 4u);
+  EXPECT_EQ(o.requests[0].body, "hello");
+  EXPECT_EQ(o.requests[0].header("Host"), "a");
+  EXPECT_EQ(o.requests[0].header("Content-Length"), "5");
+  EXPECT_EQ(o.requests[1].body, "abc");
+  EXPECT_EQ(o.requests[1].header("Transfer-Encoding"), "chunked");
+  EXPECT_EQ(o.requests[2].body, "hi");
+  EXPECT_EQ(o.requests[2].header("X-Mid"), "a \t b");  // inner whitespace stays
+  EXPECT_EQ(o.requests[2].header("X-Only-Ws"), "");
+  EXPECT_EQ(o.requests[3].target, "/last");
+  EXPECT_TRUE(o.requests[3].keep_alive);
+  // Fed in pieces from buffers reused at once: held whitespace is kept by
+  // the parser, not read back from an old buffer.
+  const std::string in = "GET / HTTP/1.1\r\nHost: a\r\nX: a \t";
+  const std::string rest = " \tb\t \r\n\r\n";
+  for (size_t k = in.find("X:"); k <= in.size(); ++k) {
+    RequestParser p;
+    std::vector<HttpRequest> out;
+    std::string buf = in.substr(0, k);
+    ASSERT_TRUE(p.feed(buf, out));
+    buf.assign(buf.size(), '#');
+    buf = in.substr(k);
+    ASSERT_TRUE(p.feed(buf, out));
+    buf.assign(buf.size(), '#');
+    buf = rest;
+    ASSERT_TRUE(p.feed(buf, out));
+    ASSERT_EQ(out.size(), 1u) << k;
+    EXPECT_EQ(out[0].header("X"), "a \t \tb") << k;
+  }
 }
 
 TEST(HttpParser, ChunkExtensionsAreCheckedAndDropped) {
@@ -518,7 +565,8 @@ INSTANTIATE_TEST_SUITE_P(Corpus, ValidSplits,
                                          kLeadingEmptyLines, kUpgradeIgnored, kChunkedThenGet,
                                          kAbsoluteForm, kOptionsStar, kChunkedExtensions,
                                          kHighBytesInValue, kOtherKnownMethods, kConnectionOptions,
-                                         kExpectContinueInList, kAbsoluteFormHttp10));
+                                         kExpectContinueInList, kTrailingWhitespace,
+                                         kAbsoluteFormHttp10));
 
 TEST(HttpParser, AllValidRequestsConcatenatedAndFedAtEverySplit) {
   std::string all = kGet + kPostLength + kPostChunked + kExpectContinue + kLeadingEmptyLines +
@@ -720,6 +768,17 @@ std::vector<ErrorCase> ErrorCorpus() {
       {"absolute_form_port_too_long", "GET http://b.example:123456/ HTTP/1.1\r\n" + h + "\r\n",
        400},
       {"absolute_form_bracketed_name", "GET http://[b.example]/ HTTP/1.1\r\n" + h + "\r\n", 400},
+      // Only trailing whitespace leaves a value: inside one it still counts.
+      {"cl_inner_tab", "POST / HTTP/1.1\r\n" + h + "Content-Length: 5\t5\r\n\r\nhello", 400},
+      {"cl_tab_then_letter", "POST / HTTP/1.1\r\n" + h + "Content-Length: 5\tx\r\n\r\nhello", 400},
+      // llhttp takes "chunked\t" for another coding: 501, as before the trim.
+      {"te_chunked_tab_then_coding", chunked_with("chunked\t, gzip"), 501},
+      {"te_tab_with_cl",
+       "POST / HTTP/1.1\r\n" + h +
+           "Transfer-Encoding: chunked\t\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+       400},
+      {"cl_tab_twice",
+       "POST / HTTP/1.1\r\n" + h + "Content-Length: 3\t\r\nContent-Length: 3\t\r\n\r\nabc", 400},
       {"invalid_header_name", "GET / HTTP/1.1\r\n" + h + "X(y): z\r\n\r\n", 400},
       {"header_name_with_slash", "GET / HTTP/1.1\r\n" + h + "X/Y: z\r\n\r\n", 400},
       {"header_name_with_high_byte", "GET / HTTP/1.1\r\n" + h + "X\xc3\xa9: z\r\n\r\n", 400},
