@@ -148,6 +148,7 @@ bool IsPort(std::string_view s) {
 
 bool valid_host(std::string_view value) {
   if (value.empty()) return true;
+  if (value.size() > kMaxHostBytes) return false;
   std::string_view rest;
   if (value.front() == '[') {
     const size_t close = value.find(']');

@@ -53,8 +53,13 @@ std::string request_host(std::string_view target, std::string_view host_header);
 // authority); an empty uri-host before a port (":80") is not (the target URI
 // would have an empty host, RFC 9110 §4.2.1); the port is empty (valid, "a:")
 // or 1-5 digits of value <= 65535 (a longer or larger one is not a TCP port,
-// and rejecting it bounds the check). Used for the Host field and for the
-// authority of an absolute-form target; a false is a 400.
+// and rejecting it bounds the check); and the whole value is at most
+// kMaxHostBytes (a DNS name is at most 253 bytes: 255 with room, plus ":"
+// and 5 port digits), which also bounds what an absolute-form authority
+// adds to a request's encoded head as its Host (proto/ring_codec.h). Used
+// for the Host field and for the authority of an absolute-form target; a
+// false is a 400.
+inline constexpr size_t kMaxHostBytes = 261;
 bool valid_host(std::string_view value);
 
 struct HttpRequest {

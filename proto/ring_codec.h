@@ -112,9 +112,13 @@ inline constexpr uint64_t kHeaderEntryOverhead = 2 * sizeof(uint32_t);
 // one byte, an empty value: 9 bytes encoded, 2.25 times its text), and with
 // a method, target and names of at least 1 byte, N <= (H - 16) / 4. The
 // target limit (max_target_bytes) does not enter: target bytes cost the same
-// encoded as in the text. With client <= kMaxClientText (64):
-//   E <= max_header_bytes + 90 + 5 x floor((max_header_bytes - 16) / 4)
-// (16384 -> 36934 bytes; 1024 -> 2374.)
+// encoded as in the text. One exception: with an absolute-form target the
+// Host value is the target's authority (RFC 9112 3.2.2), its bytes encoded
+// twice, and added as a header when the client sent none; a Host is at most
+// kMaxHostBytes (longer is 400), so that adds at most kMaxHostBytes + 4
+// ("Host") + 8. With client <= kMaxClientText (64):
+//   E <= max_header_bytes + 90 + 5 x floor((max_header_bytes - 16) / 4) + 273
+// (16384 -> 37207 bytes; 1024 -> 2647.)
 constexpr uint64_t max_request_head_bytes(uint64_t max_header_bytes) {
   constexpr uint64_t kFraming = 14;       // text not in any field: 2 SP, "HTTP/1.1", 2 CRLF
   constexpr uint64_t kShortestHead = 16;  // "M / HTTP/1.1\r\n\r\n"
@@ -122,8 +126,9 @@ constexpr uint64_t max_request_head_bytes(uint64_t max_header_bytes) {
   constexpr uint64_t kLineFraming = 3;    // ":" and CRLF, in no field
   const uint64_t lines =
       max_header_bytes > kShortestHead ? (max_header_bytes - kShortestHead) / kShortestLine : 0;
+  constexpr uint64_t kAuthorityAsHost = kMaxHostBytes + 4 + kHeaderEntryOverhead;
   return max_header_bytes + (kRequestHeadFixed - kFraming) + kMaxClientText +
-         lines * (kHeaderEntryOverhead - kLineFraming);
+         lines * (kHeaderEntryOverhead - kLineFraming) + kAuthorityAsHost;
 }
 
 // The encoded head of a request as a list of byte ranges, for a gathering

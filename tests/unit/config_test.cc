@@ -320,14 +320,14 @@ TEST(Config, RingsMustHoldTheLargestRequestHead) {
   EXPECT_EQ(errors_of(R"({"services": [{"name": "app", "type": "echo", "ring_bytes": 65536}]})"),
             Errors{"services[0].ring_bytes: must be at least 131072 with "
                    "network.max_header_bytes 16384 (got 65536): a request head encodes to up "
-                   "to 36934 bytes and must fit in one record of at most ring_bytes / 2 - 16"});
+                   "to 37207 bytes and must fit in one record of at most ring_bytes / 2 - 16"});
   EXPECT_TRUE(parse_config(R"({"services": [{"name": "app", "ring_bytes": 131072}]})").ok());
   EXPECT_EQ(errors_of(R"({"network": {"max_header_bytes": 1024},
                           "services": [{"name": "ok", "ring_bytes": 8192},
                                        {"name": "app", "ring_bytes": 4096}]})"),
             Errors{"services[1].ring_bytes: must be at least 8192 with "
                    "network.max_header_bytes 1024 (got 4096): a request head encodes to up "
-                   "to 2374 bytes and must fit in one record of at most ring_bytes / 2 - 16"});
+                   "to 2647 bytes and must fit in one record of at most ring_bytes / 2 - 16"});
   // For every max_header_bytes, the minimum passes and half of it does not
   // (ring_bytes is a power of two, so half is the next smaller value; one
   // byte less is not a power of two).

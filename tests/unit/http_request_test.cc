@@ -72,6 +72,17 @@ TEST(HttpRequest, HostHeader) {
 
 // valid_host: the Host grammar (RFC 9110 §7.2, RFC 3986 §3.2.2) and the
 // port decision (empty, or 1-5 digits up to 65535).
+// A Host is at most kMaxHostBytes (a DNS name's 253 with room, ":" and 5
+// port digits): that bounds what an absolute-form authority adds to the
+// encoded head as its Host (proto/ring_codec.h).
+TEST(HttpRequest, AHostLongerThanTheLimitIsInvalid) {
+  const std::string name(kMaxHostBytes - 6, 'a');
+  EXPECT_TRUE(valid_host(name + ":65535"));
+  EXPECT_FALSE(valid_host(name + "a:65535"));
+  EXPECT_TRUE(valid_host(std::string(kMaxHostBytes, 'a')));
+  EXPECT_FALSE(valid_host(std::string(kMaxHostBytes + 1, 'a')));
+}
+
 TEST(HttpRequest, ValidHostTable) {
   struct Case {
     const char* value;
