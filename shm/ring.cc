@@ -28,12 +28,29 @@ bool Ring::valid(const RingHeader* header, uint64_t capacity) {
          (capacity & (capacity - 1)) == 0;
 }
 
-Ring::Ring(RingHeader* header, std::byte* data)
+Ring::Ring(RingHeader* header, std::byte* data) : Ring(header, data, header->capacity) {}
+
+// The positions found here were written by whoever used the ring last, and
+// a surviving peer can write them at any time: they are checked like any
+// position read from the peer. A producer that started from a head that is
+// not record-aligned would write its record (or its padding) past the end
+// of the data area; a consumer would read past it.
+Ring::Ring(RingHeader* header, std::byte* data, uint64_t capacity)
     : header_(header),
       data_(data),
-      capacity_(header->capacity),
+      capacity_(capacity),
       own_head_(shared(header->head).load(std::memory_order_acquire)),
-      own_tail_(shared(header->tail).load(std::memory_order_acquire)) {}
+      own_tail_(shared(header->tail).load(std::memory_order_acquire)) {
+  broken_ = !capacity_ok() || !positions_consistent(own_head_, own_tail_);
+}
+
+bool Ring::capacity_ok() const {
+  return capacity_ >= kMinRingBytes && (capacity_ & (capacity_ - 1)) == 0;
+}
+
+bool Ring::positions_consistent(uint64_t head, uint64_t tail) const {
+  return head % kRecordAlign == 0 && tail % kRecordAlign == 0 && head - tail <= capacity_;
+}
 
 uint64_t Ring::load_head(std::memory_order order) const {
   return shared(header_->head).load(order);
@@ -58,6 +75,7 @@ bool Ring::fits(uint64_t head, uint64_t footprint, uint64_t tail) const {
 
 bool Ring::try_push(uint16_t type, uint16_t flags, uint64_t id, const std::string_view* parts,
                     size_t n_parts) {
+  if (broken_) return false;
   uint64_t payload = 0;
   for (size_t i = 0; i < n_parts; ++i) payload += parts[i].size();
   if (payload > max_record_payload(capacity_)) return false;
@@ -97,7 +115,10 @@ bool Ring::consumer_asleep() const {
   return shared(header_->consumer_sleeping).load(std::memory_order_relaxed) != 0;
 }
 
+// A broken ring takes nothing until reset(): the producer waits (for the
+// peer's replacement) without announcing it, and never retries in a loop.
 bool Ring::prepare_producer_wait(uint64_t need_payload) {
+  if (broken_) return true;
   auto flag = shared(header_->producer_waiting);
   flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -109,6 +130,7 @@ bool Ring::prepare_producer_wait(uint64_t need_payload) {
 }
 
 bool Ring::prepare_producer_wait_until(uint64_t max_used) {
+  if (broken_) return true;
   auto flag = shared(header_->producer_waiting);
   flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -159,7 +181,9 @@ Ring Ring::reader_after_consumer() const {
   Ring reader = *this;
   reader.own_tail_ = load_tail(std::memory_order_acquire);
   reader.peeked_end_ = reader.own_tail_;
-  reader.broken_ = reader.own_tail_ % kRecordAlign != 0;
+  // A ring this producer never wrote (broken from the start) holds nothing
+  // of its own to take back.
+  reader.broken_ = broken_ || !positions_consistent(own_head_, reader.own_tail_);
   reader.holding_ = false;
   return reader;
 }
@@ -175,6 +199,7 @@ void Ring::release_held() {
 }
 
 bool Ring::prepare_sleep() {
+  if (broken_) return true;  // nothing will be read from it: no reason to stay awake
   auto flag = shared(header_->consumer_sleeping);
   flag.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -196,8 +221,13 @@ bool Ring::producer_needs_wake() {
          flag.exchange(0, std::memory_order_acq_rel) != 0;
 }
 
+void Ring::reset_positions() {
+  shared(header_->tail).store(0, std::memory_order_relaxed);
+  shared(header_->head).store(0, std::memory_order_release);
+}
+
 void Ring::reset() {
-  broken_ = false;
+  broken_ = !capacity_ok();
   holding_ = false;
   peeked_end_ = 0;
   own_head_ = 0;

@@ -109,7 +109,15 @@ class Ring {
   // Likewise each side keeps its own position (the producer its head, the
   // consumer its tail) and only publishes it: a peer that overwrites it in
   // shared memory cannot make this side write or read out of place.
+  // The positions it starts from are the peer's word, so they are checked:
+  // a head or tail that is not record-aligned, or a head more than the
+  // capacity ahead of the tail (or behind it), makes the view broken() from
+  // the start, on either side; nothing is written to or read from it until
+  // reset().
   Ring(RingHeader* header, std::byte* data);
+  // The same with the capacity from the caller's own (private) copy of the
+  // ring table rather than from the shared header (Segment::ring()).
+  Ring(RingHeader* header, std::byte* data, uint64_t capacity);
 
   // Formats an empty ring over `capacity` bytes (a power of two >= 4096).
   static void init(RingHeader* header, uint64_t capacity);
@@ -151,8 +159,9 @@ class Ring {
   // ring whose head or record lengths do not fit is broken (see broken()),
   // never read past.
   bool peek(RecordView& out);
-  // The peer wrote something impossible; nothing more is read from this
-  // ring until reset(). The caller reports the peer (it gets replaced).
+  // The peer wrote something impossible; nothing more is read from (or, on
+  // the producer side, written to) this ring until reset(). The caller
+  // reports the peer (it gets replaced).
   bool broken() const { return broken_; }
   // Releases the record returned by the last peek(): its space goes back to
   // the producer at once, or, while holding, at release_held().
@@ -186,12 +195,20 @@ class Ring {
   // Empties the ring (only while neither peer uses it, e.g. peer replaced);
   // a broken ring is usable again.
   void reset();
+  // Zeroes the shared head and tail only, leaving the wake-up flags to a
+  // live peer that may be asleep on them: the supervisor, before it forks a
+  // process for one end, so the process never starts from positions the
+  // other end chose (that end emptied the ring and holds 0 too).
+  void reset_positions();
 
  private:
   uint64_t load_head(std::memory_order order) const;
   uint64_t load_tail(std::memory_order order) const;
   uint64_t mask() const { return capacity_ - 1; }
   bool fits(uint64_t head, uint64_t footprint, uint64_t tail) const;
+  bool capacity_ok() const;  // a power of two, at least kMinRingBytes
+  // Both positions record-aligned, head at most the capacity ahead of tail.
+  bool positions_consistent(uint64_t head, uint64_t tail) const;
 
   RingHeader* header_ = nullptr;
   std::byte* data_ = nullptr;
@@ -199,7 +216,7 @@ class Ring {
   uint64_t own_head_ = 0;    // producer: the head it published last
   uint64_t own_tail_ = 0;    // consumer: where it reads next (published unless holding)
   uint64_t peeked_end_ = 0;  // consumer: tail after the peeked record
-  bool broken_ = false;      // consumer: the peer's data made no sense
+  bool broken_ = false;      // the peer's positions or data made no sense
   bool holding_ = false;     // consumer: pop() does not publish (hold())
 };
 

@@ -134,7 +134,9 @@ void RingChannel::send_control(uint16_t type, uint64_t id, std::string_view payl
 bool RingChannel::finish_receiving() {
   in_.release_held();
   if (in_.producer_needs_wake()) wake(peer_wake_fd_);
-  if (!in_.broken() || broken_reported_) return false;
+  // The outgoing ring is broken when the positions this side found in it
+  // at start made no sense (shm::Ring's constructor): the peer chose them.
+  if (!(in_.broken() || out_.ring().broken()) || broken_reported_) return false;
   broken_reported_ = true;
   return true;
 }

@@ -113,7 +113,7 @@ class RingChannel {
   void hold_received() { in_.hold(); }
   // After a batch of next/release: gives the space back and wakes the peer
   // if it waits for it. True exactly once when the incoming ring is found
-  // broken.
+  // broken (or the outgoing one was, when this side started on it).
   bool finish_receiving();
 
   // ---- the loop ----

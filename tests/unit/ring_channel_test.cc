@@ -160,6 +160,27 @@ TEST(RingChannel, ABrokenRingIsReportedOnceAndReadNoMore) {
   EXPECT_EQ(rec.id, 2u);
 }
 
+// A side that starts on an outgoing ring whose positions the peer left
+// impossible (not record-aligned) writes nothing into it and reports the
+// peer once, through the same path as a broken incoming ring.
+TEST(RingChannel, AnOutgoingRingWithImpossiblePositionsIsReportedAndNotWritten) {
+  Memory requests(4096), responses(4096);
+  requests.header()->head = requests.header()->tail = 4096 - 8;  // the peer's doing
+  proto::UniqueFd wake{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};
+  RingChannel network(requests.view(), responses.view(), wake.get());
+  EXPECT_FALSE(network.try_send(proto::kRequestHead, proto::kRequestBody, 1, "h", ""));
+  network.send_record(proto::kRequestHead, proto::kRecordEnd, 2, "queued, never written");
+  network.flush();
+  EXPECT_EQ(requests.header()->head, 4096u - 8);
+  EXPECT_TRUE(network.finish_receiving());
+  EXPECT_FALSE(network.finish_receiving());  // once
+  // The peer is replaced: nothing of it is taken back, the rings start
+  // afresh.
+  EXPECT_EQ(network.take_back_unread().size(), 1u);  // only the local queue
+  EXPECT_TRUE(network.try_send(proto::kRequestHead, proto::kRequestBody, 3, "h", ""));
+  EXPECT_EQ(requests.header()->head % shm::kRecordAlign, 0u);
+}
+
 // Streaming: a head whose body is still coming carries no end flag; the
 // pieces that follow do, on the last one only (an empty record when the
 // body ends without more bytes).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,89 @@ TEST(Ring, ImpossiblePositionsOrLengthsBreakTheRingNotTheReader) {
     ASSERT_TRUE(consumer.peek(rec)) << c.what;
     EXPECT_EQ(rec.payload, "xyz") << c.what;
   }
+}
+
+// The positions a view starts from were written by the peer (or by whoever
+// used the ring last). Misaligned or inconsistent ones make the view broken
+// on either side: the producer writes nothing, the consumer reads nothing,
+// and not a byte past the data area changes (where the next ring's header
+// would be). The reviewer's case: a surviving peer leaves head = tail =
+// capacity - 8 for the replacement, whose first push would write 16 bytes
+// at data + capacity - 8.
+TEST(Ring, ImpossibleStartingPositionsBreakTheViewOnEitherSide) {
+  constexpr uint64_t kCapacity = 4096, kGuard = 256;
+  struct Case {
+    const char* what;
+    uint64_t head, tail;
+  };
+  const Case cases[] = {
+      {"both at capacity - 8", kCapacity - 8, kCapacity - 8},
+      {"tail misaligned, head a record ahead", kCapacity + 8, kCapacity - 8},
+      {"head misaligned", 24, 16},
+      {"head more than the capacity ahead", 16 + kCapacity + 16, 16},
+      {"head behind the tail", 16, 32},
+  };
+  for (const Case& c : cases) {
+    auto* memory =
+        static_cast<std::byte*>(std::aligned_alloc(64, sizeof(RingHeader) + kCapacity + kGuard));
+    auto* header = reinterpret_cast<RingHeader*>(memory);
+    std::byte* data = memory + sizeof(RingHeader);
+    Ring::init(header, kCapacity);
+    std::memset(data, 0x11, kCapacity);
+    std::memset(data + kCapacity, 0xa5, kGuard);
+    header->head = c.head;
+    header->tail = c.tail;
+    Ring producer(header, data), consumer(header, data);
+    EXPECT_TRUE(producer.broken()) << c.what;
+    EXPECT_TRUE(consumer.broken()) << c.what;
+    EXPECT_FALSE(producer.try_push(1, 0, 42, std::string_view("x"))) << c.what;
+    RecordView rec;
+    EXPECT_FALSE(consumer.peek(rec)) << c.what;
+    EXPECT_TRUE(consumer.prepare_sleep()) << c.what;  // nothing to stay awake for
+    EXPECT_TRUE(producer.reader_after_consumer().broken()) << c.what;
+    EXPECT_EQ(header->head, c.head) << c.what;
+    for (uint64_t i = 0; i < kCapacity; ++i) {
+      ASSERT_EQ(data[i], std::byte{0x11}) << c.what << " at " << i;
+    }
+    for (uint64_t i = 0; i < kGuard; ++i) {
+      ASSERT_EQ(data[kCapacity + i], std::byte{0xa5}) << c.what << " past the end " << i;
+    }
+    // Reset (the peer was replaced) makes the ring usable again.
+    producer.reset();
+    consumer.reset();
+    ASSERT_TRUE(producer.try_push(1, 0, 7, std::string_view("again"))) << c.what;
+    ASSERT_TRUE(consumer.peek(rec)) << c.what;
+    EXPECT_EQ(rec.payload, "again") << c.what;
+    std::free(memory);
+  }
+}
+
+// Consistent positions a view did not choose are fine: a producer starting
+// near the end pads and wraps, within the data area.
+TEST(Ring, AlignedStartingPositionsNearTheEndWrapInBounds) {
+  TestRing t(4096);
+  t.header()->head = t.header()->tail = 4096 - 16;
+  Ring producer = t.view(), consumer = t.view();
+  EXPECT_FALSE(producer.broken());
+  ASSERT_TRUE(producer.try_push(1, 0, 5, std::string_view("wraps")));
+  RecordView rec;
+  ASSERT_TRUE(consumer.peek(rec));
+  EXPECT_EQ(rec.id, 5u);
+  EXPECT_EQ(rec.payload, "wraps");
+}
+
+// The supervisor zeroes a pair's positions before it forks one end; a live
+// peer's sleep flag stays.
+TEST(Ring, ResetPositionsKeepsTheWakeFlags) {
+  TestRing t(4096);
+  Ring consumer = t.view();
+  ASSERT_TRUE(consumer.prepare_sleep());
+  t.header()->head = t.header()->tail = 4096 - 8;
+  t.view().reset_positions();
+  EXPECT_EQ(t.header()->head, 0u);
+  EXPECT_EQ(t.header()->tail, 0u);
+  EXPECT_EQ(t.header()->consumer_sleeping, 1u);
+  EXPECT_FALSE(t.view().broken());
 }
 
 // After its consumer died, the producer reads what that consumer had not
