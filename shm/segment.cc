@@ -6,6 +6,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <charconv>
@@ -119,6 +121,14 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     return std::nullopt;
   }
   seg.attach(name);
+  // The private copy comes from the spec, not from what was just written:
+  // children are forked with it and never take the layout from shared memory.
+  seg.shape_ =
+      SegmentShape{layout.total_bytes,  spec.generation,
+                   spec.n_network,      static_cast<uint32_t>(spec.service_ring_bytes.size()),
+                   spec.n_routes,       layout.slots_offset,
+                   layout.rings_offset, layout.routes_offset};
+  seg.rings_ = layout.rings;
   std::memset(seg.base_, 0, layout.rings_offset);  // header, slots, route counters
   auto* table = reinterpret_cast<RingEntry*>(seg.base_ + layout.rings_offset);
   for (size_t i = 0; i < layout.rings.size(); ++i) {
@@ -126,17 +136,18 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
     Ring::init(reinterpret_cast<RingHeader*>(seg.base_ + layout.rings[i].offset),
                layout.rings[i].capacity);
   }
+  const SegmentShape& sh = seg.shape_;
   *seg.header_ = SegmentHeader{kSegmentMagic,
                                kLayoutVersion,
                                layout_tag(),
-                               layout.total_bytes,
-                               spec.generation,
-                               spec.n_network,
-                               static_cast<uint32_t>(spec.service_ring_bytes.size()),
-                               spec.n_routes,
-                               layout.slots_offset,
-                               layout.rings_offset,
-                               layout.routes_offset,
+                               sh.total_bytes,
+                               sh.generation,
+                               sh.n_network,
+                               sh.n_service,
+                               sh.n_routes,
+                               sh.slots_offset,
+                               sh.rings_offset,
+                               sh.routes_offset,
                                0,
                                0};
   return seg;
@@ -152,17 +163,86 @@ std::optional<Segment> Segment::open(const std::string& name, std::string& error
     return std::nullopt;
   }
   seg.attach(name);
-  if (seg.mapping_->region.get_size() < sizeof(SegmentHeader) || !seg.verify(error)) {
-    error = "shared memory segment " + name + ": " + (error.empty() ? "too small" : error);
+  if (!seg.read_layout(error) || !seg.verify(error)) {
+    error = "shared memory segment " + name + ": " + error;
     return std::nullopt;
   }
   return seg;
 }
 
+// One read of the header and one of the ring table, into private memory;
+// the checks run on those copies, so a writer cannot change a value between
+// its check and its use. The layout must be exactly the one create() makes
+// for the header's counts and the table's capacities: every area where
+// compute_layout() puts it, every ring a power of two, both rings of a
+// service process the same size in every row, the last one ending at
+// total_bytes.
+bool Segment::read_layout(std::string& error) {
+  const uint64_t size = mapping_->region.get_size();
+  if (size < sizeof(SegmentHeader)) {
+    error = "too small";
+    return false;
+  }
+  SegmentHeader h;
+  std::memcpy(&h, base_, sizeof h);
+  if (h.magic != kSegmentMagic || h.layout_version != kLayoutVersion ||
+      h.layout_tag != layout_tag() || h.total_bytes > size) {
+    error = "another layout (version or build mismatch)";
+    return false;
+  }
+  const auto bad = [&error] {
+    error = "the header's areas overlap or leave the segment";
+    return false;
+  };
+  // Each area's end, with overflow checked: the counts are 32-bit, their
+  // products are not bounded by anything but this check.
+  uint64_t slots_bytes = 0, routes_bytes = 0, n_rings = 0, table_bytes = 0;
+  uint64_t routes_offset = 0, routes_end = 0, table_end = 0;
+  const uint64_t n_slots = uint64_t{h.n_network} + h.n_service;
+  if (__builtin_mul_overflow(n_slots, sizeof(ProcessSlot), &slots_bytes) ||
+      __builtin_mul_overflow(uint64_t{h.n_network} * h.n_routes, 5 * sizeof(uint64_t),
+                             &routes_bytes) ||
+      __builtin_mul_overflow(uint64_t{h.n_network} * h.n_service, 2, &n_rings) ||
+      __builtin_mul_overflow(n_rings, sizeof(RingEntry), &table_bytes) ||
+      __builtin_add_overflow(align64(sizeof(SegmentHeader)), slots_bytes, &routes_offset) ||
+      __builtin_add_overflow(routes_offset, routes_bytes, &routes_end) || routes_end > size ||
+      __builtin_add_overflow(align64(routes_end), table_bytes, &table_end)) {
+    return bad();
+  }
+  if (h.slots_offset != align64(sizeof(SegmentHeader)) || h.routes_offset != routes_offset ||
+      h.rings_offset != align64(routes_end) || table_end > h.total_bytes) {
+    return bad();
+  }
+  std::vector<RingEntry> rings(n_rings);  // at most total_bytes / 16 entries
+  if (n_rings != 0) std::memcpy(rings.data(), base_ + h.rings_offset, table_bytes);
+  uint64_t at = align64(table_end);
+  for (uint32_t n = 0; n < h.n_network; ++n) {
+    for (uint32_t s = 0; s < h.n_service; ++s) {
+      const uint64_t capacity = rings[ring_index(h.n_service, 0, s, Direction::request)].capacity;
+      for (Direction dir : {Direction::request, Direction::response}) {
+        const RingEntry& e = rings[ring_index(h.n_service, n, s, dir)];
+        // `at` and `capacity` are at most total_bytes here: no overflow.
+        if (e.offset != at || e.capacity != capacity || capacity < kMinRingBytes ||
+            (capacity & (capacity - 1)) != 0 || capacity > h.total_bytes) {
+          error = "ring " + std::to_string(ring_index(h.n_service, n, s, dir)) +
+                  " is not where the layout puts it";
+          return false;
+        }
+        at = align64(at + sizeof(RingHeader) + capacity);
+        if (at > h.total_bytes) return bad();
+      }
+    }
+  }
+  if (at != h.total_bytes) return bad();
+  shape_ = SegmentShape{h.total_bytes, h.generation,   h.n_network,    h.n_service,
+                        h.n_routes,    h.slots_offset, h.rings_offset, h.routes_offset};
+  rings_ = std::move(rings);
+  return true;
+}
+
 bool Segment::verify(std::string& error) const {
   if (!verify_header(error)) return false;
-  const SegmentHeader& h = *header_;
-  for (size_t i = 0; i < size_t{h.n_network} * h.n_service * 2; ++i) {
+  for (size_t i = 0; i < rings_.size(); ++i) {
     if (!verify_ring(i, error)) return false;
   }
   return true;
@@ -173,50 +253,36 @@ bool Segment::verify(std::string& error) const {
 // of N + M children touch N x M pages, which dominated start-up at scale.
 bool Segment::verify_for(ProcessRole role, uint32_t index, std::string& error) const {
   if (!verify_header(error)) return false;
-  const SegmentHeader& h = *header_;
   const bool network = role == ProcessRole::network;
-  if (index >= (network ? h.n_network : h.n_service)) {
+  if (index >= (network ? shape_.n_network : shape_.n_service)) {
     error = "process index " + std::to_string(index) + " is outside the segment";
     return false;
   }
-  const uint32_t others = network ? h.n_service : h.n_network;
+  const uint32_t others = network ? shape_.n_service : shape_.n_network;
   for (uint32_t k = 0; k < others; ++k) {
     for (Direction dir : {Direction::request, Direction::response}) {
-      const size_t i =
-          network ? ring_index(h.n_service, index, k, dir) : ring_index(h.n_service, k, index, dir);
+      const size_t i = network ? ring_index(shape_.n_service, index, k, dir)
+                               : ring_index(shape_.n_service, k, index, dir);
       if (!verify_ring(i, error)) return false;
     }
   }
   return true;
 }
 
+// The constant fields only; the layout is the private copy's (shape_).
 bool Segment::verify_header(std::string& error) const {
   const SegmentHeader& h = *header_;
   if (h.magic != kSegmentMagic || h.layout_version != kLayoutVersion ||
-      h.layout_tag != layout_tag() || h.total_bytes > mapping_->region.get_size()) {
+      h.layout_tag != layout_tag() || shape_.total_bytes > mapping_->region.get_size()) {
     error = "another layout (version or build mismatch)";
-    return false;
-  }
-  // The areas follow one another and stay inside the mapping.
-  const uint64_t slots_end =
-      h.slots_offset + uint64_t{h.n_network + h.n_service} * sizeof(ProcessSlot);
-  const uint64_t routes_end =
-      h.routes_offset + uint64_t{h.n_network} * h.n_routes * 5 * sizeof(uint64_t);
-  const uint64_t table_end =
-      h.rings_offset + uint64_t{h.n_network} * h.n_service * 2 * sizeof(RingEntry);
-  if (slots_end > h.routes_offset || routes_end > h.rings_offset || table_end > h.total_bytes) {
-    error = "the header's areas overlap or leave the segment";
     return false;
   }
   return true;
 }
 
 bool Segment::verify_ring(size_t i, std::string& error) const {
-  const SegmentHeader& h = *header_;
-  const auto* table = reinterpret_cast<const RingEntry*>(base_ + h.rings_offset);
-  const RingEntry& e = table[i];
-  if (e.offset + sizeof(RingHeader) + e.capacity > h.total_bytes ||
-      !Ring::valid(reinterpret_cast<const RingHeader*>(base_ + e.offset), e.capacity)) {
+  const RingEntry& e = rings_[i];
+  if (!Ring::valid(reinterpret_cast<const RingHeader*>(base_ + e.offset), e.capacity)) {
     error = "ring " + std::to_string(i) + " is not formatted";
     return false;
   }
@@ -234,16 +300,24 @@ bool Segment::remove(const std::string& name) {
 }
 
 ProcessSlot& Segment::slot(uint32_t i) {
-  return reinterpret_cast<ProcessSlot*>(base_ + header_->slots_offset)[i];
+  return reinterpret_cast<ProcessSlot*>(base_ + shape_.slots_offset)[i];
 }
 
 const ProcessSlot& Segment::slot(uint32_t i) const {
-  return reinterpret_cast<const ProcessSlot*>(base_ + header_->slots_offset)[i];
+  return reinterpret_cast<const ProcessSlot*>(base_ + shape_.slots_offset)[i];
+}
+
+uint64_t Segment::reloads_ok() const {
+  return std::atomic_ref<uint64_t>(header_->reloads_ok).load(std::memory_order_relaxed);
+}
+
+uint64_t Segment::reloads_failed() const {
+  return std::atomic_ref<uint64_t>(header_->reloads_failed).load(std::memory_order_relaxed);
 }
 
 uint64_t Segment::ring_used(uint32_t network, uint32_t service, Direction dir) const {
-  const auto* table = reinterpret_cast<const RingEntry*>(base_ + header_->rings_offset);
-  const RingEntry& e = table[ring_index(header_->n_service, network, service, dir)];
+  if (network >= shape_.n_network || service >= shape_.n_service) return 0;
+  const RingEntry& e = rings_[ring_index(shape_.n_service, network, service, dir)];
   auto* rh = reinterpret_cast<RingHeader*>(base_ + e.offset);
   const uint64_t tail = std::atomic_ref<uint64_t>(rh->tail).load(std::memory_order_relaxed);
   const uint64_t head = std::atomic_ref<uint64_t>(rh->head).load(std::memory_order_relaxed);
@@ -251,20 +325,19 @@ uint64_t Segment::ring_used(uint32_t network, uint32_t service, Direction dir) c
 }
 
 uint64_t* Segment::route_counters(uint32_t network, uint32_t route) {
-  return reinterpret_cast<uint64_t*>(base_ + header_->routes_offset) +
-         (uint64_t{network} * header_->n_routes + route) * 5;
+  return reinterpret_cast<uint64_t*>(base_ + shape_.routes_offset) +
+         (uint64_t{network} * shape_.n_routes + route) * 5;
 }
 
 const uint64_t* Segment::route_counters(uint32_t network, uint32_t route) const {
-  return reinterpret_cast<const uint64_t*>(base_ + header_->routes_offset) +
-         (uint64_t{network} * header_->n_routes + route) * 5;
+  return reinterpret_cast<const uint64_t*>(base_ + shape_.routes_offset) +
+         (uint64_t{network} * shape_.n_routes + route) * 5;
 }
 
 Ring Segment::ring(uint32_t network, uint32_t service, Direction dir) {
-  const auto* table = reinterpret_cast<const RingEntry*>(base_ + header_->rings_offset);
-  const RingEntry& e = table[ring_index(header_->n_service, network, service, dir)];
+  const RingEntry& e = rings_[ring_index(shape_.n_service, network, service, dir)];
   auto* rh = reinterpret_cast<RingHeader*>(base_ + e.offset);
-  return Ring(rh, base_ + e.offset + sizeof(RingHeader));
+  return Ring(rh, base_ + e.offset + sizeof(RingHeader), e.capacity);
 }
 
 }  // namespace ringhttpd::shm

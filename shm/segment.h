@@ -116,6 +116,21 @@ static_assert(std::is_trivially_copyable_v<RingEntry>);
 
 enum class Direction : uint32_t { request = 0, response = 1 };
 
+// The header's layout fields as this process took them: from the spec when
+// it created the segment, or, when it opened one, read once from shared
+// memory and checked. Sizes, indexes and addresses come only from this
+// copy: a child can write the shared header at any time.
+struct SegmentShape {
+  uint64_t total_bytes = 0;
+  uint32_t generation = 0;
+  uint32_t n_network = 0;
+  uint32_t n_service = 0;
+  uint32_t n_routes = 0;
+  uint64_t slots_offset = 0;
+  uint64_t rings_offset = 0;
+  uint64_t routes_offset = 0;
+};
+
 // What a segment must hold: the shape of one generation.
 struct SegmentSpec {
   uint32_t generation = 1;
@@ -164,18 +179,27 @@ class Segment {
   static bool remove(const std::string& name);
 
   // Checks magic, layout version and tag, and that every ring is formatted
-  // for its capacity. open() runs it; a child runs it on its inherited mapping.
+  // for its capacity. open() runs it; a child runs it on its inherited mapping
+  // (with the private copy of the layout it inherited: the layout fields in
+  // shared memory are not read again).
   bool verify(std::string& error) const;
   // The same for the rings one process uses (network: its row; service: its
   // column; `index` is the network index or the service process index).
   bool verify_for(ProcessRole role, uint32_t index, std::string& error) const;
 
   const std::string& name() const { return name_; }
-  const SegmentHeader& header() const { return *header_; }
-  // The supervisor's counters in the header (reloads_ok, reloads_failed).
+  // The layout, from this process's private copy (SegmentShape), never from
+  // shared memory.
+  const SegmentShape& header() const { return shape_; }
+  // The supervisor's reload counters, live from the shared header (relaxed
+  // loads: a number to show, never a size or an index).
+  uint64_t reloads_ok() const;
+  uint64_t reloads_failed() const;
+  // The shared header, for its one writer (the supervisor's reload counters)
+  // and for tests that play a misbehaving child.
   SegmentHeader& header_for_writer() { return *header_; }
   ProcessSlot& slot(uint32_t i);
-  uint32_t slot_count() const { return header_->n_network + header_->n_service; }
+  uint32_t slot_count() const { return shape_.n_network + shape_.n_service; }
   Ring ring(uint32_t network, uint32_t service, Direction dir);
   // Responses by status class (0 = 1xx ... 4 = 5xx) that network process
   // `network` wrote for route `route`.
@@ -183,19 +207,25 @@ class Segment {
   const uint64_t* route_counters(uint32_t network, uint32_t route) const;
   const ProcessSlot& slot(uint32_t i) const;
   // Bytes published and not yet consumed in one ring, for status and
-  // metrics (a moment old; never more than the ring's capacity).
+  // metrics (a moment old; never more than the ring's capacity; 0 for a
+  // ring the segment does not have).
   uint64_t ring_used(uint32_t network, uint32_t service, Direction dir) const;
 
  private:
   struct Mapping;
   void attach(const std::string& name);  // points the accessors at the mapping
+  // open(): takes the layout from shared memory once, into shape_ and rings_.
+  bool read_layout(std::string& error);
   bool verify_header(std::string& error) const;
   bool verify_ring(size_t i, std::string& error) const;
 
   std::unique_ptr<Mapping> mapping_;
   std::string name_;
-  SegmentHeader* header_ = nullptr;
+  SegmentHeader* header_ = nullptr;  // shared: only magic, version, tag and counters are read
   std::byte* base_ = nullptr;
+  // Private copies (a forked child inherits the supervisor's).
+  SegmentShape shape_;
+  std::vector<RingEntry> rings_;  // the ring table, index ring_index()
 };
 
 }  // namespace ringhttpd::shm

@@ -93,9 +93,10 @@ struct Process {
 };
 
 std::vector<Process> processes(const shm::Segment& segment, const MetricsNames& names) {
-  const shm::SegmentHeader& h = segment.header();
-  const uint32_t n_network = load(h.n_network);
-  const uint32_t n_service = load(h.n_service);
+  // The counts are the segment's private copy (Segment::header()): a child
+  // that writes the shared header cannot size anything here.
+  const uint32_t n_network = segment.header().n_network;
+  const uint32_t n_service = segment.header().n_service;
   std::vector<Process> out;
   out.reserve(size_t{n_network} + n_service);
   // Roles and indexes follow from the slot's position (segment.h), not from
@@ -175,17 +176,17 @@ MetricsNames metrics_names(const std::vector<ServiceSettings>& services,
 }
 
 std::string format_metrics(const shm::Segment& segment, const MetricsNames& names, int64_t now_ms) {
-  const shm::SegmentHeader& h = segment.header();
+  const shm::SegmentShape& h = segment.header();
   const std::vector<Process> procs = processes(segment, names);
   Writer w;
 
   w.family("ringhttpd_generation", "gauge",
            "The generation these metrics are from (1, then +1 per reload).");
-  w.sample("ringhttpd_generation", "", load(h.generation));
+  w.sample("ringhttpd_generation", "", h.generation);
   w.family("ringhttpd_reloads_total", "counter",
            "Reloads since the server started, by result (ok: the new generation serves).");
-  w.sample("ringhttpd_reloads_total", "result=\"ok\"", load(h.reloads_ok));
-  w.sample("ringhttpd_reloads_total", "result=\"failed\"", load(h.reloads_failed));
+  w.sample("ringhttpd_reloads_total", "result=\"ok\"", segment.reloads_ok());
+  w.sample("ringhttpd_reloads_total", "result=\"failed\"", segment.reloads_failed());
 
   // ---- per process ----
   struct PerProcess {
@@ -262,7 +263,7 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
   // network processes.
   w.family("ringhttpd_ring_queued_bytes", "gauge",
            "Bytes published into a service process's rings and not yet consumed, by direction.");
-  const uint32_t networks = load(h.n_network);
+  const uint32_t networks = h.n_network;
   for (const Process& p : procs) {
     if (p.network) continue;
     const uint32_t s = static_cast<uint32_t>(p.slot - &segment.slot(networks));
@@ -288,8 +289,8 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
     w.sample("ringhttpd_responses_total", label("class", kClasses[c]), by_class[c]);
   }
 
-  const uint32_t n_network = load(h.n_network);
-  const uint32_t n_routes = load(h.n_routes);
+  const uint32_t n_network = h.n_network;
+  const uint32_t n_routes = h.n_routes;
   const std::vector<std::string> routes = route_labels(n_routes, names);
   w.family("ringhttpd_route_responses_total", "counter",
            "Responses written, by route (host and path prefix) and status class.");

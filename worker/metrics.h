@@ -3,6 +3,8 @@
 // responses by route, and the supervisor's reload counters in the header.
 // Pure: it reads the segment (relaxed atomic loads, each field as its one
 // writer writes it) and formats; no syscall, no allocation beyond the text.
+// The number of processes and routes comes from the segment's private copy
+// of its layout, never from the shared header a child can write.
 // The admin command `metrics` (the supervisor) and a `"metrics": true` route
 // (a network process) both call it. The metric list is in docs/operations.md.
 #pragma once

@@ -45,7 +45,7 @@ class TestSegment {
   Segment* operator->() { return &*segment_; }
   explicit operator bool() const { return segment_.has_value(); }
   // The supervisor's fields of the header (the test is its writer).
-  shm::SegmentHeader& header() { return const_cast<shm::SegmentHeader&>(segment_->header()); }
+  shm::SegmentHeader& header() { return segment_->header_for_writer(); }
 
  private:
   std::string name_;
@@ -364,6 +364,26 @@ TEST(Metrics, AnEmptySegmentIsValidExposition) {
   if (!parser_available()) GTEST_SKIP() << "/usr/bin/python3 cannot import prometheus_client";
   const Parsed parsed = parse_with_prometheus_client(text);
   EXPECT_TRUE(parsed.ok) << parsed.output << "\n--- the text:\n" << text;
+}
+
+// A child can rewrite the header's counts and offsets (n_service
+// 0xffffffff made the supervisor reserve 206 GB and abort): the exposition
+// comes from the segment's own copy of its layout and does not change.
+TEST(Metrics, ALayoutRewrittenInTheSharedHeaderChangesNothing) {
+  TestSegment seg(spec(), "corrupt");
+  ASSERT_TRUE(seg);
+  fill(seg);
+  const std::string before = format_metrics(*seg, names(), kNow);
+  shm::SegmentHeader& h = seg.header();
+  auto* table =
+      reinterpret_cast<shm::RingEntry*>(reinterpret_cast<std::byte*>(&h) + h.rings_offset);
+  table[0].offset = 0x100000000000ull;
+  h.n_network = 0xffffffffu;
+  h.n_service = 0xffffffffu;
+  h.n_routes = 0xffffffffu;
+  h.generation = 77;
+  h.slots_offset = h.rings_offset = h.routes_offset = 1ull << 44;
+  EXPECT_EQ(format_metrics(*seg, names(), kNow), before);
 }
 
 TEST(Metrics, TheRealParserAcceptsIt) {
