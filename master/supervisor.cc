@@ -245,20 +245,31 @@ bool Supervisor::signal_pending() const {
   return ::poll(&pfd, 1, 0) > 0;
 }
 
-// A ring whose other end has no process now has no user at all, so it can
-// be emptied here; a ring whose other end lives was emptied by that process
-// when it released this slot (peer_gone).
-void Supervisor::reset_rings_without_peer(Generation& g, const Child& c) {
+// Before `c` is forked, each of its rings starts from zero. A ring whose
+// other end has no process now has no user at all, so it is emptied here.
+// A ring whose other end lives was emptied by that process when it released
+// this slot (peer_gone) and is not used by it until `c` is ready; only its
+// positions are zeroed again, so the new process never starts from
+// positions that end wrote since (its wake-up flag stays: it may sleep on
+// it). What that end writes after this is checked by the new process's
+// Ring views (a ring with impossible positions is broken, never used).
+void Supervisor::reset_rings_of(Generation& g, const Child& c) {
   shm::Segment& seg = *g.segment;
   const uint32_t n_service = seg.header().n_service;
   for (const Child& peer : g.children) {
-    if (peer.role == c.role || is_running(peer)) continue;
+    if (peer.role == c.role) continue;
     const uint32_t network = c.role == shm::ProcessRole::network ? c.index : peer.index;
     const uint32_t service =
         c.role == shm::ProcessRole::service ? c.service_proc : peer.service_proc;
     if (network >= g.n_network || service >= n_service) continue;
-    seg.ring(network, service, shm::Direction::request).reset();
-    seg.ring(network, service, shm::Direction::response).reset();
+    for (shm::Direction dir : {shm::Direction::request, shm::Direction::response}) {
+      shm::Ring ring = seg.ring(network, service, dir);
+      if (is_running(peer)) {
+        ring.reset_positions();
+      } else {
+        ring.reset();
+      }
+    }
   }
 }
 
@@ -268,7 +279,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
     return log_error(worker::errno_message("socketpair")), false;
   }
   proto::UniqueFd mine(pair[0]), theirs(pair[1]);
-  reset_rings_without_peer(g, c);
+  reset_rings_of(g, c);
   worker::WorkerEnv env = g.env_template;
   env.role = c.role;
   env.index = c.index;

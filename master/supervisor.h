@@ -104,7 +104,7 @@ class Supervisor {
   std::unique_ptr<Generation> make_generation(Config config, std::string& error);
   bool spawn_all(Generation& g);
   bool spawn(Generation& g, Child& c);
-  void reset_rings_without_peer(Generation& g, const Child& c);
+  void reset_rings_of(Generation& g, const Child& c);
   void close_in_child(const Generation& g, int keep_control);
   bool send_listeners(const Generation& g, Child& c);
   void on_generation_ready(Generation& g);
