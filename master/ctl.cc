@@ -186,6 +186,32 @@ std::string print_json_error(const std::string& line) {
 
 }  // namespace
 
+std::optional<json> parse_answer(const std::string& line, std::string& error) {
+  // The parser itself is iterative; copying, printing and comparing a value
+  // recurse once per level. A value deeper than the bound is discarded as
+  // it is parsed (nothing of it is built) and the answer refused.
+  bool too_deep = false;
+  const json::parser_callback_t bound = [&too_deep](int depth, json::parse_event_t event, json&) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxAnswerDepth) {
+      too_deep = true;
+      return false;
+    }
+    return !too_deep;
+  };
+  json answer = json::parse(line, bound, /*allow_exceptions=*/false);
+  if (too_deep) {
+    error = "the server's answer nests deeper than " + std::to_string(kMaxAnswerDepth) +
+            " levels; refused";
+    return std::nullopt;
+  }
+  if (answer.is_discarded() || !answer.is_object()) {
+    error = print_json_error(line);
+    return std::nullopt;
+  }
+  return answer;
+}
+
 std::string format_duration(int64_t ms) {
   if (ms < 0) ms = 0;
   const int64_t s = ms / 1000, m = s / 60, h = m / 60, d = h / 24;
@@ -300,8 +326,10 @@ int run_ctl(const CtlOptions& o) {
   const std::optional<std::string> line =
       exchange(path, json{{"command", o.command}}.dump(), timeout);
   if (!line) return 1;
-  const json answer = json::parse(*line, nullptr, /*allow_exceptions=*/false);
-  if (answer.is_discarded() || !answer.is_object()) return fail_line(print_json_error(*line)), 1;
+  std::string error;
+  const std::optional<json> parsed = parse_answer(*line, error);
+  if (!parsed) return fail_line(error), 1;
+  const json& answer = *parsed;
   const bool ok = flag(answer, "ok");
   if (o.json) {
     std::printf("%s\n", line->c_str());
@@ -329,8 +357,11 @@ int run_ctl(const CtlOptions& o) {
     }
     std::fputs(out.c_str(), stdout);
   } else if (o.command == "config") {
+    // By reference: the answer's depth is bounded (parse_answer), and
+    // nothing needs a copy.
     const auto it = answer.find("config");
-    const json config = it != answer.end() ? *it : json();
+    const json none;
+    const json& config = it != answer.end() ? *it : none;
     std::printf("%s\n", config.dump(2, ' ', false, json::error_handler_t::replace).c_str());
   } else {
     const auto it = answer.find("commands");

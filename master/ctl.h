@@ -28,6 +28,13 @@ CLI::App* add_ctl_command(CLI::App& app, CtlOptions& options);
 // Runs the command; returns the exit status (0, or 1 with one line on stderr).
 int run_ctl(const CtlOptions& options);
 
+// The server's answer line: a JSON object nested at most kMaxAnswerDepth
+// levels (a config answer needs under 10; the config reader allows 64 in
+// the file). Otherwise nullopt with `error` set, one line for a person: a
+// deeper answer would overflow the stack when it is copied or printed.
+inline constexpr int kMaxAnswerDepth = 100;
+std::optional<nlohmann::json> parse_answer(const std::string& line, std::string& error);
+
 // "850ms", "12s", "5m 12s", "3h 05m", "2d 4h".
 std::string format_duration(int64_t ms);
 // The status answer as a summary and one row per process. `now_unix_ms`

@@ -413,6 +413,36 @@ TEST(Ctl, NoServerIsOneLineAndExitOne) {
   EXPECT_NE(out.find("admin.socket is \"\""), std::string::npos) << out;
 }
 
+// A server (or anything listening at the path) that answers `config` with
+// a value nested 100000 levels deep: ctl refuses it with one line and exit
+// 1 instead of overflowing its stack.
+TEST(Ctl, ADeeplyNestedAnswerIsRefusedNotACrash) {
+  WorkDir dir;
+  const std::string path = dir.path() + "/run/fake.sock";
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  std::thread fake([&listener] {
+    pollfd pfd{listener.get(), POLLIN, 0};
+    if (::poll(&pfd, 1, 10000) <= 0) return;
+    UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    char request[1000];
+    if (::recv(c.get(), request, sizeof request, 0) <= 0) return;
+    const size_t depth = 100000;
+    const std::string answer = R"({"ok":true,"generation":1,"config":)" + std::string(depth, '[') +
+                               std::string(depth, ']') + "}\n";
+    (void)!::send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
+  });
+  std::string out;
+  const int status = run_binary({"ctl", "--socket", path, "config"}, out);
+  fake.join();
+  EXPECT_EQ(exit_code(status), 1) << out;
+  EXPECT_NE(out.find("nests deeper than"), std::string::npos) << out;
+}
+
 // ---- the protocol's bounds ---------------------------------------------------
 
 TEST(AdminProtocol, BadLinesGetAnErrorAndTheConnectionStays) {

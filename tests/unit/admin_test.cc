@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 
 #include "master/admin_protocol.h"
@@ -249,6 +250,30 @@ TEST(CtlFormat, NotAStatusAnswerDoesNotCrash) {
                            R"({"last_reload": {"at_ms": "soon"}})"}) {
     EXPECT_FALSE(format_status(json::parse(text), 0).empty()) << text;
   }
+}
+
+// An answer nested deeper than the bound is refused while it is parsed
+// (copying or printing it would recurse once per level: the reviewer's
+// `ctl config` overflowed the stack); a real answer's depth passes.
+TEST(CtlAnswer, DeepNestingIsRefusedWithAClearError) {
+  for (size_t depth : {size_t{kMaxAnswerDepth}, size_t{200000}}) {
+    const std::string deep =
+        R"({"ok":true,"config":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+    std::string error;
+    EXPECT_FALSE(parse_answer(deep, error)) << depth;
+    EXPECT_NE(error.find("nests deeper than " + std::to_string(kMaxAnswerDepth)), std::string::npos)
+        << error;
+  }
+  const size_t fits = kMaxAnswerDepth - 1;  // plus the answer object itself
+  const std::string ok =
+      R"({"ok":true,"config":)" + std::string(fits, '[') + std::string(fits, ']') + "}";
+  std::string error;
+  const std::optional<json> answer = parse_answer(ok, error);
+  ASSERT_TRUE(answer) << error;
+  EXPECT_TRUE((*answer)["ok"].get<bool>());
+  EXPECT_FALSE(parse_answer("[1]", error));
+  EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
+  EXPECT_FALSE(parse_answer("{", error));
 }
 
 }  // namespace
