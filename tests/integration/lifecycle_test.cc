@@ -972,6 +972,58 @@ TEST(Lifecycle, AServiceThatCorruptsItsRingIsReplacedAndTheReaderLivesOn) {
   }
 }
 
+// Plays a child that rewrites the segment's layout: the header's counts and
+// offsets and the ring table (the reviewer's values, which made the
+// supervisor fault in `ctl status`, abort in `ctl metrics` and fault when
+// it replaced a process). The supervisor and every new child work from the
+// layout the supervisor created, so all of it goes on as before.
+TEST(Lifecycle, AChildThatRewritesTheSegmentLayoutCannotTakeDownTheSupervisor) {
+  Shape shape;
+  shape.network = 1;
+  shape.service = 1;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::string error;
+  auto segment =
+      shm::Segment::open(server.segment_path().substr(std::string("/dev/shm/").size()), error);
+  ASSERT_TRUE(segment) << error;
+  shm::SegmentHeader& h = segment->header_for_writer();
+  auto* table =
+      reinterpret_cast<shm::RingEntry*>(reinterpret_cast<std::byte*>(&h) + h.rings_offset);
+  table[0].offset = 0x100000000000ull;
+  h.n_network = h.n_service = h.n_routes = 0xffffffffu;
+  h.slots_offset = h.rings_offset = h.routes_offset = 1ull << 44;
+
+  const std::optional<json> status = admin_status(server);
+  ASSERT_TRUE(status) << server.log();
+  EXPECT_EQ((*status)["processes"].size(), 2u) << *status;
+  std::string metrics;
+  EXPECT_EQ(run_binary({"ctl", "--socket", server.workdir().admin_socket(), "metrics"}, metrics), 0)
+      << metrics << server.log();
+  EXPECT_NE(metrics.find("ringhttpd_process_up{role=\"service\",service=\"app\",index=\"0\"} 1"),
+            std::string::npos)
+      << metrics;
+  // A death of each role: the supervisor writes the slot, resets the rings
+  // and forks the replacement, which checks and uses its rings.
+  for (const std::string title : {"ringhttpd: service app g1 #0", "ringhttpd: network g1 #0"}) {
+    const pid_t old = server.child(title);
+    ASSERT_GT(old, 0) << title;
+    ASSERT_EQ(::kill(old, SIGKILL), 0);
+    ASSERT_GT(wait_replaced(server, title, old, 10s), 0) << title << "\n" << server.log();
+  }
+  ASSERT_TRUE(wait_log_count(server, "replaced; serving", 2, 10s)) << server.log();
+  const auto deadline = Clock::now() + 5s;
+  int status_code = 0;
+  while (status_code != 200 && Clock::now() < deadline) {
+    auto r = http_get(server.port(), "/echo");
+    if (r) status_code = r->status;
+    if (status_code != 200) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(status_code, 200) << server.log();
+  EXPECT_EQ(::kill(server.pid(), 0), 0) << "the supervisor must live";
+  EXPECT_TRUE(admin_status(server)) << server.log();
+}
+
 // ---- reload ----------------------------------------------------------------
 
 TEST(Reload, SighupStartsANewGenerationAndTheSameConnectionMovesToIt) {
