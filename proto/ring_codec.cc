@@ -282,4 +282,16 @@ bool decode_credit(std::string_view payload, uint64_t& bytes) {
   return bytes != 0;
 }
 
+void own_head_views(std::string_view head, std::vector<HeaderView>& headers, std::string& copy) {
+  copy.assign(head.data(), head.size());
+  const char* const from = head.data();
+  const auto rebase = [&](std::string_view v) {
+    return std::string_view(copy.data() + (v.data() - from), v.size());
+  };
+  for (HeaderView& h : headers) {
+    h.name = rebase(h.name);
+    h.value = rebase(h.value);
+  }
+}
+
 }  // namespace ringhttpd::proto

@@ -197,4 +197,13 @@ size_t decode_response_head(std::string_view payload, int& status, std::vector<H
 size_t decode_response_head(std::string_view payload, int& status, std::vector<HeaderView>& headers,
                             uint64_t& body_length);
 
+// Copies `head` (the decoded bytes of a head, views in `headers` pointing
+// into it) into `copy` and points the views at the copy instead, the
+// lengths unchanged. For a head read in shared memory: what is checked and
+// then used must be read once, or the writer could change it in between (a
+// CR LF after the check is a split response, a name turned into
+// "Content-Length" a smuggled one). One memcpy of the head, no allocation
+// once `copy` has grown.
+void own_head_views(std::string_view head, std::vector<HeaderView>& headers, std::string& copy);
+
 }  // namespace ringhttpd::proto

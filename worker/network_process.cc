@@ -1245,6 +1245,9 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     const size_t used = proto::decode_response_head(rec.payload, status, headers, length);
     // An interim status is not a final answer a handler may give.
     if (used == 0 || status < 200) return fail_response(it, "malformed response head");
+    // Checked, then formatted: read twice, so read out of the ring, where
+    // the service could change them in between (proto::own_head_views).
+    proto::own_head_views(rec.payload.substr(0, used), headers, response_head_copy_);
     for (const proto::HeaderView& h : headers) {
       if (!proto::valid_header_field(h.name, h.value)) {
         return fail_response(it, "header with a forbidden byte");

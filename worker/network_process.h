@@ -209,6 +209,7 @@ class NetworkProcess {
   std::vector<uint64_t> inflight_scratch_;
   std::vector<uint8_t> awake_scratch_;
   std::vector<proto::HeaderView> response_headers_;  // a response head being read
+  std::string response_head_copy_;  // its bytes, out of the ring (proto::own_head_views)
   std::vector<uint8_t> available_scratch_;
   proto::RequestEvents events_;           // what one parser slice produced
   std::vector<std::string_view> pieces_;  // body of Connection::in parsed, not yet sent

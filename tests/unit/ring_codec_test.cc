@@ -446,5 +446,29 @@ TEST(RingCodec, EncodedFieldsAreBytesOfTheHeadText) {
   }
 }
 
+// A head decoded in shared memory is checked, then formatted: the views
+// must point into a private copy, or the writer could change the bytes
+// between the two reads. After own_head_views, changing the ring's bytes
+// changes nothing the views show.
+TEST(RingCodec, OwnedHeadViewsDoNotSeeTheRingChange) {
+  std::string ring;
+  ASSERT_TRUE(encode_response_head(200, {{"X-Name", "fine"}, {"Server", "t"}}, 2, ring));
+  ring += "ok";
+  int status = 0;
+  uint64_t length = 0;
+  std::vector<HeaderView> headers;
+  const size_t used = decode_response_head(ring, status, headers, length);
+  ASSERT_GT(used, 0u);
+  std::string copy;
+  own_head_views(std::string_view(ring).substr(0, used), headers, copy);
+  for (size_t i = 0; i < used; ++i) ring[i] = '\n';  // the writer rewrites it all
+  ASSERT_EQ(headers.size(), 2u);
+  EXPECT_EQ(headers[0].name, "X-Name");
+  EXPECT_EQ(headers[0].value, "fine");
+  EXPECT_EQ(headers[1].name, "Server");
+  EXPECT_EQ(headers[1].value, "t");
+  EXPECT_EQ(copy.size(), used);
+}
+
 }  // namespace
 }  // namespace ringhttpd::proto
