@@ -540,7 +540,8 @@ void Supervisor::check_network_loops(int64_t now) {
       if (!loop_stuck(now, beat, limit)) continue;
       log_error(c.title + pid_text(c.pid) + ": its loop has not run for " +
                 std::to_string(now - static_cast<int64_t>(beat)) + " ms (network.watchdog_ms " +
-                std::to_string(limit) + "); killed, to be replaced");
+                std::to_string(limit) + "); killed" +
+                (g->phase == GenerationPhase::serving ? ", to be replaced" : ""));
       ::kill(c.pid, SIGKILL);
       c.watchdog_killed = c.pid;
     }

@@ -59,6 +59,9 @@ RecvStatus recv_control(int sock, ControlMessage& msg, std::vector<UniqueFd>& fd
     n = ::recvmsg(sock, &hdr, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return RecvStatus::again;
+  // The peer died with messages of ours unread (killed at a stop or a
+  // drain's deadline): an end like EOF, not an error worth a log line.
+  if (n < 0 && errno == ECONNRESET) return RecvStatus::closed;
   if (n < 0) {
     error_text = errno_text("recvmsg(control)");
     return RecvStatus::error;
