@@ -204,7 +204,7 @@ struct Peaks {
         service(server.child("ringhttpd: service st g1 #0")),
         network_before(peak_kib(network)),
         service_before(peak_kib(service)) {}
-  void expect_bounded(const char* what) const {
+  void expect_bounded(const char* what, uint64_t bound_kib = kGrowthBoundKiB) const {
     const uint64_t n = peak_kib(network), s = peak_kib(service);
     std::printf("%s: peak RSS network %llu KiB (from %llu), service %llu KiB (from %llu)\n", what,
                 static_cast<unsigned long long>(n), static_cast<unsigned long long>(network_before),
@@ -212,8 +212,8 @@ struct Peaks {
                 static_cast<unsigned long long>(service_before));
     EXPECT_GT(network_before, 0u);
     EXPECT_GT(service_before, 0u);
-    EXPECT_LT(n - network_before, kGrowthBoundKiB) << what;
-    EXPECT_LT(s - service_before, kGrowthBoundKiB) << what;
+    EXPECT_LT(n - network_before, bound_kib) << what;
+    EXPECT_LT(s - service_before, bound_kib) << what;
   }
   pid_t network, service;
   uint64_t network_before, service_before;
@@ -409,7 +409,10 @@ TEST(Streaming, ClientsPipeliningLargeResponsesTheyDoNotReadKeepEveryProcessSmal
     ASSERT_TRUE(clients.back()->send(burst));
   }
   wait_until_steady(peaks);
-  peaks.expect_bounded("2 clients pipelining 200 large responses, reading none");
+  // Per client about 64 x 64 KiB plus 1.5 windows in each process, and the
+  // rings: 18 MiB for both clients measured in a release build, 32 MiB
+  // under ASan; before, 55 MiB and 103 MiB (release).
+  peaks.expect_bounded("2 clients pipelining 200 large responses, reading none", 40 * 1024);
   for (auto& c : clients) {
     for (int i = 0; i < kRequests; ++i) {
       const std::string head = c->read_head();
