@@ -58,13 +58,6 @@ constexpr const char* kBareLf = "bare LF";
 bool IsWs(char c) { return c == ' ' || c == '\t'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-int HexValue(char c) {
-  if (IsDigit(c)) return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // qdtext (RFC 9110 §5.6.4): HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text.
 bool IsQdtext(char c) {
   unsigned char u = static_cast<unsigned char>(c);
@@ -423,7 +416,7 @@ class ChunkLineLexer {
   }
 
   const char* StepSize(char c) {
-    int digit = HexValue(c);
+    int digit = hex_value(c);
     if (digit < 0) return digits_ == 0 ? "invalid chunk size" : AfterValue(c);
     if (size_ > (std::numeric_limits<uint64_t>::max() >> 4)) return "chunk size overflow";
     if (++digits_ > kMaxSizeDigits) return "chunk size too long";

@@ -142,4 +142,12 @@ inline constexpr std::array<bool, 256> kTchar = [] {
 }();
 constexpr bool is_tchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
 
+// A hex digit's value, or -1 (percent-escapes, chunk sizes).
+constexpr int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace ringhttpd::proto

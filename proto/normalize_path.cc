@@ -1,15 +1,10 @@
 // The normal form of a request path (see normalize_path.h).
 #include "proto/normalize_path.h"
 
+#include "proto/http_request.h"
+
 namespace ringhttpd::proto {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Whether the segment starting at `at` (just after a '/') is "." or "..".
 bool dot_segment_at(std::string_view path, size_t at) {

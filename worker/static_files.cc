@@ -11,15 +11,10 @@
 #include <charconv>
 #include <cstdio>
 
+#include "proto/http_request.h"
+
 namespace ringhttpd::worker {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 bool ends_with_ci(std::string_view s, std::string_view suffix) {
   if (s.size() < suffix.size()) return false;
@@ -43,7 +38,7 @@ std::optional<std::string> static_relative_path(std::string_view prefix,
     char c = rest[i];
     if (c == '%') {
       if (i + 2 >= rest.size()) return std::nullopt;  // "%" or "%x" at the end
-      const int hi = hex_value(rest[i + 1]), lo = hex_value(rest[i + 2]);
+      const int hi = proto::hex_value(rest[i + 1]), lo = proto::hex_value(rest[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
       c = static_cast<char>(hi * 16 + lo);
       if (c == '/') return std::nullopt;  // an encoded slash is not a separator here

@@ -46,6 +46,15 @@ struct Shape {
   std::vector<int> extra_ports;  // more listeners on 127.0.0.1
 };
 
+// One network and one service process, the service of handler `type`.
+Shape one_of_each(const std::string& type) {
+  Shape s;
+  s.type = type;
+  s.network = 1;
+  s.service = 1;
+  return s;
+}
+
 std::string config(const Shape& s) {
   json listeners = json::array({{{"address", "127.0.0.1"}, {"port", 0}}});
   for (int p : s.extra_ports) listeners.push_back({{"address", "127.0.0.1"}, {"port", p}});
@@ -382,10 +391,7 @@ bool hold_until(Server& server, Client& c, const std::string& never) {
 // not read a SIGTERM: the supervisor's death kills it (PR_SET_PDEATHSIG is
 // SIGKILL for service processes). Before, it lived on as an orphan.
 TEST(Lifecycle, SigkillOfTheSupervisorEndsAServiceBlockedInItsHandler) {
-  Shape shape;
-  shape.type = "lifecycle";
-  shape.network = 1;
-  shape.service = 1;
+  const Shape shape = one_of_each("lifecycle");
   Server server(config(shape), Binary::with_test_handlers);
   ASSERT_TRUE(server.ready()) << server.log();
   std::vector<pid_t> kids;
@@ -791,10 +797,7 @@ TEST(Lifecycle, AHandlerBlockedInsideHandleGets504AndOnlyItsProcessIsReplaced) {
 // 100 ms; one log line per step, and the status shows the streak and the
 // wait while the replacement is pending.
 TEST(Lifecycle, ACrashLoopIsLoggedOncePerBackOffStepAndShownInStatus) {
-  Shape shape;
-  shape.type = "lifecycle";
-  shape.network = 1;
-  shape.service = 1;
+  const Shape shape = one_of_each("lifecycle");
   Server server(config(shape), Binary::with_test_handlers);
   ASSERT_TRUE(server.ready()) << server.log();
   const std::string title = "ringhttpd: service app g1 #0";
