@@ -186,6 +186,8 @@ std::string_view HttpRequest::header(std::string_view name) const {
   return find_header(headers, name);
 }
 
+std::string_view origin_form(std::string_view target) { return PathAndQuery(target); }
+
 std::string_view target_path(std::string_view target) {
   std::string_view rest = PathAndQuery(target);
   rest = rest.substr(0, rest.find('?'));

@@ -40,6 +40,11 @@ struct HeaderView {
 std::string_view target_path(std::string_view target);
 // Query part (after '?'), without the '?'; "" if none.
 std::string_view target_query(std::string_view target);
+// The target as a proxy sends it to an origin server (RFC 9112 3.2.1: origin-
+// form): for absolute-form its path and query ("http://a/x?y" -> "/x?y";
+// "" or "?y" when the URI has no path: the caller puts "/" first); any other
+// form unchanged.
+std::string_view origin_form(std::string_view target);
 // Host to route on: the authority of an absolute-form target, else the Host
 // header; without any port, lower-cased.
 std::string request_host(std::string_view target, std::string_view host_header);

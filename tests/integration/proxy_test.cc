@@ -276,6 +276,18 @@ TEST(Proxy, AbsoluteFormAuthorityIsTheHostTheUpstreamSees) {
   EXPECT_TRUE(seen.has("Host: public.example")) << seen.head;
   EXPECT_TRUE(seen.has("X-Forwarded-Host: public.example")) << seen.head;
   EXPECT_EQ(seen.head.find("admin.internal"), std::string::npos) << seen.head;
+  // The upstream is an origin server: it gets the origin form (RFC 9112
+  // 3.2.1), "/" when the URI has no path.
+  EXPECT_EQ(seen.line(), "GET / HTTP/1.1");
+  for (const auto& [sent, line] : {std::pair{"http://public.example/p?q=1", "GET /p?q=1 HTTP/1.1"},
+                                   std::pair{"http://public.example", "GET / HTTP/1.1"},
+                                   std::pair{"http://public.example?q", "GET /?q HTTP/1.1"}}) {
+    ASSERT_TRUE(c.send(std::string("GET ") + sent + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    r = c.read_response();
+    ASSERT_TRUE(r) << sent << server.log();
+    EXPECT_EQ(r->status, 200) << sent;
+    EXPECT_EQ(up.last().line(), line) << sent;
+  }
 }
 
 TEST(Proxy, KeptAliveUpstreamConnectionsAreReused) {

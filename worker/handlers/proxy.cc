@@ -289,7 +289,11 @@ class ProxyHandler : public Handler {
     o.reserve(512);
     o += req.method;
     o += ' ';
-    o += req.target;
+    // Origin-form to an origin server (RFC 9112 3.2.1), as nginx sends it:
+    // an absolute-form target's authority is already the Host.
+    const std::string_view target = proto::origin_form(req.target);
+    if (target.empty() || target.front() == '?') o += '/';
+    o += target;
     o += " HTTP/1.1\r\n";
     // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/1.0 client may have
     // sent none. Its line goes here once the upstream is known (begin()).
