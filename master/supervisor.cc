@@ -55,6 +55,25 @@ std::string describe_status(int status) {
   return "stopped";
 }
 
+// A child's text for one line of the log or of a `ctl` answer: control
+// bytes become \xNN (the rest, backslashes included, as the child wrote it:
+// a module's reason arrives escaped already).
+std::string printable_line(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::string pid_text(pid_t pid) { return " (pid " + std::to_string(pid) + ")"; }
 
 bool is_running(const auto& child) { return child.pid > 0; }
@@ -320,6 +339,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
     ::_exit(worker::run_child(env));
   }
   c.pid = pid;
+  c.failure.clear();
   c.title = worker::child_title(env);
   c.control = std::move(mine);
   g.process_started(c.slot, monotonic_ms());
@@ -614,7 +634,8 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
     case DeathAction::nothing:
       return;
     case DeathAction::fail_reload:
-      return roll_back(g, what + " before it was ready");
+      return roll_back(g,
+                       what + " before it was ready" + (c.failure.empty() ? "" : ": " + c.failure));
     case DeathAction::settle_only:
       worker::log_debug(what);
       break;
@@ -685,6 +706,9 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
       }
       case proto::ControlType::peer_released:
         g.peer_released(msg.arg, c.slot);
+        break;
+      case proto::ControlType::failed:  // its word: bounded, one printable line
+        c.failure = printable_line(std::string_view(payload).substr(0, 1024));
         break;
       case proto::ControlType::handoff:
         if (fds.size() == 1 && c.role == shm::ProcessRole::network) {

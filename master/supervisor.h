@@ -79,6 +79,7 @@ class Supervisor {
     std::string title;
     proto::UniqueFd control;     // supervisor's end; valid while pid != -1
     pid_t watchdog_killed = -1;  // the process the network watchdog killed (once)
+    std::string failure;         // why it could not start, in its words (ControlType::failed)
   };
   // A generation: its decisions are the machine's (GenerationMachine:
   // phase, deadlines); this adds its config, segment, listeners and processes.

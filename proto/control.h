@@ -42,6 +42,8 @@ enum class ControlType : uint32_t {
   peer_broken = 10,   // child -> supervisor: the peer at slot `arg`, incarnation arg2,
                       // wrote a ring that cannot be read (it is replaced)
   reopen_logs = 11,   // supervisor -> child: reopen log files (SIGUSR1, after a rotation)
+  failed = 12,        // child -> supervisor, before it exits: it could not start, and why
+                      // (payload: its last error line, at most 1 KiB)
 };
 
 struct ControlMessage {

@@ -143,6 +143,14 @@ int run_child(WorkerEnv& env) {
     ServiceProcess process(env);
     status = process.run();
   }
+  // One that never got ready says why, so that a failed reload can (a
+  // module that does not load: `ctl reload` shows its reason).
+  const shm::ProcessState reached =
+      std::atomic_ref<shm::ProcessState>(env.segment->slot(env.slot()).state)
+          .load(std::memory_order_relaxed);
+  if (status != 0 && reached == shm::ProcessState::starting && !last_error().empty()) {
+    proto::send_control(env.control_fd, {proto::ControlType::failed, 0}, {}, last_error());
+  }
   set_slot_state(env, shm::ProcessState::stopping);
   return status;
 }

@@ -81,9 +81,16 @@ LogLevel parse_log_level(std::string_view text) {
 void set_log_level(LogLevel level) { g_level = level; }
 void set_log_role(std::string role) { g_role = std::move(role); }
 
+namespace {
+std::string g_last_error;
+}  // namespace
+
 void log(LogLevel level, std::string_view message) {
+  if (level == LogLevel::error) g_last_error.assign(message.substr(0, 1024));
   if (level >= g_level) write_line(level_name(level), message);
 }
+
+std::string_view last_error() { return g_last_error; }
 
 void log_notice(std::string_view message) { write_line("notice", message); }
 

@@ -30,6 +30,11 @@ inline void log_error(std::string_view m) { log(LogLevel::error, m); }
 // which must not disappear with log.level "warn" or "error".
 void log_notice(std::string_view message);
 
+// The last message logged at level error by this process (whatever the
+// level setting; at most 1 KiB): what a child that cannot start tells the
+// supervisor (ControlType::failed), so that `ctl reload` can say why.
+std::string_view last_error();
+
 // "call: strerror(errno)" for error messages that name the failing syscall.
 std::string errno_message(std::string_view call);
 

@@ -291,6 +291,14 @@ TEST(Module, AModuleThatFailsToLoadOnReloadLeavesTheOldGenerationServing) {
   ::kill(server.pid(), SIGHUP);
   ASSERT_TRUE(server.wait_for_log("keeps serving", 15s)) << server.log();
   EXPECT_TRUE(server.wait_for_log("this server speaks version 1", 10s)) << server.log();
+  // The supervisor's reason for the failed reload (what `ctl reload`
+  // answers) carries the module's own, not only an exit status.
+  EXPECT_TRUE(server.wait_for_log("before it was ready: ", 10s)) << server.log();
+  const std::string log = server.log();
+  const size_t at = log.find("before it was ready: ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NE(log.substr(at, log.find('\n', at) - at).find("speaks version 1"), std::string::npos)
+      << log;
   auto r = http_get(server.port(), "/hello");
   ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->body, "old\n");
