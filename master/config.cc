@@ -1215,6 +1215,22 @@ ConfigResult load_config_file(const std::string& path) {
   return parse_config(text);
 }
 
+std::string printable_line(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::string escape_text(std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

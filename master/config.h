@@ -64,4 +64,10 @@ std::string_view default_config_text();
 // sequences to a terminal.
 std::string escape_text(std::string_view text);
 
+// Another process's text (a child's reason, a module's message, which may
+// be escaped already) for one line of a message: bytes outside printable
+// ASCII as \xNN, everything else, a backslash too, as it is. So it stays
+// one line and sends no escape sequence, and is not escaped twice.
+std::string printable_line(std::string_view text);
+
 }  // namespace ringhttpd::master

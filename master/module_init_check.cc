@@ -99,25 +99,6 @@ std::string run_one(const Config& config, const worker::ServiceSettings& service
   return answer.empty() ? label + ": init failed" : answer;
 }
 
-// Bytes outside printable ASCII as \xNN, everything else (a backslash
-// too) as it is: a guard that keeps the report one line, which changes
-// nothing in text ModuleHandler has already made printable.
-std::string one_line(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c < 0x7f) {
-      out += ch;
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // The reason of a failing init as one line of the report. It begins with
 // the label, "module PATH": the path is the config's, escaped like every
 // value `check` prints. What follows is the module's text as
@@ -126,7 +107,7 @@ std::string one_line(std::string_view text) {
 // time (that would print "\\x0a" for the module's newline).
 std::string report(const std::string& label, const std::string& reason) {
   if (!reason.starts_with(label)) return escape_text(reason);
-  return escape_text(label) + one_line(std::string_view(reason).substr(label.size()));
+  return escape_text(label) + printable_line(std::string_view(reason).substr(label.size()));
 }
 
 }  // namespace

@@ -55,25 +55,6 @@ std::string describe_status(int status) {
   return "stopped";
 }
 
-// A child's text for one line of the log or of a `ctl` answer: control
-// bytes become \xNN (the rest, backslashes included, as the child wrote it:
-// a module's reason arrives escaped already).
-std::string printable_line(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x20 && c != 0x7f) {
-      out += ch;
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string pid_text(pid_t pid) { return " (pid " + std::to_string(pid) + ")"; }
 
 bool is_running(const auto& child) { return child.pid > 0; }
