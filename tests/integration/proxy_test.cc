@@ -635,10 +635,16 @@ TEST(Proxy, AnHttp10RequestWithoutHostGetsTheUpstreamAsHost) {
 // An upstream that closes a kept-alive connection right after answering
 // (with a length, without "Connection: close"): the next request, a POST
 // that may not be sent twice, must not be put on that dead connection. Each
-// reuse peeks first, so it goes on a new one.
+// reuse peeks first, so it goes on a new one. The answer and the FIN leave
+// in one segment (held by MSG_MORE, pushed by the shutdown), so the proxy
+// can never read the answer before the close is there to be seen: were they
+// sent apart, a POST could go out in between, and no client may know of a
+// close not yet made (RFC 9112 9.3.1; nginx answers 502 then too).
 TEST(Proxy, AConnectionTheUpstreamClosedIsNotReusedForAPost) {
   Upstream up([](const UpRequest& r, int fd) {
-    send_all(fd, ok(std::to_string(r.body.size())));
+    const std::string answer = ok(std::to_string(r.body.size()));
+    ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_MORE);
+    ::shutdown(fd, SHUT_WR);
     return false;  // then close
   });
   Server server(config({up.address()}));
