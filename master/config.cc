@@ -312,6 +312,19 @@ bool read_string(const json& obj, std::string_view key, std::string_view path, s
   return true;
 }
 
+// true or false (not 1, not "true").
+bool read_bool(const json& obj, std::string_view key, std::string_view path, bool* out,
+               Errors* errors) {
+  const json* v = member(obj, key);
+  if (v == nullptr) return true;
+  if (!v->is_boolean()) {
+    fail(errors, join(path, key), "must be true or false" + got(*v));
+    return false;
+  }
+  *out = v->get<bool>();
+  return true;
+}
+
 // A string that must be one of `choices`.
 bool read_enum(const json& obj, std::string_view key, std::string_view path, Keys choices,
                std::string* out, Errors* errors) {
@@ -386,13 +399,14 @@ std::string canonical_host(const std::string& address) {
 }
 
 void read_listener(const json& v, std::string_view path, ListenerConfig* l, Errors* errors) {
-  static constexpr std::array<std::string_view, 2> kKeys = {"address", "port"};
+  static constexpr std::array<std::string_view, 3> kKeys = {"address", "port", "reuseport"};
   if (!check_object(v, path, kKeys, errors)) return;
   if (read_string(v, "address", path, &l->address, errors) && canonical_host(l->address).empty()) {
     fail(errors, join(path, "address"),
          "must be an IPv4 or IPv6 address literal (got " + quote(l->address) + ")");
   }
   read_uint(v, "port", path, 0, 65535, &l->port, errors);  // 0 = any free port
+  read_bool(v, "reuseport", path, &l->reuseport, errors);
 }
 
 // Two listeners on the same address and port cannot both bind. Port 0 (any

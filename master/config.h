@@ -16,6 +16,7 @@ namespace ringhttpd::master {
 struct ListenerConfig {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal
   int port = 8080;                    // 0 = any free port (tests)
+  bool reuseport = false;             // one SO_REUSEPORT socket per network process
 };
 
 struct AdminConfig {

@@ -40,7 +40,7 @@ json route_to_json(const worker::RouteSettings& r) {
 json config_to_json(const Config& c) {
   json listeners = json::array();
   for (const ListenerConfig& l : c.listeners) {
-    listeners.push_back({{"address", l.address}, {"port", l.port}});
+    listeners.push_back({{"address", l.address}, {"port", l.port}, {"reuseport", l.reuseport}});
   }
   const worker::NetworkSettings& n = c.network;
   json network = {{"processes", n.processes},

@@ -62,41 +62,116 @@ const Listener* find_key(const std::vector<Listener>& listeners, const std::stri
   return nullptr;
 }
 
+// Another descriptor of `l`'s open socket (the same backlog and port).
+bool duplicate(size_t i, const ListenerConfig& cfg, const Listener& l, const std::string& key,
+               std::vector<Listener>& out, std::string& error) {
+  proto::UniqueFd dup(::fcntl(l.fd.get(), F_DUPFD_CLOEXEC, 3));
+  if (!dup) return error = fail(i, cfg, "fcntl(F_DUPFD_CLOEXEC)"), false;
+  out.push_back(Listener{std::move(dup), l.address, key, l.member});
+  return true;
+}
+
+// A new listening socket on `ss` (SO_REUSEPORT set first for a group's
+// member), appended to `out` with the address it bound.
+bool bind_new(size_t i, const ListenerConfig& cfg, sockaddr_storage ss, socklen_t len,
+              const std::string& key, int member, std::vector<Listener>& out, std::string& error) {
+  proto::UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return error = fail(i, cfg, "socket"), false;
+  const int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (member >= 0 && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    return error = fail(i, cfg, "setsockopt(SO_REUSEPORT)"), false;
+  }
+  if (ss.ss_family == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+    error = fail(i, cfg, "bind");
+    if (member > 0)
+      error +=
+          " (every socket of a reuseport listener needs SO_REUSEPORT: a socket "
+          "systemd passes needs ReusePort=yes)";
+    return false;
+  }
+  if (::listen(fd.get(), kBacklog) < 0) return error = fail(i, cfg, "listen"), false;
+  socklen_t got = sizeof ss;
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &got);
+  out.push_back(Listener{std::move(fd), format_address(ss), key, member});
+  return true;
+}
+
+bool config_address(size_t i, const ListenerConfig& cfg, sockaddr_storage& ss, socklen_t& len,
+                    std::string& error) {
+  if (make_address(cfg, ss, len)) return true;
+  error = "listeners[" + std::to_string(i) + "].address: not an IP address: " + cfg.address;
+  return false;
+}
+
+// A shared listener: the kept or activated socket, else a new one.
+bool shared_listener(size_t i, const ListenerConfig& cfg, const std::string& key,
+                     std::vector<Listener>& out, std::string& error,
+                     const std::vector<Listener>& keep, const std::vector<Listener>& activated) {
+  const Listener* kept = find_key(keep, key);
+  if (kept == nullptr) kept = find_key(activated, key);
+  if (kept != nullptr) return duplicate(i, cfg, *kept, key, out, error);
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  return config_address(i, cfg, ss, len, error) && bind_new(i, cfg, ss, len, key, -1, out, error);
+}
+
+// A reuseport group: every kept member, else systemd's socket as member 0;
+// then new members up to `n_network`, on the port the group already has
+// (port 0 binds a free one for the first member only).
+bool reuseport_group(size_t i, const ListenerConfig& cfg, const std::string& key,
+                     std::vector<Listener>& out, std::string& error,
+                     const std::vector<Listener>& keep, const std::vector<Listener>& activated,
+                     uint32_t n_network) {
+  const size_t first = out.size();
+  for (const Listener& l : keep) {
+    if (l.key == key && !duplicate(i, cfg, l, key, out, error)) return false;
+  }
+  if (out.size() == first) {
+    if (const Listener* a = find_key(activated, key.substr(0, key.rfind('/')))) {
+      if (!duplicate(i, cfg, *a, key, out, error)) return false;
+      out.back().member = 0;
+    }
+  }
+  sockaddr_storage ss;
+  socklen_t len = 0;
+  if (out.size() > first) {
+    len = sizeof ss;
+    if (::getsockname(out[first].fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) < 0) {
+      return error = fail(i, cfg, "getsockname"), false;
+    }
+  } else if (!config_address(i, cfg, ss, len, error)) {
+    return false;
+  }
+  for (size_t m = out.size() - first; m < n_network; ++m) {
+    if (!bind_new(i, cfg, ss, len, key, static_cast<int>(m), out, error)) return false;
+    if (m == 0) {
+      len = sizeof ss;  // port 0: the others bind the port the first one got
+      ::getsockname(out[first].fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<Listener>& out,
                     std::string& error, const std::vector<Listener>& keep,
-                    const std::vector<Listener>& activated) {
+                    const std::vector<Listener>& activated, uint32_t n_network) {
   for (size_t i = 0; i < configs.size(); ++i) {
     const ListenerConfig& cfg = configs[i];
     const std::string key = cfg.address + ":" + std::to_string(cfg.port);
-    const Listener* kept = find_key(keep, key);
-    if (kept == nullptr) kept = find_key(activated, key);
-    if (kept != nullptr) {
-      proto::UniqueFd dup(::fcntl(kept->fd.get(), F_DUPFD_CLOEXEC, 3));
-      if (!dup) return error = fail(i, cfg, "fcntl(F_DUPFD_CLOEXEC)"), false;
-      out.push_back(Listener{std::move(dup), kept->address, key});
-      continue;
-    }
-    sockaddr_storage ss;
-    socklen_t len = 0;
-    if (!make_address(cfg, ss, len)) {
-      error = "listeners[" + std::to_string(i) + "].address: not an IP address: " + cfg.address;
+    if (find_key(keep, cfg.reuseport ? key : key + "/reuseport") != nullptr) {
+      error = "listeners[" + std::to_string(i) +
+              "].reuseport: cannot change while the listener serves (a socket with and one "
+              "without SO_REUSEPORT cannot share the port): restart, or move it to another port";
       return false;
     }
-    proto::UniqueFd fd(::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) return error = fail(i, cfg, "socket"), false;
-    const int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (ss.ss_family == AF_INET6)
-      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {
-      return error = fail(i, cfg, "bind"), false;
-    }
-    if (::listen(fd.get(), kBacklog) < 0) return error = fail(i, cfg, "listen"), false;
-    socklen_t got = sizeof ss;
-    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &got);
-    out.push_back(Listener{std::move(fd), format_address(ss), key});
+    const bool ok = cfg.reuseport ? reuseport_group(i, cfg, key + "/reuseport", out, error, keep,
+                                                    activated, n_network)
+                                  : shared_listener(i, cfg, key, out, error, keep, activated);
+    if (!ok) return false;
   }
   return true;
 }

@@ -157,11 +157,11 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   g->number = ++last_generation_;
   g->config = std::move(config);
   const std::vector<Listener> none;
+  g->n_network = network_process_count(g->config);
   if (!bind_listeners(g->config.listeners, g->listeners, error,
-                      current_ != nullptr ? current_->listeners : none, activated_)) {
+                      current_ != nullptr ? current_->listeners : none, activated_, g->n_network)) {
     return nullptr;
   }
-  g->n_network = network_process_count(g->config);
   if (error = check_capacity(g->config); !error.empty()) return nullptr;
   size_t n_service = 0;
   for (const auto& s : g->config.services) n_service += static_cast<size_t>(s.processes);
@@ -363,7 +363,9 @@ void Supervisor::close_in_child(const Generation& own, int keep_control) {
 
 bool Supervisor::send_listeners(const Generation& g, Child& c) {
   std::vector<int> fds;
-  for (const Listener& l : g.listeners) fds.push_back(l.fd.get());
+  for (const Listener& l : g.listeners) {
+    if (listener_belongs(l, c.index, g.n_network)) fds.push_back(l.fd.get());
+  }
   for (size_t at = 0; at < fds.size(); at += proto::kMaxFdsPerMessage) {
     const size_t n = std::min(proto::kMaxFdsPerMessage, fds.size() - at);
     std::vector<int> batch(fds.begin() + static_cast<long>(at),
@@ -956,8 +958,11 @@ bool Supervisor::healthy(int64_t now) const {
 
 std::string Supervisor::ready_line(const Generation& g) const {
   std::string line = "ready: listening on";
-  for (size_t i = 0; i < g.listeners.size(); ++i) {
-    line += (i ? ", " : " ") + g.listeners[i].address;
+  const char* sep = " ";
+  for (const Listener& l : g.listeners) {
+    if (l.member > 0) continue;  // a reuseport group is one address
+    line += sep + l.address + (l.member == 0 ? " (reuseport)" : "");
+    sep = ", ";
   }
   size_t n_service = 0;
   for (const auto& s : g.config.services) n_service += static_cast<size_t>(s.processes);

@@ -140,7 +140,9 @@ json Supervisor::admin_status() const {
   }
   json listeners = json::array();
   if (current_ != nullptr) {
-    for (const Listener& l : current_->listeners) listeners.push_back(l.address);
+    for (const Listener& l : current_->listeners) {
+      if (l.member <= 0) listeners.push_back(l.address);  // a reuseport group once
+    }
   }
   out["listeners"] = std::move(listeners);
   json generations = json::array();

@@ -224,7 +224,7 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
     case TokenKind::wake:
       return;  // the rings are read every iteration anyway
     case TokenKind::listener:
-      if (id < listeners_.size() && !stopping_ && !draining_) accept_all(listeners_[id].get());
+      if (id < listeners_.size() && !stopping_ && !draining_) accept_all(listeners_[id].fd.get());
       return;
     case TokenKind::connection: {
       auto it = connections_.find(id);
@@ -300,13 +300,12 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
 void NetworkProcess::add_listeners(std::vector<proto::UniqueFd>& fds) {
   if (stopping_ || draining_) return;  // closed here, unused
   for (auto& fd : fds) {
-    const uint64_t token = make_token(TokenKind::listener, listeners_.size());
-    if (std::string e = loop_.add(fd.get(), EPOLLIN | EPOLLEXCLUSIVE, token); !e.empty()) {
-      log_error(e);
-      continue;
-    }
-    listeners_.push_back(std::move(fd));
+    int reuseport = 0;
+    socklen_t len = sizeof reuseport;
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &reuseport, &len);
+    listeners_.push_back(ListenSocket{std::move(fd), reuseport != 0, false});
   }
+  update_accepting();
 }
 
 // Graceful stop: no new connections; every response not yet formatted says
@@ -463,26 +462,35 @@ void NetworkProcess::pause_accepting() {
 }
 
 // Whether this process should be accepting now, and making it so. A
-// process at max_connections leaves the listeners to its siblings (they get
-// the EPOLLEXCLUSIVE wake-ups instead); only when every network process is
-// full does it take connections again, to refuse them with 503.
+// process at max_connections leaves the shared listeners to its siblings
+// (they get the EPOLLEXCLUSIVE wake-ups instead); only when every network
+// process is full does it take connections again, to refuse them with 503.
+// Its own reuseport sockets it keeps watching, full or not: no sibling can
+// take what waits there, so a connection over the limit gets its 503 now
+// rather than wait in the backlog.
 void NetworkProcess::update_accepting() {
   if (accept_resume_ms_ != 0 && now_ms_ >= accept_resume_ms_) accept_resume_ms_ = 0;
   const bool full = connections_.size() >= env_.network.max_connections;
-  const bool want =
-      !stopping_ && !draining_ && accept_resume_ms_ == 0 && (!full || !sibling_has_room());
-  if (want == listening_) return;
-  listening_ = want;
+  const bool can = !stopping_ && !draining_ && accept_resume_ms_ == 0;
+  std::optional<bool> shared;  // computed once, when a shared listener asks
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    if (!want) {
-      loop_.remove(listeners_[i].get());
-      continue;
-    }
-    const uint64_t token = make_token(TokenKind::listener, i);
-    if (std::string e = loop_.add(listeners_[i].get(), EPOLLIN | EPOLLEXCLUSIVE, token);
-        !e.empty()) {
-      log_error(e);
-    }
+    if (!listeners_[i].own && !shared) shared = can && (!full || !sibling_has_room());
+    watch_listener(i, listeners_[i].own ? can : *shared);
+  }
+}
+
+void NetworkProcess::watch_listener(size_t i, bool want) {
+  ListenSocket& l = listeners_[i];
+  if (want == l.watched) return;
+  l.watched = want;
+  if (!want) {
+    loop_.remove(l.fd.get());
+    return;
+  }
+  const uint64_t token = make_token(TokenKind::listener, i);
+  if (std::string e = loop_.add(l.fd.get(), EPOLLIN | EPOLLEXCLUSIVE, token); !e.empty()) {
+    log_error(e);
+    l.watched = false;
   }
 }
 

@@ -93,6 +93,7 @@ class NetworkProcess {
   void abort_response(ResponseSlot& slot);
   void pause_accepting();
   void update_accepting();
+  void watch_listener(size_t i, bool want);
   bool sibling_has_room();
   void publish_connections();
   ResponseSlot& new_slot(Connection& c, const proto::RequestHead& req);
@@ -189,7 +190,15 @@ class NetworkProcess {
   // of a slot that died with its connection is purged (answer_static).
 
   proto::UniqueFd signal_fd_;
-  std::vector<proto::UniqueFd> listeners_;
+  // A listening socket: `own` when it is this process's member of a
+  // reuseport group (SO_REUSEPORT set), which no sibling can accept from;
+  // `watched` while it is in the epoll set.
+  struct ListenSocket {
+    proto::UniqueFd fd;
+    bool own = false;
+    bool watched = false;
+  };
+  std::vector<ListenSocket> listeners_;
   std::unique_ptr<Incoming> spare_in_;  // a finished request's record, reused
   SlotPool slot_pool_;  // declared first, so it outlives connections_ (their queues point to it)
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
@@ -229,7 +238,6 @@ class NetworkProcess {
   int64_t stop_deadline_ms_ = 0;
   bool stopping_ = false;
   bool draining_ = false;  // reload: connections go to the next generation
-  bool listening_ = true;  // the listeners are in the epoll set
   bool stop_now_ = false;
 };
 

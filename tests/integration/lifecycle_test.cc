@@ -44,6 +44,7 @@ struct Shape {
   int max_connections = 10000;
   int keepalive_ms = 0;          // 0: the default
   std::vector<int> extra_ports;  // more listeners on 127.0.0.1
+  bool reuseport = false;        // the first listener: one socket per network process
 };
 
 // One network and one service process, the service of handler `type`.
@@ -56,7 +57,8 @@ Shape one_of_each(const std::string& type) {
 }
 
 std::string config(const Shape& s) {
-  json listeners = json::array({{{"address", "127.0.0.1"}, {"port", 0}}});
+  json listeners =
+      json::array({{{"address", "127.0.0.1"}, {"port", 0}, {"reuseport", s.reuseport}}});
   for (int p : s.extra_ports) listeners.push_back({{"address", "127.0.0.1"}, {"port", p}});
   json service = {
       {"name", "app"}, {"type", s.type}, {"processes", s.service}, {"timeout_ms", s.timeout_ms}};
@@ -1353,6 +1355,85 @@ TEST(Reload, AddsAndRemovesListenersWhileAnUnchangedOneKeepsItsConnections) {
   ASSERT_TRUE(on_unchanged);
   EXPECT_EQ(served_by(*on_unchanged, "network")["generation"], 2);
   EXPECT_TRUE(refused(removed)) << "the removed listener still accepts";
+}
+
+// The network processes (pids) that answered `n` requests, each on a new
+// connection.
+std::set<int> network_pids_of_new_connections(int port, int n) {
+  std::set<int> pids;
+  for (int i = 0; i < n; ++i) {
+    auto r = http_get(port, "/echo");
+    if (!r) return {};
+    pids.insert(served_by(*r, "network")["pid"].get<int>());
+  }
+  return pids;
+}
+
+// With reuseport each network process has its own socket: the kernel spreads
+// new connections over them. A reload to fewer or more processes closes no
+// socket (a closed one would reset the connections in its queue), so a
+// client opening a connection per request sees no failure across them.
+TEST(Reload, AReuseportListenerSpreadsNewConnectionsAndLosesNoneAcrossReloads) {
+  Shape shape;
+  shape.reuseport = true;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  EXPECT_NE(server.log().find(" (reuseport); generation 1"), std::string::npos) << server.log();
+  EXPECT_EQ(network_pids_of_new_connections(server.port(), 40).size(), 2u);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      while (!stop) {
+        auto r = http_get(server.port(), "/healthz");
+        ++(r && r->status == 200 ? ok : failed);
+      }
+    });
+  }
+  const int counts[] = {1, 3, 2};
+  for (int i = 0; i < 3; ++i) {
+    const int before = ok;
+    shape.network = counts[i];
+    server.rewrite_config(config(shape));
+    ::kill(server.pid(), SIGHUP);
+    ASSERT_TRUE(server.wait_for_log("generation " + std::to_string(i + 2) + " serving", 15s))
+        << server.log();
+    ASSERT_TRUE(server.wait_for_log("generation " + std::to_string(i + 1) + " ended", 15s))
+        << server.log();
+    const auto deadline = Clock::now() + 10s;
+    while (ok < before + 200 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed, 0) << server.log();
+  EXPECT_GT(ok, 600);
+  // Back at 2 processes, both take new connections again.
+  EXPECT_EQ(network_pids_of_new_connections(server.port(), 40).size(), 2u);
+}
+
+// A network process at max_connections leaves a shared listener to its
+// siblings, but no sibling can accept from its own reuseport socket: what
+// waits there gets 503 at once, not a wait in the backlog.
+TEST(Limits, AFullProcessAnswers503OnItsOwnReuseportSocket) {
+  Shape shape;
+  shape.reuseport = true;
+  shape.max_connections = 1;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::unique_ptr<Client>> held;
+  int served = 0, refused_503 = 0;
+  for (int i = 0; i < 16; ++i) {
+    held.push_back(std::make_unique<Client>(server.port()));
+    ASSERT_TRUE(held.back()->send(kGetHealth));
+    auto r = held.back()->read_response(5s);
+    ASSERT_TRUE(r) << "connection " << i << " got no answer\n" << server.log();
+    ++(r->status == 200 ? served : refused_503);
+  }
+  EXPECT_GE(served, 1);
+  EXPECT_LE(served, 2);  // one per process
+  EXPECT_EQ(served + refused_503, 16);
 }
 
 TEST(Reload, ANewGenerationThatDiesBeforeReadyIsRolledBack) {

@@ -567,6 +567,16 @@ TEST(Config, RespondChecks) {
   EXPECT_EQ(valid(R"({"routes": [{"respond": {"status": 204}}]})").routes[0].respond.status, 204);
 }
 
+TEST(Config, ReuseportIsABooleanPerListener) {
+  Config c = valid(R"({"listeners": [{"port": 1}, {"port": 2, "reuseport": true}]})");
+  EXPECT_FALSE(c.listeners[0].reuseport);
+  EXPECT_TRUE(c.listeners[1].reuseport);
+  EXPECT_EQ(errors_of(R"({"listeners": [{"reuseport": 1}]})"),
+            Errors{"listeners[0].reuseport: must be true or false"});
+  EXPECT_EQ(errors_of(R"({"listeners": [{"reuseport": "yes"}]})"),
+            Errors{R"(listeners[0].reuseport: must be true or false (got "yes"))"});
+}
+
 TEST(Config, BadAddressesAreRejected) {
   for (const char* a :
        {"localhost", "1.2.3", "256.0.0.1", "::g", "", " 127.0.0.1", "[::1]", "fe80::1%eth0"}) {
