@@ -1318,4 +1318,18 @@ bool RequestParser::wants_continue() const { return impl_ && impl_->parser.wants
 
 bool RequestParser::head_request() const { return impl_ && impl_->parser.head_request(); }
 
+std::span<const std::string_view> accepted_methods() {
+  static const std::vector<std::string_view> methods = [] {
+    std::vector<std::string_view> out = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
+    const auto add = [&out](std::string_view m) {
+      if (m != "CONNECT" && std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+    };
+#define RINGHTTPD_ADD_METHOD(num, name, string) add(#string);
+    HTTP_METHOD_MAP(RINGHTTPD_ADD_METHOD)
+#undef RINGHTTPD_ADD_METHOD
+    return out;
+  }();
+  return methods;
+}
+
 }  // namespace ringhttpd::proto

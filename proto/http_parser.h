@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,11 @@ struct RequestEvents {
   size_t completed = 0;  // end events so far
   void clear();
 };
+
+// Every method the parser takes (llhttp's HTTP methods but CONNECT; any
+// other token is 501), the common ones first: what a route without a method
+// list can be asked.
+std::span<const std::string_view> accepted_methods();
 
 struct ParserLimits {
   uint32_t max_header_bytes = 16384;  // request line + headers; over -> 431

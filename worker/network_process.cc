@@ -88,6 +88,7 @@ bool input_waiting(const Connection& c) {
 NetworkProcess::NetworkProcess(WorkerEnv& env)
     : env_(env),
       router_(env.routes),
+      options_allow_("Allow: " + Router::server_allow(env.routes) + "\r\n"),
       origin_{static_cast<uint32_t>(::getpid()), env.generation, env.index, {}} {
   limits_.max_header_bytes = env.network.max_header_bytes;
   limits_.max_target_bytes = env.network.max_target_bytes;
@@ -847,7 +848,7 @@ void NetworkProcess::add_response(Connection& c, proto::RequestHead& req,
   ResponseSlot& slot = new_slot(c, req);
   if (req.target == "*") {  // OPTIONS * (the parser allows "*" for nothing else)
     slot.data = proto::make_simple_response(200, slot.keep_alive, date_, "text/plain", {}, false,
-                                            "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n");
+                                            options_allow_);
     slot.ready = true;
     return;
   }

@@ -174,6 +174,7 @@ class NetworkProcess {
 
   WorkerEnv& env_;
   Router router_;
+  std::string options_allow_;  // "Allow: ...\r\n" for OPTIONS * (Router::server_allow)
   // The normal form of a request path that needs one (Router::match); its
   // capacity is kept, so only a longer odd path than any before allocates.
   std::string path_scratch_;

@@ -66,6 +66,10 @@ class Router {
   static bool path_matches(std::string_view prefix, std::string_view path);
   // The route names no methods, or this one (exact).
   static bool method_matches(const RouteSettings& route, std::string_view method);
+  // The Allow value for OPTIONS *: every method some route answers (a route
+  // without a method list answers any the parser takes; a static route only
+  // GET and HEAD, others are 405), and OPTIONS, which "*" itself is.
+  static std::string server_allow(const std::vector<RouteSettings>& routes);
 
  private:
   const std::vector<RouteSettings>& routes_;

@@ -84,6 +84,27 @@ TEST(Routing, A400ForThePathKeepsTheOrderOfPipelinedAnswers) {
 
 // Only the matching uses the normal form: the service sees the target as
 // sent (the echo handler reports its path and query).
+// OPTIONS * answers for the whole server: what its routes answer. Here a
+// service route without a method list answers any method the parser takes.
+TEST(Routing, OptionsAsteriskListsTheMethodsTheRoutesAnswer) {
+  Server server(config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["allow"].rfind("GET, HEAD, POST, PUT, DELETE, OPTIONS, ", 0), 0u)
+      << r->headers["allow"];
+  EXPECT_NE(r->headers["allow"].find("PATCH"), std::string::npos);
+  for (const char* method : {"PATCH", "PROPFIND"}) {  // and they are answered
+    ASSERT_TRUE(c.send(std::string(method) + " /x HTTP/1.1\r\nHost: a\r\n\r\n"));
+    auto answer = c.read_response();
+    ASSERT_TRUE(answer);
+    EXPECT_EQ(answer->status, 200) << method;
+  }
+}
+
 TEST(Routing, TheServiceSeesTheOriginalTarget) {
   Server server(config());
   ASSERT_TRUE(server.ready()) << server.log();

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "proto/http_parser.h"
 #include "worker/dispatch.h"
 
 namespace ringhttpd::worker {
@@ -30,6 +31,33 @@ RouteSettings route(std::string path, std::vector<std::string> methods = {},
   r.methods = std::move(methods);
   r.host = std::move(host);
   return r;
+}
+
+RouteSettings static_route(std::string path, std::vector<std::string> methods = {}) {
+  RouteSettings r = route(std::move(path), std::move(methods));
+  r.kind = RouteSettings::Kind::static_files;
+  return r;
+}
+
+// OPTIONS * lists what some route answers, in the parser's order.
+TEST(Router, TheServerAllowListsWhatSomeRouteAnswers) {
+  EXPECT_EQ(Router::server_allow({}), "OPTIONS");
+  EXPECT_EQ(Router::server_allow({route("/a", {"POST", "PATCH"}), static_route("/s/")}),
+            "GET, HEAD, POST, OPTIONS, PATCH");
+  // A static route answers only GET and HEAD, whatever it lists (405).
+  EXPECT_EQ(Router::server_allow({static_route("/s/", {"POST", "HEAD"})}), "HEAD, OPTIONS");
+  // A route without a method list answers every method the parser takes.
+  const std::string all = Router::server_allow({route("/a", {"GET"}), route("/")});
+  std::string expected;
+  for (std::string_view m : proto::accepted_methods()) {
+    expected += (expected.empty() ? "" : ", ") + std::string(m);
+  }
+  EXPECT_EQ(all, expected);
+  EXPECT_EQ(all.rfind("GET, HEAD, POST, PUT, DELETE, OPTIONS, ", 0), 0u) << all;
+  for (const char* m : {"PATCH", "M-SEARCH", "PROPFIND", "SOURCE"}) {
+    EXPECT_NE(all.find(m), std::string::npos) << m;
+  }
+  EXPECT_EQ(all.find("CONNECT"), std::string::npos);  // 501
 }
 
 TEST(Router, PathPrefixMatchesOnSegmentBoundaries) {
