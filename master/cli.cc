@@ -71,10 +71,12 @@ void check_modules(const ringhttpd::master::ConfigResult& result,
 // What the start would refuse for want of open files (serve raises the
 // limit for network.max_connections; check only asks whether it could).
 std::string fd_limit_problem(const ringhttpd::master::Config& config) {
-  uint64_t processes = ringhttpd::master::network_process_count(config);
+  const uint64_t n_network = ringhttpd::master::network_process_count(config);
+  uint64_t processes = n_network;
   for (const auto& s : config.services) processes += static_cast<uint64_t>(s.processes);
-  return ringhttpd::master::fd_limit_problem(config.network.max_connections,
-                                             config.listeners.size(), processes);
+  uint64_t sockets = 0;  // a reuseport listener is one socket per network process
+  for (const auto& l : config.listeners) sockets += l.reuseport ? n_network : 1;
+  return ringhttpd::master::fd_limit_problem(config.network.max_connections, sockets, processes);
 }
 
 int check(const std::string& path, bool run_init) {

@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -11,16 +12,33 @@
 
 namespace ringhttpd::master {
 
+uint64_t fd_need(uint64_t max_connections, uint64_t listeners, uint64_t processes) {
+  const uint64_t network = max_connections + listeners + 2 * processes;
+  const uint64_t supervisor = 2 * (listeners + 2 * processes);  // two generations
+  return std::max(network, supervisor) + kFdOverhead;
+}
+
 FdLimitPlan plan_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes,
                           uint64_t soft, uint64_t hard, bool can_raise_hard, uint64_t ceiling) {
   FdLimitPlan plan{soft, hard, false, {}};
-  const uint64_t need = max_connections + listeners + 2 * processes + kFdOverhead;
+  const uint64_t need = fd_need(max_connections, listeners, processes);
   if (soft >= need) return plan;
   if (hard < need && !(can_raise_hard && ceiling >= need)) {
-    plan.error = "network.max_connections: " + std::to_string(max_connections) + " needs " +
-                 std::to_string(need) + " open files per network process, but RLIMIT_NOFILE is " +
-                 std::to_string(soft) + " (hard " + std::to_string(hard) +
-                 "); raise it (ulimit -n, or LimitNOFILE= under systemd) or lower max_connections";
+    const bool by_supervisor = need > max_connections + listeners + 2 * processes + kFdOverhead;
+    plan.error =
+        by_supervisor
+            ? "network.processes, services[].processes: " + std::to_string(processes) +
+                  " processes and " + std::to_string(listeners) + " listening sockets need " +
+                  std::to_string(need) +
+                  " open files in the supervisor (it holds two generations during a reload), "
+                  "but RLIMIT_NOFILE is " +
+                  std::to_string(soft) + " (hard " + std::to_string(hard) +
+                  "); raise it (ulimit -n, or LimitNOFILE= under systemd) or run fewer processes"
+            : "network.max_connections: " + std::to_string(max_connections) + " needs " +
+                  std::to_string(need) + " open files per network process, but RLIMIT_NOFILE is " +
+                  std::to_string(soft) + " (hard " + std::to_string(hard) +
+                  "); raise it (ulimit -n, or LimitNOFILE= under systemd) or lower "
+                  "max_connections";
     return plan;
   }
   plan.soft = need;

@@ -1,7 +1,11 @@
 // RLIMIT_NOFILE sized for network.max_connections: every network process
 // may hold that many client sockets plus its own descriptors, and the limit
 // is inherited across fork, so the supervisor raises it once at start. The
-// decision is a pure function (tested directly); applying it is a syscall.
+// supervisor needs its own share too: during a reload it holds two
+// generations (an eventfd and a control socket per process, and a copy of
+// every listening socket each), which with many processes and few
+// connections is the larger need. The decision is a pure function (tested
+// directly); applying it is a syscall.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +24,14 @@ struct FdLimitPlan {
 // eventfds, control, epoll, signalfd, log, and slack for accept bursts.
 inline constexpr uint64_t kFdOverhead = 64;
 
+// `listeners`: listening sockets (every member of a reuseport group);
+// `processes`: network and service processes of one generation.
 // `can_raise_hard`: the process may raise its hard limit (CAP_SYS_RESOURCE),
 // up to `ceiling` (fs.nr_open).
+// Open files needed: the larger of a network process's and the supervisor's
+// during a reload.
+uint64_t fd_need(uint64_t max_connections, uint64_t listeners, uint64_t processes);
+
 FdLimitPlan plan_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes,
                           uint64_t soft, uint64_t hard, bool can_raise_hard, uint64_t ceiling);
 

@@ -35,5 +35,25 @@ TEST(FdLimit, ClearErrorNamingTheKeyWhenItCannot) {
   EXPECT_FALSE(over.error.empty());
 }
 
+// With many processes and few connections the supervisor needs more than a
+// network process: during a reload it holds two generations' eventfds,
+// control sockets and listener copies. Enough to start must be enough to
+// reload (a limit of 1024 passed check for 128 + 128 processes, and every
+// reload then failed with "socketpair: Too many open files").
+TEST(FdLimit, CoversTheSupervisorHoldingTwoGenerations) {
+  EXPECT_EQ(fd_need(1, 1, 256), 2 * (1 + 2 * 256) + kFdOverhead);
+  EXPECT_EQ(fd_need(10000, 1, 4), 10000 + 1 + 8 + kFdOverhead);  // the network process's
+  const FdLimitPlan raised = plan_fd_limit(1, 1, 256, 1024, 4096, false, 1048576);
+  EXPECT_TRUE(raised.change);
+  EXPECT_EQ(raised.soft, 2 * (1 + 2 * 256) + kFdOverhead);
+  const FdLimitPlan refused = plan_fd_limit(1, 1, 256, 1024, 1024, false, 1048576);
+  EXPECT_FALSE(refused.change);
+  EXPECT_EQ(refused.error.rfind("network.processes, services[].processes: 256 processes and 1 "
+                                "listening sockets need 1090 open files in the supervisor",
+                                0),
+            0u)
+      << refused.error;
+}
+
 }  // namespace
 }  // namespace ringhttpd::master
