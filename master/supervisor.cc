@@ -124,7 +124,7 @@ int Supervisor::run() {
   // the admin socket is created by the supervisor, which stays root; only
   // the children drop to `user` (in spawn()).
   if (!open_admin(error)) return log_error(error), 1;
-  Outcome outcome = spawn_all(g) ? loop() : Outcome::failed;
+  Outcome outcome = spawn_all(g).empty() ? loop() : Outcome::failed;
   if (start_failed_) outcome = Outcome::failed;
   const bool graceful = outcome == Outcome::stop_graceful && current_ != nullptr;
   notifier_.stopping(graceful ? "stopping (graceful)" : "stopping");
@@ -230,14 +230,14 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
 // Forks the processes of a new generation not forked yet. A signal that
 // arrives meanwhile pauses the forking, so that a stop during a large start
 // is acted on at once; the loop forks the rest after handling it.
-bool Supervisor::spawn_all(Generation& g) {
+std::string Supervisor::spawn_all(Generation& g) {
   g.forking(monotonic_ms());
   for (Child& c : g.children) {
     if (!g.never_started(c.slot)) continue;
-    if (signal_pending()) return true;
-    if (!spawn(g, c)) return false;
+    if (signal_pending()) return {};
+    if (std::string error = spawn(g, c); !error.empty()) return error;
   }
-  return true;
+  return {};
 }
 
 bool Supervisor::signal_pending() const {
@@ -273,18 +273,22 @@ void Supervisor::reset_rings_of(Generation& g, const Child& c) {
   }
 }
 
-bool Supervisor::spawn(Generation& g, Child& c) {
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-    return log_error(worker::errno_message("socketpair")), false;
-  }
-  proto::UniqueFd mine(pair[0]), theirs(pair[1]);
-  reset_rings_of(g, c);
+std::string Supervisor::spawn(Generation& g, Child& c) {
   worker::WorkerEnv env = g.env_template;
   env.role = c.role;
   env.index = c.index;
   env.service = c.service;
   env.service_proc = c.service_proc;
+  const auto failed = [&env](const char* call) {
+    std::string error = worker::child_title(env) + ": " + worker::errno_message(call);
+    log_error("cannot start " + error);
+    return error;
+  };
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+    return failed("socketpair");
+  proto::UniqueFd mine(pair[0]), theirs(pair[1]);
+  reset_rings_of(g, c);
   env.control_fd = theirs.get();
   shm::ProcessSlot& slot = g.segment->slot(c.slot);
   slot.role = c.role;
@@ -304,7 +308,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   std::atomic_ref<shm::ProcessState>(slot.state)
       .store(shm::ProcessState::starting, std::memory_order_release);
   const pid_t pid = ::fork();
-  if (pid < 0) return log_error(worker::errno_message("fork")), false;
+  if (pid < 0) return failed("fork");
   if (pid == 0) {
     // Root is given up first, before the child touches anything (and before
     // run_child sets PR_SET_PDEATHSIG, which a change of credentials clears).
@@ -331,7 +335,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   // (A failure kills the child: its death is replaced like any other.)
   const bool accepting = g.phase == GenerationPhase::serving;
   if (c.role == shm::ProcessRole::network && accepting) send_listeners(g, c);
-  return true;
+  return {};
 }
 
 // In a new child: drop what belongs to the supervisor. The listening sockets
@@ -480,7 +484,13 @@ void Supervisor::start_reload() {
   Generation& g = *next;
   generations_.push_back(std::move(next));
   publish_reload_counters();
-  if (!spawn_all(g)) roll_back(g, "could not start generation " + std::to_string(g.number));
+  start_or_roll_back(g);
+}
+
+void Supervisor::start_or_roll_back(Generation& g) {
+  if (const std::string error = spawn_all(g); !error.empty()) {
+    roll_back(g, "could not start generation " + std::to_string(g.number) + ": " + error);
+  }
 }
 
 // ---- the loop -----------------------------------------------------------
@@ -780,7 +790,7 @@ void Supervisor::run_generation_timers(Generation& g, int64_t now) {
 // Carries out one decision of the generation's machine.
 void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
   if (a.kind == Action::start_rest) {
-    if (!spawn_all(g)) roll_back(g, "could not start generation " + std::to_string(g.number));
+    start_or_roll_back(g);
     return;
   }
   if (a.kind == Action::roll_back_late) {
@@ -796,7 +806,7 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
   }
   Child& c = g.children[a.slot];
   if (a.kind == Action::spawn) {
-    if (!spawn(g, c)) g.spawn_failed(a.slot, now);  // again after the next back-off step
+    if (!spawn(g, c).empty()) g.spawn_failed(a.slot, now);  // again after the next back-off step
     return;
   }
   if (!is_running(c)) return;  // never signal pid -1

@@ -103,8 +103,12 @@ class Supervisor {
 
   // ---- generations ----
   std::unique_ptr<Generation> make_generation(Config config, std::string& error);
-  bool spawn_all(Generation& g);
-  bool spawn(Generation& g, Child& c);
+  // Each returns "" or why a process could not be started (its title, the
+  // failing call and errno: "network g2 #0: fork: Resource temporarily
+  // unavailable").
+  std::string spawn_all(Generation& g);
+  void start_or_roll_back(Generation& g);  // spawn_all, or roll back saying why
+  std::string spawn(Generation& g, Child& c);
   void reset_rings_of(Generation& g, const Child& c);
   void close_in_child(const Generation& g, int keep_control);
   bool send_listeners(const Generation& g, Child& c);
