@@ -520,6 +520,9 @@ void NetworkProcess::refuse(int fd) {
       proto::make_simple_response(503, false, date_, "text/plain", {}, false, "Retry-After: 1\r\n");
   ssize_t unused = ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   (void)unused;
+  shm::ProcessSlot& me = own_slot();
+  count(me.accepted);      // it was accepted, and answered:
+  count(me.responses[4]);  // a 5xx like any other (no request, so no latency)
 }
 
 // Reading pauses while a connection owes too many responses or too many
@@ -743,7 +746,7 @@ void NetworkProcess::on_parse_error(Connection& c, int status) {
   }
   release_incoming(c);
   c.window_paused = false;
-  if (target == nullptr) target = &c.slots.emplace_back();
+  if (target == nullptr) target = &add_slot(c);
   ResponseSlot& slot = *target;
   slot.request_id = 0;
   slot.upload_open = false;
@@ -821,15 +824,22 @@ void NetworkProcess::stop_upload(Connection& c) {
 void NetworkProcess::maybe_send_continue(Connection& c) {
   if (!c.parser.wants_continue() || c.continue_sent) return;
   c.continue_sent = true;
-  ResponseSlot& slot = c.slots.emplace_back();
+  ResponseSlot& slot = add_slot(c);
   slot.data = "HTTP/1.1 100 Continue\r\n\r\n";
   slot.ready = true;
   dirty_.push_back(c.id);
 }
 
-ResponseSlot& NetworkProcess::new_slot(Connection& c, const proto::RequestHead& req) {
+// Every response slot starts its latency clock here: a slot without it
+// would count the machine's uptime into the histogram.
+ResponseSlot& NetworkProcess::add_slot(Connection& c) {
   ResponseSlot& slot = c.slots.emplace_back();
   slot.start_us = now_us_;
+  return slot;
+}
+
+ResponseSlot& NetworkProcess::new_slot(Connection& c, const proto::RequestHead& req) {
+  ResponseSlot& slot = add_slot(c);
   if (access_log_.enabled()) {
     slot.access = std::make_unique<AccessInfo>(AccessInfo{
         std::string(req.method), std::string(req.target), std::string(req.header("Referer")),
@@ -1809,7 +1819,7 @@ bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
       return true;  // the service's timeout applies (504, expire_service_requests)
     case Activity::receiving:
       if (now - c.request_start_ms < env_.network.request_timeout_ms) return true;
-      answer_error(c.slots.emplace_back(), 408, false);  // slow or stalled request
+      answer_error(add_slot(c), 408, false);  // slow or stalled request
       c.close_input();
       dirty_.push_back(c.id);
       return true;

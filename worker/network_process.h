@@ -96,6 +96,7 @@ class NetworkProcess {
   void watch_listener(size_t i, bool want);
   bool sibling_has_room();
   void publish_connections();
+  ResponseSlot& add_slot(Connection& c);
   ResponseSlot& new_slot(Connection& c, const proto::RequestHead& req);
   void add_response(Connection& c, proto::RequestHead& req, const RouteSettings* route);
   void answer_fixed(ResponseSlot& slot, const RespondSettings& r);

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -227,6 +228,62 @@ TEST(MetricsRoute, ANetworkProcessServesTheExposition) {
   EXPECT_EQ(value_of(r->body, R"(ringhttpd_reloads_total{result="ok"})"), 1) << r->body;
   if (!parser_available()) GTEST_SKIP() << "/usr/bin/python3 cannot import prometheus_client";
   EXPECT_EQ(parse_error(r->body), "") << "\n--- the text:\n" << r->body;
+}
+
+// An answer the parser decides (400 here) is timed from when it was decided:
+// its slot once had no start, and each such answer added the machine's
+// uptime to the histogram. A connection over max_connections gets a 503
+// before any request: counted as accepted and as a 5xx response.
+TEST(MetricsRoute, ErrorAnswersAndRefusedConnectionsAreCountedAsTheyHappened) {
+  json cfg = json::parse(route_config());
+  cfg["network"] = {{"processes", 1}, {"max_connections", 1}};
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  {
+    Client bad(server.port());
+    ASSERT_TRUE(bad.send("GET / HTTP/1.1\r\n\r\n"));  // no Host
+    auto r = bad.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400);
+    EXPECT_TRUE(bad.closed_by_peer());
+  }
+  // The one connection the process takes; each 503 met on the way (the 400's
+  // connection may linger a moment) is counted.
+  int refused = 0;
+  std::unique_ptr<Client> held;
+  for (const auto deadline = Clock::now() + 5s; Clock::now() < deadline;) {
+    held = std::make_unique<Client>(server.port());
+    ASSERT_TRUE(held->send("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = held->read_response();
+    ASSERT_TRUE(r);
+    if (r->status == 200) break;
+    ++refused;
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    Client over(server.port());
+    auto r = over.read_response();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 503);
+    ++refused;
+  }
+  held.reset();
+  std::optional<Client::Response> r;
+  for (const auto deadline = Clock::now() + 5s; Clock::now() < deadline; ++refused) {
+    r = http_get(server.port(), "/metrics");  // 503 until the held connection is gone
+    ASSERT_TRUE(r);
+    if (r->status == 200) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(r->status, 200) << server.log();
+  EXPECT_EQ(value_of(r->body, R"(ringhttpd_responses_total{class="4xx"})"), 1) << r->body;
+  EXPECT_EQ(value_of(r->body, R"(ringhttpd_responses_total{class="5xx"})"), refused) << r->body;
+  EXPECT_EQ(sum_of(r->body, "ringhttpd_connections_accepted_total", "network"), 3 + refused)
+      << r->body;
+  EXPECT_EQ(value_of(r->body, R"(ringhttpd_request_duration_seconds_count{path="fast"})"), 1)
+      << r->body;
+  EXPECT_LT(value_of(r->body, R"(ringhttpd_request_duration_seconds_sum{path="fast"})"), 1.0)
+      << r->body;
 }
 
 }  // namespace
