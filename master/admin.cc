@@ -316,8 +316,10 @@ void AdminServer::serve_lines(Client& c, int64_t now_ms) {
       line = std::move(rest);
     }
     if (!line) return;
+    // A blank line is no progress: a client sending one now and then would
+    // otherwise hold its place (of a bounded few) for ever.
+    if (line->find_first_not_of(" \t\r") == std::string::npos) continue;
     c.progress_ms = now_ms;
-    if (line->find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
     const AdminRequest req = parse_admin_request(*line);
     if (!req.command) {
       answer(c, req.error);

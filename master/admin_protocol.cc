@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
+#include <string>
 #include <utility>
 
 #include "master/config.h"
@@ -82,7 +84,28 @@ AdminRequest parse_admin_request(std::string_view line) {
   AdminRequest r;
   // No exceptions: a parse failure gives a discarded value. (Nesting is
   // bounded by kMaxAdminLine; nlohmann parses and destroys iteratively.)
-  const json v = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  // A NUL would end the reader early ("{...}\0garbage" read as "{...}"), and
+  // a repeated key would leave the last one standing, where a wrapper that
+  // checked the first could be bypassed: both are refused, as the config
+  // loader refuses its duplicate keys.
+  if (line.find('\0') != std::string_view::npos) {
+    r.error = admin_error("a request line must not contain a NUL byte");
+    return r;
+  }
+  std::set<std::string> top_keys;
+  std::string repeated;
+  const json::parser_callback_t note_keys = [&](int depth, json::parse_event_t event, json& key) {
+    if (event == json::parse_event_t::key && depth == 1 && key.is_string() &&
+        !top_keys.insert(key.get<std::string>()).second && repeated.empty()) {
+      repeated = key.get<std::string>();
+    }
+    return true;
+  };
+  const json v = json::parse(line, note_keys, /*allow_exceptions=*/false);
+  if (!v.is_discarded() && !repeated.empty()) {
+    r.error = admin_error("duplicate key \"" + shown(repeated) + "\" in the request");
+    return r;
+  }
   if (v.is_discarded()) {
     r.error = admin_error(
         "malformed JSON: a request is one JSON object per line, "

@@ -574,13 +574,21 @@ TEST(AdminProtocol, AnIdleClientIsClosedAfterTenSeconds) {
   const std::string sock = dir.path() + "/run/admin.sock";
   Server server(config(sock));
   ASSERT_TRUE(server.ready()) << server.log();
-  AdminClient idle(sock);
+  AdminClient idle(sock), blank(sock);
   ASSERT_TRUE(idle.send("{\"command\""));  // never completed
   const auto began = Clock::now();
+  // Blank lines are no progress: one every 2 s does not keep a client.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(blank.send("\n"));
+    std::this_thread::sleep_for(2s);
+  }
   const auto rest = idle.until_close(13s);
   ASSERT_TRUE(rest);
   EXPECT_GE(Clock::now() - began, 9s);
   EXPECT_NE(rest->find("no complete request within 10 s"), std::string::npos) << *rest;
+  const auto blank_rest = blank.until_close(3s);
+  ASSERT_TRUE(blank_rest) << "a client sending blank lines stays";
+  EXPECT_NE(blank_rest->find("no complete request within 10 s"), std::string::npos) << *blank_rest;
 }
 
 // ---- the socket file and who may connect ---------------------------------------

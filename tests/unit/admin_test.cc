@@ -108,6 +108,14 @@ TEST(AdminRequest, BadRequestsGetAnErrorObject) {
             R"(unknown command "stats"; try {"command": "help"})");
   // Invalid UTF-8 is not JSON.
   EXPECT_NE(error_of("{\"command\": \"\xff\"}").find("malformed JSON"), std::string::npos);
+  // A repeated key is refused, not resolved to its last value; a NUL is
+  // refused, not taken as the end of the line.
+  EXPECT_EQ(error_of(R"({"command": "help", "command": "status"})"),
+            R"(duplicate key "command" in the request)");
+  EXPECT_EQ(error_of(std::string("{\"command\": \"help\"}\0garbage", 27)),
+            "a request line must not contain a NUL byte");
+  // Only the request's own keys count: a nested object may use the same names.
+  EXPECT_TRUE(parse_admin_request(R"({"command": "status", "x": {"command": 1}})").command);
 }
 
 TEST(AdminRequest, AnUnknownCommandIsEchoedEscapedAndShort) {
