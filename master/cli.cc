@@ -147,7 +147,20 @@ int ringhttpd::master::run_cli(int argc, char** argv) {
   ringhttpd::master::CtlOptions ctl_options;
   CLI::App* ctl_cmd = ringhttpd::master::add_ctl_command(app, ctl_options);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // --help: the text, exit 0
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // A usage error is one line and exit status 2 (1 is a failure of what
+    // was asked: a bad config, a failed reload), whatever CLI11's own code.
+    std::fprintf(stderr, "ringhttpd: %s (see ringhttpd --help)\n", e.what());
+    return 2;
+  }
   if (*serve_cmd) return empty_path_given(serve_config, serve_path) ? 1 : serve(serve_path);
   if (*check_cmd) {
     return empty_path_given(check_config, check_path) ? 1 : check(check_path, check_init);

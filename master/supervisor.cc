@@ -59,6 +59,20 @@ std::string pid_text(pid_t pid) { return " (pid " + std::to_string(pid) + ")"; }
 
 bool is_running(const auto& child) { return child.pid > 0; }
 
+// Every config error, for ctl's one line (the log has each on its own):
+// "a; b; c", at most kShownErrors of them and then how many more.
+std::string join_errors(const std::vector<std::string>& errors) {
+  constexpr size_t kShownErrors = 8;
+  std::string out;
+  for (size_t i = 0; i < errors.size() && i < kShownErrors; ++i) {
+    out += (i ? "; " : "") + errors[i];
+  }
+  if (errors.size() > kShownErrors) {
+    out += "; and " + std::to_string(errors.size() - kShownErrors) + " more (see the log)";
+  }
+  return out;
+}
+
 }  // namespace
 
 bool is_stale_instance(bool pid_running, std::string_view comm) {
@@ -468,7 +482,7 @@ void Supervisor::start_reload() {
   ConfigResult result =
       config_path_.empty() ? parse_config(default_config_text()) : load_config_file(config_path_);
   if (!result.ok()) {
-    last_reload_error_ = where + ": " + result.errors.front();
+    last_reload_error_ = where + ": " + join_errors(result.errors);
     for (const std::string& e : result.errors) log_error("reload failed: " + where + ": " + e);
     log_error("reload failed; generation " + std::to_string(current_->number) + " keeps serving");
     return finish_reload();

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -352,11 +353,15 @@ TEST(Ctl, AFailedReloadExitsNonZeroWithTheKeyPath) {
   ASSERT_TRUE(server.ready()) << server.log();
   json bad = json::parse(config(sock));
   bad["routes"][1]["service"] = "ap";
+  bad["network"]["processes"] = -1;
   server.rewrite_config(bad.dump());
   std::string out;
   EXPECT_EQ(exit_code(run_binary({"ctl", "--socket", sock, "reload"}, out)), 1) << out;
   EXPECT_NE(out.find("ringhttpd ctl: reload failed: "), std::string::npos) << out;
+  // Every error, in the one line (not only the first).
+  EXPECT_NE(out.find("network.processes: must be an integer"), std::string::npos) << out;
   EXPECT_NE(out.find("routes[1].service: no service named \"ap\""), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
   const std::optional<json> s = status_of(sock);
   ASSERT_TRUE(s);
   EXPECT_EQ((*s)["generation"], 1);
@@ -366,6 +371,21 @@ TEST(Ctl, AFailedReloadExitsNonZeroWithTheKeyPath) {
   const auto r = http_get(server.port(), "/healthz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+// A usage error is one line and exit status 2, for ctl as for the others
+// (CLI11 alone exits 105-109 with two lines).
+TEST(Ctl, AUsageErrorIsOneLineAndExitStatus2) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"ctl", "bogus"}, {"serve", "--bogus"}, {}}) {
+    std::string out;
+    EXPECT_EQ(exit_code(run_binary(args, out)), 2) << out;
+    EXPECT_EQ(out.rfind("ringhttpd: ", 0), 0u) << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  }
+  std::string out;
+  EXPECT_EQ(exit_code(run_binary({"--version"}, out)), 0) << out;
+  EXPECT_EQ(exit_code(run_binary({"ctl", "--help"}, out)), 0) << out;
 }
 
 TEST(Ctl, TwoReloadRequestsAtOnceAreBothAnswered) {
