@@ -1777,7 +1777,12 @@ void NetworkProcess::expire_service_requests(Connection& c, int64_t now) {
   for (size_t i = 0; i < c.slots.size(); ++i) {
     ResponseSlot& slot = c.slots[i];
     if (slot.request_id == 0) continue;
-    if (slot.upload_open && !c.window_paused) {  // waiting for the client, not the service
+    // Waiting for the client, not the service: its upload, or its reading
+    // of response bytes already here (a slow reader holds the service at
+    // its window; send_timeout_ms catches a client that stopped for good).
+    const size_t written = i == 0 ? c.sent : 0;
+    const bool unread = slot.head_seen && slot.data.size() > written;
+    if ((slot.upload_open && !c.window_paused) || unread) {
       slot.deadline_ms = now + env_.services[service_of(slot.service)].timeout_ms;
       continue;
     }

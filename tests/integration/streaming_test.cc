@@ -441,6 +441,24 @@ TEST(Streaming, ASlowClientBesideFastRequests) {
   peaks.expect_bounded("a client that reads nothing of 1 GiB");
 }
 
+// A client that pauses reading a streamed response for longer than the
+// service's timeout, then reads on: the service was held at its window by
+// the client, so it is not timed out (the connection was once closed at the
+// service timeout, mid-body). Waiting past the timeout is what is tested.
+TEST(Streaming, AReaderThatPausesLongerThanTheServiceTimeoutGetsEveryByte) {
+  Server server(config(kGiB, 10000, 1, /*timeout_ms=*/500), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  constexpr uint64_t kSize = 8 << 20;  // well past the window and the socket buffers
+  Raw paused(server.port(), 4096);
+  ASSERT_TRUE(
+      paused.send("GET /bytes?n=" + std::to_string(kSize) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_NE(paused.read_head().find("200 OK"), std::string::npos);
+  std::this_thread::sleep_for(1500ms);  // 3 x the service timeout, under send_timeout_ms
+  uint64_t at = 0;
+  EXPECT_TRUE(read_pattern(paused, kSize, at)) << "wrong or missing byte at " << at << "\n"
+                                               << server.log();
+}
+
 std::string post_echo(const std::string& body) {
   return "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\n\r\n" + body;
