@@ -1,11 +1,15 @@
-// Connections taken over by a service (upgrades), their pure parts without
-// processes: which requests the parser marks and stops after, and the
-// takeover payload's layout (proto/takeover.h).
+// Connections taken over by a service (upgrades), their pure decisions
+// without processes: which requests the parser marks and stops after, the
+// payload's layout (proto/takeover.h), the supervisor's checks and choice of
+// process (master/takeover.h), and a tunnel's flow rules and the bytes it
+// writes (worker/handlers/tunnel.h).
 #include <gtest/gtest.h>
 
+#include "master/takeover.h"
 #include "proto/control.h"
 #include "proto/http_parser.h"
 #include "proto/takeover.h"
+#include "worker/handlers/tunnel.h"
 
 namespace ringhttpd {
 namespace {
@@ -102,6 +106,103 @@ TEST(Takeover, APayloadThatIsNotOneIsRefused) {
   for (size_t n = 0; n < good.size() - 1; ++n) {
     EXPECT_FALSE(proto::decode_takeover(good.substr(0, n), req, origin, early)) << n;
   }
+}
+
+// ---- the supervisor ----
+
+TEST(Takeover, TheSupervisorChecksEveryFieldOfTheMessage) {
+  const std::string good = proto::encode_takeover(encoded_head(), "");
+  EXPECT_EQ(master::check_takeover(1, 1, good, 2), "");
+  EXPECT_NE(master::check_takeover(1, 0, good, 2), "");
+  EXPECT_NE(master::check_takeover(1, 2, good, 2), "");
+  EXPECT_NE(master::check_takeover(2, 1, good, 2), "");
+  EXPECT_NE(master::check_takeover(1, 1, "junk", 2), "");
+}
+
+TEST(Takeover, TheServingConfigsServiceIsFoundByName) {
+  std::vector<worker::ServiceSettings> s(3);
+  s[0].name = "app";
+  s[1].name = "ws";
+  s[1].type = "proxy";
+  s[2].name = "off";
+  s[2].type = "proxy";
+  s[2].proxy.upgrade = false;
+  EXPECT_EQ(master::serving_service("ws", s), 1);
+  EXPECT_EQ(master::serving_service("app", s), -1) << "not a proxy";
+  EXPECT_EQ(master::serving_service("off", s), -1) << "upgrade off";
+  EXPECT_EQ(master::serving_service("gone", s), -1);
+}
+
+TEST(Takeover, ProcessesTakeConnectionsInTurnPassingOverUnreadyOnes) {
+  std::vector<master::TakerCandidate> c(3, {true});
+  uint32_t next = 0;
+  EXPECT_EQ(master::pick_taker(c, next), 0);
+  EXPECT_EQ(master::pick_taker(c, next), 1);
+  EXPECT_EQ(master::pick_taker(c, next), 2);
+  EXPECT_EQ(master::pick_taker(c, next), 0);
+  c[1].ready = false;
+  EXPECT_EQ(master::pick_taker(c, next), 2);
+  EXPECT_EQ(master::pick_taker(c, next), 0);
+  c.assign(3, {false});
+  EXPECT_EQ(master::pick_taker(c, next), -1);
+  EXPECT_EQ(master::pick_taker({}, next), -1);
+}
+
+// ---- a tunnel's flows and bytes ----
+
+TEST(Takeover, AFlowReadsOnlyWithRoomAndShutsItsDestinationAfterTheLastByte) {
+  worker::Flow f;
+  EXPECT_TRUE(worker::flow_wants_read(f));
+  EXPECT_FALSE(worker::flow_wants_write(f));
+  f.buf.assign(worker::kFlowBytes, 'x');
+  EXPECT_FALSE(worker::flow_wants_read(f)) << "full: the source waits";
+  EXPECT_TRUE(worker::flow_wants_write(f));
+  f.at = 1;
+  EXPECT_TRUE(worker::flow_wants_read(f));
+  f.src_eof = true;
+  EXPECT_FALSE(worker::flow_wants_read(f));
+  EXPECT_FALSE(worker::flow_should_shut(f)) << "bytes still to write";
+  f.at = f.buf.size();
+  EXPECT_TRUE(worker::flow_should_shut(f));
+  EXPECT_FALSE(worker::flow_done(f));
+  f.dst_shut = true;
+  EXPECT_FALSE(worker::flow_should_shut(f));
+  EXPECT_TRUE(worker::flow_done(f));
+}
+
+TEST(Takeover, TheUpstreamGetsTheUpgradeAndNoOtherHopByHopField) {
+  worker::ServiceRequest r;
+  r.http.method = "GET";
+  r.http.target = "/chat?room=1";
+  r.http.headers = {{"Host", "chat.test"},          {"Connection", "Upgrade, X-Secret"},
+                    {"Upgrade", "websocket"},       {"X-Secret", "1"},
+                    {"Keep-Alive", "300"},          {"X-Forwarded-For", "10.0.0.9"},
+                    {"Sec-WebSocket-Version", "13"}};
+  r.origin.client = "127.0.0.1";
+  const std::string h = worker::upgrade_request_head(r, "up:80");
+  EXPECT_TRUE(h.starts_with("GET /chat?room=1 HTTP/1.1\r\nHost: chat.test\r\n")) << h;
+  EXPECT_NE(h.find("Connection: upgrade\r\nUpgrade: websocket\r\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("Sec-WebSocket-Version: 13\r\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("X-Forwarded-For: 10.0.0.9, 127.0.0.1\r\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("X-Forwarded-Host: chat.test\r\n"), std::string::npos) << h;
+  EXPECT_EQ(h.find("X-Secret"), std::string::npos) << h;
+  EXPECT_EQ(h.find("Keep-Alive"), std::string::npos) << h;
+  EXPECT_TRUE(h.ends_with("\r\n\r\n"));
+  r.http.headers = {{"Upgrade", "websocket"}};
+  EXPECT_NE(worker::upgrade_request_head(r, "up:81").find("Host: up:81\r\n"), std::string::npos);
+}
+
+TEST(Takeover, AnAnswerOtherThan101KeepsItsFramingAndSaysClose) {
+  const std::string h = worker::closing_response_head(
+      403, {{"Content-Length", "6"}, {"Connection", "keep-alive"}, {"Keep-Alive", "5"},
+            {"X-Why", "origin"}});
+  EXPECT_EQ(h,
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nX-Why: origin\r\n"
+            "Connection: close\r\n\r\n");
+  const std::string e = worker::tunnel_error_response(502, "refused");
+  EXPECT_TRUE(e.starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << e;
+  EXPECT_NE(e.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_TRUE(e.ends_with("502 Bad Gateway (refused)\n")) << e;
 }
 
 }  // namespace
