@@ -1,8 +1,9 @@
 // Connections taken over by a service (upgrades), their pure decisions
-// without processes: which requests the parser marks and stops after, the
-// payload's layout (proto/takeover.h), the supervisor's checks and choice of
-// process (master/takeover.h), and a tunnel's flow rules and the bytes it
-// writes (worker/handlers/tunnel.h).
+// without processes: which requests the parser marks and stops after, which
+// the network process gives away (worker/takeover.h), the payload's layout
+// (proto/takeover.h), the supervisor's checks and choice of process
+// (master/takeover.h), and a tunnel's flow rules and the bytes it writes
+// (worker/handlers/tunnel.h).
 #include <gtest/gtest.h>
 
 #include "master/takeover.h"
@@ -10,6 +11,7 @@
 #include "proto/http_parser.h"
 #include "proto/takeover.h"
 #include "worker/handlers/tunnel.h"
+#include "worker/takeover.h"
 
 namespace ringhttpd {
 namespace {
@@ -57,6 +59,45 @@ TEST(Takeover, PlainPipelinedRequestsAreNotStopped) {
   ASSERT_TRUE(parser.feed_events(two, ev, used, false));
   EXPECT_EQ(used, two.size());
   EXPECT_EQ(ev.completed, 2u);
+}
+
+// ---- which requests the network process gives away ----
+
+struct Routes {
+  std::vector<worker::ServiceSettings> services;
+  worker::RouteSettings route;
+  Routes(std::string type, bool upgrade) {
+    services.resize(2);
+    services[1].name = "ws";
+    services[1].type = std::move(type);
+    services[1].proxy.upgrade = upgrade;
+    route.kind = worker::RouteSettings::Kind::service;
+    route.service_index = 1;
+  }
+};
+
+proto::RequestHead head(bool upgrade, bool keep_alive = true) {
+  proto::RequestHead h;
+  h.method = "GET";
+  h.upgrade = upgrade;
+  h.keep_alive = keep_alive;
+  return h;
+}
+
+TEST(Takeover, WhichRequestsAreTakenOver) {
+  const Routes proxy("proxy", true);
+  EXPECT_TRUE(worker::takes_over(head(true), &proxy.route, proxy.services, false));
+  EXPECT_FALSE(worker::takes_over(head(false), &proxy.route, proxy.services, false));
+  EXPECT_FALSE(worker::takes_over(head(true, false), &proxy.route, proxy.services, false))
+      << "Connection: upgrade, close";
+  EXPECT_FALSE(worker::takes_over(head(true), &proxy.route, proxy.services, true)) << "stopping";
+  EXPECT_FALSE(worker::takes_over(head(true), nullptr, proxy.services, false));
+  const Routes off("proxy", false);
+  EXPECT_FALSE(worker::takes_over(head(true), &off.route, off.services, false));
+  const Routes echo("echo", true);
+  EXPECT_FALSE(worker::takes_over(head(true), &echo.route, echo.services, false));
+  worker::RouteSettings respond;
+  EXPECT_FALSE(worker::takes_over(head(true), &respond, proxy.services, false));
 }
 
 // ---- the payload ----
