@@ -4,8 +4,9 @@
 // that refuses. Checks the WebSocket-style exchange both ways, the bytes
 // the client sent right after its head, large transfers through one tunnel
 // with a slow reader (the proxy's memory stays bounded), half-close, the
-// idle timeout, 200 tunnels in one proxy process, a plain request on the
-// same route, and a tunnel that lives on across a reload.
+// idle timeout, 200 tunnels in one proxy process (and its gauge), a plain
+// request on the same route, a tunnel closed with the process that held it,
+// one that lives on across a reload, and a graceful stop.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -473,9 +474,32 @@ TEST(Upgrade, LargeTransfersWithASlowReaderKeepMemoryBounded) {
   EXPECT_LT(peak - before, 4096) << "kB grown in the proxy process";
 }
 
+// The value of the first sample of `family` in the exposition, or "".
+std::string sample(const std::string& metrics, const std::string& family) {
+  const size_t at = metrics.find("\n" + family + "{");
+  if (at == std::string::npos) return "";
+  const size_t eol = metrics.find('\n', at + 1);
+  const std::string line = metrics.substr(at + 1, eol - at - 1);
+  return line.substr(line.rfind(' ') + 1);
+}
+
+// The proxy process's count of tunnels, as the metrics show it (its loop
+// publishes it each iteration: awaited, not assumed).
+bool tunnels_shown(int port, const std::string& count) {
+  const auto end = Clock::now() + 5s;
+  while (Clock::now() < end) {
+    auto r = http_get(port, "/metrics");
+    if (r && sample(r->body, "ringhttpd_tunnels_open") == count) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
 TEST(Upgrade, TwoHundredTunnelsAtOnceThroughOneProxyProcess) {
   WsUpstream up(echo_101);
-  Server server(config({up.address()}, {}, 1));
+  json cfg = json::parse(config({up.address()}, {}, 1));
+  cfg["routes"] = {{{"path", "/metrics"}, {"metrics", true}}, {{"path", "/"}, {"service", "ws"}}};
+  Server server(cfg.dump());
   ASSERT_TRUE(server.ready()) << server.log();
   std::vector<std::unique_ptr<Raw>> tunnels;
   for (int i = 0; i < 200; ++i) {
@@ -492,8 +516,32 @@ TEST(Upgrade, TwoHundredTunnelsAtOnceThroughOneProxyProcess) {
     for (int i = 0; i < 200; ++i) ASSERT_TRUE(tunnels[i]->send("r" + std::to_string(round)));
     for (int i = 0; i < 200; ++i) ASSERT_EQ(tunnels[i]->take(2), "r" + std::to_string(round));
   }
+  EXPECT_TRUE(tunnels_shown(server.port(), "200")) << "ringhttpd_tunnels_open";
   tunnels.clear();
   EXPECT_TRUE(up.wait_closed(200, 10s)) << up.closed();
+  EXPECT_TRUE(tunnels_shown(server.port(), "0")) << "ringhttpd_tunnels_open";
+}
+
+// A tunnel belongs to the process that holds it: its death closes both
+// sides, and its replacement takes the next ones.
+TEST(Upgrade, TunnelsCloseWithTheProcessThatHoldsThem) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  const pid_t proxy = server.child("ringhttpd: service ws g1 #0");
+  ASSERT_GT(proxy, 0);
+  ::kill(proxy, SIGKILL);
+  auto rest = c->until_close(5s);
+  ASSERT_TRUE(rest) << "the client side stays open";
+  EXPECT_EQ(*rest, "");
+  EXPECT_TRUE(up.wait_closed(1, 5s)) << "the upstream side stays open";
+  ASSERT_TRUE(server.wait_for_log("replaced; serving", 10s)) << server.log();
+  auto fresh = open_tunnel(server.port());
+  ASSERT_TRUE(fresh) << server.log();
+  ASSERT_TRUE(fresh->send("again"));
+  EXPECT_EQ(fresh->take(5), "again");
 }
 
 // Tunnels belong to the service process that holds them: after a reload
