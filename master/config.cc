@@ -502,12 +502,13 @@ void read_service_name(const json& v, std::string_view path, std::string* name, 
   }
 }
 
-constexpr std::array<UintField<worker::ProxySettings>, 5> kProxyFields = {{
+constexpr std::array<UintField<worker::ProxySettings>, 6> kProxyFields = {{
     {"connect_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::connect_timeout_ms},
     {"response_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::response_timeout_ms},
     {"idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::idle_timeout_ms},
     {"keepalive", 0, 100000, &worker::ProxySettings::keepalive},
     {"fail_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::fail_timeout_ms},
+    {"tunnel_idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::tunnel_idle_timeout_ms},
 }};
 
 // A host name or IPv4 address as a upstream's host: letters, digits, '-',
@@ -609,6 +610,13 @@ void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors
   static constexpr std::array<std::string_view, 2> kBalance = {"round_robin", "least_conn"};
   read_enum(v, "balance", path, kBalance, &p.balance, errors);
   read_uint_fields(v, path, kProxyFields, &p, errors);
+  if (const json* up = member(v, "upgrade"); up != nullptr) {
+    if (up->is_boolean()) {
+      p.upgrade = up->get<bool>();
+    } else {
+      fail(errors, join(path, "upgrade"), "must be true or false" + got(*up));
+    }
+  }
   // The network process answers 504 at the service's timeout_ms (and
   // cancels the request): a proxy timer set longer could never fire.
   // Given longer, it is an error; left out, it is clamped to timeout_ms.
@@ -648,7 +656,7 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                         Errors* errors) {
   static constexpr std::array<std::string_view, 7> kCommon = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "scheduling"};
-  static constexpr std::array<std::string_view, 14> kProxy = {"name",
+  static constexpr std::array<std::string_view, 16> kProxy = {"name",
                                                               "type",
                                                               "processes",
                                                               "ring_bytes",
@@ -661,7 +669,9 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                                                               "response_timeout_ms",
                                                               "idle_timeout_ms",
                                                               "keepalive",
-                                                              "fail_timeout_ms"};
+                                                              "fail_timeout_ms",
+                                                              "upgrade",
+                                                              "tunnel_idle_timeout_ms"};
   static constexpr std::array<std::string_view, 9> kModule = {
       "name",          "type",       "processes", "ring_bytes", "timeout_ms",
       "kill_after_ms", "scheduling", "path",      "config"};

@@ -72,6 +72,8 @@ json config_to_json(const Config& c) {
       out["idle_timeout_ms"] = s.proxy.idle_timeout_ms;
       out["keepalive"] = s.proxy.keepalive;
       out["fail_timeout_ms"] = s.proxy.fail_timeout_ms;
+      out["upgrade"] = s.proxy.upgrade;
+      out["tunnel_idle_timeout_ms"] = s.proxy.tunnel_idle_timeout_ms;
     }
     if (s.type == "module") {
       out["path"] = s.module.path;

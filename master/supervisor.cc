@@ -23,6 +23,7 @@
 #include "master/capacity.h"
 #include "master/fd_limit.h"
 #include "master/privileges.h"
+#include "master/takeover.h"
 #include "proto/control.h"
 #include "worker/child.h"
 #include "worker/event_loop.h"
@@ -154,8 +155,17 @@ int Supervisor::run() {
     drain_timeout = std::max(drain_timeout, gen->config.network.drain_timeout_ms);
   }
   const int drain_ms = static_cast<int>(drain_timeout + kStopMarginMs);
-  stop_role(shm::ProcessRole::network, graceful, graceful ? drain_ms : kFastStopMs);
-  stop_role(shm::ProcessRole::service, graceful, kFastStopMs);
+  const int64_t stop_began = monotonic_ms();
+  const bool hurried =
+      stop_role(shm::ProcessRole::network, graceful, graceful ? drain_ms : kFastStopMs);
+  // Service processes holding taken-over connections (tunnels) keep them
+  // until they end or drain_timeout_ms after the stop began, whichever is
+  // first; then they are told to stop now (ServiceProcess::on_stop). A
+  // second signal during the drain makes this fast too.
+  const bool slow = graceful && !hurried && tunnels_open();
+  const int64_t left = static_cast<int64_t>(drain_timeout) - (monotonic_ms() - stop_began);
+  stop_role(shm::ProcessRole::service, graceful,
+            slow ? static_cast<int>(std::max<int64_t>(left, kFastStopMs)) : kFastStopMs);
   log_info("stopped");
   return outcome == Outcome::failed ? 1 : 0;
 }
@@ -724,6 +734,17 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
           log_error(c.title + ": handoff message without exactly one descriptor; ignored");
         }
         break;
+      case proto::ControlType::takeover:
+        if (c.role != shm::ProcessRole::network) {
+          log_error(c.title + ": takeover from a process that is not a network process; ignored");
+        } else if (const std::string bad =
+                       check_takeover(msg.arg, fds.size(), payload, g.config.services.size());
+                   !bad.empty()) {
+          log_error(c.title + ": " + bad + "; ignored");  // the descriptors close with `fds`
+        } else {
+          relay_takeover(g.config.services[msg.arg].name, std::move(fds.front()), payload);
+        }
+        break;
       case proto::ControlType::overdue:
       case proto::ControlType::peer_broken: {
         const bool overdue = msg.type == proto::ControlType::overdue;
@@ -784,6 +805,41 @@ void Supervisor::flush_adopts() {
     if (!sent) return;  // every target is busy: again on the next iteration
     adopts_.pop_front();
   }
+}
+
+// A connection a service takes over (an upgrade): to a ready process of that
+// service (by name) in the serving generation, in turn, without blocking;
+// when none can take it now, the client gets 503 from here and the
+// connection closes, rather than waiting in a queue for a process that may
+// never come.
+void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
+                                const std::string& payload) {
+  std::vector<Child*> pool;
+  const int s = current_ != nullptr ? serving_service(service, current_->config.services) : -1;
+  if (s >= 0) {
+    for (Child& c : current_->children) {
+      if (c.role == shm::ProcessRole::service && c.service == s) pool.push_back(&c);
+    }
+  }
+  std::vector<TakerCandidate> candidates(pool.size());
+  for (size_t i = 0; i < pool.size(); ++i) {
+    candidates[i].ready = pool[i]->state == SlotState::ready && pool[i]->control;
+  }
+  uint32_t& next = take_next_[service];
+  for (size_t tries = 0; tries < pool.size(); ++tries) {
+    const int i = pick_taker(candidates, next);
+    if (i < 0) break;
+    const std::string err =
+        proto::send_control(pool[static_cast<size_t>(i)]->control.get(),
+                            {proto::ControlType::take, 0, 0}, {fd.get()}, payload, true);
+    if (err.empty()) return;
+    candidates[static_cast<size_t>(i)].ready = false;  // its queue is full: the next one
+  }
+  log_warn("no process of service \"" + service + "\" could take a connection; answered 503");
+  // The socket is non-blocking (the network process's): a short response
+  // into an empty socket buffer, or nothing if the client is gone.
+  [[maybe_unused]] const ssize_t w = ::send(fd.get(), kTakeoverRefused.data(),
+                                            kTakeoverRefused.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void Supervisor::run_timers(int64_t now) {
@@ -868,7 +924,24 @@ void Supervisor::send_stop(Child& c, bool graceful) {
   if (!err.empty()) ::kill(c.pid, SIGTERM);
 }
 
-void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms) {
+// Whether a service process holds a connection it took over (each
+// publishes its count in its slot's `connections`): only then does a
+// graceful stop give service processes more than kFastStopMs.
+bool Supervisor::tunnels_open() const {
+  for (const auto& g : generations_) {
+    for (const Child& c : g->children) {
+      if (c.role != shm::ProcessRole::service || !is_running(c)) continue;
+      if (std::atomic_ref<uint32_t>(g->segment->slot(c.slot).connections)
+              .load(std::memory_order_relaxed) > 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// True when a signal hurried it (a second SIGTERM, or SIGINT or SIGQUIT).
+bool Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms) {
   stopping_ = true;
   for (auto& g : generations_) {
     g->stop();
@@ -877,8 +950,13 @@ void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
     }
   }
   Wait waited = wait_exit(role, timeout_ms, graceful);
-  if (waited == Wait::hurry && graceful) {
-    log_info("stopping now (signal during a graceful stop)");
+  const bool hurried = waited == Wait::hurry;
+  // Service processes past the drain deadline (tunnels still open) are told
+  // to stop now, as after a second signal, before anything is killed.
+  const bool late_services =
+      waited == Wait::timed_out && role == shm::ProcessRole::service && tunnels_open();
+  if ((waited == Wait::hurry || late_services) && graceful) {
+    if (waited == Wait::hurry) log_info("stopping now (signal during a graceful stop)");
     for (auto& g : generations_) {
       for (Child& c : g->children) {
         if (c.role == role && is_running(c)) send_stop(c, false);
@@ -886,7 +964,7 @@ void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
     }
     waited = wait_exit(role, kFastStopMs, false);
   }
-  if (waited == Wait::exited) return;
+  if (waited == Wait::exited) return hurried;
   for (auto& g : generations_) {
     for (Child& c : g->children) {
       if (c.role != role || !is_running(c)) continue;
@@ -895,6 +973,7 @@ void Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
     }
   }
   wait_exit(role, kKillWaitMs, false);
+  return hurried;
 }
 
 // `can_hurry`: a second SIGTERM, or SIGINT/SIGQUIT, ends the wait early.

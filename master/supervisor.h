@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -130,6 +131,7 @@ class Supervisor {
   void handle_control(Generation& g, Child& c, int budget);
   void relay_handoff(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
   void flush_adopts();
+  void relay_takeover(const std::string& service, proto::UniqueFd fd, const std::string& payload);
   void run_timers(int64_t now);
   void check_network_loops(int64_t now);
   void run_generation_timers(Generation& g, int64_t now);
@@ -138,7 +140,8 @@ class Supervisor {
   bool signal_pending() const;
 
   // ---- stop ----
-  void stop_role(shm::ProcessRole role, bool graceful, int timeout_ms);
+  bool stop_role(shm::ProcessRole role, bool graceful, int timeout_ms);
+  bool tunnels_open() const;
   enum class Wait { exited, timed_out, hurry };
   Wait wait_exit(shm::ProcessRole role, int timeout_ms, bool can_hurry);
   void send_stop(Child& c, bool graceful);
@@ -190,6 +193,7 @@ class Supervisor {
   int64_t reload_began_ms_ = 0;
   std::string last_reload_error_;
   uint32_t relay_next_ = 0;
+  std::map<std::string, uint32_t> take_next_;  // per service name: the next process in turn
   // Handed-over connections not yet taken by a network process of the
   // serving generation (its control queue was full).
   struct PendingAdopt {

@@ -44,6 +44,10 @@ enum class ControlType : uint32_t {
   reopen_logs = 11,   // supervisor -> child: reopen log files (SIGUSR1, after a rotation)
   failed = 12,        // child -> supervisor, before it exits: it could not start, and why
                       // (payload: its last error line, at most 1 KiB)
+  takeover = 13,      // network -> supervisor: a connection (1 fd) that service `arg` (index
+                      // in the sender's config) takes over; payload: proto/takeover.h
+  take = 14,          // supervisor -> service: own this connection from now on (1 fd,
+                      // the takeover's payload)
 };
 
 struct ControlMessage {

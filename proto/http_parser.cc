@@ -491,6 +491,7 @@ struct RequestState {
   bool connection_close = false;       // a Connection option "close"
   bool connection_keep_alive = false;  // a Connection option "keep-alive"
   bool keep_alive = true;              // the verdict, from the end of the head
+  bool upgrade = false;                // the head's `upgrade` (RequestHead::upgrade)
   std::string_view authority;          // of an absolute-form target (a view into it)
   uint32_t head_bytes = 0;             // bytes since the previous request ended
   uint32_t trailer_bytes = 0;          // bytes of the trailer section so far
@@ -520,7 +521,8 @@ class Parser {
 
   // `consumed` (if given): stop after the first request completed and say
   // how many bytes that took.
-  bool Feed(std::string_view data, RequestEvents& out, size_t* consumed = nullptr);
+  bool Feed(std::string_view data, RequestEvents& out, size_t* consumed = nullptr,
+            bool one_request = true, bool upgrade_stops = false);
   int status() const { return status_; }
   std::string_view reason() const { return reason_; }
   bool mid_request() const { return cur_.started && status_ == 0; }
@@ -597,6 +599,7 @@ class Parser {
   std::string_view reason_;
   Phase phase_ = Phase::kHead;
   bool closed_ = false;        // a request without keep-alive ended the stream
+  bool ended_upgrade_ = false;  // an upgrade request ended in this Feed (Feed's upgrade_stops)
   bool reset_llhttp_ = false;  // a request ended: llhttp starts afresh at the next
 };
 
@@ -653,14 +656,17 @@ Parser::Parser(ParserLimits limits) : limits_(limits), lexer_(limits.max_target_
   parser_.data = this;
 }
 
-bool Parser::Feed(std::string_view data, RequestEvents& out, size_t* consumed) {
+bool Parser::Feed(std::string_view data, RequestEvents& out, size_t* consumed, bool one_request,
+                  bool upgrade_stops) {
   if (consumed != nullptr) *consumed = 0;
   if (status_ != 0) return false;
   out_ = &out;
   const size_t had = out.completed;
   int stalls = 0;
+  ended_upgrade_ = false;
   while (!data.empty() && status_ == 0 && !closed_) {
-    if (consumed != nullptr && out.completed != had) break;
+    if (consumed != nullptr && one_request && out.completed != had) break;
+    if (upgrade_stops && ended_upgrade_) break;
     size_t used = Step(data);
     data.remove_prefix(used);
     if (consumed != nullptr) *consumed += used;
@@ -1022,6 +1028,11 @@ int Parser::OnHeadersComplete() {
   phase_ = chunked ? Phase::kChunkSize : Phase::kBody;
   cur_.keep_alive = KeepAlive();
   req.keep_alive = cur_.keep_alive;
+  // llhttp sets `upgrade` before this callback (Connection: upgrade and an
+  // Upgrade header; CONNECT never gets here). Only a GET without a body is
+  // an upgrade this server can take over (a WebSocket handshake).
+  cur_.upgrade = parser_.upgrade != 0 && req.method == "GET" && !has_body;
+  req.upgrade = cur_.upgrade;
   const uint64_t length = chunked ? kUnknownBodyLength : parser_.content_length;
   out_->heads.push_back(std::move(req));
   out_->events.push_back(RequestEvent{RequestEvent::Kind::head, length, {}});
@@ -1182,6 +1193,7 @@ int Parser::OnBody(std::string_view s) {
 int Parser::OnMessageComplete() {
   // Bytes after a request that ends the connection are never interpreted.
   closed_ = !cur_.keep_alive;
+  ended_upgrade_ = cur_.upgrade;
   // The next request starts llhttp afresh (Execute): its own keep-alive
   // verdict, which trims only SP around Connection options, is never used.
   reset_llhttp_ = true;
@@ -1260,6 +1272,18 @@ bool RequestParser::feed_events(std::string_view data, RequestEvents& out, size_
     if (!impl_) impl_ = std::make_unique<Impl>(limits_);
     return impl_->parser.Feed(data, out, consumed);
   } catch (...) {  // e.g. out.events.push_back failing outside a callback
+    if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
+    return false;
+  }
+}
+
+bool RequestParser::feed_events(std::string_view data, RequestEvents& out, size_t& consumed,
+                                bool one_request) {
+  consumed = 0;
+  try {
+    if (!impl_) impl_ = std::make_unique<Impl>(limits_);
+    return impl_->parser.Feed(data, out, &consumed, one_request, /*upgrade_stops=*/true);
+  } catch (...) {
     if (impl_) impl_->parser.Fail(kInternalError, "out of memory");
     return false;
   }

@@ -68,6 +68,12 @@ class RequestParser {
   // how many bytes of `data` were used. Returns false once the parser has
   // failed (then error_status() != 0); later calls consume nothing.
   bool feed_events(std::string_view data, RequestEvents& out, size_t* consumed = nullptr);
+  // The same, always saying in `consumed` how many bytes were used: it
+  // stops after the first request that ends when `one_request`, and always
+  // right after a request whose head has `upgrade` (the bytes after it may
+  // belong to another protocol: the caller decides whether they are HTTP,
+  // and feeds them again if so).
+  bool feed_events(std::string_view data, RequestEvents& out, size_t& consumed, bool one_request);
 
   // The same as whole requests, bodies joined (tests, and callers that want
   // whole requests). Every request completed by `data` is appended to `out`.

@@ -225,6 +225,7 @@ RequestHead& RequestHead::operator=(RequestHead&& other) noexcept {
   headers = std::move(other.headers);  // the views in it move with their storage
   keep_alive = other.keep_alive;
   expect_continue = other.expect_continue;
+  upgrade = other.upgrade;
   storage_ = std::move(other.storage_);  // a vector's move keeps its buffer in place
   used_ = other.used_;
   other.clear();

@@ -96,6 +96,11 @@ class RequestHead {
   std::vector<HeaderView> headers;
   bool keep_alive = true;
   bool expect_continue = false;
+  // A GET without a body that asks to switch protocols ("Connection: upgrade"
+  // and an Upgrade header, as llhttp sees them; RFC 9110 7.8): a WebSocket
+  // handshake. The parser stops right after such a request when asked
+  // (feed_events with `upgrade_stops`), so what follows can be taken over.
+  bool upgrade = false;
 
   RequestHead() = default;
   // The source is left empty (no views, nothing used of no storage).

@@ -243,6 +243,12 @@ struct Connection {
   bool end_reported = false;     // EPOLLRDHUP/HUP/ERR came: read on to the EOF, even
                                  // after a short read (no later event will say so)
   bool continue_sent = false;    // "100 Continue" sent for the current request
+  // An upgrade request a service takes over (worker/takeover.h): its encoded
+  // head, kept until every earlier response is written; then the socket, the
+  // head and the stash (the bytes after the head) go to the supervisor.
+  // Non-empty: nothing more is read or parsed here.
+  std::string takeover;
+  int32_t takeover_service = -1;  // valid while takeover is set: index into services
 };
 
 }  // namespace ringhttpd::worker

@@ -26,6 +26,7 @@
 #include "proto/http_request.h"
 #include "proto/http_response.h"
 #include "proto/ring_codec.h"
+#include "proto/unique_fd.h"
 #include "worker/settings.h"
 
 namespace ringhttpd::worker {
@@ -131,6 +132,18 @@ class Handler {
   // Called every loop iteration; returns the next time (monotonic ms) it
   // wants to be called, or -1 for none.
   virtual int64_t poll(int64_t /*now_ms*/) { return -1; }
+
+  // ---- connections taken over (upgrades; only for a handler that says so) ----
+  // The client's connection is the handler's from now on (a non-blocking
+  // socket), with the request that asked for it and the bytes the client
+  // sent after its head. The handler serves it in the process's loop and
+  // closes it when done. The default (a handler that takes no connections)
+  // closes it at once.
+  virtual void take_connection(proto::UniqueFd /*client*/, ServiceRequest /*request*/,
+                               std::string /*early*/) {}
+  // Connections taken over and still open: a graceful stop waits for them
+  // (until the supervisor says stop now).
+  virtual size_t connections_held() const { return 0; }
 };
 
 // The one visible list of handler types (config "services[i].type"): the

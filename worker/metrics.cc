@@ -261,6 +261,12 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
   // Ring depths: bytes waiting for each service process (requests) and for
   // the network processes to take from it (responses), summed over the
   // network processes.
+  w.family("ringhttpd_tunnels_open", "gauge",
+           "Client connections taken over (upgrades through the proxy) and still open (service "
+           "processes).");
+  for (const Process& p : procs) {
+    if (!p.network) w.sample("ringhttpd_tunnels_open", p.labels, load(p.slot->connections));
+  }
   w.family("ringhttpd_ring_queued_bytes", "gauge",
            "Bytes published into a service process's rings and not yet consumed, by direction.");
   const uint32_t networks = h.n_network;

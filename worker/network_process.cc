@@ -22,11 +22,13 @@
 #include "proto/control.h"
 #include "proto/http_response.h"
 #include "proto/ring_codec.h"
+#include "proto/takeover.h"
 #include "worker/child.h"
 #include "worker/dispatch.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/static_files.h"
+#include "worker/takeover.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -366,9 +368,11 @@ void NetworkProcess::begin_drain() {
   }
 }
 
-// Between two requests: nothing owed, nothing half parsed, still open both ways.
+// Between two requests: nothing owed, nothing half parsed, still open both
+// ways, and not promised to a service (takeover).
 bool NetworkProcess::at_boundary(const Connection& c) const {
-  return c.state == ConnState::open && c.activity() == Activity::idle && !c.peer_closed;
+  return c.state == ConnState::open && c.activity() == Activity::idle && !c.peer_closed &&
+         c.takeover.empty();
 }
 
 // Passes the socket and the bytes read but not parsed to the supervisor,
@@ -414,6 +418,55 @@ void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_
   if (!bytes.empty()) parse(*c, bytes);
   if (!c->finished() && c->readable && !c->read_paused) read_from(*c);
   if (!c->finished()) dirty_.push_back(c->id);
+}
+
+// An upgrade request for a route whose service takes connections over: its
+// head is encoded now (the views point into the read buffer), and the
+// connection goes once every earlier response is written (write_to). A head
+// that could never travel in a control message is 431, as for a ring.
+void NetworkProcess::begin_takeover(Connection& c, const proto::RequestHead& req,
+                                    const RouteSettings& route) {
+  origin_.client = c.peer;
+  if (!head_parts_.build(req, origin_, 0) ||
+      head_parts_.size() + proto::kTakeoverPrefix > proto::kMaxControlPayload) {
+    ResponseSlot& slot = new_slot(c, req);
+    answer_error(slot, 431, false);
+    c.close_input();
+    dirty_.push_back(c.id);
+    return;
+  }
+  c.takeover.clear();
+  head_parts_.append_to(c.takeover);
+  c.takeover_service = route.service_index;
+  dirty_.push_back(c.id);  // write_to passes it on once nothing is owed before it
+}
+
+// Passes the socket, the upgrade's head and the bytes read after it to the
+// supervisor, which gives them to a process of the service (or answers 503
+// itself). The socket leaves this epoll set explicitly, as in a handoff.
+// Those bytes are at most one read's worth; with a large head they may not
+// fit in one message: 503, and the connection closes.
+void NetworkProcess::take_over(Connection& c) {
+  const std::string payload = proto::encode_takeover(c.takeover, c.stash);
+  c.takeover.clear();
+  if (payload.empty()) {
+    log_warn("takeover: head and early bytes exceed one control message; answered 503");
+    answer_error(c.slots.emplace_back(), 503, false);
+    c.close_input();
+    dirty_.push_back(c.id);
+    return;
+  }
+  loop_.remove(c.fd.get());
+  const std::string err = proto::send_control(
+      env_.control_fd,
+      {proto::ControlType::takeover, static_cast<uint32_t>(c.takeover_service), 0}, {c.fd.get()},
+      payload);
+  if (!err.empty()) {
+    log_error("takeover: " + err);
+    return close_connection(c);
+  }
+  c.state = ConnState::handed_over;
+  finished_.push_back(c.id);
 }
 
 Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {
@@ -587,7 +640,7 @@ void NetworkProcess::read_from(Connection& c) {
 void NetworkProcess::parse(Connection& c, std::string_view data) {
   pieces_.clear();
   pieces_bytes_ = 0;
-  while (!data.empty() && c.input_open()) {
+  while (!data.empty() && c.input_open() && c.takeover.empty()) {
     if (over_budget(c, 1) || (draining_ && !c.parser.mid_request())) {
       c.stash.append(data);
       c.read_paused = true;
@@ -604,6 +657,10 @@ void NetworkProcess::parse(Connection& c, std::string_view data) {
       n = static_cast<size_t>(std::min<uint64_t>(n, room));
     }
     data.remove_prefix(parse_slice(c, data.substr(0, n), one_request(c, n)));
+  }
+  if (!c.takeover.empty()) {  // what follows the upgrade's head is the tunnel's
+    c.stash.append(data);
+    c.read_paused = true;
   }
   if (c.in && c.input_open() && uploading(*c.in)) {
     if (!c.in->dispatched) {
@@ -636,7 +693,9 @@ size_t NetworkProcess::parse_slice(Connection& c, std::string_view data, bool on
   const bool was_mid = c.parser.mid_request();
   events_.clear();
   size_t used = data.size();
-  const bool ok = c.parser.feed_events(data, events_, one ? &used : nullptr);
+  // Stops after an upgrade request too: the bytes after it are either HTTP
+  // (parsed by the next slice) or the tunnel's (stashed, see parse()).
+  const bool ok = c.parser.feed_events(data, events_, used, one);
   size_t next_head = 0;
   for (const proto::RequestEvent& e : events_.events) {
     switch (e.kind) {
@@ -718,8 +777,11 @@ void NetworkProcess::on_request_end(Connection& c) {
   if (!c.in) return;
   Incoming& in = *c.in;
   const bool keep_alive = in.head.keep_alive;
-  if (!in.dispatched) {
-    add_response(c, in.head, static_cast<const RouteSettings*>(in.route));
+  const auto* route = static_cast<const RouteSettings*>(in.route);
+  if (!in.dispatched && takes_over(in.head, route, env_.services, stopping_)) {
+    begin_takeover(c, in.head, *route);
+  } else if (!in.dispatched) {
+    add_response(c, in.head, route);
   } else if (uploading(in)) {
     continue_upload(c, true);
   }
@@ -1447,7 +1509,9 @@ void NetworkProcess::write_to(Connection& c) {
     if (!write_ready(c)) return;  // would block, or the connection ended
   } while (resume_reading(c) && (c.state == ConnState::open || c.state == ConnState::input_closed));
   if (!c.slots.empty()) return;
-  if (c.state == ConnState::input_closed) {
+  if (!c.takeover.empty() && c.state == ConnState::open) {
+    take_over(c);
+  } else if (c.state == ConnState::input_closed) {
     end_connection(c);
   } else if (draining_ && at_boundary(c)) {
     hand_over(c);
@@ -1598,7 +1662,7 @@ bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
 bool NetworkProcess::resume_reading(Connection& c) {
   // Draining: the stash is for the next process, but the request begun is
   // still read here to its end.
-  if (!c.read_paused || c.window_paused || over_budget(c, 2) ||
+  if (!c.read_paused || c.window_paused || over_budget(c, 2) || !c.takeover.empty() ||
       (draining_ && !c.parser.mid_request())) {
     return false;
   }

@@ -130,6 +130,9 @@ class NetworkProcess {
   bool at_boundary(const Connection& c) const;
   void hand_over(Connection& c);
   void adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
+  // ---- upgrades: connections a service process takes over ----
+  void begin_takeover(Connection& c, const proto::RequestHead& req, const RouteSettings& route);
+  void take_over(Connection& c);
   Connection* add_connection(proto::UniqueFd fd);
   void watch_overdue(int64_t now);
   void answer_error(ResponseSlot& slot, int status, bool keep_alive,

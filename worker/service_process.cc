@@ -10,6 +10,7 @@
 
 #include "proto/control.h"
 #include "proto/ring_codec.h"
+#include "proto/takeover.h"
 #include "worker/child.h"
 #include "worker/log.h"
 #include "worker/service_stream.h"
@@ -111,6 +112,8 @@ int ServiceProcess::run() {
     drain_requests();
     run_listeners();
     flush_rings();
+    publish_tunnels();
+    if (stopping_gracefully_ && handler_->connections_held() == 0) stop_ = true;
   }
   return 0;
 }
@@ -149,8 +152,8 @@ void ServiceProcess::handle_control() {
   for (;;) {
     proto::ControlMessage msg{};
     std::vector<proto::UniqueFd> fds;
-    std::string err;
-    const proto::RecvStatus st = proto::recv_control(env_.control_fd, msg, fds, err);
+    std::string err, payload;
+    const proto::RecvStatus st = proto::recv_control(env_.control_fd, msg, fds, err, &payload);
     if (st == proto::RecvStatus::again) return;
     if (st == proto::RecvStatus::closed) {
       supervisor_lost(env_);
@@ -158,9 +161,39 @@ void ServiceProcess::handle_control() {
       return;
     }
     if (st == proto::RecvStatus::error) return log_error(err);
-    if (msg.type == proto::ControlType::stop) stop_ = true;
+    if (msg.type == proto::ControlType::stop) on_stop(msg.arg == 1);
     if (msg.type == proto::ControlType::peer_gone) on_network_gone(msg.arg, msg.arg2);
+    if (msg.type == proto::ControlType::take) on_take(fds, payload);
   }
+}
+
+// A graceful stop (nothing can reach the rings any more) still lets the
+// connections this process took over run to their end; the supervisor's
+// "stop now" at the drain deadline closes them (docs/lifecycle.md).
+void ServiceProcess::on_stop(bool graceful) {
+  if (graceful && handler_->connections_held() > 0) {
+    if (!stopping_gracefully_) {
+      log_info("stopping once " + std::to_string(handler_->connections_held()) +
+               " taken-over connections end");
+    }
+    stopping_gracefully_ = true;
+    return;
+  }
+  stop_ = true;
+}
+
+// A connection taken over (an upgrade), passed on by the supervisor: to the
+// handler, with its request. The supervisor checked the payload; it is
+// decoded again here, since a wrong one must not reach the handler.
+void ServiceProcess::on_take(std::vector<proto::UniqueFd>& fds, const std::string& payload) {
+  ServiceRequest request;
+  std::string_view early;
+  if (fds.size() != 1 || !proto::decode_takeover(payload, request.http, request.origin, early)) {
+    log_error("take: malformed message (" + std::to_string(fds.size()) + " descriptors, " +
+              std::to_string(payload.size()) + " bytes); connection closed");
+    return;
+  }
+  handler_->take_connection(std::move(fds.front()), std::move(request), std::string(early));
 }
 
 // Network process `slot` died. What it had sent and this process had not
@@ -215,6 +248,17 @@ void ServiceProcess::publish_done() {
     std::atomic_ref<uint64_t>(slot.requests).fetch_add(done_answered_, std::memory_order_relaxed);
   }
   done_inflight_ = done_answered_ = 0;
+}
+
+// The connections the handler took over, in the slot's `connections` (a
+// service process's own field there): the metrics show them, and the
+// supervisor's graceful stop waits for a process only while it holds some.
+void ServiceProcess::publish_tunnels() {
+  const auto held = static_cast<uint32_t>(handler_->connections_held());
+  if (held == published_tunnels_) return;
+  published_tunnels_ = held;
+  std::atomic_ref<uint32_t>(env_.segment->slot(env_.slot()).connections)
+      .store(held, std::memory_order_relaxed);
 }
 
 void ServiceProcess::retire(Stream& stream, bool answered) {

@@ -71,8 +71,11 @@ class ServiceProcess : public HandlerLoop {
   void handle_event(const epoll_event& ev);
   void handle_control();
   void on_network_gone(uint32_t network, uint64_t incarnation);
+  void on_stop(bool graceful);
+  void on_take(std::vector<proto::UniqueFd>& fds, const std::string& payload);
   void count_done(uint64_t inflight_delta, uint64_t answered);
   void publish_done();
+  void publish_tunnels();
   template <typename F>
   void for_each_once(std::vector<std::shared_ptr<Stream>>& list,
                      std::vector<std::shared_ptr<Stream>>& scratch, bool StreamMarks::*mark, F f);
@@ -108,6 +111,8 @@ class ServiceProcess : public HandlerLoop {
   uint64_t next_watch_ = 1;
   void on_handler_event(uint64_t id, uint32_t events);
   bool stop_ = false;
+  bool stopping_gracefully_ = false;  // stop once the handler holds no connection
+  uint32_t published_tunnels_ = 0;    // connections_held() as last stored in the slot
 };
 
 }  // namespace ringhttpd::worker

@@ -38,6 +38,13 @@ struct ProxySettings {
   uint32_t idle_timeout_ms = 60000;     // an idle kept-alive upstream connection closes
   uint32_t keepalive = 32;              // idle connections kept per upstream per process
   uint32_t fail_timeout_ms = 10000;     // a failed upstream is passed over this long
+  // A GET with "Connection: upgrade" and an Upgrade header (a WebSocket
+  // handshake) takes the client's connection over: the network process
+  // passes it to a process of this service, which relays bytes both ways
+  // after the upstream's 101 (worker/handlers/tunnel.h). False: Upgrade is
+  // ignored and the request is proxied as plain HTTP.
+  bool upgrade = true;
+  uint32_t tunnel_idle_timeout_ms = 300000;  // a tunnel with no byte either way closes
 };
 
 // A "module" service: a shared object with the C ABI of

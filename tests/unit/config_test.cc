@@ -522,6 +522,30 @@ TEST(Config, ProxyTimeoutsAreAtMostTheServiceTimeout) {
   EXPECT_EQ(p.response_timeout_ms, 400u);
 }
 
+// Upgrades (WebSocket) are taken over by default, as HAProxy does; both keys
+// are checked and named.
+TEST(Config, ProxyUpgradeKeys) {
+  const worker::ProxySettings d = valid(R"({"services": [{"name": "a", "type": "proxy",
+                 "upstreams": ["127.0.0.1:1"]}]})")
+                                      .services[0]
+                                      .proxy;
+  EXPECT_TRUE(d.upgrade);
+  EXPECT_EQ(d.tunnel_idle_timeout_ms, 300000u);
+  const worker::ProxySettings p = valid(R"({"services": [{"name": "a", "type": "proxy",
+                 "upstreams": ["127.0.0.1:1"], "upgrade": false,
+                 "tunnel_idle_timeout_ms": 1500}]})")
+                                      .services[0]
+                                      .proxy;
+  EXPECT_FALSE(p.upgrade);
+  EXPECT_EQ(p.tunnel_idle_timeout_ms, 1500u);
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy",
+                 "upstreams": ["127.0.0.1:1"], "upgrade": 1, "tunnel_idle_timeout_ms": 0}]})"),
+            (Errors{"services[0].tunnel_idle_timeout_ms: must be an integer between 1 and 3600000",
+                    "services[0].upgrade: must be true or false"}));
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "upgrade": true}]})"),
+            Errors{"services[0].upgrade: unknown key"});
+}
+
 TEST(Config, AMetricsRouteIsTrueAndAlone) {
   const ConfigResult ok = parse_config(R"({"routes": [{"path": "/metrics", "metrics": true}]})");
   ASSERT_TRUE(ok.ok());

@@ -22,6 +22,8 @@
 #include "proto/unique_fd.h"
 #include "worker/block_cache.h"
 #include "worker/event_loop.h"
+#include "worker/handlers/proxy_headers.h"
+#include "worker/handlers/tunnel.h"
 #include "worker/log.h"
 
 namespace ringhttpd::worker {
@@ -30,39 +32,6 @@ namespace {
 constexpr size_t kOutHigh = 256 * 1024;  // request bytes buffered for the upstream
 constexpr size_t kReadBytes = 65536;
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-
-// Hop-by-hop fields (RFC 9110 7.6.1): never forwarded either way. Framing
-// is ours on each side; X-Forwarded-* are replaced by ours.
-bool hop_by_hop(std::string_view name) {
-  for (std::string_view h :
-       {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}) {
-    if (proto::iequals(name, h)) return true;
-  }
-  return false;
-}
-
-// Names listed in a Connection header are hop-by-hop too (but never Host: a
-// client cannot take it away from the upstream that way).
-bool listed_in_connection(const std::vector<proto::Header>& headers, std::string_view name) {
-  if (proto::iequals(name, "Host")) return false;
-  for (const proto::Header& h : headers) {
-    if (!proto::iequals(h.name, "Connection")) continue;
-    std::string_view v = h.value;
-    while (!v.empty()) {
-      const size_t comma = v.find(',');
-      std::string_view token = v.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
-        token.remove_prefix(1);
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
-        token.remove_suffix(1);
-      if (proto::iequals(token, name)) return true;
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  return false;
-}
 
 struct Upstream;
 struct Job;
@@ -235,7 +204,7 @@ bool resolve(const std::string& spec, Upstream& up) {
   return true;
 }
 
-class ProxyHandler : public Handler {
+class ProxyHandler : public Handler, public TunnelHost {
  public:
   explicit ProxyHandler(const ServiceSettings& settings) : settings_(settings.proxy) {
     for (const std::string& spec : settings_.upstreams) {
@@ -246,6 +215,12 @@ class ProxyHandler : public Handler {
       if (!up->usable) log_error("proxy upstream " + spec + ": cannot resolve; passed over");
       upstreams_.push_back(std::move(up));
     }
+  }
+
+  // Tunnels first: closing one gives its upstream back (upstreams_).
+  ~ProxyHandler() override {
+    tunnels_.clear();
+    ended_tunnels_.clear();
   }
 
   bool streams() const override { return true; }
@@ -275,8 +250,59 @@ class ProxyHandler : public Handler {
     now_ = now;
     graveyard_.clear();  // no callback of theirs is running here
     dead_.clear();
+    ended_tunnels_.clear();
     if (now >= next_check_) check_deadlines(now);
-    return next_check_ == INT64_MAX ? -1 : next_check_;
+    if (now >= tunnel_check_) check_tunnels(now);
+    const int64_t next = std::min(next_check_, tunnel_check_);
+    return next == INT64_MAX ? -1 : next;
+  }
+
+  // ---- connections taken over (worker/handlers/tunnel.h) ----
+
+  void take_connection(proto::UniqueFd client, ServiceRequest request,
+                       std::string early) override {
+    now_ = monotonic_ms();
+    auto t = std::make_unique<Tunnel>(*this, std::move(client), std::move(request),
+                                      std::move(early));
+    Tunnel* raw = t.get();
+    tunnels_.emplace(raw, std::move(t));
+    raw->start();
+  }
+  size_t connections_held() const override { return tunnels_.size(); }
+
+  HandlerLoop& loop() override { return *loop_; }
+  const ProxySettings& settings() const override { return settings_; }
+
+  bool pick_upstream(std::vector<size_t>& tried, TunnelUpstream& out) override {
+    now_ = monotonic_ms();
+    std::vector<Upstream*> passed;
+    for (size_t i : tried) passed.push_back(upstreams_[i].get());
+    Upstream* up = pick(passed);
+    if (up == nullptr) return false;
+    out.index = static_cast<size_t>(std::find_if(upstreams_.begin(), upstreams_.end(),
+                                                 [up](auto& u) { return u.get() == up; }) -
+                                    upstreams_.begin());
+    tried.push_back(out.index);
+    out.addr = up->addr;
+    out.len = up->len;
+    out.host = up->host;
+    out.name = up->name;
+    ++up->active;  // least_conn counts tunnels too
+    return true;
+  }
+  void upstream_failed(size_t index, const std::string& why) override {
+    now_ = monotonic_ms();
+    mark_down(*upstreams_[index], why);
+  }
+  void upstream_released(size_t index) override {
+    if (upstreams_[index]->active > 0) --upstreams_[index]->active;
+  }
+  void wake_at(int64_t ms) override { tunnel_check_ = std::min(tunnel_check_, ms); }
+  void tunnel_ended(Tunnel& t) override {
+    auto it = tunnels_.find(&t);
+    if (it == tunnels_.end()) return;
+    ended_tunnels_.push_back(std::move(it->second));  // freed at the next poll
+    tunnels_.erase(it);
   }
 
  private:
@@ -366,13 +392,13 @@ class ProxyHandler : public Handler {
 
   // ---- upstream choice and connections ----
 
-  Upstream* pick(const Job& job) {
+  Upstream* pick(const std::vector<Upstream*>& tried) {
     Upstream* best = nullptr;
     const size_t n = upstreams_.size();
     for (int pass = 0; pass < 2 && best == nullptr; ++pass) {
       for (size_t k = 0; k < n; ++k) {
         Upstream* up = upstreams_[(next_ + k) % n].get();
-        if (!up->usable || std::count(job.tried.begin(), job.tried.end(), up) != 0) continue;
+        if (!up->usable || std::count(tried.begin(), tried.end(), up) != 0) continue;
         if (pass == 0 && up->down_until > now_) continue;  // resting; used if all rest
         if (best == nullptr || (settings_.balance == "least_conn" && up->active < best->active)) {
           best = up;
@@ -461,7 +487,7 @@ class ProxyHandler : public Handler {
 
   void start_attempt(const std::shared_ptr<Job>& job) {
     for (;;) {
-      Upstream* up = pick(*job);
+      Upstream* up = pick(job->tried);
       if (up == nullptr) return fail(job, 502, "no upstream could be reached");
       job->tried.push_back(up);
       std::unique_ptr<Conn> c = idle_conn(*up);
@@ -740,8 +766,27 @@ class ProxyHandler : public Handler {
     next_check_ = next;
   }
 
+  // Tunnels past their deadline are checked (each moves its own deadline on
+  // with every byte; this only finds the next one to look at).
+  void check_tunnels(int64_t now) {
+    std::vector<Tunnel*> late;
+    int64_t next = INT64_MAX;
+    for (auto& [raw, t] : tunnels_) {
+      if (now >= t->deadline()) {
+        late.push_back(raw);
+      } else {
+        next = std::min(next, t->deadline());
+      }
+    }
+    tunnel_check_ = next;
+    for (Tunnel* t : late) t->check(now);  // may end it, or set a later deadline (wake_at)
+  }
+
   ProxySettings settings_;
   HandlerLoop* loop_ = nullptr;
+  std::unordered_map<Tunnel*, std::unique_ptr<Tunnel>> tunnels_;
+  std::vector<std::unique_ptr<Tunnel>> ended_tunnels_;  // freed at the next poll
+  int64_t tunnel_check_ = INT64_MAX;
   std::vector<std::unique_ptr<Upstream>> upstreams_;
   std::unordered_map<Job*, std::shared_ptr<Job>> jobs_;
   std::vector<std::shared_ptr<Job>> dead_;        // ended: freed at the next poll

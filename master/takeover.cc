@@ -1,0 +1,43 @@
+// See takeover.h: the supervisor's decisions about taken-over connections.
+#include "master/takeover.h"
+
+#include "proto/takeover.h"
+
+namespace ringhttpd::master {
+
+std::string check_takeover(uint32_t service, size_t n_fds, std::string_view payload,
+                           size_t n_services) {
+  if (n_fds != 1) return "takeover with " + std::to_string(n_fds) + " descriptors (not 1)";
+  if (service >= n_services) {
+    return "takeover for service " + std::to_string(service) + " of " +
+           std::to_string(n_services);
+  }
+  proto::HttpRequest req;
+  proto::RequestOrigin origin;
+  std::string_view early;
+  if (!proto::decode_takeover(payload, req, origin, early)) {
+    return "takeover payload that does not decode (" + std::to_string(payload.size()) + " bytes)";
+  }
+  return "";
+}
+
+int serving_service(std::string_view name, std::span<const worker::ServiceSettings> services) {
+  for (size_t i = 0; i < services.size(); ++i) {
+    const worker::ServiceSettings& s = services[i];
+    if (s.name == name) return s.type == "proxy" && s.proxy.upgrade ? static_cast<int>(i) : -1;
+  }
+  return -1;
+}
+
+int pick_taker(std::span<const TakerCandidate> candidates, uint32_t& next) {
+  const size_t n = candidates.size();
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (next + k) % n;
+    if (!candidates[i].ready) continue;
+    next = static_cast<uint32_t>(i + 1);
+    return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace ringhttpd::master

@@ -1,0 +1,49 @@
+// The supervisor's part in a connection taken over by a service process
+// (an upgrade through the proxy): a network process sends it the socket and
+// the request (`takeover`), and the supervisor passes both on (`take`) to a
+// ready process of that service in the serving generation, or answers the
+// client 503 itself. These are the decisions, apart from the descriptors
+// (Supervisor::relay_takeover does the I/O), so they are tested without
+// processes: is the message well formed, which service of the serving
+// config it means, and which process takes it.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "worker/settings.h"
+
+namespace ringhttpd::master {
+
+// "" when a takeover message from a network process may be passed on, else
+// why not (logged). Everything in it is a child's word: exactly one
+// descriptor, a service index within the sender's config, a payload that
+// decodes (proto/takeover.h).
+std::string check_takeover(uint32_t service, size_t n_fds, std::string_view payload,
+                           size_t n_services);
+
+// The sender's service `name`, in the serving generation's `services`: the
+// index of the proxy service of that name that takes upgrades, or -1. (A
+// network process of a draining generation counts in its own config; the
+// connection goes to the serving one, where the name may have moved or gone.)
+int serving_service(std::string_view name, std::span<const worker::ServiceSettings> services);
+
+// One service process that could take a connection: whether it can now.
+struct TakerCandidate {
+  bool ready = false;  // reported ready, control socket open
+};
+
+// The next ready candidate in turn, starting after the one `next` points
+// past (round robin: tunnels are long, so they are spread by count), or -1.
+// `next` moves past the one chosen.
+int pick_taker(std::span<const TakerCandidate> candidates, uint32_t& next);
+
+// What the supervisor writes to a client no process can take (then it
+// closes the connection).
+inline constexpr std::string_view kTakeoverRefused =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n"
+    "Retry-After: 1\r\nConnection: close\r\n\r\n503 no process free\n";
+
+}  // namespace ringhttpd::master

@@ -1,0 +1,600 @@
+// Connections taken over by the proxy (upgrades) through the real binary,
+// against an upstream the test runs on loopback (a thread per connection):
+// one that answers 101 and then echoes, one that answers 200 instead, one
+// that refuses. Checks the WebSocket-style exchange both ways, the bytes
+// the client sent right after its head, large transfers through one tunnel
+// with a slow reader (the proxy's memory stays bounded), half-close, the
+// idle timeout, 200 tunnels in one proxy process (and its gauge), a plain
+// request on the same route, a tunnel closed with the process that held it,
+// one that lives on across a reload, and a graceful stop.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr std::string_view k101 =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+bool send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// One accepted upstream connection: its request head and what came after.
+struct UpConn {
+  int fd;
+  std::string head;
+  std::string rest;  // bytes after the head, read with it
+};
+using Behavior = std::function<void(UpConn&)>;
+
+// 101, then every byte back as it comes; at the client's EOF, "<eof>" and
+// the upstream's own close.
+void echo_101(UpConn& c) {
+  if (!send_all(c.fd, k101) || !send_all(c.fd, c.rest)) return;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (!send_all(c.fd, std::string_view(buf, static_cast<size_t>(n)))) return;
+  }
+  send_all(c.fd, "<eof>");
+}
+
+class WsUpstream {
+ public:
+  explicit WsUpstream(Behavior behavior) : behavior_(std::move(behavior)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd_, 4096);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~WsUpstream() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    acceptor_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int c : open_) ::shutdown(c, SHUT_RDWR);
+    }
+    for (auto& t : workers_) t.join();
+    ::close(fd_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  int connections() const { return connections_; }
+  int closed() const { return closed_; }
+  std::string last_head() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_head_;
+  }
+  // Waits until `n` connections have ended on this side.
+  bool wait_closed(int n, std::chrono::milliseconds timeout) {
+    const auto end = Clock::now() + timeout;
+    while (closed_ < n && Clock::now() < end) std::this_thread::sleep_for(5ms);
+    return closed_ >= n;
+  }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      ++connections_;
+      std::lock_guard<std::mutex> lock(mu_);
+      open_.push_back(c);
+      workers_.emplace_back([this, c] { serve(c); });
+    }
+  }
+  void serve(int c) {
+    UpConn conn{c, {}, {}};
+    std::string buf;
+    char tmp[65536];
+    size_t end;
+    while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+      const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+      if (n <= 0) return finish(c);
+      buf.append(tmp, static_cast<size_t>(n));
+    }
+    conn.head = buf.substr(0, end + 2);
+    conn.rest = buf.substr(end + 4);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_head_ = conn.head;
+    }
+    behavior_(conn);
+    finish(c);
+  }
+  void finish(int c) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::erase(open_, c);
+      ::close(c);
+    }
+    ++closed_;
+  }
+
+  Behavior behavior_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, closed_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::vector<int> open_;
+  std::string last_head_;
+};
+
+// A raw client connection: bytes in, bytes out, with deadlines.
+class Raw {
+ public:
+  explicit Raw(int port, int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~Raw() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int fd() const { return fd_; }
+  bool send(std::string_view s) { return send_all(fd_, s); }
+  // Reads until `n` bytes are buffered (false at EOF or the deadline).
+  bool fill(size_t n, std::chrono::milliseconds timeout = 10s, size_t chunk = 65536) {
+    const auto end = Clock::now() + timeout;
+    while (buf_.size() < n) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+      if (left <= 0ms) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      std::string tmp(chunk, '\0');
+      const ssize_t r = ::recv(fd_, tmp.data(), tmp.size(), 0);
+      if (r <= 0) return false;
+      buf_.append(tmp.data(), static_cast<size_t>(r));
+    }
+    return true;
+  }
+  // The next `n` bytes.
+  std::optional<std::string> take(size_t n, std::chrono::milliseconds timeout = 10s) {
+    if (!fill(n, timeout)) return std::nullopt;
+    std::string out = buf_.substr(0, n);
+    buf_.erase(0, n);
+    return out;
+  }
+  // A response head (through the blank line).
+  std::optional<std::string> head(std::chrono::milliseconds timeout = 10s) {
+    const auto end = Clock::now() + timeout;
+    size_t at;
+    while ((at = buf_.find("\r\n\r\n")) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+      if (left <= 0ms || !fill(buf_.size() + 1, left)) return std::nullopt;
+    }
+    std::string out = buf_.substr(0, at + 4);
+    buf_.erase(0, at + 4);
+    return out;
+  }
+  // Everything until EOF; nullopt if the peer did not close in time.
+  std::optional<std::string> until_close(std::chrono::milliseconds timeout = 10s) {
+    const auto end = Clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+      if (left <= 0ms) return std::nullopt;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+      char tmp[65536];
+      const ssize_t r = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (r <= 0) break;
+      buf_.append(tmp, static_cast<size_t>(r));
+    }
+    std::string out = std::move(buf_);
+    buf_.clear();
+    return out;
+  }
+
+ private:
+  int fd_ = -1;
+  std::string buf_;
+};
+
+std::string upgrade_request(std::string_view path = "/ws") {
+  return "GET " + std::string(path) +
+         " HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+         "Keep-Alive: 300\r\n\r\n";
+}
+
+std::string config(const std::vector<std::string>& upstreams, json extra = json::object(),
+                   int processes = 1) {
+  json service = {{"name", "ws"},
+                  {"type", "proxy"},
+                  {"processes", processes},
+                  {"upstreams", upstreams},
+                  {"connect_timeout_ms", 500}};
+  for (auto& [k, v] : extra.items()) service[k] = v;
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", 1}}},
+      {"services", {service}},
+      {"routes", {{{"path", "/"}, {"service", "ws"}}}},
+      {"admin", {{"socket", ""}}},
+  }
+      .dump();
+}
+
+// Upgrades a fresh connection; the 101's head is checked and consumed.
+std::unique_ptr<Raw> open_tunnel(int port, std::string_view early = {}) {
+  auto c = std::make_unique<Raw>(port);
+  if (c->fd() < 0 || !c->send(upgrade_request() + std::string(early))) return nullptr;
+  auto head = c->head();
+  if (!head || !head->starts_with("HTTP/1.1 101 ")) return nullptr;
+  return c;
+}
+
+// The resident memory of a process (kB), from /proc.
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+TEST(Upgrade, AWebSocketExchangeGoesBothWaysWithTheBytesSentAfterTheHead) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  // The first frame right behind the head, in the same segment.
+  ASSERT_TRUE(c.send(upgrade_request() + "early-frame"));
+  auto head = c.head();
+  ASSERT_TRUE(head) << server.log();
+  EXPECT_TRUE(head->starts_with("HTTP/1.1 101 Switching Protocols\r\n")) << *head;
+  EXPECT_NE(head->find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos);
+  EXPECT_EQ(c.take(11), "early-frame");
+  for (int i = 0; i < 200; ++i) {
+    const std::string m = "message " + std::to_string(i) + ";";
+    ASSERT_TRUE(c.send(m));
+    ASSERT_EQ(c.take(m.size()), m) << i;
+  }
+  const std::string seen = up.last_head();
+  EXPECT_TRUE(seen.starts_with("GET /ws HTTP/1.1\r\n")) << seen;
+  EXPECT_NE(seen.find("Connection: upgrade\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Upgrade: websocket\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), std::string::npos);
+  EXPECT_NE(seen.find("X-Forwarded-For: 127.0.0.1\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("X-Forwarded-Host: ws.test\r\n"), std::string::npos) << seen;
+  EXPECT_EQ(seen.find("Keep-Alive"), std::string::npos) << "hop-by-hop: " << seen;
+}
+
+// A plain request on the same route is not taken over: it goes through the
+// ring (the network process frames it, keep-alive), and the connection
+// serves the next request.
+TEST(Upgrade, APlainRequestOnTheSameRouteGoesThroughTheRing) {
+  WsUpstream up([](UpConn& c) {
+    send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain");
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(c.send("GET /p HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "plain");
+    EXPECT_EQ(r->headers["connection"], "keep-alive");
+  }
+  EXPECT_EQ(up.last_head().find("Upgrade"), std::string::npos);
+}
+
+// upgrade: false keeps the old behaviour: Upgrade is dropped, the request
+// is proxied as plain HTTP through the ring.
+TEST(Upgrade, OffTheUpgradeIsProxiedAsPlainHttp) {
+  WsUpstream up([](UpConn& c) {
+    send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno");
+  });
+  Server server(config({up.address()}, {{"upgrade", false}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(upgrade_request()));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->headers["connection"], "keep-alive");
+  EXPECT_EQ(up.last_head().find("Upgrade"), std::string::npos) << up.last_head();
+}
+
+TEST(Upgrade, AnAnswerOtherThan101GoesToTheClientAndTheConnectionCloses) {
+  WsUpstream up([](UpConn& c) {
+    send_all(c.fd,
+             "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nConnection: keep-alive\r\n"
+             "X-Why: origin\r\n\r\nnot ok");
+    char b;
+    while (::recv(c.fd, &b, 1, 0) > 0) {
+    }  // kept open by the upstream: the proxy closes
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  ASSERT_TRUE(c.send(upgrade_request()));
+  auto all = c.until_close();
+  ASSERT_TRUE(all) << server.log();
+  EXPECT_TRUE(all->starts_with("HTTP/1.1 403 Forbidden\r\n")) << *all;
+  EXPECT_NE(all->find("Connection: close\r\n"), std::string::npos) << *all;
+  EXPECT_EQ(all->find("keep-alive"), std::string::npos) << *all;
+  EXPECT_NE(all->find("X-Why: origin\r\n"), std::string::npos) << *all;
+  EXPECT_TRUE(all->ends_with("\r\n\r\nnot ok")) << *all;
+  EXPECT_TRUE(up.wait_closed(1, 5s));
+}
+
+TEST(Upgrade, ARefusingUpstreamGets502) {
+  int dead_port;
+  {
+    WsUpstream gone([](UpConn&) {});
+    dead_port = gone.port();
+  }
+  Server server(config({"127.0.0.1:" + std::to_string(dead_port)}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  ASSERT_TRUE(c.send(upgrade_request()));
+  auto all = c.until_close();
+  ASSERT_TRUE(all) << server.log();
+  EXPECT_TRUE(all->starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << *all;
+  EXPECT_NE(all->find("Connection: close\r\n"), std::string::npos) << *all;
+}
+
+TEST(Upgrade, ASilentUpstreamGets504) {
+  WsUpstream up([](UpConn& c) {
+    char b;
+    while (::recv(c.fd, &b, 1, 0) > 0) {
+    }
+  });
+  Server server(config({up.address()}, {{"response_timeout_ms", 300}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  const auto began = Clock::now();
+  ASSERT_TRUE(c.send(upgrade_request()));
+  auto all = c.until_close();
+  ASSERT_TRUE(all) << server.log();
+  EXPECT_TRUE(all->starts_with("HTTP/1.1 504 Gateway Timeout\r\n")) << *all;
+  EXPECT_LT(Clock::now() - began, 3s);
+}
+
+// The client's EOF reaches the upstream as EOF (shutdown, not close), and
+// what the upstream sends after it still reaches the client.
+TEST(Upgrade, AHalfCloseReachesTheUpstreamAndItsReplyStillArrives) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  ASSERT_TRUE(c->send("last words"));
+  ::shutdown(c->fd(), SHUT_WR);
+  auto rest = c->until_close();
+  ASSERT_TRUE(rest) << server.log();
+  EXPECT_EQ(*rest, "last words<eof>");
+  EXPECT_TRUE(up.wait_closed(1, 5s));
+}
+
+TEST(Upgrade, AnIdleTunnelIsClosedBothWays) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}, {{"tunnel_idle_timeout_ms", 300}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  ASSERT_TRUE(c->send("ping"));
+  ASSERT_EQ(c->take(4), "ping");
+  const auto quiet = Clock::now();
+  auto rest = c->until_close(5s);
+  ASSERT_TRUE(rest) << "not closed when idle";
+  EXPECT_EQ(*rest, "");
+  EXPECT_GE(Clock::now() - quiet, 250ms);
+  EXPECT_TRUE(up.wait_closed(1, 5s)) << "the upstream side stays open";
+}
+
+// 8 MiB each way through one tunnel, the client reading slowly at first:
+// flow control holds the bytes back in the sockets, so the proxy process's
+// memory does not grow with the transfer.
+TEST(Upgrade, LargeTransfersWithASlowReaderKeepMemoryBounded) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t proxy = server.child("ringhttpd: service ws g1 #0");
+  ASSERT_GT(proxy, 0);
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  const long before = rss_kb(proxy);
+  constexpr size_t kBytes = 8 << 20;
+  std::string data(kBytes, '\0');
+  for (size_t i = 0; i < kBytes; ++i) data[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  std::atomic<bool> sent{false};
+  std::thread writer([&] { sent = c->send(data); });
+  // Slow at first: small reads, with pauses that let every buffer fill.
+  std::string got;
+  long peak = before;
+  for (int i = 0; i < 20; ++i) {
+    auto piece = c->take(4096, 10s);
+    ASSERT_TRUE(piece);
+    got += *piece;
+    std::this_thread::sleep_for(20ms);  // the slow reader (pacing, not a wait for a condition)
+    peak = std::max(peak, rss_kb(proxy));
+  }
+  while (got.size() < kBytes) {
+    auto piece = c->take(std::min<size_t>(1 << 20, kBytes - got.size()), 20s);
+    ASSERT_TRUE(piece) << got.size();
+    got += *piece;
+    peak = std::max(peak, rss_kb(proxy));
+  }
+  writer.join();
+  EXPECT_TRUE(sent);
+  EXPECT_TRUE(got == data) << "the bytes came back changed";
+  EXPECT_LT(peak - before, 4096) << "kB grown in the proxy process";
+}
+
+// The value of the first sample of `family` in the exposition, or "".
+std::string sample(const std::string& metrics, const std::string& family) {
+  const size_t at = metrics.find("\n" + family + "{");
+  if (at == std::string::npos) return "";
+  const size_t eol = metrics.find('\n', at + 1);
+  const std::string line = metrics.substr(at + 1, eol - at - 1);
+  return line.substr(line.rfind(' ') + 1);
+}
+
+// The proxy process's count of tunnels, as the metrics show it (its loop
+// publishes it each iteration: awaited, not assumed).
+bool tunnels_shown(int port, const std::string& count) {
+  const auto end = Clock::now() + 5s;
+  while (Clock::now() < end) {
+    auto r = http_get(port, "/metrics");
+    if (r && sample(r->body, "ringhttpd_tunnels_open") == count) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST(Upgrade, TwoHundredTunnelsAtOnceThroughOneProxyProcess) {
+  WsUpstream up(echo_101);
+  json cfg = json::parse(config({up.address()}, {}, 1));
+  cfg["routes"] = {{{"path", "/metrics"}, {"metrics", true}}, {{"path", "/"}, {"service", "ws"}}};
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::unique_ptr<Raw>> tunnels;
+  for (int i = 0; i < 200; ++i) {
+    tunnels.push_back(open_tunnel(server.port(), "hello " + std::to_string(i) + ";"));
+    ASSERT_TRUE(tunnels.back()) << i << server.log();
+  }
+  EXPECT_EQ(up.connections(), 200);
+  EXPECT_EQ(up.closed(), 0);
+  for (int i = 0; i < 200; ++i) {
+    const std::string hello = "hello " + std::to_string(i) + ";";
+    ASSERT_EQ(tunnels[i]->take(hello.size()), hello) << i;
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 200; ++i) ASSERT_TRUE(tunnels[i]->send("r" + std::to_string(round)));
+    for (int i = 0; i < 200; ++i) ASSERT_EQ(tunnels[i]->take(2), "r" + std::to_string(round));
+  }
+  EXPECT_TRUE(tunnels_shown(server.port(), "200")) << "ringhttpd_tunnels_open";
+  tunnels.clear();
+  EXPECT_TRUE(up.wait_closed(200, 10s)) << up.closed();
+  EXPECT_TRUE(tunnels_shown(server.port(), "0")) << "ringhttpd_tunnels_open";
+}
+
+// A tunnel belongs to the process that holds it: its death closes both
+// sides, and its replacement takes the next ones.
+TEST(Upgrade, TunnelsCloseWithTheProcessThatHoldsThem) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  const pid_t proxy = server.child("ringhttpd: service ws g1 #0");
+  ASSERT_GT(proxy, 0);
+  ::kill(proxy, SIGKILL);
+  auto rest = c->until_close(5s);
+  ASSERT_TRUE(rest) << "the client side stays open";
+  EXPECT_EQ(*rest, "");
+  EXPECT_TRUE(up.wait_closed(1, 5s)) << "the upstream side stays open";
+  ASSERT_TRUE(server.wait_for_log("replaced; serving", 10s)) << server.log();
+  auto fresh = open_tunnel(server.port());
+  ASSERT_TRUE(fresh) << server.log();
+  ASSERT_TRUE(fresh->send("again"));
+  EXPECT_EQ(fresh->take(5), "again");
+}
+
+// Tunnels belong to the service process that holds them: after a reload
+// the old generation's proxy keeps this one (until it ends, or its drain
+// deadline), while new tunnels go to the new generation.
+TEST(Upgrade, ATunnelLivesOnAcrossAReload) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}, {{"tunnel_idle_timeout_ms", 60000}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  ASSERT_TRUE(server.wait_for_log("taken-over connections end", 10s)) << server.log();
+  for (int i = 0; i < 20; ++i) {
+    const std::string m = "after reload " + std::to_string(i);
+    ASSERT_TRUE(c->send(m));
+    ASSERT_EQ(c->take(m.size()), m) << server.log();
+  }
+  EXPECT_GT(server.child("ringhttpd: service ws g1 #0"), 0) << "the old proxy holds it";
+  auto fresh = open_tunnel(server.port());
+  ASSERT_TRUE(fresh) << server.log();
+  ASSERT_TRUE(fresh->send("new"));
+  EXPECT_EQ(fresh->take(3), "new");
+  // The tunnel ends: then the old generation ends too.
+  ::shutdown(c->fd(), SHUT_WR);
+  auto rest = c->until_close();
+  ASSERT_TRUE(rest);
+  EXPECT_EQ(*rest, "<eof>");
+  EXPECT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+}
+
+// A graceful stop does not cut a tunnel before the drain deadline, and
+// does not wait past it either.
+TEST(Upgrade, AGracefulStopEndsATunnelAtTheDrainDeadline) {
+  WsUpstream up(echo_101);
+  json cfg = json::parse(config({up.address()}, {{"tunnel_idle_timeout_ms", 60000}}));
+  cfg["network"]["drain_timeout_ms"] = 1500;
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto c = open_tunnel(server.port());
+  ASSERT_TRUE(c) << server.log();
+  const auto began = Clock::now();
+  ::kill(server.pid(), SIGTERM);
+  ASSERT_TRUE(server.wait_for_log("taken-over connections end", 10s)) << server.log();
+  ASSERT_TRUE(c->send("still here"));
+  EXPECT_EQ(c->take(10), "still here");
+  EXPECT_EQ(server.stop(0, 10s), 0) << server.log();
+  const auto took = Clock::now() - began;
+  EXPECT_GE(took, 1000ms);
+  EXPECT_LT(took, 5000ms);
+  EXPECT_TRUE(c->until_close(2s));
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing

@@ -1,0 +1,47 @@
+// Which header fields a proxy passes on: shared by the request path
+// (proxy.cc) and connections taken over (tunnel.cc), so both drop the same
+// hop-by-hop fields.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "proto/http_request.h"
+
+namespace ringhttpd::worker {
+
+// Hop-by-hop fields (RFC 9110 7.6.1): never forwarded either way. Framing
+// is ours on each side; X-Forwarded-* are replaced by ours.
+inline bool hop_by_hop(std::string_view name) {
+  for (std::string_view h :
+       {"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"}) {
+    if (proto::iequals(name, h)) return true;
+  }
+  return false;
+}
+
+// Names listed in a Connection header are hop-by-hop too (but never Host: a
+// client cannot take it away from the upstream that way).
+inline bool listed_in_connection(const std::vector<proto::Header>& headers,
+                                 std::string_view name) {
+  if (proto::iequals(name, "Host")) return false;
+  for (const proto::Header& h : headers) {
+    if (!proto::iequals(h.name, "Connection")) continue;
+    std::string_view v = h.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+        token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+        token.remove_suffix(1);
+      if (proto::iequals(token, name)) return true;
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+}  // namespace ringhttpd::worker
