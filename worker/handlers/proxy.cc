@@ -64,6 +64,46 @@ bool listed_in_connection(const std::vector<proto::Header>& headers, std::string
   return false;
 }
 
+// A request field whose name has an underscore is dropped (nginx's default,
+// underscores_in_headers off): CGI, WSGI and PHP-FPM map "_" and "-" to the
+// same variable, so "X_Forwarded_For" or "Transfer_Encoding" would reach an
+// application as the field this proxy replaces or frames itself.
+bool underscore_name(std::string_view name) { return name.find('_') != std::string_view::npos; }
+
+// The elements of a comma-separated list field (RFC 9110 5.6.1), trimmed;
+// empty elements skipped. Calls `each` until it returns false.
+template <typename F>
+void for_each_element(std::string_view v, F each) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view e = v.substr(0, comma);
+    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+    if (!e.empty() && !each(e)) return;
+    if (comma == std::string_view::npos) return;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+// A response's Transfer-Encoding (all its lines, one list: RFC 9110 5.3)
+// is absent or exactly "chunked": the only coding this proxy decodes. Any
+// other (gzip, a parameter, chunked twice) would reach the client still
+// encoded with nothing saying so (Transfer-Encoding is hop-by-hop), so it
+// is a 502, as nginx's "upstream sent unknown Transfer-Encoding".
+bool only_chunked(const std::vector<proto::Header>& headers) {
+  int codings = 0;
+  bool chunked_last = false;
+  for (const proto::Header& h : headers) {
+    if (!proto::iequals(h.name, "Transfer-Encoding")) continue;
+    for_each_element(h.value, [&](std::string_view e) {
+      ++codings;
+      chunked_last = proto::iequals(e, "chunked");
+      return true;
+    });
+  }
+  return codings == 0 || (codings == 1 && chunked_last);
+}
+
 struct Upstream;
 struct Job;
 
@@ -107,6 +147,7 @@ struct Job {
   std::vector<proto::Header> headers;
   bool in_value = false;
   bool got_any = false;  // a response byte arrived
+  bool bad_coding = false;  // the head had a transfer coding not ours (only_chunked)
   bool started = false;  // the response began toward the client
   bool complete = false;
   bool paused = false;  // the client side is full: reading waits
@@ -149,6 +190,10 @@ int on_headers_complete(llhttp_t* p) {
     // would be read as such and the exchange would wait for the real one.
     if (p->flags & (F_CONTENT_LENGTH | F_CHUNKED | F_TRANSFER_ENCODING)) return -1;
     return 0;
+  }
+  if (!only_chunked(j->headers)) {
+    j->bad_coding = true;
+    return -1;
   }
   std::vector<proto::Header> kept;
   kept.reserve(j->headers.size());
@@ -304,8 +349,12 @@ class ProxyHandler : public Handler {
     std::string forwarded_for;
     for (const proto::Header& h : req.headers) {
       if (hop_by_hop(h.name) || listed_in_connection(req.headers, h.name)) continue;
+      if (underscore_name(h.name)) continue;
       if (proto::iequals(h.name, "X-Forwarded-For")) {
-        forwarded_for = h.value;
+        // Repeated field lines are one list (RFC 9110 5.3): every hop is
+        // kept, in order, ours appended after them.
+        if (!forwarded_for.empty() && !h.value.empty()) forwarded_for += ", ";
+        forwarded_for += h.value;
         continue;
       }
       if (proto::iequals(h.name, "X-Forwarded-Proto") ||
@@ -580,7 +629,10 @@ class ProxyHandler : public Handler {
       const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
       if (job->complete)
         return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
-      if (e != HPE_OK) return upstream_broke(job, "malformed response");
+      if (e != HPE_OK) {
+        return upstream_broke(
+            job, job->bad_coding ? "unknown transfer coding" : "malformed response");
+      }
       // The exchange refused the head (a status or headers it cannot
       // carry: it answered the client itself) or gave up: nothing more.
       if (job->started && !job->x->responding()) return end(job, false);
