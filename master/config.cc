@@ -43,6 +43,7 @@
 
 #include "master/lifecycle.h"
 #include "proto/http_response.h"
+#include "proto/normalize_path.h"
 #include "proto/ring_codec.h"
 #include "worker/handler.h"
 #include "worker/ring_channel.h"
@@ -778,7 +779,7 @@ bool is_header_value(std::string_view s) {
   });
 }
 
-// 1xx, 204 and 304 responses have no content (RFC 9110 6.4.1).
+// 1xx, 204, 205 and 304 responses have no content (RFC 9110 6.4.1, 15.3.6).
 
 void read_respond(const json& v, std::string_view path, RespondSettings* r, Errors* errors) {
   static constexpr std::array<std::string_view, 3> kKeys = {"status", "body", "content_type"};
@@ -790,7 +791,9 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
       !is_header_value(r->content_type)) {
     fail(errors, join(path, "content_type"), "must not contain control characters");
   }
-  if (!r->body.empty() && !proto::response_has_body("GET", r->status)) {
+  // 205 too (RFC 9110 15.3.6: a 205 MUST NOT have content), though a
+  // handler's 205 is framed like any other.
+  if (!r->body.empty() && (!proto::response_has_body("GET", r->status) || r->status == 205)) {
     fail(errors, join(path, "body"), "must be empty for status " + std::to_string(r->status));
   }
 }
@@ -952,6 +955,30 @@ std::string route_host_problem(std::string_view host) {
          quote(host) + ")";
 }
 
+// What is wrong with a route's "path", or "". Routes match the normalized
+// request path (proto/normalize_path.h: decoded, no "//", "." or ".."
+// segment) without its query, so a prefix that is not in that form could
+// never match: refused here, where `check` sees it, not left to 404.
+std::string route_path_problem(std::string_view p) {
+  const std::string got = " (got " + quote(p) + ")";
+  if (!p.starts_with('/')) return "must start with \"/\"" + got;
+  const bool control = std::any_of(p.begin(), p.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c < 0x20 || c == 0x7f;
+  });
+  if (control) return "must not contain control characters" + got;
+  if (p.find_first_of("?#") != std::string_view::npos) {
+    return "must not contain \"?\" or \"#\": routes match the path without the query" + got;
+  }
+  if (!proto::path_is_normal(p)) {
+    return "must be in normal form (no \"//\", no \".\" or \"..\" segment, no "
+           "percent-escape): routes match the normalized request path, so this one never "
+           "would" +
+           got;
+  }
+  return "";
+}
+
 void read_route(const json& v, std::string_view path, const ServiceIndex& services,
                 RouteSettings* r, Errors* errors) {
   static constexpr std::array<std::string_view, 7> kKeys = {
@@ -963,8 +990,10 @@ void read_route(const json& v, std::string_view path, const ServiceIndex& servic
       fail(errors, join(path, "host"), problem);
     }
   }
-  if (read_string(v, "path", path, &r->path, errors) && !r->path.starts_with('/')) {
-    fail(errors, join(path, "path"), "must start with \"/\" (got " + quote(r->path) + ")");
+  if (read_string(v, "path", path, &r->path, errors)) {
+    if (std::string problem = route_path_problem(r->path); !problem.empty()) {
+      fail(errors, join(path, "path"), problem);
+    }
   }
   read_route_target(v, path, services, r, errors);
 }
@@ -1006,6 +1035,13 @@ bool parse_mode(const json& v, unsigned* mode) {
   return true;
 }
 
+// A path whose last segment is "", "." or "..": a directory, never a file.
+bool names_directory(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  return base.empty() || base == "." || base == "..";
+}
+
 // sun_path holds the path and its terminating NUL.
 constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
 
@@ -1039,6 +1075,9 @@ void read_admin(const json& v, Config* c, Errors* errors) {
       fail(errors, "admin.socket",
            "must be \"\" (no admin socket) or a path of at most " + std::to_string(kMaxSocketPath) +
                " bytes");
+    } else if (!a.socket.empty() && names_directory(a.socket)) {
+      // What AdminServer::open would refuse at `serve`: said by `check` too.
+      fail(errors, "admin.socket", quote(a.socket) + " names a directory, not a socket file");
     }
   }
   const json* mode = member(v, "mode");

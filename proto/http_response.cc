@@ -245,4 +245,22 @@ std::string http_date(int64_t unix_seconds) {
   return buf;
 }
 
+std::optional<int64_t> parse_http_date(std::string_view value) {
+  // strptime's names are the C locale's: no process of ours sets another.
+  static constexpr const char* kFormats[] = {
+      "%a, %d %b %Y %H:%M:%S GMT",  // IMF-fixdate
+      "%A, %d-%b-%y %H:%M:%S GMT",  // RFC 850
+      "%a %b %e %H:%M:%S %Y",       // asctime
+  };
+  constexpr size_t kLongest = 64;  // the longest form is 33 bytes: room for spaces
+  if (value.empty() || value.size() > kLongest) return std::nullopt;
+  const std::string text(value);  // strptime wants a terminated string
+  for (const char* format : kFormats) {
+    struct tm tm {};
+    const char* end = ::strptime(text.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0') return static_cast<int64_t>(::timegm(&tm));
+  }
+  return std::nullopt;
+}
+
 }  // namespace ringhttpd::proto

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,5 +63,10 @@ std::string make_simple_response(int status, bool keep_alive, std::string_view d
 
 // IMF-fixdate for a unix time in seconds.
 std::string http_date(int64_t unix_seconds);
+
+// The unix time of an HTTP-date in any of its three formats (RFC 9110
+// 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms, which a
+// recipient must accept), or nullopt when the value is none of them.
+std::optional<int64_t> parse_http_date(std::string_view value);
 
 }  // namespace ringhttpd::proto

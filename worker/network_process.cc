@@ -963,22 +963,24 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead&
   const uint64_t size = file.size;
   const std::string& tag = file.etag;
   slot.data.reserve(256);  // the head, in one allocation
-  // Conditional requests (RFC 9110 13.1): If-None-Match wins over
-  // If-Modified-Since, which is compared as the text this server sent.
-  const std::string_view inm = req.header("If-None-Match");
-  const bool unchanged = !inm.empty() ? (inm == "*" || inm.find(tag) != std::string_view::npos)
-                                      : req.header("If-Modified-Since") == file.last_modified;
-  if (unchanged) {
-    proto::append_response_head(slot.data, 304, file.validators, 0, slot.keep_alive, date_);
-    slot.ready = true;
-    return;
+  // Conditional requests (RFC 9110 13.1, evaluated in the order of 13.2.2
+  // by worker/static_files.h).
+  const Conditions conditions = conditions_of(req);
+  switch (evaluate_preconditions(conditions, tag, file.last_modified)) {
+    case Precondition::failed:
+      return answer_error(slot, 412, slot.keep_alive);
+    case Precondition::not_modified:
+      proto::append_response_head(slot.data, 304, file.validators, 0, slot.keep_alive, date_);
+      slot.ready = true;
+      return;
+    case Precondition::proceed:
+      break;
   }
   const std::vector<proto::Header>* headers = &file.headers;  // a 206 adds Content-Range
   std::vector<proto::Header> partial_headers;
   int status = 200;
   ByteRange range{0, size == 0 ? 0 : size - 1};
-  const std::string_view if_range = req.header("If-Range");
-  if (req.method == "GET" && (if_range.empty() || if_range == tag)) {
+  if (req.method == "GET" && if_range_holds(conditions.if_range, tag, file.last_modified)) {
     switch (parse_range(req.header("Range"), size, range)) {
       case RangeAnswer::whole:
         range = {0, size == 0 ? 0 : size - 1};

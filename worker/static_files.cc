@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "proto/http_request.h"
+#include "proto/http_response.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -168,6 +169,96 @@ proto::UniqueFd open_beneath(int root_fd, const std::string& relative, bool dire
   const char* path = relative.empty() ? "." : relative.c_str();
   const long fd = ::syscall(SYS_openat2, root_fd, path, &how, sizeof how);
   return proto::UniqueFd(fd < 0 ? -1 : static_cast<int>(fd));
+}
+
+namespace {
+
+// Every line of the field `name`, joined into one list (RFC 9110 5.3).
+std::string joined(const std::vector<proto::HeaderView>& headers, std::string_view name) {
+  std::string list;
+  for (const proto::HeaderView& h : headers) {
+    if (h.value.empty() || !proto::iequals(h.name, name)) continue;
+    if (!list.empty()) list += ", ";
+    list += h.value;
+  }
+  return list;
+}
+
+enum class TagComparison { strong, weak };
+
+// Whether the entity-tag list `list` (RFC 9110 8.8.3: "*", or entity-tags
+// separated by commas; an opaque-tag may itself hold a comma, so the list
+// is read quote to quote) names `etag`. Strong comparison needs both tags
+// strong (RFC 9110 8.8.3.2). A malformed rest of the list matches nothing.
+bool tag_listed(std::string_view list, std::string_view etag, TagComparison how) {
+  const bool etag_weak = etag.starts_with("W/");
+  if (etag_weak) etag.remove_prefix(2);
+  for (;;) {
+    while (!list.empty() && (list.front() == ' ' || list.front() == '\t' || list.front() == ','))
+      list.remove_prefix(1);
+    if (list.empty()) return false;
+    if (list.front() == '*') return true;
+    const bool weak = list.starts_with("W/");
+    if (weak) list.remove_prefix(2);
+    if (list.empty() || list.front() != '"') return false;
+    const size_t close = list.find('"', 1);
+    if (close == std::string_view::npos) return false;
+    const std::string_view opaque = list.substr(0, close + 1);
+    list.remove_prefix(close + 1);
+    const bool comparable = how == TagComparison::weak || (!weak && !etag_weak);
+    if (comparable && opaque == etag) return true;
+  }
+}
+
+// If-Unmodified-Since fails when the representation changed after the date
+// (RFC 9110 13.1.4); a value that is no HTTP-date is ignored.
+bool modified_since(std::string_view date, std::string_view last_modified) {
+  const std::optional<int64_t> since = proto::parse_http_date(date);
+  const std::optional<int64_t> modified = proto::parse_http_date(last_modified);
+  return since && modified && *modified > *since;
+}
+
+}  // namespace
+
+Conditions conditions_of(const proto::RequestHead& req) {
+  Conditions c;
+  c.if_match = joined(req.headers, "If-Match");
+  c.if_unmodified_since = req.header("If-Unmodified-Since");
+  c.if_none_match = joined(req.headers, "If-None-Match");
+  c.if_modified_since = req.header("If-Modified-Since");
+  c.if_range = req.header("If-Range");
+  return c;
+}
+
+Precondition evaluate_preconditions(const Conditions& c, std::string_view etag,
+                                    std::string_view last_modified) {
+  // Steps 1 and 2: the representation must be the one the client has.
+  if (!c.if_match.empty()) {
+    if (!tag_listed(c.if_match, etag, TagComparison::strong)) return Precondition::failed;
+  } else if (!c.if_unmodified_since.empty() &&
+             modified_since(c.if_unmodified_since, last_modified)) {
+    return Precondition::failed;
+  }
+  // Steps 3 and 4 (for GET and HEAD, the only methods a static route
+  // answers): the client's copy is current. If-Modified-Since is compared
+  // as the text this server sent (nginx's "if_modified_since exact").
+  if (!c.if_none_match.empty()) {
+    return tag_listed(c.if_none_match, etag, TagComparison::weak) ? Precondition::not_modified
+                                                                   : Precondition::proceed;
+  }
+  if (!c.if_modified_since.empty() && c.if_modified_since == last_modified) {
+    return Precondition::not_modified;
+  }
+  return Precondition::proceed;
+}
+
+bool if_range_holds(std::string_view if_range, std::string_view etag,
+                    std::string_view last_modified) {
+  if (if_range.empty()) return true;
+  if (if_range.front() == '"' || if_range.starts_with("W/")) {
+    return !etag.starts_with("W/") && if_range == etag;  // strong: a weak tag never matches
+  }
+  return if_range == last_modified;
 }
 
 }  // namespace ringhttpd::worker

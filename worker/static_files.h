@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "proto/http_request.h"
 #include "proto/unique_fd.h"
 
 namespace ringhttpd::worker {
@@ -56,6 +57,33 @@ enum class RangeAnswer { whole, partial, unsatisfiable };
 // but one well-formed "bytes=" range is answered whole (a server may ignore
 // Range; several ranges would need multipart, not built).
 RangeAnswer parse_range(std::string_view header, uint64_t size, ByteRange& range);
+
+// The client's conditional fields (RFC 9110 13.1) for one request. A list
+// field may come on several lines, which form one list (RFC 9110 5.3), so
+// If-Match and If-None-Match hold all their lines joined with ", ". Each is
+// "" when absent (an empty field is taken as absent too).
+struct Conditions {
+  std::string if_match;
+  std::string_view if_unmodified_since;
+  std::string if_none_match;
+  std::string_view if_modified_since;
+  std::string_view if_range;
+};
+Conditions conditions_of(const proto::RequestHead& req);
+
+// What the preconditions of a GET or HEAD ask (RFC 9110 13.2.2, in its
+// order: If-Match, else If-Unmodified-Since; then If-None-Match, else
+// If-Modified-Since): answer, 304, or 412. `etag` and `last_modified` are
+// the representation's validators as this server sends them.
+enum class Precondition { proceed, not_modified, failed };
+Precondition evaluate_preconditions(const Conditions& c, std::string_view etag,
+                                    std::string_view last_modified);
+
+// If-Range (RFC 9110 13.1.5): the Range applies when the field is absent,
+// or is the current entity tag (a strong comparison: a weak tag never
+// matches), or exactly the Last-Modified date sent.
+bool if_range_holds(std::string_view if_range, std::string_view etag,
+                    std::string_view last_modified);
 
 // Opens `relative` beneath the directory `root_fd` (RESOLVE_BENEATH, no
 // magic links), read-only and non-blocking: a FIFO or a device node under

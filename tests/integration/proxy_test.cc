@@ -684,6 +684,98 @@ TEST(Proxy, AHeadAnsweredChunkedGetsNoContentLength) {
   EXPECT_EQ(g->body, "after");
 }
 
+// Repeated field lines are one list (RFC 9110 5.3): every X-Forwarded-For
+// line the client sent is kept, in order, before the client's address; and
+// Forwarded (which the proxy does not rewrite) reaches the upstream whole.
+TEST(Proxy, EveryXForwardedForLineIsKept) {
+  Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(
+      c.send("GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 9.9.9.9\r\n"
+             "Forwarded: for=1.1.1.1\r\nX-Forwarded-For: 8.8.8.8, 7.7.7.7\r\n"
+             "Forwarded: for=2.2.2.2\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  const UpRequest seen = up.last();
+  EXPECT_TRUE(seen.has("X-Forwarded-For: 9.9.9.9, 8.8.8.8, 7.7.7.7, 127.0.0.1")) << seen.head;
+  EXPECT_TRUE(seen.has("Forwarded: for=1.1.1.1")) << seen.head;
+  EXPECT_TRUE(seen.has("Forwarded: for=2.2.2.2")) << seen.head;
+}
+
+// A field name with an underscore never reaches the upstream (nginx's
+// underscores_in_headers off): a CGI/WSGI/PHP-FPM application would read
+// "X_Forwarded_For" as the X-Forwarded-For the proxy sets.
+TEST(Proxy, FieldNamesWithAnUnderscoreAreDropped) {
+  Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(
+      c.send("GET /x HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\n"
+             "Transfer_Encoding: chunked\r\nX-Real_IP: 5.5.5.5\r\nX-Kept: yes\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  const UpRequest seen = up.last();
+  EXPECT_EQ(seen.head.find('_'), std::string::npos) << seen.head;
+  EXPECT_EQ(seen.head.find("6.6.6.6"), std::string::npos) << seen.head;
+  EXPECT_TRUE(seen.has("X-Kept: yes")) << seen.head;
+  EXPECT_TRUE(seen.has("X-Forwarded-For: 127.0.0.1")) << seen.head;
+}
+
+// The proxy decodes chunked and nothing else: any other transfer coding
+// from an upstream (gzip before chunked, on one line or two, or alone and
+// read to the close) would reach the client still encoded with nothing
+// saying so. 502, as nginx; that connection is not used again.
+TEST(Proxy, ATransferCodingOtherThanChunkedIs502) {
+  Upstream up([](const UpRequest& r, int fd) {
+    const std::string line = r.line();
+    if (line.find("/gzip-chunked") != std::string::npos) {
+      return send_all(fd,
+                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      "5\r\nhello\r\n0\r\n\r\n");
+    }
+    if (line.find("/two-lines") != std::string::npos) {
+      return send_all(fd,
+                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    }
+    if (line.find("/gzip-eof") != std::string::npos) {
+      send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello");
+      return false;  // then close: the body would end with it
+    }
+    if (line.find("/chunked") != std::string::npos) {
+      return send_all(fd,
+                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                      "5\r\nhello\r\n0\r\n\r\n");
+    }
+    return send_all(fd, ok("fine"));
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::vector<std::string> bad = {"/gzip-chunked", "/two-lines", "/gzip-eof"};
+  for (size_t i = 0; i < bad.size(); ++i) {
+    const std::string& path = bad[i];
+    auto r = http_get(server.port(), path);
+    ASSERT_TRUE(r) << path << server.log();
+    EXPECT_EQ(r->status, 502) << path << ": " << r->body;
+    EXPECT_EQ(r->body.find("hello"), std::string::npos) << path;
+    // The next request needs a new connection: the bad one was closed
+    // (each bad request but the first took the previous good one's).
+    auto fine = http_get(server.port(), "/fine");
+    ASSERT_TRUE(fine) << path;
+    EXPECT_EQ(fine->body, "fine") << path;
+    EXPECT_EQ(up.connections(), static_cast<int>(i) + 2) << path;
+  }
+  auto chunked = http_get(server.port(), "/chunked");  // chunked alone, any case: decoded
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 200);
+  EXPECT_EQ(chunked->body, "hello");
+}
+
 // nginx as the upstream, when it is installed (Debian: nginx-light):
 // requests and a large body through it, over kept-alive connections.
 TEST(Proxy, InFrontOfNginx) {

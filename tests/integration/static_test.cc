@@ -1,5 +1,5 @@
 // Static files from the real binary (route "static"): contents and media
-// types (and a route's own types), HEAD, validators and 304, single ranges
+// types (and a route's own types), HEAD, validators, 304 and 412, single ranges
 // and 416, index files and 403, a 2 MiB file through sendfile with a
 // request pipelined behind it, paths that try to leave the root (404, or
 // 400 when the path has no normal form), its own checks kept on the path
@@ -107,6 +107,48 @@ TEST(Static, AFileWithItsTypeAndValidators) {
   r = c.read_response();
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+// RFC 9110 13.1 and 13.2.2 through the network process: If-Match and
+// If-Unmodified-Since give 412 (before If-None-Match is looked at), a tag on
+// any If-None-Match line gives 304, and an If-Range equal to the
+// Last-Modified sent lets the Range through.
+TEST(Static, EveryPreconditionIsEvaluated) {
+  Site site;
+  Server server(site.config());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/assets/a.css")));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  const std::string etag = r->headers["etag"], modified = r->headers["last-modified"];
+  const std::pair<std::string, int> cases[] = {
+      {"If-Match: \"nope\"\r\n", 412},
+      {"If-Match: " + etag + "\r\n", 200},
+      {"If-Match: \"nope\"\r\nIf-None-Match: *\r\n", 412},
+      {"If-Unmodified-Since: Mon, 01 Jan 1990 00:00:00 GMT\r\n", 412},
+      {"If-Unmodified-Since: " + modified + "\r\n", 200},
+      {"If-None-Match: \"x\"\r\nIf-None-Match: " + etag + "\r\n", 304},
+      {"If-Range: " + modified + "\r\nRange: bytes=0-3\r\n", 206},
+      {"If-Range: " + etag + "\r\nRange: bytes=0-3\r\n", 206},
+      {"If-Range: \"old\"\r\nRange: bytes=0-3\r\n", 200},
+      {"If-Range: Mon, 01 Jan 1990 00:00:00 GMT\r\nRange: bytes=0-3\r\n", 200},
+  };
+  for (const auto& [cond, status] : cases) {
+    ASSERT_TRUE(c.send(get("/assets/a.css", cond)));
+    r = c.read_response();
+    ASSERT_TRUE(r) << cond;
+    EXPECT_EQ(r->status, status) << cond;
+    if (status == 206) {
+      EXPECT_EQ(r->body, "body") << cond;
+    } else if (status == 200) {
+      EXPECT_EQ(r->body, "body { color: red }\n") << cond;
+    }
+  }
+  ASSERT_TRUE(c.send("HEAD /assets/a.css HTTP/1.1\r\nHost: t\r\nIf-Match: \"nope\"\r\n\r\n"));
+  r = c.read_response(std::chrono::seconds(5), true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 412);
 }
 
 TEST(Static, OneRangeIs206AndAnUnsatisfiableOne416) {

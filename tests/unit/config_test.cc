@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ namespace ringhttpd::master {
 namespace {
 
 using Errors = std::vector<std::string>;
+using nlohmann::json;
 using worker::RouteSettings;
 
 Errors errors_of(std::string_view text) { return parse_config(text).errors; }
@@ -581,11 +583,48 @@ TEST(Config, RouteFields) {
   EXPECT_TRUE(valid(R"({"routes": [{"methods": [], "respond": {}}]})").routes[0].methods.empty());
 }
 
+// Routes match the normalized path without its query (proto/normalize_path.h),
+// so a route path in any other form could never match: `check` says so.
+TEST(Config, ARoutePathMustBeInNormalForm) {
+  const auto error = [](std::string_view route_path) {
+    json cfg = {{"routes", {{{"path", route_path}, {"respond", json::object()}}}}};
+    const Errors errors = errors_of(cfg.dump());
+    return errors.size() == 1 ? errors[0] : "errors: " + std::to_string(errors.size());
+  };
+  const std::string not_normal =
+      R"(routes[0].path: must be in normal form (no "//", no "." or ".." segment, no )"
+      R"(percent-escape): routes match the normalized request path, so this one never would)";
+  EXPECT_EQ(error("/a//b"), not_normal + R"( (got "/a//b"))");
+  EXPECT_EQ(error("/a/../b"), not_normal + R"( (got "/a/../b"))");
+  EXPECT_EQ(error("/a/./b"), not_normal + R"( (got "/a/./b"))");
+  EXPECT_EQ(error("/a/.."), not_normal + R"( (got "/a/.."))");
+  EXPECT_EQ(error("/caf%C3%A9"), not_normal + R"( (got "/caf%C3%A9"))");
+  const std::string query =
+      R"(routes[0].path: must not contain "?" or "#": routes match the path without the query)";
+  EXPECT_EQ(error("/a?b"), query + R"( (got "/a?b"))");
+  EXPECT_EQ(error("/a#b"), query + R"( (got "/a#b"))");
+  // (A NUL is refused before, as in every string: "must not contain a NUL byte".)
+  for (std::string_view bad : {"/a\nb", "/a\tb", "/a\x7f", "/a\rb"}) {
+    EXPECT_TRUE(error(bad).starts_with("routes[0].path: must not contain control characters"))
+        << error(bad);
+  }
+  for (std::string_view fine : {"/", "/a", "/a/", "/a/b.c/", "/.well-known/x", "/a..b", "/a b"}) {
+    EXPECT_EQ(valid(json{{"routes", {{{"path", fine}, {"respond", json::object()}}}}}.dump())
+                  .routes[0]
+                  .path,
+              fine);
+  }
+}
+
 TEST(Config, RespondChecks) {
   EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"status": 204, "body": "x"}}]})"),
             Errors{"routes[0].respond.body: must be empty for status 204"});
   EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"status": 304, "body": "x"}}]})"),
             Errors{"routes[0].respond.body: must be empty for status 304"});
+  // RFC 9110 15.3.6: a 205 MUST NOT have content.
+  EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"status": 205, "body": "hello"}}]})"),
+            Errors{"routes[0].respond.body: must be empty for status 205"});
+  EXPECT_EQ(valid(R"({"routes": [{"respond": {"status": 205}}]})").routes[0].respond.status, 205);
   EXPECT_EQ(errors_of(R"({"routes": [{"respond": {"content_type": "text/plain\r\nX: y"}}]})"),
             Errors{"routes[0].respond.content_type: must not contain control characters"});
   EXPECT_EQ(valid(R"({"routes": [{"respond": {"status": 204}}]})").routes[0].respond.status, 204);
@@ -649,6 +688,14 @@ TEST(Config, AdminModeAndSocket) {
   EXPECT_EQ(valid(R"({"admin": {"socket": ")" + p107 + "\"}}").admin.socket, p107);
   EXPECT_EQ(errors_of(R"({"admin": {"socket": ")" + p107 + "s\"}}"),
             Errors{R"(admin.socket: must be "" (no admin socket) or a path of at most 107 bytes)"});
+  // What `serve` would refuse (AdminServer::open), `check` refuses too.
+  for (std::string_view dir : {"run/", "/tmp/x/", ".", "..", "run/.", "run/.."}) {
+    EXPECT_EQ(errors_of(json{{"admin", {{"socket", dir}}}}.dump()),
+              Errors{"admin.socket: \"" + std::string(dir) +
+                     "\" names a directory, not a socket file"})
+        << dir;
+  }
+  EXPECT_EQ(valid(R"({"admin": {"socket": "run/a.sock"}})").admin.socket, "run/a.sock");
 }
 
 TEST(Config, LogSettings) {

@@ -149,5 +149,17 @@ TEST(HttpResponse, DateIsImfFixdate) {
   EXPECT_EQ(http_date(1795600000), "Wed, 25 Nov 2026 09:46:40 GMT");
 }
 
+// RFC 9110 5.6.7: all three formats are read; anything else is no date.
+TEST(HttpResponse, ParsesEachHttpDateFormat) {
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
+  EXPECT_EQ(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777);
+  EXPECT_EQ(parse_http_date("Sun Nov  6 08:49:37 1994"), 784111777);
+  EXPECT_EQ(parse_http_date(http_date(1795600000)), 1795600000);
+  for (std::string_view bad : {"", "yesterday", "Sun, 06 Nov 1994 08:49:37 GMT trailing",
+                               "Sun, 06 Nov 1994", "1994-11-06T08:49:37Z"}) {
+    EXPECT_FALSE(parse_http_date(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace ringhttpd::proto

@@ -133,5 +133,73 @@ TEST(StaticOpen, AFifoOpensWithoutWaitingAndAFileReadsAsUsual) {
   std::system(("rm -rf " + dir).c_str());
 }
 
+// Conditional requests (RFC 9110 13.1, 13.2.2) against one representation.
+constexpr std::string_view kTag = "\"1-2-3.4\"";
+constexpr std::string_view kModified = "Sun, 06 Nov 1994 08:49:37 GMT";
+
+Precondition evaluate(std::vector<proto::HeaderView> headers) {
+  proto::RequestHead req;
+  req.headers = std::move(headers);
+  return evaluate_preconditions(conditions_of(req), kTag, kModified);
+}
+
+TEST(StaticConditions, IfMatchNeedsTheCurrentTagStrongly) {
+  EXPECT_EQ(evaluate({{"If-Match", "\"nope\""}}), Precondition::failed);
+  EXPECT_EQ(evaluate({{"If-Match", "W/\"1-2-3.4\""}}), Precondition::failed);  // weak: never
+  EXPECT_EQ(evaluate({{"If-Match", "\"1-2-3.4\""}}), Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Match", "*"}}), Precondition::proceed);
+  EXPECT_EQ(evaluate({{"if-match", "\"a\", \"1-2-3.4\""}}), Precondition::proceed);
+  // Two lines are one list.
+  EXPECT_EQ(evaluate({{"If-Match", "\"a\""}, {"If-Match", "\"1-2-3.4\""}}),
+            Precondition::proceed);
+}
+
+TEST(StaticConditions, IfUnmodifiedSinceFailsForALaterChange) {
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", "Mon, 01 Jan 1990 00:00:00 GMT"}}),
+            Precondition::failed);
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", "Sunday, 06-Nov-94 08:49:36 GMT"}}),
+            Precondition::failed);
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", kModified}}),
+            Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", "Sun Nov  6 08:49:38 1994"}}),
+            Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", "not a date"}}), Precondition::proceed);
+  // If-Match present: If-Unmodified-Since is not looked at (13.2.2 step 2).
+  EXPECT_EQ(evaluate({{"If-Match", "*"}, {"If-Unmodified-Since", "Mon, 01 Jan 1990 00:00:00 GMT"}}),
+            Precondition::proceed);
+}
+
+TEST(StaticConditions, IfNoneMatchOnAnyLineIsNotModified) {
+  EXPECT_EQ(evaluate({{"If-None-Match", "\"x\""}}), Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-None-Match", "\"x\""}, {"If-None-Match", "\"1-2-3.4\""}}),
+            Precondition::not_modified);
+  EXPECT_EQ(evaluate({{"If-None-Match", "\"x\", W/\"1-2-3.4\""}}),
+            Precondition::not_modified);  // weak comparison
+  EXPECT_EQ(evaluate({{"If-None-Match", "*"}}), Precondition::not_modified);
+  // If-None-Match present: If-Modified-Since is not looked at.
+  EXPECT_EQ(evaluate({{"If-None-Match", "\"x\""}, {"If-Modified-Since", kModified}}),
+            Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Modified-Since", kModified}}), Precondition::not_modified);
+  EXPECT_EQ(evaluate({{"If-Modified-Since", "Mon, 01 Jan 1990 00:00:00 GMT"}}),
+            Precondition::proceed);
+}
+
+// 13.2.2: a failed If-Match is 412 even when If-None-Match would be a 304.
+TEST(StaticConditions, APreconditionFailureComesFirst) {
+  EXPECT_EQ(evaluate({{"If-None-Match", "*"}, {"If-Match", "\"nope\""}}),
+            Precondition::failed);
+  EXPECT_EQ(evaluate({{"If-None-Match", "*"}, {"If-Match", "*"}}), Precondition::not_modified);
+}
+
+TEST(StaticConditions, IfRangeTakesTheStrongTagOrTheExactDate) {
+  EXPECT_TRUE(if_range_holds("", kTag, kModified));
+  EXPECT_TRUE(if_range_holds(kTag, kTag, kModified));
+  EXPECT_TRUE(if_range_holds(kModified, kTag, kModified));
+  EXPECT_FALSE(if_range_holds("W/\"1-2-3.4\"", kTag, kModified));
+  EXPECT_FALSE(if_range_holds("\"other\"", kTag, kModified));
+  EXPECT_FALSE(if_range_holds("Sun, 06 Nov 1994 08:49:38 GMT", kTag, kModified));
+  EXPECT_FALSE(if_range_holds("Sunday, 06-Nov-94 08:49:37 GMT", kTag, kModified));  // not exact
+}
+
 }  // namespace
 }  // namespace ringhttpd::worker

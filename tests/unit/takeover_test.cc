@@ -4,9 +4,10 @@
 // (proto/takeover.h), the supervisor's checks and choice of process
 // (master/takeover.h), and a tunnel's flow rules and the bytes it writes
 // (worker/handlers/tunnel.h).
+#include "master/takeover.h"
+
 #include <gtest/gtest.h>
 
-#include "master/takeover.h"
 #include "proto/control.h"
 #include "proto/http_parser.h"
 #include "proto/takeover.h"
@@ -44,9 +45,9 @@ TEST(Takeover, OnlyABodilessGetWithBothHeadersIsAnUpgrade) {
   EXPECT_TRUE(upgrade_of(kUpgrade));
   EXPECT_FALSE(upgrade_of("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"));
   EXPECT_FALSE(upgrade_of("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"));
-  EXPECT_FALSE(upgrade_of(
-      "POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
-      "Content-Length: 2\r\n\r\nhi"));
+  EXPECT_FALSE(
+      upgrade_of("POST / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"
+                 "Content-Length: 2\r\n\r\nhi"));
   EXPECT_FALSE(upgrade_of("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
 }
 
@@ -123,8 +124,8 @@ TEST(Takeover, ThePayloadCarriesTheHeadAndTheEarlyBytes) {
   EXPECT_EQ(req.header("Upgrade"), "websocket");
   EXPECT_EQ(origin.client, "10.0.0.1");
   EXPECT_EQ(early, "early");
-  EXPECT_TRUE(proto::encode_takeover(encoded_head(), std::string(proto::kMaxControlPayload, 'x'))
-                  .empty());
+  EXPECT_TRUE(
+      proto::encode_takeover(encoded_head(), std::string(proto::kMaxControlPayload, 'x')).empty());
 }
 
 TEST(Takeover, APayloadThatIsNotOneIsRefused) {
@@ -231,12 +232,22 @@ TEST(Takeover, TheUpstreamGetsTheUpgradeAndNoOtherHopByHopField) {
   EXPECT_TRUE(h.ends_with("\r\n\r\n"));
   r.http.headers = {{"Upgrade", "websocket"}};
   EXPECT_NE(worker::upgrade_request_head(r, "up:81").find("Host: up:81\r\n"), std::string::npos);
+  // As on the request path: every X-Forwarded-For line, no underscore names.
+  r.http.headers = {{"Upgrade", "websocket"},
+                    {"X-Forwarded-For", "9.9.9.9"},
+                    {"X_Forwarded_For", "6.6.6.6"},
+                    {"X-Forwarded-For", "8.8.8.8"}};
+  const std::string joined = worker::upgrade_request_head(r, "up:82");
+  EXPECT_NE(joined.find("X-Forwarded-For: 9.9.9.9, 8.8.8.8, 127.0.0.1\r\n"), std::string::npos)
+      << joined;
+  EXPECT_EQ(joined.find("6.6.6.6"), std::string::npos) << joined;
 }
 
 TEST(Takeover, AnAnswerOtherThan101KeepsItsFramingAndSaysClose) {
-  const std::string h = worker::closing_response_head(
-      403, {{"Content-Length", "6"}, {"Connection", "keep-alive"}, {"Keep-Alive", "5"},
-            {"X-Why", "origin"}});
+  const std::string h = worker::closing_response_head(403, {{"Content-Length", "6"},
+                                                            {"Connection", "keep-alive"},
+                                                            {"Keep-Alive", "5"},
+                                                            {"X-Why", "origin"}});
   EXPECT_EQ(h,
             "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nX-Why: origin\r\n"
             "Connection: close\r\n\r\n");

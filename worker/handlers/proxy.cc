@@ -33,6 +33,40 @@ constexpr size_t kOutHigh = 256 * 1024;  // request bytes buffered for the upstr
 constexpr size_t kReadBytes = 65536;
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
+// The elements of a comma-separated list field (RFC 9110 5.6.1), trimmed;
+// empty elements skipped. Calls `each` until it returns false.
+template <typename F>
+void for_each_element(std::string_view v, F each) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view e = v.substr(0, comma);
+    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+    if (!e.empty() && !each(e)) return;
+    if (comma == std::string_view::npos) return;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+// A response's Transfer-Encoding (all its lines, one list: RFC 9110 5.3)
+// is absent or exactly "chunked": the only coding this proxy decodes. Any
+// other (gzip, a parameter, chunked twice) would reach the client still
+// encoded with nothing saying so (Transfer-Encoding is hop-by-hop), so it
+// is a 502, as nginx's "upstream sent unknown Transfer-Encoding".
+bool only_chunked(const std::vector<proto::Header>& headers) {
+  int codings = 0;
+  bool chunked_last = false;
+  for (const proto::Header& h : headers) {
+    if (!proto::iequals(h.name, "Transfer-Encoding")) continue;
+    for_each_element(h.value, [&](std::string_view e) {
+      ++codings;
+      chunked_last = proto::iequals(e, "chunked");
+      return true;
+    });
+  }
+  return codings == 0 || (codings == 1 && chunked_last);
+}
+
 struct Upstream;
 struct Job;
 
@@ -75,8 +109,9 @@ struct Job {
   llhttp_t parser{};
   std::vector<proto::Header> headers;
   bool in_value = false;
-  bool got_any = false;  // a response byte arrived
-  bool started = false;  // the response began toward the client
+  bool got_any = false;     // a response byte arrived
+  bool bad_coding = false;  // the head had a transfer coding not ours (only_chunked)
+  bool started = false;     // the response began toward the client
   bool complete = false;
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
@@ -118,6 +153,10 @@ int on_headers_complete(llhttp_t* p) {
     // would be read as such and the exchange would wait for the real one.
     if (p->flags & (F_CONTENT_LENGTH | F_CHUNKED | F_TRANSFER_ENCODING)) return -1;
     return 0;
+  }
+  if (!only_chunked(j->headers)) {
+    j->bad_coding = true;
+    return -1;
   }
   std::vector<proto::Header> kept;
   kept.reserve(j->headers.size());
@@ -259,11 +298,10 @@ class ProxyHandler : public Handler, public TunnelHost {
 
   // ---- connections taken over (worker/handlers/tunnel.h) ----
 
-  void take_connection(proto::UniqueFd client, ServiceRequest request,
-                       std::string early) override {
+  void take_connection(proto::UniqueFd client, ServiceRequest request, std::string early) override {
     now_ = monotonic_ms();
-    auto t = std::make_unique<Tunnel>(*this, std::move(client), std::move(request),
-                                      std::move(early));
+    auto t =
+        std::make_unique<Tunnel>(*this, std::move(client), std::move(request), std::move(early));
     Tunnel* raw = t.get();
     tunnels_.emplace(raw, std::move(t));
     raw->start();
@@ -330,8 +368,12 @@ class ProxyHandler : public Handler, public TunnelHost {
     std::string forwarded_for;
     for (const proto::Header& h : req.headers) {
       if (hop_by_hop(h.name) || listed_in_connection(req.headers, h.name)) continue;
+      if (underscore_name(h.name)) continue;
       if (proto::iequals(h.name, "X-Forwarded-For")) {
-        forwarded_for = h.value;
+        // Repeated field lines are one list (RFC 9110 5.3): every hop is
+        // kept, in order, ours appended after them.
+        if (!forwarded_for.empty() && !h.value.empty()) forwarded_for += ", ";
+        forwarded_for += h.value;
         continue;
       }
       if (proto::iequals(h.name, "X-Forwarded-Proto") ||
@@ -606,7 +648,10 @@ class ProxyHandler : public Handler, public TunnelHost {
       const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
       if (job->complete)
         return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
-      if (e != HPE_OK) return upstream_broke(job, "malformed response");
+      if (e != HPE_OK) {
+        return upstream_broke(job,
+                              job->bad_coding ? "unknown transfer coding" : "malformed response");
+      }
       // The exchange refused the head (a status or headers it cannot
       // carry: it answered the client itself) or gave up: nothing more.
       if (job->started && !job->x->responding()) return end(job, false);

@@ -23,8 +23,7 @@ inline bool hop_by_hop(std::string_view name) {
 
 // Names listed in a Connection header are hop-by-hop too (but never Host: a
 // client cannot take it away from the upstream that way).
-inline bool listed_in_connection(const std::vector<proto::Header>& headers,
-                                 std::string_view name) {
+inline bool listed_in_connection(const std::vector<proto::Header>& headers, std::string_view name) {
   if (proto::iequals(name, "Host")) return false;
   for (const proto::Header& h : headers) {
     if (!proto::iequals(h.name, "Connection")) continue;
@@ -42,6 +41,14 @@ inline bool listed_in_connection(const std::vector<proto::Header>& headers,
     }
   }
   return false;
+}
+
+// A request field whose name has an underscore is dropped (nginx's default,
+// underscores_in_headers off): CGI, WSGI and PHP-FPM map "_" and "-" to the
+// same variable, so "X_Forwarded_For" or "Transfer_Encoding" would reach an
+// application as the field this proxy replaces or frames itself.
+inline bool underscore_name(std::string_view name) {
+  return name.find('_') != std::string_view::npos;
 }
 
 }  // namespace ringhttpd::worker

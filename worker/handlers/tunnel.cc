@@ -52,14 +52,20 @@ std::string upgrade_request_head(const ServiceRequest& r, std::string_view upstr
   o += " HTTP/1.1\r\n";
   const bool has_host = !req.header("Host").empty();
   if (!has_host) add_line(o, "Host", upstream_host);
+  std::string forwarded_for;  // every line of it, in order (one list: RFC 9110 5.3)
   for (const proto::Header& h : req.headers) {
-    if (hop_by_hop(h.name) || listed_in_connection(req.headers, h.name) || ours(h.name)) continue;
+    if (proto::iequals(h.name, "X-Forwarded-For") && !h.value.empty()) {
+      forwarded_for += (forwarded_for.empty() ? "" : ", ") + std::string(h.value);
+    }
+    if (underscore_name(h.name) || hop_by_hop(h.name) ||
+        listed_in_connection(req.headers, h.name) || ours(h.name)) {
+      continue;
+    }
     add_line(o, h.name, h.value);
   }
   // The protocol switch is asked of the upstream, hop by hop (RFC 9110 7.8).
   add_line(o, "Connection", "upgrade");
   add_line(o, "Upgrade", req.header("Upgrade"));
-  const std::string_view forwarded_for = req.header("X-Forwarded-For");
   const std::string client = r.origin.client.empty() ? "unknown" : r.origin.client;
   add_line(o, "X-Forwarded-For",
            forwarded_for.empty() ? client : std::string(forwarded_for) + ", " + client);
@@ -84,9 +90,9 @@ std::string closing_response_head(int status, const std::vector<proto::Header>& 
 }
 
 std::string tunnel_error_response(int status, std::string_view why) {
-  const std::string body =
-      std::to_string(status) + " " + std::string(proto::reason_phrase(status)) + " (" +
-      std::string(why) + ")\n";
+  const std::string body = std::to_string(status) + " " +
+                           std::string(proto::reason_phrase(status)) + " (" + std::string(why) +
+                           ")\n";
   std::string o = "HTTP/1.1 " + std::to_string(status) + " ";
   o += proto::reason_phrase(status);
   o += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
@@ -158,8 +164,7 @@ struct AnswerCallbacks {
 
 // ---- the tunnel ----
 
-Tunnel::Tunnel(TunnelHost& host, proto::UniqueFd client, ServiceRequest request,
-               std::string early)
+Tunnel::Tunnel(TunnelHost& host, proto::UniqueFd client, ServiceRequest request, std::string early)
     : host_(host),
       client_(std::move(client)),
       request_(std::move(request)),
@@ -222,8 +227,9 @@ void Tunnel::on_upstream(uint32_t ev) {
     socklen_t len = sizeof err;
     ::getsockopt(upstream_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0 || (ev & (EPOLLERR | EPOLLHUP))) {
-      host_.upstream_failed(upstream_index_, "connect failed: " +
-                                                 std::string(std::strerror(err ? err : ECONNREFUSED)));
+      host_.upstream_failed(
+          upstream_index_,
+          "connect failed: " + std::string(std::strerror(err ? err : ECONNREFUSED)));
       close_upstream();
       return attempt();
     }
@@ -269,12 +275,11 @@ void Tunnel::read_upstream() {
   const auto wanted = [this] {
     if (!upstream_) return false;
     if (phase_ == Phase::awaiting_head) return true;
-    return (phase_ == Phase::relaying || phase_ == Phase::answering) &&
-           flow_wants_read(to_client_);
+    return (phase_ == Phase::relaying || phase_ == Phase::answering) && flow_wants_read(to_client_);
   };
   while (wanted()) {
-    const size_t room = phase_ == Phase::awaiting_head ? sizeof buf
-                                                       : kFlowBytes - to_client_.pending();
+    const size_t room =
+        phase_ == Phase::awaiting_head ? sizeof buf : kFlowBytes - to_client_.pending();
     const ssize_t n = ::recv(upstream_.get(), buf, room, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -355,7 +360,8 @@ void Tunnel::feed_answer(std::string_view bytes) {
   if (answer_->complete || bytes.empty()) return;
   const llhttp_errno_t e = llhttp_execute(&answer_->parser, bytes.data(), bytes.size());
   size_t used = bytes.size();
-  if (e == HPE_PAUSED) used = static_cast<size_t>(llhttp_get_error_pos(&answer_->parser) - bytes.data());
+  if (e == HPE_PAUSED)
+    used = static_cast<size_t>(llhttp_get_error_pos(&answer_->parser) - bytes.data());
   to_client_.buf.append(bytes.substr(0, used));
   if (answer_->complete || (e != HPE_OK && e != HPE_PAUSED)) to_client_.src_eof = true;
 }
