@@ -392,6 +392,19 @@ void NetworkProcess::hand_over(Connection& c) {
   finished_.push_back(c.id);
 }
 
+uint64_t NetworkProcess::adopts_in_flight() {
+  const uint64_t sent =
+      std::atomic_ref<uint64_t>(own_slot().adopts_sent).load(std::memory_order_acquire);
+  return sent > adopted_ ? sent - adopted_ : 0;
+}
+
+// At max_connections, counting the connections on their way here: the
+// supervisor placed those against the same limit, so accepting in their
+// place would leave them without room (or without descriptors).
+bool NetworkProcess::full() {
+  return connections_.size() + adopts_in_flight() >= env_.network.max_connections;
+}
+
 // A connection handed over by a network process of the previous generation:
 // continue it as if it had been accepted here, starting with the bytes the
 // other process read and did not parse.
@@ -401,8 +414,23 @@ void NetworkProcess::hand_over(Connection& c) {
 // counted): its keep-alive timeout goes on from there, not from zero, so
 // frequent reloads do not keep idle connections forever. (The supervisor's
 // word, bounded: at most the timeout, which closes it at the next sweep.)
+//
+// The supervisor sends one only where it fits (master/adopt_placement.h);
+// one that does not (a supervisor that miscounted) is closed with a FIN
+// rather than held past max_connections, whose descriptors RLIMIT_NOFILE
+// was planned for.
 void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms) {
-  Connection* c = add_connection(std::move(fd));
+  Connection* c = nullptr;
+  if (draining_ || connections_.size() < env_.network.max_connections) {
+    c = add_connection(std::move(fd));
+  } else {
+    log_warn("adopt: already at network.max_connections (" +
+             std::to_string(env_.network.max_connections) + "); closed");
+    proto::close_unserved(std::move(fd));
+  }
+  // Taken, after its connection was published (the supervisor reads
+  // `adopted` first, so it can only overcount).
+  std::atomic_ref<uint64_t>(own_slot().adopted).store(++adopted_, std::memory_order_release);
   if (c == nullptr) return;
   const auto limit = static_cast<uint64_t>(env_.network.keepalive_timeout_ms);
   c->last_active_ms = now_ms_ - static_cast<int64_t>(std::min(idle_ms, limit));
@@ -444,12 +472,12 @@ void NetworkProcess::accept_all(int listener) {
       return;  // EAGAIN (another process took it), or an error on that client
     }
     proto::UniqueFd owned(fd);
-    if (connections_.size() >= env_.network.max_connections) {
+    if (full()) {
       refuse(fd);
       continue;  // closes it
     }
     add_connection(std::move(owned));
-    if (connections_.size() >= env_.network.max_connections) return update_accepting();
+    if (full()) return update_accepting();
   }
 }
 
@@ -471,11 +499,11 @@ void NetworkProcess::pause_accepting() {
 // rather than wait in the backlog.
 void NetworkProcess::update_accepting() {
   if (accept_resume_ms_ != 0 && now_ms_ >= accept_resume_ms_) accept_resume_ms_ = 0;
-  const bool full = connections_.size() >= env_.network.max_connections;
+  const bool at_limit = full();
   const bool can = !stopping_ && !draining_ && accept_resume_ms_ == 0;
   std::optional<bool> shared;  // computed once, when a shared listener asks
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    if (!listeners_[i].own && !shared) shared = can && (!full || !sibling_has_room());
+    if (!listeners_[i].own && !shared) shared = can && (!at_limit || !sibling_has_room());
     watch_listener(i, listeners_[i].own ? can : *shared);
   }
 }

@@ -129,6 +129,11 @@ class NetworkProcess {
   bool at_boundary(const Connection& c) const;
   void hand_over(Connection& c);
   void adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
+  // Adopt messages the supervisor sent that this process has not taken yet
+  // (the slot's adopts_sent against adopted_): they count as connections
+  // when deciding whether it may accept.
+  uint64_t adopts_in_flight();
+  bool full();
   Connection* add_connection(proto::UniqueFd fd);
   void watch_overdue(int64_t now);
   void answer_error(ResponseSlot& slot, int status, bool keep_alive,
@@ -240,6 +245,9 @@ class NetworkProcess {
   bool stopping_ = false;
   bool draining_ = false;  // reload: connections go to the next generation
   bool stop_now_ = false;
+  // Adopt messages taken off the control socket (mirrored in the slot's
+  // `adopted`, which the supervisor reads when placing the next one).
+  uint64_t adopted_ = 0;
 };
 
 }  // namespace ringhttpd::worker

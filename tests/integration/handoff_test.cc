@@ -1,0 +1,194 @@
+// Connections handed over in a reload, against the real binary at the
+// limits: a new generation never gets more than max_connections per network
+// process (the surplus of a smaller one is closed with a FIN, counted and
+// logged), and repeated reloads of a full server lose nothing.
+// Low max_connections and RLIMIT_NOFILE (prlimit) reach the limits with a
+// hundred or so connections.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/integration/server_harness.h"
+
+namespace ringhttpd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+const std::string kGetHealth = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+
+std::string config(int network, int max_connections, const std::string& user = "") {
+  json c = {
+      {"listeners", json::array({{{"address", "127.0.0.1"}, {"port", 0}}})},
+      {"network",
+       {{"processes", network}, {"max_connections", max_connections}, {"drain_timeout_ms", 10000}}},
+      {"services", json::array({{{"name", "app"}, {"type", "echo"}, {"processes", 1}}})},
+      {"routes",
+       {{{"path", "/healthz"}, {"respond", {{"status", 200}, {"body", "ok\n"}}}},
+        {{"path", "/"}, {"service", "app"}}}},
+  };
+  if (!user.empty()) {
+    c["user"] = user;
+    c["group"] = "nogroup";
+  }
+  return c.dump();
+}
+
+// RLIMIT_NOFILE 140 for the server: max_connections 60 needs 131 (fd_limit.h),
+// so a network process has room for 60 connections and not many more.
+Launch low_nofile() {
+  Launch l;
+  l.wrapper = {"/usr/bin/prlimit", "--nofile=140:140"};
+  return l;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+// `ctl reload`: answered once the new generation serves (or failed).
+bool reload(const Server& server, std::string& out) {
+  return exit_code(
+             run_binary({"ctl", "--socket", server.workdir().admin_socket(), "reload"}, out)) == 0;
+}
+
+json status(const Server& server) {
+  std::string out;
+  run_binary({"ctl", "--socket", server.workdir().admin_socket(), "status", "--json"}, out);
+  return json::parse(out, nullptr, false);
+}
+
+// Connections of the network processes of `generation`, as status shows them.
+std::vector<int> network_connections(const json& st, int generation) {
+  std::vector<int> out;
+  if (!st.is_object() || !st.contains("processes")) return out;
+  for (const json& p : st["processes"]) {
+    if (p["role"] == "network" && p["generation"] == generation && p["connections"].is_number()) {
+      out.push_back(p["connections"].get<int>());
+    }
+  }
+  return out;
+}
+
+// `n` keep-alive connections, each answered once, then idle.
+std::vector<std::unique_ptr<Client>> idle_connections(int port, int n) {
+  std::vector<std::unique_ptr<Client>> out;
+  for (int i = 0; i < n; ++i) {
+    auto c = std::make_unique<Client>(port);
+    if (!c->send(kGetHealth)) break;
+    auto r = c->read_response();
+    if (!r || r->status != 200) break;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// How the server left a connection that was idle: still open, closed with
+// a FIN, or reset. Awaited: up to `timeout` until `want_closed` of them show
+// an end (the ends are sent before the log line the test waits for, but
+// arrive on their own time).
+struct Ends {
+  int open = 0, fin = 0, reset = 0;
+};
+Ends classify(const std::vector<std::unique_ptr<Client>>& cs, int want_closed,
+              std::chrono::milliseconds timeout) {
+  std::vector<pollfd> fds;
+  for (const auto& c : cs) fds.push_back({c->fd(), POLLIN, 0});
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    ::poll(fds.data(), fds.size(), 10);
+    int ready = 0;
+    for (const pollfd& p : fds) ready += p.revents != 0 ? 1 : 0;
+    if (ready >= want_closed || Clock::now() >= deadline) break;
+  }
+  Ends e;
+  for (const auto& c : cs) {
+    char b;
+    const ssize_t n = ::recv(c->fd(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) {
+      ++e.fin;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      ++e.open;
+    } else {
+      ++e.reset;  // or bytes nobody asked for
+    }
+  }
+  return e;
+}
+
+// A reload to fewer network processes than the connections need: the new
+// generation takes exactly what fits (max_connections each), the rest are
+// closed with a FIN, and one warning names the limit. Before, every
+// connection was pushed into the one new process regardless: status showed
+// it past max_connections, and past its RLIMIT_NOFILE the descriptors were
+// lost in recvmsg (MSG_CTRUNC).
+TEST(Reload, ASmallerGenerationKeepsWhatFitsAndClosesTheRestWithAFin) {
+  Server server(config(2, 60), Binary::shipped, low_nofile());
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto cs = idle_connections(server.port(), 120);
+  ASSERT_EQ(cs.size(), 120u) << server.log();
+  server.rewrite_config(config(1, 60));
+  std::string out;
+  ASSERT_TRUE(reload(server, out)) << out << server.log();
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  EXPECT_TRUE(
+      server.wait_for_log("reload: 60 handed-over connections closed: generation 2 had no "
+                          "room for them (network.max_connections 60 x 1",
+                          5s))
+      << server.log();
+  const Ends e = classify(cs, 60, 3s);
+  EXPECT_EQ(e.open, 60);
+  EXPECT_EQ(e.fin, 60);
+  EXPECT_EQ(e.reset, 0);
+  EXPECT_EQ(network_connections(status(server), 2), std::vector<int>{60});
+  int answered = 0;
+  for (auto& c : cs) {
+    char b;
+    if (::recv(c->fd(), &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) continue;  // closed
+    if (!c->send(kGetHealth)) continue;
+    auto r = c->read_response(5s);
+    if (r && r->status == 200) ++answered;
+  }
+  EXPECT_EQ(answered, 60) << server.log();
+  EXPECT_EQ(server.log().find("descriptors lost"), std::string::npos) << server.log();
+}
+
+// A server holding as many connections as its network processes may hold,
+// reloaded again and again with the same config: every connection fits the
+// new generation and survives each time, no process holds more than its
+// max_connections. Before, the relay dealt them round-robin and skipped a
+// process whose control queue was full, so one got more than its share.
+TEST(Reload, RepeatedReloadsOfAFullServerLoseNoConnection) {
+  Server server(config(2, 60), Binary::shipped, low_nofile());
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto cs = idle_connections(server.port(), 120);
+  ASSERT_EQ(cs.size(), 120u) << server.log();
+  for (int g = 2; g <= 4; ++g) {
+    std::string out;
+    ASSERT_TRUE(reload(server, out)) << out << server.log();
+    ASSERT_TRUE(server.wait_for_log("generation " + std::to_string(g - 1) + " ended", 10s))
+        << server.log();
+    for (int n : network_connections(status(server), g)) EXPECT_LE(n, 60) << g;
+  }
+  const Ends e = classify(cs, 0, 0ms);
+  EXPECT_EQ(e.open, 120) << server.log();
+  int answered = 0;
+  for (auto& c : cs) {
+    if (!c->send(kGetHealth)) continue;
+    auto r = c->read_response(5s);
+    if (r && r->status == 200) ++answered;
+  }
+  EXPECT_EQ(answered, 120) << server.log();
+  EXPECT_EQ(server.log().find("descriptors lost"), std::string::npos) << server.log();
+  EXPECT_EQ(server.log().find("handed-over connections closed"), std::string::npos) << server.log();
+}
+
+}  // namespace
+}  // namespace ringhttpd::testing
