@@ -53,6 +53,9 @@ constexpr int64_t kLingerMs = 2000;        // lingering close: discard input at 
 constexpr int64_t kTrimAfterMs = 200;      // idle this long: give back per-request memory
 // Stopping: an idle keep-alive connection quiet this long is closed.
 constexpr int64_t kStopIdleMs = 1000;
+// Draining: a handoff the control socket cannot take now (its queue full,
+// or ETOOMANYREFS) is tried again this much later.
+constexpr int64_t kHandoffRetryMs = 5;
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 std::atomic_ref<uint64_t> inflight_of(shm::ProcessSlot& slot) {
@@ -189,6 +192,7 @@ int NetworkProcess::run() {
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
     update_accepting();
     flush_rings();  // last: anything above may have published requests
+    if (draining_ && !handoff_waiting_.empty() && now_ms_ >= next_handoff_ms_) retry_handoffs();
     drop_finished();
     if ((stopping_ || draining_) && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) {
       stop_now_ = true;
@@ -204,6 +208,9 @@ int NetworkProcess::sleep_timeout() {
   bool can_sleep = true;
   for (auto& channel : channels_) can_sleep = channel.prepare_sleep() && can_sleep;
   if (!can_sleep || !dirty_.empty()) return 0;
+  if (draining_ && !handoff_waiting_.empty()) {
+    return static_cast<int>(std::clamp<int64_t>(next_handoff_ms_ - monotonic_ms(), 0, 250));
+  }
   if (connections_.empty() && !stopping_) return 1000;
   return static_cast<int>(std::clamp<int64_t>(next_sweep_ms_ - monotonic_ms(), 0, 250));
 }
@@ -318,6 +325,7 @@ void NetworkProcess::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
   draining_ = false;  // a stop during a reload's drain: serve here, with close
+  handoff_waiting_.clear();
   stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
   update_accepting();
   listeners_.clear();
@@ -375,21 +383,57 @@ bool NetworkProcess::at_boundary(const Connection& c) const {
 // which gives them to a network process of the next generation. The socket
 // leaves this epoll set explicitly: the open socket lives on elsewhere, so
 // closing this descriptor alone would not remove it.
+//
+// Never blocks: when the control socket cannot take it now (the
+// supervisor's queue is full, or ETOOMANYREFS: Linux caps the descriptors a
+// user has in flight at RLIMIT_NOFILE, which an unprivileged process
+// handing over many connections reaches), the connection stays here, served
+// as before, and is tried again kHandoffRetryMs later, until the drain's
+// deadline.
 void NetworkProcess::hand_over(Connection& c) {
+  if (try_hand_over(c) != Handoff::later) return;
+  handoff_waiting_.insert(c.id);
+  if (next_handoff_ms_ <= now_ms_) next_handoff_ms_ = now_ms_ + kHandoffRetryMs;
+}
+
+NetworkProcess::Handoff NetworkProcess::try_hand_over(Connection& c) {
   if (c.stash.size() > proto::kMaxControlPayload) {  // not reached: see kReadBufferBytes
     log_error("handoff: " + std::to_string(c.stash.size()) + " bytes unparsed; closed");
-    return close_connection(c);
+    close_connection(c);
+    return Handoff::failed;
+  }
+  const auto idle_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ms_ - c.last_active_ms));
+  std::string err;
+  const proto::SendStatus st = proto::try_send_control(
+      env_.control_fd, {proto::ControlType::handoff, 0, idle_ms}, {c.fd.get()}, c.stash, err);
+  if (st == proto::SendStatus::again) return Handoff::later;
+  if (st == proto::SendStatus::error) {
+    log_error("handoff: " + err);
+    close_connection(c);
+    return Handoff::failed;
   }
   loop_.remove(c.fd.get());
-  const auto idle_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ms_ - c.last_active_ms));
-  const std::string err = proto::send_control(
-      env_.control_fd, {proto::ControlType::handoff, 0, idle_ms}, {c.fd.get()}, c.stash);
-  if (!err.empty()) {
-    log_error("handoff: " + err);
-    return close_connection(c);
-  }
   c.state = ConnState::handed_over;
   finished_.push_back(c.id);
+  return Handoff::sent;
+}
+
+// The waiting handoffs, oldest first, until one has to wait again (the
+// rest would too). One that got busy meanwhile (its client sent a request)
+// leaves the list: it goes at its next boundary (write_to).
+void NetworkProcess::retry_handoffs() {
+  for (auto it = handoff_waiting_.begin(); it != handoff_waiting_.end();) {
+    auto c = connections_.find(*it);
+    if (c == connections_.end() || c->second->finished() || !at_boundary(*c->second)) {
+      it = handoff_waiting_.erase(it);
+      continue;
+    }
+    if (try_hand_over(*c->second) == Handoff::later) {
+      next_handoff_ms_ = now_ms_ + kHandoffRetryMs;
+      return;
+    }
+    it = handoff_waiting_.erase(it);
+  }
 }
 
 uint64_t NetworkProcess::adopts_in_flight() {

@@ -1,19 +1,25 @@
 // Connections handed over in a reload, against the real binary at the
 // limits: a new generation never gets more than max_connections per network
 // process (the surplus of a smaller one is closed with a FIN, counted and
-// logged), and repeated reloads of a full server lose nothing.
+// logged), repeated reloads of a full server lose nothing, an unprivileged
+// drain that hits ETOOMANYREFS retries instead of closing.
 // Low max_connections and RLIMIT_NOFILE (prlimit) reach the limits with a
 // hundred or so connections.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/server_harness.h"
@@ -188,6 +194,109 @@ TEST(Reload, RepeatedReloadsOfAFullServerLoseNoConnection) {
   EXPECT_EQ(answered, 120) << server.log();
   EXPECT_EQ(server.log().find("descriptors lost"), std::string::npos) << server.log();
   EXPECT_EQ(server.log().find("handed-over connections closed"), std::string::npos) << server.log();
+}
+
+// Puts `count` descriptors in flight as user nobody (a socketpair sending
+// itself descriptors it never reads) and holds them until release(). Linux
+// counts a user's descriptors in flight against the sender's RLIMIT_NOFILE
+// (unless it has CAP_SYS_RESOURCE): past it, a network process running as
+// nobody gets ETOOMANYREFS for every handoff, as one handing over many
+// connections does by itself.
+class InFlightAsNobody {
+ public:
+  explicit InFlightAsNobody(int count) {
+    int ready[2], hold[2];
+    if (::pipe(ready) != 0 || ::pipe(hold) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      ::close(hold[1]);
+      const rlimit lots{4096, 4096};
+      ::setrlimit(RLIMIT_NOFILE, &lots);
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(1);
+      int pair[2];
+      if (::socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) != 0) ::_exit(1);
+      std::vector<int> fds(static_cast<size_t>(count), pair[1]);
+      std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+      char byte = 'x';
+      iovec iov{&byte, 1};
+      msghdr m{};
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = control.data();
+      m.msg_controllen = control.size();
+      cmsghdr* c = CMSG_FIRSTHDR(&m);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+      if (::sendmsg(pair[0], &m, 0) != 1) ::_exit(1);
+      (void)!::write(ready[1], "r", 1);
+      char b;
+      (void)!::read(hold[0], &b, 1);  // until release(): EOF
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(hold[0]);
+    hold_ = hold[1];
+    char b;
+    ok_ = pid_ > 0 && ::read(ready[0], &b, 1) == 1;
+    ::close(ready[0]);
+  }
+  ~InFlightAsNobody() { release(); }
+  bool ok() const { return ok_; }
+  void release() {
+    if (hold_ >= 0) ::close(hold_);
+    hold_ = -1;
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int hold_ = -1;
+  bool ok_ = false;
+};
+
+// Children as nobody (root drops to it), a reload while nobody has more
+// descriptors in flight than its RLIMIT_NOFILE: every handoff fails with
+// ETOOMANYREFS. The connections stay with the old generation meanwhile and
+// go once the count falls. Before, each was closed at the first failure
+// ("handoff: sendmsg(control): Too many references").
+TEST(Reload, HandoffsThatHitTooManyRefsAreRetriedNotClosed) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (to run the children as nobody)";
+  Server server(config(2, 60, "nobody"), Binary::shipped, low_nofile());
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto cs = idle_connections(server.port(), 40);
+  ASSERT_EQ(cs.size(), 40u) << server.log();
+  InFlightAsNobody busy(150);  // > 140, the children's RLIMIT_NOFILE
+  ASSERT_TRUE(busy.ok());
+  std::string out;
+  ASSERT_TRUE(reload(server, out)) << out << server.log();
+  // Draining: the old processes try (and must wait); their connections stay.
+  const auto deadline = Clock::now() + 5s;
+  int held = 0;
+  for (; Clock::now() < deadline; std::this_thread::sleep_for(10ms)) {
+    const json st = status(server);
+    bool draining = false;
+    for (const json& g : st.value("generations", json::array())) {
+      draining = draining || (g["generation"] == 1 && g["phase"] == "draining");
+    }
+    held = 0;
+    for (int n : network_connections(st, 1)) held += n;
+    if (draining) break;
+  }
+  EXPECT_EQ(held, 40) << server.log();
+  busy.release();
+  ASSERT_TRUE(server.wait_for_log("generation 1 ended", 10s)) << server.log();
+  int answered = 0;
+  for (auto& c : cs) {
+    if (!c->send(kGetHealth)) continue;
+    auto r = c->read_response(5s);
+    if (r && r->status == 200) ++answered;
+  }
+  EXPECT_EQ(answered, 40) << server.log();
+  EXPECT_EQ(server.log().find("Too many references"), std::string::npos) << server.log();
 }
 
 }  // namespace
