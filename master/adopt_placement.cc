@@ -26,4 +26,8 @@ AdoptChoice place_adopt(std::span<const AdoptTarget> targets, uint64_t max_conne
   return best;
 }
 
+bool adopts_done_due(bool serving_generation, size_t queued, size_t handing_processes) {
+  return !serving_generation || (queued == 0 && handing_processes == 0);
+}
+
 }  // namespace ringhttpd::master

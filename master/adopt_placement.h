@@ -1,4 +1,5 @@
-// Where a connection handed over in a reload goes: the decisions of the
+// Where a connection handed over in a reload goes, and when a stopping
+// network process may be told that no more will come: the decisions of the
 // supervisor's relay (Supervisor::flush_adopts, master/supervisor.cc), kept
 // apart from its sockets so tests/unit/adopt_placement_test.cc checks them
 // without processes.
@@ -48,5 +49,12 @@ struct AdoptChoice {
 // The not-busy target with the least load below `max_connections` (the
 // first on a tie).
 AdoptChoice place_adopt(std::span<const AdoptTarget> targets, uint64_t max_connections);
+
+// Whether a network process that is stopping may be told that no more
+// connections will be adopted (ControlType::adopts_done): at once when it is
+// not of the serving generation (adopts go only there); otherwise when no
+// handed-over connection is queued in the supervisor and no network process
+// that could hand one over (of an older generation) is still running.
+bool adopts_done_due(bool serving_generation, size_t queued, size_t handing_processes);
 
 }  // namespace ringhttpd::master

@@ -306,6 +306,7 @@ bool Supervisor::spawn(Generation& g, Child& c) {
   std::atomic_ref<uint64_t>(slot.adopts_sent).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(slot.adopted).store(0, std::memory_order_relaxed);
   c.adopts_sent = 0;
+  c.adopts_done_sent = false;
   std::atomic_ref<shm::ProcessState>(slot.state)
       .store(shm::ProcessState::starting, std::memory_order_release);
   const pid_t pid = ::fork();
@@ -825,6 +826,27 @@ void Supervisor::report_surplus() {
   surplus_closed_ = 0;
 }
 
+void Supervisor::announce_adopts_done() {
+  size_t handing = 0;  // older network processes, which may still hand connections over
+  for (const auto& g : generations_) {
+    if (g.get() == current_) continue;
+    for (const Child& c : g->children) {
+      if (c.role == shm::ProcessRole::network && is_running(c)) ++handing;
+    }
+  }
+  for (auto& g : generations_) {
+    for (Child& c : g->children) {
+      if (c.role != shm::ProcessRole::network || !is_running(c) || !c.control) continue;
+      if (c.adopts_done_sent || !adopts_done_due(g.get() == current_, adopts_.size(), handing)) {
+        continue;
+      }
+      // A failed send: the process is dying, or exits at its deadline.
+      proto::send_control(c.control.get(), {proto::ControlType::adopts_done, 0});
+      c.adopts_done_sent = true;
+    }
+  }
+}
+
 void Supervisor::run_timers(int64_t now) {
   for (auto& g : generations_) run_generation_timers(*g, now);
   // Generations with no process left are gone; so is their segment.
@@ -956,6 +978,7 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     std::vector<pollfd> fds{{signal_fd_.get(), POLLIN, 0}};
     std::vector<std::pair<Generation*, Child*>> owners{{nullptr, nullptr}};
     flush_adopts();
+    if (role == shm::ProcessRole::network) announce_adopts_done();
     for (auto& g : generations_) {
       for (Child& c : g->children) {
         if (!c.control || reads_paused(*g, c)) continue;

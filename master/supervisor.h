@@ -81,8 +81,10 @@ class Supervisor {
     pid_t watchdog_killed = -1;  // the process the network watchdog killed (once)
     std::string failure;         // why it could not start, in its words (ControlType::failed)
     // Network processes: adopt messages sent to this process (0 at each
-    // spawn; mirrored in its slot's adopts_sent).
+    // spawn; mirrored in its slot's adopts_sent), and whether it was told
+    // that no more will come (adopts_done, during a stop).
     uint64_t adopts_sent = 0;
+    bool adopts_done_sent = false;
   };
   // A generation: its decisions are the machine's (GenerationMachine:
   // phase, deadlines); this adds its config, segment, listeners and processes.
@@ -141,6 +143,9 @@ class Supervisor {
   // Logs, once per reload, how many handed-over connections were closed
   // for want of room.
   void report_surplus();
+  // During a stop: tells each stopping network process, once, when no
+  // more connections can be handed to it (adopts_done_due).
+  void announce_adopts_done();
   void run_timers(int64_t now);
   void check_network_loops(int64_t now);
   void run_generation_timers(Generation& g, int64_t now);

@@ -44,6 +44,10 @@ enum class ControlType : uint32_t {
   reopen_logs = 11,   // supervisor -> child: reopen log files (SIGUSR1, after a rotation)
   failed = 12,        // child -> supervisor, before it exits: it could not start, and why
                       // (payload: its last error line, at most 1 KiB)
+  adopts_done = 13,   // supervisor -> network, during a stop: no more adopt messages will
+                      // come (no older network process is left to hand a connection over
+                      // and none is queued); until then a stopping process with no
+                      // connections waits instead of exiting. No fds, no payload.
 };
 
 struct ControlMessage {

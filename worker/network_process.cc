@@ -194,9 +194,10 @@ int NetworkProcess::run() {
     flush_rings();  // last: anything above may have published requests
     if (draining_ && !handoff_waiting_.empty() && now_ms_ >= next_handoff_ms_) retry_handoffs();
     drop_finished();
-    if ((stopping_ || draining_) && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) {
-      stop_now_ = true;
-    }
+    // A drain ends when every connection went; a stop when every connection
+    // ended and none can still be handed to this process (adopts_done).
+    const bool done = connections_.empty() && (draining_ || adopts_done_);
+    if ((stopping_ || draining_) && (done || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
   }
   access_log_.flush(0, true);
   report_access_loss(monotonic_ms(), /*at_exit=*/true);
@@ -299,6 +300,13 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
     case proto::ControlType::adopt:
       if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload), msg.arg2);
       log_error("adopt message without exactly one descriptor; ignored");
+      return;
+    case proto::ControlType::adopts_done:
+      if (!fds.empty() || !payload.empty()) {
+        log_error("adopts_done message with descriptors or a payload; ignored");
+        return;
+      }
+      adopts_done_ = true;
       return;
     default:
       log_warn("unexpected control message " + std::to_string(static_cast<uint32_t>(msg.type)));

@@ -255,6 +255,10 @@ class NetworkProcess {
   // Adopt messages taken off the control socket (mirrored in the slot's
   // `adopted`, which the supervisor reads when placing the next one).
   uint64_t adopted_ = 0;
+  // The supervisor said no more adopts can come (adopts_done): a stopping
+  // process with no connections exits only then (or at its deadline), so a
+  // connection handed over during a stop still finds it.
+  bool adopts_done_ = false;
   // Draining: connections whose handoff has to wait (ids, oldest first),
   // tried again from next_handoff_ms_ on (kHandoffRetryMs apart) until
   // they go, get busy, or the drain's deadline ends the process.

@@ -2,7 +2,8 @@
 // limits: a new generation never gets more than max_connections per network
 // process (the surplus of a smaller one is closed with a FIN, counted and
 // logged), repeated reloads of a full server lose nothing, an unprivileged
-// drain that hits ETOOMANYREFS retries instead of closing.
+// drain that hits ETOOMANYREFS retries instead of closing, and a connection
+// handed over while a graceful stop runs is still answered (with close).
 // Low max_connections and RLIMIT_NOFILE (prlimit) reach the limits with a
 // hundred or so connections.
 #include <gtest/gtest.h>
@@ -297,6 +298,43 @@ TEST(Reload, HandoffsThatHitTooManyRefsAreRetriedNotClosed) {
   }
   EXPECT_EQ(answered, 40) << server.log();
   EXPECT_EQ(server.log().find("Too many references"), std::string::npos) << server.log();
+}
+
+// A graceful stop right after a reload, while the old generation's network
+// processes have not handed their connections over yet (SIGSTOPped): the
+// new generation's stopping processes wait for them (until the supervisor
+// says none can come) and answer each request with Connection: close.
+// Before, they exited at once with no connections, and every connection
+// handed over afterwards was reset without an answer.
+TEST(Stop, AConnectionHandedOverDuringAStopIsAnsweredWithClose) {
+  Server server(config(2, 1000));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto cs = idle_connections(server.port(), 20);
+  ASSERT_EQ(cs.size(), 20u) << server.log();
+  const pid_t g1[] = {server.child("ringhttpd: network g1 #0"),
+                      server.child("ringhttpd: network g1 #1")};
+  ASSERT_GT(g1[0], 0);
+  ASSERT_GT(g1[1], 0);
+  for (pid_t p : g1) ::kill(p, SIGSTOP);
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  const std::vector<pid_t> g2 = {server.child("ringhttpd: network g2 #0"),
+                                 server.child("ringhttpd: network g2 #1")};
+  ::kill(server.pid(), SIGTERM);
+  ASSERT_TRUE(server.wait_for_log("stopping (graceful)", 5s)) << server.log();
+  for (auto& c : cs) ASSERT_TRUE(c->send(kGetHealth));
+  // The old code's new processes exit here; these wait. (Bounded either way.)
+  wait_gone(g2, 300ms);
+  for (pid_t p : g1) ::kill(p, SIGCONT);
+  int closed_answers = 0;
+  for (auto& c : cs) {
+    auto r = c->read_response(5s);
+    if (r && r->status == 200 && r->headers["connection"] == "close" && c->closed_by_peer(5s)) {
+      ++closed_answers;
+    }
+  }
+  EXPECT_EQ(closed_answers, 20) << server.log();
+  EXPECT_EQ(server.stop(0), 0) << server.log();
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The relay's placement of handed-over connections, without processes
 // (master/adopt_placement.h): least load first, adopts on their way counted,
-// never past max_connections.
+// never past max_connections, and when a stopping process may be told that
+// no more will come.
 #include "master/adopt_placement.h"
 
 #include <gtest/gtest.h>
@@ -60,6 +61,13 @@ TEST(AdoptPlacement, NoRoomAnywhereClosesAndNoTargetYetWaits) {
 TEST(AdoptPlacement, ATargetThatClaimsMoreTakenThanSentCountsNoneOnTheWay) {
   const AdoptTarget liar{2, 1, 1000, false};
   EXPECT_EQ(adopt_load(liar), 2u);
+}
+
+TEST(AdoptsDone, AtOnceOutsideTheServingGenerationElseWhenNothingCanStillCome) {
+  EXPECT_TRUE(adopts_done_due(false, 5, 3));
+  EXPECT_FALSE(adopts_done_due(true, 1, 0));  // queued in the supervisor
+  EXPECT_FALSE(adopts_done_due(true, 0, 1));  // an old network process may still hand over
+  EXPECT_TRUE(adopts_done_due(true, 0, 0));
 }
 
 }  // namespace
