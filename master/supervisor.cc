@@ -20,6 +20,7 @@
 #include <limits>
 
 #include "master/admin.h"
+#include "master/adopt_placement.h"
 #include "master/capacity.h"
 #include "master/fd_limit.h"
 #include "master/privileges.h"
@@ -166,6 +167,7 @@ int Supervisor::run() {
   const int64_t left = static_cast<int64_t>(drain_timeout) - (monotonic_ms() - stop_began);
   stop_role(shm::ProcessRole::service, graceful,
             slow ? static_cast<int>(std::max<int64_t>(left, kFastStopMs)) : kFastStopMs);
+  report_surplus();
   log_info("stopped");
   return outcome == Outcome::failed ? 1 : 0;
 }
@@ -329,6 +331,10 @@ std::string Supervisor::spawn(Generation& g, Child& c) {
       .store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(slot.connections).store(0, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(slot.adopts_sent).store(0, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(slot.adopted).store(0, std::memory_order_relaxed);
+  c.adopts_sent = 0;
+  c.adopts_done_sent = false;
   std::atomic_ref<shm::ProcessState>(slot.state)
       .store(shm::ProcessState::starting, std::memory_order_release);
   const pid_t pid = ::fork();
@@ -533,7 +539,7 @@ Supervisor::Outcome Supervisor::loop() {
     owners.assign(1, {nullptr, nullptr});
     for (auto& g : generations_) {
       for (Child& c : g->children) {
-        if (!c.control) continue;
+        if (!c.control || reads_paused(*g, c)) continue;
         fds.push_back(pollfd{c.control.get(), POLLIN, 0});
         owners.emplace_back(g.get(), &c);
       }
@@ -636,7 +642,7 @@ void Supervisor::reap() {
 void Supervisor::on_death(Generation& g, Child& c, int status) {
   // What it sent before dying is still queued (connections handed over by a
   // draining network process that then exited): take it all first.
-  handle_control(g, c, std::numeric_limits<int>::max());
+  handle_control(g, c, std::numeric_limits<int>::max(), Reading::everything);
   const pid_t pid = c.pid;
   c.pid = -1;
   c.control.reset();
@@ -696,8 +702,9 @@ void Supervisor::settle_with_peers(Generation& g, Child& dead, int64_t now) {
   g.awaiting_release(dead.slot, told, now);
 }
 
-void Supervisor::handle_control(Generation& g, Child& c, int budget) {
+void Supervisor::handle_control(Generation& g, Child& c, int budget, Reading reading) {
   for (; budget > 0 && c.control; --budget) {
+    if (reading == Reading::paced && reads_paused(g, c)) return;
     proto::ControlMessage msg{};
     std::vector<proto::UniqueFd> fds;
     std::string payload, err;
@@ -770,9 +777,14 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget) {
   }
 }
 
-// A connection handed over by a draining network process goes to a ready
-// network process of the serving generation, in turn (queued until one
-// takes it; see flush_adopts).
+bool Supervisor::reads_paused(const Generation& g, const Child& c) const {
+  return c.role == shm::ProcessRole::network && g.phase == GenerationPhase::draining &&
+         adopts_.size() >= kMaxQueuedAdopts;
+}
+
+// A connection handed over by a draining network process goes to the ready
+// network process of the serving generation with the most room (queued
+// until one takes it; see flush_adopts and master/adopt_placement.h).
 // Queued, then sent without blocking: a network process with a full
 // control queue must not stall the supervisor (it retries within a few ms).
 // The connection's idle time goes with it, so its keep-alive timeout is not
@@ -783,26 +795,55 @@ void Supervisor::relay_handoff(proto::UniqueFd fd, std::string bytes, uint64_t i
   flush_adopts();
 }
 
+// Places each queued connection where it fits (place_adopt): never past a
+// target's max_connections, counting the adopts still on their way to it,
+// so no process is handed more descriptors than its RLIMIT_NOFILE (planned
+// for max_connections) can take. With no room anywhere the connection is
+// closed; with room only behind full control queues it waits.
 void Supervisor::flush_adopts() {
   if (adopts_.empty() || current_ == nullptr) return;
   std::vector<Child*> ready;
+  std::vector<AdoptTarget> targets;
   for (Child& c : current_->children) {
     if (c.role == shm::ProcessRole::network && c.state == SlotState::ready && c.control) {
       ready.push_back(&c);
+      targets.push_back(AdoptTarget{});
     }
   }
-  while (!adopts_.empty() && !ready.empty()) {
-    PendingAdopt& a = adopts_.front();
-    const auto waited = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_ms() - a.handed_ms));
-    const proto::ControlMessage msg{proto::ControlType::adopt, 0, a.idle_ms + waited};
-    bool sent = false;
-    for (size_t tries = 0; tries < ready.size() && !sent; ++tries) {
-      Child& target = *ready[relay_next_++ % ready.size()];
-      const std::string err = proto::send_control(target.control.get(), msg, {a.fd.get()}, a.bytes,
-                                                  /*dont_wait=*/true);
-      sent = err.empty();  // EAGAIN: its queue is full; a dying target is reaped anyway
+  const uint64_t max_connections = current_->config.network.max_connections;
+  while (!adopts_.empty()) {
+    for (size_t i = 0; i < ready.size(); ++i) {
+      shm::ProcessSlot& slot = current_->segment->slot(ready[i]->slot);
+      // `adopted` first: the process publishes its connections before it
+      // counts an adopt as taken, so this order can only overcount.
+      targets[i].adopted = std::atomic_ref<uint64_t>(slot.adopted).load(std::memory_order_acquire);
+      targets[i].connections =
+          std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
+      targets[i].sent = ready[i]->adopts_sent;
     }
-    if (!sent) return;  // every target is busy: again on the next iteration
+    const AdoptChoice choice = place_adopt(targets, max_connections);
+    if (choice.kind == AdoptChoice::wait) return;  // again on the next iteration
+    PendingAdopt& a = adopts_.front();
+    if (choice.kind == AdoptChoice::close) {
+      close_surplus(std::move(a.fd));
+      adopts_.pop_front();
+      continue;
+    }
+    Child& target = *ready[choice.target];
+    const auto waited = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_ms() - a.handed_ms));
+    std::string err;
+    const proto::SendStatus st = proto::try_send_control(
+        target.control.get(), {proto::ControlType::adopt, 0, a.idle_ms + waited}, {a.fd.get()},
+        a.bytes, err);
+    if (st != proto::SendStatus::ok) {
+      // Full queue (or ETOOMANYREFS): later. Any other error: a dying
+      // target, reaped soon. Either way not this one for now.
+      targets[choice.target].busy = true;
+      continue;
+    }
+    ++target.adopts_sent;
+    std::atomic_ref<uint64_t>(current_->segment->slot(target.slot).adopts_sent)
+        .store(target.adopts_sent, std::memory_order_release);
     adopts_.pop_front();
   }
 }
@@ -842,6 +883,50 @@ void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
                                             kTakeoverRefused.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+// With a FIN, as at a keep-alive timeout (proto::close_unserved).
+void Supervisor::close_surplus(proto::UniqueFd fd) {
+  proto::close_unserved(std::move(fd));
+  ++surplus_closed_;
+  surplus_generation_ = current_->number;
+}
+
+void Supervisor::report_surplus() {
+  if (surplus_closed_ == 0) return;
+  uint32_t n_network = 0;
+  uint64_t max_connections = 0;
+  for (const auto& g : generations_) {
+    if (g->number != surplus_generation_) continue;
+    n_network = g->n_network;
+    max_connections = g->config.network.max_connections;
+  }
+  log_warn("reload: " + std::to_string(surplus_closed_) +
+           " handed-over connections closed: generation " + std::to_string(surplus_generation_) +
+           " had no room for them (network.max_connections " + std::to_string(max_connections) +
+           " x " + std::to_string(n_network) + " network processes)");
+  surplus_closed_ = 0;
+}
+
+void Supervisor::announce_adopts_done() {
+  size_t handing = 0;  // older network processes, which may still hand connections over
+  for (const auto& g : generations_) {
+    if (g.get() == current_) continue;
+    for (const Child& c : g->children) {
+      if (c.role == shm::ProcessRole::network && is_running(c)) ++handing;
+    }
+  }
+  for (auto& g : generations_) {
+    for (Child& c : g->children) {
+      if (c.role != shm::ProcessRole::network || !is_running(c) || !c.control) continue;
+      if (c.adopts_done_sent || !adopts_done_due(g.get() == current_, adopts_.size(), handing)) {
+        continue;
+      }
+      // A failed send: the process is dying, or exits at its deadline.
+      proto::send_control(c.control.get(), {proto::ControlType::adopts_done, 0});
+      c.adopts_done_sent = true;
+    }
+  }
+}
+
 void Supervisor::run_timers(int64_t now) {
   for (auto& g : generations_) run_generation_timers(*g, now);
   // Generations with no process left are gone; so is their segment.
@@ -851,6 +936,8 @@ void Supervisor::run_timers(int64_t now) {
     log_info("generation " + std::to_string(g->number) + " ended");
     return true;
   });
+  // The reload's drain is over, and no handed-over connection still waits.
+  if (generations_.size() == 1 && adopts_.empty()) report_surplus();
 }
 
 void Supervisor::run_generation_timers(Generation& g, int64_t now) {
@@ -993,14 +1080,15 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     // otherwise never finish.
     std::vector<pollfd> fds{{signal_fd_.get(), POLLIN, 0}};
     std::vector<std::pair<Generation*, Child*>> owners{{nullptr, nullptr}};
+    flush_adopts();
+    if (role == shm::ProcessRole::network) announce_adopts_done();
     for (auto& g : generations_) {
       for (Child& c : g->children) {
-        if (!c.control) continue;
+        if (!c.control || reads_paused(*g, c)) continue;
         fds.push_back(pollfd{c.control.get(), POLLIN, 0});
         owners.emplace_back(g.get(), &c);
       }
     }
-    flush_adopts();
     ::poll(fds.data(), fds.size(),
            static_cast<int>(std::min<int64_t>(left, adopts_.empty() ? 100 : 2)));
     for (size_t i = 1; i < fds.size(); ++i) {

@@ -81,6 +81,11 @@ class Supervisor {
     proto::UniqueFd control;     // supervisor's end; valid while pid != -1
     pid_t watchdog_killed = -1;  // the process the network watchdog killed (once)
     std::string failure;         // why it could not start, in its words (ControlType::failed)
+    // Network processes: adopt messages sent to this process (0 at each
+    // spawn; mirrored in its slot's adopts_sent), and whether it was told
+    // that no more will come (adopts_done, during a stop).
+    uint64_t adopts_sent = 0;
+    bool adopts_done_sent = false;
   };
   // A generation: its decisions are the machine's (GenerationMachine:
   // phase, deadlines); this adds its config, segment, listeners and processes.
@@ -127,11 +132,26 @@ class Supervisor {
   void on_death(Generation& g, Child& c, int status);
   void log_replacement(const std::string& what, const DeathDecision& d);
   void settle_with_peers(Generation& g, Child& dead, int64_t now);
-  // Reads up to `budget` messages from the child.
-  void handle_control(Generation& g, Child& c, int budget);
+  // Reads up to `budget` messages from the child; `paced`: stops early
+  // while handed-over connections pile up (reads_paused).
+  enum class Reading { paced, everything };
+  void handle_control(Generation& g, Child& c, int budget, Reading reading = Reading::paced);
+  // Whether the child's messages are left unread for now: it is a draining
+  // network process (its messages are handoffs) and kMaxQueuedAdopts
+  // connections already wait in adopts_.
+  bool reads_paused(const Generation& g, const Child& c) const;
   void relay_handoff(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
   void flush_adopts();
   void relay_takeover(const std::string& service, proto::UniqueFd fd, const std::string& payload);
+  // A handed-over connection no network process of the serving generation
+  // has room for: closed with a FIN and counted (report_surplus).
+  void close_surplus(proto::UniqueFd fd);
+  // Logs, once per reload, how many handed-over connections were closed
+  // for want of room.
+  void report_surplus();
+  // During a stop: tells each stopping network process, once, when no
+  // more connections can be handed to it (adopts_done_due).
+  void announce_adopts_done();
   void run_timers(int64_t now);
   void check_network_loops(int64_t now);
   void run_generation_timers(Generation& g, int64_t now);
@@ -203,6 +223,15 @@ class Supervisor {
     int64_t handed_ms;  // ...at this time (the wait counts as idle too)
   };
   std::deque<PendingAdopt> adopts_;
+  // At most this many wait in adopts_: past it the draining network
+  // processes' handoffs are left in their sockets (they retry), so the
+  // supervisor, whose RLIMIT_NOFILE is planned like a network process's,
+  // never holds thousands of client descriptors itself.
+  static constexpr size_t kMaxQueuedAdopts = 32;
+  // Handed-over connections closed for want of room since the last report
+  // (report_surplus), and the serving generation they were meant for.
+  uint64_t surplus_closed_ = 0;
+  uint32_t surplus_generation_ = 0;
   SystemdNotifier notifier_;
   // Sockets passed by systemd (socket activation), matched to the first
   // config's listeners and kept for the supervisor's life (bind_listeners).

@@ -11,12 +11,15 @@ namespace {
 
 std::string errno_text(const char* call) { return std::string(call) + ": " + std::strerror(errno); }
 
-}  // namespace
-
-std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds,
-                         std::string_view payload, bool dont_wait) {
-  if (fds.size() > kMaxFdsPerMessage) return "send_control: too many descriptors";
-  if (payload.size() > kMaxControlPayload) return "send_control: payload too large";
+// One sendmsg; returns the errno it failed with (0: sent), `error_text` set
+// when it failed.
+int send_message(int sock, const ControlMessage& msg, const std::vector<int>& fds,
+                 std::string_view payload, bool dont_wait, std::string& error_text) {
+  if (fds.size() > kMaxFdsPerMessage || payload.size() > kMaxControlPayload) {
+    error_text = fds.size() > kMaxFdsPerMessage ? "send_control: too many descriptors"
+                                                : "send_control: payload too large";
+    return EINVAL;
+  }
   iovec iov[2] = {{const_cast<ControlMessage*>(&msg), sizeof msg},
                   {const_cast<char*>(payload.data()), payload.size()}};
   msghdr hdr{};
@@ -37,9 +40,41 @@ std::string send_control(int sock, const ControlMessage& msg, const std::vector<
   do {
     n = ::sendmsg(sock, &hdr, MSG_NOSIGNAL | (dont_wait ? MSG_DONTWAIT : 0));
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno_text("sendmsg(control)");
-  if (static_cast<size_t>(n) != sizeof msg + payload.size()) return "sendmsg(control): short write";
-  return {};
+  if (n < 0) {
+    const int e = errno;
+    error_text = errno_text("sendmsg(control)");
+    return e;
+  }
+  if (static_cast<size_t>(n) != sizeof msg + payload.size()) {
+    error_text = "sendmsg(control): short write";
+    return EIO;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds,
+                         std::string_view payload, bool dont_wait) {
+  std::string error_text;
+  send_message(sock, msg, fds, payload, dont_wait, error_text);
+  return error_text;
+}
+
+SendStatus try_send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds,
+                            std::string_view payload, std::string& error_text) {
+  error_text.clear();
+  const int e = send_message(sock, msg, fds, payload, /*dont_wait=*/true, error_text);
+  if (e == 0) return SendStatus::ok;
+  return e == EAGAIN || e == EWOULDBLOCK || e == ETOOMANYREFS ? SendStatus::again
+                                                              : SendStatus::error;
+}
+
+void close_unserved(UniqueFd fd) {
+  ::shutdown(fd.get(), SHUT_WR);
+  char sink[4096];
+  for (int i = 0; i < 16 && ::recv(fd.get(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
 }
 
 RecvStatus recv_control(int sock, ControlMessage& msg, std::vector<UniqueFd>& fds,

@@ -48,6 +48,10 @@ enum class ControlType : uint32_t {
                       // in the sender's config) takes over; payload: proto/takeover.h
   take = 14,          // supervisor -> service: own this connection from now on (1 fd,
                       // the takeover's payload)
+  adopts_done = 15,   // supervisor -> network, during a stop: no more adopt messages will
+                      // come (no older network process is left to hand a connection over
+                      // and none is queued); until then a stopping process with no
+                      // connections waits instead of exiting. No fds, no payload.
 };
 
 struct ControlMessage {
@@ -63,6 +67,24 @@ static_assert(sizeof(ControlMessage) == 16);
 // block when the peer's queue is full.
 std::string send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds = {},
                          std::string_view payload = {}, bool dont_wait = false);
+
+enum class SendStatus { ok, again, error };
+
+// send_control without waiting, telling "later" from a failure: `again`
+// when the peer's queue is full (EAGAIN) or when too many descriptors are in
+// flight for this user (ETOOMANYREFS: Linux caps a user's descriptors
+// sitting in unix socket queues at the sender's RLIMIT_NOFILE unless it has
+// CAP_SYS_RESOURCE; they leave the count as the receiver takes them). Both
+// clear as the peer reads, so the message is to be sent again later.
+// `error_text` says what failed (also for `again`).
+SendStatus try_send_control(int sock, const ControlMessage& msg, const std::vector<int>& fds,
+                            std::string_view payload, std::string& error_text);
+
+// Ends a client connection that was handed over and that no process will
+// serve (no room left for it): with a FIN, not a reset. close() resets a
+// socket with unread input, so what the client sent is read and dropped
+// first (it gets no answer either way).
+void close_unserved(UniqueFd fd);
 
 enum class RecvStatus { ok, closed, again, error };
 

@@ -33,14 +33,14 @@ uint32_t fnv1a(uint32_t h, uint64_t v) {
 
 uint32_t layout_tag() {
   uint32_t h = 2166136261u;
-  for (uint64_t v :
-       {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
-        offsetof(SegmentHeader, routes_offset), offsetof(SegmentHeader, reloads_ok),
-        offsetof(ProcessSlot, responses), offsetof(ProcessSlot, latency_buckets),
-        uint64_t{kLatencyBuckets}, offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot),
-        offsetof(ProcessSlot, inflight), offsetof(ProcessSlot, connections), sizeof(RingEntry),
-        sizeof(RingHeader), offsetof(RingHeader, head), offsetof(RingHeader, tail),
-        sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
+  for (uint64_t v : {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
+                     offsetof(SegmentHeader, routes_offset), offsetof(SegmentHeader, reloads_ok),
+                     offsetof(ProcessSlot, responses), offsetof(ProcessSlot, latency_buckets),
+                     uint64_t{kLatencyBuckets}, offsetof(SegmentHeader, rings_offset),
+                     sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
+                     offsetof(ProcessSlot, connections), offsetof(ProcessSlot, adopted),
+                     sizeof(RingEntry), sizeof(RingHeader), offsetof(RingHeader, head),
+                     offsetof(RingHeader, tail), sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
     h = fnv1a(h, v);
   }
   return h;

@@ -33,7 +33,7 @@
 namespace ringhttpd::shm {
 
 inline constexpr uint64_t kSegmentMagic = 0x52494e4748545450ull;  // "RINGHTTP"
-inline constexpr uint32_t kLayoutVersion = 4;
+inline constexpr uint32_t kLayoutVersion = 5;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -75,8 +75,8 @@ enum class Path : uint32_t { fast = 0, service = 1 };
 //                               started_at requests inflight connections
 //                               restarts heartbeat
 //   line 1  traffic             responses[1xx..5xx] accepted bytes_in bytes_out
-//   line 2  rings, latency      ring_full latency_sum_us[2] latency_count[2]
-//                               access_lines_lost
+//   line 2  rings, latency,     ring_full latency_sum_us[2] latency_count[2]
+//           handoffs            access_lines_lost adopts_sent adopted
 //   line 3-5 latency histogram  latency_buckets[fast|service][12]
 struct alignas(64) ProcessSlot {
   uint32_t pid;
@@ -101,7 +101,14 @@ struct alignas(64) ProcessSlot {
   uint64_t latency_sum_us[2];      // network: by Path
   uint64_t latency_count[2];
   uint64_t access_lines_lost;  // network: access log lines a failed write lost
-  uint8_t reserved[16];
+  // Handed-over connections on their way to this network process: the
+  // supervisor counts the adopt messages it sent (adopts_sent), the process
+  // those it took off its control socket (adopted), both from 0 at each
+  // spawn. The difference is what it has yet to receive: the supervisor
+  // counts it as taken when placing the next one, and the process when it
+  // decides whether it may accept, so the two never overfill it.
+  uint64_t adopts_sent;  // the supervisor
+  uint64_t adopted;      // network
 
   alignas(64) uint64_t latency_buckets[2][kLatencyBuckets];  // network: by Path, not cumulative
 };

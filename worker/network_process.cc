@@ -55,6 +55,9 @@ constexpr int64_t kLingerMs = 2000;        // lingering close: discard input at 
 constexpr int64_t kTrimAfterMs = 200;      // idle this long: give back per-request memory
 // Stopping: an idle keep-alive connection quiet this long is closed.
 constexpr int64_t kStopIdleMs = 1000;
+// Draining: a handoff the control socket cannot take now (its queue full,
+// or ETOOMANYREFS) is tried again this much later.
+constexpr int64_t kHandoffRetryMs = 5;
 constexpr uint32_t kConnectionEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 std::atomic_ref<uint64_t> inflight_of(shm::ProcessSlot& slot) {
@@ -191,10 +194,12 @@ int NetworkProcess::run() {
     if (now_ms_ >= next_sweep_ms_) sweep(now_ms_);
     update_accepting();
     flush_rings();  // last: anything above may have published requests
+    if (draining_ && !handoff_waiting_.empty() && now_ms_ >= next_handoff_ms_) retry_handoffs();
     drop_finished();
-    if ((stopping_ || draining_) && (connections_.empty() || now_ms_ >= stop_deadline_ms_)) {
-      stop_now_ = true;
-    }
+    // A drain ends when every connection went; a stop when every connection
+    // ended and none can still be handed to this process (adopts_done).
+    const bool done = connections_.empty() && (draining_ || adopts_done_);
+    if ((stopping_ || draining_) && (done || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
   }
   access_log_.flush(0, true);
   report_access_loss(monotonic_ms(), /*at_exit=*/true);
@@ -206,6 +211,9 @@ int NetworkProcess::sleep_timeout() {
   bool can_sleep = true;
   for (auto& channel : channels_) can_sleep = channel.prepare_sleep() && can_sleep;
   if (!can_sleep || !dirty_.empty()) return 0;
+  if (draining_ && !handoff_waiting_.empty()) {
+    return static_cast<int>(std::clamp<int64_t>(next_handoff_ms_ - monotonic_ms(), 0, 250));
+  }
   if (connections_.empty() && !stopping_) return 1000;
   return static_cast<int>(std::clamp<int64_t>(next_sweep_ms_ - monotonic_ms(), 0, 250));
 }
@@ -295,6 +303,13 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
       if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload), msg.arg2);
       log_error("adopt message without exactly one descriptor; ignored");
       return;
+    case proto::ControlType::adopts_done:
+      if (!fds.empty() || !payload.empty()) {
+        log_error("adopts_done message with descriptors or a payload; ignored");
+        return;
+      }
+      adopts_done_ = true;
+      return;
     default:
       log_warn("unexpected control message " + std::to_string(static_cast<uint32_t>(msg.type)));
   }
@@ -320,6 +335,7 @@ void NetworkProcess::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
   draining_ = false;  // a stop during a reload's drain: serve here, with close
+  handoff_waiting_.clear();
   stop_deadline_ms_ = monotonic_ms() + env_.network.drain_timeout_ms;
   update_accepting();
   listeners_.clear();
@@ -379,21 +395,70 @@ bool NetworkProcess::at_boundary(const Connection& c) const {
 // which gives them to a network process of the next generation. The socket
 // leaves this epoll set explicitly: the open socket lives on elsewhere, so
 // closing this descriptor alone would not remove it.
+//
+// Never blocks: when the control socket cannot take it now (the
+// supervisor's queue is full, or ETOOMANYREFS: Linux caps the descriptors a
+// user has in flight at RLIMIT_NOFILE, which an unprivileged process
+// handing over many connections reaches), the connection stays here, served
+// as before, and is tried again kHandoffRetryMs later, until the drain's
+// deadline.
 void NetworkProcess::hand_over(Connection& c) {
+  if (try_hand_over(c) != Handoff::later) return;
+  handoff_waiting_.insert(c.id);
+  if (next_handoff_ms_ <= now_ms_) next_handoff_ms_ = now_ms_ + kHandoffRetryMs;
+}
+
+NetworkProcess::Handoff NetworkProcess::try_hand_over(Connection& c) {
   if (c.stash.size() > proto::kMaxControlPayload) {  // not reached: see kReadBufferBytes
     log_error("handoff: " + std::to_string(c.stash.size()) + " bytes unparsed; closed");
-    return close_connection(c);
+    close_connection(c);
+    return Handoff::failed;
+  }
+  const auto idle_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ms_ - c.last_active_ms));
+  std::string err;
+  const proto::SendStatus st = proto::try_send_control(
+      env_.control_fd, {proto::ControlType::handoff, 0, idle_ms}, {c.fd.get()}, c.stash, err);
+  if (st == proto::SendStatus::again) return Handoff::later;
+  if (st == proto::SendStatus::error) {
+    log_error("handoff: " + err);
+    close_connection(c);
+    return Handoff::failed;
   }
   loop_.remove(c.fd.get());
-  const auto idle_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ms_ - c.last_active_ms));
-  const std::string err = proto::send_control(
-      env_.control_fd, {proto::ControlType::handoff, 0, idle_ms}, {c.fd.get()}, c.stash);
-  if (!err.empty()) {
-    log_error("handoff: " + err);
-    return close_connection(c);
-  }
   c.state = ConnState::handed_over;
   finished_.push_back(c.id);
+  return Handoff::sent;
+}
+
+// The waiting handoffs, oldest first, until one has to wait again (the
+// rest would too). One that got busy meanwhile (its client sent a request)
+// leaves the list: it goes at its next boundary (write_to).
+void NetworkProcess::retry_handoffs() {
+  for (auto it = handoff_waiting_.begin(); it != handoff_waiting_.end();) {
+    auto c = connections_.find(*it);
+    if (c == connections_.end() || c->second->finished() || !at_boundary(*c->second)) {
+      it = handoff_waiting_.erase(it);
+      continue;
+    }
+    if (try_hand_over(*c->second) == Handoff::later) {
+      next_handoff_ms_ = now_ms_ + kHandoffRetryMs;
+      return;
+    }
+    it = handoff_waiting_.erase(it);
+  }
+}
+
+uint64_t NetworkProcess::adopts_in_flight() {
+  const uint64_t sent =
+      std::atomic_ref<uint64_t>(own_slot().adopts_sent).load(std::memory_order_acquire);
+  return sent > adopted_ ? sent - adopted_ : 0;
+}
+
+// At max_connections, counting the connections on their way here: the
+// supervisor placed those against the same limit, so accepting in their
+// place would leave them without room (or without descriptors).
+bool NetworkProcess::full() {
+  return connections_.size() + adopts_in_flight() >= env_.network.max_connections;
 }
 
 // A connection handed over by a network process of the previous generation:
@@ -405,8 +470,23 @@ void NetworkProcess::hand_over(Connection& c) {
 // counted): its keep-alive timeout goes on from there, not from zero, so
 // frequent reloads do not keep idle connections forever. (The supervisor's
 // word, bounded: at most the timeout, which closes it at the next sweep.)
+//
+// The supervisor sends one only where it fits (master/adopt_placement.h);
+// one that does not (a supervisor that miscounted) is closed with a FIN
+// rather than held past max_connections, whose descriptors RLIMIT_NOFILE
+// was planned for.
 void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms) {
-  Connection* c = add_connection(std::move(fd));
+  Connection* c = nullptr;
+  if (draining_ || connections_.size() < env_.network.max_connections) {
+    c = add_connection(std::move(fd));
+  } else {
+    log_warn("adopt: already at network.max_connections (" +
+             std::to_string(env_.network.max_connections) + "); closed");
+    proto::close_unserved(std::move(fd));
+  }
+  // Taken, after its connection was published (the supervisor reads
+  // `adopted` first, so it can only overcount).
+  std::atomic_ref<uint64_t>(own_slot().adopted).store(++adopted_, std::memory_order_release);
   if (c == nullptr) return;
   const auto limit = static_cast<uint64_t>(env_.network.keepalive_timeout_ms);
   c->last_active_ms = now_ms_ - static_cast<int64_t>(std::min(idle_ms, limit));
@@ -497,12 +577,12 @@ void NetworkProcess::accept_all(int listener) {
       return;  // EAGAIN (another process took it), or an error on that client
     }
     proto::UniqueFd owned(fd);
-    if (connections_.size() >= env_.network.max_connections) {
+    if (full()) {
       refuse(fd);
       continue;  // closes it
     }
     add_connection(std::move(owned));
-    if (connections_.size() >= env_.network.max_connections) return update_accepting();
+    if (full()) return update_accepting();
   }
 }
 
@@ -524,11 +604,11 @@ void NetworkProcess::pause_accepting() {
 // rather than wait in the backlog.
 void NetworkProcess::update_accepting() {
   if (accept_resume_ms_ != 0 && now_ms_ >= accept_resume_ms_) accept_resume_ms_ = 0;
-  const bool full = connections_.size() >= env_.network.max_connections;
+  const bool at_limit = full();
   const bool can = !stopping_ && !draining_ && accept_resume_ms_ == 0;
   std::optional<bool> shared;  // computed once, when a shared listener asks
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    if (!listeners_[i].own && !shared) shared = can && (!full || !sibling_has_room());
+    if (!listeners_[i].own && !shared) shared = can && (!at_limit || !sibling_has_room());
     watch_listener(i, listeners_[i].own ? can : *shared);
   }
 }

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -128,11 +129,22 @@ class NetworkProcess {
   // ---- reload: hand connections over; take them over ----
   void begin_drain();
   bool at_boundary(const Connection& c) const;
+  // Sends the connection to the supervisor, or, when that has to wait
+  // (a full control queue, or ETOOMANYREFS), keeps it and tries again in
+  // retry_handoffs.
   void hand_over(Connection& c);
+  enum class Handoff { sent, later, failed };
+  Handoff try_hand_over(Connection& c);
+  void retry_handoffs();
   void adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
   // ---- upgrades: connections a service process takes over ----
   void begin_takeover(Connection& c, const proto::RequestHead& req, const RouteSettings& route);
   void take_over(Connection& c);
+  // Adopt messages the supervisor sent that this process has not taken yet
+  // (the slot's adopts_sent against adopted_): they count as connections
+  // when deciding whether it may accept.
+  uint64_t adopts_in_flight();
+  bool full();
   Connection* add_connection(proto::UniqueFd fd);
   void watch_overdue(int64_t now);
   void answer_error(ResponseSlot& slot, int status, bool keep_alive,
@@ -244,6 +256,18 @@ class NetworkProcess {
   bool stopping_ = false;
   bool draining_ = false;  // reload: connections go to the next generation
   bool stop_now_ = false;
+  // Adopt messages taken off the control socket (mirrored in the slot's
+  // `adopted`, which the supervisor reads when placing the next one).
+  uint64_t adopted_ = 0;
+  // The supervisor said no more adopts can come (adopts_done): a stopping
+  // process with no connections exits only then (or at its deadline), so a
+  // connection handed over during a stop still finds it.
+  bool adopts_done_ = false;
+  // Draining: connections whose handoff has to wait (ids, oldest first),
+  // tried again from next_handoff_ms_ on (kHandoffRetryMs apart) until
+  // they go, get busy, or the drain's deadline ends the process.
+  std::set<uint64_t> handoff_waiting_;
+  int64_t next_handoff_ms_ = 0;
 };
 
 }  // namespace ringhttpd::worker

@@ -125,6 +125,8 @@ class Client {
   explicit Client(int port, int rcvbuf = 0);
   ~Client();
   bool connected() const { return fd_ >= 0; }
+  // The socket (still owned by this object), to look at how the server left it.
+  int fd() const { return fd_; }
   // This end's port (to find the connection in /proc/net/tcp), or 0.
   int local_port() const;
   bool send(const std::string& bytes);
