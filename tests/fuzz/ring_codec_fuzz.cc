@@ -1,6 +1,7 @@
 // Fuzz target over the ring record decoders (proto/ring_codec.h): the input
 // is a head record's payload as a peer process could write it, given to both
-// decode_request_head and decode_response_head (and decode_credit). Whatever decodes must be the
+// decode_request_head and decode_response_head (and decode_credit, and as a
+// taken-over connection's payload, decode_takeover). Whatever decodes must be the
 // one encoding of its values (re-encoding gives the same bytes back), decode
 // again to the same values, and fit the payload (no more body than
 // body_length). Any difference traps. Built as a libFuzzer target with clang
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "proto/ring_codec.h"
+#include "proto/takeover.h"
 
 namespace {
 
@@ -100,6 +102,27 @@ void response(std::string_view payload) {
   check(status2 == status && same_headers(headers2, headers) && body_length2 == body_length);
 }
 
+// A taken-over connection's payload (proto/takeover.h), as a network process
+// could write it for the supervisor: what decodes has a head that decodes
+// whole with no body, early bytes inside the payload, and encodes back to
+// the same bytes.
+void takeover(std::string_view payload) {
+  HttpRequest req;
+  RequestOrigin origin;
+  std::string_view early;
+  if (!ringhttpd::proto::decode_takeover(payload, req, origin, early)) return;
+  check(payload.size() >= ringhttpd::proto::kTakeoverPrefix);
+  check(early.data() >= payload.data() &&
+        early.data() + early.size() == payload.data() + payload.size());
+  const std::string_view head =
+      payload.substr(ringhttpd::proto::kTakeoverPrefix,
+                     payload.size() - ringhttpd::proto::kTakeoverPrefix - early.size());
+  std::string again;
+  check(encode_request_head(req, origin, 0, again));
+  check(again == head);
+  check(ringhttpd::proto::encode_takeover(head, early) == payload);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -107,5 +130,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   request(payload);
   response(payload);
   credit(payload);
+  takeover(payload);
   return 0;
 }
