@@ -88,7 +88,8 @@ struct alignas(64) ProcessSlot {
   uint64_t started_at_ms;
   uint64_t requests;      // requests answered
   uint64_t inflight;      // requests queued to (service) or being served by it
-  uint32_t connections;   // network: client connections open (siblings read it)
+  uint32_t connections;   // network: client connections open (siblings read it);
+                          // service: connections taken over (tunnels) still open
   uint32_t restarts;      // the supervisor: processes this slot lost so far
   uint64_t heartbeat_ms;  // monotonic ms of the process's last loop iteration
 
