@@ -831,19 +831,23 @@ void Supervisor::flush_adopts() {
     }
     Child& target = *ready[choice.target];
     const auto waited = static_cast<uint64_t>(std::max<int64_t>(0, monotonic_ms() - a.handed_ms));
+    // Counted before it is sent, so the process can never see an adopt in
+    // its queue that the count does not show (it waits for those before it
+    // may end: may_end_loop); taken back if the send fails.
+    std::atomic_ref<uint64_t> published(current_->segment->slot(target.slot).adopts_sent);
+    published.store(target.adopts_sent + 1, std::memory_order_release);
     std::string err;
     const proto::SendStatus st = proto::try_send_control(
         target.control.get(), {proto::ControlType::adopt, 0, a.idle_ms + waited}, {a.fd.get()},
         a.bytes, err);
     if (st != proto::SendStatus::ok) {
+      published.store(target.adopts_sent, std::memory_order_release);
       // Full queue (or ETOOMANYREFS): later. Any other error: a dying
       // target, reaped soon. Either way not this one for now.
       targets[choice.target].busy = true;
       continue;
     }
     ++target.adopts_sent;
-    std::atomic_ref<uint64_t>(current_->segment->slot(target.slot).adopts_sent)
-        .store(target.adopts_sent, std::memory_order_release);
     adopts_.pop_front();
   }
 }

@@ -198,7 +198,9 @@ int NetworkProcess::run() {
     drop_finished();
     // A drain ends when every connection went; a stop when every connection
     // ended and none can still be handed to this process (adopts_done).
-    const bool done = connections_.empty() && (draining_ || adopts_done_);
+    const bool done =
+        (stopping_ || draining_) &&
+        may_end_loop(connections_.empty(), adopts_in_flight(), draining_, adopts_done_);
     if ((stopping_ || draining_) && (done || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
   }
   access_log_.flush(0, true);
@@ -538,9 +540,8 @@ void NetworkProcess::take_over(Connection& c) {
   }
   loop_.remove(c.fd.get());
   const std::string err = proto::send_control(
-      env_.control_fd,
-      {proto::ControlType::takeover, static_cast<uint32_t>(c.takeover_service), 0}, {c.fd.get()},
-      payload);
+      env_.control_fd, {proto::ControlType::takeover, static_cast<uint32_t>(c.takeover_service), 0},
+      {c.fd.get()}, payload);
   if (!err.empty()) {
     log_error("takeover: " + err);
     return close_connection(c);

@@ -43,6 +43,17 @@
 
 namespace ringhttpd::worker {
 
+// Whether a network process that drains (a reload) or stops may end its
+// loop: no connection is left, none is on its way here (adopts the
+// supervisor sent that it has not taken: a generation that began to drain
+// may still have some in its control queue, sent while it served), and,
+// when stopping, the supervisor has said no more will be sent
+// (adopts_done). The drain or stop deadline ends it regardless.
+constexpr bool may_end_loop(bool no_connections, uint64_t adopts_in_flight, bool draining,
+                            bool adopts_done) {
+  return no_connections && adopts_in_flight == 0 && (draining || adopts_done);
+}
+
 class NetworkProcess {
  public:
   explicit NetworkProcess(WorkerEnv& env);

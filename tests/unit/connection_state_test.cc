@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "worker/connection.h"
+#include "worker/network_process.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -69,6 +70,19 @@ TEST(ConnectionState, ClosedAndHandedOverAreFinished) {
     c.state = s;
     EXPECT_FALSE(c.finished());
   }
+}
+
+// A draining or stopping network process ends its loop only with no
+// connection and none on its way: a generation that began to drain may
+// still hold adopts in its control queue, sent while it served (they were
+// lost when it ended on "no connections" before reading them).
+TEST(NetworkLoopEnd, WaitsForAdoptsOnTheirWayAndForAdoptsDoneWhenStopping) {
+  EXPECT_TRUE(may_end_loop(true, 0, /*draining=*/true, /*adopts_done=*/false));
+  EXPECT_FALSE(may_end_loop(true, 2, true, false));  // two adopts still in its queue
+  EXPECT_FALSE(may_end_loop(false, 0, true, false));
+  EXPECT_FALSE(may_end_loop(true, 0, false, false));  // stopping: no adopts_done yet
+  EXPECT_TRUE(may_end_loop(true, 0, false, true));
+  EXPECT_FALSE(may_end_loop(true, 1, false, true));
 }
 
 }  // namespace
