@@ -9,8 +9,7 @@ std::string check_takeover(uint32_t service, size_t n_fds, std::string_view payl
                            size_t n_services) {
   if (n_fds != 1) return "takeover with " + std::to_string(n_fds) + " descriptors (not 1)";
   if (service >= n_services) {
-    return "takeover for service " + std::to_string(service) + " of " +
-           std::to_string(n_services);
+    return "takeover for service " + std::to_string(service) + " of " + std::to_string(n_services);
   }
   proto::HttpRequest req;
   proto::RequestOrigin origin;

@@ -598,9 +598,9 @@ class Parser {
   int status_ = 0;
   std::string_view reason_;
   Phase phase_ = Phase::kHead;
-  bool closed_ = false;        // a request without keep-alive ended the stream
+  bool closed_ = false;         // a request without keep-alive ended the stream
   bool ended_upgrade_ = false;  // an upgrade request ended in this Feed (Feed's upgrade_stops)
-  bool reset_llhttp_ = false;  // a request ended: llhttp starts afresh at the next
+  bool reset_llhttp_ = false;   // a request ended: llhttp starts afresh at the next
 };
 
 // ---- callback trampolines: C in, no exceptions out ----

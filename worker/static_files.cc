@@ -244,7 +244,7 @@ Precondition evaluate_preconditions(const Conditions& c, std::string_view etag,
   // as the text this server sent (nginx's "if_modified_since exact").
   if (!c.if_none_match.empty()) {
     return tag_listed(c.if_none_match, etag, TagComparison::weak) ? Precondition::not_modified
-                                                                   : Precondition::proceed;
+                                                                  : Precondition::proceed;
   }
   if (!c.if_modified_since.empty() && c.if_modified_since == last_modified) {
     return Precondition::not_modified;

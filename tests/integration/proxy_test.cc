@@ -59,36 +59,14 @@ std::string ok(std::string_view body, std::string_view extra = {}) {
          std::string(extra) + "\r\n" + std::string(body);
 }
 
+// An upstream of the test's own (a LoopbackListener): each connection's
+// requests are read one by one and given to the Behavior.
 class Upstream {
  public:
-  explicit Upstream(Behavior behavior) : behavior_(std::move(behavior)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd_, 4096);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
-  ~Upstream() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    acceptor_.join();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int c : open_) ::shutdown(c, SHUT_RDWR);
-    }
-    for (auto& t : workers_) t.join();
-    ::close(fd_);
-  }
-  int port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int connections() const { return connections_; }
+  explicit Upstream(Behavior behavior) : behavior_(std::move(behavior)) {}
+  int port() const { return listener_.port(); }
+  std::string address() const { return listener_.address(); }
+  int connections() const { return listener_.connections(); }
   int requests() const { return requests_; }
   UpRequest last() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -96,16 +74,6 @@ class Upstream {
   }
 
  private:
-  void accept_loop() {
-    while (!stop_) {
-      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      ++connections_;
-      std::lock_guard<std::mutex> lock(mu_);
-      open_.push_back(c);
-      workers_.emplace_back([this, c] { serve(c); });
-    }
-  }
   void serve(int c) {
     std::string buf;
     char tmp[65536];
@@ -113,7 +81,7 @@ class Upstream {
       size_t end;
       while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
         const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
-        if (n <= 0) return finish(c);
+        if (n <= 0) return;
         buf.append(tmp, static_cast<size_t>(n));
       }
       UpRequest r;
@@ -123,10 +91,10 @@ class Upstream {
       const size_t cl = r.head.find("Content-Length: ");
       if (cl != std::string::npos) length = std::stoul(r.head.substr(cl + 16));
       const bool chunked = r.head.find("Transfer-Encoding: chunked") != std::string::npos;
-      if (chunked && !read_chunked(c, buf, r.body)) return finish(c);
+      if (chunked && !read_chunked(c, buf, r.body)) return;
       while (!chunked && buf.size() < length) {
         const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
-        if (n <= 0) return finish(c);
+        if (n <= 0) return;
         buf.append(tmp, static_cast<size_t>(n));
       }
       if (!chunked) {
@@ -138,7 +106,7 @@ class Upstream {
         std::lock_guard<std::mutex> lock(mu_);
         last_ = r;
       }
-      if (!behavior_(r, c)) return finish(c);
+      if (!behavior_(r, c)) return;
     }
   }
   bool read_chunked(int c, std::string& buf, std::string& body) {
@@ -161,22 +129,12 @@ class Upstream {
       if (size == 0) return true;
     }
   }
-  void finish(int c) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::erase(open_, c);
-    ::close(c);
-  }
 
   Behavior behavior_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0}, requests_{0};
-  std::thread acceptor_;
-  std::vector<std::thread> workers_;
+  std::atomic<int> requests_{0};
   std::mutex mu_;
-  std::vector<int> open_;
   UpRequest last_;
+  LoopbackListener listener_{[this](int fd) { serve(fd); }};  // last: stops first
 };
 
 std::string config(const std::vector<std::string>& upstreams, int processes = 1,

@@ -389,4 +389,52 @@ std::optional<Client::Response> http_get(int port, const std::string& target) {
   return c.read_response();
 }
 
+LoopbackListener::LoopbackListener(std::function<void(int fd)> serve) : serve_(std::move(serve)) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::listen(fd_, 4096);
+  socklen_t len = sizeof a;
+  ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+LoopbackListener::~LoopbackListener() {
+  stop_ = true;
+  ::shutdown(fd_, SHUT_RDWR);
+  acceptor_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int c : open_) ::shutdown(c, SHUT_RDWR);
+  }
+  for (auto& t : workers_) t.join();
+  ::close(fd_);
+}
+
+void LoopbackListener::accept_loop() {
+  while (!stop_) {
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    ++connections_;
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.push_back(c);
+    workers_.emplace_back([this, c] { run(c); });
+  }
+}
+
+void LoopbackListener::run(int fd) {
+  serve_(fd);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase(open_, fd);
+    ::close(fd);
+  }
+  ++closed_;
+}
+
 }  // namespace ringhttpd::testing

@@ -6,8 +6,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -160,5 +162,37 @@ class Client {
 
 // A one-shot request: connect, send, read one response.
 std::optional<Client::Response> http_get(int port, const std::string& target);
+
+// A TCP server of a test's own on 127.0.0.1 (any free port), one thread per
+// connection: the stand-in for an upstream. `serve(fd)` runs for each
+// connection; when it returns the connection is closed (and counted in
+// closed()). The destructor shuts every connection down and joins every
+// thread, so a test's server is gone when it goes out of scope; keep it the
+// last member of whatever holds the state `serve` uses.
+class LoopbackListener {
+ public:
+  explicit LoopbackListener(std::function<void(int fd)> serve);
+  ~LoopbackListener();
+  LoopbackListener(const LoopbackListener&) = delete;
+  LoopbackListener& operator=(const LoopbackListener&) = delete;
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_; }  // accepted so far
+  int closed() const { return closed_; }            // ended so far
+
+ private:
+  void accept_loop();
+  void run(int fd);
+
+  std::function<void(int)> serve_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, closed_{0};
+  std::mutex mu_;
+  std::vector<int> open_;
+  std::vector<std::thread> workers_;
+  std::thread acceptor_;
+};
 
 }  // namespace ringhttpd::testing

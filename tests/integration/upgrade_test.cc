@@ -68,37 +68,15 @@ void echo_101(UpConn& c) {
   send_all(c.fd, "<eof>");
 }
 
+// An upstream of the test's own (a LoopbackListener): each connection's
+// head is read and the connection given to the Behavior.
 class WsUpstream {
  public:
-  explicit WsUpstream(Behavior behavior) : behavior_(std::move(behavior)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(fd_, 4096);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    acceptor_ = std::thread([this] { accept_loop(); });
-  }
-  ~WsUpstream() {
-    stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-    acceptor_.join();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (int c : open_) ::shutdown(c, SHUT_RDWR);
-    }
-    for (auto& t : workers_) t.join();
-    ::close(fd_);
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-  int connections() const { return connections_; }
-  int closed() const { return closed_; }
+  explicit WsUpstream(Behavior behavior) : behavior_(std::move(behavior)) {}
+  std::string address() const { return listener_.address(); }
+  int port() const { return listener_.port(); }
+  int connections() const { return listener_.connections(); }
+  int closed() const { return listener_.closed(); }
   std::string last_head() {
     std::lock_guard<std::mutex> lock(mu_);
     return last_head_;
@@ -106,21 +84,11 @@ class WsUpstream {
   // Waits until `n` connections have ended on this side.
   bool wait_closed(int n, std::chrono::milliseconds timeout) {
     const auto end = Clock::now() + timeout;
-    while (closed_ < n && Clock::now() < end) std::this_thread::sleep_for(5ms);
-    return closed_ >= n;
+    while (closed() < n && Clock::now() < end) std::this_thread::sleep_for(5ms);
+    return closed() >= n;
   }
 
  private:
-  void accept_loop() {
-    while (!stop_) {
-      const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      ++connections_;
-      std::lock_guard<std::mutex> lock(mu_);
-      open_.push_back(c);
-      workers_.emplace_back([this, c] { serve(c); });
-    }
-  }
   void serve(int c) {
     UpConn conn{c, {}, {}};
     std::string buf;
@@ -128,7 +96,7 @@ class WsUpstream {
     size_t end;
     while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
       const ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
-      if (n <= 0) return finish(c);
+      if (n <= 0) return;
       buf.append(tmp, static_cast<size_t>(n));
     }
     conn.head = buf.substr(0, end + 2);
@@ -138,27 +106,12 @@ class WsUpstream {
       last_head_ = conn.head;
     }
     behavior_(conn);
-    finish(c);
-  }
-  void finish(int c) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      std::erase(open_, c);
-      ::close(c);
-    }
-    ++closed_;
   }
 
   Behavior behavior_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0}, closed_{0};
-  std::thread acceptor_;
-  std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::vector<int> open_;
   std::string last_head_;
+  LoopbackListener listener_{[this](int fd) { serve(fd); }};  // last: stops first
 };
 
 // A raw client connection: bytes in, bytes out, with deadlines.
@@ -313,9 +266,8 @@ TEST(Upgrade, AWebSocketExchangeGoesBothWaysWithTheBytesSentAfterTheHead) {
 // ring (the network process frames it, keep-alive), and the connection
 // serves the next request.
 TEST(Upgrade, APlainRequestOnTheSameRouteGoesThroughTheRing) {
-  WsUpstream up([](UpConn& c) {
-    send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain");
-  });
+  WsUpstream up(
+      [](UpConn& c) { send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain"); });
   Server server(config({up.address()}));
   ASSERT_TRUE(server.ready()) << server.log();
   Client c(server.port());
@@ -333,9 +285,8 @@ TEST(Upgrade, APlainRequestOnTheSameRouteGoesThroughTheRing) {
 // upgrade: false keeps the old behaviour: Upgrade is dropped, the request
 // is proxied as plain HTTP through the ring.
 TEST(Upgrade, OffTheUpgradeIsProxiedAsPlainHttp) {
-  WsUpstream up([](UpConn& c) {
-    send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno");
-  });
+  WsUpstream up(
+      [](UpConn& c) { send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno"); });
   Server server(config({up.address()}, {{"upgrade", false}}));
   ASSERT_TRUE(server.ready()) << server.log();
   Client c(server.port());

@@ -690,9 +690,9 @@ TEST(Config, AdminModeAndSocket) {
             Errors{R"(admin.socket: must be "" (no admin socket) or a path of at most 107 bytes)"});
   // What `serve` would refuse (AdminServer::open), `check` refuses too.
   for (std::string_view dir : {"run/", "/tmp/x/", ".", "..", "run/.", "run/.."}) {
-    EXPECT_EQ(errors_of(json{{"admin", {{"socket", dir}}}}.dump()),
-              Errors{"admin.socket: \"" + std::string(dir) +
-                     "\" names a directory, not a socket file"})
+    EXPECT_EQ(
+        errors_of(json{{"admin", {{"socket", dir}}}}.dump()),
+        Errors{"admin.socket: \"" + std::string(dir) + "\" names a directory, not a socket file"})
         << dir;
   }
   EXPECT_EQ(valid(R"({"admin": {"socket": "run/a.sock"}})").admin.socket, "run/a.sock");

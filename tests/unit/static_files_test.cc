@@ -150,8 +150,7 @@ TEST(StaticConditions, IfMatchNeedsTheCurrentTagStrongly) {
   EXPECT_EQ(evaluate({{"If-Match", "*"}}), Precondition::proceed);
   EXPECT_EQ(evaluate({{"if-match", "\"a\", \"1-2-3.4\""}}), Precondition::proceed);
   // Two lines are one list.
-  EXPECT_EQ(evaluate({{"If-Match", "\"a\""}, {"If-Match", "\"1-2-3.4\""}}),
-            Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Match", "\"a\""}, {"If-Match", "\"1-2-3.4\""}}), Precondition::proceed);
 }
 
 TEST(StaticConditions, IfUnmodifiedSinceFailsForALaterChange) {
@@ -159,10 +158,8 @@ TEST(StaticConditions, IfUnmodifiedSinceFailsForALaterChange) {
             Precondition::failed);
   EXPECT_EQ(evaluate({{"If-Unmodified-Since", "Sunday, 06-Nov-94 08:49:36 GMT"}}),
             Precondition::failed);
-  EXPECT_EQ(evaluate({{"If-Unmodified-Since", kModified}}),
-            Precondition::proceed);
-  EXPECT_EQ(evaluate({{"If-Unmodified-Since", "Sun Nov  6 08:49:38 1994"}}),
-            Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", kModified}}), Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Unmodified-Since", "Sun Nov  6 08:49:38 1994"}}), Precondition::proceed);
   EXPECT_EQ(evaluate({{"If-Unmodified-Since", "not a date"}}), Precondition::proceed);
   // If-Match present: If-Unmodified-Since is not looked at (13.2.2 step 2).
   EXPECT_EQ(evaluate({{"If-Match", "*"}, {"If-Unmodified-Since", "Mon, 01 Jan 1990 00:00:00 GMT"}}),
@@ -186,8 +183,7 @@ TEST(StaticConditions, IfNoneMatchOnAnyLineIsNotModified) {
 
 // 13.2.2: a failed If-Match is 412 even when If-None-Match would be a 304.
 TEST(StaticConditions, APreconditionFailureComesFirst) {
-  EXPECT_EQ(evaluate({{"If-None-Match", "*"}, {"If-Match", "\"nope\""}}),
-            Precondition::failed);
+  EXPECT_EQ(evaluate({{"If-None-Match", "*"}, {"If-Match", "\"nope\""}}), Precondition::failed);
   EXPECT_EQ(evaluate({{"If-None-Match", "*"}, {"If-Match", "*"}}), Precondition::not_modified);
 }
 

@@ -128,18 +128,13 @@ int on_header_field(llhttp_t* p, const char* at, size_t n) {
   constexpr size_t kUsualHeaders = 16;  // room for a usual response's, at once
   Job* j = job_of(p);
   if (j->headers.capacity() == 0) j->headers.reserve(kUsualHeaders);
-  if (j->in_value || j->headers.empty()) j->headers.emplace_back();
-  j->in_value = false;
-  j->headers.back().name.append(at, n);
+  gather_name(j->headers, j->in_value, {at, n});
   return 0;
 }
 
 int on_header_value(llhttp_t* p, const char* at, size_t n) {
   Job* j = job_of(p);
-  if (j->headers.empty()) return -1;
-  j->in_value = true;
-  j->headers.back().value.append(at, n);
-  return 0;
+  return gather_value(j->headers, j->in_value, {at, n}) ? 0 : -1;
 }
 
 int on_headers_complete(llhttp_t* p) {

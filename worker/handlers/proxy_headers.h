@@ -51,4 +51,22 @@ inline bool underscore_name(std::string_view name) {
   return name.find('_') != std::string_view::npos;
 }
 
+// llhttp gives a response header's name and value in pieces (a read may
+// cut either): these gather them into `headers`. `in_value` says whether the
+// last piece was a value (a name piece then starts the next header).
+inline void gather_name(std::vector<proto::Header>& headers, bool& in_value,
+                        std::string_view piece) {
+  if (in_value || headers.empty()) headers.emplace_back();
+  in_value = false;
+  headers.back().name.append(piece);
+}
+// False for a value before any name (llhttp never gives one).
+inline bool gather_value(std::vector<proto::Header>& headers, bool& in_value,
+                         std::string_view piece) {
+  if (headers.empty()) return false;
+  in_value = true;
+  headers.back().value.append(piece);
+  return true;
+}
+
 }  // namespace ringhttpd::worker

@@ -114,17 +114,12 @@ struct Tunnel::Answer {
 struct AnswerCallbacks {
   static int on_field(llhttp_t* p, const char* at, size_t n) {
     auto* a = static_cast<Tunnel::Answer*>(p->data);
-    if (a->head_done) return 0;
-    if (a->in_value || a->headers.empty()) a->headers.emplace_back();
-    a->in_value = false;
-    a->headers.back().name.append(at, n);
+    if (!a->head_done) gather_name(a->headers, a->in_value, {at, n});
     return 0;
   }
   static int on_value(llhttp_t* p, const char* at, size_t n) {
     auto* a = static_cast<Tunnel::Answer*>(p->data);
-    if (a->head_done || a->headers.empty()) return 0;
-    a->in_value = true;
-    a->headers.back().value.append(at, n);
+    if (!a->head_done) gather_value(a->headers, a->in_value, {at, n});
     return 0;
   }
   static int on_headers_complete(llhttp_t* p) {
