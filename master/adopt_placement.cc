@@ -3,8 +3,8 @@
 
 namespace ringhttpd::master {
 
-uint64_t adopt_load(const AdoptTarget& t) {
-  return uint64_t{t.connections} + (t.sent > t.adopted ? t.sent - t.adopted : 0);
+uint64_t passed_load(uint32_t connections, uint64_t sent, uint64_t taken) {
+  return uint64_t{connections} + (sent > taken ? sent - taken : 0);
 }
 
 AdoptChoice place_adopt(std::span<const AdoptTarget> targets, uint64_t max_connections) {

@@ -11,6 +11,7 @@
 // already on its way to it:
 //
 //   load = connections (its slot) + adopts sent to it - adopts it took (its slot)
+//          (passed_load)
 //
 // on the ready target with the least load. When no target has room the
 // connection is closed (the new generation is smaller than the old one);
@@ -28,13 +29,18 @@ namespace ringhttpd::master {
 struct AdoptTarget {
   uint32_t connections = 0;  // open, as it published them (ProcessSlot::connections)
   uint64_t sent = 0;         // adopt messages sent to this incarnation (the supervisor's count)
-  uint64_t adopted = 0;      // of those, taken off its socket (ProcessSlot::adopted, its word)
+  uint64_t adopted = 0;      // of those, taken off its socket (ProcessSlot::taken_in, its word)
   bool busy = false;         // its control queue refused a send this round: skip it for now
 };
 
-// Connections it holds or will hold: open ones plus adopts on their way. A
-// process that reports more taken than were sent counts none on their way.
-uint64_t adopt_load(const AdoptTarget& t);
+// Connections a process holds or will hold: the open ones it published plus
+// those passed to it and not yet taken off its socket. A process that
+// reports more taken than were sent counts none on their way. (Also the
+// load of a service process taking upgrades: master/takeover.h.)
+uint64_t passed_load(uint32_t connections, uint64_t sent, uint64_t taken);
+inline uint64_t adopt_load(const AdoptTarget& t) {
+  return passed_load(t.connections, t.sent, t.adopted);
+}
 
 struct AdoptChoice {
   enum Kind {

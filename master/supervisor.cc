@@ -331,9 +331,9 @@ std::string Supervisor::spawn(Generation& g, Child& c) {
       .store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(slot.inflight).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(slot.connections).store(0, std::memory_order_relaxed);
-  std::atomic_ref<uint64_t>(slot.adopts_sent).store(0, std::memory_order_relaxed);
-  std::atomic_ref<uint64_t>(slot.adopted).store(0, std::memory_order_relaxed);
-  c.adopts_sent = 0;
+  std::atomic_ref<uint64_t>(slot.passed_in).store(0, std::memory_order_relaxed);
+  std::atomic_ref<uint64_t>(slot.taken_in).store(0, std::memory_order_relaxed);
+  c.passed_in = 0;
   c.adopts_done_sent = false;
   std::atomic_ref<shm::ProcessState>(slot.state)
       .store(shm::ProcessState::starting, std::memory_order_release);
@@ -465,8 +465,8 @@ void Supervisor::roll_back(Generation& g, const std::string& why) {
 // The next reload (a coalesced request) starts from the top of the loop,
 // never from inside a walk over the generations.
 void Supervisor::finish_reload() {
-  ++(last_reload_error_.empty() ? reloads_ok_ : reloads_failed_);
-  publish_reload_counters();
+  ++(last_reload_error_.empty() ? counters_.reloads_ok : counters_.reloads_failed);
+  publish_counters();
   note_reload_finished();
   // Committed or failed, the server serves again: systemd leaves "reloading".
   last_reload_result_ = last_reload_error_.empty() ? "ok" : "failed: " + last_reload_error_;
@@ -474,15 +474,20 @@ void Supervisor::finish_reload() {
   if (reload_.finished()) reload_due_ = true;
 }
 
-// The reload counters live in the serving generation's segment header, so
-// a network process serving /metrics can read them; every generation gets
-// them at its creation and the serving one whenever they change.
-void Supervisor::publish_reload_counters() {
+// The supervisor's counters live in the serving generation's segment
+// header, so a network process serving /metrics can read them; every
+// generation gets them at its creation and all whenever they change.
+void Supervisor::publish_counters() {
   for (auto& g : generations_) {
     if (!g->segment) continue;
     shm::SegmentHeader& h = g->segment->header_for_writer();
-    std::atomic_ref<uint64_t>(h.reloads_ok).store(reloads_ok_, std::memory_order_relaxed);
-    std::atomic_ref<uint64_t>(h.reloads_failed).store(reloads_failed_, std::memory_order_relaxed);
+    const auto store = [](uint64_t& field, uint64_t v) {
+      std::atomic_ref<uint64_t>(field).store(v, std::memory_order_relaxed);
+    };
+    store(h.reloads_ok, counters_.reloads_ok);
+    store(h.reloads_failed, counters_.reloads_failed);
+    store(h.handoffs_closed, counters_.handoffs_closed);
+    store(h.takeovers_refused, counters_.takeovers_refused);
   }
 }
 
@@ -513,7 +518,7 @@ void Supervisor::start_reload() {
   }
   Generation& g = *next;
   generations_.push_back(std::move(next));
-  publish_reload_counters();
+  publish_counters();
   start_or_roll_back(g);
 }
 
@@ -816,10 +821,10 @@ void Supervisor::flush_adopts() {
       shm::ProcessSlot& slot = current_->segment->slot(ready[i]->slot);
       // `adopted` first: the process publishes its connections before it
       // counts an adopt as taken, so this order can only overcount.
-      targets[i].adopted = std::atomic_ref<uint64_t>(slot.adopted).load(std::memory_order_acquire);
+      targets[i].adopted = std::atomic_ref<uint64_t>(slot.taken_in).load(std::memory_order_acquire);
       targets[i].connections =
           std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
-      targets[i].sent = ready[i]->adopts_sent;
+      targets[i].sent = ready[i]->passed_in;
     }
     const AdoptChoice choice = place_adopt(targets, max_connections);
     if (choice.kind == AdoptChoice::wait) return;  // again on the next iteration
@@ -834,26 +839,27 @@ void Supervisor::flush_adopts() {
     // Counted before it is sent, so the process can never see an adopt in
     // its queue that the count does not show (it waits for those before it
     // may end: may_end_loop); taken back if the send fails.
-    std::atomic_ref<uint64_t> published(current_->segment->slot(target.slot).adopts_sent);
-    published.store(target.adopts_sent + 1, std::memory_order_release);
+    std::atomic_ref<uint64_t> published(current_->segment->slot(target.slot).passed_in);
+    published.store(target.passed_in + 1, std::memory_order_release);
     std::string err;
     const proto::SendStatus st = proto::try_send_control(
         target.control.get(), {proto::ControlType::adopt, 0, a.idle_ms + waited}, {a.fd.get()},
         a.bytes, err);
     if (st != proto::SendStatus::ok) {
-      published.store(target.adopts_sent, std::memory_order_release);
+      published.store(target.passed_in, std::memory_order_release);
       // Full queue (or ETOOMANYREFS): later. Any other error: a dying
       // target, reaped soon. Either way not this one for now.
       targets[choice.target].busy = true;
       continue;
     }
-    ++target.adopts_sent;
+    ++target.passed_in;
     adopts_.pop_front();
   }
 }
 
-// A connection a service takes over (an upgrade): to a ready process of that
-// service (by name) in the serving generation, in turn, without blocking;
+// A connection a service takes over (an upgrade): to the ready process of
+// that service (by name) in the serving generation holding the fewest
+// (pick_taker), without blocking;
 // when none can take it now, the client gets 503 from here and the
 // connection closes, rather than waiting in a queue for a process that may
 // never come.
@@ -868,16 +874,27 @@ void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
   }
   std::vector<TakerCandidate> candidates(pool.size());
   for (size_t i = 0; i < pool.size(); ++i) {
-    candidates[i].ready = pool[i]->state == SlotState::ready && pool[i]->control;
+    TakerCandidate& c = candidates[i];
+    c.ready = pool[i]->state == SlotState::ready && pool[i]->control;
+    shm::ProcessSlot& slot = current_->segment->slot(pool[i]->slot);
+    // `taken_in` first: the process publishes its connections before it
+    // counts a take, so this order can only overcount.
+    c.taken = std::atomic_ref<uint64_t>(slot.taken_in).load(std::memory_order_acquire);
+    c.connections = std::atomic_ref<uint32_t>(slot.connections).load(std::memory_order_relaxed);
+    c.sent = pool[i]->passed_in;
   }
   uint32_t& next = take_next_[service];
   for (size_t tries = 0; tries < pool.size(); ++tries) {
     const int i = pick_taker(candidates, next);
     if (i < 0) break;
-    const std::string err =
-        proto::send_control(pool[static_cast<size_t>(i)]->control.get(),
-                            {proto::ControlType::take, 0, 0}, {fd.get()}, payload, true);
-    if (err.empty()) return;
+    Child& taker = *pool[static_cast<size_t>(i)];
+    const std::string err = proto::send_control(
+        taker.control.get(), {proto::ControlType::take, 0, 0}, {fd.get()}, payload, true);
+    if (err.empty()) {
+      std::atomic_ref<uint64_t>(current_->segment->slot(taker.slot).passed_in)
+          .store(++taker.passed_in, std::memory_order_relaxed);
+      return;
+    }
     candidates[static_cast<size_t>(i)].ready = false;  // its queue is full: the next one
   }
   log_warn("no process of service \"" + service + "\" could take a connection; answered 503");
@@ -885,6 +902,8 @@ void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
   // into an empty socket buffer, or nothing if the client is gone.
   [[maybe_unused]] const ssize_t w = ::send(fd.get(), kTakeoverRefused.data(),
                                             kTakeoverRefused.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ++counters_.takeovers_refused;
+  publish_counters();
 }
 
 // With a FIN, as at a keep-alive timeout (proto::close_unserved).
@@ -892,6 +911,8 @@ void Supervisor::close_surplus(proto::UniqueFd fd) {
   proto::close_unserved(std::move(fd));
   ++surplus_closed_;
   surplus_generation_ = current_->number;
+  ++counters_.handoffs_closed;
+  publish_counters();
 }
 
 void Supervisor::report_surplus() {

@@ -81,10 +81,11 @@ class Supervisor {
     proto::UniqueFd control;     // supervisor's end; valid while pid != -1
     pid_t watchdog_killed = -1;  // the process the network watchdog killed (once)
     std::string failure;         // why it could not start, in its words (ControlType::failed)
-    // Network processes: adopt messages sent to this process (0 at each
-    // spawn; mirrored in its slot's adopts_sent), and whether it was told
-    // that no more will come (adopts_done, during a stop).
-    uint64_t adopts_sent = 0;
+    // Connections passed to this process (adopts to a network process,
+    // takes to a service process; 0 at each spawn; mirrored in its slot's
+    // passed_in), and whether a network process was told that no more
+    // adopts will come (adopts_done, during a stop).
+    uint64_t passed_in = 0;
     bool adopts_done_sent = false;
   };
   // A generation: its decisions are the machine's (GenerationMachine:
@@ -121,7 +122,7 @@ class Supervisor {
   void on_generation_ready(Generation& g);
   void roll_back(Generation& g, const std::string& why);
   void finish_reload();
-  void publish_reload_counters();
+  void publish_counters();
   void update_rate(int64_t now);
   void start_reload();
 
@@ -208,8 +209,9 @@ class Supervisor {
   uint32_t rate_generation_ = 0;
   int64_t rate_since_ms_ = 0;
   int64_t next_rate_ms_ = 0;
-  uint64_t reloads_ok_ = 0;      // committed since the start
-  uint64_t reloads_failed_ = 0;  // failed since the start
+  // Reloads committed and failed, handed-over connections closed, takeovers
+  // refused, since the start (published into the segments: publish_counters).
+  shm::SupervisorCounters counters_;
   int64_t reload_began_ms_ = 0;
   std::string last_reload_error_;
   uint32_t relay_next_ = 0;

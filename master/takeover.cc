@@ -1,6 +1,7 @@
 // See takeover.h: the supervisor's decisions about taken-over connections.
 #include "master/takeover.h"
 
+#include "master/adopt_placement.h"
 #include "proto/takeover.h"
 
 namespace ringhttpd::master {
@@ -30,13 +31,19 @@ int serving_service(std::string_view name, std::span<const worker::ServiceSettin
 
 int pick_taker(std::span<const TakerCandidate> candidates, uint32_t& next) {
   const size_t n = candidates.size();
+  int best = -1;
+  uint64_t best_load = 0;
   for (size_t k = 0; k < n; ++k) {
     const size_t i = (next + k) % n;
-    if (!candidates[i].ready) continue;
-    next = static_cast<uint32_t>(i + 1);
-    return static_cast<int>(i);
+    const TakerCandidate& c = candidates[i];
+    if (!c.ready) continue;
+    const uint64_t load = passed_load(c.connections, c.sent, c.taken);
+    if (best >= 0 && load >= best_load) continue;
+    best = static_cast<int>(i);
+    best_load = load;
   }
-  return -1;
+  if (best >= 0) next = static_cast<uint32_t>(best + 1);
+  return best;
 }
 
 }  // namespace ringhttpd::master

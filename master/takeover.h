@@ -30,14 +30,20 @@ std::string check_takeover(uint32_t service, size_t n_fds, std::string_view payl
 // connection goes to the serving one, where the name may have moved or gone.)
 int serving_service(std::string_view name, std::span<const worker::ServiceSettings> services);
 
-// One service process that could take a connection: whether it can now.
+// One service process that could take a connection, as the supervisor sees
+// it: whether it can now, and what it holds (the same accounting as a
+// handed-over connection's placement, master/adopt_placement.h).
 struct TakerCandidate {
-  bool ready = false;  // reported ready, control socket open
+  bool ready = false;        // reported ready, control socket open, queue not found full
+  uint32_t connections = 0;  // tunnels open, as it published them (ProcessSlot::connections)
+  uint64_t sent = 0;         // take messages sent to this incarnation (the supervisor's count)
+  uint64_t taken = 0;        // of those, taken off its socket (ProcessSlot::taken_in, its word)
 };
 
-// The next ready candidate in turn, starting after the one `next` points
-// past (round robin: tunnels are long, so they are spread by count), or -1.
-// `next` moves past the one chosen.
+// The ready candidate holding the fewest connections (open plus on their
+// way: tunnels are long, so they are spread by count, not by turn), or -1.
+// A tie goes to the first from the one `next` points at, and `next` moves
+// past the one chosen, so equal processes take turns.
 int pick_taker(std::span<const TakerCandidate> candidates, uint32_t& next);
 
 // What the supervisor writes to a client no process can take (then it

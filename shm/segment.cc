@@ -33,14 +33,15 @@ uint32_t fnv1a(uint32_t h, uint64_t v) {
 
 uint32_t layout_tag() {
   uint32_t h = 2166136261u;
-  for (uint64_t v : {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
-                     offsetof(SegmentHeader, routes_offset), offsetof(SegmentHeader, reloads_ok),
-                     offsetof(ProcessSlot, responses), offsetof(ProcessSlot, latency_buckets),
-                     uint64_t{kLatencyBuckets}, offsetof(SegmentHeader, rings_offset),
-                     sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
-                     offsetof(ProcessSlot, connections), offsetof(ProcessSlot, adopted),
-                     sizeof(RingEntry), sizeof(RingHeader), offsetof(RingHeader, head),
-                     offsetof(RingHeader, tail), sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
+  for (uint64_t v :
+       {sizeof(SegmentHeader), offsetof(SegmentHeader, slots_offset),
+        offsetof(SegmentHeader, routes_offset), offsetof(SegmentHeader, reloads_ok),
+        offsetof(SegmentHeader, takeovers_refused), offsetof(ProcessSlot, responses),
+        offsetof(ProcessSlot, latency_buckets), uint64_t{kLatencyBuckets},
+        offsetof(SegmentHeader, rings_offset), sizeof(ProcessSlot), offsetof(ProcessSlot, inflight),
+        offsetof(ProcessSlot, connections), offsetof(ProcessSlot, taken_in), sizeof(RingEntry),
+        sizeof(RingHeader), offsetof(RingHeader, head), offsetof(RingHeader, tail),
+        sizeof(RecordHeader), uint64_t{kRecordAlign}}) {
     h = fnv1a(h, v);
   }
   return h;
@@ -148,6 +149,8 @@ std::optional<Segment> Segment::create(const std::string& name, const SegmentSpe
                                sh.slots_offset,
                                sh.rings_offset,
                                sh.routes_offset,
+                               0,
+                               0,
                                0,
                                0};
   return seg;
@@ -307,12 +310,16 @@ const ProcessSlot& Segment::slot(uint32_t i) const {
   return reinterpret_cast<const ProcessSlot*>(base_ + shape_.slots_offset)[i];
 }
 
-uint64_t Segment::reloads_ok() const {
-  return std::atomic_ref<uint64_t>(header_->reloads_ok).load(std::memory_order_relaxed);
-}
-
-uint64_t Segment::reloads_failed() const {
-  return std::atomic_ref<uint64_t>(header_->reloads_failed).load(std::memory_order_relaxed);
+SupervisorCounters Segment::supervisor_counters() const {
+  const auto load = [](uint64_t& v) {
+    return std::atomic_ref<uint64_t>(v).load(std::memory_order_relaxed);
+  };
+  SupervisorCounters c;
+  c.reloads_ok = load(header_->reloads_ok);
+  c.reloads_failed = load(header_->reloads_failed);
+  c.handoffs_closed = load(header_->handoffs_closed);
+  c.takeovers_refused = load(header_->takeovers_refused);
+  return c;
 }
 
 uint64_t Segment::ring_used(uint32_t network, uint32_t service, Direction dir) const {

@@ -4,7 +4,8 @@
 // the mapping across fork (or open it by name) and check the layout first.
 //
 //   offset 0     SegmentHeader   magic, layout version + tag, sizes, counts,
-//                                reload counters (the supervisor's)
+//                                the supervisor's counters (reloads, handed-over
+//                                connections closed, takeovers refused)
 //   slots_off    ProcessSlot[n_network + n_service]       six 64-byte lines each
 //   routes_off   uint64_t[n_network][n_routes][5]         responses by route and
 //                                                         status class, one row per
@@ -33,7 +34,7 @@
 namespace ringhttpd::shm {
 
 inline constexpr uint64_t kSegmentMagic = 0x52494e4748545450ull;  // "RINGHTTP"
-inline constexpr uint32_t kLayoutVersion = 5;
+inline constexpr uint32_t kLayoutVersion = 6;
 
 struct SegmentHeader {
   uint64_t magic;
@@ -49,11 +50,24 @@ struct SegmentHeader {
   uint64_t routes_offset;
   // Written by the supervisor into the serving generation's segment (and
   // carried into the next one), so a process that serves /metrics can read
-  // them: reloads that committed and that failed since the start.
+  // them, all since the start: reloads that committed and that failed;
+  // connections handed over by a draining generation that the serving one
+  // had no room for (closed with a FIN); connections to be taken over (an
+  // upgrade) that no process could take (answered 503 by the supervisor).
   uint64_t reloads_ok;
   uint64_t reloads_failed;
+  uint64_t handoffs_closed;
+  uint64_t takeovers_refused;
 };
 static_assert(std::is_trivially_copyable_v<SegmentHeader>);
+
+// SegmentHeader's counters, as read or written at once.
+struct SupervisorCounters {
+  uint64_t reloads_ok = 0;
+  uint64_t reloads_failed = 0;
+  uint64_t handoffs_closed = 0;
+  uint64_t takeovers_refused = 0;
+};
 
 enum class ProcessRole : uint32_t { none = 0, network = 1, service = 2 };
 enum class ProcessState : uint32_t { empty = 0, starting = 1, ready = 2, stopping = 3 };
@@ -76,7 +90,7 @@ enum class Path : uint32_t { fast = 0, service = 1 };
 //                               restarts heartbeat
 //   line 1  traffic             responses[1xx..5xx] accepted bytes_in bytes_out
 //   line 2  rings, latency,     ring_full latency_sum_us[2] latency_count[2]
-//           handoffs            access_lines_lost adopts_sent adopted
+//           handoffs            access_lines_lost passed_in taken_in
 //   line 3-5 latency histogram  latency_buckets[fast|service][12]
 struct alignas(64) ProcessSlot {
   uint32_t pid;
@@ -102,14 +116,16 @@ struct alignas(64) ProcessSlot {
   uint64_t latency_sum_us[2];      // network: by Path
   uint64_t latency_count[2];
   uint64_t access_lines_lost;  // network: access log lines a failed write lost
-  // Handed-over connections on their way to this network process: the
-  // supervisor counts the adopt messages it sent (adopts_sent), the process
-  // those it took off its control socket (adopted), both from 0 at each
-  // spawn. The difference is what it has yet to receive: the supervisor
-  // counts it as taken when placing the next one, and the process when it
+  // Connections the supervisor passes to this process, on their way: to a
+  // network process the ones a draining generation handed over (adopt), to
+  // a service process the ones it takes over (take, an upgrade). The
+  // supervisor counts the messages it sent (passed_in), the process those
+  // it took off its control socket (taken_in), both from 0 at each spawn.
+  // The difference is what it has yet to receive: the supervisor counts it
+  // as open when placing the next one, and a network process when it
   // decides whether it may accept, so the two never overfill it.
-  uint64_t adopts_sent;  // the supervisor
-  uint64_t adopted;      // network
+  uint64_t passed_in;  // the supervisor
+  uint64_t taken_in;   // the process
 
   alignas(64) uint64_t latency_buckets[2][kLatencyBuckets];  // network: by Path, not cumulative
 };
@@ -199,11 +215,10 @@ class Segment {
   // The layout, from this process's private copy (SegmentShape), never from
   // shared memory.
   const SegmentShape& header() const { return shape_; }
-  // The supervisor's reload counters, live from the shared header (relaxed
-  // loads: a number to show, never a size or an index).
-  uint64_t reloads_ok() const;
-  uint64_t reloads_failed() const;
-  // The shared header, for its one writer (the supervisor's reload counters)
+  // The supervisor's counters, live from the shared header (relaxed loads:
+  // numbers to show, never a size or an index).
+  SupervisorCounters supervisor_counters() const;
+  // The shared header, for its one writer (the supervisor's counters)
   // and for tests that play a misbehaving child.
   SegmentHeader& header_for_writer() { return *header_; }
   ProcessSlot& slot(uint32_t i);

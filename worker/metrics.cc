@@ -185,8 +185,16 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
   w.sample("ringhttpd_generation", "", h.generation);
   w.family("ringhttpd_reloads_total", "counter",
            "Reloads since the server started, by result (ok: the new generation serves).");
-  w.sample("ringhttpd_reloads_total", "result=\"ok\"", segment.reloads_ok());
-  w.sample("ringhttpd_reloads_total", "result=\"failed\"", segment.reloads_failed());
+  const shm::SupervisorCounters sup = segment.supervisor_counters();
+  w.sample("ringhttpd_reloads_total", "result=\"ok\"", sup.reloads_ok);
+  w.sample("ringhttpd_reloads_total", "result=\"failed\"", sup.reloads_failed);
+  w.family("ringhttpd_handoffs_closed_total", "counter",
+           "Connections handed over by a draining generation that the serving one had no room "
+           "for (closed with a FIN).");
+  w.sample("ringhttpd_handoffs_closed_total", "", sup.handoffs_closed);
+  w.family("ringhttpd_takeovers_refused_total", "counter",
+           "Upgraded connections no process of their service could take (answered 503).");
+  w.sample("ringhttpd_takeovers_refused_total", "", sup.takeovers_refused);
 
   // ---- per process ----
   struct PerProcess {

@@ -452,7 +452,7 @@ void NetworkProcess::retry_handoffs() {
 
 uint64_t NetworkProcess::adopts_in_flight() {
   const uint64_t sent =
-      std::atomic_ref<uint64_t>(own_slot().adopts_sent).load(std::memory_order_acquire);
+      std::atomic_ref<uint64_t>(own_slot().passed_in).load(std::memory_order_acquire);
   return sent > adopted_ ? sent - adopted_ : 0;
 }
 
@@ -487,8 +487,8 @@ void NetworkProcess::adopt(proto::UniqueFd fd, std::string bytes, uint64_t idle_
     proto::close_unserved(std::move(fd));
   }
   // Taken, after its connection was published (the supervisor reads
-  // `adopted` first, so it can only overcount).
-  std::atomic_ref<uint64_t>(own_slot().adopted).store(++adopted_, std::memory_order_release);
+  // `taken_in` first, so it can only overcount).
+  std::atomic_ref<uint64_t>(own_slot().taken_in).store(++adopted_, std::memory_order_release);
   if (c == nullptr) return;
   const auto limit = static_cast<uint64_t>(env_.network.keepalive_timeout_ms);
   c->last_active_ms = now_ms_ - static_cast<int64_t>(std::min(idle_ms, limit));

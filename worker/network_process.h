@@ -152,7 +152,7 @@ class NetworkProcess {
   void begin_takeover(Connection& c, const proto::RequestHead& req, const RouteSettings& route);
   void take_over(Connection& c);
   // Adopt messages the supervisor sent that this process has not taken yet
-  // (the slot's adopts_sent against adopted_): they count as connections
+  // (the slot's passed_in against adopted_): they count as connections
   // when deciding whether it may accept.
   uint64_t adopts_in_flight();
   bool full();

@@ -163,7 +163,14 @@ void ServiceProcess::handle_control() {
     if (st == proto::RecvStatus::error) return log_error(err);
     if (msg.type == proto::ControlType::stop) on_stop(msg.arg == 1);
     if (msg.type == proto::ControlType::peer_gone) on_network_gone(msg.arg, msg.arg2);
-    if (msg.type == proto::ControlType::take) on_take(fds, payload);
+    if (msg.type == proto::ControlType::take) {
+      on_take(fds, payload);
+      // Counted after the connection is published, so the supervisor,
+      // which reads the count first, can only overcount what is held.
+      publish_tunnels();
+      std::atomic_ref<uint64_t>(env_.segment->slot(env_.slot()).taken_in)
+          .store(++taken_, std::memory_order_release);
+    }
   }
 }
 

@@ -113,6 +113,7 @@ class ServiceProcess : public HandlerLoop {
   bool stop_ = false;
   bool stopping_gracefully_ = false;  // stop once the handler holds no connection
   uint32_t published_tunnels_ = 0;    // connections_held() as last stored in the slot
+  uint64_t taken_ = 0;                // take messages read off the control socket (slot taken_in)
 };
 
 }  // namespace ringhttpd::worker

@@ -135,7 +135,7 @@ Ends classify(const std::vector<std::unique_ptr<Client>>& cs, int want_closed,
 // closed with a FIN, and one warning names the limit. Before, every
 // connection was pushed into the one new process regardless: status showed
 // it past max_connections, and past its RLIMIT_NOFILE the descriptors were
-// lost in recvmsg (MSG_CTRUNC).
+// lost in recvmsg (MSG_CTRUNC). The metrics count the closed ones.
 TEST(Reload, ASmallerGenerationKeepsWhatFitsAndClosesTheRestWithAFin) {
   Server server(config(2, 60), Binary::shipped, low_nofile());
   ASSERT_TRUE(server.ready()) << server.log();
@@ -165,6 +165,9 @@ TEST(Reload, ASmallerGenerationKeepsWhatFitsAndClosesTheRestWithAFin) {
   }
   EXPECT_EQ(answered, 60) << server.log();
   EXPECT_EQ(server.log().find("descriptors lost"), std::string::npos) << server.log();
+  std::string metrics;
+  run_binary({"ctl", "--socket", server.workdir().admin_socket(), "metrics"}, metrics);
+  EXPECT_NE(metrics.find("\nringhttpd_handoffs_closed_total 60\n"), std::string::npos) << metrics;
 }
 
 // A server holding as many connections as its network processes may hold,

@@ -473,6 +473,120 @@ TEST(Upgrade, TwoHundredTunnelsAtOnceThroughOneProxyProcess) {
   EXPECT_TRUE(tunnels_shown(server.port(), "0")) << "ringhttpd_tunnels_open";
 }
 
+// The value of the sample `series` (name and labels) in /metrics, or -1.
+long metric_value(int port, const std::string& series) {
+  auto r = http_get(port, "/metrics");
+  const std::string line = "\n" + series + " ";
+  const size_t at = r ? r->body.find(line) : std::string::npos;
+  return at == std::string::npos ? -1 : std::atol(r->body.c_str() + at + line.size());
+}
+
+// The tunnels proxy process `index` holds, as the metrics show them, or -1.
+long tunnels_of(int port, int index) {
+  return metric_value(port, "ringhttpd_tunnels_open{role=\"service\",service=\"ws\",index=\"" +
+                                std::to_string(index) + "\"}");
+}
+
+// Awaits proxy process `index` showing `want` tunnels (its loop publishes
+// the count each iteration).
+bool tunnels_of_become(int port, int index, int want) {
+  const auto end = Clock::now() + 5s;
+  while (Clock::now() < end) {
+    if (tunnels_of(port, index) == want) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+long refused_takeovers(int port) { return metric_value(port, "ringhttpd_takeovers_refused_total"); }
+
+json with_metrics_route(const std::string& cfg) {
+  json c = json::parse(cfg);
+  c["routes"] = {{{"path", "/metrics"}, {"metrics", true}}, {{"path", "/"}, {"service", "ws"}}};
+  return c;
+}
+
+// Tunnels last, so the supervisor gives the next one to the process holding
+// the fewest: after a proxy process dies with its tunnels, its replacement
+// takes the new ones until it holds as many as its sibling. (In turn, the
+// sibling would have taken half of them.)
+TEST(Upgrade, ANewTunnelGoesToTheProxyProcessHoldingTheFewest) {
+  WsUpstream up(echo_101);
+  Server server(with_metrics_route(config({up.address()}, {}, 2)).dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::unique_ptr<Raw>> first;
+  for (int i = 0; i < 6; ++i) {
+    first.push_back(open_tunnel(server.port()));
+    ASSERT_TRUE(first.back()) << i << server.log();
+  }
+  ASSERT_TRUE(tunnels_of_become(server.port(), 0, 3)) << tunnels_of(server.port(), 0);
+  ASSERT_TRUE(tunnels_of_become(server.port(), 1, 3)) << tunnels_of(server.port(), 1);
+  const pid_t second = server.child("ringhttpd: service ws g1 #1");
+  ASSERT_GT(second, 0);
+  ::kill(second, SIGKILL);
+  ASSERT_TRUE(server.wait_for_log("replaced; serving", 10s)) << server.log();
+  ASSERT_TRUE(tunnels_of_become(server.port(), 1, 0)) << tunnels_of(server.port(), 1);
+  std::vector<std::unique_ptr<Raw>> next;
+  for (int i = 0; i < 4; ++i) {
+    next.push_back(open_tunnel(server.port()));
+    ASSERT_TRUE(next.back()) << i << server.log();
+    ASSERT_TRUE(next.back()->send("n"));
+    ASSERT_EQ(next.back()->take(1), "n");
+  }
+  // 3 to the replacement, then a tie: the fourth to either.
+  const long on_first = tunnels_of(server.port(), 0);
+  const long on_replacement = tunnels_of(server.port(), 1);
+  EXPECT_GE(on_replacement, 3) << server.log();
+  EXPECT_EQ(on_first + on_replacement, 7);
+}
+
+// The supervisor passes an upgraded connection on without waiting: when no
+// process of the service can take it now (here its only one is stopped and
+// its control queue full), the client gets 503 with Retry-After from the
+// supervisor itself, and the metrics count it. The ones queued before are
+// taken once the process runs again.
+TEST(Upgrade, AnUpgradeNoProcessCanTakeGets503FromTheSupervisor) {
+  WsUpstream up(echo_101);
+  Server server(with_metrics_route(config({up.address()})).dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  const pid_t proxy = server.child("ringhttpd: service ws g1 #0");
+  ASSERT_GT(proxy, 0);
+  ASSERT_EQ(::kill(proxy, SIGSTOP), 0);
+  // The queue is bounded in bytes (the socket's send buffer, about 200 KiB
+  // by default): 8 KiB heads fill it within a few dozen.
+  std::string padded = upgrade_request();
+  padded.insert(padded.size() - 2, "X-Pad: " + std::string(8000, 'p') + "\r\n");
+  constexpr int kClients = 60;
+  std::vector<std::unique_ptr<Raw>> cs;
+  for (int i = 0; i < kClients; ++i) {
+    cs.push_back(std::make_unique<Raw>(server.port()));
+    ASSERT_TRUE(cs.back()->send(padded)) << i;
+  }
+  bool refused = false;
+  for (const auto end = Clock::now() + 10s; !refused && Clock::now() < end;) {
+    refused = refused_takeovers(server.port()) > 0;
+    if (!refused) std::this_thread::sleep_for(10ms);
+  }
+  ::kill(proxy, SIGCONT);
+  ASSERT_TRUE(refused) << server.log();
+  int switched = 0, unavailable = 0;
+  for (auto& c : cs) {
+    auto head = c->head(10s);
+    ASSERT_TRUE(head) << server.log();
+    if (head->starts_with("HTTP/1.1 101 ")) ++switched;
+    if (head->starts_with("HTTP/1.1 503 ")) {
+      ++unavailable;
+      EXPECT_NE(head->find("Retry-After: 1\r\n"), std::string::npos) << *head;
+      EXPECT_TRUE(c->until_close(5s)) << "closed after the 503";
+    }
+  }
+  EXPECT_GT(unavailable, 0);
+  EXPECT_GT(switched, 0) << "the queued ones are taken after SIGCONT";
+  EXPECT_EQ(switched + unavailable, kClients);
+  EXPECT_EQ(refused_takeovers(server.port()), unavailable);
+  EXPECT_TRUE(server.wait_for_log("could take a connection; answered 503", 1s));
+}
+
 // A tunnel belongs to the process that holds it: its death closes both
 // sides, and its replacement takes the next ones.
 TEST(Upgrade, TunnelsCloseWithTheProcessThatHoldsThem) {

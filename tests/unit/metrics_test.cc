@@ -169,6 +169,8 @@ MetricsNames names() {
 void fill(TestSegment& seg) {
   seg.header().reloads_ok = 2;
   seg.header().reloads_failed = 1;
+  seg.header().handoffs_closed = 4;
+  seg.header().takeovers_refused = 6;
   shm::ProcessSlot& n0 = seg->slot(0);
   n0.pid = 101;
   n0.state = ProcessState::ready;
@@ -226,6 +228,10 @@ TEST(Metrics, ExactLines) {
       "# TYPE ringhttpd_reloads_total counter",
       R"(ringhttpd_reloads_total{result="ok"} 2)",
       R"(ringhttpd_reloads_total{result="failed"} 1)",
+      "# TYPE ringhttpd_handoffs_closed_total counter",
+      "ringhttpd_handoffs_closed_total 4",
+      "# TYPE ringhttpd_takeovers_refused_total counter",
+      "ringhttpd_takeovers_refused_total 6",
       "# TYPE ringhttpd_process_up gauge",
       R"(ringhttpd_process_up{role="network",index="0"} 1)",
       R"(ringhttpd_process_up{role="network",index="1"} 0)",
@@ -355,6 +361,8 @@ TEST(Metrics, AnEmptySegmentIsValidExposition) {
   expect_well_formed(text);
   EXPECT_TRUE(has_line(text, "ringhttpd_generation 1"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_reloads_total{result="ok"} 0)"));
+  EXPECT_TRUE(has_line(text, "ringhttpd_handoffs_closed_total 0"));
+  EXPECT_TRUE(has_line(text, "ringhttpd_takeovers_refused_total 0"));
   EXPECT_TRUE(has_line(text, R"(ringhttpd_process_up{role="service",service="#0",index="0"} 0)"));
   EXPECT_TRUE(
       has_line(text, R"(ringhttpd_route_responses_total{route="routes[1]",class="5xx"} 0)"));

@@ -175,7 +175,7 @@ TEST(Takeover, TheServingConfigsServiceIsFoundByName) {
   EXPECT_EQ(master::serving_service("gone", s), -1);
 }
 
-TEST(Takeover, ProcessesTakeConnectionsInTurnPassingOverUnreadyOnes) {
+TEST(Takeover, EqualProcessesTakeConnectionsInTurnPassingOverUnreadyOnes) {
   std::vector<master::TakerCandidate> c(3, {true});
   uint32_t next = 0;
   EXPECT_EQ(master::pick_taker(c, next), 0);
@@ -188,6 +188,30 @@ TEST(Takeover, ProcessesTakeConnectionsInTurnPassingOverUnreadyOnes) {
   c.assign(3, {false});
   EXPECT_EQ(master::pick_taker(c, next), -1);
   EXPECT_EQ(master::pick_taker({}, next), -1);
+}
+
+// Tunnels last: a process that holds many (after a restart of its sibling,
+// say) gets none until the others catch up, and takes sent but not yet
+// taken off a process's socket count as held.
+TEST(Takeover, TheProcessHoldingTheFewestConnectionsTakesTheNext) {
+  std::vector<master::TakerCandidate> c(3, {true});
+  c[0].connections = 50;
+  c[1].connections = 10;
+  c[2].connections = 12;
+  uint32_t next = 0;
+  EXPECT_EQ(master::pick_taker(c, next), 1);
+  c[1].sent = 3;  // three on their way to it: 13
+  EXPECT_EQ(master::pick_taker(c, next), 2);
+  c[1].taken = 3;
+  c[1].connections = 13;  // taken and open: still 13
+  EXPECT_EQ(master::pick_taker(c, next), 2);
+  c[2].connections = 13;  // a tie: from `next` on (past 2, so 0, then 1)
+  EXPECT_EQ(master::pick_taker(c, next), 1);
+  c[1].taken = 9;  // more taken than sent (its word): none on their way
+  c[1].connections = 5;
+  EXPECT_EQ(master::pick_taker(c, next), 1);
+  c[1].ready = false;
+  EXPECT_EQ(master::pick_taker(c, next), 2);
 }
 
 // ---- a tunnel's flows and bytes ----
