@@ -321,6 +321,37 @@ TEST(Upgrade, AnAnswerOtherThan101GoesToTheClientAndTheConnectionCloses) {
   EXPECT_TRUE(up.wait_closed(1, 5s));
 }
 
+// What a client sends right after an upgrade request is the new protocol
+// only if the upstream says 101. Sent before, an upstream that refuses the
+// upgrade reads it as a next request: one the network process never saw,
+// past its routes (here a GET /admin). Such bytes wait for the 101, and
+// are dropped with any other answer. Before, they went up with the head.
+TEST(Upgrade, BytesSentAfterTheHeadReachTheUpstreamOnlyAfterItsSwitch) {
+  std::mutex mu;
+  std::string seen;  // every byte the upstream got after the request head
+  WsUpstream up([&](UpConn& c) {
+    std::string got = c.rest;
+    send_all(c.fd, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nno\n");
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(c.fd, buf, sizeof buf, 0)) > 0;) {
+      got.append(buf, static_cast<size_t>(n));
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    seen = got;
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  ASSERT_TRUE(c.send(upgrade_request() + "GET /admin HTTP/1.1\r\nHost: ws.test\r\n\r\n"));
+  auto all = c.until_close();
+  ASSERT_TRUE(all) << server.log();
+  EXPECT_TRUE(all->starts_with("HTTP/1.1 200 OK\r\n")) << *all;
+  EXPECT_TRUE(all->ends_with("\r\n\r\nno\n")) << *all;
+  ASSERT_TRUE(up.wait_closed(1, 5s));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(seen, "");
+}
+
 TEST(Upgrade, ARefusingUpstreamGets502) {
   int dead_port;
   {

@@ -207,8 +207,11 @@ void Tunnel::attempt() {
     if (!upstream_watched_) return fail(502, errno_message("epoll_ctl (upstream)"));
     upstream_events_ = EPOLLOUT;
     to_upstream_ = Flow{};
+    // Only the head: the bytes the client sent after it go up once the
+    // upstream said 101 (take_head). Before that they could be read as
+    // a next request on this connection, one the network process never
+    // saw (smuggled past its routes and checks).
     to_upstream_.buf = upgrade_request_head(request_, up.host);
-    to_upstream_.buf += early_;
     phase_ = Phase::connecting;
     set_deadline(host_.settings().connect_timeout_ms);
     return;
@@ -332,13 +335,17 @@ void Tunnel::take_head() {
     to_client_.buf = std::move(head_in_);  // the head as it came, then what followed
     head_in_.clear();
     answer_.reset();
+    to_upstream_.buf += early_;  // now in the new protocol
+    early_.clear();
     phase_ = Phase::relaying;
     return;
   }
   to_client_.buf = closing_response_head(status, answer_->headers);
   head_in_.clear();
   phase_ = Phase::answering;
-  // Nothing more goes up: the client is not read again.
+  // Nothing more goes up: the client is not read again, and the bytes it
+  // sent after its head are dropped (they were never sent).
+  early_.clear();
   to_upstream_.buf.clear();
   to_upstream_.at = 0;
   if (answer_->complete) {

@@ -8,10 +8,14 @@
 //                 request (balance, passing over resting ones); refused ->
 //                 the next one; none left -> 502; connect_timeout_ms -> 504
 //   awaiting_head the request (Upgrade and "Connection: upgrade" kept, other
-//                 hop-by-hop fields dropped, X-Forwarded-* added) and the
-//                 bytes the client sent after it go up; the upstream's head
-//                 is read (response_timeout_ms -> 504, malformed -> 502)
-//   relaying      after a 101: its head, then bytes both ways, each way
+//                 hop-by-hop fields dropped, X-Forwarded-* added) goes up;
+//                 the upstream's head is read (response_timeout_ms -> 504,
+//                 malformed -> 502). The bytes the client sent after its
+//                 head wait, and the client is not read: until a 101 they
+//                 are not known to be the new protocol, and the upstream
+//                 would read them as a next request
+//   relaying      after a 101: its head, then the client's early bytes,
+//                 then bytes both ways, each way
 //                 through one buffer of kFlowBytes (a side is read only
 //                 while the buffer toward the other has room: flow control
 //                 through EPOLLOUT); an EOF is passed on with
@@ -19,7 +23,7 @@
 //                 both ways are; tunnel_idle_timeout_ms without a byte, or
 //                 any error, closes both sides
 //   answering     any other answer goes to the client with "Connection:
-//                 close", then both close
+//                 close", then both close; the early bytes are dropped
 //
 // The decisions about a flow (read, write, shut down, done) are the pure
 // functions below, tested without sockets.
