@@ -83,7 +83,16 @@ DeathDecision GenerationMachine::process_died(uint32_t slot, int64_t now, bool s
              !(server_stopping && s.role == shm::ProcessRole::network);
   if (d.action != DeathAction::replace) return d;
   s.died_ms = now;
-  d.delay_ms = s.restart.on_death(s.started_ms, now);
+  schedule_replacement(s, s.started_ms, now, d);
+  return d;
+}
+
+// One more failure of `s` (its process ran since `started_ms`): the
+// back-off step, the streak and the crash-loop mark, and the replacement's
+// time.
+void GenerationMachine::schedule_replacement(SlotLife& s, int64_t started_ms, int64_t now,
+                                             DeathDecision& d) {
+  d.delay_ms = s.restart.on_death(started_ms, now);
   d.streak = s.restart.streak();
   d.crash_loop = d.streak >= kCrashLoopStreak;
   if (!d.crash_loop) {
@@ -93,7 +102,6 @@ DeathDecision GenerationMachine::process_died(uint32_t slot, int64_t now, bool s
   }
   s.respawn = true;
   s.restart_at_ms = now + d.delay_ms;
-  return d;
 }
 
 void GenerationMachine::awaiting_release(uint32_t slot, const std::set<uint32_t>& peers,
@@ -110,10 +118,12 @@ void GenerationMachine::peer_released(uint32_t dead, uint32_t peer) {
   if (dead < slot_count()) slot_life(dead).awaiting.erase(peer);
 }
 
-void GenerationMachine::spawn_failed(uint32_t slot, int64_t now) {
+DeathDecision GenerationMachine::spawn_failed(uint32_t slot, int64_t now) {
   SlotLife& s = slot_life(slot);
-  s.respawn = true;
-  s.restart_at_ms = now + s.restart.on_death(now, now);
+  DeathDecision d;
+  d.action = DeathAction::replace;
+  schedule_replacement(s, now, now, d);  // it never ran: never a healthy run
+  return d;
 }
 
 bool GenerationMachine::roll_back() {

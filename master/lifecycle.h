@@ -118,8 +118,8 @@ struct SlotLife {
   bool release_killed = false;      // the peers still awaited were killed (hung)
   bool unready_killed = false;      // this process was killed for not being ready in time
   // != 0: the slot entered a crash loop then (restart.streak() reached
-  // kCrashLoopStreak); 0 again once a death ends the streak. The
-  // watchdog rule (Supervisor::healthy) reads it.
+  // kCrashLoopStreak, deaths and failed starts alike); 0 again once a
+  // death ends the streak. The watchdog rule (Supervisor::healthy) reads it.
   int64_t crash_loop_since_ms = 0;
 
   bool running() const { return state != SlotState::gone; }
@@ -204,8 +204,13 @@ class GenerationMachine {
   // replacement waits until each released it, or is killed as hung.
   void awaiting_release(uint32_t slot, const std::set<uint32_t>& peers, int64_t now);
   void peer_released(uint32_t dead, uint32_t peer);
-  // A replacement could not be started: try again after one more back-off step.
-  void spawn_failed(uint32_t slot, int64_t now);
+  // A replacement could not be started (fork or socketpair failed): the
+  // slot is still without a process, and this counts as one more failure
+  // in its streak, as a death would: the next try waits one more back-off
+  // step, and enough in a row are a crash loop (for the log, ctl and the
+  // systemd watchdog): a slot that cannot be filled is not healthy either.
+  // The decision has delay_ms, streak and crash_loop set.
+  DeathDecision spawn_failed(uint32_t slot, int64_t now);
   // Tears a starting generation down: no replacements. False if it already was.
   bool roll_back();
   // The next generation committed: this one drains until drain_timeout_ms.
@@ -239,6 +244,7 @@ class GenerationMachine {
   void tick_draining(int64_t now, std::vector<Action>& out);
   void for_running(Action::Kind kind, shm::ProcessRole role, std::vector<Action>& out) const;
   void cancel_respawns();
+  static void schedule_replacement(SlotLife& s, int64_t started_ms, int64_t now, DeathDecision& d);
 
   int64_t drain_timeout_ms_;
 };

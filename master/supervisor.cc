@@ -988,7 +988,14 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
   }
   Child& c = g.children[a.slot];
   if (a.kind == Action::spawn) {
-    if (!spawn(g, c).empty()) g.spawn_failed(a.slot, now);  // again after the next back-off step
+    if (!spawn(g, c).empty()) {
+      // Again after the next back-off step; a streak of these is a crash
+      // loop like one of deaths (GenerationMachine::spawn_failed).
+      const DeathDecision d = g.spawn_failed(a.slot, now);
+      log_error(c.title + " could not be started; trying again in " + std::to_string(d.delay_ms) +
+                " ms (" + std::to_string(d.streak) + " failures in a row" +
+                (d.crash_loop ? ": crash loop)" : ")"));
+    }
     return;
   }
   if (!is_running(c)) return;  // never signal pid -1

@@ -261,11 +261,39 @@ TEST(GenerationMachine, AFailedForkIsRetriedAfterTheNextBackOffStep) {
   g.process_died(0, 2000, false);
   g.awaiting_release(0, {}, 2000);
   ASSERT_EQ(g.tick(2000), (std::vector<Action>{{Action::spawn, 0}}));
-  g.spawn_failed(0, 2000);
+  const DeathDecision d = g.spawn_failed(0, 2000);
+  EXPECT_EQ(d.delay_ms, 100);
+  EXPECT_EQ(d.streak, 2u);
+  EXPECT_FALSE(d.crash_loop);
   EXPECT_TRUE(g.slots[0].respawn);
   EXPECT_EQ(g.slots[0].restart_at_ms, 2100);
   EXPECT_TRUE(g.tick(2099).empty());
   EXPECT_EQ(g.tick(2100), (std::vector<Action>{{Action::spawn, 0}}));
+}
+
+// A slot whose replacement cannot even be forked (RLIMIT_NPROC, no memory)
+// stays empty: failed starts count in the streak as deaths do, so enough
+// in a row are a crash loop, which the watchdog rule sees; a process that
+// then runs healthy ends it at its next death.
+TEST(GenerationMachine, FailedStartsInARowAreACrashLoop) {
+  TestGeneration g(1, 1);
+  g.serve(1000);
+  g.process_died(0, 2000, false);
+  g.awaiting_release(0, {}, 2000);
+  EXPECT_EQ(g.slots[0].crash_loop_since_ms, 0);
+  g.spawn_failed(0, 2000);
+  const DeathDecision d = g.spawn_failed(0, 2100);
+  EXPECT_TRUE(d.crash_loop);
+  EXPECT_EQ(d.streak, 3u);
+  EXPECT_EQ(d.delay_ms, 200);
+  EXPECT_EQ(g.slots[0].crash_loop_since_ms, 2100);
+  EXPECT_EQ(g.spawn_failed(0, 2300).delay_ms, 400);
+  EXPECT_EQ(g.slots[0].crash_loop_since_ms, 2100) << "since the first";
+  g.process_started(0, 2700);
+  g.process_ready(0, 2710);
+  const DeathDecision later = g.process_died(0, 2700 + 60000, false);
+  EXPECT_EQ(later.streak, 1u);
+  EXPECT_EQ(g.slots[0].crash_loop_since_ms, 0);
 }
 
 TEST(GenerationMachine, APeerThatDoesNotReleaseInTimeIsKilledOnce) {
