@@ -252,7 +252,7 @@ std::string process_note(const json& p) {
   if (text(p, "service") != "-") note += " " + text(p, "service");
   note += " g" + text(p, "generation") + " #" + text(p, "index") + ":";
   if (stuck) note += " its loop has not run for " + format_duration(*silent) + ";";
-  if (loop) note += " crash loop (" + std::to_string(streak) + " deaths in a row);";
+  if (loop) note += " crash loop (" + std::to_string(streak) + " failures in a row);";
   if (next) note += " replacement in " + format_duration(*next);
   if (!next && loop) note += " running again";
   if (note.back() == ';') note.pop_back();

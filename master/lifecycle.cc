@@ -12,6 +12,12 @@ namespace ringhttpd::master {
 int64_t RestartPolicy::on_death(int64_t started_ms, int64_t now_ms) {
   if (now_ms - started_ms >= kHealthyMs) streak_ = 0;
   ++restarts_;
+  return next_delay();
+}
+
+int64_t RestartPolicy::on_failed_start() { return next_delay(); }
+
+int64_t RestartPolicy::next_delay() {
   const uint32_t step = streak_++;
   if (step == 0) return 0;
   // 100, 200, 400, ... capped; the shift is bounded before it can overflow.
@@ -83,16 +89,14 @@ DeathDecision GenerationMachine::process_died(uint32_t slot, int64_t now, bool s
              !(server_stopping && s.role == shm::ProcessRole::network);
   if (d.action != DeathAction::replace) return d;
   s.died_ms = now;
-  schedule_replacement(s, s.started_ms, now, d);
+  d.delay_ms = s.restart.on_death(s.started_ms, now);
+  schedule_replacement(s, now, d);
   return d;
 }
 
-// One more failure of `s` (its process ran since `started_ms`): the
-// back-off step, the streak and the crash-loop mark, and the replacement's
-// time.
-void GenerationMachine::schedule_replacement(SlotLife& s, int64_t started_ms, int64_t now,
-                                             DeathDecision& d) {
-  d.delay_ms = s.restart.on_death(started_ms, now);
+// After one more failure of `s` (d.delay_ms is its back-off step): the
+// streak and the crash-loop mark, and the replacement's time.
+void GenerationMachine::schedule_replacement(SlotLife& s, int64_t now, DeathDecision& d) {
   d.streak = s.restart.streak();
   d.crash_loop = d.streak >= kCrashLoopStreak;
   if (!d.crash_loop) {
@@ -122,7 +126,8 @@ DeathDecision GenerationMachine::spawn_failed(uint32_t slot, int64_t now) {
   SlotLife& s = slot_life(slot);
   DeathDecision d;
   d.action = DeathAction::replace;
-  schedule_replacement(s, now, now, d);  // it never ran: never a healthy run
+  d.delay_ms = s.restart.on_failed_start();  // no process was lost: not a restart
+  schedule_replacement(s, now, d);
   return d;
 }
 

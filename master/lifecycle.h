@@ -73,11 +73,18 @@ class RestartPolicy {
   // A process of this slot that started at `started_ms` died at `now_ms`:
   // the delay before its replacement starts.
   int64_t on_death(int64_t started_ms, int64_t now_ms);
-  // Deaths in the current streak (0 when the last process ran healthy).
+  // A replacement could not be started (fork failed): one more failure in
+  // the streak, but no process was lost (restarts() stays).
+  int64_t on_failed_start();
+  // Failures (deaths and failed starts) in the current streak (0 when the
+  // last process ran healthy).
   uint32_t streak() const { return streak_; }
+  // Processes this slot lost.
   uint64_t restarts() const { return restarts_; }
 
  private:
+  int64_t next_delay();
+
   uint32_t streak_ = 0;
   uint64_t restarts_ = 0;
 };
@@ -135,7 +142,7 @@ struct DeathDecision {
   // replace: the replacement may start this long after the death, once
   // every peer released the slot.
   int64_t delay_ms = 0;
-  uint32_t streak = 0;      // replace: deaths in a row, this one included
+  uint32_t streak = 0;      // replace: failures (deaths, failed starts) in a row, this one included
   bool crash_loop = false;  // replace: streak >= kCrashLoopStreak
 };
 
@@ -244,7 +251,7 @@ class GenerationMachine {
   void tick_draining(int64_t now, std::vector<Action>& out);
   void for_running(Action::Kind kind, shm::ProcessRole role, std::vector<Action>& out) const;
   void cancel_respawns();
-  static void schedule_replacement(SlotLife& s, int64_t started_ms, int64_t now, DeathDecision& d);
+  static void schedule_replacement(SlotLife& s, int64_t now, DeathDecision& d);
 
   int64_t drain_timeout_ms_;
 };

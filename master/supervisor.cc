@@ -157,15 +157,22 @@ int Supervisor::run() {
   }
   const int drain_ms = static_cast<int>(drain_timeout + kStopMarginMs);
   const int64_t stop_began = monotonic_ms();
-  const bool hurried =
-      stop_role(shm::ProcessRole::network, graceful, graceful ? drain_ms : kFastStopMs);
+  if (!graceful) {
+    // Nothing is waited for: every process is told at once, and whatever
+    // has not exited 1 s later is killed.
+    stop_role(shm::ProcessRole::none, false, kFastStopMs);
+    report_surplus();
+    log_info("stopped");
+    return outcome == Outcome::failed ? 1 : 0;
+  }
+  const bool hurried = stop_role(shm::ProcessRole::network, true, drain_ms);
   // Service processes holding taken-over connections (tunnels) keep them
   // until they end or drain_timeout_ms after the stop began, whichever is
   // first; then they are told to stop now (ServiceProcess::on_stop). A
   // second signal during the drain makes this fast too.
-  const bool slow = graceful && !hurried && tunnels_open();
+  const bool slow = !hurried && tunnels_open();
   const int64_t left = static_cast<int64_t>(drain_timeout) - (monotonic_ms() - stop_began);
-  stop_role(shm::ProcessRole::service, graceful,
+  stop_role(shm::ProcessRole::service, true,
             slow ? static_cast<int>(std::max<int64_t>(left, kFastStopMs)) : kFastStopMs);
   report_surplus();
   log_info("stopped");
@@ -665,7 +672,13 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
       return roll_back(g,
                        what + " before it was ready" + (c.failure.empty() ? "" : ": " + c.failure));
     case DeathAction::settle_only:
-      worker::log_debug(what);
+      // A draining generation or a stopping server: an exit is expected
+      // (debug); a crash is not, and what it held may have failed (502).
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        worker::log_debug(what);
+      } else {
+        log_warn(what);
+      }
       break;
     case DeathAction::replace:
       log_replacement(what, d);
@@ -674,7 +687,7 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
   if (d.settle) settle_with_peers(g, c, now);
 }
 
-// "crash loop" from kCrashLoopStreak deaths in a row on (DeathDecision),
+// "crash loop" from kCrashLoopStreak failures in a row on (DeathDecision),
 // the point from which the watchdog rule counts one too (master/systemd.h);
 // before it the back-off runs but the log says only "died again".
 void Supervisor::log_replacement(const std::string& what, const DeathDecision& d) {
@@ -684,7 +697,7 @@ void Supervisor::log_replacement(const std::string& what, const DeathDecision& d
   } else {
     line += d.crash_loop ? "; crash loop (" : "; died again (";
     line += std::to_string(d.streak);
-    line += " deaths in a row): replacing it in ";
+    line += " failures in a row): replacing it in ";
     line += std::to_string(d.delay_ms);
     line += " ms";
   }
@@ -1059,13 +1072,14 @@ bool Supervisor::tunnels_open() const {
   return false;
 }
 
-// True when a signal hurried it (a second SIGTERM, or SIGINT or SIGQUIT).
+// `role` none: every process. True when a signal hurried it (a second
+// SIGTERM, or SIGINT or SIGQUIT).
 bool Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms) {
   stopping_ = true;
   for (auto& g : generations_) {
     g->stop();
     for (Child& c : g->children) {
-      if (c.role == role && is_running(c)) send_stop(c, graceful);
+      if (of_role(c, role) && is_running(c)) send_stop(c, graceful);
     }
   }
   Wait waited = wait_exit(role, timeout_ms, graceful);
@@ -1078,7 +1092,7 @@ bool Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
     if (waited == Wait::hurry) log_info("stopping now (signal during a graceful stop)");
     for (auto& g : generations_) {
       for (Child& c : g->children) {
-        if (c.role == role && is_running(c)) send_stop(c, false);
+        if (of_role(c, role) && is_running(c)) send_stop(c, false);
       }
     }
     waited = wait_exit(role, kFastStopMs, false);
@@ -1086,7 +1100,7 @@ bool Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
   if (waited == Wait::exited) return hurried;
   for (auto& g : generations_) {
     for (Child& c : g->children) {
-      if (c.role != role || !is_running(c)) continue;
+      if (!of_role(c, role) || !is_running(c)) continue;
       log_warn(c.title + pid_text(c.pid) + " did not stop in time; killing it");
       ::kill(c.pid, SIGKILL);
     }
@@ -1102,7 +1116,7 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     reap();
     bool all = true;
     for (auto& g : generations_) {
-      for (const Child& c : g->children) all = all && (c.role != role || !is_running(c));
+      for (const Child& c : g->children) all = all && (!of_role(c, role) || !is_running(c));
     }
     if (all) return Wait::exited;
     const int64_t left = deadline - monotonic_ms();
@@ -1113,7 +1127,7 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     std::vector<pollfd> fds{{signal_fd_.get(), POLLIN, 0}};
     std::vector<std::pair<Generation*, Child*>> owners{{nullptr, nullptr}};
     flush_adopts();
-    if (role == shm::ProcessRole::network) announce_adopts_done();
+    if (role != shm::ProcessRole::service) announce_adopts_done();
     for (auto& g : generations_) {
       for (Child& c : g->children) {
         if (!c.control || reads_paused(*g, c)) continue;

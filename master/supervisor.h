@@ -161,6 +161,10 @@ class Supervisor {
   bool signal_pending() const;
 
   // ---- stop ----
+  // `role` none: every process, whatever its role.
+  static bool of_role(const Child& c, shm::ProcessRole role) {
+    return role == shm::ProcessRole::none || c.role == role;
+  }
   bool stop_role(shm::ProcessRole role, bool graceful, int timeout_ms);
   bool tunnels_open() const;
   enum class Wait { exited, timed_out, hurry };

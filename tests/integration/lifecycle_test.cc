@@ -816,7 +816,7 @@ TEST(Lifecycle, ACrashLoopIsLoggedOncePerBackOffStepAndShownInStatus) {
     ASSERT_TRUE(wait_log_count(server, "replaced; serving", static_cast<size_t>(death), 10s))
         << server.log();
   }
-  ASSERT_TRUE(server.wait_for_log("crash loop (5 deaths in a row): replacing it in 800 ms", 5s))
+  ASSERT_TRUE(server.wait_for_log("crash loop (5 failures in a row): replacing it in 800 ms", 5s))
       << server.log();
   // The fifth replacement waits 800 ms: the status shows it pending.
   const std::optional<json> status = admin_status(server);
@@ -834,13 +834,13 @@ TEST(Lifecycle, ACrashLoopIsLoggedOncePerBackOffStepAndShownInStatus) {
   for (int streak = 2; streak <= 5; ++streak, delay *= 2) {
     std::string step = " (";
     step.append(std::to_string(streak))
-        .append(" deaths in a row): replacing it in ")
+        .append(" failures in a row): replacing it in ")
         .append(std::to_string(delay))
         .append(" ms\n");
     EXPECT_EQ(count_in_log(server, step), 1u) << server.log();
   }
   EXPECT_EQ(count_in_log(server, "exited with status 3; "), 5u) << server.log();
-  EXPECT_EQ(count_in_log(server, " deaths in a row): replacing it in "), 4u) << server.log();
+  EXPECT_EQ(count_in_log(server, " failures in a row): replacing it in "), 4u) << server.log();
   // And it serves again once the back-off has passed.
   ASSERT_TRUE(wait_log_count(server, "replaced; serving", 5, 10s)) << server.log();
   ASSERT_TRUE(c.send(get("/fine")));
@@ -1745,6 +1745,30 @@ TEST(Stop, SigquitStopsAtOnceAndLeavesNothingBehind) {
   std::printf(
       "SIGQUIT to exit: %lld ms\n",
       static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+}
+
+// A fast stop tells every process at once and kills what has not exited
+// 1 s later: a stuck network process and a stuck service process are
+// killed together. Before, the network processes were waited for first,
+// then the service processes, 1 s each: 2 s.
+TEST(Stop, AFastStopKillsStuckProcessesOfBothRolesAfterOneSecond) {
+  Shape shape;
+  shape.network = 2;
+  shape.service = 2;
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const auto [network, network_sibling] = stop_first_of_two(server, "ringhttpd: network g1 #");
+  const auto [service, service_sibling] = stop_first_of_two(server, "ringhttpd: service app g1 #");
+  ASSERT_GT(network, 0);
+  ASSERT_GT(service, 0);
+  const auto signalled = Clock::now();
+  const int status = server.stop(SIGINT, 10s);
+  const auto took = Clock::now() - signalled;
+  ASSERT_NE(status, -1) << server.log();
+  EXPECT_TRUE(wait_gone({network, network_sibling, service, service_sibling}, 5s));
+  // 1 s, the kill, and the reaping; 2 s would be two waits in a row.
+  EXPECT_LT(took, 1800ms) << server.log();
+  EXPECT_EQ(count_in_log(server, "did not stop in time; killing it"), 2u) << server.log();
 }
 
 // A handler still holding a request when its process stops drops the

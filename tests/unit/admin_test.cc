@@ -222,7 +222,7 @@ TEST(CtlFormat, StatusTable) {
             "network  -        2    0    101  ready  1m 3s   1042      3      -         0\n"
             "service  app      2    1    -    gone   -       7         -      0         3\n"
             "\n"
-            "service app g2 #1: crash loop (3 deaths in a row); replacement in 200ms\n");
+            "service app g2 #1: crash loop (3 failures in a row); replacement in 200ms\n");
 }
 
 TEST(CtlFormat, AProcessWhoseLoopHasNotRunIsPointedOut) {

@@ -289,6 +289,7 @@ TEST(GenerationMachine, FailedStartsInARowAreACrashLoop) {
   EXPECT_EQ(g.slots[0].crash_loop_since_ms, 2100);
   EXPECT_EQ(g.spawn_failed(0, 2300).delay_ms, 400);
   EXPECT_EQ(g.slots[0].crash_loop_since_ms, 2100) << "since the first";
+  EXPECT_EQ(g.slots[0].restart.restarts(), 1u) << "one process lost, not three";
   g.process_started(0, 2700);
   g.process_ready(0, 2710);
   const DeathDecision later = g.process_died(0, 2700 + 60000, false);
