@@ -203,6 +203,9 @@ int NetworkProcess::run() {
         may_end_loop(connections_.empty(), adopts_in_flight(), draining_, adopts_done_);
     if ((stopping_ || draining_) && (done || now_ms_ >= stop_deadline_ms_)) stop_now_ = true;
   }
+  // The drain or stop deadline: what is still open is cut here, and
+  // accounted for (a line each in the access log) before the last flush.
+  for (auto& [id, c] : connections_) close_connection(*c, Closer::server);
   access_log_.flush(0, true);
   report_access_loss(monotonic_ms(), /*at_exit=*/true);
   return 0;
@@ -692,7 +695,11 @@ void NetworkProcess::read_from(Connection& c) {
       c.readable = false;
       break;
     }
-    c.peer_closed = true;  // EOF or error: answer what was asked, then close
+    if (n < 0) {  // ECONNRESET and the like: nobody is left to answer
+      close_connection(c, Closer::client);
+      return;
+    }
+    c.peer_closed = true;  // EOF (a half-close): answer what was asked, then close
     c.readable = false;
     if (c.parser.mid_request()) {  // a request cut short can never end: 400 now, not a 408 later
       on_parse_error(c, 400);
@@ -1657,8 +1664,8 @@ bool NetworkProcess::write_ready(Connection& c) {
     const ssize_t w = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL | more);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;  // EPOLLOUT resumes
-    if (w < 0) {
-      close_connection(c);
+    if (w < 0) {  // EPIPE, ECONNRESET: the client is gone
+      close_connection(c, Closer::client);
       return false;
     }
     c.last_active_ms = now_ms_;
@@ -1701,8 +1708,9 @@ bool NetworkProcess::finish_front(Connection& c, int64_t written_us) {
   // access log: a fast-path answer is often written in the iteration that
   // read its request, where now_us_ has not moved.
   const auto us = static_cast<uint64_t>(std::max<int64_t>(0, written_us - front.start_us));
-  count_response(front, us);
-  if (access_log_.enabled()) log_access(c, front, us);
+  const Outcome o = written_outcome(front);
+  count_response(front, o, us);
+  if (access_log_.enabled()) log_access(c, front, o, us);
   const bool keep = front.keep_alive;
   c.slots.pop_front();
   if (!keep) {
@@ -1729,7 +1737,7 @@ bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
   }
   if (w <= 0) {
     if (w == 0) log_warn("a static file shrank while being sent; connection closed");
-    close_connection(c);
+    close_connection(c, w == 0 ? Closer::server : Closer::client);
     return false;
   }
   c.last_active_ms = now_ms_;
@@ -1790,18 +1798,55 @@ void NetworkProcess::linger(Connection& c) {
   }
 }
 
-// The scoreboard counters of a response fully written (one writer: this
-// process; readers load them relaxed).
-void NetworkProcess::count_response(const ResponseSlot& slot, uint64_t us) {
-  const std::string_view data = slot.data;
-  size_t cls;
-  if (slot.status >= 200 && slot.status <= 599) {  // streamed: its head left long ago
-    cls = static_cast<size_t>(slot.status / 100 - 1);
-  } else {
-    if (data.size() < 12 || data[9] < '1' || data[9] > '5') return;
-    if (data[9] == '1') return;  // 100 Continue is not a response
-    cls = static_cast<size_t>(data[9] - '1');
+// What a response fully written was: its status (what a service sent, or
+// read back from the bytes: the one place that knows exactly what went) and
+// its body bytes. Status 0 for none to count (a 100 Continue).
+NetworkProcess::Outcome NetworkProcess::written_outcome(const ResponseSlot& slot) {
+  Outcome o;
+  if (slot.status != 0) {  // from a service: what it sent, as it came
+    o.status = slot.status;
+    o.body_bytes = slot.head_only ? 0 : slot.body_bytes;
+    return o;
   }
+  const std::string_view data = slot.data;
+  if (data.size() < 12 || data[9] < '2' || data[9] > '5') return o;
+  o.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
+  const size_t head_end = data.find("\r\n\r\n");
+  o.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
+  o.body_bytes += slot.file_bytes;
+  return o;
+}
+
+// What a response the connection ends before it is written amounts to: if
+// any of it went out (`front` with bytes sent, or a stream whose head left),
+// its status and the body bytes that went (the bytes not yet written are
+// counted as body: at most what was sent); if none did, 499 when the client
+// went away (nginx's "client closed request") or 444 when the server closed
+// (a deadline or timeout: nginx's "closed without a response").
+NetworkProcess::Outcome NetworkProcess::cut_outcome(const Connection& c, const ResponseSlot& slot,
+                                                    bool front, Closer by) {
+  const bool begun = slot.streaming || (front && c.sent > 0);
+  if (!begun) return {by == Closer::client ? 499 : 444, 0};
+  Outcome o = written_outcome(slot);
+  if (o.status == 0) return {by == Closer::client ? 499 : 444, 0};
+  const uint64_t unsent =
+      (slot.size() - (front ? std::min(c.sent, slot.size()) : 0)) + slot.file_left;
+  if (slot.streaming) {
+    o.body_bytes = slot.body_bytes > unsent ? slot.body_bytes - unsent : 0;
+  } else {
+    const uint64_t total = slot.size() + slot.file_bytes;
+    const uint64_t head = total - o.body_bytes;
+    const uint64_t sent = total - unsent;
+    o.body_bytes = sent > head ? sent - head : 0;
+  }
+  return o;
+}
+
+// The scoreboard counters of a response (one writer: this process; readers
+// load them relaxed).
+void NetworkProcess::count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us) {
+  if (o.status < 200 || o.status > 599) return;  // 100 Continue is not a response
+  const auto cls = static_cast<size_t>(o.status / 100 - 1);
   shm::ProcessSlot& me = own_slot();
   count(me.requests);
   count(me.responses[cls]);
@@ -1816,22 +1861,14 @@ void NetworkProcess::count_response(const ResponseSlot& slot, uint64_t us) {
   count(me.latency_count[path]);
 }
 
-// One line for a response fully written. Status and body size are read
-// back from the bytes sent (the one place that knows exactly what went).
-void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot, uint64_t us) {
-  const std::string_view data = slot.data;
+// One access log line per response: written whole, or cut (cut_outcome).
+void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot, const Outcome& o,
+                                uint64_t us) {
+  if (o.status < 200) return;
   AccessEntry e;
   e.remote = c.peer;
-  if (slot.status != 0) {  // from a service: what it sent, as it came
-    e.status = slot.status;
-    e.body_bytes = slot.head_only ? 0 : slot.body_bytes;
-  } else {
-    if (data.size() < 12 || data[9] == '1') return;  // 100 Continue is not a response
-    e.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
-    const size_t head_end = data.find("\r\n\r\n");
-    e.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
-    e.body_bytes += slot.file_bytes;
-  }
+  e.status = o.status;
+  e.body_bytes = o.body_bytes;
   if (slot.access) {
     e.method = slot.access->method;
     e.target = slot.access->target;
@@ -1844,9 +1881,25 @@ void NetworkProcess::log_access(const Connection& c, const ResponseSlot& slot, u
   access_log_.record(e, ::time(nullptr));
 }
 
+// The responses a connection owed when it ended: each is counted and
+// logged once, as what reached the client (cut_outcome), so the access log
+// has a line for every request answered or not.
+void NetworkProcess::account_unwritten(Connection& c, Closer by) {
+  const int64_t now = monotonic_us();
+  for (size_t i = 0; i < c.slots.size(); ++i) {
+    const ResponseSlot& slot = c.slots[i];
+    const Outcome o = cut_outcome(c, slot, i == 0, by);
+    const auto us = static_cast<uint64_t>(std::max<int64_t>(0, now - slot.start_us));
+    count_response(slot, o, us);
+    if (access_log_.enabled()) log_access(c, slot, o, us);
+  }
+}
+
 // Ends a connection now; its memory goes at the end of the loop iteration.
-void NetworkProcess::close_connection(Connection& c) {
+// What it still owed is accounted for as cut, by `by`.
+void NetworkProcess::close_connection(Connection& c, Closer by) {
   if (c.finished()) return;
+  account_unwritten(c, by);
   for (size_t i = 0; i < c.slots.size(); ++i) {
     if (c.slots[i].request_id != 0) cancel(c.slots[i].request_id);
   }

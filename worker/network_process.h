@@ -178,10 +178,20 @@ class NetworkProcess {
   bool resume_reading(Connection& c);
   void end_connection(Connection& c);
   void linger(Connection& c);
-  void close_connection(Connection& c);
+  // Who ended a connection that still owed responses (the access log's 499
+  // or 444 for those of which nothing was sent).
+  enum class Closer { client, server };
+  void close_connection(Connection& c, Closer by = Closer::server);
   // `us`: from the request to its response's last byte written.
-  void log_access(const Connection& c, const ResponseSlot& slot, uint64_t us);
-  void count_response(const ResponseSlot& slot, uint64_t us);
+  struct Outcome {
+    int status = 0;
+    uint64_t body_bytes = 0;
+  };
+  static Outcome written_outcome(const ResponseSlot& slot);
+  static Outcome cut_outcome(const Connection& c, const ResponseSlot& slot, bool front, Closer by);
+  void log_access(const Connection& c, const ResponseSlot& slot, const Outcome& o, uint64_t us);
+  void count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us);
+  void account_unwritten(Connection& c, Closer by);
   shm::ProcessSlot& own_slot() { return env_.segment->slot(env_.index); }
   // A scoreboard counter this process alone writes: no read-modify-write
   // instruction needed, only a store others can load whole.

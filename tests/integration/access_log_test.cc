@@ -1,8 +1,10 @@
 // The access log against the real binary: one line per response in the file
 // log.access names (combined and JSON), written within about a second, and
-// a new file after logrotate renames the old one and sends SIGUSR1.
+// a new file after logrotate renames the old one and sends SIGUSR1; a line
+// too for a response the connection ended before it was written.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -144,6 +146,68 @@ TEST(AccessLogFile, AFullDiskLosesLinesNotRequests) {
   const auto r = http_get(server.port(), "/healthz");
   ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->status, 200);
+}
+
+// A service route of the test binary's handler `type` (`lifecycle`: GET
+// /hold?until=F holds a request until file F exists; `stream`: GET
+// /bytes?n=N), the access log in JSON.
+std::string test_handler_config(const std::string& path, const std::string& type) {
+  return json{
+      {"listeners", {{{"address", "127.0.0.1"}, {"port", 0}}}},
+      {"network", {{"processes", 1}, {"drain_timeout_ms", 300}}},
+      {"services", {{{"name", "app"}, {"type", type}, {"processes", 1}}}},
+      {"routes", {{{"path", "/"}, {"service", "app"}}}},
+      {"log", {{"access", path}, {"format", "json"}}},
+      {"admin", {{"socket", ""}}},
+  }
+      .dump();
+}
+
+// A client that resets its connection while its request waits for a
+// service is gone: the request is cancelled at once and logged as 499
+// (nginx's "client closed request"). Before, nothing was logged.
+TEST(AccessLogFile, ARequestWhoseClientResetsIsLogged499) {
+  TempDir dir;
+  const std::string path = dir.path + "/access.log";
+  Server server(test_handler_config(path, "lifecycle"), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string never = dir.path + "/never";
+  const std::string target = "/hold?until=" + never;
+  {
+    Client c(server.port());
+    ASSERT_TRUE(c.send("GET " + target + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(server.wait_for_log("holds " + never, 10s)) << server.log();
+    const linger reset{1, 0};
+    ASSERT_EQ(::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  }  // closed: RST
+  const auto lines = wait_lines(path, 1);
+  ASSERT_EQ(lines.size(), 1u) << server.log();
+  const json j = json::parse(lines[0]);
+  EXPECT_EQ(j["status"], 499) << lines[0];
+  EXPECT_EQ(j["target"], target);
+  EXPECT_EQ(j["bytes"], 0);
+}
+
+// A download still going when the stop's deadline comes is cut, and its
+// line says so: its status, and the body bytes that went out (fewer than
+// the body). Before, the connection closed with no line at all.
+TEST(AccessLogFile, AResponseCutAtTheStopDeadlineIsLoggedWithTheBytesSent) {
+  TempDir dir;
+  const std::string path = dir.path + "/access.log";
+  Server server(test_handler_config(path, "stream"), Binary::with_test_handlers);
+  ASSERT_TRUE(server.ready()) << server.log();
+  constexpr uint64_t kBody = 64 << 20;
+  Client c(server.port(), 16384);
+  ASSERT_TRUE(c.send("GET /bytes?n=" + std::to_string(kBody) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  char some[4096];
+  ASSERT_GT(::recv(c.fd(), some, sizeof some, 0), 0);  // it began; now nothing is read
+  EXPECT_NE(server.stop(SIGTERM), -1);
+  const auto lines = lines_of(path);  // the last flush is at the exit
+  ASSERT_EQ(lines.size(), 1u) << server.log();
+  const json j = json::parse(lines[0]);
+  EXPECT_EQ(j["status"], 200) << lines[0];
+  EXPECT_GT(j["bytes"].get<uint64_t>(), 0u) << lines[0];
+  EXPECT_LT(j["bytes"].get<uint64_t>(), kBody) << lines[0];
 }
 
 TEST(AccessLogFile, AnUnwritablePathFailsTheStartNamingTheKey) {
