@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "proto/http_response.h"
 #include "proto/ring_codec.h"
 #include "worker/log.h"
 #include "worker/service_process.h"
@@ -182,10 +183,13 @@ void Stream::fail(const char* why, int status) {
     out_state_ = Out::aborted;
   } else {
     log_error(std::string(why) + "; answering " + std::to_string(status));
-    const std::string_view body =
-        status == 502 ? "the handler's response failed\n" : "handler gave no valid response\n";
+    // As the network process's own error answers: "<status> <reason>\n" in
+    // text/plain (what went wrong is the log's, not the client's).
+    const std::string body =
+        std::to_string(status) + " " + std::string(proto::reason_phrase(status)) + "\n";
     head_record_.clear();
-    proto::encode_response_head(status, {}, body.size(), head_record_);
+    proto::encode_response_head(status, {{"Content-Type", "text/plain"}}, body.size(),
+                                head_record_);
     out_.assign(body);
     out_at_ = 0;
     out_given_ = out_length_ = body.size();

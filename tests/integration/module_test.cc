@@ -321,7 +321,10 @@ TEST(Module, BadArgumentsFromAModuleGet500AndTheProcessLivesOn) {
   // status while nothing of it has left the process (502 today).
   auto over = request(c, get("/overwrite"));
   ASSERT_TRUE(over) << server.log();
-  EXPECT_GE(over->status, 500) << server.log();
+  EXPECT_EQ(over->status, 502) << server.log();
+  // Its body is like every error answer's: "<status> <reason>\n", text/plain.
+  EXPECT_EQ(over->body, "502 Bad Gateway\n");
+  EXPECT_EQ(over->headers["content-type"], "text/plain");
   auto r = request(c, get("/stale"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->body, "ok\n");
