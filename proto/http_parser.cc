@@ -40,6 +40,8 @@
 #include <limits>
 #include <utility>
 
+#include "proto/chunked.h"
+
 namespace ringhttpd::proto {
 namespace {
 
@@ -57,18 +59,6 @@ constexpr const char* kBareLf = "bare LF";
 
 bool IsWs(char c) { return c == ' ' || c == '\t'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-// qdtext (RFC 9110 §5.6.4): HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text.
-bool IsQdtext(char c) {
-  unsigned char u = static_cast<unsigned char>(c);
-  return c == '\t' || c == ' ' || c == '!' || (u >= 0x23 && u <= 0x7e && c != '\\') || u >= 0x80;
-}
-
-// What may follow "\" in a quoted-pair: HTAB / SP / VCHAR / obs-text.
-bool IsQuotedPairChar(char c) {
-  unsigned char u = static_cast<unsigned char>(c);
-  return c == '\t' || (u >= 0x20 && u != 0x7f);
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsWs(s.front())) s.remove_prefix(1);
@@ -314,156 +304,6 @@ class HeadLexer {
   uint8_t spaces_ = 0;      // SPs seen in the request line
   uint32_t token_len_ = 0;  // bytes of the current request-line token
   size_t held_ = 0;         // whitespace at the end of the current value (ScanValue)
-};
-
-// One chunk-size line, byte by byte (RFC 9112 §7.1.1):
-//   chunk-size [ chunk-ext ] CRLF
-//   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
-//   chunk-ext-val = token / quoted-string
-// llhttp 8.1 takes any byte after the CR as the LF, accepts an empty
-// extension name and rejects BWS, quoted-pairs and empty quoted strings, so
-// it never sees these lines: the parser hands it "<size in hex>\r\n" instead.
-// Extensions are checked and dropped; their bytes over the whole request are
-// bounded (cf. CVE-2024-22019).
-class ChunkLineLexer {
- public:
-  static constexpr const char* kExtensionsTooLarge = "chunk extensions too large";
-  static constexpr uint32_t kMaxSizeDigits = 32;  // leading zeros included
-
-  struct Result {
-    size_t ok = 0;                    // leading bytes accepted
-    bool line_end = false;            // they end with the line's LF
-    const char* violation = nullptr;  // if set, byte `ok` is rejected
-  };
-
-  // Consumes bytes up to the end of the line or the first bad byte;
-  // `extension_budget` bounds the extension bytes of all lines so far.
-  Result Scan(std::string_view bytes, uint64_t extension_budget) {
-    Result r;
-    while (r.ok < bytes.size()) {
-      r.violation = Step(bytes[r.ok]);
-      if (r.violation == nullptr && in_extension() && ++extension_bytes_ > extension_budget) {
-        r.violation = kExtensionsTooLarge;
-      }
-      if (r.violation != nullptr) return r;
-      ++r.ok;
-      r.line_end = state_ == State::kDone;
-      if (r.line_end) return r;
-    }
-    return r;
-  }
-
-  uint64_t size() const { return size_; }
-  bool in_extension() const {
-    return state_ != State::kSize && state_ != State::kCr && state_ != State::kDone;
-  }
-  // Ready for the next line; the extension bytes keep adding up.
-  void NextLine() {
-    state_ = State::kSize;
-    size_ = 0;
-    digits_ = 0;
-  }
-
- private:
-  enum class State : uint8_t {
-    kSize,         // hex digits
-    kBeforeSemi,   // BWS, then ";"
-    kBeforeName,   // after ";": BWS, then a name
-    kName,         // chunk-ext-name
-    kAfterName,    // BWS, then "=" or ";"
-    kBeforeValue,  // after "=": BWS, then a token or a quoted string
-    kToken,        // token value
-    kQuoted,       // inside a quoted string
-    kQuotedPair,   // after "\" in a quoted string
-    kAfterQuoted,  // after the closing DQUOTE
-    kCr,           // CR seen, LF expected
-    kDone,
-  };
-
-  const char* Step(char c) {
-    switch (state_) {
-      case State::kSize:
-        return StepSize(c);
-      case State::kBeforeSemi:
-        return IsWs(c) ? nullptr : Semi(c);
-      case State::kBeforeName:
-        return IsWs(c) ? nullptr : Name(c);
-      case State::kName:
-        return is_tchar(c) ? nullptr : AfterName(c);
-      case State::kAfterName:
-        return IsWs(c) ? nullptr : AfterName(c);
-      case State::kBeforeValue:
-        return IsWs(c) ? nullptr : Value(c);
-      case State::kToken:
-        return is_tchar(c) ? nullptr : AfterValue(c);
-      case State::kQuoted:
-        return StepQuoted(c);
-      case State::kQuotedPair:
-        return IsQuotedPairChar(c) ? Go(State::kQuoted) : "invalid quoted-pair in chunk extension";
-      case State::kAfterQuoted:
-        return AfterValue(c);
-      case State::kCr:
-        return c == '\n' ? Go(State::kDone) : "chunk line not ended by CRLF";
-      case State::kDone:
-        break;
-    }
-    return "bytes after the end of the chunk line";
-  }
-
-  const char* Go(State next) {
-    state_ = next;
-    return nullptr;
-  }
-
-  const char* StepSize(char c) {
-    int digit = hex_value(c);
-    if (digit < 0) return digits_ == 0 ? "invalid chunk size" : AfterValue(c);
-    if (size_ > (std::numeric_limits<uint64_t>::max() >> 4)) return "chunk size overflow";
-    if (++digits_ > kMaxSizeDigits) return "chunk size too long";
-    size_ = (size_ << 4) | static_cast<uint64_t>(digit);
-    return nullptr;
-  }
-
-  // After the size or a value: BWS, ";" or the CR.
-  const char* AfterValue(char c) {
-    if (IsWs(c)) return Go(State::kBeforeSemi);
-    if (c == '\r') return Go(State::kCr);
-    return Semi(c);
-  }
-
-  const char* Semi(char c) {
-    return c == ';' ? Go(State::kBeforeName) : "invalid character in chunk line";
-  }
-
-  const char* Name(char c) {
-    return is_tchar(c) ? Go(State::kName) : "invalid chunk extension name";
-  }
-
-  // After a name, or BWS after it: "=", ";", BWS, or straight after the
-  // name the CR.
-  const char* AfterName(char c) {
-    if (c == '=') return Go(State::kBeforeValue);
-    if (c == ';') return Go(State::kBeforeName);
-    if (IsWs(c)) return Go(State::kAfterName);
-    if (c == '\r' && state_ == State::kName) return Go(State::kCr);
-    return "invalid chunk extension";
-  }
-
-  const char* Value(char c) {
-    if (c == '"') return Go(State::kQuoted);
-    return is_tchar(c) ? Go(State::kToken) : "invalid chunk extension value";
-  }
-
-  const char* StepQuoted(char c) {
-    if (c == '"') return Go(State::kAfterQuoted);
-    if (c == '\\') return Go(State::kQuotedPair);
-    return IsQdtext(c) ? nullptr : "invalid character in quoted chunk extension";
-  }
-
-  State state_ = State::kSize;
-  uint32_t digits_ = 0;
-  uint64_t size_ = 0;
-  uint64_t extension_bytes_ = 0;
 };
 
 // The longest method llhttp knows is 13 bytes; a longer token is unknown.

@@ -1,17 +1,21 @@
 // Fuzz target over the ring record decoders (proto/ring_codec.h): the input
 // is a head record's payload as a peer process could write it, given to both
 // decode_request_head and decode_response_head (and decode_credit, and as a
-// taken-over connection's payload, decode_takeover). Whatever decodes must be the
+// taken-over connection's payload, decode_takeover; and as an upstream's
+// chunked body, proto::ChunkedDecoder). Whatever decodes must be the
 // one encoding of its values (re-encoding gives the same bytes back), decode
 // again to the same values, and fit the payload (no more body than
-// body_length). Any difference traps. Built as a libFuzzer target with clang
+// body_length); a chunked body must decode the same fed whole and fed byte
+// by byte. Any difference traps. Built as a libFuzzer target with clang
 // (scripts/fuzz codec), and as a corpus replay under ctest.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "proto/chunked.h"
 #include "proto/ring_codec.h"
 #include "proto/takeover.h"
 
@@ -125,11 +129,41 @@ void takeover(std::string_view payload) {
 
 }  // namespace
 
+// An upstream's chunked body: the verdict, the bytes used and the body are
+// the same however the input is split (here: whole, and a byte at a time).
+void chunked(std::string_view in) {
+  struct Run {
+    std::string body;
+    size_t used = 0;
+    bool done = false;
+    bool failed = false;
+  };
+  const auto run = [&](size_t step) {
+    ringhttpd::proto::ChunkedDecoder d(256);
+    Run r;
+    while (r.used < in.size() && !r.done && !r.failed) {
+      const size_t n = std::min(step, in.size() - r.used);
+      const auto got = d.feed(in.substr(r.used, n), [&](std::string_view p) { r.body.append(p); });
+      check(got.used <= n);
+      r.used += got.used;
+      r.done = got.done;
+      r.failed = got.error != nullptr;
+      check(got.used == n || got.done || r.failed);  // a piece is taken whole otherwise
+    }
+    return r;
+  };
+  const Run whole = run(in.size() == 0 ? 1 : in.size());
+  const Run bytes = run(1);
+  check(whole.body == bytes.body && whole.used == bytes.used && whole.done == bytes.done &&
+        whole.failed == bytes.failed);
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view payload(reinterpret_cast<const char*>(data), size);
   request(payload);
   response(payload);
   credit(payload);
   takeover(payload);
+  chunked(payload);
   return 0;
 }

@@ -734,6 +734,79 @@ TEST(Proxy, ATransferCodingOtherThanChunkedIs502) {
   EXPECT_EQ(chunked->body, "hello");
 }
 
+// A chunked upstream body is decoded strictly (proto::ChunkedDecoder), not
+// by llhttp, which takes any two bytes after chunk data as its CRLF and any
+// byte after a CR as the LF. Broken framing is 502 (or a cut connection if
+// the head already left), the connection is not reused, and what RFC 9112
+// allows (BWS before ";", trailers) is decoded. Before, "helloXX" passed as
+// a whole 200 and "5 ;x" was 502.
+TEST(Proxy, BrokenChunkedFramingFromAnUpstreamIsRefusedAndValidFramingDecoded) {
+  Upstream up([](const UpRequest& r, int fd) {
+    const std::string line = r.line();
+    const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    if (line.find("/two-bytes") != std::string::npos) {
+      return send_all(fd, head + "5\r\nhelloXX0\r\n\r\n");
+    }
+    if (line.find("/cr-x") != std::string::npos)
+      return send_all(fd, head + "5\rXhello\r\n0\r\n\r\n");
+    if (line.find("/bare-lf") != std::string::npos) {
+      return send_all(fd, head + "5\r\nhello\r\n0\r\nX: 1\n\r\n");
+    }
+    if (line.find("/bws") != std::string::npos) {
+      return send_all(fd, head + "5 ;ext=1\r\nhello\r\n0 ; last\r\nX-Sum: 1\r\n\r\n");
+    }
+    return send_all(fd, ok("fine"));
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::vector<std::string> bad = {"/two-bytes", "/cr-x", "/bare-lf"};
+  for (size_t i = 0; i < bad.size(); ++i) {
+    const std::string& path = bad[i];
+    Client c(server.port());
+    ASSERT_TRUE(c.send("GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto r = c.read_response(5s);
+    if (r) {
+      EXPECT_EQ(r->status, 502) << path << ": " << r->body;
+    } else {
+      EXPECT_TRUE(c.closed_by_peer(1s)) << path << ": a cut-off response must end its connection";
+    }
+    auto fine = http_get(server.port(), "/fine");
+    ASSERT_TRUE(fine) << path;
+    EXPECT_EQ(fine->body, "fine") << path;
+    EXPECT_EQ(up.connections(), static_cast<int>(i) + 2) << path << ": the broken one was reused";
+  }
+  EXPECT_TRUE(server.wait_for_log("malformed chunked body", 5s)) << server.log();
+  auto bws = http_get(server.port(), "/bws");
+  ASSERT_TRUE(bws) << server.log();
+  EXPECT_EQ(bws->status, 200);
+  EXPECT_EQ(bws->body, "hello");
+}
+
+// An upstream's response head is held whole before it goes on: past 64 KiB
+// it is 502, as the tunnel's, and the proxy's memory does not follow the
+// upstream. Before, a 50 MB header grew the process by twice that, and the
+// answer was 500.
+TEST(Proxy, AResponseHeadPast64KiBIs502) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (r.line().find("/big") != std::string::npos) {
+      const std::string value(200 * 1024, 'a');
+      send_all(fd, "HTTP/1.1 200 OK\r\nX-Big: " + value + "\r\nContent-Length: 2\r\n\r\nok");
+      return false;
+    }
+    return send_all(fd, ok("fine", "X-Almost: " + std::string(60 * 1024, 'b') + "\r\n"));
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto big = http_get(server.port(), "/big");
+  ASSERT_TRUE(big) << server.log();
+  EXPECT_EQ(big->status, 502);
+  EXPECT_TRUE(server.wait_for_log("response head too large", 5s)) << server.log();
+  auto fine = http_get(server.port(), "/fine");
+  ASSERT_TRUE(fine) << server.log();
+  EXPECT_EQ(fine->status, 200);
+  EXPECT_EQ(fine->body, "fine");
+}
+
 // nginx as the upstream, when it is installed (Debian: nginx-light):
 // requests and a large body through it, over kept-alive connections.
 TEST(Proxy, InFrontOfNginx) {

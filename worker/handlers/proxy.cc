@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proto/chunked.h"
 #include "proto/unique_fd.h"
 #include "worker/block_cache.h"
 #include "worker/event_loop.h"
@@ -107,11 +108,17 @@ struct Job {
   size_t host_at = 0;
   size_t host_len = 0;
   llhttp_t parser{};
+  // A chunked response body is decoded by `chunks`, not llhttp (which is
+  // lax there: proto/chunked.h); llhttp pauses after the head.
+  bool chunked_down = false;
+  proto::ChunkedDecoder chunks;
+  uint64_t head_bytes = 0;  // header bytes of the response so far (kMaxResponseHeadBytes)
   std::vector<proto::Header> headers;
   bool in_value = false;
-  bool got_any = false;     // a response byte arrived
-  bool bad_coding = false;  // the head had a transfer coding not ours (only_chunked)
-  bool started = false;     // the response began toward the client
+  bool got_any = false;         // a response byte arrived
+  bool bad_coding = false;      // the head had a transfer coding not ours (only_chunked)
+  bool head_too_large = false;  // past kMaxResponseHeadBytes
+  bool started = false;         // the response began toward the client
   bool complete = false;
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
@@ -124,9 +131,22 @@ static_assert(sizeof(Job) + 64 <= BlockCache::kMaxBlock, "jobs would bypass the 
 
 Job* job_of(llhttp_t* p) { return static_cast<Job*>(p->data); }
 
+// An upstream's response head is held whole before it goes on, so its
+// size is bounded, as the tunnel's is (and nginx's proxy_buffer_size):
+// past it, 502.
+constexpr uint64_t kMaxResponseHeadBytes = 64 * 1024;
+
+bool head_fits(Job* j, size_t n) {
+  j->head_bytes += n;
+  if (j->head_bytes <= kMaxResponseHeadBytes) return true;
+  j->head_too_large = true;
+  return false;
+}
+
 int on_header_field(llhttp_t* p, const char* at, size_t n) {
   constexpr size_t kUsualHeaders = 16;  // room for a usual response's, at once
   Job* j = job_of(p);
+  if (!head_fits(j, n)) return -1;
   if (j->headers.capacity() == 0) j->headers.reserve(kUsualHeaders);
   gather_name(j->headers, j->in_value, {at, n});
   return 0;
@@ -134,6 +154,7 @@ int on_header_field(llhttp_t* p, const char* at, size_t n) {
 
 int on_header_value(llhttp_t* p, const char* at, size_t n) {
   Job* j = job_of(p);
+  if (!head_fits(j, n)) return -1;
   return gather_value(j->headers, j->in_value, {at, n}) ? 0 : -1;
 }
 
@@ -166,7 +187,10 @@ int on_headers_complete(llhttp_t* p) {
               : length ? p->content_length
                        : proto::kUnknownBodyLength);
   j->started = true;
-  return j->head || no_body ? 1 : 0;  // 1: no body follows (llhttp)
+  if (j->head || no_body) return 1;  // no body follows (llhttp)
+  if ((p->flags & F_CHUNKED) == 0) return 0;
+  j->chunked_down = true;  // read_in decodes the rest
+  return HPE_PAUSED;
 }
 
 int on_body(llhttp_t* p, const char* at, size_t n) {
@@ -181,6 +205,7 @@ int on_message_complete(llhttp_t* p) {
   if (p->status_code < 200) {
     j->headers.clear();
     j->in_value = false;
+    j->head_bytes = 0;
     return 0;
   }
   j->complete = true;
@@ -640,17 +665,42 @@ class ProxyHandler : public Handler, public TunnelHost {
       if (n <= 0) return on_eof(job);
       job->got_any = true;
       set_deadline(*job, settings_.response_timeout_ms);
-      const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
-      if (job->complete)
-        return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
-      if (e != HPE_OK) {
-        return upstream_broke(job,
-                              job->bad_coding ? "unknown transfer coding" : "malformed response");
+      std::string_view bytes(buf, static_cast<size_t>(n));
+      if (!job->chunked_down) {
+        const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
+        if (job->complete)
+          return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
+        if (e == HPE_PAUSED && job->chunked_down) {
+          bytes.remove_prefix(static_cast<size_t>(llhttp_get_error_pos(&job->parser) - buf));
+        } else if (e != HPE_OK) {
+          return upstream_broke(job, job->bad_coding       ? "unknown transfer coding"
+                                     : job->head_too_large ? "response head too large"
+                                                           : "malformed response");
+        } else {
+          bytes = {};
+        }
       }
+      if (!bytes.empty() && !feed_chunks(job, bytes)) return;
       // The exchange refused the head (a status or headers it cannot
       // carry: it answered the client itself) or gave up: nothing more.
       if (job->started && !job->x->responding()) return end(job, false);
     }
+  }
+
+  // Body bytes of a chunked response (proto::ChunkedDecoder); false when
+  // the job ended (its last byte, or broken framing: 502).
+  bool feed_chunks(const std::shared_ptr<Job>& job, std::string_view bytes) {
+    const auto r = job->chunks.feed(bytes, [&](std::string_view piece) {
+      if (!job->x->write(piece)) job->paused = true;
+    });
+    if (r.error != nullptr) {
+      upstream_broke(job, "malformed chunked body");
+      return false;
+    }
+    if (!r.done) return true;
+    job->complete = true;
+    complete(job, r.used == bytes.size());
+    return false;
   }
 
   void on_eof(const std::shared_ptr<Job>& job) {
@@ -658,7 +708,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     // A body that ends with the connection (RFC 9112 6.3, rule 8): the
     // parser completes it now. Its on_message_complete answers HPE_PAUSED,
     // which llhttp_finish passes on: that is success here, not an error.
-    if (job->got_any && !job->complete) {
+    if (job->got_any && !job->complete && !job->chunked_down) {
       const llhttp_errno_t e = llhttp_finish(&job->parser);
       if ((e == HPE_OK || e == HPE_PAUSED) && job->complete) return complete(job, false);
     }
