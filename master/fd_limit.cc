@@ -1,6 +1,7 @@
 // RLIMIT_NOFILE planning and setting (see fd_limit.h).
 #include "master/fd_limit.h"
 
+#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -96,6 +97,35 @@ std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_
            " (network.max_connections: " + std::to_string(max_connections) + ")";
   }
   return {};
+}
+
+std::string reload_fd_problem(uint64_t open_now, uint64_t soft, uint64_t processes,
+                              size_t generations_running) {
+  const uint64_t need = generation_fds(processes);
+  if (open_now + need <= soft) return {};
+  return "the supervisor has " + std::to_string(open_now) + " of its " + std::to_string(soft) +
+         " open files (RLIMIT_NOFILE) in use with " + std::to_string(generations_running) +
+         " generations running, and another of " + std::to_string(processes) + " processes needs " +
+         std::to_string(need) +
+         " more; let the older generations' drain end first, or raise the limit (ulimit -n, "
+         "LimitNOFILE= under systemd)";
+}
+
+uint64_t open_fd_count() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  uint64_t n = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n > 0 ? n - 1 : 0;  // the directory's own descriptor
+}
+
+uint64_t fd_soft_limit() {
+  rlimit now{};
+  if (::getrlimit(RLIMIT_NOFILE, &now) < 0) return 0;
+  return now.rlim_cur;
 }
 
 }  // namespace ringhttpd::master

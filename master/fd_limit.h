@@ -4,8 +4,9 @@
 // supervisor needs its own share too: during a reload it holds two
 // generations (an eventfd and a control socket per process, and a copy of
 // every listening socket each), which with many processes and few
-// connections is the larger need. The decision is a pure function (tested
-// directly); applying it is a syscall.
+// connections is the larger need; a reload while older generations still
+// drain is checked against what is left (reload_fd_problem). The decisions
+// are pure functions (tested directly); applying them is a syscall.
 #pragma once
 
 #include <cstdint>
@@ -43,5 +44,23 @@ std::string fd_limit_problem(uint64_t max_connections, uint64_t listeners, uint6
 
 // Applies the plan for the running process; returns an error text or "".
 std::string raise_fd_limit(uint64_t max_connections, uint64_t listeners, uint64_t processes);
+
+// Descriptors the supervisor opens for one more generation once its
+// listeners are bound: an eventfd and a control socket per process, the
+// child's end of that socket while it forks, and a few for the segment.
+inline uint64_t generation_fds(uint64_t processes) { return 2 * processes + 8; }
+
+// A reload made while older generations still drain (a SIGHUP storm, a long
+// drain_timeout_ms) holds more than the two generations the limit was
+// planned for: "" when `open_now` descriptors plus the new generation's fit
+// under `soft`, else why not, naming the limit (the reload is refused at
+// once rather than fail half-way through forking).
+std::string reload_fd_problem(uint64_t open_now, uint64_t soft, uint64_t processes,
+                              size_t generations_running);
+
+// Descriptors this process has open (/proc/self/fd), or 0 if unknown.
+uint64_t open_fd_count();
+// This process's soft RLIMIT_NOFILE.
+uint64_t fd_soft_limit();
 
 }  // namespace ringhttpd::master

@@ -201,6 +201,13 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
   error = raise_fd_limit(g->config.network.max_connections, g->listeners.size(),
                          g->n_network + n_service);
   if (!error.empty()) return nullptr;
+  // Only with older generations beside the serving one (the limit above is
+  // planned for two): their descriptors are what is left to check.
+  if (generations_.size() > 1) {
+    error = reload_fd_problem(open_fd_count(), fd_soft_limit(), g->n_network + n_service,
+                              generations_.size());
+    if (!error.empty()) return nullptr;
+  }
   shm::SegmentSpec spec{
       g->number, g->n_network, {}, static_cast<uint32_t>(g->config.routes.size())};
   worker::WorkerEnv& env = g->env_template;

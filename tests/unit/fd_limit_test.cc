@@ -1,7 +1,9 @@
 // The RLIMIT_NOFILE decision for network.max_connections.
 #include "master/fd_limit.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace ringhttpd::master {
 namespace {
@@ -53,6 +55,33 @@ TEST(FdLimit, CoversTheSupervisorHoldingTwoGenerations) {
                                 0),
             0u)
       << refused.error;
+}
+
+// A reload while older generations still drain holds more than the two
+// the limit was planned for: it is refused at once, naming the limit and
+// the way out, rather than fail half-way through forking ("network g3
+// #21: socketpair: Too many open files", found by a tester).
+TEST(FdLimit, AReloadBesideDrainingGenerationsIsCheckedAgainstWhatIsLeft) {
+  EXPECT_EQ(reload_fd_problem(100, 322, 64, 2), "");  // 100 + 2 x 64 + 8 = 236
+  EXPECT_EQ(reload_fd_problem(186, 322, 64, 2), "");  // 322: just fits
+  const std::string e = reload_fd_problem(187, 322, 64, 3);
+  EXPECT_EQ(e.rfind("the supervisor has 187 of its 322 open files (RLIMIT_NOFILE) in use with 3 "
+                    "generations running, and another of 64 processes needs 136 more",
+                    0),
+            0u)
+      << e;
+  EXPECT_NE(e.find("LimitNOFILE="), std::string::npos) << e;
+}
+
+TEST(FdLimit, OpenDescriptorsAreCounted) {
+  const uint64_t before = open_fd_count();
+  ASSERT_GT(before, 2u);  // stdin, stdout, stderr at least
+  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(open_fd_count(), before + 1);
+  ::close(fd);
+  EXPECT_EQ(open_fd_count(), before);
+  EXPECT_GT(fd_soft_limit(), 0u);
 }
 
 }  // namespace
