@@ -43,7 +43,11 @@ inline bool is_quoted_pair_char(char c) {
 // bounded (cf. CVE-2024-22019).
 class ChunkLineLexer {
  public:
-  static constexpr const char* kExtensionsTooLarge = "chunk extensions too large";
+  // An array, not a pointer to a literal: callers compare the address, and
+  // an inline array is one object in the program, while a literal's copies
+  // in different translation units need not be merged (the inline Scan
+  // the linker keeps may come from another one).
+  static constexpr char kExtensionsTooLarge[] = "chunk extensions too large";
   static constexpr uint32_t kMaxSizeDigits = 32;  // leading zeros included
 
   struct Result {
