@@ -81,6 +81,13 @@ struct ResponseSlot {
   uint64_t credit_owed = 0;    // body bytes received and not yet credited back
   bool window_opened = false;  // kWindow sent: the service may use kBodyWindow
   bool http10 = false;         // the request was HTTP/1.0
+  bool interim = false;        // a 100 Continue: not a response of its own
+  // For the access log of a response cut short (NetworkProcess::cut_outcome):
+  // its bytes written to the socket so far, head included (never reset,
+  // unlike Connection::sent, which compaction moves), and the length of
+  // the head a service response begins with.
+  uint64_t written = 0;
+  uint64_t head_len = 0;
 };
 
 // The request whose head arrived and whose end has not: routed at its head.

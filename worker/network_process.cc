@@ -246,6 +246,12 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
       auto it = connections_.find(id);
       if (it == connections_.end() || it->second->finished()) return;
       Connection& c = *it->second;
+      // A reset is seen here too when the connection is not being read
+      // (its input closed: Connection: close, a stop; or paused): nobody
+      // is left to answer, and its requests are cancelled now.
+      if ((ev.events & EPOLLERR) && c.state != ConnState::lingering && socket_failed(c)) {
+        return close_connection(c, Closer::client);
+      }
       if (ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.readable = true;
       if (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.end_reported = true;
       if (c.state == ConnState::lingering) return linger(c);
@@ -256,6 +262,12 @@ void NetworkProcess::handle_event(const epoll_event& ev) {
     case TokenKind::handler:
       return;  // service processes only
   }
+}
+
+bool NetworkProcess::socket_failed(const Connection& c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  return ::getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
 }
 
 // Only a stop signal that finds the supervisor gone gets here: stop now.
@@ -976,6 +988,7 @@ void NetworkProcess::maybe_send_continue(Connection& c) {
   c.continue_sent = true;
   ResponseSlot& slot = add_slot(c);
   slot.data = "HTTP/1.1 100 Continue\r\n\r\n";
+  slot.interim = true;
   slot.ready = true;
   dirty_.push_back(c.id);
 }
@@ -1447,8 +1460,10 @@ void NetworkProcess::on_response_record(uint32_t service, const shm::RecordView&
     // (A body that ends here stays in the ring: see below.)
     const bool copied = !slot.head_only && !(end && holding_bodies_);
     slot.data.reserve(256 + (copied ? std::min<uint64_t>(body.size(), kMaxReserve) : 0));
+    const size_t before = slot.data.size();
     proto::append_response_head(slot.data, status, headers, announce, slot.keep_alive, date_,
                                 slot.http10);
+    slot.head_len = slot.data.size() - before;
   } else if (rec.type != proto::kResponseBody || !slot.head_seen) {
     return fail_response(it, "response record out of order");
   }
@@ -1677,9 +1692,11 @@ bool NetworkProcess::write_ready(Connection& c) {
       const size_t rest = front.size() - c.sent;
       if (left < rest) {
         c.sent += left;
+        front.written += left;
         break;
       }
       left -= rest;
+      front.written += rest;
       c.sent = front.size();
       if (front.file_left > 0) break;  // the file part goes next (sendfile)
       if (front.streaming) break;      // the rest of it is still coming
@@ -1709,7 +1726,7 @@ bool NetworkProcess::finish_front(Connection& c, int64_t written_us) {
   // read its request, where now_us_ has not moved.
   const auto us = static_cast<uint64_t>(std::max<int64_t>(0, written_us - front.start_us));
   const Outcome o = written_outcome(front);
-  count_response(front, o, us);
+  count_response(front, o, us, /*timed=*/true);
   if (access_log_.enabled()) log_access(c, front, o, us);
   const bool keep = front.keep_alive;
   c.slots.pop_front();
@@ -1742,6 +1759,7 @@ bool NetworkProcess::send_file_part(Connection& c, ResponseSlot& slot) {
   }
   c.last_active_ms = now_ms_;
   count(own_slot().bytes_out, static_cast<uint64_t>(w));
+  slot.written += static_cast<uint64_t>(w);
   slot.file_offset += static_cast<uint64_t>(w);
   slot.file_left -= static_cast<uint64_t>(w);
   if (slot.file_left == 0) slot.cached_file.reset();  // the cache may close it now
@@ -1798,53 +1816,10 @@ void NetworkProcess::linger(Connection& c) {
   }
 }
 
-// What a response fully written was: its status (what a service sent, or
-// read back from the bytes: the one place that knows exactly what went) and
-// its body bytes. Status 0 for none to count (a 100 Continue).
-NetworkProcess::Outcome NetworkProcess::written_outcome(const ResponseSlot& slot) {
-  Outcome o;
-  if (slot.status != 0) {  // from a service: what it sent, as it came
-    o.status = slot.status;
-    o.body_bytes = slot.head_only ? 0 : slot.body_bytes;
-    return o;
-  }
-  const std::string_view data = slot.data;
-  if (data.size() < 12 || data[9] < '2' || data[9] > '5') return o;
-  o.status = (data[9] - '0') * 100 + (data[10] - '0') * 10 + (data[11] - '0');
-  const size_t head_end = data.find("\r\n\r\n");
-  o.body_bytes = head_end == std::string_view::npos ? 0 : data.size() - head_end - 4;
-  o.body_bytes += slot.file_bytes;
-  return o;
-}
-
-// What a response the connection ends before it is written amounts to: if
-// any of it went out (`front` with bytes sent, or a stream whose head left),
-// its status and the body bytes that went (the bytes not yet written are
-// counted as body: at most what was sent); if none did, 499 when the client
-// went away (nginx's "client closed request") or 444 when the server closed
-// (a deadline or timeout: nginx's "closed without a response").
-NetworkProcess::Outcome NetworkProcess::cut_outcome(const Connection& c, const ResponseSlot& slot,
-                                                    bool front, Closer by) {
-  const bool begun = slot.streaming || (front && c.sent > 0);
-  if (!begun) return {by == Closer::client ? 499 : 444, 0};
-  Outcome o = written_outcome(slot);
-  if (o.status == 0) return {by == Closer::client ? 499 : 444, 0};
-  const uint64_t unsent =
-      (slot.size() - (front ? std::min(c.sent, slot.size()) : 0)) + slot.file_left;
-  if (slot.streaming) {
-    o.body_bytes = slot.body_bytes > unsent ? slot.body_bytes - unsent : 0;
-  } else {
-    const uint64_t total = slot.size() + slot.file_bytes;
-    const uint64_t head = total - o.body_bytes;
-    const uint64_t sent = total - unsent;
-    o.body_bytes = sent > head ? sent - head : 0;
-  }
-  return o;
-}
-
 // The scoreboard counters of a response (one writer: this process; readers
 // load them relaxed).
-void NetworkProcess::count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us) {
+void NetworkProcess::count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us,
+                                    bool timed) {
   if (o.status < 200 || o.status > 599) return;  // 100 Continue is not a response
   const auto cls = static_cast<size_t>(o.status / 100 - 1);
   shm::ProcessSlot& me = own_slot();
@@ -1853,6 +1828,7 @@ void NetworkProcess::count_response(const ResponseSlot& slot, const Outcome& o, 
   if (slot.route >= 0 && static_cast<uint32_t>(slot.route) < env_.segment->header().n_routes) {
     count(env_.segment->route_counters(env_.index, static_cast<uint32_t>(slot.route))[cls]);
   }
+  if (!timed) return;  // cut short: its time says nothing of the server's latency
   const size_t path = slot.via_service ? 1 : 0;
   size_t bucket = 0;
   while (bucket < std::size(shm::kLatencyBoundsUs) && us > shm::kLatencyBoundsUs[bucket]) ++bucket;
@@ -1888,9 +1864,9 @@ void NetworkProcess::account_unwritten(Connection& c, Closer by) {
   const int64_t now = monotonic_us();
   for (size_t i = 0; i < c.slots.size(); ++i) {
     const ResponseSlot& slot = c.slots[i];
-    const Outcome o = cut_outcome(c, slot, i == 0, by);
+    const Outcome o = cut_outcome(slot, by);
     const auto us = static_cast<uint64_t>(std::max<int64_t>(0, now - slot.start_us));
-    count_response(slot, o, us);
+    count_response(slot, o, us, /*timed=*/false);
     if (access_log_.enabled()) log_access(c, slot, o, us);
   }
 }

@@ -37,6 +37,7 @@
 #include "worker/event_loop.h"
 #include "worker/file_cache.h"
 #include "worker/metrics.h"
+#include "worker/response_outcome.h"
 #include "worker/ring_channel.h"
 #include "worker/router.h"
 #include "worker/worker_env.h"
@@ -178,19 +179,11 @@ class NetworkProcess {
   bool resume_reading(Connection& c);
   void end_connection(Connection& c);
   void linger(Connection& c);
-  // Who ended a connection that still owed responses (the access log's 499
-  // or 444 for those of which nothing was sent).
-  enum class Closer { client, server };
+  // `by`: who ended it, for the responses it still owed (response_outcome.h).
   void close_connection(Connection& c, Closer by = Closer::server);
-  // `us`: from the request to its response's last byte written.
-  struct Outcome {
-    int status = 0;
-    uint64_t body_bytes = 0;
-  };
-  static Outcome written_outcome(const ResponseSlot& slot);
-  static Outcome cut_outcome(const Connection& c, const ResponseSlot& slot, bool front, Closer by);
+  static bool socket_failed(const Connection& c);
   void log_access(const Connection& c, const ResponseSlot& slot, const Outcome& o, uint64_t us);
-  void count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us);
+  void count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us, bool timed);
   void account_unwritten(Connection& c, Closer by);
   shm::ProcessSlot& own_slot() { return env_.segment->slot(env_.index); }
   // A scoreboard counter this process alone writes: no read-modify-write

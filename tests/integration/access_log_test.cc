@@ -190,7 +190,8 @@ TEST(AccessLogFile, ARequestWhoseClientResetsIsLogged499) {
 
 // A download still going when the stop's deadline comes is cut, and its
 // line says so: its status, and the body bytes that went out (fewer than
-// the body). Before, the connection closed with no line at all.
+// the body). Before, the connection closed with no line at all. (The
+// other ways a response is cut are decided by cut_outcome, unit-tested.)
 TEST(AccessLogFile, AResponseCutAtTheStopDeadlineIsLoggedWithTheBytesSent) {
   TempDir dir;
   const std::string path = dir.path + "/access.log";
