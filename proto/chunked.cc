@@ -23,7 +23,9 @@ const char* ChunkedDecoder::step(char c) {
     state_ = next;
     return nullptr;
   };
-  if (state_ >= State::kTrailerStart && state_ <= State::kFinalLf && ++trailer_bytes_ > budget_) {
+  // One budget for the extensions and the trailers together.
+  if (state_ >= State::kTrailerStart && state_ <= State::kFinalLf &&
+      ++trailer_bytes_ + line_.extension_bytes() > budget_) {
     return "trailer section too large";
   }
   switch (state_) {

@@ -74,6 +74,7 @@ class ChunkLineLexer {
   }
 
   uint64_t size() const { return size_; }
+  uint64_t extension_bytes() const { return extension_bytes_; }
   bool in_extension() const {
     return state_ != State::kSize && state_ != State::kCr && state_ != State::kDone;
   }

@@ -92,6 +92,11 @@ TEST(ChunkedDecoder, ExtensionAndTrailerBytesAreBounded) {
   const std::string trailers = "0\r\nX: " + std::string(100, 't') + "\r\n\r\n";
   EXPECT_TRUE(decode(trailers, 0, 200).done);
   EXPECT_NE(decode(trailers, 0, 50).error, nullptr);
+  // One budget for both: 100 extension bytes and 100 trailer bytes do not fit 150.
+  const std::string both =
+      "1;" + std::string(99, 'e') + "\r\nx\r\n0\r\nX: " + std::string(95, 't') + "\r\n\r\n";
+  EXPECT_TRUE(decode(both, 0, 250).done);
+  EXPECT_NE(decode(both, 0, 150).error, nullptr);
 }
 
 TEST(ChunkedDecoder, AHugeSizeIsACountNotAnAllocation) {

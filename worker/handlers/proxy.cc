@@ -112,12 +112,12 @@ struct Job {
   // lax there: proto/chunked.h); llhttp pauses after the head.
   bool chunked_down = false;
   proto::ChunkedDecoder chunks;
-  uint64_t head_bytes = 0;  // header bytes of the response so far (kMaxResponseHeadBytes)
+  uint64_t head_bytes = 0;  // bytes read before the final head ended (kMaxResponseHeadBytes)
   std::vector<proto::Header> headers;
   bool in_value = false;
   bool got_any = false;         // a response byte arrived
   bool bad_coding = false;      // the head had a transfer coding not ours (only_chunked)
-  bool head_too_large = false;  // past kMaxResponseHeadBytes
+  bool head_too_large = false;  // past kMaxResponseHeadBytes before its end
   bool started = false;         // the response began toward the client
   bool complete = false;
   bool paused = false;  // the client side is full: reading waits
@@ -132,21 +132,15 @@ static_assert(sizeof(Job) + 64 <= BlockCache::kMaxBlock, "jobs would bypass the 
 Job* job_of(llhttp_t* p) { return static_cast<Job*>(p->data); }
 
 // An upstream's response head is held whole before it goes on, so its
-// size is bounded, as the tunnel's is (and nginx's proxy_buffer_size):
-// past it, 502.
+// size is bounded, as the tunnel's is (and nginx's proxy_buffer_size): past
+// this many bytes read before the final head ends (interim heads count
+// too), 502. Counted in raw bytes (read_in), so a head of many tiny fields
+// costs no more than one long field.
 constexpr uint64_t kMaxResponseHeadBytes = 64 * 1024;
-
-bool head_fits(Job* j, size_t n) {
-  j->head_bytes += n;
-  if (j->head_bytes <= kMaxResponseHeadBytes) return true;
-  j->head_too_large = true;
-  return false;
-}
 
 int on_header_field(llhttp_t* p, const char* at, size_t n) {
   constexpr size_t kUsualHeaders = 16;  // room for a usual response's, at once
   Job* j = job_of(p);
-  if (!head_fits(j, n)) return -1;
   if (j->headers.capacity() == 0) j->headers.reserve(kUsualHeaders);
   gather_name(j->headers, j->in_value, {at, n});
   return 0;
@@ -154,7 +148,6 @@ int on_header_field(llhttp_t* p, const char* at, size_t n) {
 
 int on_header_value(llhttp_t* p, const char* at, size_t n) {
   Job* j = job_of(p);
-  if (!head_fits(j, n)) return -1;
   return gather_value(j->headers, j->in_value, {at, n}) ? 0 : -1;
 }
 
@@ -205,7 +198,6 @@ int on_message_complete(llhttp_t* p) {
   if (p->status_code < 200) {
     j->headers.clear();
     j->in_value = false;
-    j->head_bytes = 0;
     return 0;
   }
   j->complete = true;
@@ -666,10 +658,17 @@ class ProxyHandler : public Handler, public TunnelHost {
       job->got_any = true;
       set_deadline(*job, settings_.response_timeout_ms);
       std::string_view bytes(buf, static_cast<size_t>(n));
+      // Still in the head (llhttp holds at most this plus one read of it).
+      if (!job->started && (job->head_bytes += static_cast<uint64_t>(n)) > kMaxResponseHeadBytes) {
+        job->head_too_large = true;
+      }
       if (!job->chunked_down) {
         const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
         if (job->complete)
           return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
+        if (job->head_too_large && !job->started) {
+          return upstream_broke(job, "response head too large");
+        }
         if (e == HPE_PAUSED && job->chunked_down) {
           bytes.remove_prefix(static_cast<size_t>(llhttp_get_error_pos(&job->parser) - buf));
         } else if (e != HPE_OK) {
