@@ -424,7 +424,7 @@ bool Supervisor::send_listeners(const Generation& g, Child& c) {
       // A network process without its listeners would live on and never
       // accept: killed, so that the usual death path replaces it.
       log_error(c.title + ": cannot pass the listeners (" + err + "); killing it");
-      ::kill(c.pid, SIGKILL);
+      kill_child(c);
       return false;
     }
   }
@@ -462,7 +462,7 @@ void Supervisor::on_generation_ready(Generation& g) {
 void Supervisor::roll_back(Generation& g, const std::string& why) {
   if (!g.roll_back()) return;  // already torn down
   for (Child& c : g.children) {
-    if (is_running(c)) ::kill(c.pid, SIGKILL);
+    if (is_running(c)) kill_child(c);
   }
   g.listeners.clear();
   if (current_ == nullptr) {  // the first generation: the server cannot start
@@ -658,6 +658,13 @@ void Supervisor::reap() {
   }
 }
 
+// SIGKILL from the supervisor itself, logged where it is decided: the death
+// that follows is no news (on_death).
+void Supervisor::kill_child(Child& c) {
+  c.sigkilled = c.pid;
+  ::kill(c.pid, SIGKILL);
+}
+
 void Supervisor::on_death(Generation& g, Child& c, int status) {
   // What it sent before dying is still queued (connections handed over by a
   // draining network process that then exited): take it all first.
@@ -680,8 +687,9 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
                        what + " before it was ready" + (c.failure.empty() ? "" : ": " + c.failure));
     case DeathAction::settle_only:
       // A draining generation or a stopping server: an exit is expected
-      // (debug); a crash is not, and what it held may have failed (502).
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      // (debug), as is a kill of the supervisor's own (logged when made);
+      // a crash is not, and what it held may have failed (502).
+      if ((WIFEXITED(status) && WEXITSTATUS(status) == 0) || pid == c.sigkilled) {
         worker::log_debug(what);
       } else {
         log_warn(what);
@@ -1023,7 +1031,7 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
     case Action::kill_hung:
       log_error(c.title + pid_text(c.pid) + " did not settle with " + g.children[a.about].title +
                 " in time; killing it");
-      ::kill(c.pid, SIGKILL);
+      kill_child(c);
       break;
     case Action::stop_service:  // nothing can reach it any more
       send_stop(c, true);
@@ -1033,12 +1041,12 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
       break;
     case Action::kill_late:
       log_warn(c.title + pid_text(c.pid) + " did not drain in time; killing it");
-      ::kill(c.pid, SIGKILL);
+      kill_child(c);
       break;
     case Action::kill_unready:
       log_error(c.title + pid_text(c.pid) + " was not ready within " +
                 std::to_string(kReadyTimeoutMs) + " ms; killing it, to be replaced");
-      ::kill(c.pid, SIGKILL);
+      kill_child(c);
       break;
     default:
       break;
@@ -1109,7 +1117,7 @@ bool Supervisor::stop_role(shm::ProcessRole role, bool graceful, int timeout_ms)
     for (Child& c : g->children) {
       if (!of_role(c, role) || !is_running(c)) continue;
       log_warn(c.title + pid_text(c.pid) + " did not stop in time; killing it");
-      ::kill(c.pid, SIGKILL);
+      kill_child(c);
     }
   }
   wait_exit(role, kKillWaitMs, false);

@@ -80,6 +80,7 @@ class Supervisor {
     std::string title;
     proto::UniqueFd control;     // supervisor's end; valid while pid != -1
     pid_t watchdog_killed = -1;  // the process the network watchdog killed (once)
+    pid_t sigkilled = -1;        // the process the supervisor killed (kill_child)
     std::string failure;         // why it could not start, in its words (ControlType::failed)
     // Connections passed to this process (adopts to a network process,
     // takes to a service process; 0 at each spawn; mirrored in its slot's
@@ -170,6 +171,7 @@ class Supervisor {
   enum class Wait { exited, timed_out, hurry };
   Wait wait_exit(shm::ProcessRole role, int timeout_ms, bool can_hurry);
   void send_stop(Child& c, bool graceful);
+  void kill_child(Child& c);
 
   std::string ready_line(const Generation& g) const;
 
