@@ -465,20 +465,21 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   // A kept-alive connection still fit to carry a request: not idle too
-  // long, and nothing (no EOF, no stray bytes, no error) waiting on it. An
-  // idle connection is watched, so an upstream's close is often seen (and
-  // the connection dropped) before it is picked, but not always: an
-  // upstream that closes right after its answer (no "Connection: close")
-  // races the next request, which may be picked in the same loop
-  // iteration the FIN arrives in. So every reuse asks first (a MSG_PEEK,
-  // one syscall, as nginx does). A close that still slips through (after
-  // the peek) is a failure before any response byte: retried once for a
-  // request safe to repeat.
-  std::unique_ptr<Conn> idle_conn(Upstream& up) {
+  // long and, when asked (`peek`), nothing (no EOF, no stray bytes, no
+  // error) waiting on it. An idle connection is watched, so an upstream's
+  // close is often seen (and the connection dropped) before it is picked,
+  // but not always: an upstream that closes right after its answer (no
+  // "Connection: close") races the next request, which may be picked in
+  // the same loop iteration the FIN arrives in. A request that may still
+  // be sent once more (may_retry) and is whole here needs no peek: a
+  // connection found closed before any response byte sends it again on a
+  // new one, so the common GET costs no extra syscall. Any other request asks first (a MSG_PEEK,
+  // one syscall, as nginx does for every reuse).
+  std::unique_ptr<Conn> idle_conn(Upstream& up, bool peek) {
     while (!up.idle.empty()) {
       std::unique_ptr<Conn> c = std::move(up.idle.back());
       up.idle.pop_back();
-      if (now_ - c->idle_since < settings_.idle_timeout_ms && quiet(*c)) return c;
+      if (now_ - c->idle_since < settings_.idle_timeout_ms && (!peek || quiet(*c))) return c;
       close_conn(std::move(c));
     }
     return nullptr;
@@ -494,11 +495,15 @@ class ProxyHandler : public Handler, public TunnelHost {
   // any byte of the response, for a request that is safe to repeat (the
   // upstream may have acted on it before closing) and still whole here.
   bool may_retry(const Job& job) const {
+    return job.conn && job.conn->reused && !job.got_any && retry_left(job);
+  }
+
+  // The request is safe to repeat and may still be sent once more.
+  static bool retry_left(const Job& job) {
     const std::string& m = job.x->request().http.method;
     const bool idempotent =
         m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
-    return job.conn && job.conn->reused && !job.got_any && !job.retried && job.replayable &&
-           idempotent;
+    return !job.retried && job.replayable && idempotent;
   }
 
   void retry(const std::shared_ptr<Job>& job) {
@@ -544,7 +549,8 @@ class ProxyHandler : public Handler, public TunnelHost {
       Upstream* up = pick(job->tried);
       if (up == nullptr) return fail(job, 502, "no upstream could be reached");
       job->tried.push_back(up);
-      std::unique_ptr<Conn> c = idle_conn(*up);
+      // A whole request that may be sent again skips the peek (idle_conn).
+      std::unique_ptr<Conn> c = idle_conn(*up, !(job->body_all && retry_left(*job)));
       if (c) {
         c->reused = true;
       } else {
