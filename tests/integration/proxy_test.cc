@@ -807,6 +807,49 @@ TEST(Proxy, AResponseHeadPast64KiBIs502) {
   EXPECT_EQ(fine->body, "fine");
 }
 
+// The config with network.request_timeout_ms set (the client's side).
+std::string with_request_timeout(const std::string& cfg, int ms) {
+  json j = json::parse(cfg);
+  j["network"]["request_timeout_ms"] = ms;
+  return j.dump();
+}
+
+// A request answered before its body ended (its upstream refuses: 502 at
+// once) whose client then stops sending: its one answer went out, so the
+// stall ends the connection with no 408 after it. A second response to one
+// request would be taken by a pipelining client for its next one's.
+TEST(Proxy, AStallAfterAnEarlyAnswerClosesWithoutASecondResponse) {
+  int dead_port;
+  {
+    Upstream gone([](const UpRequest&, int) { return false; });
+    dead_port = gone.port();
+  }
+  Server server(with_request_timeout(config({"127.0.0.1:" + std::to_string(dead_port)}), 300));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 502);
+  EXPECT_TRUE(c.closed_by_peer(5s)) << "a second response followed the first";
+}
+
+// An upload the client stops sending is the client's stall, not the
+// upstream's: the upstream waiting for the rest of the body is not timed
+// out (no 504 blaming it); the client gets 408 at request_timeout_ms.
+TEST(Proxy, AnUploadTheClientStallsGets408Not504) {
+  Upstream up([](const UpRequest& r, int fd) { return send_all(fd, ok(r.body)); });
+  Server server(
+      with_request_timeout(config({up.address()}, 1, {{"response_timeout_ms", 200}}), 1000));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send("POST /stall HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc"));
+  auto r = c.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 408) << r->body;
+  EXPECT_FALSE(server.log().find("upstream timed out") != std::string::npos) << server.log();
+}
+
 // nginx as the upstream, when it is installed (Debian: nginx-light):
 // requests and a large body through it, over kept-alive connections.
 TEST(Proxy, InFrontOfNginx) {

@@ -828,11 +828,19 @@ class ProxyHandler : public Handler, public TunnelHost {
     next_check_ = std::min(next_check_, job.deadline);
   }
 
+  // Everything the client sent so far is with the upstream, and more of
+  // its body is to come: the wait is the client's (the network process
+  // answers a stalled upload 408 at request_timeout_ms), not the
+  // upstream's, whose clock starts again with the next byte sent.
+  static bool awaits_client(const Job& job) {
+    return !job.body_all && job.conn && job.conn->connected && job.out_at == job.out.size();
+  }
+
   void check_deadlines(int64_t now) {
     int64_t next = INT64_MAX;
     std::vector<std::shared_ptr<Job>> late;
     for (auto& [raw, job] : jobs_) {
-      if (job->done || job->paused || job->deadline == 0) continue;
+      if (job->done || job->paused || job->deadline == 0 || awaits_client(*job)) continue;
       if (now >= job->deadline) {
         late.push_back(job);
       } else {
