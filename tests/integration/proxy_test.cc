@@ -789,7 +789,9 @@ TEST(Proxy, BrokenChunkedFramingFromAnUpstreamIsRefusedAndValidFramingDecoded) {
 TEST(Proxy, AResponseHeadPast64KiBIs502) {
   Upstream up([](const UpRequest& r, int fd) {
     if (r.line().find("/big") != std::string::npos) {
-      const std::string value(200 * 1024, 'a');
+      // Just past the bound, and far past it.
+      const size_t size = r.line().find("/big-just") != std::string::npos ? 66000 : 200 * 1024;
+      const std::string value(size, 'a');
       send_all(fd, "HTTP/1.1 200 OK\r\nX-Big: " + value + "\r\nContent-Length: 2\r\n\r\nok");
       return false;
     }
@@ -797,14 +799,46 @@ TEST(Proxy, AResponseHeadPast64KiBIs502) {
   });
   Server server(config({up.address()}));
   ASSERT_TRUE(server.ready()) << server.log();
-  auto big = http_get(server.port(), "/big");
-  ASSERT_TRUE(big) << server.log();
-  EXPECT_EQ(big->status, 502);
+  for (const char* target : {"/big", "/big-just"}) {
+    auto big = http_get(server.port(), target);
+    ASSERT_TRUE(big) << server.log();
+    EXPECT_EQ(big->status, 502) << target;
+  }
   EXPECT_TRUE(server.wait_for_log("response head too large", 5s)) << server.log();
   auto fine = http_get(server.port(), "/fine");
   ASSERT_TRUE(fine) << server.log();
   EXPECT_EQ(fine->status, 200);
   EXPECT_EQ(fine->body, "fine");
+}
+
+// A bare CR in an upstream's status line (llhttp 8 takes any byte after
+// the CR) would end the head there and pass its header lines on as body:
+// 502, also when it is the final head after an interim one in the same
+// read. Valid interim heads still pass.
+TEST(Proxy, ABareCrInAnUpstreamStatusLineIs502) {
+  Upstream up([](const UpRequest& r, int fd) {
+    const std::string tail = "Content-Length: 2\r\n\r\nok";
+    if (r.line().find("/cr ") != std::string::npos) {
+      send_all(fd, "HTTP/1.1 200 O\rK\r\n" + tail);
+      return false;
+    }
+    if (r.line().find("/after-100 ") != std::string::npos) {
+      send_all(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 O\rK\r\n" + tail);
+      return false;
+    }
+    return send_all(fd, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n" + tail);
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (const char* target : {"/cr", "/after-100"}) {
+    auto r = http_get(server.port(), target);
+    ASSERT_TRUE(r) << target << server.log();
+    EXPECT_EQ(r->status, 502) << target << r->body;
+  }
+  auto fine = http_get(server.port(), "/fine");
+  ASSERT_TRUE(fine) << server.log();
+  EXPECT_EQ(fine->status, 200);
+  EXPECT_EQ(fine->body, "ok");
 }
 
 // The config with network.request_timeout_ms set (the client's side).
