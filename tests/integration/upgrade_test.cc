@@ -352,6 +352,32 @@ TEST(Upgrade, BytesSentAfterTheHeadReachTheUpstreamOnlyAfterItsSwitch) {
   EXPECT_EQ(seen, "");
 }
 
+// An upstream head with bare line ends (LF alone, or a CR without its LF)
+// is malformed: 502 at once, carrying our Server and Date like any answer
+// of ours. Before, a head ended by bare LFs was never found complete and
+// the client waited for the 504 at response_timeout_ms.
+TEST(Upgrade, AHeadWithBareLineEndsIs502AtOnce) {
+  for (const char* head : {"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+                           "HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n\r\nok"}) {
+    WsUpstream up([head](UpConn& c) {
+      send_all(c.fd, head);
+      char b;
+      while (::recv(c.fd, &b, 1, 0) > 0) {
+      }  // kept open by the upstream
+    });
+    Server server(config({up.address()}, {{"timeout_ms", 10000}}));
+    ASSERT_TRUE(server.ready()) << server.log();
+    Raw c(server.port());
+    const auto began = Clock::now();
+    ASSERT_TRUE(c.send(upgrade_request()));
+    auto all = c.until_close();
+    ASSERT_TRUE(all) << server.log();
+    EXPECT_TRUE(all->starts_with("HTTP/1.1 502 Bad Gateway\r\nServer: ringhttpd\r\nDate: "))
+        << *all;
+    EXPECT_LT(Clock::now() - began, 5s);
+  }
+}
+
 TEST(Upgrade, ARefusingUpstreamGets502) {
   int dead_port;
   {

@@ -272,11 +272,16 @@ TEST(Takeover, AnAnswerOtherThan101KeepsItsFramingAndSaysClose) {
                                                             {"Connection", "keep-alive"},
                                                             {"Keep-Alive", "5"},
                                                             {"X-Why", "origin"}});
-  EXPECT_EQ(h,
-            "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nX-Why: origin\r\n"
-            "Connection: close\r\n\r\n");
+  // Server and Date are ours, as on every answer (the upstream's dropped).
+  EXPECT_EQ(h.substr(0, h.find("Date: ")), "HTTP/1.1 403 Forbidden\r\nServer: ringhttpd\r\n");
+  EXPECT_EQ(h.substr(h.find("Content-Length")),
+            "Content-Length: 6\r\nX-Why: origin\r\nConnection: close\r\n\r\n");
+  const std::string mine =
+      worker::closing_response_head(200, {{"Server", "origin/1"}, {"Date", "then"}});
+  EXPECT_EQ(mine.find("origin/1"), std::string::npos) << mine;
+  EXPECT_EQ(mine.find("then"), std::string::npos) << mine;
   const std::string e = worker::tunnel_error_response(502, "refused");
-  EXPECT_TRUE(e.starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << e;
+  EXPECT_TRUE(e.starts_with("HTTP/1.1 502 Bad Gateway\r\nServer: ringhttpd\r\nDate: ")) << e;
   EXPECT_NE(e.find("Connection: close\r\n"), std::string::npos);
   EXPECT_TRUE(e.ends_with("502 Bad Gateway (refused)\n")) << e;
 }

@@ -75,11 +75,25 @@ std::string upgrade_request_head(const ServiceRequest& r, std::string_view upstr
   return o;
 }
 
-std::string closing_response_head(int status, const std::vector<proto::Header>& headers) {
+namespace {
+
+// The status line, then Server and Date as on every answer of ours (the
+// upstream's own are dropped, as on the proxy's other path).
+std::string status_and_ours(int status) {
   std::string o = "HTTP/1.1 " + std::to_string(status) + " ";
   o += proto::reason_phrase(status);
+  o += "\r\nServer: ringhttpd\r\nDate: ";
+  o += proto::http_date(::time(nullptr));
   o += "\r\n";
+  return o;
+}
+
+}  // namespace
+
+std::string closing_response_head(int status, const std::vector<proto::Header>& headers) {
+  std::string o = status_and_ours(status);
   for (const proto::Header& h : headers) {
+    if (proto::iequals(h.name, "Date") || proto::iequals(h.name, "Server")) continue;
     const bool framing =
         proto::iequals(h.name, "Content-Length") || proto::iequals(h.name, "Transfer-Encoding");
     if (!framing && (hop_by_hop(h.name) || listed_in_connection(headers, h.name))) continue;
@@ -93,12 +107,27 @@ std::string tunnel_error_response(int status, std::string_view why) {
   const std::string body = std::to_string(status) + " " +
                            std::string(proto::reason_phrase(status)) + " (" + std::string(why) +
                            ")\n";
-  std::string o = "HTTP/1.1 " + std::to_string(status) + " ";
-  o += proto::reason_phrase(status);
-  o += "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+  std::string o = status_and_ours(status);
+  o += "Content-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
        "\r\nConnection: close\r\n\r\n";
   return o + body;
 }
+
+namespace {
+
+// A CR not followed by LF, or an LF not after a CR, in the head read so
+// far (a CR at its very end may yet get its LF). Either is invalid (RFC
+// 9112 2.2) and a head ended by bare LFs would never be found complete:
+// 502 at once, not 504 at the timeout.
+bool bare_line_end(std::string_view head) {
+  for (size_t i = 0; i < head.size(); ++i) {
+    if (head[i] == '\r' && i + 1 < head.size() && head[i + 1] != '\n') return true;
+    if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 // ---- the upstream's answer, parsed ----
 
@@ -309,6 +338,9 @@ void Tunnel::read_upstream() {
 // "Connection: close" and its body follows as it comes.
 void Tunnel::take_head() {
   const size_t end_at = head_in_.find("\r\n\r\n");
+  const std::string_view head = std::string_view(head_in_).substr(
+      0, end_at == std::string::npos ? head_in_.size() : end_at + 4);
+  if (bare_line_end(head)) return fail(502, "malformed response");
   if (end_at == std::string::npos) {
     if (head_in_.size() > kMaxHeadBytes) fail(502, "response head too large");
     return;
