@@ -57,9 +57,13 @@ bool Supervisor::open_admin(std::string& error) {
   hooks.status = [this] { return admin_status(); };
   hooks.config = [this] {
     const Generation* g = current_;
+    // The admin.* keys in effect are the first generation's: a reload
+    // does not move the socket (note_reload_finished says so).
+    Config effective = g != nullptr ? g->config : config_;
+    effective.admin = config_.admin;
     return json{{"ok", true},
                 {"generation", g != nullptr ? g->number : 0},
-                {"config", config_to_json(g != nullptr ? g->config : config_)}};
+                {"config", config_to_json(effective)}};
   };
   hooks.metrics = [this] {
     const Generation* g = current_;

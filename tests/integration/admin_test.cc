@@ -346,6 +346,23 @@ TEST(Ctl, ReloadAnswersWhenTheNewGenerationServes) {
   EXPECT_TRUE(http_get(server.port(), "/healthz"));
 }
 
+// admin.* keys take effect at the next start, not at a reload: `config`
+// shows the socket in use, not the one the new file names.
+TEST(Ctl, ConfigShowsTheAdminSocketInEffectAfterAReloadThatChangedIt) {
+  WorkDir dir;
+  const std::string sock = dir.path() + "/run/admin.sock";
+  Server server(config(sock));
+  ASSERT_TRUE(server.ready()) << server.log();
+  server.rewrite_config(config(dir.path() + "/run/other.sock", 3));
+  std::string out;
+  ASSERT_EQ(exit_code(run_binary({"ctl", "--socket", sock, "reload"}, out)), 0) << out;
+  AdminClient c(sock);
+  const std::optional<json> cfg = c.ask("config");
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ((*cfg)["config"]["services"][0]["processes"], 3);
+  EXPECT_EQ((*cfg)["config"]["admin"]["socket"], sock);
+}
+
 TEST(Ctl, AFailedReloadExitsNonZeroWithTheKeyPath) {
   WorkDir dir;
   const std::string sock = dir.path() + "/run/admin.sock";
