@@ -682,9 +682,14 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
   switch (d.action) {
     case DeathAction::nothing:
       return;
-    case DeathAction::fail_reload:
-      return roll_back(g,
-                       what + " before it was ready" + (c.failure.empty() ? "" : ": " + c.failure));
+    case DeathAction::fail_reload: {
+      // A service process names its service's key, as `check` names keys
+      // (its own words say which: a module's path, its config).
+      const std::string key =
+          c.service >= 0 ? "services[" + std::to_string(c.service) + "]: " : std::string();
+      return roll_back(
+          g, key + what + " before it was ready" + (c.failure.empty() ? "" : ": " + c.failure));
+    }
     case DeathAction::settle_only:
       // A draining generation or a stopping server: an exit is expected
       // (debug), as is a kill of the supervisor's own (logged when made);

@@ -299,6 +299,9 @@ TEST(Module, AModuleThatFailsToLoadOnReloadLeavesTheOldGenerationServing) {
   ASSERT_NE(at, std::string::npos);
   EXPECT_NE(log.substr(at, log.find('\n', at) - at).find("speaks version 1"), std::string::npos)
       << log;
+  // And names the service's key, as `check` would.
+  const size_t line = log.rfind('\n', at) + 1;
+  EXPECT_NE(log.substr(line, at - line).find("services[0]: service "), std::string::npos) << log;
   auto r = http_get(server.port(), "/hello");
   ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->body, "old\n");
