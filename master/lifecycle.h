@@ -76,6 +76,10 @@ class RestartPolicy {
   // A replacement could not be started (fork failed): one more failure in
   // the streak, but no process was lost (restarts() stays).
   int64_t on_failed_start();
+  // A process of this slot crashed where no replacement follows (its
+  // generation drains, or the server stops): lost, and counted, but no
+  // step of a streak.
+  void on_lost() { ++restarts_; }
   // Failures (deaths and failed starts) in the current streak (0 when the
   // last process ran healthy).
   uint32_t streak() const { return streak_; }

@@ -698,6 +698,9 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
         worker::log_debug(what);
       } else {
         log_warn(what);
+        c.restart.on_lost();  // ctl status and the metrics count it (no replacement)
+        std::atomic_ref<uint32_t>(slot.restarts)
+            .store(static_cast<uint32_t>(c.restart.restarts()), std::memory_order_relaxed);
       }
       break;
     case DeathAction::replace:

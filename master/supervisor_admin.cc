@@ -186,7 +186,9 @@ json Supervisor::admin_status() const {
           {"uptime_ms", running ? json(now - c.started_ms) : json(nullptr)},
           {"requests", requests},
           {"connections", network ? json(conns) : json(nullptr)},
-          {"inflight", network ? json(nullptr) : json(inflight)},
+          // A slot with no process has nothing in flight: what its last
+          // one held was retried elsewhere or failed (its count is stale).
+          {"inflight", network || !running ? json(nullptr) : json(inflight)},
           {"incarnation", incarnation},
           // Since the process's loop last ran: it runs at least once a
           // second, so a large age means a process stuck inside a handler.

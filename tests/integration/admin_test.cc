@@ -264,6 +264,47 @@ TEST(AdminStatus, BothGenerationsAppearDuringAReload) {
   EXPECT_EQ((*after)["generations"].size(), 1u) << *after;
 }
 
+// A service process that crashes in a draining generation is not
+// replaced, but it was lost: its row counts it in `restarts`, and shows no
+// requests in flight (what it held was retried or failed elsewhere; the
+// count it left is stale).
+TEST(AdminStatus, AProcessLostInADrainingGenerationIsCountedAndHoldsNothing) {
+  WorkDir dir;
+  const std::string sock = dir.path() + "/run/admin.sock";
+  Server server(config(sock));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client upload(server.port());
+  ASSERT_TRUE(upload.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"));
+  pid_t holder = 0;
+  for (auto end = Clock::now() + 10s; holder == 0 && Clock::now() < end;) {
+    if (const std::optional<json> s = status_of(sock)) {
+      for (const json& p : (*s)["processes"]) {
+        if (p["role"] == "service" && p["inflight"] == 1) holder = p["pid"].get<pid_t>();
+      }
+    }
+    if (holder == 0) std::this_thread::sleep_for(10ms);  // polling until a process holds it
+  }
+  ASSERT_NE(holder, 0) << server.log();
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("reload: generation 2 serving", 15s)) << server.log();
+  ASSERT_EQ(::kill(holder, SIGKILL), 0);
+  const auto lost_row = [&]() -> std::optional<json> {
+    const std::optional<json> s = status_of(sock);
+    if (!s) return std::nullopt;
+    for (const json& p : (*s)["processes"]) {
+      if (p["generation"] == 1 && p["role"] == "service" && p["restarts"] == 1) return p;
+    }
+    return std::nullopt;
+  };
+  std::optional<json> row;
+  for (auto end = Clock::now() + 10s; !(row = lost_row()) && Clock::now() < end;) {
+    std::this_thread::sleep_for(10ms);  // polling until the death is reaped
+  }
+  ASSERT_TRUE(row) << server.log();
+  EXPECT_EQ((*row)["state"], "gone") << *row;
+  EXPECT_TRUE((*row)["inflight"].is_null()) << *row;
+}
+
 // 64 admin clients that never finish a line do not hold up the supervisor:
 // a killed process is replaced as fast as ever.
 TEST(AdminProtocol, StuckClientsDoNotDelayARespawn) {

@@ -20,6 +20,16 @@ TEST(RestartPolicy, FirstDeathIsReplacedAtOnceThenBacksOffDoublingToTheCap) {
   EXPECT_EQ(p.restarts(), 11u);
 }
 
+// A process lost with no replacement to follow (a draining generation):
+// counted, but no step of the back-off streak.
+TEST(RestartPolicy, ALossWithoutReplacementCountsButIsNoStreakStep) {
+  RestartPolicy p;
+  p.on_lost();
+  EXPECT_EQ(p.restarts(), 1u);
+  EXPECT_EQ(p.streak(), 0u);
+  EXPECT_EQ(p.on_death(0, 5), 0);  // still the first failure: at once
+}
+
 TEST(RestartPolicy, SixtySecondsHealthyForgetsTheStreak) {
   RestartPolicy p;
   EXPECT_EQ(p.on_death(0, 5), 0);
