@@ -232,8 +232,9 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
          return seconds_from_ms(ms);
        }},
       {"ringhttpd_process_restarts_total", "counter",
-       "Processes the slot lost (died and were replaced) in this generation.", false,
-       [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.restarts)); }},
+       "Processes the slot lost (crashed: replaced, or not in a draining generation or a stop) in "
+       "this generation.",
+       false, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.restarts)); }},
       {"ringhttpd_process_requests_total", "counter", "Requests the slot's processes answered.",
        false, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.requests)); }},
       {"ringhttpd_process_inflight", "gauge", "Requests queued to or being served by the process.",

@@ -2000,11 +2000,16 @@ bool NetworkProcess::sweep_connection(Connection& c, int64_t now) {
       return true;  // the service's timeout applies (504, expire_service_requests)
     case Activity::receiving:
       if (now - c.request_start_ms < env_.network.request_timeout_ms) return true;
-      // Answered before its body ended, and the rest of the body stopped
-      // coming: its one response went out, so no 408 follows it (a second
-      // answer to one request, which a pipelining client would take for
-      // its next request's). The connection just ends.
-      if (c.in && c.in->dispatched) return false;
+      // Answered before its body ended, and the rest of the body is late:
+      // its one response went out, so no 408 follows it (a second answer
+      // to one request, which a pipelining client would take for its next
+      // request's). The connection ends with a lingering close, so a
+      // client still sending does not lose that answer to a reset.
+      if (c.in && c.in->dispatched) {
+        c.close_input();
+        end_connection(c);
+        return true;
+      }
       answer_error(add_slot(c), 408, false);  // slow or stalled request
       c.close_input();
       dirty_.push_back(c.id);

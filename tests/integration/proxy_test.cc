@@ -814,7 +814,8 @@ TEST(Proxy, AResponseHeadPast64KiBIs502) {
 // A bare CR in an upstream's status line (llhttp 8 takes any byte after
 // the CR) would end the head there and pass its header lines on as body:
 // 502, also when it is the final head after an interim one in the same
-// read. Valid interim heads still pass.
+// read, or after an empty line. A 101 on this path (which asks for no
+// switch) is 502 at once too. Valid interim heads still pass.
 TEST(Proxy, ABareCrInAnUpstreamStatusLineIs502) {
   Upstream up([](const UpRequest& r, int fd) {
     const std::string tail = "Content-Length: 2\r\n\r\nok";
@@ -826,11 +827,20 @@ TEST(Proxy, ABareCrInAnUpstreamStatusLineIs502) {
       send_all(fd, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 O\rK\r\n" + tail);
       return false;
     }
+    if (r.line().find("/after-crlf ") != std::string::npos) {  // llhttp skips the empty line
+      send_all(fd, "\r\nHTTP/1.1 200 O\rK\r\n" + tail);
+      return false;
+    }
+    if (r.line().find("/switch ") != std::string::npos) {  // a switch nobody asked for
+      return send_all(fd,
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                      "Connection: upgrade\r\n\r\n");  // and the connection stays
+    }
     return send_all(fd, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n" + tail);
   });
   Server server(config({up.address()}));
   ASSERT_TRUE(server.ready()) << server.log();
-  for (const char* target : {"/cr", "/after-100"}) {
+  for (const char* target : {"/cr", "/after-100", "/after-crlf", "/switch"}) {
     auto r = http_get(server.port(), target);
     ASSERT_TRUE(r) << target << server.log();
     EXPECT_EQ(r->status, 502) << target << r->body;

@@ -378,6 +378,24 @@ TEST(Upgrade, AHeadWithBareLineEndsIs502AtOnce) {
   }
 }
 
+// A head past 64 KiB is 502 however the reads fall, also when its end
+// came in the read that took it past the bound.
+TEST(Upgrade, AResponseHeadPast64KiBIs502) {
+  WsUpstream up([](UpConn& c) {
+    send_all(c.fd, "HTTP/1.1 200 OK\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n");
+    char b;
+    while (::recv(c.fd, &b, 1, 0) > 0) {
+    }  // kept open by the upstream
+  });
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  ASSERT_TRUE(c.send(upgrade_request()));
+  auto all = c.until_close();
+  ASSERT_TRUE(all) << server.log();
+  EXPECT_TRUE(all->starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << all->substr(0, 200);
+}
+
 TEST(Upgrade, ARefusingUpstreamGets502) {
   int dead_port;
   {

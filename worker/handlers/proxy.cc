@@ -115,6 +115,7 @@ struct Job {
   uint64_t head_bytes = 0;  // bytes read before the final head ended (kMaxResponseHeadBytes)
   // A head's status line is being read (status_line_ok): its CR seen.
   bool in_status_line = false;
+  bool status_begun = false;  // a byte of it seen (empty lines before it are skipped)
   bool status_cr = false;
   bool interim_done = false;  // a 1xx head just ended: the parser paused after it
   std::vector<proto::Header> headers;
@@ -159,6 +160,10 @@ int on_headers_complete(llhttp_t* p) {
   // A status outside 100..599 is no HTTP status (RFC 9110 15): malformed,
   // 502 like any other broken response (not a status the client could get).
   if (p->status_code < 100 || p->status_code > 599) return -1;
+  // 101: this path asked for no protocol switch (Upgrade is not passed
+  // on; upgrades go through the tunnel), so an upstream may not make one
+  // (RFC 9110 15.2.2): malformed, 502 at once.
+  if (p->status_code == 101) return -1;
   if (p->status_code < 200) {
     // 1xx: skipped, the final answer follows. An interim response has no
     // content (RFC 9110 15.2), so framing on one is malformed: its "body"
@@ -469,21 +474,23 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   // A kept-alive connection still fit to carry a request: not idle too
-  // long and, when asked (`peek`), nothing (no EOF, no stray bytes, no
-  // error) waiting on it. An idle connection is watched, so an upstream's
-  // close is often seen (and the connection dropped) before it is picked,
-  // but not always: an upstream that closes right after its answer (no
-  // "Connection: close") races the next request, which may be picked in
-  // the same loop iteration the FIN arrives in. A request that may still
-  // be sent once more (may_retry) and is whole here needs no peek: a
-  // connection found closed before any response byte sends it again on a
-  // new one, so the common GET costs no extra syscall. Any other request asks first (a MSG_PEEK,
-  // one syscall, as nginx does for every reuse).
-  std::unique_ptr<Conn> idle_conn(Upstream& up, bool peek) {
+  // long, and nothing (no EOF, no stray bytes, no error) waiting on it. An
+  // idle connection is watched, so an upstream's close is often seen (and
+  // the connection dropped) before it is picked, but not always: an
+  // upstream that closes right after its answer (no "Connection: close")
+  // races the next request, which may be picked in the same loop
+  // iteration the FIN arrives in. So every reuse asks first (a MSG_PEEK,
+  // one syscall, as nginx does). A close that still slips through (after
+  // the peek) is a failure before any response byte: retried once for a
+  // request safe to repeat. (Skipping the peek for such requests, leaving
+  // a close to the retry, was tried: 1.02x req/s, but stray bytes an
+  // upstream left on the connection, such as its idle-timeout 408, would
+  // be read as the request's answer, and those cannot be retried.)
+  std::unique_ptr<Conn> idle_conn(Upstream& up) {
     while (!up.idle.empty()) {
       std::unique_ptr<Conn> c = std::move(up.idle.back());
       up.idle.pop_back();
-      if (now_ - c->idle_since < settings_.idle_timeout_ms && (!peek || quiet(*c))) return c;
+      if (now_ - c->idle_since < settings_.idle_timeout_ms && quiet(*c)) return c;
       close_conn(std::move(c));
     }
     return nullptr;
@@ -499,15 +506,11 @@ class ProxyHandler : public Handler, public TunnelHost {
   // any byte of the response, for a request that is safe to repeat (the
   // upstream may have acted on it before closing) and still whole here.
   bool may_retry(const Job& job) const {
-    return job.conn && job.conn->reused && !job.got_any && retry_left(job);
-  }
-
-  // The request is safe to repeat and may still be sent once more.
-  static bool retry_left(const Job& job) {
     const std::string& m = job.x->request().http.method;
     const bool idempotent =
         m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
-    return !job.retried && job.replayable && idempotent;
+    return job.conn && job.conn->reused && !job.got_any && !job.retried && job.replayable &&
+           idempotent;
   }
 
   void retry(const std::shared_ptr<Job>& job) {
@@ -553,8 +556,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       Upstream* up = pick(job->tried);
       if (up == nullptr) return fail(job, 502, "no upstream could be reached");
       job->tried.push_back(up);
-      // A whole request that may be sent again skips the peek (idle_conn).
-      std::unique_ptr<Conn> c = idle_conn(*up, !(job->body_all && retry_left(*job)));
+      std::unique_ptr<Conn> c = idle_conn(*up);
       if (c) {
         c->reused = true;
       } else {
@@ -586,6 +588,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     job->headers.clear();
     job->in_value = false;
     job->in_status_line = true;
+    job->status_begun = false;
     job->status_cr = false;
     job->head_bytes = 0;
     set_deadline(
@@ -710,6 +713,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       if (e != HPE_PAUSED || !job.interim_done) return e;
       job.interim_done = false;
       job.in_status_line = true;
+      job.status_begun = false;
       job.status_cr = false;
       p = llhttp_get_error_pos(&job.parser);
       llhttp_resume(&job.parser);
@@ -723,6 +727,11 @@ class ProxyHandler : public Handler, public TunnelHost {
   // from `p` to the end of the line; false on a bare CR.
   static bool status_line_ok(Job& job, const char* p, const char* end) {
     for (; p < end && job.in_status_line; ++p) {
+      if (!job.status_begun) {
+        // llhttp skips CR and LF bytes before a message: so does this.
+        if (*p == '\r' || *p == '\n') continue;
+        job.status_begun = true;
+      }
       if (job.status_cr) {
         if (*p != '\n') return false;
         job.in_status_line = false;
@@ -883,7 +892,12 @@ class ProxyHandler : public Handler, public TunnelHost {
     int64_t next = INT64_MAX;
     std::vector<std::shared_ptr<Job>> late;
     for (auto& [raw, job] : jobs_) {
-      if (job->done || job->paused || job->deadline == 0 || awaits_client(*job)) continue;
+      if (job->done || job->paused || job->deadline == 0) continue;
+      if (awaits_client(*job)) {  // resting: the clock starts afresh when it ends
+        job->deadline = now + settings_.response_timeout_ms;
+        next = std::min(next, job->deadline);
+        continue;
+      }
       if (now >= job->deadline) {
         late.push_back(job);
       } else {

@@ -345,6 +345,9 @@ void Tunnel::take_head() {
     if (head_in_.size() > kMaxHeadBytes) fail(502, "response head too large");
     return;
   }
+  // Bounded however the reads fell: a head found whole in a read that
+  // took it past the bound is too large all the same.
+  if (end_at + 4 > kMaxHeadBytes) return fail(502, "response head too large");
   const size_t head_len = end_at + 4;
   answer_ = std::make_unique<Answer>();
   llhttp_init(&answer_->parser, HTTP_RESPONSE, &AnswerCallbacks::settings());
