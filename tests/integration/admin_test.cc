@@ -202,6 +202,20 @@ TEST(AdminStatus, AKilledProcessShowsItsRestart) {
   }
 }
 
+// The pid of a service process that `status` shows holding one request,
+// polled for up to 10 s; 0 if none did.
+pid_t service_holding_one(const std::string& sock) {
+  for (auto end = Clock::now() + 10s; Clock::now() < end;) {
+    if (const std::optional<json> s = status_of(sock)) {
+      for (const json& p : (*s)["processes"]) {
+        if (p["role"] == "service" && p["inflight"] == 1) return p["pid"].get<pid_t>();
+      }
+    }
+    std::this_thread::sleep_for(10ms);  // polling the status until the condition holds
+  }
+  return 0;
+}
+
 // While generation 1 drains (an upload is still arriving on one of its
 // connections), status shows both generations and each one's processes.
 TEST(AdminStatus, BothGenerationsAppearDuringAReload) {
@@ -212,18 +226,7 @@ TEST(AdminStatus, BothGenerationsAppearDuringAReload) {
   Client upload(server.port());
   ASSERT_TRUE(upload.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"));
   // The head is routed at once: wait until a service process holds it.
-  const auto holding = [&] {
-    const std::optional<json> s = status_of(sock);
-    if (!s) return false;
-    for (const json& p : (*s)["processes"]) {
-      if (p["role"] == "service" && p["inflight"] == 1) return true;
-    }
-    return false;
-  };
-  for (auto end = Clock::now() + 10s; !holding() && Clock::now() < end;) {
-    std::this_thread::sleep_for(10ms);  // polling the status until the condition holds
-  }
-  ASSERT_TRUE(holding()) << server.log();
+  ASSERT_NE(service_holding_one(sock), 0) << server.log();
   ::kill(server.pid(), SIGHUP);
   ASSERT_TRUE(server.wait_for_log("reload: generation 2 serving", 15s)) << server.log();
   const std::optional<json> s = status_of(sock);
@@ -275,15 +278,7 @@ TEST(AdminStatus, AProcessLostInADrainingGenerationIsCountedAndHoldsNothing) {
   ASSERT_TRUE(server.ready()) << server.log();
   Client upload(server.port());
   ASSERT_TRUE(upload.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"));
-  pid_t holder = 0;
-  for (auto end = Clock::now() + 10s; holder == 0 && Clock::now() < end;) {
-    if (const std::optional<json> s = status_of(sock)) {
-      for (const json& p : (*s)["processes"]) {
-        if (p["role"] == "service" && p["inflight"] == 1) holder = p["pid"].get<pid_t>();
-      }
-    }
-    if (holder == 0) std::this_thread::sleep_for(10ms);  // polling until a process holds it
-  }
+  const pid_t holder = service_holding_one(sock);
   ASSERT_NE(holder, 0) << server.log();
   ::kill(server.pid(), SIGHUP);
   ASSERT_TRUE(server.wait_for_log("reload: generation 2 serving", 15s)) << server.log();

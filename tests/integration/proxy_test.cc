@@ -811,8 +811,8 @@ TEST(Proxy, AResponseHeadPast64KiBIs502) {
   EXPECT_EQ(fine->body, "fine");
 }
 
-// A bare CR in an upstream's status line (llhttp 8 takes any byte after
-// the CR) would end the head there and pass its header lines on as body:
+// A bare CR in an upstream's status line (llhttp's default, non-strict
+// build takes any byte after the CR) would end the head there and pass its header lines on as body:
 // 502, also when it is the final head after an interim one in the same
 // read, or after an empty line. A 101 on this path (which asks for no
 // switch) is 502 at once too. Valid interim heads still pass.

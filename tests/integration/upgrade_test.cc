@@ -68,6 +68,17 @@ void echo_101(UpConn& c) {
   send_all(c.fd, "<eof>");
 }
 
+// Sends `answer`, then keeps the connection open, reading until the proxy
+// closes it.
+Behavior answers_and_stays(std::string answer) {
+  return [answer = std::move(answer)](UpConn& c) {
+    send_all(c.fd, answer);
+    char b;
+    while (::recv(c.fd, &b, 1, 0) > 0) {
+    }
+  };
+}
+
 // An upstream of the test's own (a LoopbackListener): each connection's
 // head is read and the connection given to the Behavior.
 class WsUpstream {
@@ -299,14 +310,9 @@ TEST(Upgrade, OffTheUpgradeIsProxiedAsPlainHttp) {
 }
 
 TEST(Upgrade, AnAnswerOtherThan101GoesToTheClientAndTheConnectionCloses) {
-  WsUpstream up([](UpConn& c) {
-    send_all(c.fd,
-             "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nConnection: keep-alive\r\n"
-             "X-Why: origin\r\n\r\nnot ok");
-    char b;
-    while (::recv(c.fd, &b, 1, 0) > 0) {
-    }  // kept open by the upstream: the proxy closes
-  });
+  WsUpstream up(answers_and_stays(  // kept open by the upstream: the proxy closes
+      "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nConnection: keep-alive\r\n"
+      "X-Why: origin\r\n\r\nnot ok"));
   Server server(config({up.address()}));
   ASSERT_TRUE(server.ready()) << server.log();
   Raw c(server.port());
@@ -359,12 +365,7 @@ TEST(Upgrade, BytesSentAfterTheHeadReachTheUpstreamOnlyAfterItsSwitch) {
 TEST(Upgrade, AHeadWithBareLineEndsIs502AtOnce) {
   for (const char* head : {"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
                            "HTTP/1.1 200 O\rK\r\nContent-Length: 2\r\n\r\nok"}) {
-    WsUpstream up([head](UpConn& c) {
-      send_all(c.fd, head);
-      char b;
-      while (::recv(c.fd, &b, 1, 0) > 0) {
-      }  // kept open by the upstream
-    });
+    WsUpstream up(answers_and_stays(head));
     Server server(config({up.address()}, {{"timeout_ms", 10000}}));
     ASSERT_TRUE(server.ready()) << server.log();
     Raw c(server.port());
@@ -381,12 +382,8 @@ TEST(Upgrade, AHeadWithBareLineEndsIs502AtOnce) {
 // A head past 64 KiB is 502 however the reads fall, also when its end
 // came in the read that took it past the bound.
 TEST(Upgrade, AResponseHeadPast64KiBIs502) {
-  WsUpstream up([](UpConn& c) {
-    send_all(c.fd, "HTTP/1.1 200 OK\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n");
-    char b;
-    while (::recv(c.fd, &b, 1, 0) > 0) {
-    }  // kept open by the upstream
-  });
+  WsUpstream up(
+      answers_and_stays("HTTP/1.1 200 OK\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n"));
   Server server(config({up.address()}));
   ASSERT_TRUE(server.ready()) << server.log();
   Raw c(server.port());
@@ -413,11 +410,7 @@ TEST(Upgrade, ARefusingUpstreamGets502) {
 }
 
 TEST(Upgrade, ASilentUpstreamGets504) {
-  WsUpstream up([](UpConn& c) {
-    char b;
-    while (::recv(c.fd, &b, 1, 0) > 0) {
-    }
-  });
+  WsUpstream up(answers_and_stays(""));
   Server server(config({up.address()}, {{"response_timeout_ms", 300}}));
   ASSERT_TRUE(server.ready()) << server.log();
   Raw c(server.port());

@@ -113,11 +113,6 @@ struct Job {
   bool chunked_down = false;
   proto::ChunkedDecoder chunks;
   uint64_t head_bytes = 0;  // bytes read before the final head ended (kMaxResponseHeadBytes)
-  // A head's status line is being read (status_line_ok): its CR seen.
-  bool in_status_line = false;
-  bool status_begun = false;  // a byte of it seen (empty lines before it are skipped)
-  bool status_cr = false;
-  bool interim_done = false;  // a 1xx head just ended: the parser paused after it
   std::vector<proto::Header> headers;
   bool in_value = false;
   bool got_any = false;     // a response byte arrived
@@ -206,8 +201,7 @@ int on_message_complete(llhttp_t* p) {
   if (p->status_code < 200) {
     j->headers.clear();
     j->in_value = false;
-    j->interim_done = true;  // read_in checks the next head's status line
-    return HPE_PAUSED;
+    return 0;
   }
   j->complete = true;
   return HPE_PAUSED;  // bytes after it are not ours to read
@@ -587,9 +581,6 @@ class ProxyHandler : public Handler, public TunnelHost {
     job->parser.data = job.get();
     job->headers.clear();
     job->in_value = false;
-    job->in_status_line = true;
-    job->status_begun = false;
-    job->status_cr = false;
     job->head_bytes = 0;
     set_deadline(
         *job, job->conn->connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
@@ -684,7 +675,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       if (!job->started) job->head_bytes += static_cast<uint64_t>(n);
       std::string_view bytes(buf, static_cast<size_t>(n));
       if (!job->chunked_down) {
-        const llhttp_errno_t e = parse_response(*job, buf, buf + n);
+        const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
         if (job->complete)
           return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
         if (e == HPE_PAUSED && job->chunked_down) {
@@ -701,47 +692,6 @@ class ProxyHandler : public Handler, public TunnelHost {
       // carry: it answered the client itself) or gave up: nothing more.
       if (job->started && !job->x->responding()) return end(job, false);
     }
-  }
-
-  // llhttp over [p, end): each head's status line checked first
-  // (status_line_ok), and the parse resumed after every interim head, so
-  // the next one's status line is checked too.
-  static llhttp_errno_t parse_response(Job& job, const char* p, const char* end) {
-    for (;;) {
-      if (job.in_status_line && !status_line_ok(job, p, end)) return HPE_INVALID_STATUS;
-      const llhttp_errno_t e = llhttp_execute(&job.parser, p, static_cast<size_t>(end - p));
-      if (e != HPE_PAUSED || !job.interim_done) return e;
-      job.interim_done = false;
-      job.in_status_line = true;
-      job.status_begun = false;
-      job.status_cr = false;
-      p = llhttp_get_error_pos(&job.parser);
-      llhttp_resume(&job.parser);
-      if (p == end) return HPE_OK;
-    }
-  }
-
-  // A status line's CR must be followed by its LF. llhttp 8 takes any byte
-  // there, so "200 O\rK\r\n" would end the head early and turn the header
-  // lines after it into body (RFC 9112 2.2: a bare CR is invalid). Scans
-  // from `p` to the end of the line; false on a bare CR.
-  static bool status_line_ok(Job& job, const char* p, const char* end) {
-    for (; p < end && job.in_status_line; ++p) {
-      if (!job.status_begun) {
-        // llhttp skips CR and LF bytes before a message: so does this.
-        if (*p == '\r' || *p == '\n') continue;
-        job.status_begun = true;
-      }
-      if (job.status_cr) {
-        if (*p != '\n') return false;
-        job.in_status_line = false;
-      } else if (*p == '\r') {
-        job.status_cr = true;
-      } else if (*p == '\n') {
-        job.in_status_line = false;  // a bare LF: llhttp's to judge
-      }
-    }
-    return true;
   }
 
   // Body bytes of a chunked response (proto::ChunkedDecoder); false when
