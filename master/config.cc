@@ -503,12 +503,13 @@ void read_service_name(const json& v, std::string_view path, std::string* name, 
   }
 }
 
-constexpr std::array<UintField<worker::ProxySettings>, 6> kProxyFields = {{
+constexpr std::array<UintField<worker::ProxySettings>, 7> kProxyFields = {{
     {"connect_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::connect_timeout_ms},
     {"response_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::response_timeout_ms},
     {"idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::idle_timeout_ms},
     {"keepalive", 0, 100000, &worker::ProxySettings::keepalive},
     {"fail_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::fail_timeout_ms},
+    {"pipeline", 1, 64, &worker::ProxySettings::pipeline},
     {"tunnel_idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::tunnel_idle_timeout_ms},
 }};
 
@@ -657,7 +658,7 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                         Errors* errors) {
   static constexpr std::array<std::string_view, 7> kCommon = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "scheduling"};
-  static constexpr std::array<std::string_view, 16> kProxy = {"name",
+  static constexpr std::array<std::string_view, 17> kProxy = {"name",
                                                               "type",
                                                               "processes",
                                                               "ring_bytes",
@@ -671,6 +672,7 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                                                               "idle_timeout_ms",
                                                               "keepalive",
                                                               "fail_timeout_ms",
+                                                              "pipeline",
                                                               "upgrade",
                                                               "tunnel_idle_timeout_ms"};
   static constexpr std::array<std::string_view, 9> kModule = {

@@ -72,6 +72,7 @@ json config_to_json(const Config& c) {
       out["idle_timeout_ms"] = s.proxy.idle_timeout_ms;
       out["keepalive"] = s.proxy.keepalive;
       out["fail_timeout_ms"] = s.proxy.fail_timeout_ms;
+      out["pipeline"] = s.proxy.pipeline;
       out["upgrade"] = s.proxy.upgrade;
       out["tunnel_idle_timeout_ms"] = s.proxy.tunnel_idle_timeout_ms;
     }

@@ -38,6 +38,10 @@ struct ProxySettings {
   uint32_t idle_timeout_ms = 60000;     // an idle kept-alive upstream connection closes
   uint32_t keepalive = 32;              // idle connections kept per upstream per process
   uint32_t fail_timeout_ms = 10000;     // a failed upstream is passed over this long
+  // Requests in flight per upstream connection: above 1, a GET or HEAD
+  // without a body may be sent behind others on a busy connection (HTTP/1.1
+  // pipelining), several in one write. 1: one request per connection.
+  uint32_t pipeline = 1;
   // A GET with "Connection: upgrade" and an Upgrade header (a WebSocket
   // handshake) takes the client's connection over: the network process
   // passes it to a process of this service, which relays bytes both ways

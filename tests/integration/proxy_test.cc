@@ -894,6 +894,168 @@ TEST(Proxy, AnUploadTheClientStallsGets408Not504) {
   EXPECT_FALSE(server.log().find("upstream timed out") != std::string::npos) << server.log();
 }
 
+// ---- pipeline > 1: GETs and HEADs behind others on a busy connection ----
+
+json pipelined(json extra = json::object()) {
+  extra["pipeline"] = 8;
+  return extra;
+}
+
+// The answer for a path, as the pipelining upstreams below give it: the
+// path itself, so each client can check it got its own.
+std::string path_of(const UpRequest& r) {
+  const size_t sp = r.line().find(' ');
+  return r.line().substr(sp + 1, r.line().rfind(' ') - sp - 1);
+}
+
+// `n` clients each send one request at once; their answers, in client order.
+std::vector<std::optional<Client::Response>> at_once(int port, const std::vector<std::string>& reqs,
+                                                     const std::vector<bool>& head = {}) {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (const std::string& r : reqs) {
+    clients.push_back(std::make_unique<Client>(port));
+    EXPECT_TRUE(clients.back()->send(r));
+  }
+  std::vector<std::optional<Client::Response>> out;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    out.push_back(clients[i]->read_response(10s, i < head.size() && head[i]));
+  }
+  return out;
+}
+
+std::string get(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
+
+// The upstream holds its first answer on each connection, so the requests
+// that come meanwhile wait behind it on that connection (up to 8), written
+// together; each is answered in order and reaches its own client. A HEAD's
+// answer has no body, a chunked one is decoded: the answers that follow on
+// the connection are read from the right byte. A POST never waits behind
+// others: it has a connection of its own.
+TEST(Proxy, PipelinedRequestsShareAConnectionAndEachGetsItsOwnAnswer) {
+  std::atomic<int> firsts{0};
+  Upstream up([&](const UpRequest& r, int fd) {
+    static thread_local int seen = 0;
+    if (seen++ == 0) {
+      ++firsts;
+      std::this_thread::sleep_for(300ms);
+    }
+    const std::string p = path_of(r);
+    if (r.line().starts_with("HEAD")) {
+      return send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    }
+    if (p == "/chunked") {
+      return send_all(fd,
+                      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "3\r\n/ch\r\n5\r\nunked\r\n0\r\n\r\n");
+    }
+    return send_all(fd, ok(p + (r.body.empty() ? "" : " " + r.body)));
+  });
+  Server server(config({up.address()}, 1, pipelined()));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::string> reqs;
+  std::vector<bool> head;
+  for (int i = 0; i < 12; ++i) {
+    reqs.push_back(i == 3 ? "HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n" : get("/r" + std::to_string(i)));
+    head.push_back(i == 3);
+  }
+  reqs[5] = get("/chunked");
+  reqs.push_back("POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbody");
+  const auto answers = at_once(server.port(), reqs, head);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_TRUE(answers[i]) << i << server.log();
+    EXPECT_EQ(answers[i]->status, 200) << i;
+  }
+  EXPECT_EQ(answers[0]->body, "/r0");
+  EXPECT_EQ(answers[3]->body, "");
+  EXPECT_EQ(answers[3]->headers.at("content-length"), "5");
+  EXPECT_EQ(answers[4]->body, "/r4");
+  EXPECT_EQ(answers[6]->body, "/r6");
+  EXPECT_EQ(answers[11]->body, "/r11");
+  EXPECT_EQ(answers[12]->body, "/p body");
+  // 12 GETs and HEADs: 8 on the first connection, 4 on a second; the POST
+  // on a third.
+  EXPECT_EQ(up.requests(), 13);
+  EXPECT_EQ(up.connections(), 3);
+  // The chunked answer, decoded: it came whole, so it is sent on with a
+  // Content-Length.
+  EXPECT_EQ(answers[5]->body, "/chunked");
+}
+
+// An upstream that ends a connection after one answer, saying so
+// ("Connection: close") or not: the requests waiting behind that answer
+// are sent again on new connections, and every client gets its own
+// answer (none a 502).
+TEST(Proxy, PipelinedRequestsBehindAClosedConnectionAreSentAgain) {
+  for (const bool say_so : {true, false}) {
+    Upstream up([&](const UpRequest& r, int fd) {
+      std::this_thread::sleep_for(50ms);
+      send_all(fd, ok(path_of(r), say_so ? "Connection: close\r\n" : ""));
+      return false;
+    });
+    Server server(config({up.address()}, 1, pipelined()));
+    ASSERT_TRUE(server.ready()) << server.log();
+    std::vector<std::string> reqs;
+    for (int i = 0; i < 6; ++i) reqs.push_back(get("/c" + std::to_string(i)));
+    const auto answers = at_once(server.port(), reqs);
+    for (size_t i = 0; i < answers.size(); ++i) {
+      ASSERT_TRUE(answers[i]) << say_so << " " << i << server.log();
+      EXPECT_EQ(answers[i]->status, 200) << say_so << " " << i;
+      EXPECT_EQ(answers[i]->body, "/c" + std::to_string(i)) << say_so;
+    }
+    EXPECT_GE(up.connections(), 6) << say_so;
+  }
+}
+
+// A client that leaves while its request waits on a shared connection, and
+// a front request the upstream never answers (504 at response_timeout_ms):
+// the connection is given up (the answer would still come on it), and the
+// requests behind are sent again and answered.
+TEST(Proxy, APipelinedRequestThatEndsEarlyCostsTheOthersNothing) {
+  Upstream up([&](const UpRequest& r, int fd) {
+    const std::string p = path_of(r);
+    if (p == "/never") {  // no answer; what follows on the connection is read, unanswered
+      char sink[4096];
+      while (::recv(fd, sink, sizeof sink, 0) > 0) {
+      }
+      return false;
+    }
+    std::this_thread::sleep_for(100ms);
+    return send_all(fd, ok(p));
+  });
+  Server server(config({up.address()}, 1, pipelined({{"response_timeout_ms", 400}})));
+  ASSERT_TRUE(server.ready()) << server.log();
+  {
+    Client first(server.port());
+    ASSERT_TRUE(first.send(get("/a")));
+    Client leaving(server.port());
+    ASSERT_TRUE(leaving.send(get("/b")));
+    Client last(server.port());
+    ASSERT_TRUE(last.send(get("/c")));
+    // The first is with the upstream (held 100 ms): the others wait behind it.
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (up.requests() < 1 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(1ms);
+    }
+    ::shutdown(leaving.fd(), SHUT_RDWR);
+    for (Client* c : {&first, &last}) {
+      auto r = c->read_response(5s);
+      ASSERT_TRUE(r) << server.log();
+      EXPECT_EQ(r->status, 200);
+    }
+  }
+  Client stuck(server.port());
+  ASSERT_TRUE(stuck.send(get("/never")));
+  Client behind(server.port());
+  ASSERT_TRUE(behind.send(get("/after")));
+  auto r = stuck.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 504);
+  auto b = behind.read_response(5s);
+  ASSERT_TRUE(b) << server.log();
+  EXPECT_EQ(b->status, 200);
+  EXPECT_EQ(b->body, "/after");
+}
+
 // nginx as the upstream, when it is installed (Debian: nginx-light):
 // requests and a large body through it, over kept-alive connections.
 TEST(Proxy, InFrontOfNginx) {

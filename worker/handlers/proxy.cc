@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -70,6 +71,7 @@ bool only_chunked(const std::vector<proto::Header>& headers) {
 
 struct Upstream;
 struct Job;
+struct Pipe;
 
 struct Conn {
   proto::UniqueFd fd;
@@ -89,6 +91,27 @@ struct Upstream {
   uint32_t active = 0;
   int64_t down_until = 0;
   std::vector<std::unique_ptr<Conn>> idle;
+  std::vector<std::unique_ptr<Pipe>> pipes;  // pipelined connections, busy or idle
+};
+
+// An upstream connection carrying several requests at once (pipeline > 1):
+// GETs and HEADs without a body, written in order (those of one loop
+// iteration in one send) and answered in the same order. The front job is
+// the one being answered; only it has a deadline.
+//
+//   out:  [GET /a ...\r\n\r\n][GET /b ...][HEAD /c ...]   not yet written
+//   jobs: front -> /a (response being read), /b, /c        answered in order
+struct Pipe {
+  proto::UniqueFd fd;
+  Upstream* up = nullptr;
+  bool connected = false;
+  bool closed = false;        // given up: in the graveyard until the next poll
+  bool write_queued = false;  // in the handler's list, written at the iteration's end
+  int64_t idle_since = 0;     // when its last job ended (jobs empty)
+  uint64_t answered = 0;      // responses it carried whole
+  std::deque<std::shared_ptr<Job>> jobs;
+  std::string out;
+  size_t out_at = 0;
 };
 
 struct Job {
@@ -122,6 +145,7 @@ struct Job {
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
   int64_t deadline = 0;
+  Pipe* pipe = nullptr;  // the pipelined connection it is on (never with `conn`)
 };
 
 // A job and its shared_ptr control block are one block of the process's
@@ -221,6 +245,45 @@ const llhttp_settings_t& response_settings() {
   return s;
 }
 
+// What feeding response bytes to a job's parser came to.
+struct Fed {
+  size_t used = 0;            // leading bytes that belong to this response
+  bool done = false;          // its last byte was among them
+  const char* why = nullptr;  // set: the response is malformed
+};
+
+// Response bytes to the job's parser (llhttp for the head and a body of
+// known length, proto::ChunkedDecoder for a chunked one); bytes after the
+// response's end are left (`used`), as they belong to the next response
+// on a pipelined connection, or to none.
+Fed feed(Job& job, std::string_view bytes) {
+  Fed r;
+  if (!job.chunked_down) {
+    const llhttp_errno_t e = llhttp_execute(&job.parser, bytes.data(), bytes.size());
+    if (!job.complete && !(e == HPE_PAUSED && job.chunked_down)) {
+      if (e != HPE_OK) r.why = job.bad_coding ? "unknown transfer coding" : "malformed response";
+      r.used = bytes.size();
+      return r;
+    }
+    r.used = static_cast<size_t>(llhttp_get_error_pos(&job.parser) - bytes.data());
+    if (job.complete) {
+      r.done = true;
+      return r;
+    }
+  }
+  const auto c = job.chunks.feed(bytes.substr(r.used), [&](std::string_view piece) {
+    if (!job.x->write(piece)) job.paused = true;
+  });
+  r.used += c.used;
+  if (c.error != nullptr) {
+    r.why = "malformed chunked body";
+  } else if (c.done) {
+    job.complete = true;
+    r.done = true;
+  }
+  return r;
+}
+
 // What nginx sends as $proxy_host: the upstream as configured, without the
 // default port; "localhost" for a unix socket.
 std::string host_of(const std::string& spec) {
@@ -297,11 +360,14 @@ class ProxyHandler : public Handler, public TunnelHost {
     });
     jobs_.emplace(job.get(), job);
     pull_body(*job);
+    if (pipelined(*job)) return submit(job);
     start_attempt(job);
   }
 
   int64_t poll(int64_t now) override {
     now_ = now;
+    write_pipes();  // the requests of this iteration, several per send
+    pipe_graveyard_.clear();
     graveyard_.clear();  // no callback of theirs is running here
     dead_.clear();
     ended_tunnels_.clear();
@@ -484,15 +550,15 @@ class ProxyHandler : public Handler, public TunnelHost {
     while (!up.idle.empty()) {
       std::unique_ptr<Conn> c = std::move(up.idle.back());
       up.idle.pop_back();
-      if (now_ - c->idle_since < settings_.idle_timeout_ms && quiet(*c)) return c;
+      if (now_ - c->idle_since < settings_.idle_timeout_ms && quiet(c->fd)) return c;
       close_conn(std::move(c));
     }
     return nullptr;
   }
 
-  static bool quiet(const Conn& c) {
+  static bool quiet(const proto::UniqueFd& fd) {
     char byte;
-    return ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+    return ::recv(fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
            (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
@@ -516,21 +582,30 @@ class ProxyHandler : public Handler, public TunnelHost {
     start_attempt(job);
   }
 
+  // A non-blocking connect to `up`; `connected` if it was done at once.
+  // Not valid when it failed at once (a unix socket nobody listens on).
+  static proto::UniqueFd dial(const Upstream& up, bool& connected) {
+    proto::UniqueFd fd(::socket(up.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return fd;
+    if (up.addr.ss_family != AF_UNIX) {
+      const int one = 1;
+      ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    const int r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&up.addr), up.len);
+    connected = r == 0;
+    if (r != 0 && errno != EINPROGRESS && errno != EAGAIN) {
+      const int err = errno;  // for the caller's message: close() may change it
+      fd.reset();
+      errno = err;
+    }
+    return fd;
+  }
+
   std::unique_ptr<Conn> connect_new(Upstream& up) {
     auto c = std::make_unique<Conn>();
     c->up = &up;
-    c->fd.reset(::socket(up.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    c->fd = dial(up, c->connected);
     if (!c->fd) return nullptr;
-    if (up.addr.ss_family != AF_UNIX) {
-      const int one = 1;
-      ::setsockopt(c->fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    const int r = ::connect(c->fd.get(), reinterpret_cast<const sockaddr*>(&up.addr), up.len);
-    if (r == 0) {
-      c->connected = true;
-    } else if (errno != EINPROGRESS && errno != EAGAIN) {
-      return nullptr;  // refused at once (a unix socket nobody listens on)
-    }
     // One watch for the connection's whole life, busy or idle.
     Conn* raw = c.get();
     if (!loop_->watch(c->fd.get(), kEvents, [this, raw](uint32_t ev) { on_conn(raw, ev); })) {
@@ -566,25 +641,32 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   void begin(const std::shared_ptr<Job>& job, std::unique_ptr<Conn> c) {
-    // Nothing of `out` was sent yet (a first attempt, or a retry from its
-    // first byte): the Host line can still name this attempt's upstream.
-    if (job->add_host && job->out_at == 0) {
-      const std::string line = "Host: " + c->up->host + "\r\n";
-      job->out.replace(job->host_at, job->host_len, line);
-      job->host_len = line.size();
-    }
+    name_host(*job, *c->up);
     c->job = job;
     ++c->up->active;
     job->conn = std::move(c);
-    job->got_any = false;
-    llhttp_init(&job->parser, HTTP_RESPONSE, &response_settings());
-    job->parser.data = job.get();
-    job->headers.clear();
-    job->in_value = false;
-    job->head_bytes = 0;
+    expect_response(*job);
     set_deadline(
         *job, job->conn->connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
     if (job->conn->connected) write_out(job);
+  }
+
+  // Nothing of `out` was sent yet (a first attempt, or a retry from its
+  // first byte): the Host line can still name this attempt's upstream.
+  static void name_host(Job& job, const Upstream& up) {
+    if (!job.add_host || job.out_at != 0) return;
+    const std::string line = "Host: " + up.host + "\r\n";
+    job.out.replace(job.host_at, job.host_len, line);
+    job.host_len = line.size();
+  }
+
+  static void expect_response(Job& job) {
+    job.got_any = false;
+    llhttp_init(&job.parser, HTTP_RESPONSE, &response_settings());
+    job.parser.data = &job;
+    job.headers.clear();
+    job.in_value = false;
+    job.head_bytes = 0;
   }
 
   void mark_down(Upstream& up, const std::string& why) {
@@ -617,6 +699,253 @@ class ProxyHandler : public Handler, public TunnelHost {
     }
   }
 
+  // ---- pipelined connections (pipeline > 1) ----
+
+  // A request that may wait behind others on a connection and be sent
+  // again if the connection ends before its answer (RFC 9112 9.3.2): a GET
+  // or HEAD with no body, whole in `out`.
+  bool pipelined(const Job& job) const {
+    const std::string& m = job.x->request().http.method;
+    return settings_.pipeline > 1 && job.body_all && job.x->body_length() == 0 && !job.chunked_up &&
+           (m == "GET" || m == "HEAD");
+  }
+
+  void submit(const std::shared_ptr<Job>& job) {
+    for (;;) {
+      Upstream* up = pick(job->tried);
+      if (up == nullptr) return fail(job, 502, "no upstream could be reached");
+      job->tried.push_back(up);
+      if (Pipe* p = pipe_for(*up)) return enqueue(job, *p);
+      mark_down(*up, "connect failed: " + std::string(std::strerror(errno)));
+    }
+  }
+
+  // A busy connection with room first (that is where requests share a
+  // write), then an idle one still fit (the same check as idle_conn), then
+  // a new one; null if a new connect failed at once.
+  Pipe* pipe_for(Upstream& up) {
+    for (auto& p : up.pipes) {
+      if (!p->jobs.empty() && p->jobs.size() < settings_.pipeline) return p.get();
+    }
+    for (size_t i = up.pipes.size(); i-- > 0;) {
+      Pipe& p = *up.pipes[i];
+      if (!p.jobs.empty()) continue;
+      if (now_ - p.idle_since < settings_.idle_timeout_ms && quiet(p.fd)) return &p;
+      close_pipe(p, false);
+    }
+    auto p = std::make_unique<Pipe>();
+    p->up = &up;
+    p->fd = dial(up, p->connected);
+    Pipe* raw = p.get();
+    if (!p->fd ||
+        !loop_->watch(p->fd.get(), kEvents, [this, raw](uint32_t ev) { on_pipe(raw, ev); })) {
+      return nullptr;
+    }
+    up.pipes.push_back(std::move(p));
+    return raw;
+  }
+
+  void enqueue(const std::shared_ptr<Job>& job, Pipe& p) {
+    name_host(*job, *p.up);
+    expect_response(*job);
+    job->pipe = &p;
+    ++p.up->active;
+    p.jobs.push_back(job);
+    p.out += job->out;
+    job->deadline = 0;  // waits behind the front without a clock of its own
+    if (p.jobs.size() == 1) front_clock(p);
+    if (!p.write_queued) {
+      p.write_queued = true;
+      to_write_.push_back(&p);
+    }
+  }
+
+  // The front job's clock: connect, then the response.
+  void front_clock(Pipe& p) {
+    if (p.jobs.empty()) return;
+    set_deadline(*p.jobs.front(),
+                 p.connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
+  }
+
+  // Giving up a pipe may send its jobs again, onto other pipes: until none
+  // is left to write.
+  void write_pipes() {
+    while (!to_write_.empty()) {
+      std::vector<Pipe*> now = std::move(to_write_);
+      to_write_.clear();
+      for (Pipe* p : now) {
+        p->write_queued = false;
+        if (!p->closed && p->connected) pipe_write(*p);
+      }
+    }
+  }
+
+  void pipe_write(Pipe& p) {
+    while (p.out_at < p.out.size()) {
+      const ssize_t n =
+          ::send(p.fd.get(), p.out.data() + p.out_at, p.out.size() - p.out_at, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) return pipe_lost(p);
+      p.out_at += static_cast<size_t>(n);
+    }
+    p.out.clear();
+    p.out_at = 0;
+  }
+
+  void on_pipe(Pipe* p, uint32_t ev) {
+    now_ = monotonic_ms();
+    if (p->closed) return;
+    if (!p->connected) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(p->fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0 || (ev & (EPOLLERR | EPOLLHUP))) {
+        mark_down(*p->up,
+                  "connect failed: " + std::string(std::strerror(err ? err : ECONNREFUSED)));
+        return close_pipe(*p, true);  // its jobs go to the other upstreams
+      }
+      if (!(ev & EPOLLOUT)) return;
+      p->connected = true;
+      front_clock(*p);
+    }
+    if (ev & EPOLLOUT) pipe_write(*p);
+    if (p->closed || !(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+    if (p->jobs.empty()) return close_pipe(*p, false);  // idle: closed, or stray bytes
+    pipe_read(*p);
+  }
+
+  // Responses, each to the front job in turn; reading waits while the
+  // front's client side is full (and so do the jobs behind it).
+  void pipe_read(Pipe& p) {
+    char buf[kReadBytes];
+    while (!p.closed && !p.jobs.empty() && !p.jobs.front()->paused) {
+      const ssize_t n = ::recv(p.fd.get(), buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) return pipe_eof(p);
+      std::string_view bytes(buf, static_cast<size_t>(n));
+      while (!bytes.empty() && !p.closed) {
+        // Bytes past the last answer: nobody's. The connection goes.
+        if (p.jobs.empty()) return close_pipe(p, false);
+        std::shared_ptr<Job> job = p.jobs.front();
+        job->got_any = true;
+        set_deadline(*job, settings_.response_timeout_ms);
+        Fed r = feed(*job, bytes);
+        // The head's bound, checked per read here (a read may hold several
+        // answers): at most one read past kMaxResponseHeadBytes.
+        if (!job->started && r.why == nullptr) {
+          job->head_bytes += r.used;
+          if (job->head_bytes >= kMaxResponseHeadBytes) r.why = "response head too large";
+        }
+        if (r.why != nullptr) return pipe_broke(p, r.why);
+        bytes.remove_prefix(r.used);
+        if (r.done) {
+          pipe_complete(p);
+        } else if (job->started && !job->x->responding()) {
+          return end(job, false);
+        }
+      }
+    }
+  }
+
+  void pipe_complete(Pipe& p) {
+    std::shared_ptr<Job> job = std::move(p.jobs.front());
+    p.jobs.pop_front();
+    const bool keep_alive = llhttp_should_keep_alive(&job->parser) != 0;
+    detach(*job);
+    ++p.answered;
+    job->done = true;
+    job->x->finish();
+    retire(job);
+    // "Connection: close" (or HTTP/1.0): the requests behind it will not
+    // be answered here; they go again on another connection.
+    if (!keep_alive) return close_pipe(p, false);
+    if (!p.jobs.empty()) return front_clock(p);
+    p.idle_since = now_;
+    const size_t idle = static_cast<size_t>(std::count_if(p.up->pipes.begin(), p.up->pipes.end(),
+                                                          [](auto& q) { return q->jobs.empty(); }));
+    if (idle > settings_.keepalive) return close_pipe(p, false);
+    next_check_ = std::min<int64_t>(next_check_, now_ + settings_.idle_timeout_ms);
+  }
+
+  // The upstream closed the connection. A body that ends with it completes.
+  // The front job, with no byte of its answer, goes again with the jobs
+  // behind it: freely if the connection answered others first (the
+  // upstream ended it after some requests, as HTTP lets it), once if it
+  // answered nothing (the upstream may have closed a connection it thought
+  // idle; twice is a 502, so a crashing upstream is not fed forever).
+  void pipe_eof(Pipe& p) {
+    const std::shared_ptr<Job> front = p.jobs.front();
+    if (front->got_any && !front->complete && !front->chunked_down) {
+      const llhttp_errno_t e = llhttp_finish(&front->parser);
+      if ((e == HPE_OK || e == HPE_PAUSED) && front->complete) return pipe_complete(p);
+    }
+    if (!front->got_any && (p.answered > 0 || !front->retried)) {
+      if (p.answered == 0) front->retried = true;
+      return close_pipe(p, false);
+    }
+    pipe_broke(p, front->got_any ? "truncated response" : "closed without a response");
+  }
+
+  // The front job's answer is broken: 502 (or its response aborted); the
+  // connection goes and the jobs behind it are sent again.
+  void pipe_broke(Pipe& p, const char* why) {
+    log_warn("proxy upstream " + p.up->name + ": " + why);
+    const std::shared_ptr<Job> front = std::move(p.jobs.front());
+    p.jobs.pop_front();
+    detach(*front);
+    close_pipe(p, false);
+    fail(front, 502, why);
+  }
+
+  void pipe_lost(Pipe& p) {
+    log_warn("proxy upstream " + p.up->name + ": write failed");
+    close_pipe(p, false);
+  }
+
+  // Gives the connection up; its jobs are sent again from their first byte
+  // (they are safe to repeat). `failed_connect`: the upstream is passed
+  // over for them, otherwise it may take them again.
+  void close_pipe(Pipe& p, bool failed_connect) {
+    if (p.closed) return;
+    p.closed = true;
+    loop_->unwatch(p.fd.get());
+    auto& pipes = p.up->pipes;
+    auto it = std::find_if(pipes.begin(), pipes.end(), [&p](auto& q) { return q.get() == &p; });
+    if (it != pipes.end()) {
+      pipe_graveyard_.push_back(std::move(*it));  // freed at the next poll, off any call chain
+      pipes.erase(it);
+    }
+    std::deque<std::shared_ptr<Job>> jobs = std::move(p.jobs);
+    p.jobs.clear();
+    for (const std::shared_ptr<Job>& job : jobs) {
+      detach(*job);
+      if (!failed_connect) job->tried.pop_back();
+      submit(job);
+    }
+  }
+
+  static void detach(Job& job) {
+    if (job.pipe == nullptr) return;
+    if (job.pipe->up->active > 0) --job.pipe->up->active;
+    job.pipe = nullptr;
+  }
+
+  // A job that ends while on a pipe (its client gone, its timer run out):
+  // its answer would still come on the connection, so the connection goes
+  // and the jobs behind it are sent again.
+  void leave_pipe(Job& job) {
+    Pipe& p = *job.pipe;
+    detach(job);
+    auto it =
+        std::find_if(p.jobs.begin(), p.jobs.end(), [&job](auto& j) { return j.get() == &job; });
+    if (it != p.jobs.end()) p.jobs.erase(it);
+    close_pipe(p, false);
+  }
+
+  // ---- the exchange ----
+
   void on_exchange(const std::shared_ptr<Job>& job) {
     if (job->done) return;
     if (job->x->cancelled()) return end(job, false);
@@ -627,6 +956,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       job->paused = false;
       set_deadline(*job, settings_.response_timeout_ms);
       if (job->conn) read_in(job);
+      if (job->pipe) pipe_read(*job->pipe);
     }
   }
 
@@ -673,41 +1003,14 @@ class ProxyHandler : public Handler, public TunnelHost {
       job->got_any = true;
       set_deadline(*job, settings_.response_timeout_ms);
       if (!job->started) job->head_bytes += static_cast<uint64_t>(n);
-      std::string_view bytes(buf, static_cast<size_t>(n));
-      if (!job->chunked_down) {
-        const llhttp_errno_t e = llhttp_execute(&job->parser, buf, static_cast<size_t>(n));
-        if (job->complete)
-          return complete(job, e == HPE_PAUSED && llhttp_get_error_pos(&job->parser) == buf + n);
-        if (e == HPE_PAUSED && job->chunked_down) {
-          bytes.remove_prefix(static_cast<size_t>(llhttp_get_error_pos(&job->parser) - buf));
-        } else if (e != HPE_OK) {
-          return upstream_broke(job,
-                                job->bad_coding ? "unknown transfer coding" : "malformed response");
-        } else {
-          bytes = {};
-        }
-      }
-      if (!bytes.empty() && !feed_chunks(job, bytes)) return;
+      const Fed r = feed(*job, std::string_view(buf, static_cast<size_t>(n)));
+      if (r.why != nullptr) return upstream_broke(job, r.why);
+      // Bytes after the response: not ours; the connection is not reused.
+      if (r.done) return complete(job, r.used == static_cast<size_t>(n));
       // The exchange refused the head (a status or headers it cannot
       // carry: it answered the client itself) or gave up: nothing more.
       if (job->started && !job->x->responding()) return end(job, false);
     }
-  }
-
-  // Body bytes of a chunked response (proto::ChunkedDecoder); false when
-  // the job ended (its last byte, or broken framing: 502).
-  bool feed_chunks(const std::shared_ptr<Job>& job, std::string_view bytes) {
-    const auto r = job->chunks.feed(bytes, [&](std::string_view piece) {
-      if (!job->x->write(piece)) job->paused = true;
-    });
-    if (r.error != nullptr) {
-      upstream_broke(job, "malformed chunked body");
-      return false;
-    }
-    if (!r.done) return true;
-    job->complete = true;
-    complete(job, r.used == bytes.size());
-    return false;
   }
 
   void on_eof(const std::shared_ptr<Job>& job) {
@@ -768,6 +1071,7 @@ class ProxyHandler : public Handler, public TunnelHost {
   // Ends the job; its connection is closed unless `keep_conn`.
   void end(const std::shared_ptr<Job>& job, bool keep_conn) {
     job->done = true;
+    if (job->pipe) leave_pipe(*job);
     release_active(*job);
     if (job->conn) {
       if (keep_conn) {
@@ -855,9 +1159,11 @@ class ProxyHandler : public Handler, public TunnelHost {
       }
     }
     for (auto& job : late) {
-      const bool connecting = job->conn && !job->conn->connected;
-      if (connecting) mark_down(*job->conn->up, "connect timed out");
-      if (job->conn) log_warn("proxy upstream " + job->conn->up->name + ": timed out");
+      Upstream* up = job->conn ? job->conn->up : job->pipe ? job->pipe->up : nullptr;
+      const bool connecting =
+          (job->conn && !job->conn->connected) || (job->pipe && !job->pipe->connected);
+      if (connecting) mark_down(*up, "connect timed out");
+      if (up != nullptr) log_warn("proxy upstream " + up->name + ": timed out");
       fail(job, 504, connecting ? "upstream connect timed out" : "upstream timed out");
     }
     for (auto& up : upstreams_) {
@@ -872,6 +1178,16 @@ class ProxyHandler : public Handler, public TunnelHost {
           ++i;
         }
       }
+      std::vector<Pipe*> stale;
+      for (auto& p : up->pipes) {
+        if (!p->jobs.empty()) continue;
+        if (now - p->idle_since >= settings_.idle_timeout_ms) {
+          stale.push_back(p.get());
+        } else {
+          next = std::min<int64_t>(next, p->idle_since + settings_.idle_timeout_ms);
+        }
+      }
+      for (Pipe* p : stale) close_pipe(*p, false);
     }
     next_check_ = next;
   }
@@ -901,6 +1217,8 @@ class ProxyHandler : public Handler, public TunnelHost {
   std::unordered_map<Job*, std::shared_ptr<Job>> jobs_;
   std::vector<std::shared_ptr<Job>> dead_;        // ended: freed at the next poll
   std::vector<std::unique_ptr<Conn>> graveyard_;  // closed: freed at the next poll
+  std::vector<std::unique_ptr<Pipe>> pipe_graveyard_;
+  std::vector<Pipe*> to_write_;  // pipes with requests to write at the iteration's end
   size_t next_ = 0;
   int64_t now_ = monotonic_ms();
   int64_t next_check_ = INT64_MAX;
