@@ -57,7 +57,7 @@ async def clients(port, n, name):
     began = time.monotonic()
     results = await asyncio.gather(*(one(port) for _ in range(n)))
     took = time.monotonic() - began
-    print(f"{name:10s} {n:5d} concurrent: {took:6.3f} s wall, {sum(results)} of {n} answered 200",
+    print(f"{name:16s} {n:5d} concurrent: {took:6.3f} s wall, {sum(results)} of {n} answered 200",
           flush=True)
 
 

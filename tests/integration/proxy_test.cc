@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1054,6 +1055,57 @@ TEST(Proxy, APipelinedRequestThatEndsEarlyCostsTheOthersNothing) {
   ASSERT_TRUE(b) << server.log();
   EXPECT_EQ(b->status, 200);
   EXPECT_EQ(b->body, "/after");
+}
+
+// A client that leaves while its request waits behind one whose answer is
+// under way: that answer is read to its end and reaches its client whole;
+// the request behind the leaver goes on another connection meanwhile (the
+// shared one carries nothing after the answer under way).
+TEST(Proxy, APipelinedRequestLeavingBehindAnAnswerUnderWayLetsItFinish) {
+  std::atomic<bool> behind_written{false};
+  std::atomic<bool> c_seen{false};
+  const auto wait_for = [](const std::atomic<bool>& flag) {
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!flag && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    return flag.load();
+  };
+  Upstream up([&](const UpRequest& r, int fd) {
+    const std::string p = path_of(r);
+    if (p != "/slow") {
+      if (p == "/c") c_seen = true;
+      return send_all(fd, ok(p));
+    }
+    if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    behind_written = ::poll(&pfd, 1, 5000) == 1;  // the request behind came on this connection
+    wait_for(c_seen);
+    return send_all(fd, "world");
+  });
+  Server server(config({up.address()}, 1, pipelined()));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client first(server.port());
+  ASSERT_TRUE(first.send(get("/slow")));
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (up.requests() < 1 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  auto leaving = std::make_unique<Client>(server.port());
+  ASSERT_TRUE(leaving->send(get("/b")));
+  ASSERT_TRUE(wait_for(behind_written)) << server.log();
+  Client last(server.port());
+  ASSERT_TRUE(last.send(get("/c")));
+  const linger reset{1, 0};  // closed with a reset: gone, not just done sending
+  ::setsockopt(leaving->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  leaving.reset();
+  auto c = last.read_response(5s);
+  ASSERT_TRUE(c) << server.log();
+  EXPECT_EQ(c->status, 200);
+  EXPECT_EQ(c->body, "/c");
+  auto a = first.read_response(5s);
+  ASSERT_TRUE(a) << server.log();
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(a->body, "helloworld");
+  EXPECT_EQ(up.connections(), 2);
 }
 
 // nginx as the upstream, when it is installed (Debian: nginx-light):

@@ -107,6 +107,7 @@ struct Pipe {
   bool connected = false;
   bool closed = false;        // given up: in the graveyard until the next poll
   bool write_queued = false;  // in the handler's list, written at the iteration's end
+  bool last = false;          // takes no more requests; closed after its front's answer
   int64_t idle_since = 0;     // when its last job ended (jobs empty)
   uint64_t answered = 0;      // responses it carried whole
   std::deque<std::shared_ptr<Job>> jobs;
@@ -725,7 +726,7 @@ class ProxyHandler : public Handler, public TunnelHost {
   // a new one; null if a new connect failed at once.
   Pipe* pipe_for(Upstream& up) {
     for (auto& p : up.pipes) {
-      if (!p->jobs.empty() && p->jobs.size() < settings_.pipeline) return p.get();
+      if (!p->last && !p->jobs.empty() && p->jobs.size() < settings_.pipeline) return p.get();
     }
     for (size_t i = up.pipes.size(); i-- > 0;) {
       Pipe& p = *up.pipes[i];
@@ -860,7 +861,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     retire(job);
     // "Connection: close" (or HTTP/1.0): the requests behind it will not
     // be answered here; they go again on another connection.
-    if (!keep_alive) return close_pipe(p, false);
+    if (!keep_alive || p.last) return close_pipe(p, false);
     if (!p.jobs.empty()) return front_clock(p);
     p.idle_since = now_;
     const size_t idle = static_cast<size_t>(std::count_if(p.up->pipes.begin(), p.up->pipes.end(),
@@ -920,9 +921,15 @@ class ProxyHandler : public Handler, public TunnelHost {
     std::deque<std::shared_ptr<Job>> jobs = std::move(p.jobs);
     p.jobs.clear();
     for (const std::shared_ptr<Job>& job : jobs) {
-      detach(*job);
-      if (!failed_connect) job->tried.pop_back();
-      submit(job);
+      if (job->got_any) {  // part of its answer came: it cannot go again
+        detach(*job);
+        fail(job, 502, "upstream connection lost");
+      } else if (failed_connect) {
+        detach(*job);
+        submit(job);
+      } else {
+        resend(job);
+      }
     }
   }
 
@@ -933,15 +940,32 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   // A job that ends while on a pipe (its client gone, its timer run out):
-  // its answer would still come on the connection, so the connection goes
-  // and the jobs behind it are sent again.
+  // its answer would still come on the connection, so the connection is
+  // not used past it. The front job: the connection goes now, and the jobs
+  // behind it are sent again. One behind the front: the front's answer
+  // (perhaps under way) is read to its end, then the connection goes; the
+  // jobs behind the one leaving are sent again now.
   void leave_pipe(Job& job) {
     Pipe& p = *job.pipe;
     detach(job);
     auto it =
         std::find_if(p.jobs.begin(), p.jobs.end(), [&job](auto& j) { return j.get() == &job; });
-    if (it != p.jobs.end()) p.jobs.erase(it);
-    close_pipe(p, false);
+    if (it == p.jobs.begin() || it == p.jobs.end()) {
+      if (it != p.jobs.end()) p.jobs.erase(it);
+      return close_pipe(p, false);
+    }
+    std::vector<std::shared_ptr<Job>> behind(std::next(it), p.jobs.end());
+    p.jobs.erase(it, p.jobs.end());
+    p.last = true;
+    for (const std::shared_ptr<Job>& other : behind) resend(other);
+  }
+
+  // A job whose request went on a connection that will not answer it: sent
+  // again on another (it is safe to repeat).
+  void resend(const std::shared_ptr<Job>& job) {
+    detach(*job);
+    job->tried.pop_back();
+    submit(job);
   }
 
   // ---- the exchange ----
