@@ -20,6 +20,11 @@
 //             aborted instead (the client's connection closes). The
 //             exchange cancelled (client gone, or the network process's
 //             504 at timeout_ms) -> the job ends, its connection closed.
+//   pipeline > 1 (opt-in): a GET or HEAD without a body may go on a busy
+//             upstream connection behind others (struct Pipe in
+//             proxy.cc); answers are matched in order, and requests a
+//             connection will not answer are sent again elsewhere
+//             (docs/configuration.md, `pipeline`).
 #pragma once
 
 #include <memory>
