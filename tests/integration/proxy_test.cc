@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "proto/unique_fd.h"
 #include "tests/integration/server_harness.h"
 
 namespace ringhttpd::testing {
@@ -1106,6 +1107,136 @@ TEST(Proxy, APipelinedRequestLeavingBehindAnAnswerUnderWayLetsItFinish) {
   EXPECT_EQ(a->status, 200);
   EXPECT_EQ(a->body, "helloworld");
   EXPECT_EQ(up.connections(), 2);
+}
+
+// Waits (up to 5 s) until the upstream has seen `n` requests.
+void wait_requests(const Upstream& up, int n) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (up.requests() < n && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// A request that waited behind one the upstream never answers goes again
+// when that one times out (here onto an idle connection, so its clock
+// starts at once), with a clock of its own: it gets the proxy's 504 at
+// response_timeout_ms too, not the network process's at timeout_ms.
+TEST(Proxy, APipelinedRequestSentAgainHasItsOwnTimer) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (path_of(r).starts_with("/warm")) {
+      std::this_thread::sleep_for(50ms);
+      return send_all(fd, ok("warm"));
+    }
+    char sink[4096];
+    while (::recv(fd, sink, sizeof sink, 0) > 0) {
+    }
+    return false;
+  });
+  Server server(config({up.address()}, 1, pipelined({{"response_timeout_ms", 300}})));
+  ASSERT_TRUE(server.ready()) << server.log();
+  // 9 at once: two connections (8 and 1), both idle afterwards.
+  for (const auto& r : at_once(server.port(), std::vector<std::string>(9, get("/warm")))) {
+    ASSERT_TRUE(r) << server.log();
+  }
+  ASSERT_EQ(up.connections(), 2);
+  Client first(server.port());
+  ASSERT_TRUE(first.send(get("/a")));
+  wait_requests(up, 10);
+  Client second(server.port());
+  ASSERT_TRUE(second.send(get("/b")));
+  for (Client* c : {&first, &second}) {
+    auto r = c->read_response(10s);
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 504);
+    EXPECT_NE(r->body.find("(upstream timed out)"), std::string::npos) << r->body;
+  }
+}
+
+// A client that does not read its large answer holds no one else: a
+// request that joined its connection goes elsewhere once that answer waits
+// on its client, and one that comes later does not join it.
+TEST(Proxy, APipelinedAnswerWaitingOnItsClientHoldsNoOneElse) {
+  const std::string big(8 << 20, 'x');
+  Upstream up([&](const UpRequest& r, int fd) {
+    return send_all(fd, ok(path_of(r) == "/big" ? big : path_of(r)));
+  });
+  Server server(config({up.address()}, 1, pipelined({{"timeout_ms", 3000}})));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client slow(server.port(), 4096);
+  ASSERT_TRUE(slow.send(get("/big")));
+  wait_requests(up, 1);
+  for (const std::string path : {"/b", "/c"}) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(get(path)));
+    auto r = c.read_response(10s);
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->body, path);
+  }
+  auto r = slow.read_response(10s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body.size(), big.size());
+}
+
+// A request on which the upstream closes the connection without an answer
+// is sent twice at most, however many idle connections there are to try
+// it on (then 502), as without pipelining.
+TEST(Proxy, APipelinedRequestThatKillsItsConnectionIsSentTwiceAtMost) {
+  std::atomic<int> crashes{0};
+  Upstream up([&](const UpRequest& r, int fd) {
+    if (path_of(r) == "/crash") {
+      ++crashes;
+      return false;
+    }
+    std::this_thread::sleep_for(50ms);
+    return send_all(fd, ok(path_of(r)));
+  });
+  Server server(config({up.address()}, 1, pipelined()));
+  ASSERT_TRUE(server.ready()) << server.log();
+  // 16 at once: two connections of 8, both idle afterwards.
+  std::vector<std::string> reqs;
+  for (int i = 0; i < 16; ++i) reqs.push_back(get("/w" + std::to_string(i)));
+  for (const auto& r : at_once(server.port(), reqs)) {
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_GE(up.connections(), 2);
+  auto r = http_get(server.port(), "/crash");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 502);
+  EXPECT_EQ(crashes, 2);
+}
+
+// A connect that never completes (the upstream's accept queue is full, so
+// its SYNs are dropped): every request waiting on it gets 504 when it
+// times out, together, as each would on a connection of its own.
+TEST(Proxy, PipelinedRequestsWaitingOnAConnectThatTimesOutAllGet504Together) {
+  proto::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::vector<proto::UniqueFd> fillers;  // never accepted: the queue stays full
+  for (int i = 0; i < 3; ++i) {
+    fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    ::connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&addr), len);
+  }
+  Server server(config({"127.0.0.1:" + std::to_string(ntohs(addr.sin_port))}, 1, pipelined()));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::string> reqs;
+  for (int i = 0; i < 8; ++i) reqs.push_back(get("/q" + std::to_string(i)));
+  const auto began = Clock::now();
+  for (const auto& r : at_once(server.port(), reqs)) {
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 504);
+    EXPECT_NE(r->body.find("connect timed out"), std::string::npos) << r->body;
+  }
+  // One connect_timeout_ms (500) for all, not one after another (4 s).
+  EXPECT_LT(Clock::now() - began, 2s);
 }
 
 // nginx as the upstream, when it is installed (Debian: nginx-light):

@@ -146,7 +146,9 @@ struct Job {
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
   int64_t deadline = 0;
-  Pipe* pipe = nullptr;  // the pipelined connection it is on (never with `conn`)
+  Pipe* pipe = nullptr;          // the pipelined connection it is on (never with `conn`)
+  uint64_t answered_before = 0;  // the pipe's `answered` when the job joined it
+  size_t resends = 0;            // times sent again because a pipe would not answer it
 };
 
 // A job and its shared_ptr control block are one block of the process's
@@ -372,7 +374,11 @@ class ProxyHandler : public Handler, public TunnelHost {
     graveyard_.clear();  // no callback of theirs is running here
     dead_.clear();
     ended_tunnels_.clear();
-    if (now >= next_check_) check_deadlines(now);
+    if (now >= next_check_) {
+      next_check_ = INT64_MAX;
+      check_deadlines(now);
+      write_pipes();  // requests it sent again
+    }
     if (now >= tunnel_check_) check_tunnels(now);
     const int64_t next = std::min(next_check_, tunnel_check_);
     return next == INT64_MAX ? -1 : next;
@@ -722,11 +728,15 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   // A busy connection with room first (that is where requests share a
-  // write), then an idle one still fit (the same check as idle_conn), then
-  // a new one; null if a new connect failed at once.
+  // write; not one whose front answer waits for its client to read), then
+  // an idle one still fit (the same check as idle_conn), then a new one;
+  // null if a new connect failed at once.
   Pipe* pipe_for(Upstream& up) {
     for (auto& p : up.pipes) {
-      if (!p->last && !p->jobs.empty() && p->jobs.size() < settings_.pipeline) return p.get();
+      if (!p->last && !p->jobs.empty() && !p->jobs.front()->paused &&
+          p->jobs.size() < settings_.pipeline) {
+        return p.get();
+      }
     }
     for (size_t i = up.pipes.size(); i-- > 0;) {
       Pipe& p = *up.pipes[i];
@@ -750,6 +760,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     name_host(*job, *p.up);
     expect_response(*job);
     job->pipe = &p;
+    job->answered_before = p.answered;
     ++p.up->active;
     p.jobs.push_back(job);
     p.out += job->out;
@@ -845,6 +856,9 @@ class ProxyHandler : public Handler, public TunnelHost {
           pipe_complete(p);
         } else if (job->started && !job->x->responding()) {
           return end(job, false);
+        } else if (job->paused && p.jobs.size() > 1) {
+          // Its client reads slowly: the others do not wait for that.
+          cut_behind(p, 1);
         }
       }
     }
@@ -864,27 +878,30 @@ class ProxyHandler : public Handler, public TunnelHost {
     if (!keep_alive || p.last) return close_pipe(p, false);
     if (!p.jobs.empty()) return front_clock(p);
     p.idle_since = now_;
-    const size_t idle = static_cast<size_t>(std::count_if(p.up->pipes.begin(), p.up->pipes.end(),
-                                                          [](auto& q) { return q->jobs.empty(); }));
-    if (idle > settings_.keepalive) return close_pipe(p, false);
+    if (idle_conns(*p.up) > settings_.keepalive) return close_pipe(p, false);
     next_check_ = std::min<int64_t>(next_check_, now_ + settings_.idle_timeout_ms);
   }
 
   // The upstream closed the connection. A body that ends with it completes.
   // The front job, with no byte of its answer, goes again with the jobs
-  // behind it: freely if the connection answered others first (the
-  // upstream ended it after some requests, as HTTP lets it), once if it
-  // answered nothing (the upstream may have closed a connection it thought
-  // idle; twice is a 502, so a crashing upstream is not fed forever).
+  // behind it: without counting as its retry if the connection answered
+  // others after the job joined it (the upstream ended it after some
+  // requests, as HTTP lets it), else once (the upstream may have closed a
+  // connection it thought idle; twice is a 502, so an upstream that crashes
+  // on the request is not fed it again and again). Every re-send counts
+  // against `pipeline` (resend).
   void pipe_eof(Pipe& p) {
     const std::shared_ptr<Job> front = p.jobs.front();
     if (front->got_any && !front->complete && !front->chunked_down) {
       const llhttp_errno_t e = llhttp_finish(&front->parser);
       if ((e == HPE_OK || e == HPE_PAUSED) && front->complete) return pipe_complete(p);
     }
-    if (!front->got_any && (p.answered > 0 || !front->retried)) {
-      if (p.answered == 0) front->retried = true;
-      return close_pipe(p, false);
+    if (!front->got_any) {
+      const bool after_answers = p.answered > front->answered_before;
+      if (after_answers || !front->retried) {
+        if (!after_answers) front->retried = true;
+        return close_pipe(p, false);
+      }
     }
     pipe_broke(p, front->got_any ? "truncated response" : "closed without a response");
   }
@@ -954,18 +971,42 @@ class ProxyHandler : public Handler, public TunnelHost {
       if (it != p.jobs.end()) p.jobs.erase(it);
       return close_pipe(p, false);
     }
-    std::vector<std::shared_ptr<Job>> behind(std::next(it), p.jobs.end());
-    p.jobs.erase(it, p.jobs.end());
+    const size_t at = static_cast<size_t>(it - p.jobs.begin());
+    p.jobs.erase(it);
+    cut_behind(p, at);
+  }
+
+  // The connection takes no more requests, and is closed once the answers
+  // to the jobs before `from` are in; the jobs from `from` on go again
+  // elsewhere now.
+  void cut_behind(Pipe& p, size_t from) {
     p.last = true;
-    for (const std::shared_ptr<Job>& other : behind) resend(other);
+    const auto first = p.jobs.begin() + static_cast<long>(from);
+    std::vector<std::shared_ptr<Job>> behind(first, p.jobs.end());
+    p.jobs.erase(first, p.jobs.end());
+    for (const std::shared_ptr<Job>& job : behind) resend(job);
   }
 
   // A job whose request went on a connection that will not answer it: sent
-  // again on another (it is safe to repeat).
+  // again on another (it is safe to repeat), at most `pipeline` times (an
+  // upstream that closes after one answer each time moves a job on at
+  // most that often; more is an upstream that keeps failing): then 502.
   void resend(const std::shared_ptr<Job>& job) {
     detach(*job);
+    if (++job->resends > settings_.pipeline) {
+      return fail(job, 502, "upstream kept closing the connection before answering");
+    }
     job->tried.pop_back();
     submit(job);
+  }
+
+  // Every job on the connection gets `status`; the connection goes.
+  void fail_pipe(Pipe& p, int status, const char* why) {
+    std::deque<std::shared_ptr<Job>> jobs = std::move(p.jobs);
+    p.jobs.clear();
+    for (const std::shared_ptr<Job>& job : jobs) detach(*job);
+    close_pipe(p, false);
+    for (const std::shared_ptr<Job>& job : jobs) fail(job, status, why);
   }
 
   // ---- the exchange ----
@@ -1126,12 +1167,19 @@ class ProxyHandler : public Handler, public TunnelHost {
   // noticed: on_conn).
   void keep(std::unique_ptr<Conn> c) {
     Upstream& up = *c->up;
-    if (up.idle.size() >= settings_.keepalive) return close_conn(std::move(c));
+    if (idle_conns(up) >= settings_.keepalive) return close_conn(std::move(c));
     c->idle_since = now_;
     c->reused = false;
     c->job.reset();
     up.idle.push_back(std::move(c));
     next_check_ = std::min<int64_t>(next_check_, now_ + settings_.idle_timeout_ms);
+  }
+
+  // Idle connections to `up`, pipelined or not: `keepalive` bounds them all.
+  static size_t idle_conns(const Upstream& up) {
+    return up.idle.size() + static_cast<size_t>(std::count_if(
+                                up.pipes.begin(), up.pipes.end(),
+                                [](const std::unique_ptr<Pipe>& p) { return p->jobs.empty(); }));
   }
 
   // An idle connection that became readable: closed or misbehaving.
@@ -1188,6 +1236,12 @@ class ProxyHandler : public Handler, public TunnelHost {
           (job->conn && !job->conn->connected) || (job->pipe && !job->pipe->connected);
       if (connecting) mark_down(*up, "connect timed out");
       if (up != nullptr) log_warn("proxy upstream " + up->name + ": timed out");
+      // Every request waiting on a connect that timed out fails with it, as
+      // each would on a connection of its own.
+      if (connecting && job->pipe) {
+        fail_pipe(*job->pipe, 504, "upstream connect timed out");
+        continue;
+      }
       fail(job, 504, connecting ? "upstream connect timed out" : "upstream timed out");
     }
     for (auto& up : upstreams_) {
@@ -1213,7 +1267,8 @@ class ProxyHandler : public Handler, public TunnelHost {
       }
       for (Pipe* p : stale) close_pipe(*p, false);
     }
-    next_check_ = next;
+    // Timers armed while this ran (a request sent again) stand.
+    next_check_ = std::min(next_check_, next);
   }
 
   // Tunnels past their deadline are checked (each moves its own deadline on
