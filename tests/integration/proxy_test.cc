@@ -1008,6 +1008,36 @@ TEST(Proxy, PipelinedRequestsBehindAClosedConnectionAreSentAgain) {
   }
 }
 
+// An upstream that ends every connection after one answer (as it may),
+// under many requests at once: each request sent again goes first in line
+// on a connection of its own, so every one is answered (none a 502), and
+// none reaches the upstream more than three times.
+TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered) {
+  std::mutex mu;
+  std::map<std::string, int> sends;
+  Upstream up([&](const UpRequest& r, int fd) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++sends[path_of(r)];
+    }
+    std::this_thread::sleep_for(5ms);
+    send_all(fd, ok(path_of(r), "Connection: close\r\n"));
+    return false;
+  });
+  Server server(config({up.address()}, 1, {{"pipeline", 2}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::string> reqs;
+  for (int i = 0; i < 48; ++i) reqs.push_back(get("/m" + std::to_string(i)));
+  const auto answers = at_once(server.port(), reqs);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_TRUE(answers[i]) << i << server.log();
+    EXPECT_EQ(answers[i]->status, 200) << i << " " << answers[i]->body;
+    EXPECT_EQ(answers[i]->body, "/m" + std::to_string(i));
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [path, n] : sends) EXPECT_LE(n, 3) << path;
+}
+
 // A client that leaves while its request waits on a shared connection, and
 // a front request the upstream never answers (504 at response_timeout_ms):
 // the connection is given up (the answer would still come on it), and the

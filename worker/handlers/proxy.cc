@@ -34,6 +34,8 @@ namespace {
 constexpr size_t kOutHigh = 256 * 1024;  // request bytes buffered for the upstream
 constexpr size_t kReadBytes = 65536;
 constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+// Times a pipelined request may be sent again (proxy's resend()).
+constexpr size_t kMaxResends = 2;
 
 // The elements of a comma-separated list field (RFC 9110 5.6.1), trimmed;
 // empty elements skipped. Calls `each` until it returns false.
@@ -717,12 +719,13 @@ class ProxyHandler : public Handler, public TunnelHost {
            (m == "GET" || m == "HEAD");
   }
 
-  void submit(const std::shared_ptr<Job>& job) {
+  // `first_in_line`: not behind another request (a request sent again).
+  void submit(const std::shared_ptr<Job>& job, bool first_in_line = false) {
     for (;;) {
       Upstream* up = pick(job->tried);
       if (up == nullptr) return fail(job, 502, "no upstream could be reached");
       job->tried.push_back(up);
-      if (Pipe* p = pipe_for(*up)) return enqueue(job, *p);
+      if (Pipe* p = pipe_for(*up, !first_in_line)) return enqueue(job, *p);
       mark_down(*up, "connect failed: " + std::string(std::strerror(errno)));
     }
   }
@@ -731,8 +734,9 @@ class ProxyHandler : public Handler, public TunnelHost {
   // write; not one whose front answer waits for its client to read), then
   // an idle one still fit (the same check as idle_conn), then a new one;
   // null if a new connect failed at once.
-  Pipe* pipe_for(Upstream& up) {
+  Pipe* pipe_for(Upstream& up, bool join_busy) {
     for (auto& p : up.pipes) {
+      if (!join_busy) break;
       if (!p->last && !p->jobs.empty() && !p->jobs.front()->paused &&
           p->jobs.size() < settings_.pipeline) {
         return p.get();
@@ -988,16 +992,23 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   // A job whose request went on a connection that will not answer it: sent
-  // again on another (it is safe to repeat), at most `pipeline` times (an
-  // upstream that closes after one answer each time moves a job on at
-  // most that often; more is an upstream that keeps failing): then 502.
+  // again (it is safe to repeat) first in line on an idle or new
+  // connection, so it is next to be answered there and never moved on
+  // again for others' sake. So a request reaches the upstream at most
+  // three times: once, once more when the connection it waited on ended
+  // before its turn, and once more when, first in line, its connection
+  // closed without a byte of its answer (pipe_eof). kMaxResends guards
+  // that bound.
   void resend(const std::shared_ptr<Job>& job) {
     detach(*job);
-    if (++job->resends > settings_.pipeline) {
+    if (job->resends >= kMaxResends) {
+      log_warn("proxy: a request sent " + std::to_string(job->resends + 1) +
+               " times got no answer; 502");
       return fail(job, 502, "upstream kept closing the connection before answering");
     }
+    ++job->resends;
     job->tried.pop_back();
-    submit(job);
+    submit(job, /*first_in_line=*/true);
   }
 
   // Every job on the connection gets `status`; the connection goes.
