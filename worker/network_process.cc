@@ -1871,10 +1871,29 @@ void NetworkProcess::account_unwritten(Connection& c, Closer by) {
   }
 }
 
+// A request still arriving when its connection ends (its head cut short,
+// or its body still coming for a route that answers at its end) was owed
+// an answer too: it gets a slot, so account_unwritten logs and counts it
+// (499 or 444, nothing sent; a head cut short has no request line, "-").
+// Not when an answer already ended the input (a 408, a 413: that answer is
+// its line), nor once its head went to a service (its slot is queued).
+void NetworkProcess::owe_unfinished(Connection& c) {
+  if (!c.input_open() || !c.parser.mid_request()) return;
+  if (c.in && c.in->dispatched) return;
+  ResponseSlot& slot = c.in ? new_slot(c, c.in->head) : add_slot(c);
+  slot.start_us = c.request_start_ms * 1000;
+  if (c.in && c.in->route != nullptr) {
+    const auto* route = static_cast<const RouteSettings*>(c.in->route);
+    slot.route = static_cast<int32_t>(route - env_.routes.data());
+  }
+  if (!c.in && access_log_.enabled()) slot.access = std::make_unique<AccessInfo>();
+}
+
 // Ends a connection now; its memory goes at the end of the loop iteration.
 // What it still owed is accounted for as cut, by `by`.
 void NetworkProcess::close_connection(Connection& c, Closer by) {
   if (c.finished()) return;
+  owe_unfinished(c);
   account_unwritten(c, by);
   for (size_t i = 0; i < c.slots.size(); ++i) {
     if (c.slots[i].request_id != 0) cancel(c.slots[i].request_id);

@@ -184,6 +184,7 @@ class NetworkProcess {
   static bool socket_failed(const Connection& c);
   void log_access(const Connection& c, const ResponseSlot& slot, const Outcome& o, uint64_t us);
   void count_response(const ResponseSlot& slot, const Outcome& o, uint64_t us, bool timed);
+  void owe_unfinished(Connection& c);
   void account_unwritten(Connection& c, Closer by);
   shm::ProcessSlot& own_slot() { return env_.segment->slot(env_.index); }
   // A scoreboard counter this process alone writes: no read-modify-write

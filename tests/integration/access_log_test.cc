@@ -188,6 +188,59 @@ TEST(AccessLogFile, ARequestWhoseClientResetsIsLogged499) {
   EXPECT_EQ(j["bytes"], 0);
 }
 
+// A request still arriving when its connection ends was owed an answer
+// too: a line. Its client resets it while its body is awaited (a fast-path
+// answer waits for the body's end; the 100 Continue says its head was
+// read): 499, with its request line. A head cut short at the stop's
+// deadline: 444, "-". A head too slow, answered 408: that line alone.
+TEST(AccessLogFile, ARequestStillArrivingWhenItsConnectionEndsIsLogged) {
+  TempDir dir;
+  const std::string path = dir.path + "/access.log";
+  json cfg = json::parse(config(path, "json"));
+  cfg["network"]["request_timeout_ms"] = 2000;
+  cfg["network"]["drain_timeout_ms"] = 300;
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  {
+    Client c(server.port());
+    ASSERT_TRUE(
+        c.send("POST /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: ua\r\n"
+               "Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"));
+    auto r = c.read_response(5s);
+    ASSERT_TRUE(r) << server.log();
+    ASSERT_EQ(r->status, 100);
+    const linger reset{1, 0};
+    ASSERT_EQ(::setsockopt(c.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset), 0);
+  }  // closed: RST
+  auto lines = wait_lines(path, 1);
+  ASSERT_EQ(lines.size(), 1u) << server.log();
+  json j = json::parse(lines[0]);
+  EXPECT_EQ(j["status"], 499) << lines[0];
+  EXPECT_EQ(j["method"], "POST");
+  EXPECT_EQ(j["target"], "/healthz");
+  EXPECT_EQ(j["user_agent"], "ua");
+  EXPECT_EQ(j["bytes"], 0);
+
+  Client slow(server.port());
+  ASSERT_TRUE(slow.send("GET /healthz HTTP/1.1\r\nHost: t\r\n"));
+  auto r = slow.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 408);
+  EXPECT_TRUE(slow.closed_by_peer(5s));
+
+  Client cut(server.port());
+  ASSERT_TRUE(cut.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Half: "));
+  ASSERT_TRUE(wait_server_read_all(server.port(), cut.local_port(), 10s));
+  EXPECT_NE(server.stop(SIGTERM), -1);
+  lines = lines_of(path);  // the last flush is at the exit
+  ASSERT_EQ(lines.size(), 3u) << server.log();
+  EXPECT_EQ(json::parse(lines[1])["status"], 408) << lines[1];
+  j = json::parse(lines[2]);
+  EXPECT_EQ(j["status"], 444) << lines[2];
+  EXPECT_EQ(j["method"], "") << lines[2];
+  EXPECT_EQ(j["bytes"], 0);
+}
+
 // A download still going when the stop's deadline comes is cut, and its
 // line says so: its status, and the body bytes that went out (fewer than
 // the body). Before, the connection closed with no line at all. (The

@@ -337,30 +337,6 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// Waits until the server's end of the connection from `client_port` to
-// `server_port` has nothing left unread in its socket (/proc/net/tcp's
-// rx_queue): the server process read every byte the client sent.
-bool wait_server_read_all(int server_port, int client_port, std::chrono::milliseconds timeout) {
-  char local[16], remote[16];
-  std::snprintf(local, sizeof local, "0100007F:%04X", server_port);
-  std::snprintf(remote, sizeof remote, "0100007F:%04X", client_port);
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    std::ifstream in("/proc/net/tcp");
-    std::string line;
-    std::getline(in, line);  // the column names
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string slot, l, r, state, queues;
-      fields >> slot >> l >> r >> state >> queues;
-      if (l != local || r != remote) continue;
-      if (std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16) == 0) return true;
-    }
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-}
-
 // The pid in the first "lifecycle: pid N <what>" line of the log, or -1.
 pid_t logged_pid(const Server& server, const std::string& what) {
   const std::string log = server.log();

@@ -437,4 +437,25 @@ void LoopbackListener::run(int fd) {
   ++closed_;
 }
 
+bool wait_server_read_all(int server_port, int client_port, std::chrono::milliseconds timeout) {
+  char local[16], remote[16];
+  std::snprintf(local, sizeof local, "0100007F:%04X", server_port);
+  std::snprintf(remote, sizeof remote, "0100007F:%04X", client_port);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line);  // the column names
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, l, r, state, queues;
+      fields >> slot >> l >> r >> state >> queues;
+      if (l != local || r != remote) continue;
+      if (std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16) == 0) return true;
+    }
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 }  // namespace ringhttpd::testing

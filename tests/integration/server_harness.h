@@ -117,6 +117,11 @@ class Server {
   std::string log_;
 };
 
+// Waits until the server's end of the connection from `client_port` to
+// `server_port` has nothing left unread in its socket (/proc/net/tcp's
+// rx_queue): the server process read every byte the client sent.
+bool wait_server_read_all(int server_port, int client_port, std::chrono::milliseconds timeout);
+
 // True once every pid is gone (reaped or never ours), within the timeout.
 bool wait_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout);
 
