@@ -1147,6 +1147,69 @@ void wait_requests(const Upstream& up, int n) {
   }
 }
 
+// A client leaving from the middle of a shared connection: the requests
+// before it are still answered there (sent once), the ones behind it go
+// on another connection.
+TEST(Proxy, APipelinedRequestLeavingFromTheMiddleLetsThoseBeforeItBeAnswered) {
+  std::mutex mu;
+  std::map<std::string, int> sends;
+  std::atomic<bool> queued{false};
+  const auto count = [&](const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu);
+    return sends[path];
+  };
+  Upstream up([&](const UpRequest& r, int fd) {
+    const std::string p = path_of(r);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++sends[p];
+    }
+    if (p == "/f") {
+      // Holds its answer until /x, /y and /z are behind it on this
+      // connection and /z has come again on another (the leave was seen).
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      char peek[4096];
+      while (std::chrono::steady_clock::now() < until) {
+        const ssize_t n = ::recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 && std::string_view(peek, static_cast<size_t>(n)).find("GET /z ") !=
+                         std::string_view::npos) {
+          break;
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+      queued = true;
+      while (count("/z") < 1 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(1ms);
+      }
+    }
+    return send_all(fd, ok(p));
+  });
+  Server server(config({up.address()}, 1, pipelined()));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client f(server.port());
+  ASSERT_TRUE(f.send(get("/f")));
+  wait_requests(up, 1);
+  Client x(server.port());
+  ASSERT_TRUE(x.send(get("/x")));
+  auto y = std::make_unique<Client>(server.port());
+  ASSERT_TRUE(y->send(get("/y")));
+  Client z(server.port());
+  ASSERT_TRUE(z.send(get("/z")));
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!queued && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(queued);
+  const linger reset{1, 0};
+  ::setsockopt(y->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  y.reset();
+  for (auto [c, path] : {std::pair<Client*, std::string>{&f, "/f"}, {&x, "/x"}, {&z, "/z"}}) {
+    auto r = c->read_response(10s);
+    ASSERT_TRUE(r) << path << server.log();
+    EXPECT_EQ(r->status, 200) << path;
+    EXPECT_EQ(r->body, path);
+  }
+  EXPECT_EQ(count("/x"), 1);
+}
+
 // A request that waited behind one the upstream never answers goes again
 // when that one times out (here onto an idle connection, so its clock
 // starts at once), with a clock of its own: it gets the proxy's 504 at

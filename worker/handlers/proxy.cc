@@ -109,12 +109,13 @@ struct Pipe {
   bool connected = false;
   bool closed = false;        // given up: in the graveyard until the next poll
   bool write_queued = false;  // in the handler's list, written at the iteration's end
-  bool last = false;          // takes no more requests; closed after its front's answer
-  int64_t idle_since = 0;     // when its last job ended (jobs empty)
-  uint64_t answered = 0;      // responses it carried whole
+  bool last = false;       // takes no more requests; closed once the answers it still owes are in
+  int64_t idle_since = 0;  // when its last job ended (jobs empty)
+  uint64_t answered = 0;   // responses it carried whole
   std::deque<std::shared_ptr<Job>> jobs;
   std::string out;
   size_t out_at = 0;
+  uint64_t queued = 0;  // request bytes ever put in `out` (out's end, in the stream)
 };
 
 struct Job {
@@ -151,6 +152,7 @@ struct Job {
   Pipe* pipe = nullptr;          // the pipelined connection it is on (never with `conn`)
   uint64_t answered_before = 0;  // the pipe's `answered` when the job joined it
   size_t resends = 0;            // times sent again because a pipe would not answer it
+  uint64_t out_start = 0;        // where its request begins in its pipe's byte stream
 };
 
 // A job and its shared_ptr control block are one block of the process's
@@ -767,7 +769,9 @@ class ProxyHandler : public Handler, public TunnelHost {
     job->answered_before = p.answered;
     ++p.up->active;
     p.jobs.push_back(job);
+    job->out_start = p.queued;
     p.out += job->out;
+    p.queued += job->out.size();
     job->deadline = 0;  // waits behind the front without a clock of its own
     if (p.jobs.size() == 1) front_clock(p);
     if (!p.write_queued) {
@@ -879,8 +883,9 @@ class ProxyHandler : public Handler, public TunnelHost {
     retire(job);
     // "Connection: close" (or HTTP/1.0): the requests behind it will not
     // be answered here; they go again on another connection.
-    if (!keep_alive || p.last) return close_pipe(p, false);
+    if (!keep_alive) return close_pipe(p, false);
     if (!p.jobs.empty()) return front_clock(p);
+    if (p.last) return close_pipe(p, false);  // the answers owed before a cut are in
     p.idle_since = now_;
     if (idle_conns(*p.up) > settings_.keepalive) return close_pipe(p, false);
     next_check_ = std::min<int64_t>(next_check_, now_ + settings_.idle_timeout_ms);
@@ -947,7 +952,7 @@ class ProxyHandler : public Handler, public TunnelHost {
         fail(job, 502, "upstream connection lost");
       } else if (failed_connect) {
         detach(*job);
-        submit(job);
+        submit(job, /*first_in_line=*/job->resends > 0);
       } else {
         resend(job);
       }
@@ -963,9 +968,10 @@ class ProxyHandler : public Handler, public TunnelHost {
   // A job that ends while on a pipe (its client gone, its timer run out):
   // its answer would still come on the connection, so the connection is
   // not used past it. The front job: the connection goes now, and the jobs
-  // behind it are sent again. One behind the front: the front's answer
-  // (perhaps under way) is read to its end, then the connection goes; the
-  // jobs behind the one leaving are sent again now.
+  // behind it are sent again. One behind the front: the answers to the
+  // jobs before it (the front's perhaps under way) are read to their end,
+  // then the connection goes; the jobs behind the one leaving are sent
+  // again now, and its request and theirs, if not gone out yet, never go.
   void leave_pipe(Job& job) {
     Pipe& p = *job.pipe;
     detach(job);
@@ -976,6 +982,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       return close_pipe(p, false);
     }
     const size_t at = static_cast<size_t>(it - p.jobs.begin());
+    take_back(p, job.out_start);
     p.jobs.erase(it);
     cut_behind(p, at);
   }
@@ -985,10 +992,22 @@ class ProxyHandler : public Handler, public TunnelHost {
   // elsewhere now.
   void cut_behind(Pipe& p, size_t from) {
     p.last = true;
+    if (from < p.jobs.size()) take_back(p, p.jobs[from]->out_start);
     const auto first = p.jobs.begin() + static_cast<long>(from);
     std::vector<std::shared_ptr<Job>> behind(first, p.jobs.end());
     p.jobs.erase(first, p.jobs.end());
     for (const std::shared_ptr<Job>& job : behind) resend(job);
+  }
+
+  // The request bytes from stream offset `from` on, as far as they have not
+  // gone out yet: never sent (the connection is closed before it would
+  // read them; a request left half sent is never answered).
+  static void take_back(Pipe& p, uint64_t from) {
+    const uint64_t base = p.queued - p.out.size();  // out[0]'s offset
+    const uint64_t at = std::max<uint64_t>(from, base + p.out_at);
+    if (at >= p.queued) return;
+    p.out.resize(static_cast<size_t>(at - base));
+    p.queued = at;
   }
 
   // A job whose request went on a connection that will not answer it: sent
