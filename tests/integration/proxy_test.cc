@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "proto/unique_fd.h"
@@ -1330,6 +1331,113 @@ TEST(Proxy, PipelinedRequestsWaitingOnAConnectThatTimesOutAllGet504Together) {
   }
   // One connect_timeout_ms (500) for all, not one after another (4 s).
   EXPECT_LT(Clock::now() - began, 2s);
+}
+
+// Connections from the proxy to `port` still connecting (SYN_SENT in
+// /proc/net/tcp).
+int connecting_to(int port) {
+  char remote[16];
+  std::snprintf(remote, sizeof remote, "0100007F:%04X", port);
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // the column names
+  int n = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string slot, l, r, state;
+    fields >> slot >> l >> r >> state;
+    if (r == remote && state == "02") ++n;
+  }
+  return n;
+}
+
+// Requests cut from a connection before they went out are taken back: the
+// upstream never sees them there. The connect waits (the upstream's accept
+// queue is full, so its SYNs are dropped until there is room) while /y and
+// /z join it; /y's client leaves, so /z goes on a connection of its own,
+// and only /f is written on the first when it connects.
+TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
+  proto::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  std::vector<proto::UniqueFd> fillers;
+  for (int i = 0; i < 3; ++i) {
+    fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    ::connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&addr), len);
+  }
+  const int base = connecting_to(port);  // the fillers not in the queue
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  std::vector<std::thread> served;
+  Server server(
+      config({"127.0.0.1:" + std::to_string(port)}, 1, pipelined({{"connect_timeout_ms", 4000}})));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const auto wait = [](const std::function<bool()>& done) {
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    return done();
+  };
+  Client f(server.port());
+  ASSERT_TRUE(f.send(get("/f")));
+  ASSERT_TRUE(wait([&] { return connecting_to(port) == base + 1; }));
+  auto y = std::make_unique<Client>(server.port());
+  ASSERT_TRUE(y->send(get("/y")));
+  Client z(server.port());
+  ASSERT_TRUE(z.send(get("/z")));
+  ASSERT_TRUE(wait_server_read_all(server.port(), y->local_port(), 5s));
+  ASSERT_TRUE(wait_server_read_all(server.port(), z.local_port(), 5s));
+  const linger reset{1, 0};
+  ::setsockopt(y->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  y.reset();
+  // /z, sent again, dials a connection of its own.
+  ASSERT_TRUE(wait([&] { return connecting_to(port) == base + 2; })) << server.log();
+  // Room in the queue: the SYNs sent again get through; each connection's
+  // requests are answered and recorded.
+  std::thread acceptor([&] {
+    for (;;) {
+      const int c = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;
+      served.emplace_back([&, c] {
+        std::string buf;
+        char tmp[4096];
+        for (ssize_t n; (n = ::recv(c, tmp, sizeof tmp, 0)) > 0;) {
+          buf.append(tmp, static_cast<size_t>(n));
+          for (size_t end; (end = buf.find("\r\n\r\n")) != std::string::npos;) {
+            const std::string line = buf.substr(0, buf.find("\r\n"));
+            const std::string path = line.substr(4, line.rfind(' ') - 4);
+            buf.erase(0, end + 4);
+            {
+              std::lock_guard<std::mutex> lock(mu);
+              ++seen[path];
+            }
+            send_all(c, ok(path));
+          }
+        }
+        ::close(c);
+      });
+    }
+  });
+  fillers.clear();
+  for (auto [c, path] : {std::pair<Client*, std::string>{&f, "/f"}, {&z, "/z"}}) {
+    auto r = c->read_response(10s);
+    EXPECT_TRUE(r) << path << server.log();
+    if (r) {
+      EXPECT_EQ(r->body, path);
+    }
+  }
+  server.stop(SIGTERM);
+  ::shutdown(listener.get(), SHUT_RDWR);
+  acceptor.join();
+  for (auto& t : served) t.join();
+  EXPECT_EQ(seen["/f"], 1);
+  EXPECT_EQ(seen["/z"], 1);
+  EXPECT_EQ(seen.count("/y"), 0u);
 }
 
 // nginx as the upstream, when it is installed (Debian: nginx-light):
