@@ -1302,24 +1302,38 @@ TEST(Proxy, APipelinedRequestThatKillsItsConnectionIsSentTwiceAtMost) {
   EXPECT_EQ(crashes, 2);
 }
 
+// A listener on 127.0.0.1 whose accept queue is full (a backlog of 0 and
+// connections never accepted), so connects to it wait: their SYNs are
+// dropped until the fillers are accepted. port is 0 if it could not be set up.
+struct FullQueue {
+  FullQueue() {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listener.get(), 0) != 0 ||
+        ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    for (int i = 0; i < 3; ++i) {
+      fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      ::connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&addr), len);
+    }
+    port = ntohs(addr.sin_port);
+  }
+  proto::UniqueFd listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  std::vector<proto::UniqueFd> fillers;
+  int port = 0;
+};
+
 // A connect that never completes (the upstream's accept queue is full, so
 // its SYNs are dropped): every request waiting on it gets 504 when it
 // times out, together, as each would on a connection of its own.
 TEST(Proxy, PipelinedRequestsWaitingOnAConnectThatTimesOutAllGet504Together) {
-  proto::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-  ASSERT_EQ(::listen(listener.get(), 0), 0);
-  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  std::vector<proto::UniqueFd> fillers;  // never accepted: the queue stays full
-  for (int i = 0; i < 3; ++i) {
-    fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    ::connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&addr), len);
-  }
-  Server server(config({"127.0.0.1:" + std::to_string(ntohs(addr.sin_port))}, 1, pipelined()));
+  FullQueue up;
+  ASSERT_GT(up.port, 0);
+  Server server(config({"127.0.0.1:" + std::to_string(up.port)}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
   std::vector<std::string> reqs;
   for (int i = 0; i < 8; ++i) reqs.push_back(get("/q" + std::to_string(i)));
@@ -1357,20 +1371,9 @@ int connecting_to(int port) {
 // /z join it; /y's client leaves, so /z goes on a connection of its own,
 // and only /f is written on the first when it connects.
 TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
-  proto::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-  ASSERT_EQ(::listen(listener.get(), 0), 0);
-  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const int port = ntohs(addr.sin_port);
-  std::vector<proto::UniqueFd> fillers;
-  for (int i = 0; i < 3; ++i) {
-    fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    ::connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&addr), len);
-  }
+  FullQueue up;
+  ASSERT_GT(up.port, 0);
+  const int port = up.port;
   const int base = connecting_to(port);  // the fillers not in the queue
   std::mutex mu;
   std::map<std::string, int> seen;
@@ -1401,7 +1404,7 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
   // requests are answered and recorded.
   std::thread acceptor([&] {
     for (;;) {
-      const int c = ::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      const int c = ::accept4(up.listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) return;
       served.emplace_back([&, c] {
         std::string buf;
@@ -1423,7 +1426,7 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
       });
     }
   });
-  fillers.clear();
+  up.fillers.clear();
   for (auto [c, path] : {std::pair<Client*, std::string>{&f, "/f"}, {&z, "/z"}}) {
     auto r = c->read_response(10s);
     EXPECT_TRUE(r) << path << server.log();
@@ -1432,7 +1435,7 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
     }
   }
   server.stop(SIGTERM);
-  ::shutdown(listener.get(), SHUT_RDWR);
+  ::shutdown(up.listener.get(), SHUT_RDWR);
   acceptor.join();
   for (auto& t : served) t.join();
   EXPECT_EQ(seen["/f"], 1);
