@@ -738,8 +738,7 @@ class ProxyHandler : public Handler, public TunnelHost {
   // null if a new connect failed at once.
   Pipe* pipe_for(Upstream& up, bool join_busy) {
     for (auto& p : up.pipes) {
-      if (!join_busy) break;
-      if (!p->last && !p->jobs.empty() && !p->jobs.front()->paused &&
+      if (join_busy && !p->last && !p->jobs.empty() && !p->jobs.front()->paused &&
           p->jobs.size() < settings_.pipeline) {
         return p.get();
       }
@@ -898,7 +897,7 @@ class ProxyHandler : public Handler, public TunnelHost {
   // requests, as HTTP lets it), else once (the upstream may have closed a
   // connection it thought idle; twice is a 502, so an upstream that crashes
   // on the request is not fed it again and again). Every re-send counts
-  // against `pipeline` (resend).
+  // against kMaxResends (resend).
   void pipe_eof(Pipe& p) {
     const std::shared_ptr<Job> front = p.jobs.front();
     if (front->got_any && !front->complete && !front->chunked_down) {
