@@ -490,10 +490,17 @@ TEST(Lifecycle, KilledNetworkProcessesLoseOnlyTheirOwnConnections) {
       EXPECT_EQ(served_by(*r, "network")["pid"], other) << "kill " << kill;
     }
     EXPECT_EQ(server.child(other_title), other) << "kill " << kill;
-    // Connections opened again once the replacement serves: before that,
-    // its full sibling would take them, to refuse them with 503.
+    // Connections opened again once the replacement serves and its full
+    // sibling knows it: before that, the sibling would take them, to refuse
+    // them with 503. The replacement's slot reads ready before the
+    // supervisor logs "serving", and the sibling looks again at every turn
+    // of its loop, so one answer from the sibling after the line is enough.
     ASSERT_TRUE(wait_log_count(server, "replaced; serving", static_cast<size_t>(kill) + 1, 5s))
         << server.log();
+    const size_t any_of_other =
+        static_cast<size_t>(std::find(owner.begin(), owner.end(), other) - owner.begin());
+    ASSERT_TRUE(clients[any_of_other]->send(kGetEcho));
+    ASSERT_TRUE(clients[any_of_other]->read_response()) << server.log();
     for (size_t i = 0; i < clients.size(); ++i) {
       if (owner[i] == victim) clients[i] = std::make_unique<Client>(server.port());
     }
