@@ -1391,11 +1391,13 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
   Client f(server.port());
   ASSERT_TRUE(f.send(get("/f")));
   ASSERT_TRUE(wait([&] { return connecting_to(port) == base + 1; }));
+  // /y is read (and so queued: one network process, one ring, in order)
+  // before /z is sent, so /z is behind /y on the connection.
   auto y = std::make_unique<Client>(server.port());
   ASSERT_TRUE(y->send(get("/y")));
+  ASSERT_TRUE(wait_server_read_all(server.port(), y->local_port(), 5s));
   Client z(server.port());
   ASSERT_TRUE(z.send(get("/z")));
-  ASSERT_TRUE(wait_server_read_all(server.port(), y->local_port(), 5s));
   ASSERT_TRUE(wait_server_read_all(server.port(), z.local_port(), 5s));
   const linger reset{1, 0};
   ::setsockopt(y->fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
