@@ -27,6 +27,7 @@
 #include "proto/http_response.h"
 #include "proto/ring_codec.h"
 #include "proto/unique_fd.h"
+#include "worker/access_log.h"
 #include "worker/settings.h"
 
 namespace ringhttpd::worker {
@@ -118,6 +119,10 @@ class HandlerLoop {
   // handler and everything the process holds (a std::function kept by an
   // Exchange included), so a block freed late still has its cache.
   virtual std::pmr::memory_resource& blocks() { return *std::pmr::new_delete_resource(); }
+  // An answer the handler wrote to a client itself, on a connection it
+  // took over (an upgrade): its access-log line and its count in
+  // ringhttpd_responses_total, as a network process does for the others.
+  virtual void account_response(const AccessEntry& /*entry*/) {}
 };
 
 class Handler {

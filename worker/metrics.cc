@@ -249,9 +249,7 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
       {"ringhttpd_bytes_sent_total", "counter", "Bytes written to clients (network processes).",
        true, [](const shm::ProcessSlot& s, int64_t) { return std::to_string(load(s.bytes_out)); }},
       {"ringhttpd_access_log_lines_lost_total", "counter",
-       "Access log lines lost to a failed write (a full disk); the requests were answered "
-       "(network processes).",
-       true,
+       "Access log lines lost to a failed write (a full disk); the requests were answered.", false,
        [](const shm::ProcessSlot& s, int64_t) {
          return std::to_string(load(s.access_lines_lost));
        }},
@@ -293,13 +291,14 @@ std::string format_metrics(const shm::Segment& segment, const MetricsNames& name
              std::to_string(queued[1]));
   }
 
-  // ---- responses, summed over the network processes ----
+  // ---- responses, summed over every process: the network processes',
+  // and the answers proxy processes wrote on connections they took over ----
   std::array<uint64_t, 5> by_class{};
   for (const Process& p : procs) {
-    if (!p.network) continue;
     for (size_t c = 0; c < by_class.size(); ++c) by_class[c] += load(p.slot->responses[c]);
   }
-  w.family("ringhttpd_responses_total", "counter", "Responses written, by status class.");
+  w.family("ringhttpd_responses_total", "counter",
+           "Responses written, by status class (upgrades through the proxy included: 101).");
   for (size_t c = 0; c < by_class.size(); ++c) {
     w.sample("ringhttpd_responses_total", label("class", kClasses[c]), by_class[c]);
   }

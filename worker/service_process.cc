@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <ctime>
 
 #include "proto/control.h"
 #include "proto/ring_codec.h"
@@ -72,7 +73,8 @@ ServiceProcess::~ServiceProcess() {
     for (auto& [id, stream] : table) open.push_back(stream);
   }
   for (auto& stream : open) stream->cancel(false);
-  handler_.reset();
+  handler_.reset();  // connections it still held end here, each with its line
+  flush_access_log(monotonic_ms(), true);
 }
 
 bool ServiceProcess::start() {
@@ -94,6 +96,14 @@ bool ServiceProcess::start() {
     return false;
   }
   streaming_ = handler_->streams();
+  // The same log as the network processes' (O_APPEND: whole lines from
+  // every process), for the answers of connections taken over.
+  const auto format =
+      env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
+  if (std::string e = access_log_.open(env_.access_log, format); !e.empty()) {
+    log_error(e);
+    return false;
+  }
   handler_->attach(*this);
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;
@@ -113,9 +123,36 @@ int ServiceProcess::run() {
     run_listeners();
     flush_rings();
     publish_tunnels();
+    flush_access_log(monotonic_ms(), false);
     if (stopping_gracefully_ && handler_->connections_held() == 0) stop_ = true;
   }
   return 0;
+}
+
+// A line and a count per answer a handler wrote itself; the class is
+// counted like the network processes' (1xx included: a tunnel's 101).
+void ServiceProcess::account_response(const AccessEntry& entry) {
+  if (entry.status < 100 || entry.status > 599) return;
+  shm::ProcessSlot& me = env_.segment->slot(env_.slot());
+  std::atomic_ref<uint64_t> n(me.responses[static_cast<size_t>(entry.status / 100 - 1)]);
+  n.store(n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  access_log_.record(entry, ::time(nullptr));
+}
+
+// Written at least once a second (AccessLog::flush decides), and whole at
+// exit; lines lost to a failed write are counted in the slot and reported,
+// as the network processes do.
+void ServiceProcess::flush_access_log(int64_t now_ms, bool at_exit) {
+  if (!access_log_.enabled()) return;
+  access_log_.flush(now_ms, at_exit);
+  const uint64_t lost = access_log_.lines_lost();
+  if (lost != access_lost_counted_) {
+    std::atomic_ref<uint64_t> n(env_.segment->slot(env_.slot()).access_lines_lost);
+    n.store(n.load(std::memory_order_relaxed) + (lost - access_lost_counted_),
+            std::memory_order_relaxed);
+    access_lost_counted_ = lost;
+  }
+  if (std::string m = access_log_.loss_report(now_ms, at_exit); !m.empty()) log_warn(m);
 }
 
 int ServiceProcess::sleep_timeout() {
@@ -163,6 +200,9 @@ void ServiceProcess::handle_control() {
     if (st == proto::RecvStatus::error) return log_error(err);
     if (msg.type == proto::ControlType::stop) on_stop(msg.arg == 1);
     if (msg.type == proto::ControlType::peer_gone) on_network_gone(msg.arg, msg.arg2);
+    if (msg.type == proto::ControlType::reopen_logs) {
+      if (std::string e = access_log_.reopen(); !e.empty()) log_error(e);
+    }
     if (msg.type == proto::ControlType::take) {
       on_take(fds, payload);
       // Counted after the connection is published, so the supervisor,

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "proto/unique_fd.h"
+#include "worker/access_log.h"
 #include "worker/block_cache.h"
 #include "worker/event_loop.h"
 #include "worker/handler.h"
@@ -58,6 +59,7 @@ class ServiceProcess : public HandlerLoop {
   bool modify(int fd, uint32_t events) override;
   void unwatch(int fd) override;
   std::pmr::memory_resource& blocks() override { return blocks_; }
+  void account_response(const AccessEntry& entry) override;
 
  private:
   bool start();
@@ -76,6 +78,7 @@ class ServiceProcess : public HandlerLoop {
   void count_done(uint64_t inflight_delta, uint64_t answered);
   void publish_done();
   void publish_tunnels();
+  void flush_access_log(int64_t now_ms, bool at_exit);
   template <typename F>
   void for_each_once(std::vector<std::shared_ptr<Stream>>& list,
                      std::vector<std::shared_ptr<Stream>>& scratch, bool StreamMarks::*mark, F f);
@@ -86,6 +89,10 @@ class ServiceProcess : public HandlerLoop {
   WorkerEnv& env_;
   EventLoop loop_;
   proto::UniqueFd signal_fd_;
+  // Lines for the answers of connections taken over (account_response);
+  // before handler_, so it outlives the handler's last lines at exit.
+  AccessLog access_log_;
+  uint64_t access_lost_counted_ = 0;  // of access_log_.lines_lost(), in the slot
   std::unique_ptr<Handler> handler_;
   bool streaming_ = false;             // the handler takes streams
   std::vector<RingChannel> channels_;  // per network process

@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -236,6 +238,13 @@ std::unique_ptr<Raw> open_tunnel(int port, std::string_view early = {}) {
   return c;
 }
 
+// Polls `done` until it holds or `timeout` passes.
+bool wait_for(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto end = Clock::now() + timeout;
+  while (!done() && Clock::now() < end) std::this_thread::sleep_for(5ms);
+  return done();
+}
+
 // The resident memory of a process (kB), from /proc.
 long rss_kb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -325,6 +334,84 @@ TEST(Upgrade, AnAnswerOtherThan101GoesToTheClientAndTheConnectionCloses) {
   EXPECT_NE(all->find("X-Why: origin\r\n"), std::string::npos) << *all;
   EXPECT_TRUE(all->ends_with("\r\n\r\nnot ok")) << *all;
   EXPECT_TRUE(up.wait_closed(1, 5s));
+}
+
+// Each upgrade gets one access-log line, written by the proxy process that
+// held it when it ends, and its count in ringhttpd_responses_total: a 101
+// with every byte relayed to the client as its bytes, an answer other than
+// 101 with its body's, and a client that leaves before any answer 499.
+TEST(Upgrade, EachUpgradeHasOneAccessLogLineAndItsCount) {
+  WsUpstream up([](UpConn& c) {
+    if (c.head.starts_with("GET /no ")) {
+      return answers_and_stays("HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\nnot ok")(c);
+    }
+    if (c.head.starts_with("GET /slow ")) {  // never answers: its client leaves first
+      char b;
+      while (::recv(c.fd, &b, 1, 0) > 0) {
+      }
+      return;
+    }
+    echo_101(c);
+  });
+  char dir[] = "/tmp/ringhttpd-tunnel-log-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/access.log";
+  json cfg = json::parse(config({up.address()}));
+  cfg.erase("admin");  // the default socket, for ctl metrics
+  cfg["log"] = {{"access", path}, {"format", "json"}};
+  {
+    Server server(cfg.dump());
+    ASSERT_TRUE(server.ready()) << server.log();
+    {
+      Raw ws(server.port());
+      ASSERT_TRUE(ws.send(upgrade_request("/ws?room=1") + "hello"));
+      ASSERT_TRUE(ws.head()) << server.log();
+      ::shutdown(ws.fd(), SHUT_WR);  // the upstream answers "<eof>" and closes
+      EXPECT_EQ(ws.until_close(), "hello<eof>");
+    }
+    {
+      Raw no(server.port());
+      ASSERT_TRUE(no.send(upgrade_request("/no")));
+      auto all = no.until_close();
+      ASSERT_TRUE(all) << server.log();
+      EXPECT_TRUE(all->ends_with("\r\n\r\nnot ok")) << *all;
+    }
+    {
+      Raw slow(server.port());
+      ASSERT_TRUE(slow.send(upgrade_request("/slow")));
+      ASSERT_TRUE(wait_for([&] { return up.connections() == 3; }, 5s));
+    }  // closed before any answer
+    std::vector<json> lines;
+    ASSERT_TRUE(wait_for(
+        [&] {
+          lines.clear();
+          std::ifstream in(path);
+          for (std::string l; std::getline(in, l);) lines.push_back(json::parse(l));
+          return lines.size() >= 3;
+        },
+        10s))
+        << server.log();
+    ASSERT_EQ(lines.size(), 3u);
+    std::map<std::string, json> by_target;
+    for (const json& l : lines) by_target[l["target"].get<std::string>()] = l;
+    const json& ws = by_target["/ws?room=1"];
+    EXPECT_EQ(ws["status"], 101) << ws.dump();
+    EXPECT_EQ(ws["bytes"], 10) << ws.dump();
+    EXPECT_EQ(ws["method"], "GET") << ws.dump();
+    EXPECT_EQ(ws["version"], "1.1") << ws.dump();
+    EXPECT_EQ(ws["remote"], "127.0.0.1") << ws.dump();
+    const json& no = by_target["/no"];
+    EXPECT_EQ(no["status"], 403) << no.dump();
+    EXPECT_EQ(no["bytes"], 6) << no.dump();
+    EXPECT_EQ(by_target["/slow"]["status"], 499) << by_target["/slow"].dump();
+    std::string metrics;
+    run_binary({"ctl", "--socket", server.workdir().admin_socket(), "metrics"}, metrics);
+    EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"1xx\"} 1\n"), std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"4xx\"} 2\n"), std::string::npos)
+        << metrics;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // What a client sends right after an upgrade request is the new protocol

@@ -192,17 +192,24 @@ Tunnel::Tunnel(TunnelHost& host, proto::UniqueFd client, ServiceRequest request,
     : host_(host),
       client_(std::move(client)),
       request_(std::move(request)),
-      early_(std::move(early)) {}
+      early_(std::move(early)),
+      began_us_(monotonic_us()) {}
 
+// A tunnel still open when its process ends (the stop's deadline) is
+// cut by the server: 444 if nothing was answered yet, as in the network
+// processes' log.
 Tunnel::~Tunnel() {
+  account(444);
   close_upstream();
   if (client_watched_) host_.loop().unwatch(client_.get());
 }
 
 void Tunnel::start() {
-  // Watched from the start for errors only (no events asked): reading the
-  // client waits for the upstream's 101.
-  client_watched_ = host_.loop().watch(client_.get(), 0, [this](uint32_t ev) { on_client(ev); });
+  // Watched from the start for its end only: reading the client waits for
+  // the upstream's 101 (update_interest).
+  client_watched_ =
+      host_.loop().watch(client_.get(), EPOLLRDHUP, [this](uint32_t ev) { on_client(ev); });
+  client_events_ = EPOLLRDHUP;
   if (!client_watched_) {
     log_error(errno_message("tunnel: epoll_ctl (client)"));
     return end();
@@ -284,6 +291,11 @@ void Tunnel::on_connected() {
 void Tunnel::on_client(uint32_t ev) {
   if (phase_ == Phase::ended) return;
   if (ev & EPOLLERR) return end();
+  // Gone (or half-closed, which an upgrade has no use for) before any
+  // answer: the attempt ends here, 499, as nginx does with
+  // proxy_ignore_client_abort off, instead of running to the upstream's
+  // answer or timeout for nobody.
+  if ((ev & (EPOLLRDHUP | EPOLLHUP)) && awaiting_answer()) return end();
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) read_client();
   if (phase_ == Phase::ended) return;
   if (ev & EPOLLHUP) {
@@ -368,6 +380,8 @@ void Tunnel::take_head() {
   set_deadline(host_.settings().tunnel_idle_timeout_ms);
   if (status == 101) {
     to_client_.buf = std::move(head_in_);  // the head as it came, then what followed
+    head_bytes_ = head_len;
+    status_ = 101;
     head_in_.clear();
     answer_.reset();
     to_upstream_.buf += early_;  // now in the new protocol
@@ -376,6 +390,7 @@ void Tunnel::take_head() {
     return;
   }
   to_client_.buf = closing_response_head(status, answer_->headers);
+  answer_with(status);
   head_in_.clear();
   phase_ = Phase::answering;
   // Nothing more goes up: the client is not read again, and the bytes it
@@ -428,6 +443,7 @@ bool Tunnel::write_flow(Flow& f, int fd) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n <= 0) return false;
     f.at += static_cast<size_t>(n);
+    if (&f == &to_client_) client_bytes_ += static_cast<uint64_t>(n);
     touch();
   }
   if (f.at == f.buf.size()) {
@@ -471,6 +487,7 @@ void Tunnel::update_interest() {
   if (phase_ == Phase::relaying && flow_wants_read(to_upstream_)) {
     client |= uint32_t{EPOLLIN} | uint32_t{EPOLLRDHUP};
   }
+  if (awaiting_answer()) client |= uint32_t{EPOLLRDHUP};
   if (client != client_events_ && client_watched_) {
     host_.loop().modify(client_.get(), client);
     client_events_ = client;
@@ -502,6 +519,7 @@ void Tunnel::fail(int status, const std::string& why) {
   to_upstream_ = Flow{};
   to_client_ = Flow{};
   to_client_.buf = tunnel_error_response(status, why);
+  answer_with(status);
   to_client_.src_eof = true;
   phase_ = Phase::awaiting_head;  // with no upstream: ends once written (pump)
   set_deadline(host_.settings().tunnel_idle_timeout_ms);
@@ -521,6 +539,7 @@ void Tunnel::check(int64_t now) {
 void Tunnel::end() {
   if (phase_ == Phase::ended) return;
   phase_ = Phase::ended;
+  account(499);  // no answer yet: the client went away first
   close_upstream();
   if (client_watched_) host_.loop().unwatch(client_.get());
   client_watched_ = false;
@@ -552,6 +571,36 @@ void Tunnel::touch() {
 void Tunnel::set_deadline(uint32_t ms) {
   deadline_ = monotonic_ms() + ms;
   host_.wake_at(deadline_);
+}
+
+// An answer other than 101, whole in to_client_ from its first byte: its
+// head ends at the first blank line.
+void Tunnel::answer_with(int status) {
+  status_ = status;
+  const size_t blank = to_client_.buf.find("\r\n\r\n");
+  head_bytes_ = blank == std::string::npos ? to_client_.buf.size() : blank + 4;
+}
+
+// Its one access-log line, when it ends: the request that asked for the
+// upgrade, the status the client got (`no_answer_status` if none yet), the
+// bytes written to the client past that head (everything relayed, after a
+// 101) and the time from the takeover to the end.
+void Tunnel::account(int no_answer_status) {
+  if (accounted_) return;
+  accounted_ = true;
+  const proto::HttpRequest& r = request_.http;
+  AccessEntry e;
+  e.remote = request_.origin.client;
+  e.method = r.method;
+  e.target = r.target;
+  e.version_major = r.version_major;
+  e.version_minor = r.version_minor;
+  e.status = status_ != 0 ? status_ : no_answer_status;
+  e.body_bytes = client_bytes_ > head_bytes_ ? client_bytes_ - head_bytes_ : 0;
+  e.referer = r.header("Referer");
+  e.user_agent = r.header("User-Agent");
+  e.duration_ms = static_cast<double>(monotonic_us() - began_us_) / 1e3;
+  host_.loop().account_response(e);
 }
 
 }  // namespace ringhttpd::worker

@@ -13,7 +13,8 @@
 //                 malformed -> 502). The bytes the client sent after its
 //                 head wait, and the client is not read: until a 101 they
 //                 are not known to be the new protocol, and the upstream
-//                 would read them as a next request
+//                 would read them as a next request. A client that closes
+//                 (EPOLLRDHUP) before any answer ends the tunnel: 499
 //   relaying      after a 101: its head, then the client's early bytes,
 //                 then bytes both ways, each way
 //                 through one buffer of kFlowBytes (a side is read only
@@ -143,6 +144,10 @@ class Tunnel {
   void close_upstream();
   void touch();
   void set_deadline(uint32_t ms);
+  void answer_with(int status);
+  // No answer for the client yet (neither the upstream's nor ours).
+  bool awaiting_answer() const { return status_ == 0 && phase_ != Phase::ended; }
+  void account(int no_answer_status);
 
   TunnelHost& host_;
   proto::UniqueFd client_;
@@ -163,6 +168,14 @@ class Tunnel {
   bool upstream_watched_ = false;
   int64_t deadline_ = 0;
   std::unique_ptr<Answer> answer_;
+  // For its access-log line (account): the status passed on or given, the
+  // head's bytes at the front of to_client_, and all bytes written to the
+  // client; from the takeover on.
+  int status_ = 0;
+  uint64_t head_bytes_ = 0;
+  uint64_t client_bytes_ = 0;
+  int64_t began_us_ = 0;
+  bool accounted_ = false;
 };
 
 }  // namespace ringhttpd::worker
