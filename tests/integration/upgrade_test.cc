@@ -410,6 +410,21 @@ TEST(Upgrade, EachUpgradeHasOneAccessLogLineAndItsCount) {
         << metrics;
     EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"4xx\"} 2\n"), std::string::npos)
         << metrics;
+    // logrotate: the proxy process reopens the file too, when it reads the
+    // supervisor's message; upgrades until a line lands in the new file.
+    ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+    ::kill(server.pid(), SIGUSR1);
+    ASSERT_TRUE(server.wait_for_log("reopening log files", 5s));
+    EXPECT_TRUE(wait_for(
+        [&] {
+          Raw again(server.port());
+          if (!again.send(upgrade_request("/no")) || !again.until_close()) return false;
+          std::this_thread::sleep_for(50ms);
+          std::ifstream in(path);
+          return in.good() && in.peek() != EOF;
+        },
+        10s))
+        << server.log();
   }
   std::filesystem::remove_all(dir);
 }
