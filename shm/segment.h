@@ -107,7 +107,8 @@ struct alignas(64) ProcessSlot {
   uint32_t restarts;      // the supervisor: processes this slot lost so far
   uint64_t heartbeat_ms;  // monotonic ms of the process's last loop iteration
 
-  alignas(64) uint64_t responses[5];  // network: responses written, by status class
+  alignas(64) uint64_t responses[5];  // responses written, by status class (a service
+                                      // process: its tunnels' answers)
   uint64_t accepted;                  // network: connections accepted (and adopted)
   uint64_t bytes_in;                  // network: bytes read from clients
   uint64_t bytes_out;                 // network: bytes written to clients
@@ -115,7 +116,7 @@ struct alignas(64) ProcessSlot {
   alignas(64) uint64_t ring_full;  // network: requests refused because every ring was full
   uint64_t latency_sum_us[2];      // network: by Path
   uint64_t latency_count[2];
-  uint64_t access_lines_lost;  // network: access log lines a failed write lost
+  uint64_t access_lines_lost;  // access log lines a failed write lost
   // Connections the supervisor passes to this process, on their way: to a
   // network process the ones a draining generation handed over (adopt), to
   // a service process the ones it takes over (take, an upgrade). The

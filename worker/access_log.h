@@ -1,4 +1,5 @@
-// The access log of one network process: one line per response written,
+// The access log of one process (a network process; a proxy process for
+// the upgrades it took over): one line per response written,
 // in the `combined` format (as nginx and Apache write it) or as one JSON
 // object per line. Lines are formatted into a buffer and written with one
 // write(2) when it holds 64 KiB, at least once a second, and on exit, so the

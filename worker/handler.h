@@ -146,6 +146,9 @@ class Handler {
   // closes it at once.
   virtual void take_connection(proto::UniqueFd /*client*/, ServiceRequest /*request*/,
                                std::string /*early*/) {}
+  // Whether it may take connections over (its process then opens the
+  // access log, for their lines: HandlerLoop::account_response).
+  virtual bool takes_connections() const { return false; }
   // Connections taken over and still open: a graceful stop waits for them
   // (until the supervisor says stop now).
   virtual size_t connections_held() const { return 0; }

@@ -100,7 +100,8 @@ bool ServiceProcess::start() {
   // every process), for the answers of connections taken over.
   const auto format =
       env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
-  if (std::string e = access_log_.open(env_.access_log, format); !e.empty()) {
+  const std::string target = handler_->takes_connections() ? env_.access_log : "off";
+  if (std::string e = access_log_.open(target, format); !e.empty()) {
     log_error(e);
     return false;
   }

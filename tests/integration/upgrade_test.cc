@@ -339,12 +339,15 @@ TEST(Upgrade, AnAnswerOtherThan101GoesToTheClientAndTheConnectionCloses) {
 // Each upgrade gets one access-log line, written by the proxy process that
 // held it when it ends, and its count in ringhttpd_responses_total: a 101
 // with every byte relayed to the client as its bytes, an answer other than
-// 101 with its body's, and a client that leaves before any answer 499.
+// 101 with its body's, the proxy's own 502 for a malformed answer, and a
+// client that half-closes before any answer 499 (it gets none: an upgrade
+// has no use for a connection closed one way).
 TEST(Upgrade, EachUpgradeHasOneAccessLogLineAndItsCount) {
   WsUpstream up([](UpConn& c) {
     if (c.head.starts_with("GET /no ")) {
       return answers_and_stays("HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\nnot ok")(c);
     }
+    if (c.head.starts_with("GET /bad ")) return answers_and_stays("garbage\r\n\r\n")(c);
     if (c.head.starts_with("GET /slow ")) {  // never answers: its client leaves first
       char b;
       while (::recv(c.fd, &b, 1, 0) > 0) {
@@ -377,21 +380,31 @@ TEST(Upgrade, EachUpgradeHasOneAccessLogLineAndItsCount) {
       EXPECT_TRUE(all->ends_with("\r\n\r\nnot ok")) << *all;
     }
     {
+      Raw bad(server.port());
+      ASSERT_TRUE(bad.send(upgrade_request("/bad")));
+      auto all = bad.until_close();
+      ASSERT_TRUE(all) << server.log();
+      EXPECT_TRUE(all->starts_with("HTTP/1.1 502 ")) << *all;
+    }
+    {
       Raw slow(server.port());
       ASSERT_TRUE(slow.send(upgrade_request("/slow")));
-      ASSERT_TRUE(wait_for([&] { return up.connections() == 3; }, 5s));
-    }  // closed before any answer
+      ASSERT_TRUE(wait_for([&] { return up.connections() == 4; }, 5s));
+      ::shutdown(slow.fd(), SHUT_WR);
+      EXPECT_EQ(slow.until_close(), "");   // no answer, and closed at once
+      EXPECT_TRUE(up.wait_closed(4, 5s));  // the upstream's side too
+    }
     std::vector<json> lines;
     ASSERT_TRUE(wait_for(
         [&] {
           lines.clear();
           std::ifstream in(path);
           for (std::string l; std::getline(in, l);) lines.push_back(json::parse(l));
-          return lines.size() >= 3;
+          return lines.size() >= 4;
         },
         10s))
         << server.log();
-    ASSERT_EQ(lines.size(), 3u);
+    ASSERT_EQ(lines.size(), 4u);
     std::map<std::string, json> by_target;
     for (const json& l : lines) by_target[l["target"].get<std::string>()] = l;
     const json& ws = by_target["/ws?room=1"];
@@ -403,12 +416,17 @@ TEST(Upgrade, EachUpgradeHasOneAccessLogLineAndItsCount) {
     const json& no = by_target["/no"];
     EXPECT_EQ(no["status"], 403) << no.dump();
     EXPECT_EQ(no["bytes"], 6) << no.dump();
+    EXPECT_EQ(by_target["/bad"]["status"], 502) << by_target["/bad"].dump();
+    EXPECT_GT(by_target["/bad"]["bytes"], 0) << by_target["/bad"].dump();
     EXPECT_EQ(by_target["/slow"]["status"], 499) << by_target["/slow"].dump();
+    EXPECT_EQ(by_target["/slow"]["bytes"], 0) << by_target["/slow"].dump();
     std::string metrics;
     run_binary({"ctl", "--socket", server.workdir().admin_socket(), "metrics"}, metrics);
     EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"1xx\"} 1\n"), std::string::npos)
         << metrics;
     EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"4xx\"} 2\n"), std::string::npos)
+        << metrics;
+    EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"5xx\"} 1\n"), std::string::npos)
         << metrics;
     // logrotate: the proxy process reopens the file too, when it reads the
     // supervisor's message; upgrades until a line lands in the new file.

@@ -208,6 +208,9 @@ void fill(TestSegment& seg) {
   seg->slot(3).heartbeat_ms = kNow - 7250;  // a loop stuck for 7.25 s
   seg->slot(3).inflight = 1;
   seg->slot(3).requests = 9;
+  seg->slot(3).responses[0] = 1;  // a tunnel's 101, counted by its proxy process
+  seg->slot(3).responses[3] = 1;  // a tunnel's 403
+  seg->slot(3).access_lines_lost = 3;
   seg->route_counters(0, 0)[1] = 4;
   seg->route_counters(1, 0)[1] = 5;
   seg->route_counters(0, 1)[4] = 2;
@@ -256,8 +259,10 @@ TEST(Metrics, ExactLines) {
       R"(ringhttpd_bytes_sent_total{role="network",index="0"} 2000)",
       R"(ringhttpd_access_log_lines_lost_total{role="network",index="0"} 12)",
       R"(ringhttpd_ring_full_total{role="network",index="0"} 1)",
-      R"(ringhttpd_responses_total{class="1xx"} 0)",
+      R"(ringhttpd_access_log_lines_lost_total{role="service",service="app",index="1"} 3)",
+      R"(ringhttpd_responses_total{class="1xx"} 1)",  // service slots count too (tunnels)
       R"(ringhttpd_responses_total{class="2xx"} 13)",
+      R"(ringhttpd_responses_total{class="4xx"} 1)",
       R"(ringhttpd_responses_total{class="5xx"} 2)",
       R"(ringhttpd_route_responses_total{route="/healthz",class="2xx"} 9)",
       R"(ringhttpd_route_responses_total{route="example.com/api/",class="5xx"} 2)",

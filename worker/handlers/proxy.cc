@@ -398,6 +398,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     tunnels_.emplace(raw, std::move(t));
     raw->start();
   }
+  bool takes_connections() const override { return settings_.upgrade; }
   size_t connections_held() const override { return tunnels_.size(); }
 
   HandlerLoop& loop() override { return *loop_; }

@@ -199,7 +199,7 @@ Tunnel::Tunnel(TunnelHost& host, proto::UniqueFd client, ServiceRequest request,
 // cut by the server: 444 if nothing was answered yet, as in the network
 // processes' log.
 Tunnel::~Tunnel() {
-  account(444);
+  account(kServerClosed);
   close_upstream();
   if (client_watched_) host_.loop().unwatch(client_.get());
 }
@@ -290,17 +290,17 @@ void Tunnel::on_connected() {
 
 void Tunnel::on_client(uint32_t ev) {
   if (phase_ == Phase::ended) return;
-  if (ev & EPOLLERR) return end();
+  if (ev & EPOLLERR) return end(kClientLeft);
   // Gone (or half-closed, which an upgrade has no use for) before any
   // answer: the attempt ends here, 499, as nginx does with
   // proxy_ignore_client_abort off, instead of running to the upstream's
   // answer or timeout for nobody.
-  if ((ev & (EPOLLRDHUP | EPOLLHUP)) && awaiting_answer()) return end();
+  if ((ev & (EPOLLRDHUP | EPOLLHUP)) && awaiting_answer()) return end(kClientLeft);
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) read_client();
   if (phase_ == Phase::ended) return;
   if (ev & EPOLLHUP) {
     // Gone both ways before the tunnel began: nobody to answer.
-    if (phase_ != Phase::relaying) return end();
+    if (phase_ != Phase::relaying) return end(kClientLeft);
     host_.loop().unwatch(client_.get());  // as for the upstream above
     client_watched_ = false;
   }
@@ -425,7 +425,7 @@ void Tunnel::read_client() {
     const ssize_t n = ::recv(client_.get(), buf, kFlowBytes - to_upstream_.pending(), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n < 0) return end();
+    if (n < 0) return end(kClientLeft);
     if (n == 0) {
       to_upstream_.src_eof = true;
       return;
@@ -464,7 +464,7 @@ void Tunnel::pump() {
   if (phase_ != Phase::connecting && !write_flow(to_upstream_, upstream_.get())) {
     return phase_ == Phase::awaiting_head ? fail(502, "write failed") : end();
   }
-  if (!write_flow(to_client_, client_.get())) return end();
+  if (!write_flow(to_client_, client_.get())) return end(kClientLeft);
   if (phase_ == Phase::answering || (phase_ == Phase::awaiting_head && !upstream_)) {
     if (to_client_.src_eof && to_client_.pending() == 0) return end();
   }
@@ -536,10 +536,10 @@ void Tunnel::check(int64_t now) {
   end();  // idle (or an error answer the client never took)
 }
 
-void Tunnel::end() {
+void Tunnel::end(int no_answer_status) {
   if (phase_ == Phase::ended) return;
   phase_ = Phase::ended;
-  account(499);  // no answer yet: the client went away first
+  account(no_answer_status);
   close_upstream();
   if (client_watched_) host_.loop().unwatch(client_.get());
   client_watched_ = false;
@@ -582,7 +582,8 @@ void Tunnel::answer_with(int status) {
 }
 
 // Its one access-log line, when it ends: the request that asked for the
-// upgrade, the status the client got (`no_answer_status` if none yet), the
+// upgrade, the status the client got (`no_answer_status` if no byte of an
+// answer went out: 499 when the client left, 444 when we ended it), the
 // bytes written to the client past that head (everything relayed, after a
 // 101) and the time from the takeover to the end.
 void Tunnel::account(int no_answer_status) {
@@ -595,7 +596,9 @@ void Tunnel::account(int no_answer_status) {
   e.target = r.target;
   e.version_major = r.version_major;
   e.version_minor = r.version_minor;
-  e.status = status_ != 0 ? status_ : no_answer_status;
+  // An answer of which nothing went out was never given: as for requests
+  // (worker/response_outcome.h), the line says who ended it.
+  e.status = status_ != 0 && client_bytes_ > 0 ? status_ : no_answer_status;
   e.body_bytes = client_bytes_ > head_bytes_ ? client_bytes_ - head_bytes_ : 0;
   e.referer = r.header("Referer");
   e.user_agent = r.header("User-Agent");

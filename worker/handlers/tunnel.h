@@ -140,7 +140,11 @@ class Tunnel {
   void pump();
   void update_interest();
   void fail(int status, const std::string& why);
-  void end();
+  // Access-log statuses of a tunnel that ends before any byte of an
+  // answer went out (nginx's): the client left, or this side ended it.
+  static constexpr int kClientLeft = 499;
+  static constexpr int kServerClosed = 444;
+  void end(int no_answer_status = kServerClosed);
   void close_upstream();
   void touch();
   void set_deadline(uint32_t ms);
