@@ -1367,6 +1367,56 @@ int connecting_to(int port) {
   return n;
 }
 
+// Pipelined requests sent again (their connection closed before their
+// answer) onto a connection whose connect then fails: they go to the other
+// upstream and are all answered, none sent more than three times. Upstream
+// a answers each request and closes; b's accept queue is full (its SYNs
+// wait) until its listener closes, so the connects waiting there fail at
+// their next SYN (refused, found by epoll: close_pipe with failed_connect).
+// (Whether such a request keeps its place first in line there is not seen
+// from outside: behind another, it is sent once more at most, and still
+// answered.)
+TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
+  std::mutex mu;
+  std::map<std::string, int> sends;
+  Upstream a([&](const UpRequest& r, int fd) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++sends[path_of(r)];
+    }
+    std::this_thread::sleep_for(5ms);
+    send_all(fd, ok(path_of(r), "Connection: close\r\n"));
+    return false;
+  });
+  FullQueue b;
+  ASSERT_GT(b.port, 0);
+  const int base = connecting_to(b.port);  // the fillers not in the queue
+  Server server(config({a.address(), "127.0.0.1:" + std::to_string(b.port)}, 1,
+                       {{"pipeline", 2}, {"connect_timeout_ms", 5000}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  // b refuses once connects wait on it (they are then past their first SYN).
+  std::thread closer([&] {
+    const auto until = Clock::now() + 5s;
+    while (connecting_to(b.port) <= base && Clock::now() < until) {
+      std::this_thread::sleep_for(1ms);
+    }
+    b.listener.reset();
+  });
+  std::vector<std::string> reqs;
+  for (int i = 0; i < 48; ++i) reqs.push_back(get("/k" + std::to_string(i)));
+  const auto answers = at_once(server.port(), reqs);
+  closer.join();
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_TRUE(answers[i]) << i << server.log();
+    EXPECT_EQ(answers[i]->status, 200) << i << " " << answers[i]->body;
+    EXPECT_EQ(answers[i]->body, "/k" + std::to_string(i));
+  }
+  EXPECT_TRUE(server.wait_for_log("127.0.0.1:" + std::to_string(b.port) + ": connect failed", 1s))
+      << server.log();
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [path, n] : sends) EXPECT_LE(n, 3) << path;
+}
+
 // Requests cut from a connection before they went out are taken back: the
 // upstream never sees them there. The connect waits (the upstream's accept
 // queue is full, so its SYNs are dropped until there is room) while /y and
