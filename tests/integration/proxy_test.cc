@@ -1013,10 +1013,12 @@ TEST(Proxy, PipelinedRequestsBehindAClosedConnectionAreSentAgain) {
 // under many requests at once: each request sent again goes first in line
 // on a connection of its own, so every one is answered (none a 502), and
 // none reaches the upstream more than three times.
-TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered) {
+// Answers each request with its path, then closes the connection; counts
+// the requests it read, by path.
+struct ClosingUpstream {
   std::mutex mu;
   std::map<std::string, int> sends;
-  Upstream up([&](const UpRequest& r, int fd) {
+  Upstream up{[this](const UpRequest& r, int fd) {
     {
       std::lock_guard<std::mutex> lock(mu);
       ++sends[path_of(r)];
@@ -1024,8 +1026,16 @@ TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered
     std::this_thread::sleep_for(5ms);
     send_all(fd, ok(path_of(r), "Connection: close\r\n"));
     return false;
-  });
-  Server server(config({up.address()}, 1, {{"pipeline", 2}}));
+  }};  // last: stops first
+  void expect_sent_at_most(int times) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [path, n] : sends) EXPECT_LE(n, times) << path;
+  }
+};
+
+TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered) {
+  ClosingUpstream up;
+  Server server(config({up.up.address()}, 1, {{"pipeline", 2}}));
   ASSERT_TRUE(server.ready()) << server.log();
   std::vector<std::string> reqs;
   for (int i = 0; i < 48; ++i) reqs.push_back(get("/m" + std::to_string(i)));
@@ -1035,8 +1045,7 @@ TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered
     EXPECT_EQ(answers[i]->status, 200) << i << " " << answers[i]->body;
     EXPECT_EQ(answers[i]->body, "/m" + std::to_string(i));
   }
-  std::lock_guard<std::mutex> lock(mu);
-  for (const auto& [path, n] : sends) EXPECT_LE(n, 3) << path;
+  up.expect_sent_at_most(3);
 }
 
 // A client that leaves while its request waits on a shared connection, and
@@ -1377,21 +1386,11 @@ int connecting_to(int port) {
 // from outside: behind another, it is sent once more at most, and still
 // answered.)
 TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
-  std::mutex mu;
-  std::map<std::string, int> sends;
-  Upstream a([&](const UpRequest& r, int fd) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      ++sends[path_of(r)];
-    }
-    std::this_thread::sleep_for(5ms);
-    send_all(fd, ok(path_of(r), "Connection: close\r\n"));
-    return false;
-  });
+  ClosingUpstream a;
   FullQueue b;
   ASSERT_GT(b.port, 0);
   const int base = connecting_to(b.port);  // the fillers not in the queue
-  Server server(config({a.address(), "127.0.0.1:" + std::to_string(b.port)}, 1,
+  Server server(config({a.up.address(), "127.0.0.1:" + std::to_string(b.port)}, 1,
                        {{"pipeline", 2}, {"connect_timeout_ms", 5000}}));
   ASSERT_TRUE(server.ready()) << server.log();
   // b refuses once connects wait on it (they are then past their first SYN).
@@ -1413,8 +1412,7 @@ TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
   }
   EXPECT_TRUE(server.wait_for_log("127.0.0.1:" + std::to_string(b.port) + ": connect failed", 1s))
       << server.log();
-  std::lock_guard<std::mutex> lock(mu);
-  for (const auto& [path, n] : sends) EXPECT_LE(n, 3) << path;
+  a.expect_sent_at_most(3);
 }
 
 // Requests cut from a connection before they went out are taken back: the
