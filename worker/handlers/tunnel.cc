@@ -196,8 +196,8 @@ Tunnel::Tunnel(TunnelHost& host, proto::UniqueFd client, ServiceRequest request,
       began_us_(monotonic_us()) {}
 
 // A tunnel still open when its process ends (the stop's deadline) is
-// cut by the server: 444 if nothing was answered yet, as in the network
-// processes' log.
+// cut by the server: 444 if no byte of an answer went out yet, as in the
+// network processes' log.
 Tunnel::~Tunnel() {
   account(kServerClosed);
   close_upstream();
