@@ -40,6 +40,10 @@ class AccessLog {
   // `target`: "off", "stderr" or a file path. Returns "" or the error
   // (naming the path and the failing call).
   std::string open(const std::string& target, Format format);
+  // log.format's value ("json", else combined).
+  static Format format_named(std::string_view name) {
+    return name == "json" ? Format::json : Format::combined;
+  }
   bool enabled() const { return enabled_; }
   void record(const AccessEntry& entry, std::time_t now);
   // Writes the buffer if it is older than a second (or `force`).
@@ -47,6 +51,13 @@ class AccessLog {
   // Same path, new file (after a rotation). "" or the error.
   std::string reopen();
   uint64_t lines_lost() const { return lost_; }
+  // Lines lost since the last call: for a scoreboard counter that is added
+  // to (it outlives a replaced process).
+  uint64_t take_new_losses() {
+    const uint64_t n = lost_ - lost_taken_;
+    lost_taken_ = lost_;
+    return n;
+  }
   // A warning for the error log when lines were lost since the last one,
   // at most one per kLossReportEveryMs (a full disk fails every flush)
   // unless `force` (at exit); "" otherwise.
@@ -71,6 +82,7 @@ class AccessLog {
   uint64_t lost_ = 0;
   int lost_errno_ = 0;  // of the last failed write
   uint64_t reported_lost_ = 0;
+  uint64_t lost_taken_ = 0;  // take_new_losses()
   int64_t last_report_ms_ = -1;
 };
 

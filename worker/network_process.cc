@@ -165,8 +165,7 @@ bool NetworkProcess::start() {
     file_caches_[i] =
         std::make_unique<FileCache>(entries, static_cast<int64_t>(r.static_files.cache_valid_ms));
   }
-  const auto format =
-      env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
+  const auto format = AccessLog::format_named(env_.access_format);
   if (std::string e = access_log_.open(env_.access_log, format); !e.empty()) {
     log_error(e);
     return false;
@@ -1949,9 +1948,7 @@ void NetworkProcess::watch_overdue(int64_t now) {
 // The slot's counter is added to, like every _total: it outlives a
 // replaced process.
 void NetworkProcess::report_access_loss(int64_t now, bool at_exit) {
-  const uint64_t lost = access_log_.lines_lost();
-  if (lost != lost_counted_) count(own_slot().access_lines_lost, lost - lost_counted_);
-  lost_counted_ = lost;
+  if (const uint64_t n = access_log_.take_new_losses()) count(own_slot().access_lines_lost, n);
   if (std::string m = access_log_.loss_report(now, at_exit); !m.empty()) log_warn(m);
 }
 

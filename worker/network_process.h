@@ -212,7 +212,6 @@ class NetworkProcess {
   proto::RequestOrigin origin_;  // this process, as service processes see it
   EventLoop loop_;
   AccessLog access_log_;
-  uint64_t lost_counted_ = 0;                  // of access_log_.lines_lost(), added to the slot
   MetricsNames metrics_names_;                 // built on the first /metrics request
   std::vector<proto::UniqueFd> static_roots_;  // per route: its root (static routes only)
   // Per route: its open-file cache (static routes only).

@@ -98,8 +98,7 @@ bool ServiceProcess::start() {
   streaming_ = handler_->streams();
   // The same log as the network processes' (O_APPEND: whole lines from
   // every process), for the answers of connections taken over.
-  const auto format =
-      env_.access_format == "json" ? AccessLog::Format::json : AccessLog::Format::combined;
+  const auto format = AccessLog::format_named(env_.access_format);
   const std::string target = handler_->takes_connections() ? env_.access_log : "off";
   if (std::string e = access_log_.open(target, format); !e.empty()) {
     log_error(e);
@@ -117,14 +116,15 @@ int ServiceProcess::run() {
   while (!stop_) {
     const int n = loop_.wait(events, kMaxEvents, sleep_timeout());
     for (auto& channel : channels_) channel.cancel_sleep();
+    const int64_t now = monotonic_ms();
     std::atomic_ref<uint64_t>(env_.segment->slot(env_.slot()).heartbeat_ms)
-        .store(static_cast<uint64_t>(monotonic_ms()), std::memory_order_relaxed);
+        .store(static_cast<uint64_t>(now), std::memory_order_relaxed);
     for (int i = 0; i < n; ++i) handle_event(events[i]);
     drain_requests();
     run_listeners();
     flush_rings();
     publish_tunnels();
-    flush_access_log(monotonic_ms(), false);
+    flush_access_log(now, false);  // a no-op unless the log is on
     if (stopping_gracefully_ && handler_->connections_held() == 0) stop_ = true;
   }
   return 0;
@@ -146,12 +146,9 @@ void ServiceProcess::account_response(const AccessEntry& entry) {
 void ServiceProcess::flush_access_log(int64_t now_ms, bool at_exit) {
   if (!access_log_.enabled()) return;
   access_log_.flush(now_ms, at_exit);
-  const uint64_t lost = access_log_.lines_lost();
-  if (lost != access_lost_counted_) {
+  if (const uint64_t lost = access_log_.take_new_losses()) {
     std::atomic_ref<uint64_t> n(env_.segment->slot(env_.slot()).access_lines_lost);
-    n.store(n.load(std::memory_order_relaxed) + (lost - access_lost_counted_),
-            std::memory_order_relaxed);
-    access_lost_counted_ = lost;
+    n.store(n.load(std::memory_order_relaxed) + lost, std::memory_order_relaxed);
   }
   if (std::string m = access_log_.loss_report(now_ms, at_exit); !m.empty()) log_warn(m);
 }

@@ -92,7 +92,6 @@ class ServiceProcess : public HandlerLoop {
   // Lines for the answers of connections taken over (account_response);
   // before handler_, so it outlives the handler's last lines at exit.
   AccessLog access_log_;
-  uint64_t access_lost_counted_ = 0;  // of access_log_.lines_lost(), in the slot
   std::unique_ptr<Handler> handler_;
   bool streaming_ = false;             // the handler takes streams
   std::vector<RingChannel> channels_;  // per network process

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -356,107 +355,97 @@ TEST(Upgrade, EachUpgradeHasOneAccessLogLineAndItsCount) {
     }
     echo_101(c);
   });
-  struct TempDir {
-    char path[40] = "/tmp/ringhttpd-tunnel-log-XXXXXX";
-    bool made = ::mkdtemp(path) != nullptr;
-    ~TempDir() {
-      std::error_code ignored;
-      if (made) std::filesystem::remove_all(path, ignored);
-    }
-  } dir;
-  ASSERT_TRUE(dir.made);
-  const std::string path = std::string(dir.path) + "/access.log";
   json cfg = json::parse(config({up.address()}));
   cfg.erase("admin");  // the default socket, for ctl metrics
-  cfg["log"] = {{"access", path}, {"format", "json"}};
+  // Relative: in the server's own working directory, removed with it.
+  cfg["log"] = {{"access", "access.log"}, {"format", "json"}};
+  Server server(cfg.dump());
+  const std::string path = server.workdir().path() + "/access.log";
+  ASSERT_TRUE(server.ready()) << server.log();
   {
-    Server server(cfg.dump());
-    ASSERT_TRUE(server.ready()) << server.log();
-    {
-      Raw ws(server.port());
-      ASSERT_TRUE(ws.send(upgrade_request("/ws?room=1") + "hello"));
-      ASSERT_TRUE(ws.head()) << server.log();
-      ::shutdown(ws.fd(), SHUT_WR);  // the upstream answers "<eof>" and closes
-      EXPECT_EQ(ws.until_close(), "hello<eof>");
-    }
-    {
-      Raw no(server.port());
-      ASSERT_TRUE(no.send(upgrade_request("/no")));
-      auto all = no.until_close();
-      ASSERT_TRUE(all) << server.log();
-      EXPECT_TRUE(all->ends_with("\r\n\r\nnot ok")) << *all;
-    }
-    {
-      Raw bad(server.port());
-      ASSERT_TRUE(bad.send(upgrade_request("/bad")));
-      auto all = bad.until_close();
-      ASSERT_TRUE(all) << server.log();
-      EXPECT_TRUE(all->starts_with("HTTP/1.1 502 ")) << *all;
-    }
-    {
-      Raw slow(server.port());
-      ASSERT_TRUE(slow.send(upgrade_request("/slow")));
-      ASSERT_TRUE(wait_for([&] { return up.connections() == 4; }, 5s));
-      ::shutdown(slow.fd(), SHUT_WR);
-      EXPECT_EQ(slow.until_close(), "");   // no answer, and closed at once
-      EXPECT_TRUE(up.wait_closed(4, 5s));  // the upstream's side too
-    }
-    std::vector<json> lines;
-    ASSERT_TRUE(wait_for(
-        [&] {
-          lines.clear();
-          std::ifstream in(path);
-          for (std::string l; std::getline(in, l);) {
-            json line = json::parse(l, nullptr, false);
-            if (line.is_discarded()) return false;  // a line still being written
-            lines.push_back(std::move(line));
-          }
-          return lines.size() >= 4;
-        },
-        10s))
-        << server.log();
-    ASSERT_EQ(lines.size(), 4u);
-    std::map<std::string, json> by_target;
-    for (const json& l : lines) by_target[l["target"].get<std::string>()] = l;
-    const json& ws = by_target["/ws?room=1"];
-    EXPECT_EQ(ws["status"], 101) << ws.dump();
-    EXPECT_EQ(ws["bytes"], 10) << ws.dump();
-    EXPECT_EQ(ws["method"], "GET") << ws.dump();
-    EXPECT_EQ(ws["version"], "1.1") << ws.dump();
-    EXPECT_EQ(ws["remote"], "127.0.0.1") << ws.dump();
-    const json& no = by_target["/no"];
-    EXPECT_EQ(no["status"], 403) << no.dump();
-    EXPECT_EQ(no["bytes"], 6) << no.dump();
-    EXPECT_EQ(by_target["/bad"]["status"], 502) << by_target["/bad"].dump();
-    EXPECT_GT(by_target["/bad"]["bytes"], 0) << by_target["/bad"].dump();
-    EXPECT_EQ(by_target["/slow"]["status"], 499) << by_target["/slow"].dump();
-    EXPECT_EQ(by_target["/slow"]["bytes"], 0) << by_target["/slow"].dump();
-    std::string metrics;
-    run_binary({"ctl", "--socket", server.workdir().admin_socket(), "metrics"}, metrics);
-    EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"1xx\"} 1\n"), std::string::npos)
-        << metrics;
-    EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"4xx\"} 2\n"), std::string::npos)
-        << metrics;
-    EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"5xx\"} 1\n"), std::string::npos)
-        << metrics;
-    // logrotate: the proxy process reopens the file too, when it reads the
-    // supervisor's message; upgrades until a line lands in the new file.
-    ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
-    ::kill(server.pid(), SIGUSR1);
-    ASSERT_TRUE(server.wait_for_log("reopening log files", 5s));
-    const auto new_file_written = [&] {
-      std::ifstream in(path);
-      return in.good() && in.peek() != EOF;
-    };
-    bool landed = false;
-    for (int i = 0; i < 5 && !landed; ++i) {
-      Raw again(server.port());
-      ASSERT_TRUE(again.send(upgrade_request("/no")));
-      ASSERT_TRUE(again.until_close()) << server.log();
-      landed = wait_for(new_file_written, 1500ms);  // a flush comes within a second
-    }
-    EXPECT_TRUE(landed) << server.log();
+    Raw ws(server.port());
+    ASSERT_TRUE(ws.send(upgrade_request("/ws?room=1") + "hello"));
+    ASSERT_TRUE(ws.head()) << server.log();
+    ::shutdown(ws.fd(), SHUT_WR);  // the upstream answers "<eof>" and closes
+    EXPECT_EQ(ws.until_close(), "hello<eof>");
   }
+  {
+    Raw no(server.port());
+    ASSERT_TRUE(no.send(upgrade_request("/no")));
+    auto all = no.until_close();
+    ASSERT_TRUE(all) << server.log();
+    EXPECT_TRUE(all->ends_with("\r\n\r\nnot ok")) << *all;
+  }
+  {
+    Raw bad(server.port());
+    ASSERT_TRUE(bad.send(upgrade_request("/bad")));
+    auto all = bad.until_close();
+    ASSERT_TRUE(all) << server.log();
+    EXPECT_TRUE(all->starts_with("HTTP/1.1 502 ")) << *all;
+  }
+  {
+    Raw slow(server.port());
+    ASSERT_TRUE(slow.send(upgrade_request("/slow")));
+    ASSERT_TRUE(wait_for([&] { return up.connections() == 4; }, 5s));
+    ::shutdown(slow.fd(), SHUT_WR);
+    EXPECT_EQ(slow.until_close(), "");   // no answer, and closed at once
+    EXPECT_TRUE(up.wait_closed(4, 5s));  // the upstream's side too
+  }
+  std::vector<json> lines;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        lines.clear();
+        std::ifstream in(path);
+        for (std::string l; std::getline(in, l);) {
+          json line = json::parse(l, nullptr, false);
+          if (line.is_discarded()) return false;  // a line still being written
+          lines.push_back(std::move(line));
+        }
+        return lines.size() >= 4;
+      },
+      10s))
+      << server.log();
+  ASSERT_EQ(lines.size(), 4u);
+  std::map<std::string, json> by_target;
+  for (const json& l : lines) by_target[l["target"].get<std::string>()] = l;
+  const json& ws = by_target["/ws?room=1"];
+  EXPECT_EQ(ws["status"], 101) << ws.dump();
+  EXPECT_EQ(ws["bytes"], 10) << ws.dump();
+  EXPECT_EQ(ws["method"], "GET") << ws.dump();
+  EXPECT_EQ(ws["version"], "1.1") << ws.dump();
+  EXPECT_EQ(ws["remote"], "127.0.0.1") << ws.dump();
+  const json& no = by_target["/no"];
+  EXPECT_EQ(no["status"], 403) << no.dump();
+  EXPECT_EQ(no["bytes"], 6) << no.dump();
+  EXPECT_EQ(by_target["/bad"]["status"], 502) << by_target["/bad"].dump();
+  EXPECT_GT(by_target["/bad"]["bytes"], 0) << by_target["/bad"].dump();
+  EXPECT_EQ(by_target["/slow"]["status"], 499) << by_target["/slow"].dump();
+  EXPECT_EQ(by_target["/slow"]["bytes"], 0) << by_target["/slow"].dump();
+  std::string metrics;
+  run_binary({"ctl", "--socket", server.workdir().admin_socket(), "metrics"}, metrics);
+  EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"1xx\"} 1\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"4xx\"} 2\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("\nringhttpd_responses_total{class=\"5xx\"} 1\n"), std::string::npos)
+      << metrics;
+  // logrotate: the proxy process reopens the file too, when it reads the
+  // supervisor's message; upgrades until a line lands in the new file.
+  ASSERT_EQ(::rename(path.c_str(), (path + ".1").c_str()), 0);
+  ::kill(server.pid(), SIGUSR1);
+  ASSERT_TRUE(server.wait_for_log("reopening log files", 5s));
+  const auto new_file_written = [&] {
+    std::ifstream in(path);
+    return in.good() && in.peek() != EOF;
+  };
+  bool landed = false;
+  for (int i = 0; i < 5 && !landed; ++i) {
+    Raw again(server.port());
+    ASSERT_TRUE(again.send(upgrade_request("/no")));
+    ASSERT_TRUE(again.until_close()) << server.log();
+    landed = wait_for(new_file_written, 1500ms);  // a flush comes within a second
+  }
+  EXPECT_TRUE(landed) << server.log();
 }
 
 // What a client sends right after an upgrade request is the new protocol
