@@ -705,9 +705,25 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
       break;
     case DeathAction::replace:
       log_replacement(what, d);
+      if (c.role == shm::ProcessRole::network) tell_network_siblings(g, c);
       break;
   }
   if (d.settle) settle_with_peers(g, c, now);
+}
+
+// A full network process leaves the shared listeners to a ready sibling
+// with room and takes new connections (to refuse them with 503) only when
+// there is none. A sibling's death or its replacement's readiness changes
+// that: told at once, a full sibling does not go on refusing connections
+// that the replacement could serve until the next turn of its loop (up to
+// 250 ms when idle). Not waiting: a full queue means the sibling is busy,
+// and a busy process decides again at every turn anyway.
+void Supervisor::tell_network_siblings(Generation& g, const Child& changed) {
+  for (Child& s : g.children) {
+    if (&s == &changed || s.role != shm::ProcessRole::network || !s.control) continue;
+    proto::send_control(s.control.get(), {proto::ControlType::siblings_changed, changed.slot}, {},
+                        {}, /*dont_wait=*/true);
+  }
 }
 
 // "crash loop" from kCrashLoopStreak failures in a row on (DeathDecision),
@@ -763,6 +779,7 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget, Reading rea
       case proto::ControlType::ready: {
         const ReadyDecision d = g.process_ready(c.slot, monotonic_ms());
         if (d.replaced_after_ms >= 0) {
+          if (c.role == shm::ProcessRole::network) tell_network_siblings(g, c);
           log_info(c.title + pid_text(c.pid) + " replaced; serving " +
                    std::to_string(d.replaced_after_ms) + " ms after the death");
         }

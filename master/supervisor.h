@@ -134,6 +134,7 @@ class Supervisor {
   void on_death(Generation& g, Child& c, int status);
   void log_replacement(const std::string& what, const DeathDecision& d);
   void settle_with_peers(Generation& g, Child& dead, int64_t now);
+  void tell_network_siblings(Generation& g, const Child& changed);
   // Reads up to `budget` messages from the child; `paced`: stops early
   // while handed-over connections pile up (reads_paused).
   enum class Reading { paced, everything };

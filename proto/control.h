@@ -26,32 +26,36 @@ inline constexpr size_t kMaxFdsPerMessage = 253;
 inline constexpr size_t kMaxControlPayload = 65536;
 
 enum class ControlType : uint32_t {
-  listeners = 1,      // supervisor -> network: the listening sockets (fds attached)
-  ready = 2,          // child -> supervisor: initialised, serving
-  stop = 3,           // supervisor -> child: stop (arg 1 = graceful)
-  peer_gone = 4,      // supervisor -> child: the peer at slot `arg` died (incarnation arg2);
-                      // settle what it owed and reset the rings shared with it
-  peer_released = 5,  // child -> supervisor: done with peer_gone for slot `arg`
-  drain = 6,          // supervisor -> network: stop accepting; hand every connection over
-  handoff = 7,        // network -> supervisor: a connection (1 fd) and its unparsed bytes;
-                      // arg2 = how long it has been idle (ms)
-  adopt = 8,          // supervisor -> network: continue this connection (1 fd + bytes);
-                      // arg2 = how long it has been idle (ms), handoff's plus the wait
-  overdue = 9,        // network -> supervisor: service slot `arg`, incarnation arg2,
-                      // holds a request past its kill_after_ms
-  peer_broken = 10,   // child -> supervisor: the peer at slot `arg`, incarnation arg2,
-                      // wrote a ring that cannot be read (it is replaced)
-  reopen_logs = 11,   // supervisor -> child: reopen log files (SIGUSR1, after a rotation)
-  failed = 12,        // child -> supervisor, before it exits: it could not start, and why
-                      // (payload: its last error line, at most 1 KiB)
-  takeover = 13,      // network -> supervisor: a connection (1 fd) that service `arg` (index
-                      // in the sender's config) takes over; payload: proto/takeover.h
-  take = 14,          // supervisor -> service: own this connection from now on (1 fd,
-                      // the takeover's payload)
-  adopts_done = 15,   // supervisor -> network, during a stop: no more adopt messages will
-                      // come (no older network process is left to hand a connection over
-                      // and none is queued); until then a stopping process with no
-                      // connections waits instead of exiting. No fds, no payload.
+  listeners = 1,          // supervisor -> network: the listening sockets (fds attached)
+  ready = 2,              // child -> supervisor: initialised, serving
+  stop = 3,               // supervisor -> child: stop (arg 1 = graceful)
+  peer_gone = 4,          // supervisor -> child: the peer at slot `arg` died (incarnation arg2);
+                          // settle what it owed and reset the rings shared with it
+  peer_released = 5,      // child -> supervisor: done with peer_gone for slot `arg`
+  drain = 6,              // supervisor -> network: stop accepting; hand every connection over
+  handoff = 7,            // network -> supervisor: a connection (1 fd) and its unparsed bytes;
+                          // arg2 = how long it has been idle (ms)
+  adopt = 8,              // supervisor -> network: continue this connection (1 fd + bytes);
+                          // arg2 = how long it has been idle (ms), handoff's plus the wait
+  overdue = 9,            // network -> supervisor: service slot `arg`, incarnation arg2,
+                          // holds a request past its kill_after_ms
+  peer_broken = 10,       // child -> supervisor: the peer at slot `arg`, incarnation arg2,
+                          // wrote a ring that cannot be read (it is replaced)
+  reopen_logs = 11,       // supervisor -> child: reopen log files (SIGUSR1, after a rotation)
+  failed = 12,            // child -> supervisor, before it exits: it could not start, and why
+                          // (payload: its last error line, at most 1 KiB)
+  takeover = 13,          // network -> supervisor: a connection (1 fd) that service `arg` (index
+                          // in the sender's config) takes over; payload: proto/takeover.h
+  take = 14,              // supervisor -> service: own this connection from now on (1 fd,
+                          // the takeover's payload)
+  adopts_done = 15,       // supervisor -> network, during a stop: no more adopt messages will
+                          // come (no older network process is left to hand a connection over
+                          // and none is queued); until then a stopping process with no
+                          // connections waits instead of exiting. No fds, no payload.
+  siblings_changed = 16,  // supervisor -> network, in a serving generation: the network
+                          // process at slot `arg` died, or its replacement is ready; a
+                          // full process decides now whether to take new connections
+                          // (to refuse them). No fds, no payload.
 };
 
 struct ControlMessage {

@@ -319,6 +319,12 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
       if (fds.size() == 1) return adopt(std::move(fds.front()), std::move(payload), msg.arg2);
       log_error("adopt message without exactly one descriptor; ignored");
       return;
+    case proto::ControlType::siblings_changed:
+      if (!fds.empty() || !payload.empty()) {
+        log_error("siblings_changed message with descriptors or a payload; ignored");
+        return;
+      }
+      return on_siblings_changed();
     case proto::ControlType::adopts_done:
       if (!fds.empty() || !payload.empty()) {
         log_error("adopts_done message with descriptors or a payload; ignored");
@@ -641,6 +647,21 @@ void NetworkProcess::watch_listener(size_t i, bool want) {
     log_error(e);
     l.watched = false;
   }
+}
+
+// A sibling died or its replacement is ready (master/supervisor.cc,
+// tell_network_siblings): decided now, not at the end of this turn. A full
+// process says what it does with new connections from now on (one line per
+// such event: a death or a replacement, never per connection).
+void NetworkProcess::on_siblings_changed() {
+  update_accepting();
+  if (!full()) return;
+  bool refusing = false;
+  for (const ListenSocket& l : listeners_) refusing = refusing || (!l.own && l.watched);
+  log_info("at network.max_connections (" + std::to_string(env_.network.max_connections) +
+           "): new connections " +
+           (refusing ? "are refused with 503, no ready sibling has room"
+                     : "go to ready siblings with room"));
 }
 
 bool NetworkProcess::sibling_has_room() {

@@ -106,6 +106,7 @@ class NetworkProcess {
   void abort_response(ResponseSlot& slot);
   void pause_accepting();
   void update_accepting();
+  void on_siblings_changed();
   void watch_listener(size_t i, bool want);
   bool sibling_has_room();
   void publish_connections();

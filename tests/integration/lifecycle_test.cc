@@ -512,6 +512,58 @@ TEST(Lifecycle, KilledNetworkProcessesLoseOnlyTheirOwnConnections) {
               replaced_ms[replaced_ms.size() / 2], replaced_ms.back());
 }
 
+// A full network process takes new connections only to refuse them (503),
+// when no ready sibling has room. The supervisor tells it of a sibling's
+// death and of its replacement's readiness as they happen, so it stops
+// refusing as soon as the replacement serves (not at the next turn of its
+// loop: up to 250 ms when idle), and says so in the log when full.
+TEST(Lifecycle, AFullNetworkProcessLeavesNewConnectionsToAReplacementAtOnce) {
+  Shape shape;
+  shape.max_connections = 4;  // 8 connections: each network process holds 4
+  Server server(config(shape));
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string title = "ringhttpd: network g1 #0";
+  const pid_t victim = server.child(title);
+  const pid_t sibling = server.child("ringhttpd: network g1 #1");
+  ASSERT_GT(victim, 0);
+  ASSERT_GT(sibling, 0);
+  std::vector<std::unique_ptr<Client>> clients;
+  std::vector<Client*> of_sibling;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    ASSERT_TRUE(clients.back()->send(kGetEcho));
+    auto r = clients.back()->read_response();
+    ASSERT_TRUE(r) << server.log();
+    ASSERT_EQ(r->status, 200);
+    if (served_by(*r, "network")["pid"] == sibling) of_sibling.push_back(clients.back().get());
+  }
+  ASSERT_EQ(of_sibling.size(), 4u);
+  ::kill(victim, SIGKILL);
+  // A turn of the sibling's loop while (most likely) no replacement is
+  // ready: before the supervisor told it, this is where it began taking new
+  // connections to refuse them, and it went on until a later turn.
+  ASSERT_TRUE(of_sibling.front()->send(kGetEcho));
+  ASSERT_TRUE(of_sibling.front()->read_response()) << server.log();
+  ASSERT_GT(wait_replaced(server, title, victim, 5s), 0) << server.log();
+  // One line from the full sibling per event: the death (refusing, or
+  // already leaving them to the replacement if it was ready by then), then
+  // the replacement's readiness.
+  const std::string said = "at network.max_connections (4): new connections ";
+  ASSERT_TRUE(wait_log_count(server, said, 2, 5s)) << server.log();
+  const std::string log = server.log();
+  EXPECT_EQ(log.substr(log.rfind(said) + said.size(), 7), "go to r") << log;
+  const pid_t replacement = server.child(title);
+  for (int i = 0; i < 4; ++i) {
+    Client c(server.port());
+    ASSERT_TRUE(c.send(kGetEcho));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200) << "new connection " << i;
+    EXPECT_EQ(served_by(*r, "network")["pid"], replacement) << "new connection " << i;
+  }
+  EXPECT_EQ(count_in_log(server, said), 2u) << server.log();
+}
+
 TEST(Lifecycle, APostTakenByAServiceThatDiesGets502OnAConnectionThatStaysOpen) {
   Shape shape;
   shape.type = "crash";
