@@ -69,7 +69,6 @@ bool slot_ready(shm::ProcessSlot& slot) {
          shm::ProcessState::ready;
 }
 
-// Bytes the client sent that are not read yet.
 // The client's address as text, for the access log.
 std::string peer_address(int fd) {
   sockaddr_storage ss{};
@@ -83,6 +82,7 @@ std::string peer_address(int fd) {
   return ::inet_ntop(ss.ss_family, addr, text, sizeof text) != nullptr ? text : "";
 }
 
+// Bytes the client sent that are not read yet.
 bool input_waiting(const Connection& c) {
   char byte;
   return ::recv(c.fd.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
