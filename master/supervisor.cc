@@ -718,9 +718,11 @@ void Supervisor::on_death(Generation& g, Child& c, int status) {
 // that the replacement could serve until the next turn of its loop (up to
 // 250 ms when idle). Not waiting: a full queue means the sibling is busy,
 // and a busy process decides again at every turn anyway.
+// Only a serving generation's: a draining or stopping one accepts nothing.
 void Supervisor::tell_network_siblings(Generation& g, const Child& changed) {
+  if (g.phase != GenerationPhase::serving || stopping_) return;
   for (Child& s : g.children) {
-    if (&s == &changed || s.role != shm::ProcessRole::network || !s.control) continue;
+    if (s.slot == changed.slot || s.role != shm::ProcessRole::network || !s.control) continue;
     proto::send_control(s.control.get(), {proto::ControlType::siblings_changed, changed.slot}, {},
                         {}, /*dont_wait=*/true);
   }

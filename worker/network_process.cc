@@ -651,13 +651,19 @@ void NetworkProcess::watch_listener(size_t i, bool want) {
 
 // A sibling died or its replacement is ready (master/supervisor.cc,
 // tell_network_siblings): decided now, not at the end of this turn. A full
-// process says what it does with new connections from now on (one line per
-// such event: a death or a replacement, never per connection).
+// process says what it decided for its shared listeners (one line per such
+// event: a death or a replacement, never per connection). Not said while
+// draining, stopping or paused by EMFILE (it accepts nothing then), nor
+// with only reuseport sockets of its own (no sibling can take those).
 void NetworkProcess::on_siblings_changed() {
   update_accepting();
-  if (!full()) return;
-  bool refusing = false;
-  for (const ListenSocket& l : listeners_) refusing = refusing || (!l.own && l.watched);
+  if (!full() || draining_ || stopping_ || accept_resume_ms_ != 0) return;
+  bool shared = false, refusing = false;
+  for (const ListenSocket& l : listeners_) {
+    shared = shared || !l.own;
+    refusing = refusing || (!l.own && l.watched);
+  }
+  if (!shared) return;
   log_info("at network.max_connections (" + std::to_string(env_.network.max_connections) +
            "): new connections " +
            (refusing ? "are refused with 503, no ready sibling has room"
