@@ -503,13 +503,14 @@ void read_service_name(const json& v, std::string_view path, std::string* name, 
   }
 }
 
-constexpr std::array<UintField<worker::ProxySettings>, 7> kProxyFields = {{
+constexpr std::array<UintField<worker::ProxySettings>, 8> kProxyFields = {{
     {"connect_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::connect_timeout_ms},
     {"response_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::response_timeout_ms},
     {"idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::idle_timeout_ms},
     {"keepalive", 0, 100000, &worker::ProxySettings::keepalive},
     {"fail_timeout_ms", 0, kMaxTimeoutMs, &worker::ProxySettings::fail_timeout_ms},
     {"pipeline", 1, 64, &worker::ProxySettings::pipeline},
+    {"pipeline_fast_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::pipeline_fast_ms},
     {"tunnel_idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::tunnel_idle_timeout_ms},
 }};
 
@@ -658,7 +659,7 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                         Errors* errors) {
   static constexpr std::array<std::string_view, 7> kCommon = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "scheduling"};
-  static constexpr std::array<std::string_view, 17> kProxy = {"name",
+  static constexpr std::array<std::string_view, 18> kProxy = {"name",
                                                               "type",
                                                               "processes",
                                                               "ring_bytes",
@@ -673,6 +674,7 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                                                               "keepalive",
                                                               "fail_timeout_ms",
                                                               "pipeline",
+                                                              "pipeline_fast_ms",
                                                               "upgrade",
                                                               "tunnel_idle_timeout_ms"};
   static constexpr std::array<std::string_view, 9> kModule = {

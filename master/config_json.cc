@@ -73,6 +73,7 @@ json config_to_json(const Config& c) {
       out["keepalive"] = s.proxy.keepalive;
       out["fail_timeout_ms"] = s.proxy.fail_timeout_ms;
       out["pipeline"] = s.proxy.pipeline;
+      out["pipeline_fast_ms"] = s.proxy.pipeline_fast_ms;
       out["upgrade"] = s.proxy.upgrade;
       out["tunnel_idle_timeout_ms"] = s.proxy.tunnel_idle_timeout_ms;
     }

@@ -899,8 +899,13 @@ TEST(Proxy, AnUploadTheClientStallsGets408Not504) {
 
 // ---- pipeline > 1: GETs and HEADs behind others on a busy connection ----
 
+// The tests below hold answers on purpose (to line requests up behind
+// them): the upstream counts as fast however long its answers take, so
+// pipelining goes on (AnswerPace, `pipeline_fast_ms`, has tests of its own
+// here and in tests/unit/answer_pace_test.cc).
 json pipelined(json extra = json::object()) {
-  extra["pipeline"] = 8;
+  if (!extra.contains("pipeline")) extra["pipeline"] = 8;
+  extra["pipeline_fast_ms"] = 3600000;
   return extra;
 }
 
@@ -984,6 +989,33 @@ TEST(Proxy, PipelinedRequestsShareAConnectionAndEachGetsItsOwnAnswer) {
   EXPECT_EQ(answers[5]->body, "/chunked");
 }
 
+// `pipeline_fast_ms` (5 by default): once the upstream's answers come
+// slowly, a request no longer waits behind another's answer; it takes an
+// idle connection or a new one. Before any answer nothing is known, and
+// the first requests are pipelined as configured.
+TEST(Proxy, AnUpstreamWhoseAnswersComeSlowlyIsNoLongerPipelinedTo) {
+  Upstream up([](const UpRequest& r, int fd) {
+    std::this_thread::sleep_for(100ms);
+    return send_all(fd, ok(path_of(r)));
+  });
+  Server server(config({up.address()}, 1, {{"pipeline", 8}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (const char* round : {"/a", "/b"}) {
+    std::vector<std::string> reqs;
+    for (int i = 0; i < 4; ++i) reqs.push_back(get(round + std::to_string(i)));
+    const auto answers = at_once(server.port(), reqs);
+    for (size_t i = 0; i < answers.size(); ++i) {
+      ASSERT_TRUE(answers[i]) << round << i << server.log();
+      EXPECT_EQ(answers[i]->status, 200);
+      EXPECT_EQ(answers[i]->body, round + std::to_string(i));
+    }
+  }
+  // The second 4 were under way together, each on a connection of its own
+  // (pipelined, they would have shared the first round's connection).
+  EXPECT_GE(up.connections(), 4);
+  EXPECT_EQ(up.requests(), 8);
+}
+
 // An upstream that ends a connection after one answer, saying so
 // ("Connection: close") or not: the requests waiting behind that answer
 // are sent again on new connections, and every client gets its own
@@ -1035,7 +1067,7 @@ struct ClosingUpstream {
 
 TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered) {
   ClosingUpstream up;
-  Server server(config({up.up.address()}, 1, {{"pipeline", 2}}));
+  Server server(config({up.up.address()}, 1, pipelined({{"pipeline", 2}})));
   ASSERT_TRUE(server.ready()) << server.log();
   std::vector<std::string> reqs;
   for (int i = 0; i < 48; ++i) reqs.push_back(get("/m" + std::to_string(i)));
@@ -1391,7 +1423,7 @@ TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
   ASSERT_GT(b.port, 0);
   const int base = connecting_to(b.port);  // the fillers not in the queue
   Server server(config({a.up.address(), "127.0.0.1:" + std::to_string(b.port)}, 1,
-                       {{"pipeline", 2}, {"connect_timeout_ms", 5000}}));
+                       pipelined({{"pipeline", 2}, {"connect_timeout_ms", 5000}})));
   ASSERT_TRUE(server.ready()) << server.log();
   // b refuses once connects wait on it (they are then past their first SYN).
   std::thread closer([&] {

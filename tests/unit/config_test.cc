@@ -445,17 +445,25 @@ TEST(Config, ProxyKeysAreCheckedAndNamed) {
   const ConfigResult ok = parse_config(
       R"({"services": [{"name": "api", "type": "proxy", "timeout_ms": 7000,
           "upstreams": ["127.0.0.1:9000", "[::1]:9001", "unix:/run/app.sock"],
-          "balance": "least_conn", "keepalive": 8, "pipeline": 8}]})");
+          "balance": "least_conn", "keepalive": 8, "pipeline": 8, "pipeline_fast_ms": 20}]})");
   ASSERT_TRUE(ok.ok()) << ok.errors.front();
   const worker::ProxySettings& p = ok.config.services[0].proxy;
   EXPECT_EQ(p.upstreams.size(), 3u);
   EXPECT_EQ(p.balance, "least_conn");
   EXPECT_EQ(p.keepalive, 8u);
   EXPECT_EQ(p.pipeline, 8u);
+  EXPECT_EQ(p.pipeline_fast_ms, 20u);
   EXPECT_EQ(valid(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"]}]})")
                 .services[0]
                 .proxy.pipeline,
             1u);  // one request per connection unless asked
+  EXPECT_EQ(valid(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"]}]})")
+                .services[0]
+                .proxy.pipeline_fast_ms,
+            5u);
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
+                 "pipeline_fast_ms": 0}]})"),
+            Errors{"services[0].pipeline_fast_ms: must be an integer between 1 and 3600000"});
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
                  "pipeline": 0}]})"),
             Errors{"services[0].pipeline: must be an integer between 1 and 64"});

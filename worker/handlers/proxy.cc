@@ -24,6 +24,7 @@
 #include "proto/unique_fd.h"
 #include "worker/block_cache.h"
 #include "worker/event_loop.h"
+#include "worker/handlers/answer_pace.h"
 #include "worker/handlers/proxy_headers.h"
 #include "worker/handlers/tunnel.h"
 #include "worker/log.h"
@@ -92,6 +93,7 @@ struct Upstream {
   bool usable = false;
   uint32_t active = 0;
   int64_t down_until = 0;
+  AnswerPace pace;  // how fast it answers: whether to pipeline (pipeline > 1)
   std::vector<std::unique_ptr<Conn>> idle;
   std::vector<std::unique_ptr<Pipe>> pipes;  // pipelined connections, busy or idle
 };
@@ -149,6 +151,7 @@ struct Job {
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
   int64_t deadline = 0;
+  int64_t asked_ms = 0;          // when this attempt was queued (its wait goes to AnswerPace)
   Pipe* pipe = nullptr;          // the pipelined connection it is on (never with `conn`)
   uint64_t answered_before = 0;  // the pipe's `answered` when the job joined it
   size_t resends = 0;            // times sent again because a pipe would not answer it
@@ -658,6 +661,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     ++c->up->active;
     job->conn = std::move(c);
     expect_response(*job);
+    job->asked_ms = now_;
     set_deadline(
         *job, job->conn->connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
     if (job->conn->connected) write_out(job);
@@ -728,13 +732,15 @@ class ProxyHandler : public Handler, public TunnelHost {
       Upstream* up = pick(job->tried);
       if (up == nullptr) return fail(job, 502, "no upstream could be reached");
       job->tried.push_back(up);
-      if (Pipe* p = pipe_for(*up, !first_in_line)) return enqueue(job, *p);
+      const bool join_busy = !first_in_line && up->pace.fast(settings_.pipeline_fast_ms);
+      if (Pipe* p = pipe_for(*up, join_busy)) return enqueue(job, *p);
       mark_down(*up, "connect failed: " + std::string(std::strerror(errno)));
     }
   }
 
-  // A busy connection with room first (that is where requests share a
-  // write; not one whose front answer waits for its client to read), then
+  // A busy connection with room first, while the upstream answers fast
+  // (`join_busy`, AnswerPace): that is where requests share a write; not
+  // one whose front answer waits for its client to read. Then
   // an idle one still fit (the same check as idle_conn), then a new one;
   // null if a new connect failed at once.
   Pipe* pipe_for(Upstream& up, bool join_busy) {
@@ -766,6 +772,7 @@ class ProxyHandler : public Handler, public TunnelHost {
     name_host(*job, *p.up);
     expect_response(*job);
     job->pipe = &p;
+    job->asked_ms = now_;
     job->answered_before = p.answered;
     ++p.up->active;
     p.jobs.push_back(job);
@@ -849,8 +856,9 @@ class ProxyHandler : public Handler, public TunnelHost {
         // Bytes past the last answer: nobody's. The connection goes.
         if (p.jobs.empty()) return close_pipe(p, false);
         std::shared_ptr<Job> job = p.jobs.front();
+        set_deadline(*job, settings_.response_timeout_ms);  // now_ is the read's time
+        if (!job->got_any) p.up->pace.note(now_ - job->asked_ms);
         job->got_any = true;
-        set_deadline(*job, settings_.response_timeout_ms);
         Fed r = feed(*job, bytes);
         // The head's bound, checked per read here (a read may hold several
         // answers): at most one read past kMaxResponseHeadBytes.
@@ -1095,8 +1103,9 @@ class ProxyHandler : public Handler, public TunnelHost {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n <= 0) return on_eof(job);
+      set_deadline(*job, settings_.response_timeout_ms);  // now_ is the read's time
+      if (!job->got_any && settings_.pipeline > 1) job->conn->up->pace.note(now_ - job->asked_ms);
       job->got_any = true;
-      set_deadline(*job, settings_.response_timeout_ms);
       if (!job->started) job->head_bytes += static_cast<uint64_t>(n);
       const Fed r = feed(*job, std::string_view(buf, static_cast<size_t>(n)));
       if (r.why != nullptr) return upstream_broke(job, r.why);

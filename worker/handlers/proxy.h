@@ -22,9 +22,10 @@
 //             504 at timeout_ms) -> the job ends, its connection closed.
 //   pipeline > 1 (opt-in): a GET or HEAD without a body may go on a busy
 //             upstream connection behind others (struct Pipe in
-//             proxy.cc); answers are matched in order, and requests a
-//             connection will not answer are sent again elsewhere
-//             (docs/configuration.md, `pipeline`).
+//             proxy.cc), while that upstream answers fast (answer_pace.h);
+//             answers are matched in order, and requests a connection
+//             will not answer are sent again elsewhere
+//             (docs/configuration.md, `pipeline`, `pipeline_fast_ms`).
 #pragma once
 
 #include <memory>

@@ -1,0 +1,45 @@
+// How fast an upstream answers, as one proxy process sees it, and so
+// whether a request may be pipelined behind others on a busy connection
+// (proxy.cc, `pipeline` > 1). A decision kept apart from the sockets, so it
+// is tested without any (tests/unit/answer_pace_test.cc).
+//
+// Pipelining holds each request behind the answers asked for before it on
+// the same connection. Where answers come fast, that costs nothing and
+// saves the upstream and this process a write and a read per request;
+// where they are slow, it turns N answers of T each into a wait of N x T
+// for the last (64 answers of 1 s: 64 s, past any timeout). So a request
+// joins a busy connection only while the upstream's recent answers came
+// quickly (`pipeline_fast_ms`): the time from a request's queueing to its
+// answer's first byte, as a moving mean over the answers (each new one
+// weighs 1/8, as in TCP's smoothed round-trip time). Until a first answer
+// is in, nothing is known and requests are pipelined (the operator asked
+// for it): a burst that comes before any answer still queues, and the
+// answers to it decide for what follows.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace ringhttpd::worker {
+
+class AnswerPace {
+ public:
+  // An answer's first byte came `waited_ms` after its request was queued.
+  void note(int64_t waited_ms) {
+    const int64_t sample = std::clamp<int64_t>(waited_ms, 0, kMaxSampleMs);
+    mean8_ = known_ ? mean8_ - mean8_ / 8 + sample : sample * 8;
+    known_ = true;
+  }
+  // Whether requests may wait behind others on one connection now: no
+  // answer yet, or a mean wait under `fast_ms`.
+  bool fast(uint32_t fast_ms) const { return !known_ || mean8_ < int64_t{fast_ms} * 8; }
+  // The mean wait in ms (0 until known).
+  int64_t mean_ms() const { return mean8_ / 8; }
+
+ private:
+  static constexpr int64_t kMaxSampleMs = int64_t{1} << 32;  // no overflow in mean8_
+  int64_t mean8_ = 0;                                        // 8 x the mean, in ms
+  bool known_ = false;
+};
+
+}  // namespace ringhttpd::worker
