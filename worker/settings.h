@@ -43,9 +43,9 @@ struct ProxySettings {
   // pipelining), several in one write. 1: one request per connection.
   uint32_t pipeline = 1;
   // With pipeline > 1: a request joins a busy connection only while the
-  // upstream's answers come within this many ms on average (from a
-  // request's queueing to its answer's first byte), or before any answer
-  // (worker/handlers/answer_pace.h).
+  // upstream's answers take less than this many ms on average (from a
+  // request's coming first in line to its answer's first byte), or before
+  // any answer (worker/handlers/answer_pace.h).
   uint32_t pipeline_fast_ms = 5;
   // A GET with "Connection: upgrade" and an Upgrade header (a WebSocket
   // handshake) takes the client's connection over: the network process

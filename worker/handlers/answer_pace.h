@@ -9,9 +9,11 @@
 // where they are slow, it turns N answers of T each into a wait of N x T
 // for the last (64 answers of 1 s: 64 s, past any timeout). So a request
 // joins a busy connection only while the upstream's recent answers came
-// quickly (`pipeline_fast_ms`): the time from a request's queueing to its
-// answer's first byte, as a moving mean over the answers (each new one
-// weighs 1/8, as in TCP's smoothed round-trip time). Until a first answer
+// quickly (`pipeline_fast_ms`): the time from a request's coming first in
+// line on a connected connection (proxy.cc, front_clock) to its answer's
+// first byte, so the answers before it and the connect do not count, as a
+// moving mean over the answers (each new one weighs 1/8, as in TCP's
+// smoothed round-trip time). Until a first answer
 // is in, nothing is known and requests are pipelined (the operator asked
 // for it): a burst that comes before any answer still queues, and the
 // answers to it decide for what follows.
@@ -24,7 +26,8 @@ namespace ringhttpd::worker {
 
 class AnswerPace {
  public:
-  // An answer's first byte came `waited_ms` after its request was queued.
+  // An answer's first byte came `waited_ms` after its request came first
+  // in line (or none came in that long: a timeout).
   void note(int64_t waited_ms) {
     const int64_t sample = std::clamp<int64_t>(waited_ms, 0, kMaxSampleMs);
     mean8_ = known_ ? mean8_ - mean8_ / 8 + sample : sample * 8;

@@ -151,7 +151,9 @@ struct Job {
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
   int64_t deadline = 0;
-  int64_t asked_ms = 0;          // when this attempt was queued (its wait goes to AnswerPace)
+  // On a pipelined connection: when it came first in line there, connected
+  // (the upstream's time for its answer is counted from then: AnswerPace).
+  int64_t asked_ms = 0;
   Pipe* pipe = nullptr;          // the pipelined connection it is on (never with `conn`)
   uint64_t answered_before = 0;  // the pipe's `answered` when the job joined it
   size_t resends = 0;            // times sent again because a pipe would not answer it
@@ -661,7 +663,6 @@ class ProxyHandler : public Handler, public TunnelHost {
     ++c->up->active;
     job->conn = std::move(c);
     expect_response(*job);
-    job->asked_ms = now_;
     set_deadline(
         *job, job->conn->connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
     if (job->conn->connected) write_out(job);
@@ -772,7 +773,6 @@ class ProxyHandler : public Handler, public TunnelHost {
     name_host(*job, *p.up);
     expect_response(*job);
     job->pipe = &p;
-    job->asked_ms = now_;
     job->answered_before = p.answered;
     ++p.up->active;
     p.jobs.push_back(job);
@@ -788,10 +788,14 @@ class ProxyHandler : public Handler, public TunnelHost {
   }
 
   // The front job's clock: connect, then the response.
+  // And the start of the time its answer takes (AnswerPace): once it is
+  // first in line on a connected connection, so neither the answers before
+  // it nor the connect count.
   void front_clock(Pipe& p) {
     if (p.jobs.empty()) return;
-    set_deadline(*p.jobs.front(),
-                 p.connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
+    Job& front = *p.jobs.front();
+    set_deadline(front, p.connected ? settings_.response_timeout_ms : settings_.connect_timeout_ms);
+    front.asked_ms = now_;  // fresh: set_deadline reads the clock
   }
 
   // Giving up a pipe may send its jobs again, onto other pipes: until none
@@ -1103,9 +1107,8 @@ class ProxyHandler : public Handler, public TunnelHost {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (n <= 0) return on_eof(job);
-      set_deadline(*job, settings_.response_timeout_ms);  // now_ is the read's time
-      if (!job->got_any && settings_.pipeline > 1) job->conn->up->pace.note(now_ - job->asked_ms);
       job->got_any = true;
+      set_deadline(*job, settings_.response_timeout_ms);
       if (!job->started) job->head_bytes += static_cast<uint64_t>(n);
       const Fed r = feed(*job, std::string_view(buf, static_cast<size_t>(n)));
       if (r.why != nullptr) return upstream_broke(job, r.why);
@@ -1281,6 +1284,8 @@ class ProxyHandler : public Handler, public TunnelHost {
         fail_pipe(*job->pipe, 504, "upstream connect timed out");
         continue;
       }
+      // An answer that never came took at least this long.
+      if (job->pipe && !job->got_any) job->pipe->up->pace.note(now - job->asked_ms);
       fail(job, 504, connecting ? "upstream connect timed out" : "upstream timed out");
     }
     for (auto& up : upstreams_) {
