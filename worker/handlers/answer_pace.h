@@ -13,10 +13,10 @@
 // line on a connected connection (proxy.cc, front_clock) to its answer's
 // first byte, so the answers before it and the connect do not count, as a
 // moving mean over the answers (each new one weighs 1/8, as in TCP's
-// smoothed round-trip time). Until a first answer
-// is in, nothing is known and requests are pipelined (the operator asked
-// for it): a burst that comes before any answer still queues, and the
-// answers to it decide for what follows.
+// smoothed round-trip time). Until a first answer is in, nothing is known
+// and requests are pipelined (the operator asked for it): a burst that
+// comes before any answer still queues, and the answers to it decide for
+// what follows.
 #pragma once
 
 #include <algorithm>

@@ -787,10 +787,9 @@ class ProxyHandler : public Handler, public TunnelHost {
     }
   }
 
-  // The front job's clock: connect, then the response.
-  // And the start of the time its answer takes (AnswerPace): once it is
-  // first in line on a connected connection, so neither the answers before
-  // it nor the connect count.
+  // The front job's clock: connect, then the response; and the start of
+  // the time its answer takes (AnswerPace), reset once connected, so
+  // neither the answers before it nor the connect count.
   void front_clock(Pipe& p) {
     if (p.jobs.empty()) return;
     Job& front = *p.jobs.front();
