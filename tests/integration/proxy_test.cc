@@ -901,12 +901,21 @@ TEST(Proxy, AnUploadTheClientStallsGets408Not504) {
 
 // The tests below hold answers on purpose (to line requests up behind
 // them): the upstream counts as fast however long its answers take, so
-// pipelining goes on (AnswerPace, `pipeline_fast_ms`, has tests of its own
-// here and in tests/unit/answer_pace_test.cc).
+// pipelining goes on once a first answer is in (warm_up; AnswerPace,
+// `pipeline_fast_ms`, has tests of its own here and in
+// tests/unit/answer_pace_test.cc).
 json pipelined(json extra = json::object()) {
   if (!extra.contains("pipeline")) extra["pipeline"] = 8;
   extra["pipeline_fast_ms"] = 3600000;
   return extra;
+}
+
+// One request to "/warm", answered 200: the upstream's pace is then known
+// (before any answer, no request waits behind another). Its connection
+// stays idle for the next request unless the upstream closes it.
+bool warm_up(const Server& server) {
+  const auto r = http_get(server.port(), "/warm");
+  return r && r->status == 200;
 }
 
 // The answer for a path, as the pipelining upstreams below give it: the
@@ -943,11 +952,11 @@ TEST(Proxy, PipelinedRequestsShareAConnectionAndEachGetsItsOwnAnswer) {
   std::atomic<int> firsts{0};
   Upstream up([&](const UpRequest& r, int fd) {
     static thread_local int seen = 0;
-    if (seen++ == 0) {
+    const std::string p = path_of(r);
+    if (p != "/warm" && seen++ == 0) {
       ++firsts;
       std::this_thread::sleep_for(300ms);
     }
-    const std::string p = path_of(r);
     if (r.line().starts_with("HEAD")) {
       return send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
     }
@@ -960,6 +969,7 @@ TEST(Proxy, PipelinedRequestsShareAConnectionAndEachGetsItsOwnAnswer) {
   });
   Server server(config({up.address()}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
   std::vector<std::string> reqs;
   std::vector<bool> head;
   for (int i = 0; i < 12; ++i) {
@@ -980,41 +990,95 @@ TEST(Proxy, PipelinedRequestsShareAConnectionAndEachGetsItsOwnAnswer) {
   EXPECT_EQ(answers[6]->body, "/r6");
   EXPECT_EQ(answers[11]->body, "/r11");
   EXPECT_EQ(answers[12]->body, "/p body");
-  // 12 GETs and HEADs: 8 on the first connection, 4 on a second; the POST
-  // on a third.
-  EXPECT_EQ(up.requests(), 13);
+  // 12 GETs and HEADs: 8 on the first connection (the warm-up's), 4 on a
+  // second; the POST on a third.
+  EXPECT_EQ(up.requests(), 14);
   EXPECT_EQ(up.connections(), 3);
   // The chunked answer, decoded: it came whole, so it is sent on with a
   // Content-Length.
   EXPECT_EQ(answers[5]->body, "/chunked");
 }
 
-// `pipeline_fast_ms` (5 by default): once the upstream's answers come
-// slowly, a request no longer waits behind another's answer; it takes an
-// idle connection or a new one. Before any answer nothing is known, and
-// the first requests are pipelined as configured.
-TEST(Proxy, AnUpstreamWhoseAnswersComeSlowlyIsNoLongerPipelinedTo) {
+// Waits (up to 5 s) until the upstream has seen `n` requests.
+void wait_requests(const Upstream& up, int n) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (up.requests() < n && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// `n` requests at once, each answered with its path (`prefix` and its
+// number), all 200.
+void round_of(const Server& server, const std::string& prefix, int n = 4) {
+  std::vector<std::string> reqs;
+  for (int i = 0; i < n; ++i) reqs.push_back(get(prefix + std::to_string(i)));
+  const auto answers = at_once(server.port(), reqs);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_TRUE(answers[i]) << prefix << i << server.log();
+    EXPECT_EQ(answers[i]->status, 200);
+    EXPECT_EQ(answers[i]->body, prefix + std::to_string(i));
+  }
+}
+
+// Before any answer, nothing is known of the upstream: requests that come
+// at once each take a connection of their own, as with `pipeline` 1 (a
+// cold burst to a slow upstream would otherwise wait 8 deep), whatever
+// `pipeline_fast_ms` says.
+TEST(Proxy, BeforeAFirstAnswerNoRequestWaitsBehindAnother) {
   Upstream up([](const UpRequest& r, int fd) {
     std::this_thread::sleep_for(100ms);
     return send_all(fd, ok(path_of(r)));
   });
-  Server server(config({up.address()}, 1, {{"pipeline", 8}}));
+  Server server(config({up.address()}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
-  const auto round = [&](const std::string& prefix) {
-    std::vector<std::string> reqs;
-    for (int i = 0; i < 4; ++i) reqs.push_back(get(prefix + std::to_string(i)));
-    const auto answers = at_once(server.port(), reqs);
-    for (size_t i = 0; i < answers.size(); ++i) {
-      ASSERT_TRUE(answers[i]) << prefix << i << server.log();
-      EXPECT_EQ(answers[i]->status, 200);
-      EXPECT_EQ(answers[i]->body, prefix + std::to_string(i));
-    }
-  };
-  round("/a");  // before any answer: all 4 on one connection
-  EXPECT_EQ(up.connections(), 1);
-  round("/b");  // each on a connection of its own: the idle one and 3 new
+  round_of(server, "/a");
   EXPECT_EQ(up.connections(), 4);
-  EXPECT_EQ(up.requests(), 8);
+  EXPECT_EQ(up.requests(), 4);
+}
+
+// `pipeline_fast_ms`: once the upstream's answers come slowly, a request
+// no longer waits behind another's answer; it takes an idle connection or
+// a new one. (30 ms, not the default 5: the requests of a round reach the
+// proxy within it even on a busy machine. One answer of 300 ms makes the
+// mean 37.5 ms.)
+TEST(Proxy, AnUpstreamWhoseAnswersComeSlowlyIsNoLongerPipelinedTo) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (path_of(r) != "/warm") std::this_thread::sleep_for(300ms);
+    return send_all(fd, ok(path_of(r)));
+  });
+  Server server(config({up.address()}, 1, {{"pipeline", 8}, {"pipeline_fast_ms", 30}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();  // answered at once: fast
+  round_of(server, "/a");                        // all 4 on the warm-up's connection
+  EXPECT_EQ(up.connections(), 1);
+  round_of(server, "/b");  // each on a connection of its own: the idle one and 3 new
+  EXPECT_EQ(up.connections(), 4);
+  EXPECT_EQ(up.requests(), 9);
+}
+
+// A fast upstream that turns slow: a request that comes while the front
+// request of a connection has waited `pipeline_fast_ms` for its answer
+// does not join it, though the answers before came at once (the mean does
+// not know yet).
+TEST(Proxy, AConnectionWhoseFrontRequestHasWaitedLongIsNotJoined) {
+  Upstream up([](const UpRequest& r, int fd) {
+    if (path_of(r) == "/held") std::this_thread::sleep_for(300ms);
+    return send_all(fd, ok(path_of(r)));
+  });
+  Server server(config({up.address()}, 1, {{"pipeline", 8}, {"pipeline_fast_ms", 50}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
+  Client held(server.port());
+  ASSERT_TRUE(held.send(get("/held")));
+  wait_requests(up, 2);
+  std::this_thread::sleep_for(100ms);  // the front's wait passes the bound (50 ms)
+  const auto after = http_get(server.port(), "/after");
+  ASSERT_TRUE(after) << server.log();
+  EXPECT_EQ(after->body, "/after");
+  EXPECT_EQ(up.connections(), 2);  // not behind /held: a connection of its own
+  const auto r = held.read_response(5s);
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->body, "/held");
 }
 
 // An upstream that ends a connection after one answer, saying so
@@ -1030,6 +1094,7 @@ TEST(Proxy, PipelinedRequestsBehindAClosedConnectionAreSentAgain) {
     });
     Server server(config({up.address()}, 1, pipelined()));
     ASSERT_TRUE(server.ready()) << server.log();
+    ASSERT_TRUE(warm_up(server)) << server.log();
     std::vector<std::string> reqs;
     for (int i = 0; i < 6; ++i) reqs.push_back(get("/c" + std::to_string(i)));
     const auto answers = at_once(server.port(), reqs);
@@ -1070,6 +1135,7 @@ TEST(Proxy, PipelinedRequestsToAnUpstreamThatClosesAfterEachAnswerAreAllAnswered
   ClosingUpstream up;
   Server server(config({up.up.address()}, 1, pipelined({{"pipeline", 2}})));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
   std::vector<std::string> reqs;
   for (int i = 0; i < 48; ++i) reqs.push_back(get("/m" + std::to_string(i)));
   const auto answers = at_once(server.port(), reqs);
@@ -1099,6 +1165,7 @@ TEST(Proxy, APipelinedRequestThatEndsEarlyCostsTheOthersNothing) {
   });
   Server server(config({up.address()}, 1, pipelined({{"response_timeout_ms", 400}})));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
   {
     Client first(server.port());
     ASSERT_TRUE(first.send(get("/a")));
@@ -1108,7 +1175,7 @@ TEST(Proxy, APipelinedRequestThatEndsEarlyCostsTheOthersNothing) {
     ASSERT_TRUE(last.send(get("/c")));
     // The first is with the upstream (held 100 ms): the others wait behind it.
     const auto until = std::chrono::steady_clock::now() + 5s;
-    while (up.requests() < 1 && std::chrono::steady_clock::now() < until) {
+    while (up.requests() < 2 && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(1ms);
     }
     const linger reset{1, 0};  // gone (a FIN alone would still be answered)
@@ -1159,10 +1226,11 @@ TEST(Proxy, APipelinedRequestLeavingBehindAnAnswerUnderWayLetsItFinish) {
   });
   Server server(config({up.address()}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
   Client first(server.port());
   ASSERT_TRUE(first.send(get("/slow")));
   const auto until = std::chrono::steady_clock::now() + 5s;
-  while (up.requests() < 1 && std::chrono::steady_clock::now() < until) {
+  while (up.requests() < 2 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(1ms);
   }
   auto leaving = std::make_unique<Client>(server.port());
@@ -1182,14 +1250,6 @@ TEST(Proxy, APipelinedRequestLeavingBehindAnAnswerUnderWayLetsItFinish) {
   EXPECT_EQ(a->status, 200);
   EXPECT_EQ(a->body, "helloworld");
   EXPECT_EQ(up.connections(), 2);
-}
-
-// Waits (up to 5 s) until the upstream has seen `n` requests.
-void wait_requests(const Upstream& up, int n) {
-  const auto until = std::chrono::steady_clock::now() + 5s;
-  while (up.requests() < n && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(1ms);
-  }
 }
 
 // A client leaving from the middle of a shared connection: the requests
@@ -1231,9 +1291,10 @@ TEST(Proxy, APipelinedRequestLeavingFromTheMiddleLetsThoseBeforeItBeAnswered) {
   });
   Server server(config({up.address()}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
   Client f(server.port());
   ASSERT_TRUE(f.send(get("/f")));
-  wait_requests(up, 1);
+  wait_requests(up, 2);
   Client x(server.port());
   ASSERT_TRUE(x.send(get("/x")));
   auto y = std::make_unique<Client>(server.port());
@@ -1272,14 +1333,15 @@ TEST(Proxy, APipelinedRequestSentAgainHasItsOwnTimer) {
   });
   Server server(config({up.address()}, 1, pipelined({{"response_timeout_ms", 300}})));
   ASSERT_TRUE(server.ready()) << server.log();
-  // 9 at once: two connections (8 and 1), both idle afterwards.
+  ASSERT_TRUE(warm_up(server)) << server.log();
+  // 9 at once: two connections (8 on the warm-up's and 1), both idle afterwards.
   for (const auto& r : at_once(server.port(), std::vector<std::string>(9, get("/warm")))) {
     ASSERT_TRUE(r) << server.log();
   }
   ASSERT_EQ(up.connections(), 2);
   Client first(server.port());
   ASSERT_TRUE(first.send(get("/a")));
-  wait_requests(up, 10);
+  wait_requests(up, 11);
   Client second(server.port());
   ASSERT_TRUE(second.send(get("/b")));
   for (Client* c : {&first, &second}) {
@@ -1300,9 +1362,10 @@ TEST(Proxy, APipelinedAnswerWaitingOnItsClientHoldsNoOneElse) {
   });
   Server server(config({up.address()}, 1, pipelined({{"timeout_ms", 3000}})));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(warm_up(server)) << server.log();
   Client slow(server.port(), 4096);
   ASSERT_TRUE(slow.send(get("/big")));
-  wait_requests(up, 1);
+  wait_requests(up, 2);
   for (const std::string path : {"/b", "/c"}) {
     Client c(server.port());
     ASSERT_TRUE(c.send(get(path)));
@@ -1332,7 +1395,8 @@ TEST(Proxy, APipelinedRequestThatKillsItsConnectionIsSentTwiceAtMost) {
   });
   Server server(config({up.address()}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
-  // 16 at once: two connections of 8, both idle afterwards.
+  ASSERT_TRUE(warm_up(server)) << server.log();
+  // 16 at once: two connections of 8 (one the warm-up's), both idle afterwards.
   std::vector<std::string> reqs;
   for (int i = 0; i < 16; ++i) reqs.push_back(get("/w" + std::to_string(i)));
   for (const auto& r : at_once(server.port(), reqs)) {
@@ -1346,26 +1410,47 @@ TEST(Proxy, APipelinedRequestThatKillsItsConnectionIsSentTwiceAtMost) {
   EXPECT_EQ(crashes, 2);
 }
 
-// A listener on 127.0.0.1 whose accept queue is full (a backlog of 0 and
-// connections never accepted), so connects to it wait: their SYNs are
-// dropped until the fillers are accepted. port is 0 if it could not be set up.
+// A listener on 127.0.0.1 (a backlog of 0) that answers one request, so
+// the proxy knows its pace and pipelines to it, and then has its accept
+// queue filled (connections never accepted), so connects to it wait: their
+// SYNs are dropped until the fillers are accepted. port is 0 if it could
+// not be set up.
 struct FullQueue {
   FullQueue() {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof addr;
     if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
         ::listen(listener.get(), 0) != 0 ||
         ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       return;
     }
-    for (int i = 0; i < 3; ++i) {
-      fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      ::connect(fillers.back().get(), reinterpret_cast<sockaddr*>(&addr), len);
-    }
     port = ntohs(addr.sin_port);
   }
+  // Answers the first request that comes while `ask` runs (200, then the
+  // connection closes), then fills the queue. False if none came.
+  bool warm_up_then_fill(const std::function<void()>& ask) {
+    std::atomic<bool> served{false};
+    std::thread answerer([&] {
+      pollfd pfd{listener.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 5000) != 1) return;
+      const proto::UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      std::string buf;
+      char tmp[4096];
+      while (c && buf.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::recv(c.get(), tmp, sizeof tmp, 0);
+        if (n <= 0) return;
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      served = c && send_all(c.get(), ok("warm", "Connection: close\r\n"));
+    });
+    ask();
+    answerer.join();
+    for (int i = 0; i < 3; ++i) {
+      fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      ::connect(fillers.back().get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    }
+    return served;
+  }
+  sockaddr_in addr{AF_INET, 0, {htonl(INADDR_LOOPBACK)}, {}};
   proto::UniqueFd listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   std::vector<proto::UniqueFd> fillers;
   int port = 0;
@@ -1379,6 +1464,7 @@ TEST(Proxy, PipelinedRequestsWaitingOnAConnectThatTimesOutAllGet504Together) {
   ASSERT_GT(up.port, 0);
   Server server(config({"127.0.0.1:" + std::to_string(up.port)}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(up.warm_up_then_fill([&] { EXPECT_TRUE(warm_up(server)); })) << server.log();
   std::vector<std::string> reqs;
   for (int i = 0; i < 8; ++i) reqs.push_back(get("/q" + std::to_string(i)));
   const auto began = Clock::now();
@@ -1422,10 +1508,15 @@ TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
   ClosingUpstream a;
   FullQueue b;
   ASSERT_GT(b.port, 0);
-  const int base = connecting_to(b.port);  // the fillers not in the queue
   Server server(config({a.up.address(), "127.0.0.1:" + std::to_string(b.port)}, 1,
                        pipelined({{"pipeline", 2}, {"connect_timeout_ms", 5000}})));
   ASSERT_TRUE(server.ready()) << server.log();
+  // Round robin: one warm-up each.
+  ASSERT_TRUE(b.warm_up_then_fill([&] {
+    EXPECT_TRUE(warm_up(server));
+    EXPECT_TRUE(warm_up(server));
+  })) << server.log();
+  const int base = connecting_to(b.port);  // the fillers not in the queue
   // b refuses once connects wait on it (they are then past their first SYN).
   std::thread closer([&] {
     const auto until = Clock::now() + 5s;
@@ -1457,13 +1548,14 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
   FullQueue up;
   ASSERT_GT(up.port, 0);
   const int port = up.port;
-  const int base = connecting_to(port);  // the fillers not in the queue
   std::mutex mu;
   std::map<std::string, int> seen;
   std::vector<std::thread> served;
   Server server(
       config({"127.0.0.1:" + std::to_string(port)}, 1, pipelined({{"connect_timeout_ms", 4000}})));
   ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_TRUE(up.warm_up_then_fill([&] { EXPECT_TRUE(warm_up(server)); })) << server.log();
+  const int base = connecting_to(port);  // the fillers not in the queue
   const auto wait = [](const std::function<bool()>& done) {
     const auto until = std::chrono::steady_clock::now() + 5s;
     while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);

@@ -11,12 +11,28 @@ namespace {
 
 constexpr uint32_t kFastMs = 5;
 
-TEST(AnswerPace, PipeliningGoesOnUntilAnswersSaySlow) {
+TEST(AnswerPace, NothingIsPipelinedBeforeAFirstAnswer) {
   AnswerPace pace;
-  EXPECT_TRUE(pace.fast(kFastMs));  // nothing known: as configured
+  EXPECT_FALSE(pace.fast(kFastMs));  // nothing known: one request per connection
+  EXPECT_FALSE(pace.fast(UINT32_MAX));
+  EXPECT_FALSE(pace.may_join(kFastMs, 0));
   pace.note(0);
   EXPECT_TRUE(pace.fast(kFastMs));
   EXPECT_EQ(pace.mean_ms(), 0);
+}
+
+// A connection whose front request has waited the bound already is not
+// joined, however fast the answers before it came.
+TEST(AnswerPace, AFrontThatHasWaitedTheBoundIsNotJoined) {
+  AnswerPace pace;
+  for (int i = 0; i < 20; ++i) pace.note(0);
+  EXPECT_TRUE(pace.may_join(kFastMs, 0));
+  EXPECT_TRUE(pace.may_join(kFastMs, kFastMs - 1));
+  EXPECT_FALSE(pace.may_join(kFastMs, kFastMs));
+  EXPECT_FALSE(pace.may_join(kFastMs, 1000));
+  EXPECT_TRUE(pace.may_join(kFastMs, -3));  // a clock read before the front's: no wait
+  pace.note(1000);                          // slow now: no front is joined
+  EXPECT_FALSE(pace.may_join(kFastMs, 0));
 }
 
 TEST(AnswerPace, AFirstSlowAnswerStopsPipelining) {

@@ -13,10 +13,14 @@
 // line on a connected connection (proxy.cc, front_clock) to its answer's
 // first byte, so the answers before it and the connect do not count, as a
 // moving mean over the answers (each new one weighs 1/8, as in TCP's
-// smoothed round-trip time). Until a first answer is in, nothing is known
-// and requests are pipelined (the operator asked for it): a burst that
-// comes before any answer still queues, and the answers to it decide for
-// what follows.
+// smoothed round-trip time). Until a first answer is in, nothing is known,
+// and a request does not wait behind another (as with `pipeline` 1): a
+// cold burst to an upstream that answers after 1 s would otherwise queue
+// 64 deep on a few connections; one to a fast upstream costs a connection
+// each until its first answers are in, then pipelining goes on. And a
+// request does not join a connection whose front request has already
+// waited `pipeline_fast_ms` for its answer: the upstream has turned slow
+// there, whatever its mean still says.
 #pragma once
 
 #include <algorithm>
@@ -33,9 +37,14 @@ class AnswerPace {
     mean8_ = known_ ? mean8_ - mean8_ / 8 + sample : sample * 8;
     known_ = true;
   }
-  // Whether requests may wait behind others on one connection now: no
-  // answer yet, or a mean wait under `fast_ms`.
-  bool fast(uint32_t fast_ms) const { return !known_ || mean8_ < int64_t{fast_ms} * 8; }
+  // Whether requests may wait behind others on one connection now: a
+  // first answer is in and the mean wait is under `fast_ms`.
+  bool fast(uint32_t fast_ms) const { return known_ && mean8_ < int64_t{fast_ms} * 8; }
+  // Whether a request may join a connection whose front request has
+  // waited `front_waited_ms` for its answer so far.
+  bool may_join(uint32_t fast_ms, int64_t front_waited_ms) const {
+    return fast(fast_ms) && front_waited_ms < int64_t{fast_ms};
+  }
   // The mean wait in ms (0 until known).
   int64_t mean_ms() const { return mean8_ / 8; }
 

@@ -733,21 +733,23 @@ class ProxyHandler : public Handler, public TunnelHost {
       Upstream* up = pick(job->tried);
       if (up == nullptr) return fail(job, 502, "no upstream could be reached");
       job->tried.push_back(up);
-      const bool join_busy = !first_in_line && up->pace.fast(settings_.pipeline_fast_ms);
-      if (Pipe* p = pipe_for(*up, join_busy)) return enqueue(job, *p);
+      if (Pipe* p = pipe_for(*up, /*join_busy=*/!first_in_line)) return enqueue(job, *p);
       mark_down(*up, "connect failed: " + std::string(std::strerror(errno)));
     }
   }
 
-  // A busy connection with room first, while the upstream answers fast
-  // (`join_busy`, AnswerPace): that is where requests share a write; not
-  // one whose front answer waits for its client to read. Then
-  // an idle one still fit (the same check as idle_conn), then a new one;
-  // null if a new connect failed at once.
+  // A busy connection with room first (`join_busy`), while the upstream
+  // answers fast and this connection's front request has not waited long
+  // (AnswerPace): that is where requests share a write; not one whose
+  // front answer waits for its client to read. Then an idle one still fit
+  // (the same check as idle_conn), then a new one; null if a new connect
+  // failed at once.
   Pipe* pipe_for(Upstream& up, bool join_busy) {
+    join_busy = join_busy && up.pace.fast(settings_.pipeline_fast_ms);
     for (auto& p : up.pipes) {
       if (join_busy && !p->last && !p->jobs.empty() && !p->jobs.front()->paused &&
-          p->jobs.size() < settings_.pipeline) {
+          p->jobs.size() < settings_.pipeline &&
+          up.pace.may_join(settings_.pipeline_fast_ms, now_ - p->jobs.front()->asked_ms)) {
         return p.get();
       }
     }
