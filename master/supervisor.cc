@@ -26,6 +26,7 @@
 #include "master/privileges.h"
 #include "master/takeover.h"
 #include "proto/control.h"
+#include "proto/takeover.h"
 #include "worker/child.h"
 #include "worker/event_loop.h"
 #include "worker/log.h"
@@ -809,7 +810,8 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget, Reading rea
                    !bad.empty()) {
           log_error(c.title + ": " + bad + "; ignored");  // the descriptors close with `fds`
         } else {
-          relay_takeover(g.config.services[msg.arg].name, std::move(fds.front()), payload);
+          relay_takeover(g.config.services[msg.arg].name, std::move(fds.front()), payload, c,
+                         msg.arg2);
         }
         break;
       case proto::ControlType::overdue:
@@ -915,11 +917,13 @@ void Supervisor::flush_adopts() {
 // A connection a service takes over (an upgrade): to the ready process of
 // that service (by name) in the serving generation holding the fewest
 // (pick_taker), without blocking;
-// when none can take it now, the client gets 503 from here and the
-// connection closes, rather than waiting in a queue for a process that may
-// never come.
+// when none can take it now, the client gets 503 and the connection
+// closes, rather than waiting in a queue for a process that may never
+// come: from the network process that sent it (`take_refused`, so it is
+// counted and logged as any response), or from here when that process
+// cannot take the message now.
 void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
-                                const std::string& payload) {
+                                const std::string& payload, Child& sender, uint64_t asked_us) {
   std::vector<Child*> pool;
   const int s = current_ != nullptr ? serving_service(service, current_->config.services) : -1;
   if (s >= 0) {
@@ -952,12 +956,22 @@ void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
     }
     candidates[static_cast<size_t>(i)].ready = false;  // its queue is full: the next one
   }
+  ++counters_.takeovers_refused;
+  if (sender.control &&
+      proto::send_control(sender.control.get(), {proto::ControlType::take_refused, 0, asked_us},
+                          {fd.get()}, payload, true)
+          .empty()) {
+    log_warn("no process of service \"" + service + "\" could take a connection; " + sender.title +
+             " answers 503");
+    publish_counters();
+    return;
+  }
   log_warn("no process of service \"" + service + "\" could take a connection; answered 503");
   // The socket is non-blocking (the network process's): a short response
   // into an empty socket buffer, or nothing if the client is gone.
-  [[maybe_unused]] const ssize_t w = ::send(fd.get(), kTakeoverRefused.data(),
-                                            kTakeoverRefused.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  ++counters_.takeovers_refused;
+  [[maybe_unused]] const ssize_t w =
+      ::send(fd.get(), proto::kTakeoverRefused.data(), proto::kTakeoverRefused.size(),
+             MSG_NOSIGNAL | MSG_DONTWAIT);
   publish_counters();
 }
 

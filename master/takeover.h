@@ -46,10 +46,4 @@ struct TakerCandidate {
 // past the one chosen, so equal processes take turns.
 int pick_taker(std::span<const TakerCandidate> candidates, uint32_t& next);
 
-// What the supervisor writes to a client no process can take (then it
-// closes the connection).
-inline constexpr std::string_view kTakeoverRefused =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n"
-    "Retry-After: 1\r\nConnection: close\r\n\r\n503 no process free\n";
-
 }  // namespace ringhttpd::master

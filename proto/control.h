@@ -56,6 +56,11 @@ enum class ControlType : uint32_t {
                           // process at slot `arg` died, or its replacement is ready; a
                           // full process decides now whether to take new connections
                           // (to refuse them). No fds, no payload.
+  take_refused = 17,      // supervisor -> network: a `takeover` this process sent that no
+                          // process of the service could take (1 fd, the takeover's payload
+                          // back; arg2 = the takeover's arg2, when the request came, in
+                          // monotonic us). The network process answers 503, counts it and
+                          // writes its access-log line.
 };
 
 struct ControlMessage {

@@ -34,4 +34,15 @@ std::string encode_takeover(std::string_view head, std::string_view early);
 bool decode_takeover(std::string_view payload, HttpRequest& req, RequestOrigin& origin,
                      std::string_view& early);
 
+// What a client gets when no process of the service can take its
+// connection (control message `take_refused`; the supervisor writes it
+// itself when the network process cannot be told), before the connection
+// closes.
+inline constexpr std::string_view kTakeoverRefusedBody = "503 no process free\n";
+inline constexpr std::string_view kTakeoverRefused =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n"
+    "Retry-After: 1\r\nConnection: close\r\n\r\n503 no process free\n";
+static_assert(kTakeoverRefused.ends_with(kTakeoverRefusedBody) &&
+              kTakeoverRefusedBody.size() == 20);
+
 }  // namespace ringhttpd::proto

@@ -256,6 +256,7 @@ struct Connection {
   // Non-empty: nothing more is read or parsed here.
   std::string takeover;
   int32_t takeover_service = -1;  // valid while takeover is set: index into services
+  int64_t takeover_start_us = 0;  // valid while takeover is set: when its head was complete
 };
 
 }  // namespace ringhttpd::worker

@@ -325,6 +325,10 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
         return;
       }
       return on_siblings_changed();
+    case proto::ControlType::take_refused:
+      if (fds.size() == 1) return on_take_refused(std::move(fds.front()), payload, msg.arg2);
+      log_error("take_refused message without exactly one descriptor; ignored");
+      return;
     case proto::ControlType::adopts_done:
       if (!fds.empty() || !payload.empty()) {
         log_error("adopts_done message with descriptors or a payload; ignored");
@@ -540,6 +544,7 @@ void NetworkProcess::begin_takeover(Connection& c, const proto::RequestHead& req
   c.takeover.clear();
   head_parts_.append_to(c.takeover);
   c.takeover_service = route.service_index;
+  c.takeover_start_us = now_us_;
   dirty_.push_back(c.id);  // write_to passes it on once nothing is owed before it
 }
 
@@ -559,15 +564,65 @@ void NetworkProcess::take_over(Connection& c) {
     return;
   }
   loop_.remove(c.fd.get());
-  const std::string err = proto::send_control(
-      env_.control_fd, {proto::ControlType::takeover, static_cast<uint32_t>(c.takeover_service), 0},
-      {c.fd.get()}, payload);
+  const std::string err =
+      proto::send_control(env_.control_fd,
+                          {proto::ControlType::takeover, static_cast<uint32_t>(c.takeover_service),
+                           static_cast<uint64_t>(c.takeover_start_us)},
+                          {c.fd.get()}, payload);
   if (!err.empty()) {
     log_error("takeover: " + err);
     return close_connection(c);
   }
   c.state = ConnState::handed_over;
   finished_.push_back(c.id);
+}
+
+// A connection take_over passed on that no process of its service could
+// take (control message `take_refused`): the client gets the 503 the
+// supervisor would have written, and it is counted and logged here as any
+// response is (its route found again from the request in the payload).
+// The socket is non-blocking and its buffer empty: one send, or nothing if
+// the client is gone. `asked_us` is this process's own clock, as sent,
+// passed back by the supervisor; a value past now reads as no wait.
+void NetworkProcess::on_take_refused(proto::UniqueFd fd, std::string_view payload,
+                                     uint64_t asked_us) {
+  const ssize_t n = ::send(fd.get(), proto::kTakeoverRefused.data(), proto::kTakeoverRefused.size(),
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+  fd.reset();
+  proto::HttpRequest req;
+  proto::RequestOrigin origin;
+  std::string_view early;
+  if (!proto::decode_takeover(payload, req, origin, early)) {
+    log_error("take_refused message with a malformed payload; answered 503, not logged");
+    return;
+  }
+  ResponseSlot slot;
+  slot.data = proto::kTakeoverRefused;
+  slot.written = n > 0 ? static_cast<uint64_t>(n) : 0;
+  const RouteMatch match = router_.match(req, path_scratch_);
+  if (match.route != nullptr) {
+    slot.route = static_cast<int32_t>(match.route - env_.routes.data());
+  }
+  const Outcome o =
+      slot.written == slot.data.size() ? written_outcome(slot) : cut_outcome(slot, Closer::client);
+  const int64_t now = monotonic_us();
+  const int64_t asked =
+      asked_us > static_cast<uint64_t>(now) ? now : static_cast<int64_t>(asked_us);
+  const auto us = static_cast<uint64_t>(now - asked);
+  count_response(slot, o, us, /*timed=*/false);
+  if (!access_log_.enabled()) return;
+  AccessEntry e;
+  e.remote = origin.client;
+  e.method = req.method;
+  e.target = req.target;
+  e.version_major = req.version_major;
+  e.version_minor = req.version_minor;
+  e.referer = req.header("Referer");
+  e.user_agent = req.header("User-Agent");
+  e.status = o.status;
+  e.body_bytes = o.body_bytes;
+  e.duration_ms = static_cast<double>(us) / 1e3;
+  access_log_.record(e, ::time(nullptr));
 }
 
 Connection* NetworkProcess::add_connection(proto::UniqueFd fd) {

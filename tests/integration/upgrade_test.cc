@@ -731,12 +731,17 @@ TEST(Upgrade, ANewTunnelGoesToTheProxyProcessHoldingTheFewest) {
 
 // The supervisor passes an upgraded connection on without waiting: when no
 // process of the service can take it now (here its only one is stopped and
-// its control queue full), the client gets 503 with Retry-After from the
-// supervisor itself, and the metrics count it. The ones queued before are
-// taken once the process runs again.
-TEST(Upgrade, AnUpgradeNoProcessCanTakeGets503FromTheSupervisor) {
+// its control queue full), it gives the connection back to the network
+// process that sent it, and the client gets 503 with Retry-After from
+// there, counted as a refused takeover and as a 5xx response of its route,
+// with its access-log line. The ones queued before are taken once the
+// process runs again.
+TEST(Upgrade, AnUpgradeNoProcessCanTakeGets503AndALogLine) {
   WsUpstream up(echo_101);
-  Server server(with_metrics_route(config({up.address()})).dump());
+  json cfg = with_metrics_route(config({up.address()}));
+  cfg["log"] = {{"access", "access.log"}, {"format", "json"}};
+  Server server(cfg.dump());
+  const std::string path = server.workdir().path() + "/access.log";
   ASSERT_TRUE(server.ready()) << server.log();
   const pid_t proxy = server.child("ringhttpd: service ws g1 #0");
   ASSERT_GT(proxy, 0);
@@ -775,7 +780,30 @@ TEST(Upgrade, AnUpgradeNoProcessCanTakeGets503FromTheSupervisor) {
   EXPECT_GT(switched, 0) << "the queued ones are taken after SIGCONT";
   EXPECT_EQ(switched + unavailable, static_cast<int>(cs.size()));
   EXPECT_EQ(refused_takeovers(server.port()), unavailable);
-  EXPECT_TRUE(server.wait_for_log("could take a connection; answered 503", 1s));
+  EXPECT_EQ(
+      metric_value(server.port(), R"(ringhttpd_route_responses_total{route="/",class="5xx"})"),
+      unavailable);
+  EXPECT_TRUE(server.wait_for_log("could take a connection; network g1 #0 answers 503", 1s))
+      << server.log();
+  // One line per 503 (the tunnels taken get theirs when they end).
+  std::vector<json> lines_503;
+  const bool logged = wait_for(
+      [&] {
+        lines_503.clear();
+        std::ifstream in(path);
+        for (std::string l; std::getline(in, l);) {
+          json line = json::parse(l, nullptr, false);
+          if (!line.is_discarded() && line["status"] == 503) lines_503.push_back(std::move(line));
+        }
+        return static_cast<int>(lines_503.size()) >= unavailable;
+      },
+      10s);
+  ASSERT_TRUE(logged) << lines_503.size() << " of " << unavailable << "\n" << server.log();
+  ASSERT_EQ(static_cast<int>(lines_503.size()), unavailable);
+  EXPECT_EQ(lines_503[0]["bytes"], 20) << lines_503[0].dump();
+  EXPECT_EQ(lines_503[0]["method"], "GET") << lines_503[0].dump();
+  EXPECT_EQ(lines_503[0]["target"], "/ws") << lines_503[0].dump();
+  EXPECT_EQ(lines_503[0]["remote"], "127.0.0.1") << lines_503[0].dump();
 }
 
 // A tunnel belongs to the process that holds it: its death closes both
