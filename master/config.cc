@@ -514,6 +514,8 @@ constexpr std::array<UintField<worker::ProxySettings>, 8> kProxyFields = {{
     {"tunnel_idle_timeout_ms", 1, kMaxTimeoutMs, &worker::ProxySettings::tunnel_idle_timeout_ms},
 }};
 
+std::string host_header_problem(std::string_view value);  // below, with the route's host
+
 // A host name or IPv4 address as a upstream's host: letters, digits, '-',
 // '.' and '_' (no scheme, no path, no space).
 bool is_host_char(char c) {
@@ -613,6 +615,11 @@ void read_proxy(const json& v, std::string_view path, ServiceSettings* s, Errors
   static constexpr std::array<std::string_view, 2> kBalance = {"round_robin", "least_conn"};
   read_enum(v, "balance", path, kBalance, &p.balance, errors);
   read_uint_fields(v, path, kProxyFields, &p, errors);
+  if (read_string(v, "host_header", path, &p.host_header.value, errors)) {
+    if (std::string bad = host_header_problem(p.host_header.value); !bad.empty()) {
+      fail(errors, join(path, "host_header"), bad);
+    }
+  }
   if (const json* up = member(v, "upgrade"); up != nullptr) {
     if (up->is_boolean()) {
       p.upgrade = up->get<bool>();
@@ -659,7 +666,7 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                         Errors* errors) {
   static constexpr std::array<std::string_view, 7> kCommon = {
       "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "scheduling"};
-  static constexpr std::array<std::string_view, 18> kProxy = {"name",
+  static constexpr std::array<std::string_view, 19> kProxy = {"name",
                                                               "type",
                                                               "processes",
                                                               "ring_bytes",
@@ -676,7 +683,8 @@ bool check_service_keys(const json& v, std::string_view path, std::string_view t
                                                               "pipeline",
                                                               "pipeline_fast_ms",
                                                               "upgrade",
-                                                              "tunnel_idle_timeout_ms"};
+                                                              "tunnel_idle_timeout_ms",
+                                                              "host_header"};
   static constexpr std::array<std::string_view, 9> kModule = {
       "name",          "type",       "processes", "ring_bytes", "timeout_ms",
       "kill_after_ms", "scheduling", "path",      "config"};
@@ -957,6 +965,31 @@ std::string route_host_problem(std::string_view host) {
   return "must be a host name, an IPv4 address or an IPv6 address in brackets like \"[::1]\" "
          "(got " +
          quote(host) + ")";
+}
+
+// Why a proxy's "host_header" is not "" (the client's Host), "$upstream"
+// or a Host a request may carry: a host name, an IPv4 address or an IPv6
+// address in brackets, with an optional port (1 to 65535); or "".
+std::string host_header_problem(std::string_view value) {
+  if (value.empty() || value == worker::HostHeader::kUpstream) return "";
+  if (value.starts_with('$')) {  // a reg-name may start so, but this is a misspelt "$upstream"
+    return "must be \"\", \"$upstream\" or a host[:port] (got " + quote(value) + ")";
+  }
+  std::string_view host = value;
+  const size_t colon = value.rfind(':');
+  if (colon != std::string_view::npos && (value.front() != '[' || value[colon - 1] == ']')) {
+    const std::string_view port = value.substr(colon + 1);
+    if (!is_port(port) || port.size() > 5 || std::stoi(std::string(port)) < 1 ||
+        std::stoi(std::string(port)) > 65535) {
+      return "must be \"\", \"$upstream\" or host[:port] with a port of 1 to 65535 (got " +
+             quote(value) + ")";
+    }
+    host = value.substr(0, colon);
+  }
+  if (!host.empty() && (is_reg_name(host) || is_bracketed_ipv6(host))) return "";
+  return "must be \"\" (the client's Host), \"$upstream\" or a host name, an IPv4 address or "
+         "an IPv6 address in brackets like \"[::1]\", with an optional port (got " +
+         quote(value) + ")";
 }
 
 // What is wrong with a route's "path", or "". Routes match the normalized

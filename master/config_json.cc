@@ -76,6 +76,7 @@ json config_to_json(const Config& c) {
       out["pipeline_fast_ms"] = s.proxy.pipeline_fast_ms;
       out["upgrade"] = s.proxy.upgrade;
       out["tunnel_idle_timeout_ms"] = s.proxy.tunnel_idle_timeout_ms;
+      out["host_header"] = s.proxy.host_header.value;
     }
     if (s.type == "module") {
       out["path"] = s.module.path;

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ringhttpd::worker {
@@ -29,6 +30,18 @@ struct NetworkSettings {
 };
 
 // A "proxy" service's upstreams and how it talks to them.
+// The Host a proxy's upstream gets (key `host_header`): the client's (""),
+// the upstream's address as configured ("$upstream", as nginx's
+// $proxy_host: without the default port 80, "localhost" for a unix
+// socket), or this literal host[:port].
+struct HostHeader {
+  static constexpr std::string_view kUpstream = "$upstream";
+  std::string value;
+  bool keep() const { return value.empty(); }
+  bool upstream() const { return value == kUpstream; }
+  bool literal() const { return !keep() && !upstream(); }
+};
+
 struct ProxySettings {
   std::vector<std::string> upstreams;   // "host:port" (IPv4 or [IPv6]) or "unix:/path"
   std::string balance = "round_robin";  // or "least_conn"
@@ -42,11 +55,13 @@ struct ProxySettings {
   // without a body may be sent behind others on a busy connection (HTTP/1.1
   // pipelining), several in one write. 1: one request per connection.
   uint32_t pipeline = 1;
-  // With pipeline > 1: a request joins a busy connection only while the
-  // upstream's answers take less than this many ms on average (from a
-  // request's coming first in line to its answer's first byte), or before
-  // any answer (worker/handlers/answer_pace.h).
+  // With pipeline > 1: a request joins a busy connection only once the
+  // upstream has answered, while its answers take less than this many ms
+  // on average (from a request's coming first in line to its answer's
+  // first byte), and not one whose front request has waited this long
+  // (worker/handlers/answer_pace.h).
   uint32_t pipeline_fast_ms = 5;
+  HostHeader host_header;
   // A GET with "Connection: upgrade" and an Upgrade header (a WebSocket
   // handshake) takes the client's connection over: the network process
   // passes it to a process of this service, which relays bytes both ways

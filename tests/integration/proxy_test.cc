@@ -184,6 +184,7 @@ TEST(Proxy, ForwardsRequestsWithoutHopByHopHeadersAndWithXForwarded) {
   EXPECT_TRUE(seen.has("X-Forwarded-For: 10.0.0.1, 127.0.0.1")) << seen.head;
   EXPECT_TRUE(seen.has("X-Forwarded-Proto: http")) << seen.head;
   EXPECT_TRUE(seen.has("X-Forwarded-Host: example.test")) << seen.head;
+  EXPECT_TRUE(seen.has("Forwarded: for=127.0.0.1;host=example.test;proto=http")) << seen.head;
   EXPECT_FALSE(seen.has("X-Secret: 1")) << "listed in Connection: hop-by-hop";
   EXPECT_EQ(seen.head.find("Keep-Alive"), std::string::npos) << seen.head;
   // HEAD: the length, no body.
@@ -192,6 +193,27 @@ TEST(Proxy, ForwardsRequestsWithoutHopByHopHeadersAndWithXForwarded) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
   EXPECT_EQ(h->headers["content-length"], "22");  // "saw HEAD /h HTTP/1.1 0"
+}
+
+// host_header: the upstream gets the Host configured, in place of the
+// client's: its own address as configured ("$upstream"), or a literal; the
+// client's Host is still told (X-Forwarded-Host, Forwarded's host).
+TEST(Proxy, TheUpstreamGetsTheHostAsConfigured) {
+  Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
+  for (const auto& [setting, want] :
+       {std::pair<std::string, std::string>{"$upstream", up.address()},
+        {"api.internal:8080", "api.internal:8080"}}) {
+    Server server(config({up.address()}, 1, {{"host_header", setting}}));
+    ASSERT_TRUE(server.ready()) << server.log();
+    const auto r = http_get(server.port(), "/h");
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200);
+    const UpRequest seen = up.last();
+    EXPECT_TRUE(seen.has("Host: " + want)) << setting << "\n" << seen.head;
+    EXPECT_EQ(seen.head.find("\r\nHost: localhost"), std::string::npos) << seen.head;
+    EXPECT_TRUE(seen.has("X-Forwarded-Host: localhost")) << seen.head;
+    EXPECT_TRUE(seen.has("Forwarded: for=127.0.0.1;host=localhost;proto=http")) << seen.head;
+  }
 }
 
 // Routes match the normalized path (docs/configuration.md, "routes"): the
@@ -646,9 +668,9 @@ TEST(Proxy, AHeadAnsweredChunkedGetsNoContentLength) {
 }
 
 // Repeated field lines are one list (RFC 9110 5.3): every X-Forwarded-For
-// line the client sent is kept, in order, before the client's address; and
-// Forwarded (which the proxy does not rewrite) reaches the upstream whole.
-TEST(Proxy, EveryXForwardedForLineIsKept) {
+// and Forwarded line the client sent is kept, in order, before this hop's
+// own entry.
+TEST(Proxy, EveryXForwardedForAndForwardedLineIsKept) {
   Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
   Server server(config({up.address()}));
   ASSERT_TRUE(server.ready()) << server.log();
@@ -662,8 +684,9 @@ TEST(Proxy, EveryXForwardedForLineIsKept) {
   EXPECT_EQ(r->status, 200);
   const UpRequest seen = up.last();
   EXPECT_TRUE(seen.has("X-Forwarded-For: 9.9.9.9, 8.8.8.8, 7.7.7.7, 127.0.0.1")) << seen.head;
-  EXPECT_TRUE(seen.has("Forwarded: for=1.1.1.1")) << seen.head;
-  EXPECT_TRUE(seen.has("Forwarded: for=2.2.2.2")) << seen.head;
+  // Forwarded too (RFC 7239 4: one list), this hop's element last.
+  EXPECT_TRUE(seen.has("Forwarded: for=1.1.1.1, for=2.2.2.2, for=127.0.0.1;host=a;proto=http"))
+      << seen.head;
 }
 
 // A field name with an underscore never reaches the upstream (nginx's

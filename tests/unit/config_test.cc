@@ -471,6 +471,34 @@ TEST(Config, ProxyKeysAreCheckedAndNamed) {
                  "pipeline": 65}]})"),
             Errors{"services[0].pipeline: must be an integer between 1 and 64"});
   EXPECT_EQ(p.response_timeout_ms, 7000u);  // defaults to the service's timeout
+  EXPECT_TRUE(p.host_header.keep());        // the client's Host unless asked
+  for (const char* good : {"$upstream", "api.internal", "api.internal:8080", "10.0.0.1:80", "[::1]",
+                           "[2001:db8::1]:443"}) {
+    const ConfigResult r = parse_config(
+        std::string(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
+                 "host_header": ")") +
+        good + "\"}]}");
+    ASSERT_TRUE(r.ok()) << good << ": " << r.errors.front();
+    EXPECT_EQ(r.config.services[0].proxy.host_header.value, good);
+  }
+  EXPECT_EQ(
+      errors_of(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
+                 "host_header": "a b"}]})"),
+      Errors{
+          R"(services[0].host_header: must be "" (the client's Host), "$upstream" or a host name, an IPv4 address or an IPv6 address in brackets like "[::1]", with an optional port (got "a b"))"});
+  EXPECT_EQ(
+      errors_of(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
+                 "host_header": "api:0"}]})"),
+      Errors{
+          R"(services[0].host_header: must be "", "$upstream" or host[:port] with a port of 1 to 65535 (got "api:0"))"});
+  for (const char* bad : {":80", "[::1", "::1", "api:", "$upstreams", "a\r\nX: y"}) {
+    EXPECT_EQ(errors_of(std::string(R"({"services": [{"name": "a", "type": "proxy",
+                 "upstreams": ["127.0.0.1:1"], "host_header": ")") +
+                        bad + "\"}]}")
+                  .size(),
+              1u)
+        << bad;
+  }
   EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy"}]})"),
             Errors{"services[0].upstreams: is required for a proxy service"});
   EXPECT_EQ(

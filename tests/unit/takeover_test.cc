@@ -251,6 +251,8 @@ TEST(Takeover, TheUpstreamGetsTheUpgradeAndNoOtherHopByHopField) {
   EXPECT_NE(h.find("Sec-WebSocket-Version: 13\r\n"), std::string::npos) << h;
   EXPECT_NE(h.find("X-Forwarded-For: 10.0.0.9, 127.0.0.1\r\n"), std::string::npos) << h;
   EXPECT_NE(h.find("X-Forwarded-Host: chat.test\r\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("Forwarded: for=127.0.0.1;host=chat.test;proto=http\r\n"), std::string::npos)
+      << h;
   EXPECT_EQ(h.find("X-Secret"), std::string::npos) << h;
   EXPECT_EQ(h.find("Keep-Alive"), std::string::npos) << h;
   EXPECT_TRUE(h.ends_with("\r\n\r\n"));
@@ -265,6 +267,24 @@ TEST(Takeover, TheUpstreamGetsTheUpgradeAndNoOtherHopByHopField) {
   EXPECT_NE(joined.find("X-Forwarded-For: 9.9.9.9, 8.8.8.8, 127.0.0.1\r\n"), std::string::npos)
       << joined;
   EXPECT_EQ(joined.find("6.6.6.6"), std::string::npos) << joined;
+}
+
+// host_header: the upstream's address, or a literal, in place of the
+// client's Host (X-Forwarded-Host and Forwarded still say the client's).
+TEST(Takeover, TheUpstreamsHostIsAsConfigured) {
+  worker::ServiceRequest r;
+  r.http.method = "GET";
+  r.http.target = "/chat";
+  r.http.headers = {{"Host", "chat.test"}, {"Upgrade", "websocket"}};
+  r.origin.client = "127.0.0.1";
+  for (const auto& [setting, host] : {std::pair<std::string, std::string>{"$upstream", "up:80"},
+                                      {"api.internal:8080", "api.internal:8080"}}) {
+    const std::string h = worker::upgrade_request_head(r, "up:80", worker::HostHeader{setting});
+    EXPECT_TRUE(h.starts_with("GET /chat HTTP/1.1\r\nHost: " + host + "\r\n")) << h;
+    EXPECT_EQ(h.find("\r\nHost: chat.test\r\n"), std::string::npos) << h;
+    EXPECT_NE(h.find("X-Forwarded-Host: chat.test\r\n"), std::string::npos) << h;
+    EXPECT_NE(h.find(";host=chat.test;"), std::string::npos) << h;
+  }
 }
 
 TEST(Takeover, AnAnswerOtherThan101KeepsItsFramingAndSaysClose) {

@@ -457,44 +457,33 @@ class ProxyHandler : public Handler, public TunnelHost {
     if (target.empty() || target.front() == '?') o += '/';
     o += target;
     o += " HTTP/1.1\r\n";
-    // HTTP/1.1 requires Host (RFC 9112 3.2); an HTTP/1.0 client may have
-    // sent none. Its line goes here once the upstream is known (begin()).
-    job.add_host = std::none_of(req.headers.begin(), req.headers.end(), [](const proto::Header& h) {
-      return proto::iequals(h.name, "Host");
-    });
+    // Host (HostHeader): the client's; or the upstream's, whose line goes
+    // here once the upstream is known (name_host), also when an HTTP/1.0
+    // client sent none (HTTP/1.1 requires one, RFC 9112 3.2); or the
+    // configured one.
+    const HostHeader& host = settings_.host_header;
+    const bool keep_host = host.keep();
+    job.add_host =
+        host.upstream() || (keep_host && std::none_of(req.headers.begin(), req.headers.end(),
+                                                      [](const proto::Header& h) {
+                                                        return proto::iequals(h.name, "Host");
+                                                      }));
     job.host_at = o.size();
-    std::string forwarded_for;
+    if (host.literal()) {
+      o += "Host: ";
+      o += host.value;
+      o += "\r\n";
+    }
     for (const proto::Header& h : req.headers) {
       if (hop_by_hop(h.name) || listed_in_connection(req.headers, h.name)) continue;
-      if (underscore_name(h.name)) continue;
-      if (proto::iequals(h.name, "X-Forwarded-For")) {
-        // Repeated field lines are one list (RFC 9110 5.3): every hop is
-        // kept, in order, ours appended after them.
-        if (!forwarded_for.empty() && !h.value.empty()) forwarded_for += ", ";
-        forwarded_for += h.value;
-        continue;
-      }
-      if (proto::iequals(h.name, "X-Forwarded-Proto") ||
-          proto::iequals(h.name, "X-Forwarded-Host")) {
-        continue;
-      }
+      if (underscore_name(h.name) || forwarding_field(h.name)) continue;
+      if (!keep_host && proto::iequals(h.name, "Host")) continue;
       o += h.name;
       o += ": ";
       o += h.value;
       o += "\r\n";
     }
-    o += "X-Forwarded-For: ";
-    if (!forwarded_for.empty()) {
-      o += forwarded_for;
-      o += ", ";
-    }
-    o += r.origin.client.empty() ? "unknown" : r.origin.client;
-    o += "\r\nX-Forwarded-Proto: http\r\n";
-    if (const std::string_view host = req.header("Host"); !host.empty()) {
-      o += "X-Forwarded-Host: ";
-      o += host;
-      o += "\r\n";
-    }
+    append_forwarding(o, req, r.origin.client);
     const uint64_t length = job.x->body_length();
     if (length == proto::kUnknownBodyLength) {
       o += "Transfer-Encoding: chunked\r\n";

@@ -1,8 +1,11 @@
-// Which header fields a proxy passes on: shared by the request path
-// (proxy.cc) and connections taken over (tunnel.cc), so both drop the same
-// hop-by-hop fields.
+// Which header fields a proxy passes on, and the ones it adds: shared by
+// the request path (proxy.cc) and connections taken over (tunnel.cc), so
+// both drop the same hop-by-hop fields and say the same of this hop.
 #pragma once
 
+#include <algorithm>
+#include <cctype>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,6 +52,96 @@ inline bool listed_in_connection(const std::vector<proto::Header>& headers, std:
 // application as the field this proxy replaces or frames itself.
 inline bool underscore_name(std::string_view name) {
   return name.find('_') != std::string_view::npos;
+}
+
+// ---- this hop, told to the upstream ----
+//
+// The client's own fields of these names are replaced by ours:
+//   X-Forwarded-For    the client's list (every line, in order), then the client
+//   X-Forwarded-Proto  http
+//   X-Forwarded-Host   the Host the client sent (when it sent one)
+//   Forwarded          RFC 7239: the client's elements (every line, in order),
+//                      then ours: for=<client>;host=<its Host>;proto=http
+// so an application behind sees the client whichever convention it reads.
+inline bool forwarding_field(std::string_view name) {
+  return proto::iequals(name, "X-Forwarded-For") || proto::iequals(name, "X-Forwarded-Proto") ||
+         proto::iequals(name, "X-Forwarded-Host") || proto::iequals(name, "Forwarded");
+}
+
+// A Forwarded parameter's value (RFC 7239 4): as a token when it is one,
+// else quoted, with '"' and '\' escaped.
+inline void append_forwarded_value(std::string& o, std::string_view v) {
+  constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
+  const bool token = !v.empty() && std::all_of(v.begin(), v.end(), [&](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || kTchar.find(ch) != kTchar.npos;
+  });
+  if (token) {
+    o += v;
+    return;
+  }
+  o += '"';
+  for (char ch : v) {
+    if (ch == '"' || ch == '\\') o += '\\';
+    o += ch;
+  }
+  o += '"';
+}
+
+// The client's address as a Forwarded node (RFC 7239 6): an IPv6 address
+// in brackets (so quoted), "unknown" when not known.
+inline void append_forwarded_node(std::string& o, std::string_view client) {
+  if (client.empty()) {
+    o += "unknown";
+  } else if (client.find(':') != std::string_view::npos) {
+    o += "\"[";
+    o += client;
+    o += "]\"";
+  } else {
+    o += client;
+  }
+}
+
+// The lines of this hop (the table above), each ending in CRLF. `client`:
+// the client's address as text ("" when not known).
+inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
+                              std::string_view client) {
+  std::string_view host;
+  const auto list = [&](std::string_view name) {
+    std::string all;  // repeated field lines are one list (RFC 9110 5.3)
+    for (const proto::Header& h : req.headers) {
+      if (!proto::iequals(h.name, name) || h.value.empty()) continue;
+      if (!all.empty()) all += ", ";
+      all += h.value;
+    }
+    return all;
+  };
+  for (const proto::Header& h : req.headers) {
+    if (host.empty() && proto::iequals(h.name, "Host")) host = h.value;
+  }
+  o += "X-Forwarded-For: ";
+  if (std::string mine = list("X-Forwarded-For"); !mine.empty()) {
+    o += mine;
+    o += ", ";
+  }
+  o += client.empty() ? "unknown" : client;
+  o += "\r\nX-Forwarded-Proto: http\r\n";
+  if (!host.empty()) {
+    o += "X-Forwarded-Host: ";
+    o += host;
+    o += "\r\n";
+  }
+  o += "Forwarded: ";
+  if (std::string theirs = list("Forwarded"); !theirs.empty()) {
+    o += theirs;
+    o += ", ";
+  }
+  o += "for=";
+  append_forwarded_node(o, client);
+  if (!host.empty()) {
+    o += ";host=";
+    append_forwarded_value(o, host);
+  }
+  o += ";proto=http\r\n";
 }
 
 // llhttp gives a response header's name and value in pieces (a read may

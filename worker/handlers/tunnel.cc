@@ -23,12 +23,6 @@ namespace {
 // The upstream's head may be this long at most (then 502).
 constexpr size_t kMaxHeadBytes = 64 * 1024;
 
-// Fields the client sent that we replace with our own.
-bool ours(std::string_view name) {
-  return proto::iequals(name, "X-Forwarded-For") || proto::iequals(name, "X-Forwarded-Proto") ||
-         proto::iequals(name, "X-Forwarded-Host");
-}
-
 void add_line(std::string& o, std::string_view name, std::string_view value) {
   o += name;
   o += ": ";
@@ -40,7 +34,8 @@ void add_line(std::string& o, std::string_view name, std::string_view value) {
 
 // ---- the bytes ----
 
-std::string upgrade_request_head(const ServiceRequest& r, std::string_view upstream_host) {
+std::string upgrade_request_head(const ServiceRequest& r, std::string_view upstream_host,
+                                 const HostHeader& host) {
   const proto::HttpRequest& req = r.http;
   std::string o;
   o.reserve(512);
@@ -50,15 +45,16 @@ std::string upgrade_request_head(const ServiceRequest& r, std::string_view upstr
   if (target.empty() || target.front() == '?') o += '/';
   o += target;
   o += " HTTP/1.1\r\n";
-  const bool has_host = !req.header("Host").empty();
-  if (!has_host) add_line(o, "Host", upstream_host);
-  std::string forwarded_for;  // every line of it, in order (one list: RFC 9110 5.3)
+  const bool keep_host = host.keep() && !req.header("Host").empty();
+  if (host.literal()) {
+    add_line(o, "Host", host.value);
+  } else if (!keep_host) {
+    add_line(o, "Host", upstream_host);
+  }
   for (const proto::Header& h : req.headers) {
-    if (proto::iequals(h.name, "X-Forwarded-For") && !h.value.empty()) {
-      forwarded_for += (forwarded_for.empty() ? "" : ", ") + std::string(h.value);
-    }
     if (underscore_name(h.name) || hop_by_hop(h.name) ||
-        listed_in_connection(req.headers, h.name) || ours(h.name)) {
+        listed_in_connection(req.headers, h.name) || forwarding_field(h.name) ||
+        (!keep_host && proto::iequals(h.name, "Host"))) {
       continue;
     }
     add_line(o, h.name, h.value);
@@ -66,11 +62,7 @@ std::string upgrade_request_head(const ServiceRequest& r, std::string_view upstr
   // The protocol switch is asked of the upstream, hop by hop (RFC 9110 7.8).
   add_line(o, "Connection", "upgrade");
   add_line(o, "Upgrade", req.header("Upgrade"));
-  const std::string client = r.origin.client.empty() ? "unknown" : r.origin.client;
-  add_line(o, "X-Forwarded-For",
-           forwarded_for.empty() ? client : std::string(forwarded_for) + ", " + client);
-  add_line(o, "X-Forwarded-Proto", "http");
-  if (has_host) add_line(o, "X-Forwarded-Host", req.header("Host"));
+  append_forwarding(o, req, r.origin.client);
   o += "\r\n";
   return o;
 }
@@ -247,7 +239,7 @@ void Tunnel::attempt() {
     // upstream said 101 (take_head). Before that they could be read as
     // a next request on this connection, one the network process never
     // saw (smuggled past its routes and checks).
-    to_upstream_.buf = upgrade_request_head(request_, up.host);
+    to_upstream_.buf = upgrade_request_head(request_, up.host, host_.settings().host_header);
     phase_ = Phase::connecting;
     set_deadline(host_.settings().connect_timeout_ms);
     return;

@@ -69,9 +69,11 @@ inline bool flow_done(const Flow& f) { return f.src_eof && f.pending() == 0 && f
 // ---- the bytes a tunnel writes (pure) ----
 
 // The request for the upstream: `req` with hop-by-hop fields dropped but
-// Upgrade kept and "Connection: upgrade", X-Forwarded-For/-Proto/-Host as
-// for proxied requests; `upstream_host` as Host when the client sent none.
-std::string upgrade_request_head(const ServiceRequest& req, std::string_view upstream_host);
+// Upgrade kept and "Connection: upgrade", X-Forwarded-For/-Proto/-Host and
+// Forwarded as for proxied requests (append_forwarding); Host as `host`
+// says, `upstream_host` when the client sent none.
+std::string upgrade_request_head(const ServiceRequest& req, std::string_view upstream_host,
+                                 const HostHeader& host = {});
 // The head of an answer other than 101, for the client: hop-by-hop fields
 // dropped (the framing fields stay: the body follows as the upstream sent
 // it) and "Connection: close".
