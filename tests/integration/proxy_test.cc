@@ -1085,7 +1085,7 @@ TEST(Proxy, AnUpstreamWhoseAnswersComeSlowlyIsNoLongerPipelinedTo) {
 // not know yet).
 TEST(Proxy, AConnectionWhoseFrontRequestHasWaitedLongIsNotJoined) {
   Upstream up([](const UpRequest& r, int fd) {
-    if (path_of(r) == "/held") std::this_thread::sleep_for(300ms);
+    if (path_of(r) == "/held") std::this_thread::sleep_for(1s);
     return send_all(fd, ok(path_of(r)));
   });
   Server server(config({up.address()}, 1, {{"pipeline", 8}, {"pipeline_fast_ms", 50}}));
@@ -1094,6 +1094,7 @@ TEST(Proxy, AConnectionWhoseFrontRequestHasWaitedLongIsNotJoined) {
   Client held(server.port());
   ASSERT_TRUE(held.send(get("/held")));
   wait_requests(up, 2);
+  ASSERT_EQ(up.requests(), 2) << server.log();
   std::this_thread::sleep_for(100ms);  // the front's wait passes the bound (50 ms)
   const auto after = http_get(server.port(), "/after");
   ASSERT_TRUE(after) << server.log();
@@ -1456,6 +1457,8 @@ struct FullQueue {
       pollfd pfd{listener.get(), POLLIN, 0};
       if (::poll(&pfd, 1, 5000) != 1) return;
       const proto::UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      const timeval bound{5, 0};  // a proxy that connects and sends nothing holds no one
+      if (c) ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
       std::string buf;
       char tmp[4096];
       while (c && buf.find("\r\n\r\n") == std::string::npos) {

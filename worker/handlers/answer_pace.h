@@ -13,14 +13,16 @@
 // line on a connected connection (proxy.cc, front_clock) to its answer's
 // first byte, so the answers before it and the connect do not count, as a
 // moving mean over the answers (each new one weighs 1/8, as in TCP's
-// smoothed round-trip time). Until a first answer is in, nothing is known,
-// and a request does not wait behind another (as with `pipeline` 1): a
-// cold burst to an upstream that answers after 1 s would otherwise queue
-// 64 deep on a few connections; one to a fast upstream costs a connection
-// each until its first answers are in, then pipelining goes on. And a
-// request does not join a connection whose front request has already
-// waited `pipeline_fast_ms` for its answer: the upstream has turned slow
-// there, whatever its mean still says.
+// smoothed round-trip time; an answer that never came counts as taking
+// its timeout). Until a first answer (or timeout) is timed, nothing is
+// known, and a request does not wait behind another (as with `pipeline`
+// 1): a cold burst to an upstream that answers after 1 s would otherwise
+// queue 64 deep on a few connections; one to a fast upstream costs a
+// connection each until its first answers are in, then pipelining goes
+// on. And a request does not join a connection whose front request has
+// been first in line (connecting included) for `pipeline_fast_ms`: a slow
+// answer holds behind it only the requests that joined within that time,
+// whatever the mean still says.
 #pragma once
 
 #include <algorithm>
