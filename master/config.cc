@@ -812,14 +812,15 @@ void read_respond(const json& v, std::string_view path, RespondSettings* r, Erro
 
 // "static": {"root": "/srv/www", "index": ["index.html"],
 // "types": {"wasm": "application/wasm"}, "cache_entries": 1000,
-// "cache_valid_ms": 1000}. The root must be an existing directory now (a
+// "cache_valid_ms": 1000, "listing": false}. The root must be an existing directory now (a
 // typo is found by `check`, not by a 404). "types" maps an extension (a
 // token without '.' or '/', stored lowercase) to a media type that goes into
 // Content-Type as it is.
 void read_static(const json& v, std::string_view path, worker::StaticSettings* s, Errors* errors) {
-  static constexpr std::array<std::string_view, 5> kKeys = {"root", "index", "types",
-                                                            "cache_entries", "cache_valid_ms"};
+  static constexpr std::array<std::string_view, 6> kKeys = {
+      "root", "index", "types", "cache_entries", "cache_valid_ms", "listing"};
   if (!check_object(v, path, kKeys, errors)) return;
+  read_bool(v, "listing", path, &s->listing, errors);
   read_uint(v, "cache_entries", path, 0, 1000000, &s->cache_entries, errors);
   read_uint(v, "cache_valid_ms", path, 0, 3600000, &s->cache_valid_ms, errors);
   if (const json* types = member(v, "types")) {

@@ -26,7 +26,8 @@ json route_to_json(const worker::RouteSettings& r) {
                      {"index", r.static_files.index},
                      {"types", r.static_files.types},
                      {"cache_entries", r.static_files.cache_entries},
-                     {"cache_valid_ms", r.static_files.cache_valid_ms}};
+                     {"cache_valid_ms", r.static_files.cache_valid_ms},
+                     {"listing", r.static_files.listing}};
   } else {
     out["respond"] = {{"status", r.respond.status},
                       {"body", r.respond.body},

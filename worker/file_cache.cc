@@ -52,9 +52,9 @@ void FileCache::drop(std::string_view key) {
 FileLookup open_static_file(int root_fd, const std::string& relative, const StaticSettings& s) {
   proto::UniqueFd fd = open_beneath(root_fd, relative);
   struct stat st {};
-  if (!fd || ::fstat(fd.get(), &st) != 0) return {nullptr, errno == EACCES ? 403 : 404};
+  if (!fd || ::fstat(fd.get(), &st) != 0) return {nullptr, errno == EACCES ? 403 : 404, {}};
   std::string name = relative;
-  if (S_ISDIR(st.st_mode)) {  // its index file, or 403 (no listings)
+  if (S_ISDIR(st.st_mode)) {  // its index file, or a listing (if asked for), or 403
     proto::UniqueFd found;
     for (const std::string& index : s.index) {
       std::string candidate = name;
@@ -67,14 +67,15 @@ FileLookup open_static_file(int root_fd, const std::string& relative, const Stat
         break;
       }
     }
-    if (!found) return {nullptr, 403};
+    if (!found && s.listing) return {nullptr, 200, std::move(fd)};
+    if (!found) return {nullptr, 403, {}};
     fd = std::move(found);
   } else if (relative.ends_with('/')) {
     // "a.txt/" names a directory: the open already failed (ENOTDIR), and
     // this does not rely on it.
-    return {nullptr, 404};
+    return {nullptr, 404, {}};
   }
-  if (!S_ISREG(st.st_mode)) return {nullptr, 404};
+  if (!S_ISREG(st.st_mode)) return {nullptr, 404, {}};
   auto file = std::make_shared<OpenFile>();
   file->fd = std::move(fd);
   file->size = static_cast<uint64_t>(st.st_size);
@@ -85,12 +86,12 @@ FileLookup open_static_file(int root_fd, const std::string& relative, const Stat
   file->headers = file->validators;
   file->headers.push_back({"Content-Type", file->content_type});
   file->headers.push_back({"Accept-Ranges", "bytes"});
-  return {std::move(file), 200};
+  return {std::move(file), 200, {}};
 }
 
 FileLookup lookup_static_file(FileCache& cache, int root_fd, const std::string& relative,
                               const StaticSettings& s, int64_t now_ms) {
-  if (std::shared_ptr<const OpenFile> hit = cache.find(relative, now_ms)) return {hit, 200};
+  if (std::shared_ptr<const OpenFile> hit = cache.find(relative, now_ms)) return {hit, 200, {}};
   FileLookup found = open_static_file(root_fd, relative, s);
   if (found.file) {
     cache.put(relative, found.file, now_ms);

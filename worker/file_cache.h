@@ -52,11 +52,14 @@ struct OpenFile {
   std::vector<proto::Header> headers;
 };
 
-// What a request path names: a file (status 200), or a status to answer
-// (403: a directory without an index file, or no permission; 404).
+// What a request path names: a file (status 200); a directory without an
+// index file to list (`directory` open, status 200; static.listing); or a
+// status to answer (403: such a directory without listing, or no
+// permission; 404).
 struct FileLookup {
   std::shared_ptr<const OpenFile> file;
   int status = 404;
+  proto::UniqueFd directory;
 };
 
 class FileCache {

@@ -1140,6 +1140,9 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead&
   }
   FileLookup found = lookup_static_file(*file_caches_[r], static_roots_[r].get(), *relative,
                                         route.static_files, now_ms_);
+  if (found.directory) {
+    return answer_listing(slot, req, std::move(found.directory), static_roots_[r].get(), *relative);
+  }
   if (!found.file) return answer_error(slot, found.status, slot.keep_alive);
   const OpenFile& file = *found.file;
   const uint64_t size = file.size;
@@ -1188,6 +1191,22 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead&
     slot.file_left = length;
     slot.file_bytes = length;
   }
+  slot.ready = true;
+}
+
+// A directory without an index file, on a route with static.listing: an
+// HTML page of its entries (worker/static_files.h), made anew each time
+// (no validators, not cached), bounded by kMaxListedEntries.
+void NetworkProcess::answer_listing(ResponseSlot& slot, const proto::RequestHead& req,
+                                    proto::UniqueFd directory, int root_fd,
+                                    const std::string& relative) {
+  bool truncated = false;
+  std::vector<ListedEntry> entries =
+      read_listing(std::move(directory), root_fd, relative, truncated);
+  const std::string page =
+      directory_listing(req.path(), std::move(entries), !relative.empty(), truncated);
+  slot.data = proto::make_simple_response(200, slot.keep_alive, date_, "text/html; charset=utf-8",
+                                          page, slot.head_only);
   slot.ready = true;
 }
 

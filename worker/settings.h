@@ -109,6 +109,7 @@ struct StaticSettings {
   std::map<std::string, std::string, std::less<>> types;
   uint64_t cache_entries = 1000;   // open files kept per network process; 0: no cache
   uint64_t cache_valid_ms = 1000;  // a cached file is used this long, then opened again
+  bool listing = false;            // a directory without an index file: a listing, not 403
 };
 
 // One route (config "routes[i]"). Routes are tried in order; the first match

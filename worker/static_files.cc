@@ -1,15 +1,19 @@
 // Static file decisions and openat2 (see static_files.h).
 #include "worker/static_files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 
 #include "proto/http_request.h"
 #include "proto/http_response.h"
@@ -259,6 +263,135 @@ bool if_range_holds(std::string_view if_range, std::string_view etag,
     return !etag.starts_with("W/") && if_range == etag;  // strong: a weak tag never matches
   }
   return if_range == last_modified;
+}
+
+// ---- directory listings (static.listing) ----
+
+namespace {
+
+void append_html(std::string& o, std::string_view text) {
+  for (char ch : text) {
+    switch (ch) {
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      case '\'':
+        o += "&#39;";
+        break;
+      default:
+        o += ch;
+    }
+  }
+}
+
+// Everything but RFC 3986's unreserved characters as %HH: a name may hold
+// any byte but '/' and NUL.
+void append_percent_encoded(std::string& o, std::string_view name) {
+  constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : name) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (std::isalnum(b) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      o += ch;
+    } else {
+      o += '%';
+      o += kHex[b >> 4];
+      o += kHex[b & 0xF];
+    }
+  }
+}
+
+void append_link(std::string& o, std::string_view base, std::string_view encoded_name,
+                 std::string_view shown) {
+  o += "<a href=\"";
+  append_html(o, base);
+  o += encoded_name;
+  o += "\">";
+  append_html(o, shown);
+  o += "</a>";
+}
+
+}  // namespace
+
+std::string directory_listing(std::string_view url_path, std::vector<ListedEntry> entries,
+                              bool parent, bool truncated) {
+  std::sort(entries.begin(), entries.end(), [](const ListedEntry& a, const ListedEntry& b) {
+    return a.directory != b.directory ? a.directory : a.name < b.name;
+  });
+  std::string base(url_path);
+  if (!base.ends_with('/')) base += '/';
+  std::string o = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ";
+  append_html(o, base);
+  o += "</title></head>\n<body><h1>Index of ";
+  append_html(o, base);
+  o += "</h1><hr><pre>\n";
+  if (parent && base.size() > 1) {
+    append_link(o, base.substr(0, base.rfind('/', base.size() - 2) + 1), "", "../");
+    o += '\n';
+  }
+  for (const ListedEntry& e : entries) {
+    std::string encoded;
+    append_percent_encoded(encoded, e.name);
+    if (e.directory) encoded += '/';
+    append_link(o, base, encoded, e.directory ? e.name + "/" : e.name);
+    char when[32] = "-";
+    std::tm tm{};
+    const std::time_t t = e.mtime;
+    if (::gmtime_r(&t, &tm) != nullptr) std::strftime(when, sizeof when, "%d-%b-%Y %H:%M", &tm);
+    o += "  ";
+    o += when;
+    o += "  ";
+    o += e.directory ? "-" : std::to_string(e.size);
+    o += '\n';
+  }
+  o += "</pre>";
+  if (truncated) {
+    o += "<p>Only the first " + std::to_string(kMaxListedEntries) + " entries are listed.</p>";
+  }
+  o += "<hr></body></html>\n";
+  return o;
+}
+
+std::vector<ListedEntry> read_listing(proto::UniqueFd dir_fd, int root_fd,
+                                      const std::string& relative, bool& truncated) {
+  truncated = false;
+  std::vector<ListedEntry> out;
+  const int fd = dir_fd.release();
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    ::close(fd);
+    return out;
+  }
+  std::string prefix = relative;
+  if (!prefix.empty() && !prefix.ends_with('/')) prefix += '/';
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string_view name = e->d_name;
+    if (name.starts_with('.')) continue;  // ".", ".." and hidden names
+    if (out.size() == kMaxListedEntries) {
+      truncated = true;
+      break;
+    }
+    struct stat st {};
+    if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {  // listed only if it can be served: its target, beneath the root
+      const proto::UniqueFd target = open_beneath(root_fd, prefix + std::string(name));
+      if (!target || ::fstat(target.get(), &st) != 0) continue;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) continue;
+    out.push_back({std::string(name), S_ISDIR(st.st_mode),
+                   S_ISDIR(st.st_mode) ? 0 : static_cast<uint64_t>(st.st_size),
+                   static_cast<int64_t>(st.st_mtim.tv_sec)});
+  }
+  ::closedir(dir);
+  return out;
 }
 
 }  // namespace ringhttpd::worker

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/http_request.h"
 #include "proto/unique_fd.h"
@@ -84,6 +85,33 @@ Precondition evaluate_preconditions(const Conditions& c, std::string_view etag,
 // matches), or exactly the Last-Modified date sent.
 bool if_range_holds(std::string_view if_range, std::string_view etag,
                     std::string_view last_modified);
+
+// One entry of a directory listing (static.listing): a regular file or a
+// directory (listed with a trailing '/').
+struct ListedEntry {
+  std::string name;
+  bool directory = false;
+  uint64_t size = 0;  // bytes, for a file
+  int64_t mtime = 0;  // seconds since the epoch
+};
+// The HTML page listing `entries` of the directory at `url_path` (the
+// request's path as sent, percent-encoded: the links are it, with a '/'
+// added if missing, then each name percent-encoded). Directories first,
+// then files, each in byte order of their names; every name is escaped
+// for HTML; `parent` adds a "../" link; `truncated` says that more
+// entries were left out.
+std::string directory_listing(std::string_view url_path, std::vector<ListedEntry> entries,
+                              bool parent, bool truncated);
+// At most this many entries are listed (the page stays bounded: a few MiB).
+inline constexpr size_t kMaxListedEntries = 10000;
+// Reads the directory `dir_fd` (taken: it is closed) beneath the root
+// `root_fd`, `relative` being its path there: the entries a listing shows.
+// Hidden names (starting with '.') are left out, as nginx's autoindex does;
+// so is anything that could not be served: not a regular file or a
+// directory, or a symbolic link that leaves the root (open_beneath).
+// `truncated` is set when entries past kMaxListedEntries were left out.
+std::vector<ListedEntry> read_listing(proto::UniqueFd dir_fd, int root_fd,
+                                      const std::string& relative, bool& truncated);
 
 // Opens `relative` beneath the directory `root_fd` (RESOLVE_BENEATH, no
 // magic links), read-only and non-blocking: a FIFO or a device node under

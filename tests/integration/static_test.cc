@@ -197,6 +197,45 @@ TEST(Static, IndexFilesDirectoriesAndMethods) {
   EXPECT_EQ(r->headers["allow"], "GET, HEAD");
 }
 
+// "listing": true: a directory without an index file is an HTML page of
+// its entries (absolute links, so with or without the trailing slash),
+// HEAD as GET without the body; a directory with an index is still its
+// index file.
+TEST(Static, ADirectoryWithoutAnIndexIsListedWhenAsked) {
+  Site site;
+  ::mkdir((site.root + "/list").c_str(), 0755);
+  ::mkdir((site.root + "/list/two").c_str(), 0755);
+  std::ofstream(site.root + "/list/one.txt") << "1";
+  Server server(site.config({{"listing", true}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  for (const std::string path : {"/assets/list", "/assets/list/"}) {
+    ASSERT_TRUE(c.send(get(path)));
+    auto r = c.read_response();
+    ASSERT_TRUE(r) << server.log();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->headers["content-type"], "text/html; charset=utf-8");
+    EXPECT_NE(r->body.find("<a href=\"/assets/\">../</a>"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("<a href=\"/assets/list/two/\">two/</a>"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("<a href=\"/assets/list/one.txt\">one.txt</a>"), std::string::npos)
+        << r->body;
+    ASSERT_TRUE(c.send("HEAD " + path + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto h = c.read_response(std::chrono::seconds(10), true);
+    ASSERT_TRUE(h) << server.log();
+    EXPECT_EQ(h->status, 200);
+    EXPECT_EQ(h->headers["content-length"], std::to_string(r->body.size()));
+    EXPECT_EQ(h->body, "");
+  }
+  ASSERT_TRUE(c.send(get("/assets/")));
+  auto home = c.read_response();
+  ASSERT_TRUE(home);
+  EXPECT_EQ(home->body, "<h1>home</h1>\n");
+  ASSERT_TRUE(c.send(get("/assets/list/one.txt")));
+  auto one = c.read_response();
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->body, "1");
+}
+
 // A head is read in place (views into the network process's read buffer)
 // and keeps its bytes only while its request is still arriving: here its
 // body comes after another connection's request has been read into that

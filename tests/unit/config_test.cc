@@ -1017,6 +1017,12 @@ TEST(Config, StaticCacheAndTypes) {
   EXPECT_EQ(c.routes[0].static_files.cache_entries, 1000u);
   EXPECT_EQ(c.routes[0].static_files.cache_valid_ms, 1000u);
   EXPECT_TRUE(c.routes[0].static_files.types.empty());
+  EXPECT_FALSE(c.routes[0].static_files.listing);  // 403 for a directory without an index
+  EXPECT_TRUE(valid(R"({"routes": [{"static": {"root": "/", "listing": true}}]})")
+                  .routes[0]
+                  .static_files.listing);
+  EXPECT_EQ(errors_of(R"({"routes": [{"static": {"root": "/", "listing": "yes"}}]})"),
+            Errors{R"(routes[0].static.listing: must be true or false (got "yes"))"});
   c = valid(R"({"routes": [{"static": {"root": "/", "cache_entries": 0, "cache_valid_ms": 250,
       "types": {"WASM": "application/wasm", "txt": "text/plain; charset=utf-8"}}}]})");
   EXPECT_EQ(c.routes[0].static_files.cache_entries, 0u);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <map>
 
 namespace ringhttpd::worker {
 namespace {
@@ -129,6 +130,76 @@ TEST(StaticOpen, AFifoOpensWithoutWaitingAndAFileReadsAsUsual) {
   EXPECT_NE(::fcntl(file.get(), F_GETFL) & O_NONBLOCK, 0);
   char buf[8];
   EXPECT_EQ(::pread(file.get(), buf, sizeof buf, 0), 2);
+  ::close(root);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// A listing page: directories first, then files, by name; names escaped
+// for HTML and percent-encoded in their links, which are absolute (the
+// request's path with a '/' added), so "/docs" and "/docs/" list alike.
+TEST(StaticListing, NamesAreEscapedEncodedAndSorted) {
+  const std::string page = directory_listing("/files/docs",
+                                             {{"b.txt", false, 12, 0},
+                                              {"a <&> \"q\" 'x'.txt", false, 3, 86400},
+                                              {"z dir", true, 0, 0},
+                                              {"\xc3\xa9t\xc3\xa9", true, 0, 0}},
+                                             /*parent=*/true, /*truncated=*/false);
+  EXPECT_NE(page.find("<title>Index of /files/docs/</title>"), std::string::npos) << page;
+  EXPECT_NE(page.find("<a href=\"/files/\">../</a>\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("<a href=\"/files/docs/z%20dir/\">z dir/</a>  01-Jan-1970 00:00  -\n"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("<a href=\"/files/docs/%C3%A9t%C3%A9/\">\xc3\xa9t\xc3\xa9/</a>"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("<a href=\"/files/docs/a%20%3C%26%3E%20%22q%22%20%27x%27.txt\">"
+                      "a &lt;&amp;&gt; &quot;q&quot; &#39;x&#39;.txt</a>  02-Jan-1970 00:00  3\n"),
+            std::string::npos)
+      << page;
+  // Directories first ("z dir" and "été"), then files in byte order.
+  const size_t z = page.find("z dir/<"), e = page.find("\xc3\xa9t\xc3\xa9/<"),
+               a = page.find("&#39;x&#39;.txt<"), b = page.find(">b.txt<");
+  EXPECT_LT(z, e);
+  EXPECT_LT(e, a);
+  EXPECT_LT(a, b);
+  EXPECT_EQ(page.find("Only the first"), std::string::npos);
+  // At the route's root: no way up. Truncated: said so.
+  const std::string root = directory_listing("/files/", {}, false, true);
+  EXPECT_EQ(root.find("../"), std::string::npos) << root;
+  EXPECT_NE(root.find("Only the first 10000 entries are listed."), std::string::npos) << root;
+  // A path as sent may hold what HTML must not see raw.
+  EXPECT_NE(directory_listing("/a\"<b>/", {}, true, false).find("Index of /a&quot;&lt;b&gt;/"),
+            std::string::npos);
+}
+
+// What a listing shows: files and directories (a link to either, if it
+// stays beneath the root); not hidden names, FIFOs, or links that leave the
+// root or lead nowhere.
+TEST(StaticListing, OnlyWhatCouldBeServedIsListed) {
+  char tmpl[] = "/tmp/ringhttpd-static-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  const std::string d = dir + "/root/d";
+  ::mkdir((dir + "/root").c_str(), 0755);
+  ::mkdir(d.c_str(), 0755);
+  ::mkdir((d + "/sub").c_str(), 0755);
+  std::ofstream(d + "/file.txt") << "12345";
+  std::ofstream(d + "/.hidden") << "h";
+  std::ofstream(dir + "/secret") << "s";
+  ASSERT_EQ(::mkfifo((d + "/fifo").c_str(), 0644), 0);
+  ASSERT_EQ(::symlink("file.txt", (d + "/in").c_str()), 0);
+  ASSERT_EQ(::symlink("sub", (d + "/insub").c_str()), 0);
+  ASSERT_EQ(::symlink((dir + "/secret").c_str(), (d + "/out").c_str()), 0);
+  ASSERT_EQ(::symlink("nowhere", (d + "/dangling").c_str()), 0);
+  const int root = ::open((dir + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0);
+  bool truncated = true;
+  std::vector<ListedEntry> got = read_listing(open_beneath(root, "d"), root, "d", truncated);
+  EXPECT_FALSE(truncated);
+  std::map<std::string, std::pair<bool, uint64_t>> seen;
+  for (const ListedEntry& e : got) seen[e.name] = {e.directory, e.size};
+  const std::map<std::string, std::pair<bool, uint64_t>> want = {
+      {"file.txt", {false, 5}}, {"in", {false, 5}}, {"sub", {true, 0}}, {"insub", {true, 0}}};
+  EXPECT_EQ(seen, want);
   ::close(root);
   std::system(("rm -rf " + dir).c_str());
 }
