@@ -810,7 +810,12 @@ void Supervisor::handle_control(Generation& g, Child& c, int budget, Reading rea
                    !bad.empty()) {
           log_error(c.title + ": " + bad + "; ignored");  // the descriptors close with `fds`
         } else {
-          relay_takeover(g.config.services[msg.arg].name, std::move(fds.front()), payload, c,
+          // Given back if refused only to a sender that will live to answer:
+          // ready in the serving generation, with no stop under way (a
+          // draining or stopping one may exit with the socket unread).
+          Child* answerer =
+              &g == current_ && c.state == SlotState::ready && !stopping_ ? &c : nullptr;
+          relay_takeover(g.config.services[msg.arg].name, std::move(fds.front()), payload, answerer,
                          msg.arg2);
         }
         break;
@@ -920,10 +925,11 @@ void Supervisor::flush_adopts() {
 // when none can take it now, the client gets 503 and the connection
 // closes, rather than waiting in a queue for a process that may never
 // come: from the network process that sent it (`take_refused`, so it is
-// counted and logged as any response), or from here when that process
+// counted and logged as any response) when it is `answerer` (ready, of the
+// serving generation, no stop under way), or from here when it is not, or
 // cannot take the message now.
 void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
-                                const std::string& payload, Child& sender, uint64_t asked_us) {
+                                const std::string& payload, Child* answerer, uint64_t asked_us) {
   std::vector<Child*> pool;
   const int s = current_ != nullptr ? serving_service(service, current_->config.services) : -1;
   if (s >= 0) {
@@ -957,22 +963,23 @@ void Supervisor::relay_takeover(const std::string& service, proto::UniqueFd fd,
     candidates[static_cast<size_t>(i)].ready = false;  // its queue is full: the next one
   }
   ++counters_.takeovers_refused;
-  if (sender.control &&
-      proto::send_control(sender.control.get(), {proto::ControlType::take_refused, 0, asked_us},
+  publish_counters();  // before the client can see its 503
+  if (answerer != nullptr && answerer->control &&
+      proto::send_control(answerer->control.get(), {proto::ControlType::take_refused, 0, asked_us},
                           {fd.get()}, payload, true)
           .empty()) {
-    log_warn("no process of service \"" + service + "\" could take a connection; " + sender.title +
-             " answers 503");
-    publish_counters();
+    log_warn("no process of service \"" + service + "\" could take a connection; " +
+             answerer->title + " answers 503");
     return;
   }
   log_warn("no process of service \"" + service + "\" could take a connection; answered 503");
   // The socket is non-blocking (the network process's): a short response
-  // into an empty socket buffer, or nothing if the client is gone.
+  // into an empty socket buffer, or nothing if the client is gone; then a
+  // FIN, not a reset over bytes the client sent after its head.
   [[maybe_unused]] const ssize_t w =
       ::send(fd.get(), proto::kTakeoverRefused.data(), proto::kTakeoverRefused.size(),
              MSG_NOSIGNAL | MSG_DONTWAIT);
-  publish_counters();
+  proto::close_unserved(std::move(fd));
 }
 
 // With a FIN, as at a keep-alive timeout (proto::close_unserved).

@@ -146,7 +146,7 @@ class Supervisor {
   void relay_handoff(proto::UniqueFd fd, std::string bytes, uint64_t idle_ms);
   void flush_adopts();
   void relay_takeover(const std::string& service, proto::UniqueFd fd, const std::string& payload,
-                      Child& sender, uint64_t asked_us);
+                      Child* answerer, uint64_t asked_us);
   // A handed-over connection no network process of the serving generation
   // has room for: closed with a FIN and counted (report_surplus).
   void close_surplus(proto::UniqueFd fd);

@@ -326,9 +326,9 @@ void NetworkProcess::handle_control_message(const proto::ControlMessage& msg,
       }
       return on_siblings_changed();
     case proto::ControlType::take_refused:
-      if (fds.size() == 1) return on_take_refused(std::move(fds.front()), payload, msg.arg2);
-      log_error("take_refused message without exactly one descriptor; ignored");
-      return;
+      if (fds.size() != 1) log_error("take_refused message without exactly one descriptor");
+      if (fds.empty()) return;
+      return on_take_refused(std::move(fds.front()), payload, msg.arg2);  // others close unused
     case proto::ControlType::adopts_done:
       if (!fds.empty() || !payload.empty()) {
         log_error("adopts_done message with descriptors or a payload; ignored");
@@ -549,10 +549,10 @@ void NetworkProcess::begin_takeover(Connection& c, const proto::RequestHead& req
 }
 
 // Passes the socket, the upgrade's head and the bytes read after it to the
-// supervisor, which gives them to a process of the service (or answers 503
-// itself). The socket leaves this epoll set explicitly, as in a handoff.
-// Those bytes are at most one read's worth; with a large head they may not
-// fit in one message: 503, and the connection closes.
+// supervisor, which gives them to a process of the service (or, when none
+// can take it, back here with take_refused, or answers 503 itself). The socket leaves this epoll
+// set explicitly, as in a handoff. Those bytes are at most one read's worth; with a large head they
+// may not fit in one message: 503, and the connection closes.
 void NetworkProcess::take_over(Connection& c) {
   const std::string payload = proto::encode_takeover(c.takeover, c.stash);
   c.takeover.clear();
@@ -588,28 +588,29 @@ void NetworkProcess::on_take_refused(proto::UniqueFd fd, std::string_view payloa
                                      uint64_t asked_us) {
   const ssize_t n = ::send(fd.get(), proto::kTakeoverRefused.data(), proto::kTakeoverRefused.size(),
                            MSG_NOSIGNAL | MSG_DONTWAIT);
-  fd.reset();
+  proto::close_unserved(std::move(fd));  // a FIN, not a reset over bytes the client sent
+  ResponseSlot slot;
+  slot.data = proto::kTakeoverRefused;
+  slot.written = n > 0 ? static_cast<uint64_t>(n) : 0;
+  const bool whole = slot.written == slot.data.size();
+  const Outcome o = whole ? written_outcome(slot) : cut_outcome(slot, Closer::client);
+  const int64_t now = monotonic_us();
+  const int64_t asked =
+      asked_us > static_cast<uint64_t>(now) ? now : static_cast<int64_t>(asked_us);
+  const auto us = static_cast<uint64_t>(now - asked);
   proto::HttpRequest req;
   proto::RequestOrigin origin;
   std::string_view early;
   if (!proto::decode_takeover(payload, req, origin, early)) {
     log_error("take_refused message with a malformed payload; answered 503, not logged");
-    return;
+    return count_response(slot, o, us, whole);  // counted, under no route
   }
-  ResponseSlot slot;
-  slot.data = proto::kTakeoverRefused;
-  slot.written = n > 0 ? static_cast<uint64_t>(n) : 0;
   const RouteMatch match = router_.match(req, path_scratch_);
   if (match.route != nullptr) {
     slot.route = static_cast<int32_t>(match.route - env_.routes.data());
+    slot.via_service = true;  // a service's route, answered for it
   }
-  const Outcome o =
-      slot.written == slot.data.size() ? written_outcome(slot) : cut_outcome(slot, Closer::client);
-  const int64_t now = monotonic_us();
-  const int64_t asked =
-      asked_us > static_cast<uint64_t>(now) ? now : static_cast<int64_t>(asked_us);
-  const auto us = static_cast<uint64_t>(now - asked);
-  count_response(slot, o, us, /*timed=*/false);
+  count_response(slot, o, us, whole);
   if (!access_log_.enabled()) return;
   AccessEntry e;
   e.remote = origin.client;

@@ -828,6 +828,37 @@ TEST(Upgrade, TunnelsCloseWithTheProcessThatHoldsThem) {
   EXPECT_EQ(fresh->take(5), "again");
 }
 
+// An upgrade completed on a connection the old generation still holds,
+// for a service the new one no longer has: no process can take it, and
+// the draining network process that sent it may exit at once, so the
+// supervisor answers the 503 itself rather than giving the socket back.
+TEST(Upgrade, AnUpgradeRefusedToADrainingProcessGets503FromTheSupervisor) {
+  WsUpstream up(echo_101);
+  Server server(config({up.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  const std::string head = upgrade_request();
+  const size_t half = head.size() / 2;
+  ASSERT_TRUE(c.send(head.substr(0, half)));
+  sockaddr_in me{};
+  socklen_t len = sizeof me;
+  ASSERT_EQ(::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&me), &len), 0);
+  ASSERT_TRUE(wait_server_read_all(server.port(), ntohs(me.sin_port), 5s));
+  json renamed = json::parse(config({up.address()}));
+  renamed["services"][0]["name"] = "ws2";
+  renamed["routes"][0]["service"] = "ws2";
+  server.rewrite_config(renamed.dump());
+  ::kill(server.pid(), SIGHUP);
+  ASSERT_TRUE(server.wait_for_log("generation 2 serving", 10s)) << server.log();
+  ASSERT_TRUE(c.send(head.substr(half)));
+  auto answer = c.head(5s);
+  ASSERT_TRUE(answer) << server.log();
+  EXPECT_TRUE(answer->starts_with("HTTP/1.1 503 ")) << *answer;
+  EXPECT_NE(answer->find("Retry-After: 1\r\n"), std::string::npos) << *answer;
+  EXPECT_TRUE(c.until_close(5s)) << "closed after the 503";
+  EXPECT_TRUE(server.wait_for_log("could take a connection; answered 503", 5s)) << server.log();
+}
+
 // Tunnels belong to the service process that holds them: after a reload
 // the old generation's proxy keeps this one (until it ends, or its drain
 // deadline), while new tunnels go to the new generation.
