@@ -973,6 +973,10 @@ std::string route_host_problem(std::string_view host) {
 // address in brackets, with an optional port (1 to 65535); or "".
 std::string host_header_problem(std::string_view value) {
   if (value.empty() || value == worker::HostHeader::kUpstream) return "";
+  if (value.size() > proto::kMaxHostBytes) {  // what a client's Host may be (longer is 400)
+    return "must be at most " + std::to_string(proto::kMaxHostBytes) + " bytes (got " +
+           std::to_string(value.size()) + ")";
+  }
   if (value.starts_with('$')) {  // a reg-name may start so, but this is a misspelt "$upstream"
     return "must be \"\", \"$upstream\" or a host[:port] (got " + quote(value) + ")";
   }

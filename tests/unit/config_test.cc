@@ -491,7 +491,11 @@ TEST(Config, ProxyKeysAreCheckedAndNamed) {
                  "host_header": "api:0"}]})"),
       Errors{
           R"(services[0].host_header: must be "", "$upstream" or host[:port] with a port of 1 to 65535 (got "api:0"))"});
-  for (const char* bad : {":80", "[::1", "::1", "api:", "$upstreams", "a\r\nX: y"}) {
+  EXPECT_EQ(errors_of(R"({"services": [{"name": "a", "type": "proxy", "upstreams": ["127.0.0.1:1"],
+                 "host_header": ")" +
+                      std::string(262, 'a') + "\"}]}"),
+            Errors{"services[0].host_header: must be at most 261 bytes (got 262)"});
+  for (const char* bad : {":80", "[::1", "::1", "api:", "$upstreams", "a\\r\\nX: y", "a b"}) {
     EXPECT_EQ(errors_of(std::string(R"({"services": [{"name": "a", "type": "proxy",
                  "upstreams": ["127.0.0.1:1"], "host_header": ")") +
                         bad + "\"}]}")

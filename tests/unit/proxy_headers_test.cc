@@ -62,6 +62,32 @@ TEST(ProxyHeaders, TheClientsListsComeFirstInOrder) {
             "Forwarded: for=10.0.0.1, for=10.0.0.2;proto=https, for=127.0.0.1;proto=http\r\n");
 }
 
+// RFC 7239's syntax: pairs of token=token or token="quoted", ';' between
+// pairs, ',' between elements (empty ones allowed).
+TEST(ProxyHeaders, ForwardedSyntax) {
+  for (const char* good : {"for=1.1.1.1", "for=\"[::1]:80\";proto=https;by=x", "for=a, for=b",
+                           "for=a,,for=b", "for=a ;proto=http", "host=\"a\\\"b\"", ";for=a;", ""}) {
+    EXPECT_TRUE(forwarded_syntax_ok(good)) << good;
+  }
+  for (const char* bad : {"for=\"x", "for=6.6.6.6;x=\"", "for", "for=", "=a", "for=a b",
+                          "for=a;;x=\"\\", "for=<script>", "for=\"a\"b"}) {
+    EXPECT_FALSE(forwarded_syntax_ok(bad)) << bad;
+  }
+}
+
+// A client's Forwarded line that does not parse is not passed on: with an
+// open quote it would swallow this hop's element, or pose as the last one.
+TEST(ProxyHeaders, AMalformedForwardedLineIsDropped) {
+  EXPECT_EQ(forwarding({{"Forwarded", "for=\"x"}, {"Forwarded", "for=10.0.0.1"}}, "127.0.0.1"),
+            "X-Forwarded-For: 127.0.0.1\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "Forwarded: for=10.0.0.1, for=127.0.0.1;proto=http\r\n");
+  EXPECT_EQ(forwarding({{"Forwarded", "for=6.6.6.6;x=\""}}, "127.0.0.1"),
+            "X-Forwarded-For: 127.0.0.1\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "Forwarded: for=127.0.0.1;proto=http\r\n");
+}
+
 TEST(ProxyHeaders, ForwardingFieldsAreReplacedByOurs) {
   for (const char* name :
        {"X-Forwarded-For", "x-forwarded-proto", "X-FORWARDED-HOST", "forwarded"}) {

@@ -131,8 +131,9 @@ struct Job {
   bool replayable = true;   // `out` still holds the request from its first byte
   bool retried = false;
   bool head = false;  // a HEAD request: the response has no body
-  // The client sent no Host (HTTP/1.0): the upstream's own name goes in
-  // `out` at host_at (host_len bytes), set by begin() for each attempt.
+  // The upstream's own name goes in `out` at host_at (host_len bytes), set
+  // by name_host for each attempt: with host_header "$upstream", or when the
+  // client sent no Host (HTTP/1.0) or an empty one.
   bool add_host = false;
   size_t host_at = 0;
   size_t host_len = 0;
@@ -462,12 +463,10 @@ class ProxyHandler : public Handler, public TunnelHost {
     // client sent none (HTTP/1.1 requires one, RFC 9112 3.2); or the
     // configured one.
     const HostHeader& host = settings_.host_header;
-    const bool keep_host = host.keep();
-    job.add_host =
-        host.upstream() || (keep_host && std::none_of(req.headers.begin(), req.headers.end(),
-                                                      [](const proto::Header& h) {
-                                                        return proto::iequals(h.name, "Host");
-                                                      }));
+    // An empty Host is no name (an http URI's authority is never empty,
+    // RFC 9112 3.2): the upstream's instead, as with none.
+    const bool keep_host = host.keep() && !req.header("Host").empty();
+    job.add_host = !keep_host && !host.literal();
     job.host_at = o.size();
     if (host.literal()) {
       o += "Host: ";

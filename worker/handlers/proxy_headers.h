@@ -60,21 +60,66 @@ inline bool underscore_name(std::string_view name) {
 //   X-Forwarded-For    the client's list (every line, in order), then the client
 //   X-Forwarded-Proto  http
 //   X-Forwarded-Host   the Host the client sent (when it sent one)
-//   Forwarded          RFC 7239: the client's elements (every line, in order),
-//                      then ours: for=<client>;host=<its Host>;proto=http
+//   Forwarded          RFC 7239: the client's elements (every line that parses
+//                      as RFC 7239's syntax, in order), then ours:
+//                      for=<client>;host=<its Host>;proto=http
 // so an application behind sees the client whichever convention it reads.
 inline bool forwarding_field(std::string_view name) {
   return proto::iequals(name, "X-Forwarded-For") || proto::iequals(name, "X-Forwarded-Proto") ||
          proto::iequals(name, "X-Forwarded-Host") || proto::iequals(name, "Forwarded");
 }
 
+inline bool is_tchar(char ch) {
+  constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
+  return std::isalnum(static_cast<unsigned char>(ch)) || kTchar.find(ch) != kTchar.npos;
+}
+
+// Whether `v` is a Forwarded field value (RFC 7239 4): elements separated
+// by commas, each of pairs `token=value` separated by ';', a value a token
+// or a quoted-string (empty elements and pairs allowed, as a list's syntax
+// allows; spaces around ';' too). A line that is not (an unclosed quote,
+// a stray character) is not passed on: joined before ours, it could make
+// ours read as part of a client's element, or a client's as the last one.
+inline bool forwarded_syntax_ok(std::string_view v) {
+  size_t i = 0;
+  const size_t n = v.size();
+  const auto ows = [&] {
+    while (i < n && (v[i] == ' ' || v[i] == '\t')) ++i;
+  };
+  for (;;) {
+    for (;;) {  // one element: its pairs
+      ows();
+      if (i < n && is_tchar(v[i])) {
+        while (i < n && is_tchar(v[i])) ++i;
+        if (i == n || v[i] != '=') return false;
+        ++i;
+        if (i < n && v[i] == '"') {
+          for (++i;; ++i) {
+            if (i >= n) return false;
+            if (v[i] == '"') break;
+            if (v[i] == '\\' && ++i >= n) return false;
+          }
+          ++i;
+        } else {
+          const size_t start = i;
+          while (i < n && is_tchar(v[i])) ++i;
+          if (i == start) return false;
+        }
+        ows();
+      }
+      if (i == n || v[i] != ';') break;
+      ++i;
+    }
+    if (i == n) return true;
+    if (v[i] != ',') return false;
+    ++i;
+  }
+}
+
 // A Forwarded parameter's value (RFC 7239 4): as a token when it is one,
 // else quoted, with '"' and '\' escaped.
 inline void append_forwarded_value(std::string& o, std::string_view v) {
-  constexpr std::string_view kTchar = "!#$%&'*+-.^_`|~";
-  const bool token = !v.empty() && std::all_of(v.begin(), v.end(), [&](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || kTchar.find(ch) != kTchar.npos;
-  });
+  const bool token = !v.empty() && std::all_of(v.begin(), v.end(), is_tchar);
   if (token) {
     o += v;
     return;
@@ -106,10 +151,10 @@ inline void append_forwarded_node(std::string& o, std::string_view client) {
 inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
                               std::string_view client) {
   std::string_view host;
-  const auto list = [&](std::string_view name) {
+  const auto list = [&](std::string_view name, bool (*ok)(std::string_view)) {
     std::string all;  // repeated field lines are one list (RFC 9110 5.3)
     for (const proto::Header& h : req.headers) {
-      if (!proto::iequals(h.name, name) || h.value.empty()) continue;
+      if (!proto::iequals(h.name, name) || h.value.empty() || !ok(h.value)) continue;
       if (!all.empty()) all += ", ";
       all += h.value;
     }
@@ -119,7 +164,8 @@ inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
     if (host.empty() && proto::iequals(h.name, "Host")) host = h.value;
   }
   o += "X-Forwarded-For: ";
-  if (std::string mine = list("X-Forwarded-For"); !mine.empty()) {
+  if (std::string mine = list("X-Forwarded-For", [](std::string_view) { return true; });
+      !mine.empty()) {
     o += mine;
     o += ", ";
   }
@@ -131,7 +177,7 @@ inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
     o += "\r\n";
   }
   o += "Forwarded: ";
-  if (std::string theirs = list("Forwarded"); !theirs.empty()) {
+  if (std::string theirs = list("Forwarded", forwarded_syntax_ok); !theirs.empty()) {
     o += theirs;
     o += ", ";
   }
