@@ -56,18 +56,24 @@ FileLookup open_static_file(int root_fd, const std::string& relative, const Stat
   std::string name = relative;
   if (S_ISDIR(st.st_mode)) {  // its index file, or a listing (if asked for), or 403
     proto::UniqueFd found;
+    bool blocked = false;  // an index that exists but cannot be served: 403, never a listing
     for (const std::string& index : s.index) {
       std::string candidate = name;
       if (!candidate.empty() && !candidate.ends_with('/')) candidate += '/';
       candidate += index;
       proto::UniqueFd f = open_beneath(root_fd, candidate);
-      if (f && ::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (!f) {
+        blocked = blocked || (errno != ENOENT && errno != ENOTDIR);
+        continue;
+      }
+      if (::fstat(f.get(), &st) == 0 && S_ISREG(st.st_mode)) {
         found = std::move(f);
         name = std::move(candidate);
         break;
       }
+      blocked = true;
     }
-    if (!found && s.listing) return {nullptr, 200, std::move(fd)};
+    if (!found && s.listing && !blocked) return {nullptr, 200, std::move(fd)};
     if (!found) return {nullptr, 403, {}};
     fd = std::move(found);
   } else if (relative.ends_with('/')) {

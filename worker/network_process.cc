@@ -1142,7 +1142,8 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead&
   FileLookup found = lookup_static_file(*file_caches_[r], static_roots_[r].get(), *relative,
                                         route.static_files, now_ms_);
   if (found.directory) {
-    return answer_listing(slot, req, std::move(found.directory), static_roots_[r].get(), *relative);
+    return answer_listing(slot, req, route, std::move(found.directory), static_roots_[r].get(),
+                          *relative);
   }
   if (!found.file) return answer_error(slot, found.status, slot.keep_alive);
   const OpenFile& file = *found.file;
@@ -1197,15 +1198,27 @@ void NetworkProcess::answer_static(ResponseSlot& slot, const proto::RequestHead&
 
 // A directory without an index file, on a route with static.listing: an
 // HTML page of its entries (worker/static_files.h), made anew each time
-// (no validators, not cached), bounded by kMaxListedEntries.
+// (not cached; no validators, so If-Match fails and If-None-Match: *
+// matches), bounded in entries read and in bytes.
 void NetworkProcess::answer_listing(ResponseSlot& slot, const proto::RequestHead& req,
-                                    proto::UniqueFd directory, int root_fd,
-                                    const std::string& relative) {
+                                    const RouteSettings& route, proto::UniqueFd directory,
+                                    int root_fd, const std::string& relative) {
+  switch (evaluate_preconditions(conditions_of(req), "", "")) {
+    case Precondition::failed:
+      return answer_error(slot, 412, slot.keep_alive);
+    case Precondition::not_modified:
+      proto::append_response_head(slot.data, 304, std::vector<proto::Header>{}, 0, slot.keep_alive,
+                                  date_);
+      slot.ready = true;
+      return;
+    case Precondition::proceed:
+      break;
+  }
   bool truncated = false;
   std::vector<ListedEntry> entries =
       read_listing(std::move(directory), root_fd, relative, truncated);
-  const std::string page =
-      directory_listing(req.path(), std::move(entries), !relative.empty(), truncated);
+  const std::string page = directory_listing(listing_base(route.path, relative), std::move(entries),
+                                             !relative.empty(), truncated);
   slot.data = proto::make_simple_response(200, slot.keep_alive, date_, "text/html; charset=utf-8",
                                           page, slot.head_only);
   slot.ready = true;

@@ -153,8 +153,8 @@ class NetworkProcess {
   // ---- upgrades: connections a service process takes over ----
   void begin_takeover(Connection& c, const proto::RequestHead& req, const RouteSettings& route);
   void take_over(Connection& c);
-  void answer_listing(ResponseSlot& slot, const proto::RequestHead& req, proto::UniqueFd directory,
-                      int root_fd, const std::string& relative);
+  void answer_listing(ResponseSlot& slot, const proto::RequestHead& req, const RouteSettings& route,
+                      proto::UniqueFd directory, int root_fd, const std::string& relative);
   void on_take_refused(proto::UniqueFd fd, std::string_view payload, uint64_t asked_us);
   // Adopt messages the supervisor sent that this process has not taken yet
   // (the slot's passed_in against adopted_): they count as connections

@@ -309,39 +309,66 @@ void append_percent_encoded(std::string& o, std::string_view name) {
   }
 }
 
-void append_link(std::string& o, std::string_view base, std::string_view encoded_name,
-                 std::string_view shown) {
+// A name as text on the page: control bytes (a newline would fake a line
+// of the listing) shown as '?', the rest escaped for HTML.
+void append_shown(std::string& o, std::string_view name) {
+  std::string clean(name);
+  for (char& ch : clean) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  }
+  append_html(o, clean);
+}
+
+void append_link(std::string& o, std::string_view href, std::string_view shown) {
   o += "<a href=\"";
-  append_html(o, base);
-  o += encoded_name;
+  append_html(o, href);
   o += "\">";
-  append_html(o, shown);
+  append_shown(o, shown);
   o += "</a>";
 }
 
 }  // namespace
 
-std::string directory_listing(std::string_view url_path, std::vector<ListedEntry> entries,
-                              bool parent, bool truncated) {
+std::string listing_base(std::string_view route_path, std::string_view relative) {
+  std::string base(route_path);
+  if (!base.ends_with('/')) base += '/';
+  while (!relative.empty()) {
+    const size_t slash = relative.find('/');
+    const std::string_view segment = relative.substr(0, slash);
+    if (!segment.empty()) {
+      append_percent_encoded(base, segment);
+      base += '/';
+    }
+    if (slash == std::string_view::npos) break;
+    relative.remove_prefix(slash + 1);
+  }
+  return base;
+}
+
+std::string directory_listing(std::string_view base, std::vector<ListedEntry> entries, bool parent,
+                              bool& truncated) {
   std::sort(entries.begin(), entries.end(), [](const ListedEntry& a, const ListedEntry& b) {
     return a.directory != b.directory ? a.directory : a.name < b.name;
   });
-  std::string base(url_path);
-  if (!base.ends_with('/')) base += '/';
   std::string o = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ";
   append_html(o, base);
   o += "</title></head>\n<body><h1>Index of ";
   append_html(o, base);
   o += "</h1><hr><pre>\n";
+  const size_t start = o.size();
   if (parent && base.size() > 1) {
-    append_link(o, base.substr(0, base.rfind('/', base.size() - 2) + 1), "", "../");
+    append_link(o, base.substr(0, base.rfind('/', base.size() - 2) + 1), "../");
     o += '\n';
   }
   for (const ListedEntry& e : entries) {
-    std::string encoded;
-    append_percent_encoded(encoded, e.name);
-    if (e.directory) encoded += '/';
-    append_link(o, base, encoded, e.directory ? e.name + "/" : e.name);
+    if (o.size() - start >= kMaxListingBytes) {
+      truncated = true;
+      break;
+    }
+    std::string href(base);
+    append_percent_encoded(href, e.name);
+    if (e.directory) href += '/';
+    append_link(o, href, e.directory ? e.name + "/" : e.name);
     char when[32] = "-";
     std::tm tm{};
     const std::time_t t = e.mtime;
@@ -353,9 +380,7 @@ std::string directory_listing(std::string_view url_path, std::vector<ListedEntry
     o += '\n';
   }
   o += "</pre>";
-  if (truncated) {
-    o += "<p>Only the first " + std::to_string(kMaxListedEntries) + " entries are listed.</p>";
-  }
+  if (truncated) o += "<p>Not every entry is listed: the listing has a bound.</p>";
   o += "<hr></body></html>\n";
   return o;
 }
@@ -372,13 +397,14 @@ std::vector<ListedEntry> read_listing(proto::UniqueFd dir_fd, int root_fd,
   }
   std::string prefix = relative;
   if (!prefix.empty() && !prefix.ends_with('/')) prefix += '/';
+  size_t examined = 0;
   while (const dirent* e = ::readdir(dir)) {
-    const std::string_view name = e->d_name;
-    if (name.starts_with('.')) continue;  // ".", ".." and hidden names
-    if (out.size() == kMaxListedEntries) {
+    if (out.size() == kMaxListedEntries || ++examined > kMaxExaminedEntries) {
       truncated = true;
       break;
     }
+    const std::string_view name = e->d_name;
+    if (name.starts_with('.')) continue;  // ".", ".." and hidden names
     struct stat st {};
     if (::fstatat(::dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISLNK(st.st_mode)) {  // listed only if it can be served: its target, beneath the root

@@ -94,22 +94,31 @@ struct ListedEntry {
   uint64_t size = 0;  // bytes, for a file
   int64_t mtime = 0;  // seconds since the epoch
 };
-// The HTML page listing `entries` of the directory at `url_path` (the
-// request's path as sent, percent-encoded: the links are it, with a '/'
-// added if missing, then each name percent-encoded). Directories first,
-// then files, each in byte order of their names; every name is escaped
-// for HTML; `parent` adds a "../" link; `truncated` says that more
-// entries were left out.
-std::string directory_listing(std::string_view url_path, std::vector<ListedEntry> entries,
-                              bool parent, bool truncated);
-// At most this many entries are listed (the page stays bounded: a few MiB).
+// The path a listing's links start with: the route's prefix, then each
+// segment of `relative` percent-encoded, ending in '/'. Made from what the
+// route and the file names are, never from the request's own spelling, so
+// "//evil.example/" or a path padded with slashes cannot shape the links.
+std::string listing_base(std::string_view route_path, std::string_view relative);
+// The HTML page listing `entries` of the directory whose links start with
+// `base` (listing_base). Directories first, then files, each in byte order
+// of their names; names escaped for HTML (control bytes shown as '?') and
+// percent-encoded in their links; `parent` adds a "../" link; at most
+// kMaxListingBytes of entries. `truncated` in: entries were left out
+// already; out: so, or the page reached its bound (the page says so).
+std::string directory_listing(std::string_view base, std::vector<ListedEntry> entries, bool parent,
+                              bool& truncated);
+// At most this many entries are listed, and this many directory entries
+// examined (listed or not: hidden names, FIFOs, links that lead nowhere),
+// and a page holds at most this many bytes of entries.
 inline constexpr size_t kMaxListedEntries = 10000;
+inline constexpr size_t kMaxExaminedEntries = 2 * kMaxListedEntries;
+inline constexpr size_t kMaxListingBytes = 2 << 20;
 // Reads the directory `dir_fd` (taken: it is closed) beneath the root
 // `root_fd`, `relative` being its path there: the entries a listing shows.
 // Hidden names (starting with '.') are left out, as nginx's autoindex does;
 // so is anything that could not be served: not a regular file or a
-// directory, or a symbolic link that leaves the root (open_beneath).
-// `truncated` is set when entries past kMaxListedEntries were left out.
+// directory, or a symbolic link that leaves the root or leads nowhere
+// (open_beneath). `truncated` is set when the bounds above cut it short.
 std::vector<ListedEntry> read_listing(proto::UniqueFd dir_fd, int root_fd,
                                       const std::string& relative, bool& truncated);
 

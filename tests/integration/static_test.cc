@@ -234,6 +234,52 @@ TEST(Static, ADirectoryWithoutAnIndexIsListedWhenAsked) {
   auto one = c.read_response();
   ASSERT_TRUE(one);
   EXPECT_EQ(one->body, "1");
+  // No validators: If-None-Match: * matches (304), If-Match fails (412).
+  ASSERT_TRUE(c.send(get("/assets/list/", "If-None-Match: *\r\n")));
+  auto nm = c.read_response(std::chrono::seconds(10), true);
+  ASSERT_TRUE(nm);
+  EXPECT_EQ(nm->status, 304);
+  ASSERT_TRUE(c.send(get("/assets/list/", "If-Match: \"x\"\r\n")));
+  auto m = c.read_response();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 412);
+  // An index that exists but cannot be served (here a directory) is 403,
+  // never a listing of what it was meant to hide.
+  ::mkdir((site.root + "/hidden").c_str(), 0755);
+  ::mkdir((site.root + "/hidden/index.html").c_str(), 0755);
+  ASSERT_TRUE(c.send(get("/assets/hidden/")));
+  auto hidden = c.read_response();
+  ASSERT_TRUE(hidden);
+  EXPECT_EQ(hidden->status, 403);
+}
+
+// On a route "/", the route's root is listed without a way up, and the
+// links are the route's and the names', however the request spelt its
+// path: "//list/" and "//evil.example/" link nowhere else.
+TEST(Static, AListingsLinksAreItsOwnWhateverThePathsSpelling) {
+  Site site;
+  ::mkdir((site.root + "/list").c_str(), 0755);
+  std::ofstream(site.root + "/list/one.txt") << "1";
+  ::unlink((site.root + "/index.html").c_str());
+  json cfg = json::parse(site.config({{"listing", true}}));
+  cfg["routes"][0]["path"] = "/";
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  Client c(server.port());
+  ASSERT_TRUE(c.send(get("/")));
+  auto root = c.read_response();
+  ASSERT_TRUE(root) << server.log();
+  EXPECT_EQ(root->status, 200);
+  EXPECT_EQ(root->body.find("../"), std::string::npos) << root->body;
+  EXPECT_NE(root->body.find("<a href=\"/list/\">list/</a>"), std::string::npos) << root->body;
+  ASSERT_TRUE(c.send(get("//list//")));
+  auto list = c.read_response();
+  ASSERT_TRUE(list) << server.log();
+  EXPECT_EQ(list->status, 200);
+  EXPECT_NE(list->body.find("<a href=\"/list/one.txt\">one.txt</a>"), std::string::npos)
+      << list->body;
+  EXPECT_NE(list->body.find("<a href=\"/\">../</a>"), std::string::npos) << list->body;
+  EXPECT_EQ(list->body.find("href=\"//"), std::string::npos) << list->body;
 }
 
 // A head is read in place (views into the network process's read buffer)

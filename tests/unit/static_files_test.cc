@@ -134,16 +134,30 @@ TEST(StaticOpen, AFifoOpensWithoutWaitingAndAFileReadsAsUsual) {
   std::system(("rm -rf " + dir).c_str());
 }
 
+// The links' base comes from the route and the names, not from how the
+// request spelt its path: "//evil.example/" on a route "/" cannot make
+// them point at another host, nor padding slashes make them long.
+TEST(StaticListing, TheLinksBaseIsTheRouteAndTheNames) {
+  EXPECT_EQ(listing_base("/", ""), "/");
+  EXPECT_EQ(listing_base("/", "evil.example/"), "/evil.example/");
+  EXPECT_EQ(listing_base("/assets/", "docs"), "/assets/docs/");
+  EXPECT_EQ(listing_base("/assets", "a//b/"), "/assets/a/b/");
+  EXPECT_EQ(listing_base("/files/", "\xc3\xa9t\xc3\xa9/a b"), "/files/%C3%A9t%C3%A9/a%20b/");
+}
+
 // A listing page: directories first, then files, by name; names escaped
-// for HTML and percent-encoded in their links, which are absolute (the
-// request's path with a '/' added), so "/docs" and "/docs/" list alike.
+// for HTML (control bytes shown as '?', so a newline cannot fake a line)
+// and percent-encoded in their links.
 TEST(StaticListing, NamesAreEscapedEncodedAndSorted) {
-  const std::string page = directory_listing("/files/docs",
+  bool truncated = false;
+  const std::string page = directory_listing("/files/docs/",
                                              {{"b.txt", false, 12, 0},
                                               {"a <&> \"q\" 'x'.txt", false, 3, 86400},
                                               {"z dir", true, 0, 0},
-                                              {"\xc3\xa9t\xc3\xa9", true, 0, 0}},
-                                             /*parent=*/true, /*truncated=*/false);
+                                              {"\xc3\xa9t\xc3\xa9", true, 0, 0},
+                                              {"x  01-Jan-2026 00:00  5\nfake.pdf", false, 1, 0}},
+                                             /*parent=*/true, truncated);
+  EXPECT_FALSE(truncated);
   EXPECT_NE(page.find("<title>Index of /files/docs/</title>"), std::string::npos) << page;
   EXPECT_NE(page.find("<a href=\"/files/\">../</a>\n"), std::string::npos) << page;
   EXPECT_NE(page.find("<a href=\"/files/docs/z%20dir/\">z dir/</a>  01-Jan-1970 00:00  -\n"),
@@ -156,20 +170,32 @@ TEST(StaticListing, NamesAreEscapedEncodedAndSorted) {
                       "a &lt;&amp;&gt; &quot;q&quot; &#39;x&#39;.txt</a>  02-Jan-1970 00:00  3\n"),
             std::string::npos)
       << page;
+  EXPECT_NE(page.find("%0Afake.pdf\">x  01-Jan-2026 00:00  5?fake.pdf</a>"), std::string::npos)
+      << page;
   // Directories first ("z dir" and "été"), then files in byte order.
   const size_t z = page.find("z dir/<"), e = page.find("\xc3\xa9t\xc3\xa9/<"),
                a = page.find("&#39;x&#39;.txt<"), b = page.find(">b.txt<");
   EXPECT_LT(z, e);
   EXPECT_LT(e, a);
   EXPECT_LT(a, b);
-  EXPECT_EQ(page.find("Only the first"), std::string::npos);
-  // At the route's root: no way up. Truncated: said so.
-  const std::string root = directory_listing("/files/", {}, false, true);
+  EXPECT_EQ(page.find("Not every entry"), std::string::npos);
+  // At the route's root: no way up. Cut short before: said so.
+  truncated = true;
+  const std::string root = directory_listing("/files/", {}, false, truncated);
   EXPECT_EQ(root.find("../"), std::string::npos) << root;
-  EXPECT_NE(root.find("Only the first 10000 entries are listed."), std::string::npos) << root;
-  // A path as sent may hold what HTML must not see raw.
-  EXPECT_NE(directory_listing("/a\"<b>/", {}, true, false).find("Index of /a&quot;&lt;b&gt;/"),
-            std::string::npos);
+  EXPECT_NE(root.find("Not every entry is listed"), std::string::npos) << root;
+}
+
+// The page is bounded in bytes whatever the names: 10000 names of 250
+// '&' (each 5 bytes escaped, 3 encoded) would make 20 MB.
+TEST(StaticListing, ThePageIsBoundedInBytes) {
+  std::vector<ListedEntry> many;
+  for (int i = 0; i < 10000; ++i) many.push_back({std::to_string(i) + std::string(250, '&')});
+  bool truncated = false;
+  const std::string page = directory_listing("/", std::move(many), false, truncated);
+  EXPECT_TRUE(truncated);
+  EXPECT_LT(page.size(), kMaxListingBytes + 8192);
+  EXPECT_NE(page.find("Not every entry is listed"), std::string::npos);
 }
 
 // What a listing shows: files and directories (a link to either, if it
@@ -200,6 +226,24 @@ TEST(StaticListing, OnlyWhatCouldBeServedIsListed) {
   const std::map<std::string, std::pair<bool, uint64_t>> want = {
       {"file.txt", {false, 5}}, {"in", {false, 5}}, {"sub", {true, 0}}, {"insub", {true, 0}}};
   EXPECT_EQ(seen, want);
+  ::close(root);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// Entries examined are bounded, listed or not: hidden names count too.
+TEST(StaticListing, EntriesReadAreBounded) {
+  char tmpl[] = "/tmp/ringhttpd-static-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  for (size_t i = 0; i < kMaxExaminedEntries + 10; ++i) {
+    ::close(::open((dir + "/." + std::to_string(i)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+  }
+  std::ofstream(dir + "/seen") << "x";
+  const int root = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(root, 0);
+  bool truncated = false;
+  const std::vector<ListedEntry> got = read_listing(open_beneath(root, ""), root, "", truncated);
+  EXPECT_TRUE(truncated);
+  EXPECT_LE(got.size(), 1u);
   ::close(root);
   std::system(("rm -rf " + dir).c_str());
 }
