@@ -733,7 +733,6 @@ class ProxyHandler : public Handler, public TunnelHost {
   // (the same check as idle_conn), then a new one; null if a new connect
   // failed at once.
   Pipe* pipe_for(Upstream& up, bool join_busy) {
-    join_busy = join_busy && up.pace.fast(settings_.pipeline_fast_ms);
     for (auto& p : up.pipes) {
       if (join_busy && !p->last && !p->jobs.empty() && !p->jobs.front()->paused &&
           p->jobs.size() < settings_.pipeline &&

@@ -150,25 +150,18 @@ inline void append_forwarded_node(std::string& o, std::string_view client) {
 // the client's address as text ("" when not known).
 inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
                               std::string_view client) {
-  std::string_view host;
-  const auto list = [&](std::string_view name, bool (*ok)(std::string_view)) {
-    std::string all;  // repeated field lines are one list (RFC 9110 5.3)
+  const std::string_view host = req.header("Host");
+  // The client's lines of `name` (repeated lines are one list, RFC 9110
+  // 5.3), each followed by ", ", ours to come after them.
+  const auto client_list = [&](std::string_view name, bool (*ok)(std::string_view)) {
     for (const proto::Header& h : req.headers) {
       if (!proto::iequals(h.name, name) || h.value.empty() || !ok(h.value)) continue;
-      if (!all.empty()) all += ", ";
-      all += h.value;
+      o += h.value;
+      o += ", ";
     }
-    return all;
   };
-  for (const proto::Header& h : req.headers) {
-    if (host.empty() && proto::iequals(h.name, "Host")) host = h.value;
-  }
   o += "X-Forwarded-For: ";
-  if (std::string mine = list("X-Forwarded-For", [](std::string_view) { return true; });
-      !mine.empty()) {
-    o += mine;
-    o += ", ";
-  }
+  client_list("X-Forwarded-For", [](std::string_view) { return true; });
   o += client.empty() ? "unknown" : client;
   o += "\r\nX-Forwarded-Proto: http\r\n";
   if (!host.empty()) {
@@ -177,10 +170,7 @@ inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
     o += "\r\n";
   }
   o += "Forwarded: ";
-  if (std::string theirs = list("Forwarded", forwarded_syntax_ok); !theirs.empty()) {
-    o += theirs;
-    o += ", ";
-  }
+  client_list("Forwarded", forwarded_syntax_ok);
   o += "for=";
   append_forwarded_node(o, client);
   if (!host.empty()) {
