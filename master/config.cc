@@ -374,6 +374,16 @@ constexpr std::array<std::string_view, N + 1> plus_key(const std::array<std::str
   return out;
 }
 
+// Two key lists as one.
+template <size_t N, size_t M>
+constexpr std::array<std::string_view, N + M> join_keys(const std::array<std::string_view, N>& a,
+                                                        const std::array<std::string_view, M>& b) {
+  std::array<std::string_view, N + M> out{};
+  for (size_t i = 0; i < N; ++i) out[i] = a[i];
+  for (size_t i = 0; i < M; ++i) out[N + i] = b[i];
+  return out;
+}
+
 // network.scheduling and services[].scheduling.
 constexpr std::array<std::string_view, 2> kSchedulingPolicies = {"batch", "normal"};
 
@@ -471,11 +481,12 @@ void read_network(const json& v, Config* c, Errors* errors) {
 
 // ---- "services" ------------------------------------------------------------
 
-constexpr std::array<UintField<ServiceSettings>, 4> kServiceFields = {{
+constexpr std::array<UintField<ServiceSettings>, 5> kServiceFields = {{
     {"processes", 1, 256, &ServiceSettings::processes},
     {"ring_bytes", 4096, kGiB, &ServiceSettings::ring_bytes},  // and a power of two
     {"timeout_ms", 1, kMaxTimeoutMs, &ServiceSettings::timeout_ms},
     {"kill_after_ms", 0, kMaxTimeoutMs, &ServiceSettings::kill_after_ms},  // 0 = 2 x timeout_ms
+    {"start_timeout_ms", 1, kMaxTimeoutMs, &ServiceSettings::start_timeout_ms},
 }};
 
 constexpr size_t kMaxServiceNameLength = 32;
@@ -664,30 +675,15 @@ void read_module(const json& v, std::string_view path, ServiceSettings* s, Error
 // Keys every service has, then those of its type.
 bool check_service_keys(const json& v, std::string_view path, std::string_view type,
                         Errors* errors) {
-  static constexpr std::array<std::string_view, 7> kCommon = {
-      "name", "type", "processes", "ring_bytes", "timeout_ms", "kill_after_ms", "scheduling"};
-  static constexpr std::array<std::string_view, 19> kProxy = {"name",
-                                                              "type",
-                                                              "processes",
-                                                              "ring_bytes",
-                                                              "timeout_ms",
-                                                              "kill_after_ms",
-                                                              "scheduling",
-                                                              "upstreams",
-                                                              "balance",
-                                                              "connect_timeout_ms",
-                                                              "response_timeout_ms",
-                                                              "idle_timeout_ms",
-                                                              "keepalive",
-                                                              "fail_timeout_ms",
-                                                              "pipeline",
-                                                              "pipeline_fast_ms",
-                                                              "upgrade",
-                                                              "tunnel_idle_timeout_ms",
-                                                              "host_header"};
-  static constexpr std::array<std::string_view, 9> kModule = {
-      "name",          "type",       "processes", "ring_bytes", "timeout_ms",
-      "kill_after_ms", "scheduling", "path",      "config"};
+  static constexpr auto kCommon = join_keys(
+      std::array<std::string_view, 3>{"name", "type", "scheduling"}, keys_of(kServiceFields));
+  static constexpr auto kProxy = join_keys(
+      kCommon, std::array<std::string_view, 12>{
+                   "upstreams", "balance", "connect_timeout_ms", "response_timeout_ms",
+                   "idle_timeout_ms", "keepalive", "fail_timeout_ms", "pipeline",
+                   "pipeline_fast_ms", "upgrade", "tunnel_idle_timeout_ms", "host_header"});
+  static constexpr auto kModule =
+      join_keys(kCommon, std::array<std::string_view, 2>{"path", "config"});
   if (type == "proxy") return check_object(v, path, kProxy, errors);
   if (type == "module") return check_object(v, path, kModule, errors);
   return check_object(v, path, kCommon, errors);

@@ -63,6 +63,7 @@ json config_to_json(const Config& c) {
                         {"ring_bytes", s.ring_bytes},
                         {"timeout_ms", s.timeout_ms},
                         {"kill_after_ms", s.kill_after_ms},
+                        {"start_timeout_ms", s.start_timeout_ms},
                         {"scheduling", s.scheduling}});
     json& out = services.back();
     if (s.type == "proxy") {

@@ -48,7 +48,7 @@ DeathAction decide_death(GenerationPhase phase, bool server_stopping) {
 // ---- GenerationMachine: events ------------------------------------------
 
 void GenerationMachine::forking(int64_t now) {
-  if (deadline_ms == 0) deadline_ms = now + kReadyTimeoutMs;
+  if (forked_ms == 0) forked_ms = now;
 }
 
 void GenerationMachine::process_started(uint32_t slot, int64_t now) {
@@ -165,7 +165,7 @@ std::vector<Action> GenerationMachine::tick(int64_t now) {
         break;
       }
     }
-    if (now >= deadline_ms) out.push_back({Action::roll_back_late});
+    if (now >= ready_deadline_ms()) out.push_back({Action::roll_back_late});
   }
   if (phase == GenerationPhase::draining) tick_draining(now, out);
   return out;
@@ -188,7 +188,7 @@ void GenerationMachine::tick_slot(uint32_t slot, int64_t now, std::vector<Action
   }
   // A replacement gets the time a new generation gets to be ready (a module
   // whose init hangs): without it, the slot would stay empty for good.
-  if (unready_replacement(s) && now >= s.started_ms + kReadyTimeoutMs) {
+  if (unready_replacement(s) && now >= s.started_ms + s.ready_allowance_ms) {
     s.unready_killed = true;
     out.push_back({Action::kill_unready, slot});
   }
@@ -257,6 +257,16 @@ std::vector<uint32_t> GenerationMachine::not_ready() const {
   return late;
 }
 
+int64_t GenerationMachine::ready_deadline_ms() const {
+  int64_t due = std::numeric_limits<int64_t>::max();
+  if (forked_ms == 0) return due;
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    const SlotLife& s = slot_life(i);
+    if (s.state != SlotState::ready) due = std::min(due, forked_ms + s.ready_allowance_ms);
+  }
+  return due;
+}
+
 bool GenerationMachine::kill_on_report(uint32_t reporter, uint32_t reported, bool overdue) const {
   if (reporter >= slot_count() || reported >= slot_count()) return false;
   const SlotLife& s = slot_life(reported);
@@ -278,9 +288,9 @@ int64_t GenerationMachine::next_timer_ms(int64_t now) const {
     } else if (s.respawn && !s.running()) {  // tick_slot spawns only then
       next = std::min(next, s.restart_at_ms);
     }
-    if (unready_replacement(s)) next = std::min(next, s.started_ms + kReadyTimeoutMs);
+    if (unready_replacement(s)) next = std::min(next, s.started_ms + s.ready_allowance_ms);
   }
-  if (phase == GenerationPhase::starting) next = std::min(next, deadline_ms);
+  if (phase == GenerationPhase::starting) next = std::min(next, ready_deadline_ms());
   if (phase == GenerationPhase::draining) {
     // Once killed, nothing is left to time: the reaping is looked at below.
     if (!killed) next = std::min(next, hurried ? deadline_ms + kStopMarginMs : deadline_ms);

@@ -45,7 +45,10 @@
 
 namespace ringhttpd::master {
 
-// A starting generation that is not ready by then is rolled back.
+// A process must report ready this long after its fork (a network
+// process always; a service process unless its services[i].start_timeout_ms
+// says otherwise): a starting generation is rolled back at its slowest
+// allowance, a replacement is killed (and replaced again) at its own.
 inline constexpr int64_t kReadyTimeoutMs = 10000;
 // Beyond drain_timeout_ms (when a draining generation is told to stop now)
 // before its processes are killed. Also the margin of a graceful stop.
@@ -110,14 +113,17 @@ enum class SlotState { starting, ready, gone };
 
 // One scoreboard slot of a generation, as the machine sees it: the
 // supervisor's Child adds the process (pid, control socket, title).
-// Written only by GenerationMachine (role and release_allowance_ms are set
-// once, when the generation is made).
+// Written only by GenerationMachine (role, release_allowance_ms and
+// ready_allowance_ms are set once, when the generation is made).
 struct SlotLife {
   shm::ProcessRole role = shm::ProcessRole::none;
   // As a peer of a dead process: how long it may take to release it (a
   // service process reads control messages between handler calls, so it
   // gets as long as a handler may legitimately run).
   int64_t release_allowance_ms = kReleaseTimeoutMs;
+  // From its fork, how long its process may take to report ready (a
+  // module's init may load a lot): services[i].start_timeout_ms.
+  int64_t ready_allowance_ms = kReadyTimeoutMs;
   SlotState state = SlotState::gone;
   int64_t started_ms = 0;  // the last process's start; 0: never started
   RestartPolicy restart;
@@ -166,11 +172,11 @@ struct Action {
     kill_hung,       // `slot` did not release `about` in time: kill it (it is replaced in turn)
     spawn,           // start a replacement in `slot`; on failure, spawn_failed()
     start_rest,      // starting: fork the processes not forked yet; on failure, roll back
-    roll_back_late,  // starting: not ready by the deadline (kReadyTimeoutMs)
+    roll_back_late,  // starting: a slot not ready by its time (ready_deadline_ms())
     stop_service,    // draining, no network process left: stop `slot` gracefully
     hurry,           // draining, drain_timeout_ms passed: tell `slot` to stop now
     kill_late,       // draining, kStopMarginMs later still: kill `slot`
-    kill_unready,    // serving: a replacement not ready within kReadyTimeoutMs: kill
+    kill_unready,    // serving: a replacement not ready within its ready_allowance_ms: kill
                      // it (its death starts the next, after a back-off step)
   };
   Kind kind;
@@ -198,14 +204,16 @@ class GenerationMachine {
   // Read freely; written only by the methods below.
   GenerationPhase phase = GenerationPhase::starting;
   int64_t began_ms = 0;
-  int64_t deadline_ms = 0;     // starting: ready by then; draining: drained by then
+  int64_t forked_ms = 0;       // starting: the first fork (the ready allowances run from it)
+  int64_t deadline_ms = 0;     // draining: drained by then
   bool services_told = false;  // draining: the service processes were told to stop
   bool hurried = false;        // draining: past the deadline, told to stop now
   bool killed = false;         // draining: past deadline + margin, killed
   bool stopping = false;       // the server stops: no commit, no replacement
 
   // ---- events ----
-  // The first fork is about to happen: the ready deadline runs from now.
+  // The first fork is about to happen: each slot's ready_allowance_ms
+  // runs from now (a starting generation is rolled back when one passes).
   void forking(int64_t now);
   void process_started(uint32_t slot, int64_t now);
   ReadyDecision process_ready(uint32_t slot, int64_t now);
@@ -236,6 +244,10 @@ class GenerationMachine {
   // The live peers of a dead slot's rings: the running slots of the other role.
   std::vector<uint32_t> settle_peers(uint32_t dead) const;
   std::vector<uint32_t> not_ready() const;  // slots not ready (for the log)
+  // Starting: when the first slot not yet ready runs out of its
+  // ready_allowance_ms (counted from the first fork); the largest int64
+  // before the first fork or once every slot is ready.
+  int64_t ready_deadline_ms() const;
   // A process's report about the process in slot `reported` (overdue: it
   // holds a request past kill_after_ms; otherwise it wrote a ring the
   // reporter cannot read) is acted on, by killing it, only when that is a

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string_view>
 
@@ -112,11 +113,12 @@ std::string report(const std::string& label, const std::string& reason) {
 
 }  // namespace
 
-std::vector<std::string> run_module_inits(const Config& config, std::chrono::milliseconds limit) {
+std::vector<std::string> run_module_inits(const Config& config) {
   std::vector<std::string> errors;
   for (size_t i = 0; i < config.services.size(); ++i) {
     const worker::ServiceSettings& service = config.services[i];
     if (service.type != "module") continue;
+    const std::chrono::milliseconds limit{service.start_timeout_ms};
     if (std::string e = run_one(config, service, limit); !e.empty()) {
       errors.push_back("services[" + std::to_string(i) +
                        "].config: " + report("module " + service.module.path, e));

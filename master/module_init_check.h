@@ -6,7 +6,6 @@
 // for explicitly here.
 #pragma once
 
-#include <chrono>
 #include <string>
 #include <vector>
 
@@ -14,11 +13,9 @@
 
 namespace ringhttpd::master {
 
-// How long one module's init may take before it is killed and reported.
-inline constexpr std::chrono::milliseconds kModuleInitLimit{10000};
-
-// One line per failing module service: "services[i].config: ...".
-std::vector<std::string> run_module_inits(const Config& config,
-                                          std::chrono::milliseconds limit = kModuleInitLimit);
+// One line per failing module service: "services[i].config: ...". Each
+// init may take the service's start_timeout_ms (what a service process
+// gets to be ready) before it is killed and reported.
+std::vector<std::string> run_module_inits(const Config& config);
 
 }  // namespace ringhttpd::master

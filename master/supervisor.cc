@@ -263,6 +263,7 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
       c.service_proc = proc;
       c.release_allowance_ms =
           std::max<int64_t>(kReleaseTimeoutMs, g->config.services[s].kill_after_ms);
+      c.ready_allowance_ms = g->config.services[s].start_timeout_ms;
     }
   }
   return g;
@@ -1059,7 +1060,8 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
       late += g.children[s].title + pid_text(g.children[s].pid);
     }
     roll_back(g, "generation " + std::to_string(g.number) + " not ready within " +
-                     std::to_string(kReadyTimeoutMs) + " ms (waiting for " + late + ")");
+                     std::to_string(g.ready_deadline_ms() - g.forked_ms) + " ms (waiting for " +
+                     late + ")");
     return;
   }
   Child& c = g.children[a.slot];
@@ -1093,7 +1095,7 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
       break;
     case Action::kill_unready:
       log_error(c.title + pid_text(c.pid) + " was not ready within " +
-                std::to_string(kReadyTimeoutMs) + " ms; killing it, to be replaced");
+                std::to_string(c.ready_allowance_ms) + " ms; killing it, to be replaced");
       kill_child(c);
       break;
     default:

@@ -83,10 +83,11 @@ struct ServiceSettings {
   std::string name;
   std::string type = "echo";  // handler type (worker/handlers/registry.cc)
   int processes = 1;
-  uint64_t ring_bytes = 1048576;  // each direction, per (network, service) pair
-  uint32_t timeout_ms = 5000;     // a request not answered in time gets 504
-  uint32_t kill_after_ms = 0;     // a request held this long: the process is replaced
-                                  // (0 in the file = 2 x timeout_ms, resolved by the loader)
+  uint64_t ring_bytes = 1048576;      // each direction, per (network, service) pair
+  uint32_t timeout_ms = 5000;         // a request not answered in time gets 504
+  uint32_t kill_after_ms = 0;         // a request held this long: the process is replaced
+                                      // (0 in the file = 2 x timeout_ms, resolved by the loader)
+  uint32_t start_timeout_ms = 10000;  // a process (a module's init) must be ready within this
   // Linux scheduling policy of the service processes: "batch" (SCHED_BATCH:
   // its wake-up does not preempt the network process on that CPU) or "normal".
   std::string scheduling = "batch";

@@ -42,6 +42,13 @@ std::string config(const std::string& module_path, json module_config = json::ob
       .dump();
 }
 
+// The same config with services[0].start_timeout_ms set.
+std::string with_start_timeout(const std::string& config_text, int ms) {
+  json c = json::parse(config_text);
+  c["services"][0]["start_timeout_ms"] = ms;
+  return c.dump();
+}
+
 // A directory of copies of module files, removed with them.
 class ModuleDir {
  public:
@@ -371,13 +378,14 @@ TEST(Module, ACrashGets502AndTheProcessIsReplaced) {
   EXPECT_TRUE(replacement_answered) << server.log();
 }
 
-// A replacement whose init hangs gets the ten seconds a new generation
-// gets to be ready (kReadyTimeoutMs), is killed, and the next replacement
-// (after a back-off step) serves. Before, the slot stayed starting for good
-// and every request got 503.
+// A replacement whose init hangs gets the service's start_timeout_ms (as a
+// new generation does), is killed, and the next replacement (after a
+// back-off step) serves. Before, the slot stayed starting for good and
+// every request got 503.
 TEST(Module, AReplacementWhoseInitHangsIsKilledAndReplacedAgain) {
   const TempFile flag("");
-  Server server(config(RINGHTTPD_MISBEHAVING_MODULE, {{"hang_init_while", flag.path() + ".hang"}}));
+  Server server(with_start_timeout(
+      config(RINGHTTPD_MISBEHAVING_MODULE, {{"hang_init_while", flag.path() + ".hang"}}), 3000));
   ASSERT_TRUE(server.ready()) << server.log();
   const std::string hang = flag.path() + ".hang";
   FILE* f = std::fopen(hang.c_str(), "w");
@@ -386,7 +394,7 @@ TEST(Module, AReplacementWhoseInitHangsIsKilledAndReplacedAgain) {
   const pid_t first = server.child("ringhttpd: service mod g1 #0");
   ASSERT_GT(first, 0);
   ::kill(first, SIGKILL);
-  const bool killed = server.wait_for_log("was not ready within 10000 ms; killing it", 20s);
+  const bool killed = server.wait_for_log("was not ready within 3000 ms; killing it", 15s);
   ::unlink(hang.c_str());
   ASSERT_TRUE(killed) << server.log();
   bool served = false;
@@ -396,6 +404,50 @@ TEST(Module, AReplacementWhoseInitHangsIsKilledAndReplacedAgain) {
     served = r && r->status == 200 && r->body.starts_with("alive ");
   }
   EXPECT_TRUE(served) << server.log();
+}
+
+// A reload whose module init hangs fails at the service's start_timeout_ms,
+// not the default ten seconds, and the old generation serves throughout.
+TEST(Module, AReloadWhoseInitHangsFailsAtTheStartTimeout) {
+  const TempFile flag("");
+  const std::string hang = flag.path() + ".hang";
+  Server server(
+      with_start_timeout(config(RINGHTTPD_MISBEHAVING_MODULE, {{"hang_init_while", hang}}), 2000));
+  ASSERT_TRUE(server.ready()) << server.log();
+  FILE* f = std::fopen(hang.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  const auto sent = Clock::now();
+  ::kill(server.pid(), SIGHUP);
+  const bool failed = server.wait_for_log("generation 2 not ready within 2000 ms", 15s);
+  const auto took = Clock::now() - sent;
+  ::unlink(hang.c_str());
+  ASSERT_TRUE(failed) << server.log();
+  EXPECT_TRUE(server.wait_for_log("keeps serving", 5s)) << server.log();
+  EXPECT_LT(took, 9s) << server.log();  // not the default 10 s
+  auto r = http_get(server.port(), "/");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+}
+
+// `check --init` gives each module's init the service's start_timeout_ms.
+TEST(Module, CheckInitGivesAnInitItsStartTimeout) {
+  const TempFile flag("");
+  const std::string hang = flag.path() + ".hang";
+  FILE* f = std::fopen(hang.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  TempFile file(
+      with_start_timeout(config(RINGHTTPD_MISBEHAVING_MODULE, {{"hang_init_while", hang}}), 500));
+  std::string out;
+  const int status = run_binary({"check", "--init", "-c", file.path()}, out);
+  ::unlink(hang.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("services[0].config: module " RINGHTTPD_MISBEHAVING_MODULE
+                     ": init did not return within 500 ms"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Module, AReloadSwapsTheModuleWithoutAFailedRequest) {

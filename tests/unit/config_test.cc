@@ -866,6 +866,23 @@ TEST(Config, QuotedValuesInMessagesAreEscaped) {
             Errors{R"(routes[0].path: must start with "/" (got "x\x7f"))"});
 }
 
+// services[i].start_timeout_ms: any type of service, 10 s by default,
+// refused out of range with the key named.
+TEST(Config, AServiceIsGivenItsStartTimeout) {
+  EXPECT_EQ(valid(R"({"services": [{"name": "s"}]})").services[0].start_timeout_ms, 10000u);
+  const Config c = valid(R"({"services": [
+      {"name": "e", "start_timeout_ms": 1},
+      {"name": "p", "type": "proxy", "upstreams": ["127.0.0.1:9"], "start_timeout_ms": 3600000}]})");
+  EXPECT_EQ(c.services[0].start_timeout_ms, 1u);
+  EXPECT_EQ(c.services[1].start_timeout_ms, 3600000u);
+  for (const char* bad : {"0", "3600001", "-1", "\"10\"", "1.5"}) {
+    EXPECT_EQ(
+        errors_of(std::string(R"({"services": [{"name": "s", "start_timeout_ms": )") + bad + "}]}"),
+        Errors{"services[0].start_timeout_ms: must be an integer between 1 and 3600000"})
+        << bad;
+  }
+}
+
 TEST(Config, ParseErrorsQuoteInputEscaped) {
   // The parser's "last read" echo of the input: no raw control byte or DEL.
   Errors e = errors_of("{\"a\": \x7f\x1b}");

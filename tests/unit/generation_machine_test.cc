@@ -128,7 +128,7 @@ TEST(GenerationMachine, TheReadyDeadlineRunsFromTheFirstFork) {
   TestGeneration g(1, 0, /*now=*/1000);
   g.forking(3000);
   g.forking(5000);  // later forks (after a pause for a signal) keep it
-  EXPECT_EQ(g.deadline_ms, 3000 + kReadyTimeoutMs);
+  EXPECT_EQ(g.ready_deadline_ms(), 3000 + kReadyTimeoutMs);
 }
 
 TEST(GenerationMachine, AStoppingServerNeitherRollsBackNorReplaces) {
@@ -218,6 +218,48 @@ TEST(GenerationMachine, AReplacementNotReadyInTimeIsKilledOnceThenReplacedAgain)
   g.process_started(1, 20000);
   g.process_ready(1, 20000 + kReadyTimeoutMs - 1);
   EXPECT_TRUE(g.tick(20000 + 2 * kReadyTimeoutMs).empty());
+}
+
+// services[i].start_timeout_ms: in a starting generation each slot has its
+// own time from the first fork (a module whose init loads for 30 s is not
+// rolled back at 10 s; one given 2 s is at 2 s), and so has a replacement.
+TEST(GenerationMachine, EachSlotIsGivenItsOwnTimeToBeReady) {
+  TestGeneration slow(1, 1);
+  slow.slots[1].ready_allowance_ms = 30000;
+  EXPECT_EQ(slow.ready_deadline_ms(), std::numeric_limits<int64_t>::max());  // not forked yet
+  slow.start_all(1000);
+  EXPECT_EQ(slow.ready_deadline_ms(), 1000 + kReadyTimeoutMs);  // the network process's
+  slow.process_ready(0, 1010);
+  EXPECT_EQ(slow.ready_deadline_ms(), 31000);
+  EXPECT_EQ(slow.next_timer_ms(1010), 31000);
+  EXPECT_TRUE(slow.tick(1000 + kReadyTimeoutMs).empty());
+  EXPECT_TRUE(slow.tick(30999).empty());
+  EXPECT_EQ(slow.tick(31000), (std::vector<Action>{{Action::roll_back_late}}));
+
+  TestGeneration quick(1, 1);
+  quick.slots[1].ready_allowance_ms = 2000;
+  quick.start_all(1000);
+  EXPECT_EQ(quick.next_timer_ms(1000), 3000);  // before the network process's 10 s
+  EXPECT_EQ(quick.tick(3000), (std::vector<Action>{{Action::roll_back_late}}));
+
+  TestGeneration serving(1, 2);
+  serving.slots[1].ready_allowance_ms = 30000;
+  serving.slots[2].ready_allowance_ms = 2000;
+  serving.serve(1000);
+  EXPECT_EQ(serving.ready_deadline_ms(), std::numeric_limits<int64_t>::max());  // all ready
+  for (uint32_t slot : {1u, 2u}) {
+    serving.process_died(slot, 2000, false);
+    serving.awaiting_release(slot, {0}, 2000);
+    serving.peer_released(slot, 0);
+  }
+  EXPECT_EQ(serving.tick(2000), (std::vector<Action>{{Action::spawn, 1}, {Action::spawn, 2}}));
+  serving.process_started(1, 2000);
+  serving.process_started(2, 2000);
+  EXPECT_EQ(serving.next_timer_ms(2000), 4000);
+  EXPECT_EQ(serving.tick(4000), (std::vector<Action>{{Action::kill_unready, 2}}));
+  EXPECT_EQ(serving.next_timer_ms(4001), 32000);
+  EXPECT_TRUE(serving.tick(2000 + kReadyTimeoutMs).empty());
+  EXPECT_EQ(serving.tick(32000), (std::vector<Action>{{Action::kill_unready, 1}}));
 }
 
 TEST(GenerationMachine, TheBackOffAloneDoesNotStartAReplacementBeforeThePeersRelease) {
