@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "master/config.h"
+#include "master/lifecycle.h"
 #include "master/systemd.h"
 #include "proto/unique_fd.h"
 
@@ -26,8 +27,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kReloadTimeoutMs =
-    30000;  // a reload waits up to 10 s for readiness, twice if coalesced
 constexpr int kTimeoutMs = 5000;
 constexpr size_t kMaxAnswer = 64 << 20;
 
@@ -212,6 +211,25 @@ std::optional<json> parse_answer(const std::string& line, std::string& error) {
   return answer;
 }
 
+int reload_wait_ms(const json& config_answer) {
+  constexpr int64_t kMaxStartMs = 3600000;  // the config's bound on start_timeout_ms
+  int64_t longest = kReadyTimeoutMs;        // a network process's
+  const auto config = config_answer.find("config");
+  if (config != config_answer.end() && config->is_object()) {
+    const auto services = config->find("services");
+    if (services != config->end() && services->is_array()) {
+      for (const json& s : *services) {
+        if (!s.is_object()) continue;
+        const auto t = s.find("start_timeout_ms");
+        if (t == s.end() || !t->is_number_integer()) continue;  // unsigned ones too
+        if (!t->is_number_unsigned() && t->get<int64_t>() < 0) continue;
+        longest = std::max<int64_t>(longest, std::min<uint64_t>(t->get<uint64_t>(), kMaxStartMs));
+      }
+    }
+  }
+  return static_cast<int>(2 * longest + 10000);
+}
+
 std::string format_duration(int64_t ms) {
   if (ms < 0) ms = 0;
   const int64_t s = ms / 1000, m = s / 60, h = m / 60, d = h / 24;
@@ -322,10 +340,19 @@ CLI::App* add_ctl_command(CLI::App& app, CtlOptions& o) {
 int run_ctl(const CtlOptions& o) {
   const std::string path = socket_path(o);
   if (path.empty()) return 1;
-  const int timeout = o.command == "reload" ? kReloadTimeoutMs : kTimeoutMs;
+  int timeout = kTimeoutMs;
+  if (o.command == "reload") {
+    const std::optional<std::string> config = exchange(path, R"({"command":"config"})", kTimeoutMs);
+    if (!config) return 1;
+    std::string ignored;
+    timeout = reload_wait_ms(parse_answer(*config, ignored).value_or(json::object()));
+  }
   const std::optional<std::string> line =
       exchange(path, json{{"command", o.command}}.dump(), timeout);
-  if (!line) return 1;
+  if (!line) {
+    if (o.command == "reload") fail_line("the reload may still be under way: see `ctl status`");
+    return 1;
+  }
   std::string error;
   const std::optional<json> parsed = parse_answer(*line, error);
   if (!parsed) return fail_line(error), 1;

@@ -35,6 +35,14 @@ int run_ctl(const CtlOptions& options);
 inline constexpr int kMaxAnswerDepth = 100;
 std::optional<nlohmann::json> parse_answer(const std::string& line, std::string& error);
 
+// How long `ctl reload` waits for its answer, from the serving config (the
+// `config` command's answer): each process of the new generation has its
+// start_timeout_ms (a network process 10 s), and a reload asked for while
+// another runs is answered after the next one: twice the longest, plus
+// 10 s. A reload whose new config raises start_timeout_ms may take longer
+// (ctl then says so, and `ctl status` shows how it ended).
+int reload_wait_ms(const nlohmann::json& config_answer);
+
 // "850ms", "12s", "5m 12s", "3h 05m", "2d 4h".
 std::string format_duration(int64_t ms);
 // The status answer as a summary and one row per process. `now_unix_ms`

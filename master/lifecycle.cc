@@ -195,7 +195,7 @@ void GenerationMachine::tick_slot(uint32_t slot, int64_t now, std::vector<Action
 }
 
 // A replacement still starting, not yet killed for it. (A starting
-// generation's processes are timed by its deadline_ms.)
+// generation's processes are timed by its ready_deadline_ms().)
 bool GenerationMachine::unready_replacement(const SlotLife& s) const {
   return phase == GenerationPhase::serving && !stopping && s.state == SlotState::starting &&
          !s.unready_killed;
@@ -265,6 +265,16 @@ int64_t GenerationMachine::ready_deadline_ms() const {
     if (s.state != SlotState::ready) due = std::min(due, forked_ms + s.ready_allowance_ms);
   }
   return due;
+}
+
+std::vector<uint32_t> GenerationMachine::late(int64_t now) const {
+  std::vector<uint32_t> out;
+  if (forked_ms == 0) return out;
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    const SlotLife& s = slot_life(i);
+    if (s.state != SlotState::ready && now >= forked_ms + s.ready_allowance_ms) out.push_back(i);
+  }
+  return out;
 }
 
 bool GenerationMachine::kill_on_report(uint32_t reporter, uint32_t reported, bool overdue) const {

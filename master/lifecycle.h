@@ -47,8 +47,9 @@ namespace ringhttpd::master {
 
 // A process must report ready this long after its fork (a network
 // process always; a service process unless its services[i].start_timeout_ms
-// says otherwise): a starting generation is rolled back at its slowest
-// allowance, a replacement is killed (and replaced again) at its own.
+// says otherwise): a starting generation is rolled back when its first
+// slot not yet ready runs out of its allowance (counted from the first
+// fork), a replacement is killed (and replaced again) at its own.
 inline constexpr int64_t kReadyTimeoutMs = 10000;
 // Beyond drain_timeout_ms (when a draining generation is told to stop now)
 // before its processes are killed. Also the margin of a graceful stop.
@@ -244,6 +245,9 @@ class GenerationMachine {
   // The live peers of a dead slot's rings: the running slots of the other role.
   std::vector<uint32_t> settle_peers(uint32_t dead) const;
   std::vector<uint32_t> not_ready() const;  // slots not ready (for the log)
+  // Starting: the slots not ready whose ready_allowance_ms has run out at
+  // `now` (what a roll back for lateness names).
+  std::vector<uint32_t> late(int64_t now) const;
   // Starting: when the first slot not yet ready runs out of its
   // ready_allowance_ms (counted from the first fork); the largest int64
   // before the first fork or once every slot is ready.

@@ -1055,7 +1055,7 @@ void Supervisor::apply(Generation& g, const Action& a, int64_t now) {
   if (a.kind == Action::roll_back_late) {
     if (g.phase != GenerationPhase::starting) return;  // rolled back meanwhile
     std::string late;
-    for (uint32_t s : g.not_ready()) {
+    for (uint32_t s : g.late(now)) {
       if (!late.empty()) late += ", ";
       late += g.children[s].title + pid_text(g.children[s].pid);
     }

@@ -163,7 +163,7 @@ TEST(AdminConfigJson, RoundTripsTheEmbeddedDefault) {
 TEST(AdminConfigJson, RoundTripsEveryKindOfRoute) {
   const ConfigResult r = parse_config(R"({
     "listeners": [{"address": "::1", "port": 0}],
-    "services": [{"name": "a", "processes": 3}],
+    "services": [{"name": "a", "processes": 3, "start_timeout_ms": 45000}],
     "routes": [{"methods": ["GET"], "host": "x.test", "path": "/a", "service": "a"},
                {"path": "/", "respond": {"status": 404, "body": "no\n", "content_type": "text/x"}}],
     "admin": {"socket": "", "mode": "0660", "group": "root"},
@@ -175,6 +175,7 @@ TEST(AdminConfigJson, RoundTripsEveryKindOfRoute) {
   EXPECT_EQ(config_to_json(again.config), j);
   EXPECT_EQ(j["admin"]["group"], "root");
   EXPECT_EQ(j["routes"][1]["respond"]["status"], 404);
+  EXPECT_EQ(j["services"][0]["start_timeout_ms"], 45000);
 }
 
 TEST(AdminConfig, GroupMustExist) {
@@ -186,6 +187,32 @@ TEST(AdminConfig, GroupMustExist) {
       std::vector<std::string>{R"(admin.group: no group named "no-such-group-for-ringhttpd")"});
   EXPECT_EQ(parse_config(R"({"admin": {"group": 0}})").errors,
             std::vector<std::string>{"admin.group: must be a string"});
+}
+
+// `ctl reload` waits twice the longest start_timeout_ms of the serving
+// config (at least a network process's 10 s) plus 10 s; an answer that
+// says nothing usable gives the least wait, and no value overflows it.
+TEST(CtlReload, WaitsAsLongAsTheServingConfigLetsAReloadTake) {
+  const auto config_answer = [](std::vector<json> services) {
+    return json{{"ok", true}, {"config", {{"services", json(std::move(services))}}}};
+  };
+  const auto service = [](json start_timeout_ms) {
+    json s = json::object();
+    s["start_timeout_ms"] = std::move(start_timeout_ms);
+    return s;
+  };
+  EXPECT_EQ(reload_wait_ms(json::object()), 30000);
+  EXPECT_EQ(reload_wait_ms(config_answer({})), 30000);
+  EXPECT_EQ(reload_wait_ms(config_answer({service(2000)})), 30000);
+  EXPECT_EQ(reload_wait_ms(config_answer({service(45000), service(10000)})), 100000);
+  EXPECT_EQ(reload_wait_ms(config_answer({service(3600000)})), 7210000);
+  // What another process wrote: wrong types are passed over, huge values bounded.
+  EXPECT_EQ(reload_wait_ms(config_answer(
+                {service("99999"), service(-5), json::array(), service(1e300), json(7)})),
+            30000);
+  EXPECT_EQ(reload_wait_ms(config_answer({service(18446744073709551615ull)})), 7210000);
+  EXPECT_EQ(reload_wait_ms(json{{"config", "x"}}), 30000);
+  EXPECT_EQ(reload_wait_ms(json{{"config", {{"services", 7}}}}), 30000);
 }
 
 TEST(CtlFormat, Durations) {

@@ -235,12 +235,17 @@ TEST(GenerationMachine, EachSlotIsGivenItsOwnTimeToBeReady) {
   EXPECT_TRUE(slow.tick(1000 + kReadyTimeoutMs).empty());
   EXPECT_TRUE(slow.tick(30999).empty());
   EXPECT_EQ(slow.tick(31000), (std::vector<Action>{{Action::roll_back_late}}));
+  EXPECT_EQ(slow.late(31000), std::vector<uint32_t>{1});
 
   TestGeneration quick(1, 1);
   quick.slots[1].ready_allowance_ms = 2000;
   quick.start_all(1000);
   EXPECT_EQ(quick.next_timer_ms(1000), 3000);  // before the network process's 10 s
   EXPECT_EQ(quick.tick(3000), (std::vector<Action>{{Action::roll_back_late}}));
+  // Only the slot whose time ran out is named, not the network process
+  // that still has until 11000.
+  EXPECT_EQ(quick.not_ready(), (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(quick.late(3000), std::vector<uint32_t>{1});
 
   TestGeneration serving(1, 2);
   serving.slots[1].ready_allowance_ms = 30000;
