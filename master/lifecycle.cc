@@ -267,6 +267,14 @@ int64_t GenerationMachine::ready_deadline_ms() const {
   return due;
 }
 
+int64_t GenerationMachine::longest_ready_allowance_ms() const {
+  int64_t longest = 0;
+  for (uint32_t i = 0; i < slot_count(); ++i) {
+    longest = std::max(longest, slot_life(i).ready_allowance_ms);
+  }
+  return longest > 0 ? longest : kReadyTimeoutMs;
+}
+
 std::vector<uint32_t> GenerationMachine::late(int64_t now) const {
   std::vector<uint32_t> out;
   if (forked_ms == 0) return out;

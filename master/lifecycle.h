@@ -245,6 +245,10 @@ class GenerationMachine {
   // The live peers of a dead slot's rings: the running slots of the other role.
   std::vector<uint32_t> settle_peers(uint32_t dead) const;
   std::vector<uint32_t> not_ready() const;  // slots not ready (for the log)
+  // The longest ready_allowance_ms of the slots (kReadyTimeoutMs without
+  // slots): a starting generation is ready or rolled back this long after
+  // its first fork at the latest.
+  int64_t longest_ready_allowance_ms() const;
   // Starting: the slots not ready whose ready_allowance_ms has run out at
   // `now` (what a roll back for lateness names).
   std::vector<uint32_t> late(int64_t now) const;

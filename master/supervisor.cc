@@ -273,6 +273,13 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
 // arrives meanwhile pauses the forking, so that a stop during a large start
 // is acted on at once; the loop forks the rest after handling it.
 std::string Supervisor::spawn_all(Generation& g) {
+  if (g.forked_ms == 0) {
+    // Under systemd, a start (or reload) given more than TimeoutStartSec=
+    // by its services' start_timeout_ms is not cut short: systemd waits
+    // for the next message this long (plus a margin for the commit).
+    constexpr int64_t kCommitMarginMs = 5000;
+    notifier_.extend_timeout(g.longest_ready_allowance_ms() + kCommitMarginMs);
+  }
   g.forking(monotonic_ms());
   for (Child& c : g.children) {
     if (!g.never_started(c.slot)) continue;

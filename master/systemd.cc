@@ -150,6 +150,10 @@ void SystemdNotifier::stopping(std::string_view status) {
 
 void SystemdNotifier::status(std::string_view status) { send("STATUS=" + status_line(status)); }
 
+void SystemdNotifier::extend_timeout(int64_t ms) {
+  send("EXTEND_TIMEOUT_USEC=" + std::to_string(std::max<int64_t>(0, ms) * 1000));
+}
+
 void SystemdNotifier::watchdog(int64_t now_ms, bool healthy) {
   if (watchdog_ms_ == 0) return;
   const int64_t half = std::max<int64_t>(1, watchdog_ms_ / 2);

@@ -37,6 +37,10 @@ class SystemdNotifier {
   void reloading(std::string_view status);  // RELOADING=1, MONOTONIC_USEC=<now>
   void stopping(std::string_view status);   // STOPPING=1
   void status(std::string_view status);     // STATUS= only
+  // EXTEND_TIMEOUT_USEC=: a start (or reload) may take `ms` more before
+  // the next message, beyond TimeoutStartSec= (a service whose
+  // start_timeout_ms is longer than systemd's start timeout).
+  void extend_timeout(int64_t ms);
 
   // The watchdog interval systemd asked for (WatchdogSec), 0 when none.
   int64_t watchdog_interval_ms() const { return watchdog_ms_; }
