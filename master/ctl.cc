@@ -92,16 +92,22 @@ std::string socket_path(const CtlOptions& o) {
 }
 
 // Connects, sends one line, returns the answer line (without "\n"), or
-// nullopt with the error printed.
+// nullopt with the error printed (unless `quiet`). A timeout's line ends
+// with `timeout_hint` (the request was sent: the server may be acting on it).
 std::optional<std::string> exchange(const std::string& path, const std::string& request,
-                                    int timeout_ms) {
+                                    int timeout_ms, bool quiet = false,
+                                    const std::string& timeout_hint = "") {
   const std::string shown = escape_text(path);
+  const auto fail = [&](const std::string& message) {
+    if (!quiet) fail_line(message);
+    return std::nullopt;
+  };
   proto::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fail_line(std::string("socket: ") + std::strerror(errno)), std::nullopt;
+  if (!fd) return fail(std::string("socket: ") + std::strerror(errno));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
-    return fail_line("socket path too long: " + shown), std::nullopt;
+    return fail("socket path too long: " + shown);
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   // Bounds connect() (a server with a full backlog) and each send.
@@ -112,14 +118,12 @@ std::optional<std::string> exchange(const std::string& path, const std::string& 
     std::string hint = " (is the server running?)";
     if (err == EACCES) hint = " (only root, the server's user or admin.group may use it)";
     if (err == EAGAIN) hint = " (the server is not accepting)";
-    fail_line("cannot connect to " + shown + ": " + std::strerror(err) + hint);
-    return std::nullopt;
+    return fail("cannot connect to " + shown + ": " + std::strerror(err) + hint);
   }
   const std::string line = request + "\n";
   if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(line.size())) {
-    fail_line("cannot send to " + shown + ": " + std::strerror(errno));
-    return std::nullopt;
+    return fail("cannot send to " + shown + ": " + std::strerror(errno));
   }
   const int64_t deadline = now_ms(CLOCK_MONOTONIC) + timeout_ms;
   std::string answer;
@@ -131,18 +135,17 @@ std::optional<std::string> exchange(const std::string& path, const std::string& 
     const int ready = left > 0 ? ::poll(&pfd, 1, static_cast<int>(left)) : 0;
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) {
-      fail_line("no answer from " + shown + " within " + std::to_string(timeout_ms / 1000) + " s");
-      return std::nullopt;
+      return fail("no answer from " + shown + " within " + std::to_string(timeout_ms / 1000) +
+                  " s" + timeout_hint);
     }
     const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      fail_line(shown + ": the server closed the connection without an answer" +
-                (n < 0 ? std::string(" (") + std::strerror(errno) + ")" : std::string()));
-      return std::nullopt;
+      return fail(shown + ": the server closed the connection without an answer" +
+                  (n < 0 ? std::string(" (") + std::strerror(errno) + ")" : std::string()));
     }
     answer.append(buf, static_cast<size_t>(n));
-    if (answer.size() > kMaxAnswer) return fail_line(shown + ": answer too long"), std::nullopt;
+    if (answer.size() > kMaxAnswer) return fail(shown + ": answer too long");
   }
 }
 
@@ -341,18 +344,22 @@ int run_ctl(const CtlOptions& o) {
   const std::string path = socket_path(o);
   if (path.empty()) return 1;
   int timeout = kTimeoutMs;
+  std::string timeout_hint;
   if (o.command == "reload") {
-    const std::optional<std::string> config = exchange(path, R"({"command":"config"})", kTimeoutMs);
-    if (!config) return 1;
+    // How long to wait, from the serving config. Quietly: a server that
+    // cannot be reached is reported by the reload itself, and one that
+    // does not tell (busy forking a large generation, an error answer)
+    // gets the least wait, as before start_timeout_ms existed.
+    const std::optional<std::string> config =
+        exchange(path, R"({"command":"config"})", kTimeoutMs, /*quiet=*/true);
     std::string ignored;
-    timeout = reload_wait_ms(parse_answer(*config, ignored).value_or(json::object()));
+    timeout = reload_wait_ms(config ? parse_answer(*config, ignored).value_or(json::object())
+                                    : json::object());
+    timeout_hint = "; the reload may still be under way: see `ctl status`";
   }
   const std::optional<std::string> line =
-      exchange(path, json{{"command", o.command}}.dump(), timeout);
-  if (!line) {
-    if (o.command == "reload") fail_line("the reload may still be under way: see `ctl status`");
-    return 1;
-  }
+      exchange(path, json{{"command", o.command}}.dump(), timeout, false, timeout_hint);
+  if (!line) return 1;
   std::string error;
   const std::optional<json> parsed = parse_answer(*line, error);
   if (!parsed) return fail_line(error), 1;

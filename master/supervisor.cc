@@ -273,10 +273,12 @@ std::unique_ptr<Supervisor::Generation> Supervisor::make_generation(Config confi
 // arrives meanwhile pauses the forking, so that a stop during a large start
 // is acted on at once; the loop forks the rest after handling it.
 std::string Supervisor::spawn_all(Generation& g) {
-  if (g.forked_ms == 0) {
+  if (g.forked_ms == 0 && g.longest_ready_allowance_ms() > kReadyTimeoutMs) {
     // Under systemd, a start (or reload) given more than TimeoutStartSec=
-    // by its services' start_timeout_ms is not cut short: systemd waits
-    // for the next message this long (plus a margin for the commit).
+    // by its services' start_timeout_ms is not cut short: systemd moves its
+    // timeout for the current state (and the watchdog's) to this long from
+    // now, plus a margin for the commit. Only when a service was given more
+    // than the default, so that a default config sends what it always did.
     constexpr int64_t kCommitMarginMs = 5000;
     notifier_.extend_timeout(g.longest_ready_allowance_ms() + kCommitMarginMs);
   }

@@ -516,6 +516,45 @@ TEST(Ctl, ADeeplyNestedAnswerIsRefusedNotACrash) {
   EXPECT_NE(out.find("nests deeper than"), std::string::npos) << out;
 }
 
+// `ctl reload` asks for the serving config first, to know how long the
+// reload may take; a server that does not tell (here: it closes the first
+// connection unanswered, as one busy forking might make it wait) still
+// gets the reload, with the least wait, and one line on failure only.
+TEST(Ctl, AReloadIsSentEvenWhenTheConfigIsNotTold) {
+  WorkDir dir;
+  const std::string path = dir.path() + "/run/fake.sock";
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 2), 0);
+  std::vector<std::string> asked;
+  std::thread fake([&listener, &asked] {
+    for (int i = 0; i < 2; ++i) {
+      pollfd pfd{listener.get(), POLLIN, 0};
+      if (::poll(&pfd, 1, 10000) <= 0) return;
+      UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      char request[1000];
+      const ssize_t n = ::recv(c.get(), request, sizeof request, 0);
+      if (n <= 0) return;
+      asked.emplace_back(request, static_cast<size_t>(n));
+      if (i == 0) continue;  // closed without an answer
+      const std::string answer = R"({"ok":true,"generation":2,"ms":7})"
+                                 "\n";
+      (void)!::send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
+    }
+  });
+  std::string out;
+  const int status = run_binary({"ctl", "--socket", path, "reload"}, out);
+  fake.join();
+  EXPECT_EQ(exit_code(status), 0) << out;
+  EXPECT_EQ(out, "reload ok: generation 2 serving (7ms)\n");
+  ASSERT_EQ(asked.size(), 2u) << out;
+  EXPECT_EQ(json::parse(asked[0])["command"], "config");
+  EXPECT_EQ(json::parse(asked[1])["command"], "reload");
+}
+
 // ---- the protocol's bounds ---------------------------------------------------
 
 TEST(AdminProtocol, BadLinesGetAnErrorAndTheConnectionStays) {
