@@ -486,18 +486,28 @@ TEST(Ctl, NoServerIsOneLineAndExitOne) {
   EXPECT_NE(out.find("admin.socket is \"\""), std::string::npos) << out;
 }
 
+// A unix socket listening at `path` (a fake server for ctl), or an empty
+// descriptor.
+UniqueFd listen_at(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(fd.get(), 4) != 0) {
+    return UniqueFd();
+  }
+  return fd;
+}
+
 // A server (or anything listening at the path) that answers `config` with
 // a value nested 100000 levels deep: ctl refuses it with one line and exit
 // 1 instead of overflowing its stack.
 TEST(Ctl, ADeeplyNestedAnswerIsRefusedNotACrash) {
   WorkDir dir;
   const std::string path = dir.path() + "/run/fake.sock";
-  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  const UniqueFd listener = listen_at(path);
+  ASSERT_TRUE(listener);
   std::thread fake([&listener] {
     pollfd pfd{listener.get(), POLLIN, 0};
     if (::poll(&pfd, 1, 10000) <= 0) return;
@@ -523,12 +533,8 @@ TEST(Ctl, ADeeplyNestedAnswerIsRefusedNotACrash) {
 TEST(Ctl, AReloadIsSentEvenWhenTheConfigIsNotTold) {
   WorkDir dir;
   const std::string path = dir.path() + "/run/fake.sock";
-  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(::listen(listener.get(), 2), 0);
+  const UniqueFd listener = listen_at(path);
+  ASSERT_TRUE(listener);
   std::vector<std::string> asked;
   std::thread fake([&listener, &asked] {
     for (int i = 0; i < 2; ++i) {
