@@ -1132,6 +1132,50 @@ TEST(Proxy, AConnectionWhoseFrontRequestHasWaitedLongIsNotJoined) {
   EXPECT_EQ(r->body, "/held");
 }
 
+// A reset is not an end: only an orderly close ends a body without a
+// length (RFC 9112 6.3, rule 8). Once part of such a body has reached the
+// client, a reset cuts the client's connection, with no last chunk (as
+// nginx does); pipelined or not, on an upstream connection kept alive from
+// the request before.
+TEST(Proxy, AResetEndsNoCloseDelimitedResponse) {
+  for (const json& extra : {json::object(), pipelined()}) {
+    std::atomic<bool> part_arrived{false};
+    Upstream up([&](const UpRequest& r, int fd) {
+      if (path_of(r) == "/warm") return send_all(fd, ok("warm"));
+      send_all(fd, "HTTP/1.1 200 OK\r\n\r\npart-of-it");
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      while (!part_arrived && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(1ms);
+      }
+      const linger reset{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      return false;  // closed: a reset
+    });
+    Server server(config({up.address()}, 1, extra));
+    ASSERT_TRUE(server.ready()) << server.log();
+    ASSERT_TRUE(warm_up(server)) << server.log();
+    Client c(server.port());
+    ASSERT_TRUE(c.send(get("/cut")));
+    std::string got;
+    char buf[4096];
+    pollfd pfd{c.fd(), POLLIN, 0};
+    while (got.find("part-of-it") == std::string::npos && ::poll(&pfd, 1, 5000) == 1) {
+      const ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    ASSERT_NE(got.find("part-of-it"), std::string::npos) << got << server.log();
+    part_arrived = true;
+    auto rest = c.read_until_close(5s);
+    ASSERT_TRUE(rest) << extra << server.log();
+    got += *rest;
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+    EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos) << got;
+    EXPECT_NE(server.log().find("connection reset during the response"), std::string::npos)
+        << server.log();
+  }
+}
+
 // An upstream that ends a connection after one answer, saying so
 // ("Connection: close") or not: the requests waiting behind that answer
 // are sent again on new connections, and every client gets its own

@@ -842,7 +842,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       const ssize_t n = ::recv(p.fd.get(), buf, sizeof buf, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n <= 0) return pipe_eof(p);
+      if (n <= 0) return pipe_eof(p, /*clean=*/n == 0);
       std::string_view bytes(buf, static_cast<size_t>(n));
       while (!bytes.empty() && !p.closed) {
         // Bytes past the last answer: nobody's. The connection goes.
@@ -891,17 +891,19 @@ class ProxyHandler : public Handler, public TunnelHost {
     next_check_ = std::min<int64_t>(next_check_, now_ + settings_.idle_timeout_ms);
   }
 
-  // The upstream closed the connection. A body that ends with it completes.
-  // The front job, with no byte of its answer, goes again with the jobs
+  // The upstream closed the connection (`clean`: an orderly close, not a
+  // reset or another read error). A body that ends with the connection
+  // completes only at a clean close (RFC 9112 6.3, rule 8); after an error
+  // it is cut. The front job, with no byte of its answer, goes again with the jobs
   // behind it: without counting as its retry if the connection answered
   // others after the job joined it (the upstream ended it after some
   // requests, as HTTP lets it), else once (the upstream may have closed a
   // connection it thought idle; twice is a 502, so an upstream that crashes
   // on the request is not fed it again and again). Every re-send counts
   // against kMaxResends (resend).
-  void pipe_eof(Pipe& p) {
+  void pipe_eof(Pipe& p, bool clean) {
     const std::shared_ptr<Job> front = p.jobs.front();
-    if (front->got_any && !front->complete && !front->chunked_down) {
+    if (clean && front->got_any && !front->complete && !front->chunked_down) {
       const llhttp_errno_t e = llhttp_finish(&front->parser);
       if ((e == HPE_OK || e == HPE_PAUSED) && front->complete) return pipe_complete(p);
     }
@@ -912,7 +914,9 @@ class ProxyHandler : public Handler, public TunnelHost {
         return close_pipe(p, false);
       }
     }
-    pipe_broke(p, front->got_any ? "truncated response" : "closed without a response");
+    pipe_broke(p, !front->got_any ? "closed without a response"
+                  : clean         ? "truncated response"
+                                  : "connection reset during the response");
   }
 
   // The front job's answer is broken: 502 (or its response aborted); the
@@ -1094,7 +1098,7 @@ class ProxyHandler : public Handler, public TunnelHost {
       const ssize_t n = ::recv(job->conn->fd.get(), buf, want, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-      if (n <= 0) return on_eof(job);
+      if (n <= 0) return on_eof(job, /*clean=*/n == 0);
       job->got_any = true;
       set_deadline(*job, settings_.response_timeout_ms);
       if (!job->started) job->head_bytes += static_cast<uint64_t>(n);
@@ -1108,16 +1112,21 @@ class ProxyHandler : public Handler, public TunnelHost {
     }
   }
 
-  void on_eof(const std::shared_ptr<Job>& job) {
+  // `clean`: the upstream closed the connection in order (recv gave 0), not
+  // a reset or another read error.
+  void on_eof(const std::shared_ptr<Job>& job, bool clean) {
     if (may_retry(*job)) return retry(job);  // closed by the upstream while idle
     // A body that ends with the connection (RFC 9112 6.3, rule 8): the
-    // parser completes it now. Its on_message_complete answers HPE_PAUSED,
-    // which llhttp_finish passes on: that is success here, not an error.
-    if (job->got_any && !job->complete && !job->chunked_down) {
+    // parser completes it now, at an orderly close only; a reset cuts it.
+    // Its on_message_complete answers HPE_PAUSED, which llhttp_finish
+    // passes on: that is success here, not an error.
+    if (clean && job->got_any && !job->complete && !job->chunked_down) {
       const llhttp_errno_t e = llhttp_finish(&job->parser);
       if ((e == HPE_OK || e == HPE_PAUSED) && job->complete) return complete(job, false);
     }
-    upstream_broke(job, job->got_any ? "truncated response" : "closed without a response");
+    upstream_broke(job, !job->got_any ? "closed without a response"
+                        : clean       ? "truncated response"
+                                      : "connection reset during the response");
   }
 
   void retry_elsewhere(const std::shared_ptr<Job>& job) {
