@@ -1505,29 +1505,17 @@ TEST(Proxy, APipelinedRequestThatKillsItsConnectionIsSentTwiceAtMost) {
   EXPECT_EQ(crashes, 2);
 }
 
-// A listener on 127.0.0.1 (a backlog of 0) that answers one request, so
-// the proxy knows its pace and pipelines to it, and then has its accept
-// queue filled (connections never accepted), so connects to it wait: their
-// SYNs are dropped until the fillers are accepted. port is 0 if it could
-// not be set up.
-struct FullQueue {
-  FullQueue() {
-    socklen_t len = sizeof addr;
-    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        ::listen(listener.get(), 0) != 0 ||
-        ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return;
-    }
-    port = ntohs(addr.sin_port);
-  }
+// A StuckListener that answers one request first, so the proxy knows its
+// pace and pipelines to it, and then has its accept queue filled.
+struct FullQueue : StuckListener {
   // Answers the first request that comes while `ask` runs (200, then the
   // connection closes), then fills the queue. False if none came.
   bool warm_up_then_fill(const std::function<void()>& ask) {
     std::atomic<bool> served{false};
     std::thread answerer([&] {
-      pollfd pfd{listener.get(), POLLIN, 0};
+      pollfd pfd{fd(), POLLIN, 0};
       if (::poll(&pfd, 1, 5000) != 1) return;
-      const proto::UniqueFd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      const proto::UniqueFd c(::accept4(fd(), nullptr, nullptr, SOCK_CLOEXEC));
       const timeval bound{5, 0};  // a proxy that connects and sends nothing holds no one
       if (c) ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
       std::string buf;
@@ -1541,16 +1529,9 @@ struct FullQueue {
     });
     ask();
     answerer.join();
-    for (int i = 0; i < 3; ++i) {
-      fillers.emplace_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      ::connect(fillers.back().get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-    }
+    fill();
     return served;
   }
-  sockaddr_in addr{AF_INET, 0, {htonl(INADDR_LOOPBACK)}, {}};
-  proto::UniqueFd listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-  std::vector<proto::UniqueFd> fillers;
-  int port = 0;
 };
 
 // A connect that never completes (the upstream's accept queue is full, so
@@ -1558,8 +1539,8 @@ struct FullQueue {
 // times out, together, as each would on a connection of its own.
 TEST(Proxy, PipelinedRequestsWaitingOnAConnectThatTimesOutAllGet504Together) {
   FullQueue up;
-  ASSERT_GT(up.port, 0);
-  Server server(config({"127.0.0.1:" + std::to_string(up.port)}, 1, pipelined()));
+  ASSERT_GT(up.port(), 0);
+  Server server(config({"127.0.0.1:" + std::to_string(up.port())}, 1, pipelined()));
   ASSERT_TRUE(server.ready()) << server.log();
   ASSERT_TRUE(up.warm_up_then_fill([&] { EXPECT_TRUE(warm_up(server)); })) << server.log();
   std::vector<std::string> reqs;
@@ -1572,6 +1553,30 @@ TEST(Proxy, PipelinedRequestsWaitingOnAConnectThatTimesOutAllGet504Together) {
   }
   // One connect_timeout_ms (500) for all, not one after another (4 s).
   EXPECT_LT(Clock::now() - began, 2s);
+}
+
+// A connect that timed out sent nothing, so the request goes to the next
+// upstream (as nginx's proxy_next_upstream timeout), pipelined or not, and
+// the one that timed out rests; with no other upstream, 504 (above).
+TEST(Proxy, AConnectThatTimesOutGoesToTheNextUpstream) {
+  for (const json& extra : {json::object(), pipelined()}) {
+    StuckListener stuck;
+    ASSERT_GT(stuck.port(), 0);
+    stuck.fill();
+    Upstream up([](const UpRequest& r, int fd) { return send_all(fd, ok(path_of(r))); });
+    // Round robin starts with the first: the stuck one.
+    Server server(config({stuck.address(), up.address()}, 1, extra));
+    ASSERT_TRUE(server.ready()) << server.log();
+    for (int i = 0; i < 4; ++i) {
+      const std::string path = "/r" + std::to_string(i);
+      auto r = http_get(server.port(), path);
+      ASSERT_TRUE(r) << extra << server.log();
+      EXPECT_EQ(r->status, 200) << extra << " " << i << " " << r->body;
+      EXPECT_EQ(r->body, path) << extra;
+    }
+    EXPECT_NE(server.log().find("connect timed out; passed over"), std::string::npos)
+        << server.log();
+  }
 }
 
 // Connections from the proxy to `port` still connecting (SYN_SENT in
@@ -1604,8 +1609,8 @@ int connecting_to(int port) {
 TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
   ClosingUpstream a;
   FullQueue b;
-  ASSERT_GT(b.port, 0);
-  Server server(config({a.up.address(), "127.0.0.1:" + std::to_string(b.port)}, 1,
+  ASSERT_GT(b.port(), 0);
+  Server server(config({a.up.address(), "127.0.0.1:" + std::to_string(b.port())}, 1,
                        pipelined({{"pipeline", 2}, {"connect_timeout_ms", 5000}})));
   ASSERT_TRUE(server.ready()) << server.log();
   // Round robin: one warm-up each.
@@ -1613,14 +1618,14 @@ TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
     EXPECT_TRUE(warm_up(server));
     EXPECT_TRUE(warm_up(server));
   })) << server.log();
-  const int base = connecting_to(b.port);  // the fillers not in the queue
+  const int base = connecting_to(b.port());  // the fillers not in the queue
   // b refuses once connects wait on it (they are then past their first SYN).
   std::thread closer([&] {
     const auto until = Clock::now() + 5s;
-    while (connecting_to(b.port) <= base && Clock::now() < until) {
+    while (connecting_to(b.port()) <= base && Clock::now() < until) {
       std::this_thread::sleep_for(1ms);
     }
-    b.listener.reset();
+    b.close();
   });
   std::vector<std::string> reqs;
   for (int i = 0; i < 48; ++i) reqs.push_back(get("/k" + std::to_string(i)));
@@ -1631,7 +1636,7 @@ TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
     EXPECT_EQ(answers[i]->status, 200) << i << " " << answers[i]->body;
     EXPECT_EQ(answers[i]->body, "/k" + std::to_string(i));
   }
-  EXPECT_TRUE(server.wait_for_log("127.0.0.1:" + std::to_string(b.port) + ": connect failed", 1s))
+  EXPECT_TRUE(server.wait_for_log("127.0.0.1:" + std::to_string(b.port()) + ": connect failed", 1s))
       << server.log();
   a.expect_sent_at_most(3);
 }
@@ -1643,8 +1648,8 @@ TEST(Proxy, PipelinedRequestsSentAgainOntoAFailedConnectAreAllAnswered) {
 // and only /f is written on the first when it connects.
 TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
   FullQueue up;
-  ASSERT_GT(up.port, 0);
-  const int port = up.port;
+  ASSERT_GT(up.port(), 0);
+  const int port = up.port();
   std::mutex mu;
   std::map<std::string, int> seen;
   std::vector<std::thread> served;
@@ -1678,7 +1683,7 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
   // requests are answered and recorded.
   std::thread acceptor([&] {
     for (;;) {
-      const int c = ::accept4(up.listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      const int c = ::accept4(up.fd(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) return;
       served.emplace_back([&, c] {
         std::string buf;
@@ -1700,7 +1705,7 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
       });
     }
   });
-  up.fillers.clear();
+  up.unfill();
   for (auto [c, path] : {std::pair<Client*, std::string>{&f, "/f"}, {&z, "/z"}}) {
     auto r = c->read_response(10s);
     EXPECT_TRUE(r) << path << server.log();
@@ -1709,7 +1714,7 @@ TEST(Proxy, RequestsCutFromAConnectionBeforeTheyWentOutAreNeverSentOnIt) {
     }
   }
   server.stop(SIGTERM);
-  ::shutdown(up.listener.get(), SHUT_RDWR);
+  ::shutdown(up.fd(), SHUT_RDWR);
   acceptor.join();
   for (auto& t : served) t.join();
   EXPECT_EQ(seen["/f"], 1);

@@ -458,4 +458,44 @@ bool wait_server_read_all(int server_port, int client_port, std::chrono::millise
   }
 }
 
+StuckListener::StuckListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      ::listen(fd_, 0) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return;
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+StuckListener::~StuckListener() {
+  unfill();
+  close();
+}
+
+void StuckListener::unfill() {
+  for (int f : fillers_) ::close(f);
+  fillers_.clear();
+}
+
+void StuckListener::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void StuckListener::fill() {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  for (int i = 0; i < 3; ++i) {
+    const int f = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (f < 0) return;
+    fillers_.push_back(f);
+    ::connect(f, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  }
+}
+
 }  // namespace ringhttpd::testing

@@ -200,4 +200,29 @@ class LoopbackListener {
   std::thread acceptor_;
 };
 
+// A listener on 127.0.0.1 (any free port, a backlog of 0) whose accept
+// queue fill() fills with connections it never accepts: connects to it
+// then wait, their SYNs dropped (an upstream that does not connect in
+// time). port() is 0 if it could not be set up.
+class StuckListener {
+ public:
+  StuckListener();
+  ~StuckListener();
+  StuckListener(const StuckListener&) = delete;
+  StuckListener& operator=(const StuckListener&) = delete;
+  int port() const { return port_; }
+  int fd() const { return fd_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  void fill();
+  // Closes the fillers: room in the queue again.
+  void unfill();
+  // Closes the listener: connects still waiting fail at their next SYN.
+  void close();
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> fillers_;
+};
+
 }  // namespace ringhttpd::testing

@@ -543,6 +543,29 @@ TEST(Upgrade, ASilentUpstreamGets504) {
   EXPECT_LT(Clock::now() - began, 3s);
 }
 
+// A connect that timed out sent nothing: the upgrade goes to the next
+// upstream, as after a refused one; with none left, 504.
+TEST(Upgrade, AConnectThatTimesOutGoesToTheNextUpstream) {
+  StuckListener stuck;
+  ASSERT_GT(stuck.port(), 0);
+  stuck.fill();
+  WsUpstream up(echo_101);
+  {
+    Server server(config({stuck.address(), up.address()}));
+    ASSERT_TRUE(server.ready()) << server.log();
+    auto c = open_tunnel(server.port());
+    ASSERT_TRUE(c) << server.log();
+    EXPECT_TRUE(server.wait_for_log("connect timed out", 1s)) << server.log();
+  }
+  Server server(config({stuck.address()}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  Raw c(server.port());
+  ASSERT_TRUE(c.send(upgrade_request()));
+  auto all = c.until_close();
+  ASSERT_TRUE(all) << server.log();
+  EXPECT_TRUE(all->starts_with("HTTP/1.1 504 Gateway Timeout\r\n")) << *all;
+}
+
 // The client's EOF reaches the upstream as EOF (shutdown, not close), and
 // what the upstream sends after it still reaches the client.
 TEST(Upgrade, AHalfCloseReachesTheUpstreamAndItsReplyStillArrives) {

@@ -427,6 +427,12 @@ class ProxyHandler : public Handler, public TunnelHost {
     ++up->active;  // least_conn counts tunnels too
     return true;
   }
+  bool may_try_another(const std::vector<size_t>& tried) const override {
+    for (size_t i = 0; i < upstreams_.size(); ++i) {
+      if (upstreams_[i]->usable && std::count(tried.begin(), tried.end(), i) == 0) return true;
+    }
+    return false;
+  }
   void upstream_failed(size_t index, const std::string& why) override {
     now_ = monotonic_ms();
     mark_down(*upstreams_[index], why);
@@ -536,6 +542,13 @@ class ProxyHandler : public Handler, public TunnelHost {
     }
     ++next_;
     return best;
+  }
+
+  // pick() would find an upstream for `job`: one it has not tried.
+  bool may_try_another(const Job& job) const {
+    return std::any_of(upstreams_.begin(), upstreams_.end(), [&job](const auto& up) {
+      return up->usable && std::count(job.tried.begin(), job.tried.end(), up.get()) == 0;
+    });
   }
 
   // A kept-alive connection still fit to carry a request: not idle too
@@ -1270,11 +1283,24 @@ class ProxyHandler : public Handler, public TunnelHost {
       }
     }
     for (auto& job : late) {
+      // Handled already: sent elsewhere by a pipe given up above.
+      if (job->done || job->deadline == 0 || now < job->deadline) continue;
       Upstream* up = job->conn ? job->conn->up : job->pipe ? job->pipe->up : nullptr;
       const bool connecting =
           (job->conn && !job->conn->connected) || (job->pipe && !job->pipe->connected);
       if (connecting) mark_down(*up, "connect timed out");
       if (up != nullptr) log_warn("proxy upstream " + up->name + ": timed out");
+      // A connect that timed out sent nothing: the request goes to an
+      // upstream not yet tried, as after a refused connect (nginx's
+      // proxy_next_upstream timeout); with none left, 504.
+      if (connecting && may_try_another(*job)) {
+        if (job->pipe) {
+          close_pipe(*job->pipe, /*failed_connect=*/true);
+        } else {
+          retry_elsewhere(job);
+        }
+        continue;
+      }
       // Every request waiting on a connect that timed out fails with it, as
       // each would on a connection of its own.
       if (connecting && job->pipe) {

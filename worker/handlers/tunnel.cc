@@ -522,7 +522,10 @@ void Tunnel::check(int64_t now) {
   if (phase_ == Phase::ended || now < deadline_) return;
   if (phase_ == Phase::connecting) {
     host_.upstream_failed(upstream_index_, "connect timed out");
-    return fail(504, "upstream connect timed out");
+    // Nothing was sent: the next upstream, as after a refused connect.
+    if (!host_.may_try_another(tried_)) return fail(504, "upstream connect timed out");
+    close_upstream();
+    return attempt();
   }
   if (phase_ == Phase::awaiting_head && upstream_) return fail(504, "upstream timed out");
   end();  // idle (or an error answer the client never took)

@@ -104,6 +104,8 @@ class TunnelHost {
   // false when there is none. The upstream counts the tunnel as active
   // until upstream_released().
   virtual bool pick_upstream(std::vector<size_t>& tried, TunnelUpstream& out) = 0;
+  // pick_upstream() would find one: an upstream not in `tried`.
+  virtual bool may_try_another(const std::vector<size_t>& tried) const = 0;
   virtual void upstream_failed(size_t index, const std::string& why) = 0;  // it rests
   virtual void upstream_released(size_t index) = 0;
   // The tunnel wants check() at `ms` (monotonic) at the latest.
