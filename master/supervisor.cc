@@ -43,7 +43,9 @@ using worker::monotonic_ms;
 constexpr int kFastStopMs = 1000;
 constexpr int kKillWaitMs = 2000;
 
-constexpr int kSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1};
+// SIGUSR2 and SIGWINCH are taken only to be refused with a line: nginx's
+// binary upgrade sends them, and SIGUSR2's default would end the server.
+constexpr int kSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH};
 
 sigset_t supervisor_signals() {
   sigset_t set;
@@ -111,6 +113,7 @@ Supervisor::~Supervisor() {
 int Supervisor::run() {
   worker::set_process_title("ringhttpd: supervisor");
   worker::set_log_level(worker::parse_log_level(config_.log.level));
+  worker::make_stderr_nonblocking();  // before the first fork: children inherit it
   const sigset_t set = supervisor_signals();
   // A signal ignored at exec (a shell starts background jobs with SIGINT
   // ignored; nohup ignores SIGHUP) is discarded, not queued for the signalfd:
@@ -651,6 +654,12 @@ Supervisor::Outcome Supervisor::handle_signals() {
         break;
       case SIGCHLD:
         reap();
+        break;
+      case SIGUSR2:
+      case SIGWINCH:
+        log_warn(std::string(info.ssi_signo == SIGUSR2 ? "SIGUSR2" : "SIGWINCH") +
+                 ": not used by ringhttpd (no binary upgrade in place: a reload, SIGHUP, "
+                 "forks the running binary; a new one needs a restart); ignored");
         break;
     }
   }

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "worker/event_loop.h"
+#include "worker/log.h"
 
 namespace ringhttpd::worker {
 namespace {
@@ -168,7 +169,8 @@ void AccessLog::flush(int64_t now_ms, bool force) {
   if (!force && now_ms - first_buffered_ms_ < kFlushAfterMs) return;
   size_t at = 0;
   while (at < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + at, buffer_.size() - at);
+    const ssize_t n = fd_ == STDERR_FILENO ? write_stderr(buffer_.data() + at, buffer_.size() - at)
+                                           : ::write(fd_, buffer_.data() + at, buffer_.size() - at);
     if (n > 0) {
       at += static_cast<size_t>(n);
       continue;

@@ -1,6 +1,9 @@
 // Implementation of the stderr log (see log.h).
 #include "worker/log.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +15,10 @@ namespace {
 
 LogLevel g_level = LogLevel::info;
 std::string g_role = "supervisor";
+// stderr is a socket (systemd's journal stream): written with MSG_DONTWAIT.
+bool g_stderr_socket = false;
+// Lines this process could not write (stderr full): said in the next one.
+uint64_t g_dropped = 0;
 
 const char* level_name(LogLevel level) {
   switch (level) {
@@ -63,13 +70,54 @@ void write_line(const char* tag, std::string_view message) {
   line += tag;
   line += ": ";
   append_one_line(line, message);
+  if (g_dropped > 0) {
+    line += " (";
+    line += std::to_string(g_dropped);
+    line += " earlier log lines of this process lost: stderr was not read)";
+  }
   line += '\n';
-  ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
-  (void)unused;
+  if (write_stderr(line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+    g_dropped = 0;
+  } else {
+    ++g_dropped;
+  }
   errno = saved_errno;
 }
 
 }  // namespace
+
+void make_stderr_nonblocking() {
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0) return;
+  if (S_ISSOCK(st.st_mode)) {
+    g_stderr_socket = true;
+    return;
+  }
+  if (!S_ISFIFO(st.st_mode)) return;
+  // A description of our own: O_NONBLOCK on the inherited one would reach
+  // whoever shares it (the shell that started us).
+  const int fd = ::open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  ::dup2(fd, STDERR_FILENO);  // without O_CLOEXEC: children inherit stderr
+  ::close(fd);
+}
+
+ssize_t write_stderr(const char* data, size_t size) {
+  size_t at = 0;
+  while (at < size) {
+    const ssize_t n = g_stderr_socket
+                          ? ::send(STDERR_FILENO, data + at, size - at, MSG_DONTWAIT | MSG_NOSIGNAL)
+                          : ::write(STDERR_FILENO, data + at, size - at);
+    if (n > 0) {
+      at += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return at > 0 ? static_cast<ssize_t>(at) : -1;
+    }
+  }
+  return static_cast<ssize_t>(at);
+}
 
 LogLevel parse_log_level(std::string_view text) {
   if (text == "debug") return LogLevel::debug;

@@ -4,6 +4,8 @@
 // from different processes never mix.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 
@@ -34,6 +36,18 @@ void log_notice(std::string_view message);
 // level setting; at most 1 KiB): what a child that cannot start tells the
 // supervisor (ControlType::failed), so that `ctl reload` can say why.
 std::string_view last_error();
+
+// Logging never blocks a process: a reader of stderr that stops reading (a
+// pipe to a stalled logger, a full journal stream) costs lines, not the
+// event loop. Called once by the supervisor before its first fork: a pipe
+// gets a non-blocking description of its own (the one inherited may be
+// shared with the shell that started us), a socket is written with
+// MSG_DONTWAIT; files and terminals are left as they are. A line that
+// could not be written is counted and said in this process's next line.
+void make_stderr_nonblocking();
+// Writes to stderr as above: the bytes written (fewer than `size`, or -1
+// with errno, when stderr is full or failed).
+ssize_t write_stderr(const char* data, size_t size);
 
 // "call: strerror(errno)" for error messages that name the failing syscall.
 std::string errno_message(std::string_view call);

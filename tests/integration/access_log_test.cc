@@ -264,6 +264,46 @@ TEST(AccessLogFile, AResponseCutAtTheStopDeadlineIsLoggedWithTheBytesSent) {
   EXPECT_LT(j["bytes"].get<uint64_t>(), kBody) << lines[0];
 }
 
+// Whoever reads stderr may stop reading (a logger that stalls): then log
+// lines are lost, never the event loops. With the access log on stderr and
+// nobody reading it, every request is answered; the supervisor still
+// handles a reload (which fails, and logs) and a stop; once stderr is read
+// again, its next line says what it lost.
+TEST(AccessLogStderr, AReaderThatStopsReadingCostsLinesNotRequests) {
+  auto cfg = json::parse(config("stderr", "json"));
+  cfg["network"]["processes"] = 1;
+  cfg["routes"].push_back({{"path", "/metrics"}, {"metrics", true}});
+  Launch launch;
+  launch.stall_output = true;
+  Server server(cfg.dump(), Binary::shipped, launch);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string agent(2000, 'a');  // 2 KB a line: the pipe (64 KiB) fills at once
+  {
+    Client c(server.port());
+    for (int i = 0; i < 2000; ++i) {
+      ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: " + agent + "\r\n\r\n"));
+      auto r = c.read_response(5s);
+      ASSERT_TRUE(r) << i;
+      ASSERT_EQ(r->status, 200) << i;
+    }
+  }
+  server.rewrite_config("{");
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  const auto until = Clock::now() + 10s;
+  bool failed = false;
+  while (!failed && Clock::now() < until) {
+    auto m = http_get(server.port(), "/metrics");
+    ASSERT_TRUE(m);
+    failed = m->body.find("ringhttpd_reloads_total{result=\"failed\"} 1") != std::string::npos;
+  }
+  EXPECT_TRUE(failed);
+  server.resume_output();
+  EXPECT_EQ(server.stop(SIGTERM, 10s), 0);
+  EXPECT_NE(server.log().find("earlier log lines of this process lost: stderr was not read"),
+            std::string::npos)
+      << server.log().substr(0, 2000);
+}
+
 TEST(AccessLogFile, AnUnwritablePathFailsTheStartNamingTheKey) {
   std::string out;
   TempFile file(config("/nonexistent-dir/access.log", "combined"));

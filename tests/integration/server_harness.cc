@@ -140,7 +140,7 @@ int run_binary(const std::vector<std::string>& args, std::string& output, Binary
 }
 
 Server::Server(const std::string& config_json, Binary binary, const Launch& launch)
-    : config_(config_json) {
+    : config_(config_json), stall_after_ready_(launch.stall_output) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return;
@@ -176,6 +176,7 @@ Server::~Server() {
     wait_gone(pids, std::chrono::seconds(10));
     for (const std::string& seg : segments()) ::unlink(seg.c_str());
   }
+  resume_output();
   if (reader_.joinable()) reader_.join();
 }
 
@@ -183,11 +184,20 @@ void Server::drain_output(int fd) {
   char buf[4096];
   ssize_t n;
   while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     log_.append(buf, static_cast<size_t>(n));
     cv_.notify_all();
+    if (stall_after_ready_ && log_.find("ready: listening on ") != std::string::npos) {
+      cv_.wait(lock, [this] { return !stall_after_ready_; });
+    }
   }
   ::close(fd);
+}
+
+void Server::resume_output() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stall_after_ready_ = false;
+  cv_.notify_all();
 }
 
 std::string Server::log() const {

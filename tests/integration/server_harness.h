@@ -65,6 +65,9 @@ struct Launch {
   std::vector<std::string> wrapper;
   bool wait_ready = true;
   std::string cwd;  // "" = a WorkDir of its own (Server, run_binary)
+  // Server only: its output stops being read once the ready line is in,
+  // until Server::resume_output() (a reader of stderr that stalls).
+  bool stall_output = false;
 };
 
 // Runs the binary with `args`; captures stdout+stderr. Returns exit status.
@@ -103,6 +106,8 @@ class Server {
   std::vector<std::string> segments() const;
   // Replaces the config file's contents (then SIGHUP reloads it).
   void rewrite_config(const std::string& config_json);
+  // Reads the server's output again (after Launch::stall_output).
+  void resume_output();
 
  private:
   void drain_output(int fd);
@@ -115,6 +120,7 @@ class Server {
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   std::string log_;
+  bool stall_after_ready_ = false;  // Launch::stall_output, until resume_output()
 };
 
 // Waits until the server's end of the connection from `client_port` to

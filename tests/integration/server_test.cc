@@ -86,6 +86,23 @@ TEST(Server, ServicePathEchoesTheRequestThroughTheRings) {
   EXPECT_EQ(doc["service"]["generation"], 1);
 }
 
+// nginx's binary upgrade signals are not ours: SIGUSR2's default would end
+// the server; both are refused with a line, and nothing else changes.
+TEST(Server, SignalsOfNginxsBinaryUpgradeAreIgnoredWithALine) {
+  Server server(make_config(1, 1));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (int sig : {SIGUSR2, SIGWINCH}) {
+    ASSERT_EQ(::kill(server.pid(), sig), 0);
+    EXPECT_TRUE(server.wait_for_log(
+        std::string(sig == SIGUSR2 ? "SIGUSR2" : "SIGWINCH") + ": not used by ringhttpd", 5s))
+        << server.log();
+  }
+  auto r = http_get(server.port(), "/healthz");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(server.stop(SIGTERM), 0);
+}
+
 TEST(Server, ProcessTitlesShowRoleGenerationAndIndex) {
   Server server(make_config(2, 2));
   ASSERT_TRUE(server.ready()) << server.log();
