@@ -333,6 +333,7 @@ std::string Supervisor::spawn(Generation& g, Child& c) {
   env.index = c.index;
   env.service = c.service;
   env.service_proc = c.service_proc;
+  env.replacement = g.phase == GenerationPhase::serving;
   const auto failed = [&env](const char* call) {
     std::string error = worker::child_title(env) + ": " + worker::errno_message(call);
     log_error("cannot start " + error);

@@ -134,12 +134,16 @@ std::string AccessLog::open(const std::string& target, Format format) {
 
 std::string AccessLog::reopen() {
   if (path_.empty()) return {};
-  proto::UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  proto::UniqueFd fd = open_path();
   if (!fd) return "log.access: open " + path_ + ": " + std::strerror(errno);
-  flush(0, true);  // what was buffered belongs to the old file
+  if (fd_ >= 0) flush(0, true);  // what was buffered belongs to the old file
   file_ = std::move(fd);
   fd_ = file_.get();
   return {};
+}
+
+proto::UniqueFd AccessLog::open_path() const {
+  return proto::UniqueFd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
 }
 
 void AccessLog::record(const AccessEntry& entry, std::time_t now) {
@@ -165,10 +169,19 @@ void AccessLog::record(const AccessEntry& entry, std::time_t now) {
 }
 
 void AccessLog::flush(int64_t now_ms, bool force) {
-  if (buffer_.empty() || fd_ < 0) return;
+  if (buffer_.empty()) return;
   if (!force && now_ms - first_buffered_ms_ < kFlushAfterMs) return;
+  if (fd_ < 0 && !path_.empty()) {
+    file_ = open_path();
+    fd_ = file_.get();
+  }
+  if (fd_ < 0) {  // not open yet (see open_access_log): these lines are lost
+    lost_ += buffered_lines_;
+    lost_call_ = "open";
+    lost_errno_ = errno;
+  }
   size_t at = 0;
-  while (at < buffer_.size()) {
+  while (fd_ >= 0 && at < buffer_.size()) {
     const ssize_t n = fd_ == STDERR_FILENO ? write_stderr(buffer_.data() + at, buffer_.size() - at)
                                            : ::write(fd_, buffer_.data() + at, buffer_.size() - at);
     if (n > 0) {
@@ -180,6 +193,7 @@ void AccessLog::flush(int64_t now_ms, bool force) {
     // line cut by a partial write counts as lost.
     const std::string_view rest = std::string_view(buffer_).substr(at);
     lost_ += static_cast<uint64_t>(std::count(rest.begin(), rest.end(), '\n'));
+    lost_call_ = "write";
     lost_errno_ = n < 0 ? errno : ENOSPC;
     break;
   }
@@ -193,7 +207,7 @@ std::string AccessLog::loss_report(int64_t now_ms, bool force) {
   if (!force && last_report_ms_ >= 0 && now_ms - last_report_ms_ < kLossReportEveryMs) return {};
   std::string out = "log.access: ";
   out += path_.empty() ? "stderr" : path_;
-  out += ": " + std::to_string(lost_ - reported_lost_) + " lines lost (write: ";
+  out += ": " + std::to_string(lost_ - reported_lost_) + " lines lost (" + lost_call_ + ": ";
   out += std::strerror(lost_errno_);
   out += "); the requests were answered";
   reported_lost_ = lost_;

@@ -48,7 +48,9 @@ class AccessLog {
   void record(const AccessEntry& entry, std::time_t now);
   // Writes the buffer if it is older than a second (or `force`).
   void flush(int64_t now_ms, bool force = false);
-  // Same path, new file (after a rotation). "" or the error.
+  // Same path, new file (after a rotation). "" or the error. After an
+  // open that failed, each flush tries again (its lines are lost until the
+  // file opens).
   std::string reopen();
   uint64_t lines_lost() const { return lost_; }
   // Lines lost since the last call: for a scoreboard counter that is added
@@ -69,6 +71,7 @@ class AccessLog {
   static void format_json(const AccessEntry& e, std::string_view time_iso, std::string& out);
 
  private:
+  proto::UniqueFd open_path() const;  // path_, O_APPEND (empty, errno, if it cannot)
   bool enabled_ = false;
   Format format_ = Format::combined;
   std::string path_;  // "" for stderr
@@ -80,7 +83,8 @@ class AccessLog {
   std::time_t time_second_ = -1;
   std::string time_text_;
   uint64_t lost_ = 0;
-  int lost_errno_ = 0;  // of the last failed write
+  const char* lost_call_ = "write";  // what failed last: "write", or "open" (not open yet)
+  int lost_errno_ = 0;               // of the last failed call
   uint64_t reported_lost_ = 0;
   uint64_t lost_taken_ = 0;  // take_new_losses()
   int64_t last_report_ms_ = -1;

@@ -155,4 +155,15 @@ int run_child(WorkerEnv& env) {
   return status;
 }
 
+bool open_access_log(AccessLog& log, const std::string& target, const WorkerEnv& env) {
+  const std::string e = log.open(target, AccessLog::format_named(env.access_format));
+  if (e.empty()) return true;
+  if (!env.replacement) {
+    log_error(e);
+    return false;
+  }
+  log_error(e + "; serving without it until it opens (tried again at each flush)");
+  return true;
+}
+
 }  // namespace ringhttpd::worker

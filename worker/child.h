@@ -8,6 +8,7 @@
 #include <string>
 
 #include "proto/unique_fd.h"
+#include "worker/access_log.h"
 #include "worker/event_loop.h"
 #include "worker/worker_env.h"
 
@@ -52,6 +53,13 @@ void apply_scheduling(const std::string& scheduling, const std::string& key);
 // "network g1 #0", "service app g1 #1": the title's role part, also used by
 // the supervisor's log lines about that child.
 std::string child_title(const WorkerEnv& env);
+
+// Opens the access log (`target`: log.access, or "off"). A replacement in a
+// serving generation serves without it when it cannot (its directory was
+// moved away meanwhile): its lines are lost, counted, until the file opens,
+// tried again at each flush. One of a generation's first processes fails
+// instead, so that the start or reload fails naming the key.
+bool open_access_log(AccessLog& log, const std::string& target, const WorkerEnv& env);
 
 // Runs the child's role; returns its exit status.
 int run_child(WorkerEnv& env);

@@ -165,11 +165,7 @@ bool NetworkProcess::start() {
     file_caches_[i] =
         std::make_unique<FileCache>(entries, static_cast<int64_t>(r.static_files.cache_valid_ms));
   }
-  const auto format = AccessLog::format_named(env_.access_format);
-  if (std::string e = access_log_.open(env_.access_log, format); !e.empty()) {
-    log_error(e);
-    return false;
-  }
+  if (!open_access_log(access_log_, env_.access_log, env_)) return false;
   // The listening sockets arrive on the control socket once the whole
   // generation is ready (or at once for a replacement in a serving one).
   update_date();

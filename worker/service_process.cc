@@ -98,12 +98,8 @@ bool ServiceProcess::start() {
   streaming_ = handler_->streams();
   // The same log as the network processes' (O_APPEND: whole lines from
   // every process), for the answers of connections taken over.
-  const auto format = AccessLog::format_named(env_.access_format);
   const std::string target = handler_->takes_connections() ? env_.access_log : "off";
-  if (std::string e = access_log_.open(target, format); !e.empty()) {
-    log_error(e);
-    return false;
-  }
+  if (!open_access_log(access_log_, target, env_)) return false;
   handler_->attach(*this);
   signal_fd_ = make_stop_signalfd();
   if (!watch_child_fds(loop_, signal_fd_.get(), env_)) return false;

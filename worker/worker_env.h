@@ -38,6 +38,9 @@ struct WorkerEnv {
   std::string log_level = "info";
   std::string access_log = "off";          // log.access: "off", "stderr" or a path
   std::string access_format = "combined";  // log.format: "combined" or "json"
+  // Forked to replace a process of a generation already serving (not one
+  // of a generation's first processes, whose failure fails its start).
+  bool replacement = false;
 
   uint32_t slot() const {
     return role == shm::ProcessRole::network ? index : segment->header().n_network + service_proc;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -146,6 +147,40 @@ TEST(AccessLogFile, AFullDiskLosesLinesNotRequests) {
   const auto r = http_get(server.port(), "/healthz");
   ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->status, 200);
+}
+
+// A network process that replaces a dead one while the log's directory is
+// gone (moved away) serves without the log rather than failing its start
+// over and over; once the directory is back, its lines reach the file.
+TEST(AccessLogFile, AReplacementServesWhileTheLogCannotBeOpened) {
+  TempDir dir;
+  const std::string logs = dir.path + "/logs";
+  ASSERT_EQ(::mkdir(logs.c_str(), 0755), 0);
+  auto cfg = json::parse(config(logs + "/access.log", "combined"));
+  cfg["network"]["processes"] = 1;
+  Server server(cfg.dump());
+  ASSERT_TRUE(server.ready()) << server.log();
+  ASSERT_EQ(::rename(logs.c_str(), (logs + ".old").c_str()), 0);
+  const pid_t network = server.child("ringhttpd: network g1 #0");
+  ASSERT_GT(network, 0);
+  ASSERT_EQ(::kill(network, SIGKILL), 0);
+  ASSERT_TRUE(server.wait_for_log("serving without it until it opens", 10s)) << server.log();
+  auto r = http_get(server.port(), "/healthz");
+  ASSERT_TRUE(r) << server.log();
+  EXPECT_EQ(r->status, 200);
+  ASSERT_EQ(::rename((logs + ".old").c_str(), logs.c_str()), 0);
+  Client c(server.port());
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: back-again\r\n\r\n"));
+  ASSERT_TRUE(c.read_response());
+  const auto deadline = Clock::now() + 10s;
+  bool found = false;
+  while (!found && Clock::now() < deadline) {
+    for (const std::string& line : wait_lines(logs + "/access.log", 1)) {
+      found = found || line.find("back-again") != std::string::npos;
+    }
+    if (!found) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(found) << server.log();
 }
 
 // A service route of the test binary's handler `type` (`lifecycle`: GET

@@ -4,6 +4,7 @@
 #include "worker/access_log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -107,6 +108,35 @@ TEST(AccessLog, AnUnwritablePathIsAnErrorNamingTheKey) {
   AccessLog log;
   const std::string e = log.open("/nonexistent-dir/x.log", AccessLog::Format::json);
   EXPECT_NE(e.find("log.access"), std::string::npos) << e;
+}
+
+// A file that could not be opened (its directory moved away) is tried
+// again at each flush; until it opens, the lines are lost, counted, and
+// the report says the open failed.
+TEST(AccessLog, AFileThatDidNotOpenIsTriedAgainAtEachFlush) {
+  char dir[] = "/tmp/ringhttpd-alog-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string sub = std::string(dir) + "/logs";
+  const std::string path = sub + "/access.log";
+  AccessLog log;
+  EXPECT_NE(log.open(path, AccessLog::Format::combined), "");
+  log.record(entry(), 0);
+  log.flush(0, true);
+  EXPECT_EQ(log.lines_lost(), 1u);
+  EXPECT_EQ(log.loss_report(0), "log.access: " + path +
+                                    ": 1 lines lost (open: No such file or directory); the "
+                                    "requests were answered");
+  ASSERT_EQ(::mkdir(sub.c_str(), 0755), 0);
+  log.record(entry(), 0);
+  log.flush(0, true);
+  std::ifstream in(path);
+  std::string line;
+  EXPECT_TRUE(std::getline(in, line)) << "written once the file opened";
+  EXPECT_FALSE(std::getline(in, line)) << "the lost line stays lost";
+  EXPECT_EQ(log.lines_lost(), 1u);
+  ::unlink(path.c_str());
+  ::rmdir(sub.c_str());
+  ::rmdir(dir);
 }
 
 // Lines a failed write loses are counted and reported, at most once per
