@@ -161,7 +161,13 @@ bool bind_listeners(const std::vector<ListenerConfig>& configs, std::vector<List
                     const std::vector<Listener>& activated, uint32_t n_network) {
   for (size_t i = 0; i < configs.size(); ++i) {
     const ListenerConfig& cfg = configs[i];
-    const std::string key = cfg.address + ":" + std::to_string(cfg.port);
+    std::string key = cfg.address + ":" + std::to_string(cfg.port);
+    // Port 0 may be listed more than once, each binding a port of its own:
+    // the n-th such listener matches the n-th one kept, not the first.
+    const auto earlier = std::count_if(
+        configs.begin(), configs.begin() + static_cast<long>(i),
+        [&cfg](const ListenerConfig& c) { return c.address == cfg.address && c.port == cfg.port; });
+    if (earlier > 0) key.append(1, '#').append(std::to_string(earlier));
     if (find_key(keep, cfg.reuseport ? key : key + "/reuseport") != nullptr) {
       error = "listeners[" + std::to_string(i) +
               "].reuseport: cannot change while the listener serves (a socket with and one "

@@ -25,7 +25,8 @@ namespace ringhttpd::master {
 struct Listener {
   proto::UniqueFd fd;
   std::string address;  // as bound, "127.0.0.1:8080" or "[::1]:8080"
-  std::string key;      // as configured, "127.0.0.1:0": what a reload matches on
+  std::string key;      // as configured, "127.0.0.1:0" (the n-th repeat "127.0.0.1:0#n"):
+                        // what a reload matches on
   int member = -1;      // reuseport: the index in its group; -1: shared by all
 };
 

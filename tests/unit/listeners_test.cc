@@ -109,6 +109,27 @@ TEST(Listeners, AReloadKeepsEveryMemberAndAddsWhatMoreProcessesNeed) {
   }
 }
 
+// Two listeners on port 0 bind two ports; a reload keeps each its own,
+// shared or reuseport.
+TEST(Listeners, APortZeroListedTwiceKeepsBothPortsAcrossAReload) {
+  for (const bool reuseport : {false, true}) {
+    std::vector<Listener> first;
+    std::string error;
+    ASSERT_TRUE(bind_listeners({loopback(reuseport), loopback(reuseport)}, first, error, {}, {}, 1))
+        << error;
+    ASSERT_EQ(first.size(), 2u);
+    const int a = port_of(first[0].fd.get()), b = port_of(first[1].fd.get());
+    ASSERT_NE(a, b);
+    std::vector<Listener> again;
+    ASSERT_TRUE(
+        bind_listeners({loopback(reuseport), loopback(reuseport)}, again, error, first, {}, 1))
+        << error;
+    ASSERT_EQ(again.size(), 2u);
+    EXPECT_EQ(port_of(again[0].fd.get()), a) << reuseport;
+    EXPECT_EQ(port_of(again[1].fd.get()), b) << reuseport;
+  }
+}
+
 TEST(Listeners, ReuseportCannotChangeOnALiveListener) {
   std::vector<Listener> shared;
   std::string error;
