@@ -51,8 +51,9 @@ bool make_address(const ListenerConfig& cfg, sockaddr_storage& ss, socklen_t& le
 }
 
 std::string fail(size_t i, const ListenerConfig& cfg, const char* call) {
-  return "listeners[" + std::to_string(i) + "]: " + call + " " + cfg.address + ":" +
-         std::to_string(cfg.port) + ": " + std::strerror(errno);
+  const bool v6 = cfg.address.find(':') != std::string::npos;  // written [::1]:80
+  return "listeners[" + std::to_string(i) + "]: " + call + " " + (v6 ? "[" : "") + cfg.address +
+         (v6 ? "]:" : ":") + std::to_string(cfg.port) + ": " + std::strerror(errno);
 }
 
 const Listener* find_key(const std::vector<Listener>& listeners, const std::string& key) {

@@ -160,6 +160,23 @@ TEST(Listeners, AGroupOnAPortHeldWithoutReuseportFailsNamingTheListener) {
   EXPECT_EQ(error.rfind("listeners[0]: bind 127.0.0.1:", 0), 0u) << error;
 }
 
+// An IPv6 address is named as elsewhere in the log: in brackets.
+TEST(Listeners, ABindErrorNamesAnIpv6AddressInBrackets) {
+  ListenerConfig v6 = loopback(false);
+  v6.address = "::1";
+  std::vector<Listener> held;
+  std::string error;
+  if (!bind_listeners({v6}, held, error, {}, {}, 1)) GTEST_SKIP() << "no ::1 here: " << error;
+  sockaddr_in6 a{};
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::getsockname(held[0].fd.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+  v6.port = ntohs(a.sin6_port);
+  std::vector<Listener> out;
+  EXPECT_FALSE(bind_listeners({v6}, out, error, {}, {}, 1));
+  EXPECT_EQ(error.rfind("listeners[0]: bind [::1]:" + std::to_string(v6.port) + ": ", 0), 0u)
+      << error;
+}
+
 TEST(Listeners, NoProcessGetsAGroupMemberWhenThereAreNone) {
   Listener l;
   l.member = 0;
