@@ -77,7 +77,10 @@ std::string duration_of(const json& v, const char* key) {
 // Where the socket is: --socket, else admin.socket of -c FILE, else of the
 // embedded default config. Empty with a message printed when it cannot be said.
 std::string socket_path(const CtlOptions& o) {
-  if (o.socket) return *o.socket;
+  if (o.socket) {
+    if (o.socket->empty()) fail_line("--socket: an empty path names no socket");
+    return *o.socket;
+  }
   const ConfigResult r =
       o.config_path ? load_config_file(*o.config_path) : parse_config(default_config_text());
   const std::string where = o.config_path ? escape_text(*o.config_path) : "(embedded default)";

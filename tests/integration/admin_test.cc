@@ -463,6 +463,9 @@ TEST(Ctl, NoServerIsOneLineAndExitOne) {
   WorkDir dir;
   const std::string missing = dir.path() + "/run/none.sock";
   std::string out;
+  EXPECT_EQ(exit_code(run_binary({"ctl", "--socket", "", "status"}, out)), 1);
+  EXPECT_EQ(out, "ringhttpd ctl: --socket: an empty path names no socket\n");
+  out.clear();
   EXPECT_EQ(exit_code(run_binary({"ctl", "--socket", missing, "status"}, out)), 1);
   EXPECT_EQ(out, "ringhttpd ctl: cannot connect to " + missing +
                      ": No such file or directory (is the server running?)\n");
