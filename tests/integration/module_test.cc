@@ -6,6 +6,7 @@
 // swaps the shared object under load without a failed request.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -240,11 +241,25 @@ TEST(Module, CheckLoadsTheModuleAndNamesTheKey) {
       EXPECT_NE(out.find(c.expected), std::string::npos) << out;
     }
   }
+  // A FIFO (or a directory) is refused at once: dlopen would wait forever.
+  WorkDir dir;
+  const std::string fifo = dir.path() + "/fifo.so";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, dir.path()}) {
+    TempFile file(config(path));
+    std::string out;
+    const int status = run_binary({"check", "-c", file.path()}, out);
+    ASSERT_TRUE(WIFEXITED(status)) << out;
+    EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+    EXPECT_NE(out.find("services[0].path: module " + path + ": cannot load: not a regular file"),
+              std::string::npos)
+        << out;
+  }
 }
 
 // `check --init` runs each module's init (in a child process) with its
 // config: a config the module refuses is found before a start or a reload.
-// A plain check does not run module code.
+// A plain check runs no init.
 TEST(Module, CheckInitRunsTheModulesInitAndNamesTheKey) {
   struct Case {
     std::string path;

@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -235,6 +236,12 @@ void ModuleHandler::LibraryCloser::operator()(void* library) const {
 const ringhttpd_module* ModuleHandler::open(const std::string& path, const std::string& label,
                                             std::unique_ptr<void, LibraryCloser>& library,
                                             std::string& error) {
+  // dlopen would wait forever on a FIFO (and read a device): a module is a file.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    error = cat(label, ": cannot load: not a regular file");
+    return nullptr;
+  }
   ::dlerror();
   library.reset(::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL));
   if (!library) {
