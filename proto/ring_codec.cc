@@ -228,11 +228,15 @@ size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOr
   return finish(in, body_length);
 }
 
+size_t response_head_bytes(const std::vector<Header>& headers) {
+  return headers_fit(headers) ? 16 + headers_bytes(headers) : SIZE_MAX;
+}
+
 bool encode_response_head(int status, const std::vector<Header>& headers, uint64_t body_length,
                           std::string& out) {
   const bool fits =
       status >= 0 && status <= std::numeric_limits<uint16_t>::max() && headers_fit(headers);
-  if (fits) out.reserve(out.size() + 16 + headers_bytes(headers));
+  if (fits) out.reserve(out.size() + response_head_bytes(headers));
   put<uint16_t>(out, fits ? static_cast<uint16_t>(status) : 0);
   put<uint16_t>(out, fits ? 0 : kUnrepresentable);
   put<uint32_t>(out, fits ? static_cast<uint32_t>(headers.size()) : 0);

@@ -189,6 +189,9 @@ size_t decode_request_head(std::string_view payload, HttpRequest& req, RequestOr
 // field set: refused, where a narrowed status could have read as a valid one).
 bool encode_response_head(int status, const std::vector<Header>& headers, uint64_t body_length,
                           std::string& out);
+// The bytes encode_response_head appends for `headers`, or SIZE_MAX when
+// they cannot be encoded at all.
+size_t response_head_bytes(const std::vector<Header>& headers);
 // As decode_request_head; a status outside 100..599 is malformed.
 size_t decode_response_head(std::string_view payload, int& status, std::vector<Header>& headers,
                             uint64_t& body_length);

@@ -78,6 +78,11 @@ class Exchange {
   // kUnknownBodyLength (the client then gets it chunked, or close-delimited
   // for HTTP/1.0). Framing headers are the network process's.
   virtual void start(int status, std::vector<proto::Header> headers, uint64_t length) = 0;
+  // Whether start() can carry these headers (the ring's largest record);
+  // start() answers 500 itself when not, the handler's mistake. A handler
+  // whose headers come from elsewhere (an upstream's) asks first, to give
+  // the fault to whom it belongs (502).
+  virtual bool head_fits(const std::vector<proto::Header>& /*headers*/) const { return true; }
   // Appends body bytes. False when a window's worth is still on its way to
   // the client: the bytes are kept, but write more only after the listener
   // runs with writable() true.

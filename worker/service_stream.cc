@@ -112,13 +112,16 @@ void Stream::start(int status, std::vector<proto::Header> headers, uint64_t leng
                     .c_str());
   }
   head_record_.clear();
-  if (!proto::encode_response_head(status, headers, length, head_record_) ||
-      head_record_.size() >= owner_.channel(network_).max_head()) {
+  if (!head_fits(headers) || !proto::encode_response_head(status, headers, length, head_record_)) {
     return fail("response headers larger than the ring can carry");
   }
   out_state_ = Out::started;
   out_length_ = length;
   owner_.mark_dirty(*this);
+}
+
+bool Stream::head_fits(const std::vector<proto::Header>& headers) const {
+  return proto::response_head_bytes(headers) < owner_.channel(network_).max_head();
 }
 
 bool Stream::write(std::string_view piece) {

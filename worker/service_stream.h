@@ -44,6 +44,7 @@ class Stream : public Exchange, public std::enable_shared_from_this<Stream> {
   void consume(size_t n) override;
   bool body_complete() const override { return in_done_; }
   void start(int status, std::vector<proto::Header> headers, uint64_t length) override;
+  bool head_fits(const std::vector<proto::Header>& headers) const override;
   bool write(std::string_view piece) override;
   bool writable() const override;
   void finish() override;

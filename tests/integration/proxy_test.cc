@@ -62,6 +62,13 @@ std::string ok(std::string_view body, std::string_view extra = {}) {
          std::string(extra) + "\r\n" + std::string(body);
 }
 
+// The answer for a path, as several upstreams below give it: the
+// path itself, so each client can check it got its own.
+std::string path_of(const UpRequest& r) {
+  const size_t sp = r.line().find(' ');
+  return r.line().substr(sp + 1, r.line().rfind(' ') - sp - 1);
+}
+
 // An upstream of the test's own (a LoopbackListener): each connection's
 // requests are read one by one and given to the Behavior.
 class Upstream {
@@ -864,6 +871,49 @@ TEST(Proxy, AResponseHeadPast64KiBIs502) {
   EXPECT_EQ(fine->body, "fine");
 }
 
+// A head that fits the upstream's 64 KiB but not the ring as encoded (many
+// short fields, at the smallest ring_bytes) is the upstream's fault: 502,
+// not the 500 of a handler's mistake; so are an HTTP/1.0 response with
+// Transfer-Encoding (RFC 9112 6.1: faulty framing, whatever follows it)
+// and a Content-Length past 2^63 - 1, whatever the client's framing.
+TEST(Proxy, HeadsTheRingCannotCarryOrWithFaultyFramingAre502) {
+  Upstream up([](const UpRequest& r, int fd) {
+    const std::string p = path_of(r);
+    if (p == "/many") {
+      std::string head = "HTTP/1.1 200 OK\r\n";
+      for (int i = 0; i < 12000; ++i) head += "a:\r\n";  // 48 KB here, twice that encoded
+      return send_all(fd, head + "Content-Length: 2\r\n\r\nok");
+    }
+    if (p == "/te10") {
+      return send_all(fd,
+                      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: "
+                      "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    }
+    if (p == "/huge") {
+      return send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\nok");
+    }
+    return send_all(fd, ok("fine"));
+  });
+  Server server(config({up.address()}, 1, {{"ring_bytes", 131072}}));
+  ASSERT_TRUE(server.ready()) << server.log();
+  for (const char* target : {"/many", "/te10", "/huge"}) {
+    for (const char* connection : {"keep-alive", "close"}) {
+      Client c(server.port());
+      ASSERT_TRUE(c.send(std::string("GET ") + target +
+                         " HTTP/1.1\r\nHost: t\r\nConnection: " + connection + "\r\n\r\n"));
+      auto r = c.read_response(5s);
+      ASSERT_TRUE(r) << target << server.log();
+      EXPECT_EQ(r->status, 502) << target << " " << connection;
+    }
+  }
+  EXPECT_TRUE(server.wait_for_log("response head too large for the ring", 5s)) << server.log();
+  EXPECT_TRUE(server.wait_for_log("Transfer-Encoding in an HTTP/1.0 response", 5s));
+  EXPECT_TRUE(server.wait_for_log("Content-Length out of range", 5s));
+  auto fine = http_get(server.port(), "/fine");
+  ASSERT_TRUE(fine) << server.log();
+  EXPECT_EQ(fine->status, 200);
+}
+
 // A bare CR in an upstream's status line (llhttp's default, non-strict
 // build takes any byte after the CR) would end the head there and pass its header lines on as body:
 // 502, also when it is the final head after an interim one in the same
@@ -966,13 +1016,6 @@ json pipelined(json extra = json::object()) {
 bool warm_up(const Server& server) {
   const auto r = http_get(server.port(), "/warm");
   return r && r->status == 200;
-}
-
-// The answer for a path, as the pipelining upstreams below give it: the
-// path itself, so each client can check it got its own.
-std::string path_of(const UpRequest& r) {
-  const size_t sp = r.line().find(' ');
-  return r.line().substr(sp + 1, r.line().rfind(' ') - sp - 1);
 }
 
 // `n` clients each send one request at once; their answers, in client order.

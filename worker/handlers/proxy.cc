@@ -145,9 +145,9 @@ struct Job {
   uint64_t head_bytes = 0;  // bytes read before the final head ended (kMaxResponseHeadBytes)
   std::vector<proto::Header> headers;
   bool in_value = false;
-  bool got_any = false;     // a response byte arrived
-  bool bad_coding = false;  // the head had a transfer coding not ours (only_chunked)
-  bool started = false;     // the response began toward the client
+  bool got_any = false;       // a response byte arrived
+  const char* bad = nullptr;  // why the head was refused, if not "malformed response"
+  bool started = false;       // the response began toward the client
   bool complete = false;
   bool paused = false;  // the client side is full: reading waits
   bool done = false;
@@ -204,7 +204,19 @@ int on_headers_complete(llhttp_t* p) {
     return 0;
   }
   if (!only_chunked(j->headers)) {
-    j->bad_coding = true;
+    j->bad = "unknown transfer coding";
+    return -1;
+  }
+  // An HTTP/1.0 message with Transfer-Encoding has faulty framing (RFC 9112
+  // 6.1): the 1.0 recipient it was written for would read it otherwise.
+  if (p->http_major == 1 && p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING)) {
+    j->bad = "Transfer-Encoding in an HTTP/1.0 response";
+    return -1;
+  }
+  // A length no file can have (RFC 9110 8.6 leaves the bound to us; nginx's
+  // is 2^63 - 1, off_t's): refused whatever the client's framing would be.
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > uint64_t{INT64_MAX}) {
+    j->bad = "Content-Length out of range";
     return -1;
   }
   std::vector<proto::Header> kept;
@@ -212,6 +224,12 @@ int on_headers_complete(llhttp_t* p) {
   for (proto::Header& h : j->headers) {
     if (hop_by_hop(h.name) || listed_in_connection(j->headers, h.name)) continue;
     kept.push_back(std::move(h));
+  }
+  // The head as the ring carries it may not fit where the upstream's text
+  // did (many short fields cost more encoded): the upstream's fault, 502.
+  if (!j->x->head_fits(kept)) {
+    j->bad = "response head too large for the ring (services[i].ring_bytes)";
+    return -1;
   }
   const bool length = (p->flags & F_CONTENT_LENGTH) != 0;
   const bool no_body = p->status_code == 204 || p->status_code == 304;
@@ -274,7 +292,7 @@ Fed feed(Job& job, std::string_view bytes) {
   if (!job.chunked_down) {
     const llhttp_errno_t e = llhttp_execute(&job.parser, bytes.data(), bytes.size());
     if (!job.complete && !(e == HPE_PAUSED && job.chunked_down)) {
-      if (e != HPE_OK) r.why = job.bad_coding ? "unknown transfer coding" : "malformed response";
+      if (e != HPE_OK) r.why = job.bad != nullptr ? job.bad : "malformed response";
       r.used = bytes.size();
       return r;
     }
