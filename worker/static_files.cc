@@ -11,7 +11,6 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -130,30 +129,65 @@ std::string entity_tag(const struct stat& st) {
   return tag;
 }
 
+namespace {
+
+// 1*DIGIT, saturating at UINT64_MAX (a position past any file is still a
+// position: first-pos past the end is 416, not a malformed range).
+bool range_number(std::string_view s, uint64_t& v) {
+  if (s.empty()) return false;
+  v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+  }
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
 RangeAnswer parse_range(std::string_view header, uint64_t size, ByteRange& range) {
+  // The unit is compared case-insensitively (RFC 9110 14.1).
   constexpr std::string_view kUnit = "bytes=";
-  if (!header.starts_with(kUnit)) return RangeAnswer::whole;
-  std::string_view spec = header.substr(kUnit.size());
-  if (spec.find(',') != std::string_view::npos) return RangeAnswer::whole;  // several: ignored
+  if (header.size() < kUnit.size() || !proto::iequals(header.substr(0, kUnit.size()), kUnit)) {
+    return RangeAnswer::whole;
+  }
+  // A list (RFC 9110 5.6.1): empty elements are skipped; more than one
+  // range is answered whole (several would need multipart, not built).
+  std::string_view spec;
+  int ranges = 0;
+  std::string_view list = header.substr(kUnit.size());
+  while (true) {
+    const size_t comma = list.find(',');
+    const std::string_view e = trim_ows(list.substr(0, comma));
+    if (!e.empty()) {
+      spec = e;
+      ++ranges;
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  if (ranges != 1) return RangeAnswer::whole;
   const size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return RangeAnswer::whole;
   const std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
-  auto number = [](std::string_view s, uint64_t& v) {
-    if (s.empty()) return false;
-    const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-  };
   uint64_t first = 0, last = 0;
   if (a.empty()) {  // suffix: the last N bytes
-    if (!number(b, last)) return RangeAnswer::whole;
+    if (!range_number(b, last)) return RangeAnswer::whole;
     if (last == 0 || size == 0) return RangeAnswer::unsatisfiable;
     range = {size - std::min(last, size), size - 1};
     return RangeAnswer::partial;
   }
-  if (!number(a, first)) return RangeAnswer::whole;
+  if (!range_number(a, first)) return RangeAnswer::whole;
   if (b.empty()) {
     last = size == 0 ? 0 : size - 1;
-  } else if (!number(b, last) || last < first) {
+  } else if (!range_number(b, last) || last < first) {
     return RangeAnswer::whole;  // invalid: ignored (RFC 9110 14.2)
   }
   if (first >= size) return RangeAnswer::unsatisfiable;
@@ -222,6 +256,13 @@ bool modified_since(std::string_view date, std::string_view last_modified) {
   return since && modified && *modified > *since;
 }
 
+// The same second, whichever HTTP-date form each is written in.
+bool same_date(std::string_view a, std::string_view b) {
+  const std::optional<int64_t> x = proto::parse_http_date(a);
+  const std::optional<int64_t> y = proto::parse_http_date(b);
+  return x && y && *x == *y;
+}
+
 }  // namespace
 
 Conditions conditions_of(const proto::RequestHead& req) {
@@ -244,13 +285,14 @@ Precondition evaluate_preconditions(const Conditions& c, std::string_view etag,
     return Precondition::failed;
   }
   // Steps 3 and 4 (for GET and HEAD, the only methods a static route
-  // answers): the client's copy is current. If-Modified-Since is compared
-  // as the text this server sent (nginx's "if_modified_since exact").
+  // answers): the client's copy is current. If-Modified-Since must name
+  // the very second of Last-Modified (nginx's "if_modified_since exact"),
+  // in any of the three HTTP-date forms (RFC 9110 5.6.7).
   if (!c.if_none_match.empty()) {
     return tag_listed(c.if_none_match, etag, TagComparison::weak) ? Precondition::not_modified
                                                                   : Precondition::proceed;
   }
-  if (!c.if_modified_since.empty() && c.if_modified_since == last_modified) {
+  if (!c.if_modified_since.empty() && same_date(c.if_modified_since, last_modified)) {
     return Precondition::not_modified;
   }
   return Precondition::proceed;

@@ -87,6 +87,26 @@ TEST(StaticRange, OneRangeOrTheWhole) {
   EXPECT_EQ(parse_range("", 100, r), RangeAnswer::whole);
 }
 
+// The unit in any case (RFC 9110 14.1), empty list elements and spaces
+// around them skipped (5.6.1), and positions past 2^64 still positions.
+TEST(StaticRange, TheSyntaxARecipientMustAccept) {
+  ByteRange r;
+  EXPECT_EQ(parse_range("Bytes=1-2", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 1u);
+  EXPECT_EQ(parse_range("BYTES=, 3-4 ,", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 3u);
+  EXPECT_EQ(r.last, 4u);
+  EXPECT_EQ(parse_range("bytes=,", 100, r), RangeAnswer::whole);
+  EXPECT_EQ(parse_range("bytes=1-2, 4-5", 100, r), RangeAnswer::whole);  // two: whole
+  EXPECT_EQ(parse_range("bytes=99999999999999999999999-", 100, r), RangeAnswer::unsatisfiable);
+  EXPECT_EQ(parse_range("bytes=10-99999999999999999999999", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.last, 99u);
+  EXPECT_EQ(parse_range("bytes=-99999999999999999999999", 100, r), RangeAnswer::partial);
+  EXPECT_EQ(r.first, 0u);
+  EXPECT_EQ(parse_range("bytes=+1-2", 100, r), RangeAnswer::whole);
+  EXPECT_EQ(parse_range("bytes =1-2", 100, r), RangeAnswer::whole);
+}
+
 TEST(StaticOpen, ASymlinkOutOfTheRootDoesNotResolve) {
   char tmpl[] = "/tmp/ringhttpd-static-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
@@ -294,6 +314,17 @@ TEST(StaticConditions, IfNoneMatchOnAnyLineIsNotModified) {
   EXPECT_EQ(evaluate({{"If-Modified-Since", kModified}}), Precondition::not_modified);
   EXPECT_EQ(evaluate({{"If-Modified-Since", "Mon, 01 Jan 1990 00:00:00 GMT"}}),
             Precondition::proceed);
+}
+
+// If-Modified-Since names the very second of Last-Modified (nginx's
+// "exact"), in any of the three HTTP-date forms a recipient must read.
+TEST(StaticConditions, IfModifiedSinceInAnyDateFormIsTheSameSecond) {
+  EXPECT_EQ(evaluate({{"If-Modified-Since", "Sunday, 06-Nov-94 08:49:37 GMT"}}),
+            Precondition::not_modified);
+  EXPECT_EQ(evaluate({{"If-Modified-Since", "Sun Nov  6 08:49:37 1994"}}),
+            Precondition::not_modified);
+  EXPECT_EQ(evaluate({{"If-Modified-Since", "Sun Nov  6 08:49:38 1994"}}), Precondition::proceed);
+  EXPECT_EQ(evaluate({{"If-Modified-Since", "not a date"}}), Precondition::proceed);
 }
 
 // 13.2.2: a failed If-Match is 412 even when If-None-Match would be a 304.
