@@ -47,6 +47,7 @@
 #include "proto/ring_codec.h"
 #include "worker/handler.h"
 #include "worker/ring_channel.h"
+#include "worker/router.h"
 
 namespace ringhttpd::master {
 namespace {
@@ -1036,6 +1037,22 @@ void read_route(const json& v, std::string_view path, const ServiceIndex& servic
   read_route_target(v, path, services, r, errors);
 }
 
+// Routes are tried in order (worker/router.h): `first` takes every request
+// `later` would match when its methods, host and path prefix each cover
+// the later one's. `later` is then dead configuration, as a repeated
+// location is for nginx.
+bool shadows(const worker::RouteSettings& first, const worker::RouteSettings& later) {
+  const bool methods =
+      first.methods.empty() ||
+      (!later.methods.empty() &&
+       std::all_of(later.methods.begin(), later.methods.end(), [&first](const std::string& m) {
+         return std::find(first.methods.begin(), first.methods.end(), m) != first.methods.end();
+       }));
+  const bool host =
+      first.host.empty() || (!later.host.empty() && proto::iequals(first.host, later.host));
+  return methods && host && worker::Router::path_matches(first.path, later.path);
+}
+
 // Absent "routes" means an empty route table: every request then gets 404.
 // (The embedded default config has routes, so this only happens on purpose.)
 void read_routes(const json& v, Config* c, Errors* errors) {
@@ -1045,8 +1062,20 @@ void read_routes(const json& v, Config* c, Errors* errors) {
   }
   ServiceIndex services = index_services(c->services);
   c->routes.resize(v.size());
+  const size_t errors_before = errors->size();
   for (size_t i = 0; i < v.size(); ++i) {
     read_route(v[i], index_path("routes", i), services, &c->routes[i], errors);
+  }
+  if (errors->size() != errors_before) return;  // routes read wrong are no base to judge
+  for (size_t j = 0; j < c->routes.size(); ++j) {
+    for (size_t i = 0; i < j; ++i) {
+      if (!shadows(c->routes[i], c->routes[j])) continue;
+      fail(errors, index_path("routes", j),
+           "never used: " + index_path("routes", i) + " (path \"" + c->routes[i].path +
+               "\") comes first and takes every request it would; routes are tried in order, "
+               "so put the longer path first");
+      break;
+    }
   }
 }
 

@@ -334,8 +334,8 @@ TEST(AccessLogStderr, AReaderThatStopsReadingCostsLinesNotRequests) {
   EXPECT_TRUE(failed);
   server.resume_output();
   EXPECT_EQ(server.stop(SIGTERM, 10s), 0);
-  EXPECT_NE(server.log().find("earlier log lines of this process lost: stderr was not read"),
-            std::string::npos)
+  EXPECT_TRUE(
+      server.wait_for_log("earlier log lines of this process lost: stderr was not read", 5s))
       << server.log().substr(0, 2000);
 }
 

@@ -104,7 +104,8 @@ TEST(Config, EmptyObjectTakesAllDefaults) {
 
 TEST(Config, NestedObjectsTakeDefaultsForAbsentKeys) {
   Config c = valid(R"({"listeners": [{}], "network": {}, "admin": {}, "log": {},
-                       "services": [{"name": "s"}], "routes": [{"service": "s"}, {"respond": {}}]})");
+                       "services": [{"name": "s"}],
+                       "routes": [{"host": "r.test", "respond": {}}, {"service": "s"}]})");
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0].address, "127.0.0.1");
   EXPECT_EQ(c.listeners[0].port, 8080);
@@ -114,12 +115,52 @@ TEST(Config, NestedObjectsTakeDefaultsForAbsentKeys) {
   EXPECT_EQ(c.services[0].ring_bytes, 1048576u);
   EXPECT_EQ(c.services[0].timeout_ms, 5000u);
   ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].kind, RouteSettings::Kind::respond);
   EXPECT_EQ(c.routes[0].path, "/");
-  EXPECT_EQ(c.routes[0].service_index, 0);
-  EXPECT_EQ(c.routes[1].kind, RouteSettings::Kind::respond);
-  EXPECT_EQ(c.routes[1].respond.status, 200);
-  EXPECT_EQ(c.routes[1].respond.body, "");
-  EXPECT_EQ(c.routes[1].respond.content_type, "text/plain");
+  EXPECT_EQ(c.routes[0].respond.status, 200);
+  EXPECT_EQ(c.routes[0].respond.body, "");
+  EXPECT_EQ(c.routes[0].respond.content_type, "text/plain");
+  EXPECT_EQ(c.routes[1].path, "/");
+  EXPECT_EQ(c.routes[1].service_index, 0);
+}
+
+// Routes are tried in order: one that an earlier route takes every request
+// of (its methods, host and path prefix each covered) is never used, an
+// error naming both, as nginx refuses a repeated location.
+TEST(Config, ARouteAnEarlierOneCoversIsAnError) {
+  const auto shadowed = [](std::string_view routes) {
+    return errors_of(std::string(R"({"services": [{"name": "s"}], "routes": )") +
+                     std::string(routes) + "}");
+  };
+  EXPECT_EQ(shadowed(R"([{"path": "/", "service": "s"}, {"path": "/healthz", "respond": {}}])"),
+            Errors{"routes[1]: never used: routes[0] (path \"/\") comes first and takes every "
+                   "request it would; routes are tried in order, so put the longer path first"});
+  EXPECT_EQ(shadowed(R"([{"path": "/a", "respond": {}}, {"path": "/a", "service": "s"}])").size(),
+            1u);
+  EXPECT_EQ(shadowed(R"([{"path": "/a", "respond": {}}, {"path": "/a/b", "service": "s"}])").size(),
+            1u);
+  EXPECT_EQ(shadowed(R"([{"path": "/a", "methods": ["GET", "HEAD"], "respond": {}},
+                         {"path": "/a", "methods": ["HEAD"], "service": "s"}])")
+                .size(),
+            1u);
+  EXPECT_EQ(shadowed(R"([{"path": "/a", "respond": {}},
+                         {"path": "/a", "host": "x.test", "service": "s"}])")
+                .size(),
+            1u);
+  // Not covered: a longer path first, other methods, a host the later one
+  // does not name, a prefix that is not at a segment boundary.
+  EXPECT_EQ(shadowed(R"([{"path": "/healthz", "respond": {}}, {"path": "/", "service": "s"}])"),
+            Errors{});
+  EXPECT_EQ(shadowed(R"([{"path": "/a", "methods": ["GET"], "respond": {}},
+                         {"path": "/a", "service": "s"}])"),
+            Errors{});
+  EXPECT_EQ(shadowed(R"([{"path": "/a", "host": "x.test", "respond": {}},
+                         {"path": "/a", "service": "s"}])"),
+            Errors{});
+  EXPECT_EQ(shadowed(R"([{"path": "/a/", "respond": {}}, {"path": "/a", "service": "s"}])"),
+            Errors{});
+  EXPECT_EQ(shadowed(R"([{"path": "/ab", "respond": {}}, {"path": "/a", "service": "s"}])"),
+            Errors{});
 }
 
 TEST(Config, ExplicitValuesAreStored) {
