@@ -703,7 +703,8 @@ TEST(Proxy, AHeadAnsweredChunkedGetsNoContentLength) {
 
 // Repeated field lines are one list (RFC 9110 5.3): every X-Forwarded-For
 // and Forwarded line the client sent is kept, in order, before this hop's
-// own entry.
+// own entry; empty X-Forwarded-For elements (",,", a line "" or ",") are
+// dropped.
 TEST(Proxy, EveryXForwardedForAndForwardedLineIsKept) {
   Upstream up([](const UpRequest&, int fd) { return send_all(fd, ok("x")); });
   Server server(config({up.address()}));
@@ -711,8 +712,8 @@ TEST(Proxy, EveryXForwardedForAndForwardedLineIsKept) {
   Client c(server.port());
   ASSERT_TRUE(
       c.send("GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 9.9.9.9\r\n"
-             "Forwarded: for=1.1.1.1\r\nX-Forwarded-For: 8.8.8.8, 7.7.7.7\r\n"
-             "Forwarded: for=2.2.2.2\r\n\r\n"));
+             "Forwarded: for=1.1.1.1\r\nX-Forwarded-For: 8.8.8.8,, 7.7.7.7 \r\n"
+             "X-Forwarded-For:\r\nX-Forwarded-For: ,\r\nForwarded: for=2.2.2.2\r\n\r\n"));
   auto r = c.read_response();
   ASSERT_TRUE(r) << server.log();
   EXPECT_EQ(r->status, 200);

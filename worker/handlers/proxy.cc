@@ -38,21 +38,6 @@ constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 // Times a pipelined request may be sent again (proxy's resend()).
 constexpr size_t kMaxResends = 2;
 
-// The elements of a comma-separated list field (RFC 9110 5.6.1), trimmed;
-// empty elements skipped. Calls `each` until it returns false.
-template <typename F>
-void for_each_element(std::string_view v, F each) {
-  while (!v.empty()) {
-    const size_t comma = v.find(',');
-    std::string_view e = v.substr(0, comma);
-    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
-    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
-    if (!e.empty() && !each(e)) return;
-    if (comma == std::string_view::npos) return;
-    v.remove_prefix(comma + 1);
-  }
-}
-
 // A response's Transfer-Encoding (all its lines, one list: RFC 9110 5.3)
 // is absent or exactly "chunked": the only coding this proxy decodes. Any
 // other (gzip, a parameter, chunked twice) would reach the client still

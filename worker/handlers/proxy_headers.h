@@ -146,6 +146,21 @@ inline void append_forwarded_node(std::string& o, std::string_view client) {
   }
 }
 
+// The elements of a comma-separated list field (RFC 9110 5.6.1), trimmed;
+// empty elements skipped. Calls `each` until it returns false.
+template <typename F>
+inline void for_each_element(std::string_view v, F each) {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view e = v.substr(0, comma);
+    while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+    while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+    if (!e.empty() && !each(e)) return;
+    if (comma == std::string_view::npos) return;
+    v.remove_prefix(comma + 1);
+  }
+}
+
 // The lines of this hop (the table above), each ending in CRLF. `client`:
 // the client's address as text ("" when not known).
 inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
@@ -160,8 +175,17 @@ inline void append_forwarding(std::string& o, const proto::HttpRequest& req,
       o += ", ";
     }
   };
+  // X-Forwarded-For's elements one by one: empty ones (a line "" or ",")
+  // are dropped, not passed on as ", , ".
   o += "X-Forwarded-For: ";
-  client_list("X-Forwarded-For", [](std::string_view) { return true; });
+  for (const proto::Header& h : req.headers) {
+    if (!proto::iequals(h.name, "X-Forwarded-For")) continue;
+    for_each_element(h.value, [&o](std::string_view e) {
+      o += e;
+      o += ", ";
+      return true;
+    });
+  }
   o += client.empty() ? "unknown" : client;
   o += "\r\nX-Forwarded-Proto: http\r\n";
   if (!host.empty()) {
