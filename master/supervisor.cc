@@ -1227,8 +1227,12 @@ Supervisor::Wait Supervisor::wait_exit(shm::ProcessRole role, int timeout_ms, bo
     signalfd_siginfo info{};
     bool again = false;
     while (::read(signal_fd_.get(), &info, sizeof info) == sizeof info) {
-      again = again || info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM ||
-              info.ssi_signo == SIGQUIT;
+      const int sig = static_cast<int>(info.ssi_signo);
+      if (sig == SIGINT || sig == SIGTERM || sig == SIGQUIT) {
+        again = true;
+      } else if (sig == SIGHUP || sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGWINCH) {
+        log_info(std::string("SIG") + sigabbrev_np(sig) + " during a stop: ignored");
+      }
     }
     if (again && can_hurry) return Wait::hurry;
   }

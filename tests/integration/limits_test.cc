@@ -313,6 +313,8 @@ TEST(Limits, ASecondSignalHurriesAGracefulStop) {
   ASSERT_TRUE(c.read_response());  // the echo is now stuck in the stopped service
   ::kill(server.pid(), SIGTERM);
   ASSERT_TRUE(server.wait_for_log("stopping (graceful)", 5s));
+  ::kill(server.pid(), SIGHUP);  // no reload now: said, not acted on
+  EXPECT_TRUE(server.wait_for_log("SIGHUP during a stop: ignored", 5s)) << server.log();
   ::kill(server.pid(), SIGINT);
   const int status = server.stop(0, 5s);  // well before the 10 s drain
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << server.log();
