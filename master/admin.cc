@@ -247,6 +247,12 @@ void AdminServer::accept_all(int64_t now_ms) {
                                     std::to_string(kMaxAdminClients) + " at once); try again"));
       continue;
     }
+    if (hooks_.room_for_client && !hooks_.room_for_client()) {
+      send_parting_line(fd.get(), admin_error("too many admin clients for the server's open-file "
+                                              "limit (RLIMIT_NOFILE: the rest is kept for "
+                                              "respawns and reloads); try again"));
+      continue;
+    }
     auto c = std::make_unique<Client>();
     c->fd = std::move(fd);
     c->pid = cred.pid;

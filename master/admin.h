@@ -50,6 +50,10 @@ struct AdminHooks {
   // reload_finished() with that number or a later one), or nullopt with
   // `error` set when no reload can be made now.
   std::function<std::optional<uint64_t>(std::string& error)> reload;
+  // Whether the supervisor's descriptors leave room for one more client
+  // (counted with it) beside what a respawn and a reload need: clients that
+  // hold their connections must not take those (unset: room).
+  std::function<bool()> room_for_client;
 };
 
 class AdminServer {

@@ -11,6 +11,7 @@
 
 #include "master/admin.h"
 #include "master/config_json.h"
+#include "master/fd_limit.h"
 #include "master/supervisor.h"
 #include "worker/event_loop.h"
 #include "worker/log.h"
@@ -84,6 +85,16 @@ bool Supervisor::open_admin(std::string& error) {
     }
     worker::log_info("reload requested on the admin socket");
     return request_reload();
+  };
+  hooks.room_for_client = [this] {
+    // A respawn's socketpair and a config file's descriptor; and, while
+    // one generation runs, a reload's new one the size of the serving one
+    // (beside draining generations a reload is refused anyway, and says
+    // why to a client that can still connect).
+    constexpr uint64_t kRespawnAndConfig = 3;
+    const uint64_t processes = current_ != nullptr ? current_->children.size() : 0;
+    const uint64_t reload = generations_.size() <= 1 ? generation_fds(processes) : 0;
+    return open_fd_count() + kRespawnAndConfig + reload <= fd_soft_limit();
   };
   admin_ = AdminServer::open(config_.admin, std::move(hooks), error);
   if (!admin_) return false;

@@ -322,6 +322,48 @@ TEST(AdminProtocol, StuckClientsDoNotDelayARespawn) {
   EXPECT_EQ(r->status, 200);
 }
 
+// Under a tight open-file limit the admin clients get only what a respawn
+// and a reload leave them: clients that hold their connections cannot take
+// the descriptors a replacement's socketpair and a reload need.
+TEST(AdminProtocol, UnderATightFileLimitClientsLeaveRoomForARespawnAndAReload) {
+  WorkDir dir;
+  const std::string sock = dir.path() + "/run/admin.sock";
+  json cfg = json::parse(config(sock, 1));
+  cfg["network"]["processes"] = 1;
+  cfg["network"]["max_connections"] = 10;
+  Launch tight;  // the plan for this config: 10 + 1 + 2 x 2 + 64 = 79
+  tight.wrapper = {"/usr/bin/prlimit", "--nofile=80:80"};
+  Server server(cfg.dump(), Binary::shipped, tight);
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::vector<std::unique_ptr<AdminClient>> clients;
+  int answered = 0, refused = 0;
+  for (int i = 0; i < 64; ++i) {
+    clients.push_back(std::make_unique<AdminClient>(sock));
+    ASSERT_TRUE(clients.back()->connected()) << i;
+    // A refused client may be closed (its reason written) before it asks:
+    // the send then fails, and the reason is still there to read.
+    clients.back()->send("{\"command\":\"status\"}\n");
+    const auto l = clients.back()->line(5s);
+    ASSERT_TRUE(l) << i << server.log();
+    const json a = json::parse(*l);
+    if (a["ok"] == true) {
+      ++answered;
+    } else {
+      EXPECT_NE(a["error"].get<std::string>().find("open-file limit"), std::string::npos) << a;
+      ++refused;
+    }
+  }
+  EXPECT_GT(answered, 0);
+  EXPECT_GT(refused, 0);
+  const pid_t victim = server.child("ringhttpd: service app g1 #0");
+  ASSERT_GT(victim, 0);
+  ::kill(victim, SIGKILL);
+  ASSERT_TRUE(server.wait_for_log("replaced; serving", 5s)) << server.log();
+  ::kill(server.pid(), SIGHUP);
+  EXPECT_TRUE(server.wait_for_log("reload: generation 2 serving", 10s)) << server.log();
+  EXPECT_EQ(server.log().find("Too many open files"), std::string::npos) << server.log();
+}
+
 TEST(Ctl, StatusPrintsATable) {
   WorkDir dir;
   const std::string sock = dir.path() + "/run/admin.sock";

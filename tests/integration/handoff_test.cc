@@ -333,7 +333,7 @@ TEST(Reload, AReloadBesideADrainingGenerationIsRefusedWhenTheFilesDoNotFit) {
       out.find("open files (RLIMIT_NOFILE) in use with 2 generations running, and another of 32 "
                "processes needs 72 more"),
       std::string::npos)
-      << out;
+      << out << server.log();
   EXPECT_EQ(server.log().find("Too many open files"), std::string::npos) << server.log();
   auto r = http_get(server.port(), "/bytes?n=3");
   ASSERT_TRUE(r) << server.log();
